@@ -1,0 +1,106 @@
+using System.Runtime.InteropServices;
+
+namespace Crisp.Linux;
+
+/// <summary>open/openat/close/read/write/pread/pwrite/lseek. Reads and writes return what the kernel
+/// did (possibly short); the *Exactly helpers loop.</summary>
+public static unsafe partial class FileIo
+{
+    public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_ACCMODE = 3, O_CREAT = 0x40, O_EXCL = 0x80,
+        O_NOCTTY = 0x100, O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DSYNC = 0x1000,
+        O_ASYNC = 0x2000, O_DIRECT = 0x4000, O_LARGEFILE = 0x8000, O_DIRECTORY = 0x10000,
+        O_NOFOLLOW = 0x20000, O_NOATIME = 0x40000, O_CLOEXEC = 0x80000, O_SYNC = 0x101000,
+        O_PATH = 0x200000, O_TMPFILE = 0x410000;
+
+    public const int AT_FDCWD = -100;
+    public const int SEEK_SET = 0, SEEK_CUR = 1, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int openat(int dirfd, string path, int flags, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static partial nint read(int fd, byte* buf, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static partial nint write(int fd, byte* buf, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "pread64", SetLastError = true)]
+    private static partial nint pread(int fd, byte* buf, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "pwrite64", SetLastError = true)]
+    private static partial nint pwrite(int fd, byte* buf, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "lseek64", SetLastError = true)]
+    private static partial long lseek(int fd, long offset, int whence);
+
+    public static UnixFd Open(string path, int flags, uint mode = 0)
+        => new(SyscallException.Check(open(path, flags | O_CLOEXEC, mode), $"open({path})"));
+
+    public static UnixFd OpenAt(int dirFd, string path, int flags, uint mode = 0)
+        => new(SyscallException.Check(openat(dirFd, path, flags | O_CLOEXEC, mode), $"openat({path})"));
+
+    /// <summary>close(2) without throwing; for SafeHandle release. Returns 0 or -1.</summary>
+    internal static int CloseRaw(int fd) => close(fd);
+
+    public static void Close(int fd) => SyscallException.Check(close(fd), "close");
+
+    public static int Read(int fd, Span<byte> buffer)
+    {
+        fixed (byte* p = buffer)
+            return (int)SyscallException.Check((long)read(fd, p, (nuint)buffer.Length), "read");
+    }
+
+    public static int Write(int fd, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+            return (int)SyscallException.Check((long)write(fd, p, (nuint)data.Length), "write");
+    }
+
+    public static long PRead(int fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer)
+            return SyscallException.Check((long)pread(fd, p, (nuint)buffer.Length, offset), "pread");
+    }
+
+    public static long PWrite(int fd, ReadOnlySpan<byte> data, long offset)
+    {
+        fixed (byte* p = data)
+            return SyscallException.Check((long)pwrite(fd, p, (nuint)data.Length, offset), "pwrite");
+    }
+
+    public static long Seek(int fd, long offset, int whence) => SyscallException.Check(lseek(fd, offset, whence), "lseek");
+
+    /// <summary>Writes all of <paramref name="data"/>, looping over short writes.</summary>
+    public static void WriteExactly(int fd, ReadOnlySpan<byte> data)
+    {
+        while (!data.IsEmpty)
+            data = data[Write(fd, data)..];
+    }
+
+    /// <summary>Reads until the buffer is full or end of file; returns bytes read.</summary>
+    public static long PReadFully(int fd, Span<byte> buffer, long offset)
+    {
+        long done = 0;
+        while (done < buffer.Length)
+        {
+            long n = PRead(fd, buffer[(int)done..], offset + done);
+            if (n == 0)
+                break;
+            done += n;
+        }
+        return done;
+    }
+
+    public static void PWriteExactly(int fd, ReadOnlySpan<byte> data, long offset)
+    {
+        long done = 0;
+        while (done < data.Length)
+            done += PWrite(fd, data[(int)done..], offset + done);
+    }
+}
