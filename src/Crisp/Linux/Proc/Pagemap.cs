@@ -1,0 +1,171 @@
+using System.Runtime.InteropServices;
+
+namespace Crisp.Linux.Proc;
+
+/// <summary>One 64-bit /proc/PID/pagemap entry.</summary>
+public readonly record struct PagemapEntry(ulong Raw)
+{
+    public bool Present => (Raw & (1UL << 63)) != 0;
+    public bool Swapped => (Raw & (1UL << 62)) != 0;
+    /// <summary>File-backed page or shared anonymous.</summary>
+    public bool FileOrSharedAnon => (Raw & (1UL << 61)) != 0;
+    /// <summary>Mapped exclusively (only this process maps the page).</summary>
+    public bool Exclusive => (Raw & (1UL << 56)) != 0;
+    public bool SoftDirty => (Raw & (1UL << 55)) != 0;
+    /// <summary>Page frame number (present pages; zero without CAP_SYS_ADMIN).</summary>
+    public ulong Pfn => Raw & ((1UL << 55) - 1);
+    public ulong SwapType => Raw & 0x1f;
+    public ulong SwapOffset => (Raw & ((1UL << 55) - 1)) >> 5;
+    /// <summary>What a dump must store: the page has contents in RAM or in swap.</summary>
+    public bool HasData => (Raw & (3UL << 62)) != 0;
+}
+
+/// <summary>A run of consecutive pages, all present or swapped.</summary>
+public readonly record struct PageRun(ulong Start, ulong PageCount)
+{
+    public ulong End => Start + PageCount * Pagemap.PageSize;
+    public ulong Length => PageCount * Pagemap.PageSize;
+}
+
+/// <summary>/proc/PID/pagemap: read entries with one pread per range, and PAGEMAP_SCAN (Linux 6.7+).</summary>
+public sealed unsafe partial class Pagemap : IDisposable
+{
+    public const ulong PageSize = 4096;
+
+    // PAGEMAP_SCAN = _IOWR('f', 16, struct pm_scan_arg) with sizeof(pm_scan_arg) = 96.
+    public const ulong PAGEMAP_SCAN = (3UL << 30) | (96UL << 16) | ((ulong)'f' << 8) | 16;
+    public const ulong PAGE_IS_WPALLOWED = 1 << 0, PAGE_IS_WRITTEN = 1 << 1, PAGE_IS_FILE = 1 << 2,
+        PAGE_IS_PRESENT = 1 << 3, PAGE_IS_SWAPPED = 1 << 4, PAGE_IS_PFNZERO = 1 << 5,
+        PAGE_IS_HUGE = 1 << 6, PAGE_IS_SOFT_DIRTY = 1 << 7;
+
+    private const int ENOTTY = 25;
+
+    private readonly UnixFd _fd;
+    private bool? _scanSupported;
+
+    public int Pid { get; }
+
+    private Pagemap(int pid, UnixFd fd)
+    {
+        Pid = pid;
+        _fd = fd;
+    }
+
+    public static Pagemap Open(int pid) => new(pid, FileIo.Open(ProcFiles.PathOf(pid, "pagemap"), FileIo.O_RDONLY));
+
+    public void Dispose() => _fd.Dispose();
+
+    /// <summary>The entries for [start, end) (page-aligned), in one pread.</summary>
+    public ulong[] ReadEntries(ulong start, ulong end)
+    {
+        var entries = new ulong[(end - start) / PageSize];
+        ReadEntries(start, entries);
+        return entries;
+    }
+
+    /// <summary>Fills <paramref name="entries"/> with the entries from <paramref name="start"/> on. A single
+    /// pread covers the whole range; we loop only if the kernel returns short.</summary>
+    public void ReadEntries(ulong start, Span<ulong> entries)
+    {
+        var bytes = MemoryMarshal.AsBytes(entries);
+        long offset = (long)(start / PageSize * 8);
+        long n = FileIo.PReadFully(_fd.Fd, bytes, offset);
+        if (n != bytes.Length)
+            throw new SyscallException($"pread(/proc/{Pid}/pagemap @0x{start:x}): short read {n}/{bytes.Length}", Errnos.EIO);
+    }
+
+    /// <summary>Runs of consecutive present-or-swapped pages in [start, end), by reading pagemap.</summary>
+    public List<PageRun> ReadRuns(ulong start, ulong end) => Runs(start, ReadEntries(start, end));
+
+    /// <summary>Turns entries for pages from <paramref name="start"/> into runs of pages with data.</summary>
+    public static List<PageRun> Runs(ulong start, ReadOnlySpan<ulong> entries)
+    {
+        var runs = new List<PageRun>();
+        int i = 0;
+        while (i < entries.Length)
+        {
+            if ((entries[i] & (3UL << 62)) == 0)
+            {
+                i++;
+                continue;
+            }
+            int first = i;
+            while (i < entries.Length && (entries[i] & (3UL << 62)) != 0)
+                i++;
+            runs.Add(new PageRun(start + (ulong)first * PageSize, (ulong)(i - first)));
+        }
+        return runs;
+    }
+
+    /// <summary>Does this kernel implement PAGEMAP_SCAN? (Probed once with an empty range.)</summary>
+    public bool ScanSupported
+    {
+        get
+        {
+            if (_scanSupported is null)
+            {
+                var arg = new PmScanArg { Size = (ulong)sizeof(PmScanArg), ReturnMask = PAGE_IS_PRESENT };
+                _scanSupported = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg) >= 0 || Marshal.GetLastPInvokeError() != ENOTTY;
+            }
+            return _scanSupported.Value;
+        }
+    }
+
+    /// <summary>Runs of present-or-swapped pages via PAGEMAP_SCAN when available, else via pread.</summary>
+    public List<PageRun> Runs(ulong start, ulong end) => ScanSupported ? ScanRuns(start, end) : ReadRuns(start, end);
+
+    /// <summary>PAGEMAP_SCAN for pages that are present or swapped; adjacent regions are merged.</summary>
+    public List<PageRun> ScanRuns(ulong start, ulong end)
+    {
+        const int VecLength = 512;
+        var vec = stackalloc PageRegion[VecLength];
+        var runs = new List<PageRun>();
+        ulong at = start;
+        while (at < end)
+        {
+            var arg = new PmScanArg
+            {
+                Size = (ulong)sizeof(PmScanArg),
+                Start = at,
+                End = end,
+                Vec = (ulong)vec,
+                VecLength = VecLength,
+                CategoryAnyOfMask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                ReturnMask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            };
+            int n = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg);
+            if (n < 0)
+                throw new SyscallException($"ioctl(/proc/{Pid}/pagemap, PAGEMAP_SCAN @0x{at:x})", Marshal.GetLastPInvokeError());
+            for (int i = 0; i < n; i++)
+            {
+                ulong pages = (vec[i].End - vec[i].Start) / PageSize;
+                if (runs.Count > 0 && runs[^1].End == vec[i].Start)
+                    runs[^1] = runs[^1] with { PageCount = runs[^1].PageCount + pages };
+                else
+                    runs.Add(new PageRun(vec[i].Start, pages));
+            }
+            if (arg.WalkEnd <= at)
+                break;
+            at = arg.WalkEnd;
+        }
+        return runs;
+    }
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int ioctl(int fd, ulong request, PmScanArg* arg);
+}
+
+/// <summary>struct pm_scan_arg (96 bytes).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct PmScanArg
+{
+    public ulong Size, Flags, Start, End, WalkEnd, Vec, VecLength, MaxPages,
+        CategoryInverted, CategoryMask, CategoryAnyOfMask, ReturnMask;
+}
+
+/// <summary>struct page_region (PAGEMAP_SCAN output).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct PageRegion
+{
+    public ulong Start, End, Categories;
+}
