@@ -39,6 +39,17 @@ public static unsafe partial class FileIo
     [LibraryImport("libc", EntryPoint = "lseek64", SetLastError = true)]
     private static partial long lseek(int fd, long offset, int whence);
 
+    [LibraryImport("libc", EntryPoint = "dup", SetLastError = true)]
+    private static partial int dup(int fd);
+
+    [LibraryImport("libc", EntryPoint = "ftruncate64", SetLastError = true)]
+    private static partial int ftruncate(int fd, long length);
+
+    /// <summary>dup(2): a new fd for the same open file description.</summary>
+    public static UnixFd Dup(int fd) => new(SyscallException.Check(dup(fd), "dup"));
+
+    public static void Truncate(int fd, long length) => SyscallException.Check(ftruncate(fd, length), "ftruncate");
+
     public static UnixFd Open(string path, int flags, uint mode = 0)
         => new(SyscallException.Check(open(path, flags | O_CLOEXEC, mode), $"open({path})"));
 
