@@ -1,10 +1,131 @@
+using Crisp.Cli.CommandLine;
+using Crisp.Cli.Commands;
+
 namespace Crisp.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args)
+    private const int DefaultVerbosity = 2;
+
+    private static readonly Dictionary<string, Func<CommandContext, int>> Verbs = new()
     {
-        Console.WriteLine("crisp: checkpoint/restore in userspace");
-        return 0;
+        ["check"] = CheckCommand.Run,
+        ["show"] = ShowCommand.Run,
+        ["dump"] = NotYet("dump"),
+        ["restore"] = NotYet("restore"),
+        ["demo"] = DemoCommand.Run,
+    };
+
+    public static int Main(string[] argv)
+    {
+        ParsedArguments args;
+        try
+        {
+            args = ArgumentParser.Parse(argv, CriuOptions.All);
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"crisp: {e.Message}");
+            return 1;
+        }
+        if (args.Has("version"))
+        {
+            Console.WriteLine($"Version: {typeof(Program).Assembly.GetName().Version?.ToString(3)} (crisp)");
+            return 0;
+        }
+        if (args.Has("help") || args.Positionals.Count == 0)
+        {
+            Console.WriteLine(Usage());
+            return args.Positionals.Count == 0 && !args.Has("help") ? 1 : 0;
+        }
+        string verb = args.Positionals[0];
+        if (!Verbs.TryGetValue(verb, out var run))
+        {
+            Console.Error.WriteLine($"crisp: unknown command '{verb}' (try: {string.Join(", ", Verbs.Keys)})");
+            return 1;
+        }
+
+        Log log;
+        try
+        {
+            log = OpenLog(args);
+        }
+        catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"crisp: {e.Message}");
+            return 1;
+        }
+        using (log)
+            return RunVerb(run, new CommandContext(args, log, Console.Out));
     }
+
+    private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
+    {
+        try
+        {
+            return run(ctx);
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"crisp: {e.Message}");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // One line for the user; the stack trace only in the log at -v4.
+            bool expected = e is CrispException or Crisp.Linux.SyscallException or IOException or UnauthorizedAccessException;
+            string line = expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}";
+            ctx.Log.Error(line);
+            ctx.Log.Debug(e.ToString());
+            Console.Error.WriteLine($"crisp: error: {line}");
+            return 1;
+        }
+    }
+
+    private static Log OpenLog(ParsedArguments args)
+    {
+        int verbosity = Verbosity(args);
+        string? file = args.Get("log-file");
+        if (file is null || file == "-")
+            return new Log(Console.Error, verbosity);
+        // As CRIU: a relative log path is under the work dir, which defaults to the images dir.
+        string dir = args.Get("work-dir") ?? args.Get("images-dir") ?? ".";
+        string path = Path.IsPathRooted(file) ? file : Path.Combine(dir, file);
+        return new Log(new StreamWriter(path, append: false), verbosity, ownsWriter: true);
+    }
+
+    /// <summary>CRIU's -v rules: "-v" adds one, "-vvv" adds three, "-v4"/"--verbosity=4" sets it.</summary>
+    private static int Verbosity(ParsedArguments args)
+    {
+        int level = DefaultVerbosity;
+        foreach (string? v in args.GetAll("verbosity"))
+        {
+            if (v is null)
+                level++;
+            else if (v.All(c => c == 'v'))
+                level += v.Length + 1;
+            else if (int.TryParse(v, out int n) && n >= 0)
+                level = n;
+            else
+                throw new UsageException($"bad verbosity '{v}'");
+        }
+        return level;
+    }
+
+    private static Func<CommandContext, int> NotYet(string verb) =>
+        _ => throw new CrispException($"'{verb}' is not implemented yet in this build of crisp");
+
+    private static string Usage() => $"""
+        crisp: checkpoint/restore in userspace (CRIU-compatible images and options)
+
+        Usage:
+          crisp check                         probe this kernel for what crisp needs
+          crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
+          crisp restore -D DIR [-d]           restore a checkpoint
+          crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
+          crisp demo                          dump and restore a live hardened process
+
+        Options:
+        {CriuOptions.Help("")}
+        """;
 }

@@ -1,6 +1,6 @@
 using Crisp.Tests.Support;
 
-namespace Crisp.Tests;
+namespace Crisp.Tests.Cli;
 
 public class CliSmokeTests
 {

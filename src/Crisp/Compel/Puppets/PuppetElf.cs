@@ -1,0 +1,61 @@
+using System.Buffers.Binary;
+
+namespace Crisp.Compel.Puppets;
+
+/// <summary>The program a restore puppet runs: a minimal static x86-64 ELF (no libc, no interpreter)
+/// whose entry spins on <c>jmp .</c> until crisp seizes it, followed by a <c>syscall; int3</c> gadget
+/// that remote syscalls can point rip at. It maps only its own text page at <see cref="BaseAddress"/>
+/// (plus the kernel's stack, vdso and vvar), so little has to be cleared before a task is rebuilt in it.</summary>
+public static class PuppetElf
+{
+    /// <summary>Load address of the text page; low, below where ld.so and non-PIE binaries go.</summary>
+    public const ulong BaseAddress = 0x10000;
+
+    private const int ElfHeaderSize = 64, ProgramHeaderSize = 56, ProgramHeaders = 2;
+    private const int CodeOffset = ElfHeaderSize + ProgramHeaderSize * ProgramHeaders;
+
+    /// <summary>Machine code: <c>jmp .</c> then <c>syscall; int3</c>.</summary>
+    private static readonly byte[] Code = [0xEB, 0xFE, 0x0F, 0x05, 0xCC];
+
+    public static ulong EntryAddress => BaseAddress + CodeOffset;
+
+    /// <summary>Address of the <c>syscall; int3</c> gadget inside the puppet's text.</summary>
+    public static ulong SyscallGadgetAddress => EntryAddress + 2;
+
+    public static byte[] Build()
+    {
+        var image = new byte[CodeOffset + Code.Length];
+        var span = image.AsSpan();
+        // e_ident: magic, 64-bit, little-endian, version 1, System V ABI.
+        span[0] = 0x7F; span[1] = (byte)'E'; span[2] = (byte)'L'; span[3] = (byte)'F';
+        span[4] = 2; span[5] = 1; span[6] = 1;
+        BinaryPrimitives.WriteUInt16LittleEndian(span[16..], 2);        // ET_EXEC
+        BinaryPrimitives.WriteUInt16LittleEndian(span[18..], 0x3E);     // EM_X86_64
+        BinaryPrimitives.WriteUInt32LittleEndian(span[20..], 1);        // EV_CURRENT
+        BinaryPrimitives.WriteUInt64LittleEndian(span[24..], EntryAddress);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[32..], ElfHeaderSize); // e_phoff
+        BinaryPrimitives.WriteUInt16LittleEndian(span[52..], ElfHeaderSize);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[54..], ProgramHeaderSize);
+        BinaryPrimitives.WriteUInt16LittleEndian(span[56..], ProgramHeaders);
+
+        // PT_LOAD: the whole file, read + execute.
+        WriteProgramHeader(span[ElfHeaderSize..], type: 1, flags: 5, vaddr: BaseAddress, size: (ulong)image.Length, align: 0x1000);
+        // PT_GNU_STACK: non-executable stack, so the kernel sets no READ_IMPLIES_EXEC personality.
+        WriteProgramHeader(span[(ElfHeaderSize + ProgramHeaderSize)..], type: 0x6474E551, flags: 6, vaddr: 0, size: 0, align: 16);
+
+        Code.CopyTo(span[CodeOffset..]);
+        return image;
+    }
+
+    private static void WriteProgramHeader(Span<byte> ph, uint type, uint flags, ulong vaddr, ulong size, ulong align)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(ph, type);
+        BinaryPrimitives.WriteUInt32LittleEndian(ph[4..], flags);
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[8..], 0);          // p_offset
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[16..], vaddr);
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[24..], vaddr);     // p_paddr
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[32..], size);      // p_filesz
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[40..], size);      // p_memsz
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[48..], align);
+    }
+}

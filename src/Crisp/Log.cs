@@ -1,0 +1,52 @@
+namespace Crisp;
+
+/// <summary>Levels as CRIU numbers them (-vN): 0 silent, 1 errors, 2 warnings, 3 info, 4 debug.</summary>
+public enum LogLevel { Error = 1, Warn = 2, Info = 3, Debug = 4 }
+
+/// <summary>The log of one crisp run. Passed explicitly (no global), thread-safe, prefixed with the
+/// time since start so a -v4 log shows where the time went.</summary>
+public sealed class Log : IDisposable
+{
+    private readonly TextWriter _writer;
+    private readonly bool _ownsWriter;
+    private readonly object _gate = new();
+    private readonly long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    public int Verbosity { get; }
+
+    public Log(TextWriter writer, int verbosity, bool ownsWriter = false)
+    {
+        _writer = writer;
+        Verbosity = verbosity;
+        _ownsWriter = ownsWriter;
+    }
+
+    /// <summary>A log that drops everything (tests, library callers that don't care).</summary>
+    public static Log Null { get; } = new(TextWriter.Null, 0);
+
+    public bool Enabled(LogLevel level) => (int)level <= Verbosity;
+
+    public void Write(LogLevel level, string message)
+    {
+        if (!Enabled(level))
+            return;
+        double t = System.Diagnostics.Stopwatch.GetElapsedTime(_start).TotalSeconds;
+        string tag = level switch { LogLevel.Error => "Error", LogLevel.Warn => "Warn", LogLevel.Info => "Info", _ => "Debug" };
+        lock (_gate)
+        {
+            _writer.WriteLine($"({t,10:F6}) {tag}: {message}");
+            _writer.Flush();
+        }
+    }
+
+    public void Error(string m) => Write(LogLevel.Error, m);
+    public void Warn(string m) => Write(LogLevel.Warn, m);
+    public void Info(string m) => Write(LogLevel.Info, m);
+    public void Debug(string m) => Write(LogLevel.Debug, m);
+
+    public void Dispose()
+    {
+        if (_ownsWriter)
+            _writer.Dispose();
+    }
+}
