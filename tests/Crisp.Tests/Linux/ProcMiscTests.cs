@@ -91,3 +91,35 @@ public class ProcMiscTests
         ProcTimers.Read(Environment.ProcessId);
     }
 }
+
+public unsafe class ProcTimersLiveTests
+{
+    /// <summary>A real POSIX timer (SIGEV_SIGNAL, SIGUSR2, value 0x1234) shows up in /proc/self/timers.</summary>
+    [Fact]
+    public void SeesOwnPosixTimer()
+    {
+        const int CLOCK_MONOTONIC = 1, SIGEV_SIGNAL = 0;
+        var sigevent = stackalloc byte[64];
+        new Span<byte>(sigevent, 64).Clear();
+        *(ulong*)sigevent = 0x1234;                 // sigev_value
+        *(int*)(sigevent + 8) = Signals.SIGUSR2;    // sigev_signo
+        *(int*)(sigevent + 12) = SIGEV_SIGNAL;      // sigev_notify
+        int id = -1;
+        RawSyscall.Call("timer_create", Sysno.timer_create, CLOCK_MONOTONIC, (long)sigevent, (long)&id);
+        int timerId = id;
+        try
+        {
+            var t = ProcTimers.Read(Environment.ProcessId).Single(x => x.Id == timerId);
+            Assert.Equal(Signals.SIGUSR2, t.Signal);
+            Assert.Equal(0x1234UL, t.SigevValue);
+            Assert.Equal("signal", t.NotifyMode);
+            Assert.Equal("pid", t.NotifyTarget);
+            Assert.Equal(Environment.ProcessId, t.NotifyTid);
+            Assert.Equal(CLOCK_MONOTONIC, t.ClockId);
+        }
+        finally
+        {
+            RawSyscall.Call("timer_delete", Sysno.timer_delete, timerId);
+        }
+    }
+}

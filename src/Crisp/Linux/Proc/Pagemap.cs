@@ -74,8 +74,33 @@ public sealed unsafe partial class Pagemap : IDisposable
             throw new SyscallException($"pread(/proc/{Pid}/pagemap @0x{start:x}): short read {n}/{bytes.Length}", Errnos.EIO);
     }
 
-    /// <summary>Runs of consecutive present-or-swapped pages in [start, end), by reading pagemap.</summary>
-    public List<PageRun> ReadRuns(ulong start, ulong end) => Runs(start, ReadEntries(start, end));
+    /// <summary>Most entries one pread of <see cref="ReadRuns"/> covers (8 MiB of entries, 4 GiB of address
+    /// space): runtimes reserve huge PROT_NONE regions, and a buffer per whole VMA would be too big.</summary>
+    public const int MaxEntriesPerRead = 1 << 20;
+
+    /// <summary>Runs of consecutive present-or-swapped pages in [start, end), by reading pagemap: one pread
+    /// per range up to <see cref="MaxEntriesPerRead"/> pages; runs that cross a chunk border are joined.</summary>
+    public List<PageRun> ReadRuns(ulong start, ulong end)
+    {
+        ulong pages = (end - start) / PageSize;
+        var buffer = new ulong[Math.Min(pages, (ulong)MaxEntriesPerRead)];
+        var runs = new List<PageRun>();
+        for (ulong done = 0; done < pages;)
+        {
+            int n = (int)Math.Min(pages - done, (ulong)buffer.Length);
+            ulong at = start + done * PageSize;
+            ReadEntries(at, buffer.AsSpan(0, n));
+            foreach (var run in Runs(at, buffer.AsSpan(0, n)))
+            {
+                if (runs.Count > 0 && runs[^1].End == run.Start)
+                    runs[^1] = runs[^1] with { PageCount = runs[^1].PageCount + run.PageCount };
+                else
+                    runs.Add(run);
+            }
+            done += (ulong)n;
+        }
+        return runs;
+    }
 
     /// <summary>Turns entries for pages from <paramref name="start"/> into runs of pages with data.</summary>
     public static List<PageRun> Runs(ulong start, ReadOnlySpan<ulong> entries)
