@@ -55,6 +55,8 @@ public unsafe class PagemapTests
         nint map = Mman.Map(0, Pages * Page, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
         try
         {
+            // No (m)THP: a fault must populate exactly the page touched.
+            Mman.Advise(map, Pages * Page, Mman.MADV_NOHUGEPAGE);
             var p = (byte*)map;
             p[0] = 1;
             p[1 * Page] = 1;
