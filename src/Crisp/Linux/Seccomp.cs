@@ -78,10 +78,4 @@ public struct SockFprog
     public nint Filter;
 }
 
-/// <summary>struct seccomp_metadata for PTRACE_SECCOMP_GET_METADATA: which filter (0 = newest) and its flags.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct SeccompMetadata
-{
-    public ulong FilterOff;
-    public ulong Flags;
-}
+// struct seccomp_metadata (PTRACE_SECCOMP_GET_METADATA) is SeccompMetadata in Ptrace.cs (Compel's).

@@ -14,7 +14,6 @@ public unsafe class BindingTests
         Assert.Equal(Clone3.CLONE_ARGS_SIZE_VER2, sizeof(CloneArgs));
         Assert.Equal(8, sizeof(SockFilter));
         Assert.Equal(16, sizeof(SockFprog));
-        Assert.Equal(16, sizeof(SeccompMetadata));
         Assert.Equal(128, sizeof(SigInfo));
         Assert.Equal(16, sizeof(Rlimit));
         Assert.Equal(16, sizeof(Iovec));
