@@ -31,6 +31,9 @@ public sealed class Seizer
     public SeizedThread? SeizeThread(int pid, int tid, SeccompSuspend seccomp = SeccompSuspend.Auto,
         PtraceOptions extraOptions = PtraceOptions.None) => _tracer.Run(() =>
     {
+        // A zombie (e.g. a leader that called pthread_exit) never reports the interrupt stop.
+        if (CompelProc.State(tid) is 'Z' or 'X')
+            return null;
         var options = BaseOptions | extraOptions;
         if (seccomp == SeccompSuspend.Always)
             options |= PtraceOptions.SuspendSeccomp;

@@ -162,6 +162,31 @@ public sealed class RemoteSyscallTests(ITestOutputHelper output)
     }
 
     [RootFact]
+    public void SignalsSentAroundSeizeAreAllDelivered()
+    {
+        const int SIGRT = 40, rounds = 30;
+        using var w = new TracedWorkload(Tracer, "compel_loop", []);
+        w.ExpectByte('R');
+        for (int i = 0; i < rounds; i++)
+        {
+            w.Signal(SIGRT);   // in flight while we seize: must be neither lost nor duplicated
+            var p = Seizer.SeizeProcess(w.Pid);
+            using (var remote = new RemoteTask(Tracer, p.Leader))
+            {
+                Assert.Equal(w.Pid, remote.Getpid());
+                w.Signal(SIGRT);   // arrives mid-injection: stays pending until detach
+                Assert.Equal(w.Pid, remote.Getpid());
+            }
+            p.Detach();
+        }
+        Thread.Sleep(50);
+        w.Signal(SIGUSR1);
+        string tail = w.ReadToEnd();
+        Assert.EndsWith($"c{2 * rounds};", tail);
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
+    [RootFact]
     public void GroupStoppedProcessIsReportedAndLeftStopped()
     {
         const int SIGSTOP = 19, SIGCONT = 18;
