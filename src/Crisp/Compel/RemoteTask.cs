@@ -23,6 +23,7 @@ public sealed class RemoteTask : IDisposable
     private SafeFileHandle? _mem;
     private ulong _scratch;     // page 0: gadget (r-x), page 1: data (rw-)
     private bool _disposed;
+    private bool _gone;
 
     public SeizedThread Thread { get; }
 
@@ -63,6 +64,8 @@ public sealed class RemoteTask : IDisposable
         => _tracer.Run(() =>
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_gone)
+                throw new InvalidOperationException($"{Thread} is gone");
             if (_useScratch && _scratch == 0)
                 MapScratch();
             return _scratch != 0 ? InvokeAt(_scratch, nr, a1, a2, a3, a4, a5, a6) : InvokeAtRip(nr, a1, a2, a3, a4, a5, a6);
@@ -114,7 +117,7 @@ public sealed class RemoteTask : IDisposable
         {
             try
             {
-                if (_scratch != 0)
+                if (_scratch != 0 && !_gone)
                 {
                     // The gadget cannot unmap its own page and then trap on it: use the code at rip.
                     long r = InvokeAtRip(Sysno.munmap, (long)_scratch, 2 * PageSize);
@@ -126,14 +129,30 @@ public sealed class RemoteTask : IDisposable
             finally
             {
                 _disposed = true;
-                Ptrace.SetSigMask(Thread.Tid, _savedSigMask);
-                Ptrace.SetRegs(Thread.Tid, SavedRegs);
+                _mem?.Dispose();
+                // ESRCH: the task was killed meanwhile; there is nothing left to put back.
+                RestoreUnlessGone(PtraceRequest.SETSIGMASK, sizeof(ulong), _savedSigMask);
+                RestoreRegsUnlessGone();
                 foreach (int sig in _suppressedSignals)
                     RawSyscall.TryCall(Sysno.tgkill, Thread.Pid, Thread.Tid, sig);
-                _mem?.Dispose();
             }
         });
         _tracer.Unpin();
+    }
+
+    private unsafe void RestoreUnlessGone(int request, nint addr, ulong value)
+    {
+        long r = Ptrace.TryRequest(request, Thread.Tid, addr, (nint)(&value));
+        if (r < 0 && r != -Errnos.ESRCH)
+            throw new SyscallException($"ptrace({PtraceRequest.Name(request)}, {Thread.Tid})", (int)-r);
+    }
+
+    private unsafe void RestoreRegsUnlessGone()
+    {
+        var regs = SavedRegs;
+        long r = Ptrace.TryRequest(PtraceRequest.SETREGS, Thread.Tid, 0, (nint)(&regs));
+        if (r < 0 && r != -Errnos.ESRCH)
+            throw new SyscallException($"ptrace(PTRACE_SETREGS, {Thread.Tid})", (int)-r);
     }
 
     private SafeFileHandle Mem() =>
@@ -189,7 +208,10 @@ public sealed class RemoteTask : IDisposable
         {
             Wait.WaitPid(tid, out var status, Wait.WALL);
             if (status.Dead)
+            {
+                _gone = true;
                 throw new TaskGoneException(Thread, status);
+            }
             if (!status.Stopped)
                 continue;
             if (status.Event == 0 && status.StopSignal == SIGTRAP)

@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 namespace Crisp.Tests.Compel;
 
 [Collection("compel")]
-public sealed class RemoteSyscallTests(ITestOutputHelper output)
+public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
 {
     private const int SIGUSR1 = 10;
     private static Tracer Tracer => Tracer.Shared;
@@ -187,6 +187,21 @@ public sealed class RemoteSyscallTests(ITestOutputHelper output)
     }
 
     [RootFact]
+    public void TaskDyingMidCallIsReportedNotHung()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_loop", []);
+        w.ExpectByte('R');
+        var p = Seizer.SeizeProcess(w.Pid);
+        var remote = new RemoteTask(Tracer, p.Leader);
+        Assert.Equal(w.Pid, remote.Getpid());
+        var gone = Assert.Throws<TaskGoneException>(() => remote.Syscall(Sysno.exit_group, 42));
+        Assert.True(gone.Status.Exited && gone.Status.ExitCode == 42, gone.Status.ToString());
+        w.MarkReaped(gone.Status);   // we are its parent as well as its tracer: that wait reaped it
+        remote.Dispose();            // nothing left to restore; must not throw
+        p.Detach();
+    }
+
+    [RootFact]
     public void GroupStoppedProcessIsReportedAndLeftStopped()
     {
         const int SIGSTOP = 19, SIGCONT = 18;
@@ -225,13 +240,19 @@ public sealed class RemoteSyscallTests(ITestOutputHelper output)
                     remote.Getpid();
                 return sw.Elapsed.TotalMicroseconds / 1000;
             });
-            output.WriteLine($"remote getpid, tracer {(pin ? "pinned to tracee's CPU" : "unpinned")}: {us:F1} µs per call");
-            Console.WriteLine($"remote getpid, tracer {(pin ? "pinned" : "unpinned")}: {us:F1} µs per call");
+            int tracerCpu = Tracer.Run(sched_getcpu);
+            string line = $"remote getpid, tracer {(pin ? "pinned" : "unpinned")}: {us:F1} µs per call " +
+                $"(tracer on CPU {tracerCpu}, tracee last on CPU {CompelProc.LastCpu(p.Leader.Tid)})";
+            output.WriteLine(line);
+            Console.WriteLine(line);
         }
         p.Detach();
         w.Signal(SIGUSR1);
         Assert.Equal(0, w.WaitExit().ExitCode);
     }
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    private static partial int sched_getcpu();
 
     internal static void SpinUntil(Func<bool> condition, int timeoutMs = 5000)
     {

@@ -84,6 +84,9 @@ public sealed partial class TracedWorkload : IDisposable
         return _exit.Value;
     }
 
+    /// <summary>For a child reaped elsewhere (e.g. by a remote syscall that saw it die).</summary>
+    public void MarkReaped(WaitStatus status) => _exit = status;
+
     public char State => File.ReadAllText($"/proc/{Pid}/stat").Split(") ")[1][0];
 
     public void Dispose()
