@@ -49,7 +49,9 @@ public static unsafe partial class Spawn
             Check(posix_spawnattr_init(attr), "posix_spawnattr_init");
             Check(posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
             short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
-            sigfillset(sigs);
+            // Raw bits for signals 1-64: sigfillset would leave out glibc's internal 32 and 33, and
+            // posix_spawn then sets those to SIG_IGN in the child (ignored signals survive exec).
+            new Span<byte>(sigs, 8).Fill(0xff);
             Check(posix_spawnattr_setsigdefault(attr, sigs), "posix_spawnattr_setsigdefault");
             sigemptyset(sigs);
             Check(posix_spawnattr_setsigmask(attr, sigs), "posix_spawnattr_setsigmask");
@@ -152,6 +154,5 @@ public static unsafe partial class Spawn
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_destroy(byte* actions);
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_adddup2(byte* actions, int fd, int newfd);
     [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addopen(byte* actions, int fd, nint path, int oflag, int mode);
-    [LibraryImport("libc")] private static partial int sigfillset(byte* set);
     [LibraryImport("libc")] private static partial int sigemptyset(byte* set);
 }
