@@ -18,6 +18,7 @@ public sealed class RemoteTask : IDisposable
 
     private readonly Tracer _tracer;
     private readonly bool _useScratch;
+    private readonly ulong _knownGadget;
     private readonly ulong _savedSigMask;
     private readonly List<int> _suppressedSignals = [];
     private SafeFileHandle? _mem;
@@ -36,11 +37,16 @@ public sealed class RemoteTask : IDisposable
     /// <param name="useScratchPage">Map a private gadget page after the first call instead of patching
     /// the code at rip each time (patching is unsafe while other threads of the task run).</param>
     /// <param name="pinTracer">Pin the tracer thread to the CPU the thread last ran on while this object lives.</param>
-    public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true)
+    /// <param name="gadgetAddress">Address of a <c>syscall; int3</c> already in the task (e.g. a puppet's,
+    /// <c>PuppetElf.SyscallGadgetAddress</c>); when given, neither patching nor a scratch gadget is used
+    /// (the data page is still mapped on demand by <see cref="PutOnScratch"/>).</param>
+    public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
+        ulong gadgetAddress = 0)
     {
         _tracer = tracer;
         Thread = thread;
-        _useScratch = useScratchPage;
+        _useScratch = useScratchPage && gadgetAddress == 0;
+        _knownGadget = gadgetAddress;
         if (thread.IsDetached)
             throw new InvalidOperationException($"{thread} is detached");
         (SavedRegs, _savedSigMask) = tracer.Run(() =>
@@ -68,6 +74,8 @@ public sealed class RemoteTask : IDisposable
                 throw new InvalidOperationException($"{Thread} is gone");
             if (_useScratch && _scratch == 0)
                 MapScratch();
+            if (_knownGadget != 0)
+                return InvokeAt(_knownGadget, nr, a1, a2, a3, a4, a5, a6);
             return _scratch != 0 ? InvokeAt(_scratch, nr, a1, a2, a3, a4, a5, a6) : InvokeAtRip(nr, a1, a2, a3, a4, a5, a6);
         });
 
@@ -120,7 +128,9 @@ public sealed class RemoteTask : IDisposable
                 if (_scratch != 0 && !_gone)
                 {
                     // The gadget cannot unmap its own page and then trap on it: use the code at rip.
-                    long r = InvokeAtRip(Sysno.munmap, (long)_scratch, 2 * PageSize);
+                    long r = _knownGadget != 0
+                        ? InvokeAt(_knownGadget, Sysno.munmap, (long)_scratch, 2 * PageSize, 0, 0, 0, 0)
+                        : InvokeAtRip(Sysno.munmap, (long)_scratch, 2 * PageSize);
                     if (r < 0)
                         throw new SyscallException($"remote munmap(0x{_scratch:x}) in {Thread.Tid}", (int)-r);
                     _scratch = 0;
@@ -162,13 +172,16 @@ public sealed class RemoteTask : IDisposable
     {
         // r-x first (allowed even under PR_SET_MDWE), gadget written through /proc/PID/mem,
         // then the second page made writable for data.
-        long addr = InvokeAtRip(Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        long addr = _knownGadget != 0
+            ? InvokeAt(_knownGadget, Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            : InvokeAtRip(Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (addr < 0 && addr > -4096)
             throw new SyscallException($"remote mmap(scratch) in {Thread.Tid}", (int)-addr);
         Span<byte> code = [0x0f, 0x05, 0xcc];
         WriteMemory((ulong)addr, code);
         _scratch = (ulong)addr;
-        long r = InvokeAt(_scratch, Sysno.mprotect, (long)ScratchData, PageSize, PROT_READ | PROT_WRITE, 0, 0, 0);
+        long r = InvokeAt(_knownGadget != 0 ? _knownGadget : _scratch, Sysno.mprotect, (long)ScratchData, PageSize,
+            PROT_READ | PROT_WRITE, 0, 0, 0);
         if (r < 0)
             throw new SyscallException($"remote mprotect(scratch) in {Thread.Tid}", (int)-r);
     }
