@@ -1,0 +1,256 @@
+using Crisp.Linux;
+using Microsoft.Win32.SafeHandles;
+
+namespace Crisp.Compel;
+
+/// <summary>Runs syscalls inside a seized, stopped thread ("remote syscalls") and reads/writes its memory.
+/// While open, the thread's signals are all blocked (so none is consumed by our injections) and its
+/// registers are ours; <see cref="Dispose"/> unmaps the scratch pages and puts registers and signal mask
+/// back exactly, so a thread stopped inside a blocked syscall restarts it when detached.</summary>
+public sealed class RemoteTask : IDisposable
+{
+    public const int PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+    public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20;
+
+    private const int SIGTRAP = 5, PageSize = 4096;
+    private const ulong GadgetCode = 0xcc050f;   // syscall (0f 05); int3 (cc)
+    private const ulong GadgetMask = 0xffffff;
+
+    private readonly Tracer _tracer;
+    private readonly bool _useScratch;
+    private readonly ulong _knownGadget;
+    private readonly ulong _savedSigMask;
+    private readonly List<int> _suppressedSignals = [];
+    private SafeFileHandle? _mem;
+    private ulong _scratch;     // page 0: gadget (r-x), page 1: data (rw-)
+    private bool _disposed;
+    private bool _gone;
+
+    public SeizedThread Thread { get; }
+
+    /// <summary>The thread's registers as they were when this object was created; restored on Dispose.</summary>
+    public UserRegs SavedRegs { get; }
+
+    /// <summary>Number of remote syscalls run so far.</summary>
+    public long CallCount { get; private set; }
+
+    /// <param name="useScratchPage">Map a private gadget page after the first call instead of patching
+    /// the code at rip each time (patching is unsafe while other threads of the task run).</param>
+    /// <param name="pinTracer">Pin the tracer thread to the CPU the thread last ran on while this object lives.</param>
+    /// <param name="gadgetAddress">Address of a <c>syscall; int3</c> already in the task (e.g. a puppet's,
+    /// <c>PuppetElf.SyscallGadgetAddress</c>); when given, neither patching nor a scratch gadget is used
+    /// (the data page is still mapped on demand by <see cref="PutOnScratch"/>).</param>
+    public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
+        ulong gadgetAddress = 0)
+    {
+        _tracer = tracer;
+        Thread = thread;
+        _useScratch = useScratchPage && gadgetAddress == 0;
+        _knownGadget = gadgetAddress;
+        if (thread.IsDetached)
+            throw new InvalidOperationException($"{thread} is detached");
+        (SavedRegs, _savedSigMask) = tracer.Run(() =>
+        {
+            var regs = Ptrace.GetRegs(thread.Tid);
+            ulong mask = Ptrace.GetSigMask(thread.Tid);
+            Ptrace.SetSigMask(thread.Tid, ~0UL);
+            return (regs, mask);
+        });
+        if (pinTracer)
+            tracer.PinToCpuOf(thread.Tid);
+    }
+
+    /// <summary>Address of the scratch data page (4 KiB, read-write) for pointer arguments; 0 until mapped.</summary>
+    public ulong ScratchData => _scratch == 0 ? 0 : _scratch + PageSize;
+
+    public const int ScratchDataSize = PageSize;
+
+    /// <summary>Runs syscall <paramref name="nr"/> in the thread and returns its raw result (-errno on failure).</summary>
+    public long Syscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+        => _tracer.Run(() =>
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_gone)
+                throw new InvalidOperationException($"{Thread} is gone");
+            if (_useScratch && _scratch == 0)
+                MapScratch();
+            if (_knownGadget != 0)
+                return InvokeAt(_knownGadget, nr, a1, a2, a3, a4, a5, a6);
+            return _scratch != 0 ? InvokeAt(_scratch, nr, a1, a2, a3, a4, a5, a6) : InvokeAtRip(nr, a1, a2, a3, a4, a5, a6);
+        });
+
+    public long Getpid() => Syscall(Sysno.getpid);
+
+    public long Mmap(ulong addr, ulong length, int prot, int flags, int fd = -1, long offset = 0)
+        => Syscall(Sysno.mmap, (long)addr, (long)length, prot, flags, fd, offset);
+
+    public long Munmap(ulong addr, ulong length) => Syscall(Sysno.munmap, (long)addr, (long)length);
+
+    /// <summary>Writes task memory through /proc/PID/mem (works on read-only pages too).</summary>
+    public void WriteMemory(ulong address, ReadOnlySpan<byte> data)
+    {
+        RandomAccess.Write(Mem(), data, (long)address);
+    }
+
+    public void ReadMemory(ulong address, Span<byte> buffer)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int n = RandomAccess.Read(Mem(), buffer[done..], (long)address + done);
+            if (n <= 0)
+                throw new SyscallException($"pread(/proc/{Thread.Pid}/mem, 0x{address + (ulong)done:x})", Errnos.EIO);
+            done += n;
+        }
+    }
+
+    /// <summary>Copies <paramref name="data"/> to the start of the scratch data page and returns its address.</summary>
+    public ulong PutOnScratch(ReadOnlySpan<byte> data)
+    {
+        if (data.Length > ScratchDataSize)
+            throw new ArgumentException($"{data.Length} bytes do not fit the {ScratchDataSize}-byte scratch page");
+        if (_scratch == 0)
+            _tracer.Run(MapScratch);
+        WriteMemory(ScratchData, data);
+        return ScratchData;
+    }
+
+    /// <summary>Unmaps the scratch pages and gives the thread its registers and signal mask back.
+    /// The thread stays seized; signals that arrived mid-injection and could not be blocked are re-sent.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _tracer.Run(() =>
+        {
+            try
+            {
+                if (_scratch != 0 && !_gone)
+                {
+                    // The gadget cannot unmap its own page and then trap on it: use the code at rip.
+                    long r = _knownGadget != 0
+                        ? InvokeAt(_knownGadget, Sysno.munmap, (long)_scratch, 2 * PageSize, 0, 0, 0, 0)
+                        : InvokeAtRip(Sysno.munmap, (long)_scratch, 2 * PageSize);
+                    if (r < 0)
+                        throw new SyscallException($"remote munmap(0x{_scratch:x}) in {Thread.Tid}", (int)-r);
+                    _scratch = 0;
+                }
+            }
+            finally
+            {
+                _disposed = true;
+                _mem?.Dispose();
+                // ESRCH: the task was killed meanwhile; there is nothing left to put back.
+                RestoreUnlessGone(PtraceRequest.SETSIGMASK, sizeof(ulong), _savedSigMask);
+                RestoreRegsUnlessGone();
+                foreach (int sig in _suppressedSignals)
+                    RawSyscall.TryCall(Sysno.tgkill, Thread.Pid, Thread.Tid, sig);
+            }
+        });
+        _tracer.Unpin();
+    }
+
+    private unsafe void RestoreUnlessGone(int request, nint addr, ulong value)
+    {
+        long r = Ptrace.TryRequest(request, Thread.Tid, addr, (nint)(&value));
+        if (r < 0 && r != -Errnos.ESRCH)
+            throw new SyscallException($"ptrace({PtraceRequest.Name(request)}, {Thread.Tid})", (int)-r);
+    }
+
+    private unsafe void RestoreRegsUnlessGone()
+    {
+        var regs = SavedRegs;
+        long r = Ptrace.TryRequest(PtraceRequest.SETREGS, Thread.Tid, 0, (nint)(&regs));
+        if (r < 0 && r != -Errnos.ESRCH)
+            throw new SyscallException($"ptrace(PTRACE_SETREGS, {Thread.Tid})", (int)-r);
+    }
+
+    private SafeFileHandle Mem() =>
+        _mem ??= File.OpenHandle($"/proc/{Thread.Pid}/mem", FileMode.Open, FileAccess.ReadWrite);
+
+    private void MapScratch()
+    {
+        // r-x first (allowed even under PR_SET_MDWE), gadget written through /proc/PID/mem,
+        // then the second page made writable for data.
+        long addr = _knownGadget != 0
+            ? InvokeAt(_knownGadget, Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            : InvokeAtRip(Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (addr < 0 && addr > -4096)
+            throw new SyscallException($"remote mmap(scratch) in {Thread.Tid}", (int)-addr);
+        Span<byte> code = [0x0f, 0x05, 0xcc];
+        WriteMemory((ulong)addr, code);
+        _scratch = (ulong)addr;
+        long r = InvokeAt(_knownGadget != 0 ? _knownGadget : _scratch, Sysno.mprotect, (long)ScratchData, PageSize,
+            PROT_READ | PROT_WRITE, 0, 0, 0);
+        if (r < 0)
+            throw new SyscallException($"remote mprotect(scratch) in {Thread.Tid}", (int)-r);
+    }
+
+    /// <summary>First-call form: the gadget is written over the 3 bytes at rip and put back afterwards.</summary>
+    private long InvokeAtRip(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+    {
+        ulong at = SavedRegs.Rip;
+        ulong original = Ptrace.PeekData(Thread.Tid, at);
+        Ptrace.PokeData(Thread.Tid, at, (original & ~GadgetMask) | GadgetCode);
+        try
+        {
+            return InvokeAt(at, nr, a1, a2, a3, a4, a5, a6);
+        }
+        finally
+        {
+            Ptrace.PokeData(Thread.Tid, at, original);
+        }
+    }
+
+    private long InvokeAt(ulong gadget, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+    {
+        int tid = Thread.Tid;
+        var regs = SavedRegs;
+        regs.Rax = (ulong)nr;
+        regs.OrigRax = ulong.MaxValue;   // no syscall-restart fixups on our resume
+        regs.Rdi = (ulong)a1;
+        regs.Rsi = (ulong)a2;
+        regs.Rdx = (ulong)a3;
+        regs.R10 = (ulong)a4;
+        regs.R8 = (ulong)a5;
+        regs.R9 = (ulong)a6;
+        regs.Rip = gadget;
+        Ptrace.SetRegs(tid, regs);
+        Ptrace.Cont(tid, 0);
+        while (true)
+        {
+            Wait.WaitPid(tid, out var status, Wait.WALL);
+            if (status.Dead)
+            {
+                _gone = true;
+                throw new TaskGoneException(Thread, status);
+            }
+            if (!status.Stopped)
+                continue;
+            if (status.Event == 0 && status.StopSignal == SIGTRAP)
+            {
+                var after = Ptrace.GetRegs(tid);
+                if (after.Rip == gadget + 3)
+                {
+                    CallCount++;
+                    return (long)after.Rax;
+                }
+                throw new InvalidOperationException(
+                    $"remote syscall {nr} in {tid}: unexpected SIGTRAP at rip 0x{after.Rip:x} (gadget 0x{gadget:x})");
+            }
+            // An interrupt/group-stop event left pending, or an unblockable signal (SIGSTOP):
+            // resume without delivering it; signals are re-sent on Dispose.
+            if (status.Event == 0)
+                _suppressedSignals.Add(status.StopSignal);
+            Ptrace.Cont(tid, 0);
+        }
+    }
+}
+
+/// <summary>The task died (or was killed) while crisp was running code in it.</summary>
+public sealed class TaskGoneException(SeizedThread thread, WaitStatus status)
+    : Exception($"{thread} is gone: {status}")
+{
+    public SeizedThread Thread { get; } = thread;
+    public WaitStatus Status { get; } = status;
+}

@@ -1,0 +1,151 @@
+using Crisp.Linux;
+
+namespace Crisp.Compel;
+
+/// <summary>When to seize with PTRACE_O_SUSPEND_SECCOMP (so remote syscalls are not filtered).</summary>
+public enum SeccompSuspend
+{
+    /// <summary>Only threads that have a seccomp mode at seize time.</summary>
+    Auto,
+    Always,
+    Never,
+}
+
+/// <summary>Seizes threads and processes with PTRACE_SEIZE + PTRACE_INTERRUPT, and detaches them.</summary>
+public sealed class Seizer
+{
+    private const int SIGTRAP = 5, SIGSTOP = 19, SIGTSTP = 20, SIGTTIN = 21, SIGTTOU = 22;
+
+    /// <summary>Options every seize uses: TRACESYSGOOD tells syscall-stops from SIGTRAP.
+    /// Deliberately no EXITKILL: if crisp dies, the dumped tree must live on.</summary>
+    public const PtraceOptions BaseOptions = PtraceOptions.TraceSysGood;
+
+    private readonly Tracer _tracer;
+
+    public Seizer(Tracer tracer) => _tracer = tracer;
+
+    public Tracer Tracer => _tracer;
+
+    /// <summary>Seizes one thread and waits for it to stop. Returns null when the thread vanished
+    /// (exited before or during the seize) — not an error. This is the one path every seize takes.</summary>
+    public SeizedThread? SeizeThread(int pid, int tid, SeccompSuspend seccomp = SeccompSuspend.Auto,
+        PtraceOptions extraOptions = PtraceOptions.None) => _tracer.Run(() =>
+    {
+        // A zombie (e.g. a leader that called pthread_exit) never reports the interrupt stop.
+        if (CompelProc.State(tid) is 'Z' or 'X')
+            return null;
+        var options = BaseOptions | extraOptions;
+        if (seccomp == SeccompSuspend.Always)
+            options |= PtraceOptions.SuspendSeccomp;
+        long r = Ptrace.TryRequest(PtraceRequest.SEIZE, tid, 0, (nint)options);
+        if (r == -Errnos.ESRCH)
+            return null;
+        if (r < 0)
+            throw new SyscallException($"ptrace(PTRACE_SEIZE, {tid})", (int)-r);
+        r = Ptrace.TryRequest(PtraceRequest.INTERRUPT, tid);
+        if (r < 0 && r != -Errnos.ESRCH)
+            throw new SyscallException($"ptrace(PTRACE_INTERRUPT, {tid})", (int)-r);
+
+        int groupStopSignal = WaitForInterruptStop(tid);
+        if (groupStopSignal < 0)
+            return null;
+        var thread = new SeizedThread(pid, tid, options, groupStopSignal);
+        if (seccomp == SeccompSuspend.Auto && thread.SeccompMode > 0)
+        {
+            thread.Options = options | PtraceOptions.SuspendSeccomp;
+            Ptrace.SetOptions(tid, thread.Options);
+        }
+        return thread;
+    });
+
+    /// <summary>Seizes every thread of <paramref name="pid"/>, re-reading /proc/PID/task until a pass finds
+    /// no new thread. On failure, whatever was seized is detached again.</summary>
+    public SeizedProcess SeizeProcess(int pid, SeccompSuspend seccomp = SeccompSuspend.Auto,
+        PtraceOptions extraOptions = PtraceOptions.None) => _tracer.Run(() =>
+    {
+        var seized = new List<SeizedThread>();
+        var known = new HashSet<int>();
+        try
+        {
+            for (int pass = 0; ; pass++)
+            {
+                if (pass > 1000)
+                    throw new InvalidOperationException($"threads of {pid} did not settle after {pass} passes");
+                var tids = CompelProc.ListThreads(pid);
+                if (tids == null)
+                    throw new SyscallException($"seize {pid}: /proc/{pid}/task", Errnos.ESRCH);
+                bool found = false;
+                // Leader first, so it is stopped before we chase the threads it creates.
+                foreach (int tid in tids.OrderBy(t => t == pid ? 0 : 1))
+                {
+                    if (!known.Add(tid))
+                        continue;
+                    found = true;
+                    var t = SeizeThread(pid, tid, seccomp, extraOptions);
+                    if (t != null)
+                        seized.Add(t);
+                }
+                if (!found)
+                    break;
+            }
+            if (seized.Count == 0)
+                throw new SyscallException($"seize {pid}: every thread vanished", Errnos.ESRCH);
+            return new SeizedProcess(this, pid, seized);
+        }
+        catch
+        {
+            foreach (var t in seized)
+                TryDetach(t);
+            throw;
+        }
+    });
+
+    /// <summary>Detaches a thread, leaving it running — or group-stopped if it was (the kernel puts a
+    /// detached thread back into a group stop that is still in effect).</summary>
+    public void Detach(SeizedThread thread) => _tracer.Run(() =>
+    {
+        if (thread.IsDetached)
+            return;
+        long r = Ptrace.TryRequest(PtraceRequest.DETACH, thread.Tid, 0, 0);
+        if (r < 0 && r != -Errnos.ESRCH)
+            throw new SyscallException($"ptrace(PTRACE_DETACH, {thread.Tid})", (int)-r);
+        thread.IsDetached = true;
+    });
+
+    private void TryDetach(SeizedThread thread)
+    {
+        try { Detach(thread); } catch (SyscallException) { }
+    }
+
+    /// <summary>Waits for the PTRACE_EVENT_STOP our interrupt causes. Returns 0 for a thread that was
+    /// running, the stop signal for one in group-stop, -1 if it vanished. A signal-delivery stop that
+    /// comes first is re-injected, so the tracee does not lose the signal.</summary>
+    private static int WaitForInterruptStop(int tid)
+    {
+        while (true)
+        {
+            int r = Wait.TryWaitPid(tid, out var status, Wait.WALL);
+            if (r == -Errnos.ECHILD)
+                return -1;
+            if (r < 0)
+                throw new SyscallException($"waitpid({tid})", -r);
+            if (status.Dead)
+                return -1;
+            if (!status.Stopped)
+                continue;
+            if (status.Event == PtraceEvent.Stop)
+            {
+                int sig = status.StopSignal;
+                return sig is SIGSTOP or SIGTSTP or SIGTTIN or SIGTTOU ? sig : 0;
+            }
+            // A signal-delivery stop (event 0) carries a signal for the tracee: hand it back.
+            // Any other event stop: just continue. The pending interrupt stops it again.
+            int inject = status.Event == 0 && status.StopSignal != (SIGTRAP | 0x80) ? status.StopSignal : 0;
+            long c = Ptrace.TryRequest(PtraceRequest.CONT, tid, 0, inject);
+            if (c == -Errnos.ESRCH)
+                continue;   // killed meanwhile: the next wait reports it
+            if (c < 0)
+                throw new SyscallException($"ptrace(PTRACE_CONT, {tid})", (int)-c);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
+using Crisp.Linux;
+
+namespace Crisp.Compel;
+
+/// <summary>The one OS thread that owns every ptrace request and every waitpid on tracees.
+/// The kernel binds a tracee to the thread that seized it, so all Compel work is queued here.
+/// Calls made from the tracer thread itself run inline.</summary>
+public sealed class Tracer : IDisposable
+{
+    private static readonly Lazy<Tracer> SharedInstance = new(() => new Tracer());
+
+    private readonly BlockingCollection<WorkItem> _queue = new();
+    private readonly Thread _thread;
+    private readonly ManualResetEventSlim _started = new();
+    private byte[]? _originalAffinity;
+    private int _pinnedCpu = -1;
+
+    /// <summary>A process-wide tracer (created on first use, lives until the process exits).</summary>
+    public static Tracer Shared => SharedInstance.Value;
+
+    /// <summary>Kernel thread id of the tracer thread.</summary>
+    public int ThreadId { get; private set; }
+
+    public Tracer(string name = "crisp-tracer")
+    {
+        EnsureSigchldNotIgnored();
+        _thread = new Thread(Loop) { IsBackground = true, Name = name };
+        _thread.Start();
+        _started.Wait();
+    }
+
+    public bool IsTracerThread => Thread.CurrentThread == _thread;
+
+    public T Run<T>(Func<T> work)
+    {
+        if (IsTracerThread)
+            return work();
+        T result = default!;
+        RunQueued(() => result = work());
+        return result;
+    }
+
+    public void Run(Action work)
+    {
+        if (IsTracerThread)
+            work();
+        else
+            RunQueued(work);
+    }
+
+    private void RunQueued(Action work)
+    {
+        using var item = new WorkItem(work);
+        _queue.Add(item);
+        item.Done.Wait();
+        item.Error?.Throw();
+    }
+
+    /// <summary>Pins the tracer thread to the CPU <paramref name="tid"/> last ran on. A ptrace round trip
+    /// across CPUs costs ~200 µs in this VM against ~6-9 µs on one CPU. Only the tracer's affinity changes;
+    /// the tracee's is never touched. Best effort: a CPU outside our cpuset is simply not used.</summary>
+    public void PinToCpuOf(int tid) => Run(() =>
+    {
+        int cpu = CompelProc.LastCpu(tid);
+        if (cpu < 0 || cpu == _pinnedCpu)
+            return;
+        _originalAffinity ??= CompelAffinity.Get();
+        if (CompelAffinity.TrySetSingle(cpu))
+            _pinnedCpu = cpu;
+    });
+
+    /// <summary>Gives the tracer thread its original affinity back.</summary>
+    public void Unpin() => Run(() =>
+    {
+        if (_originalAffinity != null && _pinnedCpu >= 0)
+            CompelAffinity.Set(_originalAffinity);
+        _pinnedCpu = -1;
+    });
+
+    public void Dispose()
+    {
+        if (_thread == Thread.CurrentThread)
+            throw new InvalidOperationException("the tracer cannot dispose itself from its own thread");
+        _queue.CompleteAdding();
+        _thread.Join();
+    }
+
+    private void Loop()
+    {
+        ThreadId = (int)RawSyscall.Call("gettid", Sysno.gettid);
+        _started.Set();
+        foreach (var item in _queue.GetConsumingEnumerable())
+        {
+            try
+            {
+                item.Work();
+            }
+            catch (Exception e)
+            {
+                item.Error = ExceptionDispatchInfo.Capture(e);
+            }
+            item.Done.Set();
+        }
+    }
+
+    /// <summary>With SIGCHLD ignored the kernel auto-reaps children and their exit status is lost.</summary>
+    private static unsafe void EnsureSigchldNotIgnored()
+    {
+        const int SIGCHLD = 17;
+        // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes each).
+        ulong* old = stackalloc ulong[4];
+        RawSyscall.Call("rt_sigaction(SIGCHLD)", Sysno.rt_sigaction, SIGCHLD, 0, (long)old, 8);
+        if (old[0] == 1 /* SIG_IGN */)
+        {
+            ulong* dfl = stackalloc ulong[4];
+            RawSyscall.Call("rt_sigaction(SIGCHLD, SIG_DFL)", Sysno.rt_sigaction, SIGCHLD, (long)dfl, 0, 8);
+        }
+    }
+
+    private sealed class WorkItem(Action work) : IDisposable
+    {
+        public Action Work { get; } = work;
+        public ManualResetEventSlim Done { get; } = new();
+        public ExceptionDispatchInfo? Error { get; set; }
+        public void Dispose() => Done.Dispose();
+    }
+}
