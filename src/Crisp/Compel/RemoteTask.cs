@@ -19,6 +19,7 @@ public sealed class RemoteTask : IDisposable
     private readonly Tracer _tracer;
     private readonly bool _useScratch;
     private readonly ulong _knownGadget;
+    private readonly ulong _knownData;
     private readonly ulong _savedSigMask;
     private readonly List<int> _suppressedSignals = [];
     private SafeFileHandle? _mem;
@@ -40,9 +41,12 @@ public sealed class RemoteTask : IDisposable
     /// <param name="gadgetAddress">Address of a <c>syscall; int3</c> already in the task (e.g. a puppet's,
     /// <c>PuppetElf.SyscallGadgetAddress</c>); when given, neither patching nor a scratch gadget is used
     /// (the data page is still mapped on demand by <see cref="PutOnScratch"/>).</param>
+    /// <param name="scratchDataAddress">A read-write page already in the task to use for pointer arguments
+    /// (a puppet's data page); it is never unmapped.</param>
     public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
-        ulong gadgetAddress = 0)
+        ulong gadgetAddress = 0, ulong scratchDataAddress = 0)
     {
+        _knownData = scratchDataAddress;
         _tracer = tracer;
         Thread = thread;
         _useScratch = useScratchPage && gadgetAddress == 0;
@@ -61,7 +65,7 @@ public sealed class RemoteTask : IDisposable
     }
 
     /// <summary>Address of the scratch data page (4 KiB, read-write) for pointer arguments; 0 until mapped.</summary>
-    public ulong ScratchData => _scratch == 0 ? 0 : _scratch + PageSize;
+    public ulong ScratchData => _knownData != 0 ? _knownData : _scratch == 0 ? 0 : _scratch + PageSize;
 
     public const int ScratchDataSize = PageSize;
 
@@ -109,7 +113,7 @@ public sealed class RemoteTask : IDisposable
     {
         if (data.Length > ScratchDataSize)
             throw new ArgumentException($"{data.Length} bytes do not fit the {ScratchDataSize}-byte scratch page");
-        if (_scratch == 0)
+        if (ScratchData == 0)
             _tracer.Run(MapScratch);
         WriteMemory(ScratchData, data);
         return ScratchData;

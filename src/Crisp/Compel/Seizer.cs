@@ -100,6 +100,22 @@ public sealed class Seizer
         }
     });
 
+    /// <summary>Takes over a task the kernel attached to us by itself (the child of a traced task's
+    /// fork/clone, with PTRACE_O_TRACEFORK/CLONE): waits for its first stop and records it exactly as a
+    /// seized thread, seccomp mode included. <paramref name="options"/> are those it inherited.</summary>
+    public SeizedThread Adopt(int pid, int tid, PtraceOptions options) => _tracer.Run(() =>
+    {
+        while (true)
+        {
+            Wait.WaitPid(tid, out var status, Wait.WALL);
+            if (status.Dead)
+                throw new SyscallException($"adopt {tid}: it died before its first stop ({status})", Errnos.ESRCH);
+            if (status.Stopped && status.Event == PtraceEvent.Stop)
+                return new SeizedThread(pid, tid, options, 0);
+            Ptrace.Cont(tid, 0);
+        }
+    });
+
     /// <summary>Detaches a thread, leaving it running — or group-stopped if it was (the kernel puts a
     /// detached thread back into a group stop that is still in effect).</summary>
     public void Detach(SeizedThread thread) => _tracer.Run(() =>

@@ -21,8 +21,9 @@ public class PuppetElfTests
             Assert.Equal('R', stat[stat.LastIndexOf(')') + 2]);
             var maps = File.ReadAllLines($"/proc/{p.Id}/maps");
             Assert.StartsWith($"{PuppetElf.BaseAddress:x8}-{PuppetElf.BaseAddress + 0x1000:x8} r-xp", maps[0]);
-            // Text page, stack, vvar(s), vdso — nothing else (no heap, no libraries).
-            Assert.All(maps.Skip(1), m => Assert.Matches(@"\[(stack|vvar|vvar_vclock|vdso|vsyscall)\]$", m));
+            Assert.StartsWith($"{PuppetElf.DataAddress:x8}-{PuppetElf.End:x8} rw-p", maps[1]);
+            // Text and data pages, stack, vvar(s), vdso — nothing else (no heap, no libraries).
+            Assert.All(maps.Skip(2), m => Assert.Matches(@"\[(stack|vvar|vvar_vclock|vdso|vsyscall)\]$", m));
         }
         finally
         {

@@ -5,13 +5,22 @@ namespace Crisp.Compel.Puppets;
 /// <summary>The program a restore puppet runs: a minimal static x86-64 ELF (no libc, no interpreter)
 /// whose entry spins on <c>jmp .</c> until crisp seizes it, followed by a <c>syscall; int3</c> gadget
 /// that remote syscalls can point rip at. It maps only its own text page at <see cref="BaseAddress"/>
-/// (plus the kernel's stack, vdso and vvar), so little has to be cleared before a task is rebuilt in it.</summary>
+/// and one read-write data page after it (plus the kernel's stack, vdso and vvar), so little has to be
+/// cleared before a task is rebuilt in it. The data page holds pointer arguments of remote syscalls.</summary>
 public static class PuppetElf
 {
     /// <summary>Load address of the text page; low, below where ld.so and non-PIE binaries go.</summary>
     public const ulong BaseAddress = 0x10000;
 
-    private const int ElfHeaderSize = 64, ProgramHeaderSize = 56, ProgramHeaders = 2;
+    public const ulong PageSize = 0x1000;
+
+    /// <summary>The read-write page right after the text page (zero-filled, like a .bss).</summary>
+    public const ulong DataAddress = BaseAddress + PageSize;
+
+    /// <summary>Everything the puppet program itself maps: [BaseAddress, End).</summary>
+    public const ulong End = DataAddress + PageSize;
+
+    private const int ElfHeaderSize = 64, ProgramHeaderSize = 56, ProgramHeaders = 3;
     private const int CodeOffset = ElfHeaderSize + ProgramHeaderSize * ProgramHeaders;
 
     /// <summary>Machine code: <c>jmp .</c> then <c>syscall; int3</c>.</summary>
@@ -40,22 +49,24 @@ public static class PuppetElf
 
         // PT_LOAD: the whole file, read + execute.
         WriteProgramHeader(span[ElfHeaderSize..], type: 1, flags: 5, vaddr: BaseAddress, size: (ulong)image.Length, align: 0x1000);
+        // PT_LOAD: the data page, read + write, nothing from the file.
+        WriteProgramHeader(span[(ElfHeaderSize + ProgramHeaderSize)..], type: 1, flags: 6, vaddr: DataAddress, size: 0, align: 0x1000, memSize: PageSize);
         // PT_GNU_STACK: non-executable stack, so the kernel sets no READ_IMPLIES_EXEC personality.
-        WriteProgramHeader(span[(ElfHeaderSize + ProgramHeaderSize)..], type: 0x6474E551, flags: 6, vaddr: 0, size: 0, align: 16);
+        WriteProgramHeader(span[(ElfHeaderSize + 2 * ProgramHeaderSize)..], type: 0x6474E551, flags: 6, vaddr: 0, size: 0, align: 16);
 
         Code.CopyTo(span[CodeOffset..]);
         return image;
     }
 
-    private static void WriteProgramHeader(Span<byte> ph, uint type, uint flags, ulong vaddr, ulong size, ulong align)
+    private static void WriteProgramHeader(Span<byte> ph, uint type, uint flags, ulong vaddr, ulong size, ulong align, ulong? memSize = null)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(ph, type);
         BinaryPrimitives.WriteUInt32LittleEndian(ph[4..], flags);
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[8..], 0);          // p_offset
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[8..], 0);          // p_offset (file start)
         BinaryPrimitives.WriteUInt64LittleEndian(ph[16..], vaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(ph[24..], vaddr);     // p_paddr
         BinaryPrimitives.WriteUInt64LittleEndian(ph[32..], size);      // p_filesz
-        BinaryPrimitives.WriteUInt64LittleEndian(ph[40..], size);      // p_memsz
+        BinaryPrimitives.WriteUInt64LittleEndian(ph[40..], memSize ?? size); // p_memsz
         BinaryPrimitives.WriteUInt64LittleEndian(ph[48..], align);
     }
 }

@@ -1,0 +1,121 @@
+using System.Runtime.InteropServices;
+using Crisp.Linux;
+
+namespace Crisp.Compel.Puppets;
+
+/// <summary>A blank task crisp shapes into a restored one by remote syscalls. The first is spawned from
+/// the <see cref="PuppetElf"/> program; every other one is cloned inside an existing puppet with
+/// clone3 + set_tid, so it gets its PID and its parent right. Puppets are traced with EXITKILL: if crisp
+/// dies mid-restore they die too, and nothing half-built is left.</summary>
+public sealed class Puppet : IDisposable
+{
+    /// <summary>Options every puppet is traced with; auto-attached children inherit them.</summary>
+    public const PtraceOptions Options = PtraceOptions.ExitKill | PtraceOptions.TraceFork | PtraceOptions.TraceClone
+        | PtraceOptions.TraceVfork;
+
+    private const ulong SIGCHLD = 17;
+
+    private readonly Seizer _seizer;
+    private RemoteTask? _remote;
+
+    public int Pid => Thread.Pid;
+    public SeizedThread Thread { get; }
+    public Tracer Tracer => _seizer.Tracer;
+
+    /// <summary>Remote syscalls through the puppet's own gadget, pointer arguments on its data page.</summary>
+    public RemoteTask Remote => _remote ??= new RemoteTask(Tracer, Thread, pinTracer: false,
+        gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress);
+
+    private Puppet(Seizer seizer, SeizedThread thread)
+    {
+        _seizer = seizer;
+        Thread = thread;
+    }
+
+    /// <summary>Starts the first puppet as a child of crisp, from a memfd holding the puppet program,
+    /// and seizes it once it spins at its entry point.</summary>
+    public static Puppet Spawn(Seizer seizer)
+    {
+        using var memfd = Memfd.Create("crisp-puppet", Memfd.MFD_CLOEXEC);
+        FileIo.WriteExactly(memfd.Fd, PuppetElf.Build());
+        int pid = Linux.Spawn.Start($"/proc/self/fd/{memfd.Fd}", ["crisp-puppet"]);
+        try
+        {
+            WaitUntilAtEntry(pid);
+            var process = seizer.SeizeProcess(pid, SeccompSuspend.Always, Options);
+            return new Puppet(seizer, process.Leader);
+        }
+        catch
+        {
+            RawSyscall.TryCall(Sysno.kill, pid, 9);
+            seizer.Tracer.Run(() => Linux.Spawn.TryReap(pid));
+            throw;
+        }
+    }
+
+    /// <summary>Clones a new puppet with PID <paramref name="pid"/> inside this one. With
+    /// <paramref name="sibling"/> the new task becomes a child of this puppet's parent (CLONE_PARENT).</summary>
+    public unsafe Puppet Clone(int pid, bool sibling = false)
+    {
+        int setTid = pid;
+        var args = new CloneArgs
+        {
+            Flags = sibling ? Clone3.CLONE_PARENT : 0,
+            // clone3 refuses an exit signal with CLONE_PARENT; the caller's own (SIGCHLD) is used.
+            ExitSignal = sibling ? 0 : SIGCHLD,
+            SetTid = PuppetElf.DataAddress + (ulong)sizeof(CloneArgs),
+            SetTidSize = 1,
+        };
+        var buffer = new byte[sizeof(CloneArgs) + sizeof(int)];
+        MemoryMarshal.Write(buffer, in args);
+        MemoryMarshal.Write(buffer.AsSpan(sizeof(CloneArgs)), in setTid);
+        ulong at = Remote.PutOnScratch(buffer);
+        long r = Remote.Syscall(Sysno.clone3, (long)at, sizeof(CloneArgs));
+        if (r < 0)
+            throw r == -Errnos.EEXIST
+                ? new CrispException($"PID {pid} is already in use")
+                : new SyscallException($"clone3(set_tid={pid}) in puppet {Pid}", (int)-r);
+        if (r != pid)
+            throw new CrispException($"clone3 in puppet {Pid} gave PID {r}, not {pid}");
+        return new Puppet(_seizer, _seizer.Adopt(pid, pid, Thread.Options));
+    }
+
+    /// <summary>Runs a syscall in the puppet and throws, naming it, when it fails.</summary>
+    public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+    {
+        long r = Remote.Syscall(nr, a1, a2, a3, a4, a5, a6);
+        if (r < 0 && r > -4096)
+            throw new SyscallException($"{name} in task {Pid}", (int)-r);
+        return r;
+    }
+
+    /// <summary>Kills the puppet (SIGKILL) and, when it is crisp's own child, reaps it.</summary>
+    public void Kill()
+    {
+        RawSyscall.TryCall(Sysno.kill, Pid, 9);
+        Tracer.Run(() =>
+        {
+            // A traced task is reaped by its tracer first; its real parent (if crisp) gets it after.
+            while (Wait.TryWaitPid(Pid, out var status, Wait.WALL) > 0 && !status.Dead) { }
+        });
+    }
+
+    public void Dispose() => _remote?.Dispose();
+
+    private static void WaitUntilAtEntry(int pid)
+    {
+        string prefix = $"{PuppetElf.BaseAddress:x8}-";
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                if (File.ReadLines($"/proc/{pid}/maps").FirstOrDefault()?.StartsWith(prefix, StringComparison.Ordinal) == true)
+                    return;
+            }
+            catch (IOException) { }
+            System.Threading.Thread.Sleep(1);
+        }
+        throw new CrispException($"puppet {pid} did not start");
+    }
+}
