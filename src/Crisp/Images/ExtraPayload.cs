@@ -1,0 +1,9 @@
+namespace Crisp.Images;
+
+/// <summary>Raw bytes that follow an entry in some images, the way crit frames them.</summary>
+public enum ExtraPayload
+{
+    None,
+    /// <summary>pipes-data / fifo-data: pipe_data_entry.bytes raw bytes follow each entry.</summary>
+    PipeData,
+}

@@ -1,0 +1,62 @@
+namespace Crisp.Images;
+
+/// <summary>A directory of CRIU-format images (one checkpoint).</summary>
+public sealed class ImageDirectory
+{
+    private ImageDirectory(string path) => Path = System.IO.Path.GetFullPath(path);
+
+    public string Path { get; }
+
+    /// <summary>Opens an existing directory.</summary>
+    public static ImageDirectory Open(string path)
+    {
+        if (!Directory.Exists(path))
+            throw new DirectoryNotFoundException($"{path}: image directory not found");
+        return new ImageDirectory(path);
+    }
+
+    /// <summary>Opens a directory for writing, creating it when missing.</summary>
+    public static ImageDirectory Create(string path)
+    {
+        Directory.CreateDirectory(path);
+        return new ImageDirectory(path);
+    }
+
+    public string PathOf(ImageFile file) => System.IO.Path.Combine(Path, file.FileName);
+
+    public bool Exists(ImageFile file) => File.Exists(PathOf(file));
+
+    public ImageReader OpenReader(ImageFile file) => ImageReader.Open(PathOf(file), file.Kind);
+
+    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(PathOf(file), file.Kind);
+
+    /// <summary>Writes a whole image of <paramref name="entries"/>.</summary>
+    public void Write(ImageFile file, params Google.Protobuf.IMessage[] entries)
+    {
+        using var writer = CreateWriter(file);
+        foreach (var e in entries)
+            writer.Write(e);
+    }
+
+    /// <summary>Reads every entry of an image; empty when the file does not exist.</summary>
+    public List<T> ReadAll<T>(ImageFile file) where T : class, Google.Protobuf.IMessage<T>, new()
+    {
+        if (!Exists(file))
+            return [];
+        using var reader = OpenReader(file);
+        return reader.ReadAll<T>();
+    }
+
+    /// <summary>Image files present, with their kind where the name is a known one.</summary>
+    public IReadOnlyList<(string FileName, ImageFile? File)> List() =>
+        Directory.EnumerateFiles(Path)
+            .Select(System.IO.Path.GetFileName)
+            .OfType<string>()
+            .Order(StringComparer.Ordinal)
+            .Select(n => (n, ImageKind.FromFileName(n)))
+            .ToList();
+
+    public PagemapWriter CreatePagemap(long pid, uint pagesId) => PagemapWriter.Create(this, pid, pagesId);
+
+    public PagemapReader OpenPagemap(long pid) => PagemapReader.Open(this, pid);
+}

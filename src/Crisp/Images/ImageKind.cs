@@ -1,0 +1,112 @@
+using System.Text.RegularExpressions;
+using Crisp.Images.Proto;
+using Google.Protobuf.Reflection;
+
+namespace Crisp.Images;
+
+/// <summary>
+/// One kind of CRIU image: its magic name (as crit prints it), magic number, file-name pattern
+/// and the protobuf message of its entries.
+/// </summary>
+public sealed partial class ImageKind
+{
+    private ImageKind(string name, uint magic, string prefix, bool hasId, MessageDescriptor? entry,
+        MessageDescriptor? head = null, ExtraPayload extra = ExtraPayload.None)
+    {
+        Name = name;
+        Magic = magic;
+        FilePrefix = prefix;
+        HasId = hasId;
+        Entry = entry;
+        Head = head;
+        Extra = extra;
+    }
+
+    /// <summary>CRIU's magic name, e.g. "CORE"; crit shows it as "magic".</summary>
+    public string Name { get; }
+    public uint Magic { get; }
+    /// <summary>File name before "-ID.img" (or ".img" when <see cref="HasId"/> is false).</summary>
+    public string FilePrefix { get; }
+    public bool HasId { get; }
+    /// <summary>Message of each entry; null for raw images.</summary>
+    public MessageDescriptor? Entry { get; }
+    /// <summary>Message of the first entry when it differs from the rest (pagemap_head).</summary>
+    public MessageDescriptor? Head { get; }
+    public ExtraPayload Extra { get; }
+    public bool IsRaw => Entry is null;
+    /// <summary>inventory.img carries only its own magic; raw images none; all others IMG_COMMON first.</summary>
+    public bool HasCommonMagic => !IsRaw && Magic != ImageMagic.Inventory;
+
+    public string FileName(long? id = null)
+    {
+        if (HasId != id.HasValue)
+            throw new ArgumentException(HasId ? $"{Name} images need an id" : $"{Name} images take no id", nameof(id));
+        return HasId ? $"{FilePrefix}-{id}.img" : $"{FilePrefix}.img";
+    }
+
+    public override string ToString() => Name;
+
+    public static readonly ImageKind Inventory = new("INVENTORY", ImageMagic.Inventory, "inventory", false, inventory_entry.Descriptor);
+    public static readonly ImageKind Pstree = new("PSTREE", ImageMagic.Pstree, "pstree", false, pstree_entry.Descriptor);
+    public static readonly ImageKind Core = new("CORE", ImageMagic.Core, "core", true, core_entry.Descriptor);
+    public static readonly ImageKind Ids = new("IDS", ImageMagic.Ids, "ids", true, task_kobj_ids_entry.Descriptor);
+    public static readonly ImageKind Creds = new("CREDS", ImageMagic.Creds, "creds", true, creds_entry.Descriptor);
+    public static readonly ImageKind Fs = new("FS", ImageMagic.Fs, "fs", true, fs_entry.Descriptor);
+    public static readonly ImageKind Mm = new("MM", ImageMagic.Mm, "mm", true, mm_entry.Descriptor);
+    public static readonly ImageKind Vmas = new("VMAS", ImageMagic.Vmas, "vmas", true, vma_entry.Descriptor);
+    public static readonly ImageKind Pagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap", true, pagemap_entry.Descriptor, pagemap_head.Descriptor);
+    public static readonly ImageKind Pages = new("PAGES", ImageMagic.Raw, "pages", true, null);
+    public static readonly ImageKind Fdinfo = new("FDINFO", ImageMagic.Fdinfo, "fdinfo", true, fdinfo_entry.Descriptor);
+    public static readonly ImageKind Files = new("FILES", ImageMagic.Files, "files", false, file_entry.Descriptor);
+    public static readonly ImageKind RegFiles = new("REG_FILES", ImageMagic.RegFiles, "reg-files", false, reg_file_entry.Descriptor);
+    public static readonly ImageKind Pipes = new("PIPES", ImageMagic.Pipes, "pipes", false, pipe_entry.Descriptor);
+    public static readonly ImageKind PipesData = new("PIPES_DATA", ImageMagic.PipesData, "pipes-data", false, pipe_data_entry.Descriptor, null, ExtraPayload.PipeData);
+    public static readonly ImageKind Fifo = new("FIFO", ImageMagic.Fifo, "fifo", false, fifo_entry.Descriptor);
+    public static readonly ImageKind FifoData = new("FIFO_DATA", ImageMagic.FifoData, "fifo-data", false, pipe_data_entry.Descriptor, null, ExtraPayload.PipeData);
+    public static readonly ImageKind Sigacts = new("SIGACT", ImageMagic.Sigact, "sigacts", true, sa_entry.Descriptor);
+    public static readonly ImageKind Itimers = new("ITIMERS", ImageMagic.Itimers, "itimers", true, itimer_entry.Descriptor);
+    public static readonly ImageKind PosixTimers = new("POSIX_TIMERS", ImageMagic.PosixTimers, "posix-timers", true, posix_timer_entry.Descriptor);
+    public static readonly ImageKind TtyFiles = new("TTY_FILES", ImageMagic.TtyFiles, "tty", false, tty_file_entry.Descriptor);
+    public static readonly ImageKind TtyInfo = new("TTY_INFO", ImageMagic.TtyInfo, "tty-info", false, tty_info_entry.Descriptor);
+    public static readonly ImageKind TtyData = new("TTY_DATA", ImageMagic.TtyData, "tty-data", false, tty_data_entry.Descriptor);
+    public static readonly ImageKind Rlimit = new("RLIMIT", ImageMagic.Rlimit, "rlimit", true, rlimit_entry.Descriptor);
+    public static readonly ImageKind Seccomp = new("SECCOMP", ImageMagic.Seccomp, "seccomp", false, seccomp_entry.Descriptor);
+    public static readonly ImageKind EventfdFile = new("EVENTFD_FILE", ImageMagic.EventfdFile, "eventfd", false, eventfd_file_entry.Descriptor);
+    public static readonly ImageKind EventpollFile = new("EVENTPOLL_FILE", ImageMagic.EventpollFile, "eventpoll", false, eventpoll_file_entry.Descriptor);
+    public static readonly ImageKind EventpollTfd = new("EVENTPOLL_TFD", ImageMagic.EventpollTfd, "eventpoll-tfd", false, eventpoll_tfd_entry.Descriptor);
+    public static readonly ImageKind UnixSk = new("UNIXSK", ImageMagic.UnixSk, "unixsk", false, unix_sk_entry.Descriptor);
+    public static readonly ImageKind MemfdInode = new("MEMFD_INODE", ImageMagic.MemfdInode, "memfd", false, memfd_inode_entry.Descriptor);
+    public static readonly ImageKind Signalfd = new("SIGNALFD", ImageMagic.Signalfd, "signalfd", false, signalfd_entry.Descriptor);
+    public static readonly ImageKind Timerfd = new("TIMERFD", ImageMagic.Timerfd, "timerfd", false, timerfd_entry.Descriptor);
+    public static readonly ImageKind NsFiles = new("NS_FILES", ImageMagic.NsFiles, "ns-files", false, ns_file_entry.Descriptor);
+
+    public static IReadOnlyList<ImageKind> All { get; } =
+    [
+        Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, Pages, Fdinfo, Files, RegFiles,
+        Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
+        Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, MemfdInode, Signalfd, Timerfd, NsFiles,
+    ];
+
+    /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>
+    public static ImageFile? FromFileName(string fileName)
+    {
+        var m = FileNamePattern().Match(System.IO.Path.GetFileName(fileName));
+        if (!m.Success)
+            return null;
+        string prefix = m.Groups["p"].Value;
+        long? id = m.Groups["id"].Success ? long.Parse(m.Groups["id"].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+        foreach (var k in All)
+        {
+            if (k.HasId && id.HasValue && k.FilePrefix == prefix)
+                return new ImageFile(k, id);
+            if (!k.HasId && k.FilePrefix == (id.HasValue ? $"{prefix}-{id}" : prefix))
+                return new ImageFile(k, null);
+        }
+        return null;
+    }
+
+    public static ImageKind? FromMagic(uint magic) => All.FirstOrDefault(k => !k.IsRaw && k.Magic == magic);
+
+    [GeneratedRegex(@"^(?<p>[a-z][a-z-]*?)(-(?<id>[0-9]{1,18}))?\.img$")]
+    private static partial Regex FileNamePattern();
+}

@@ -1,0 +1,114 @@
+using Crisp.Images.Proto;
+
+namespace Crisp.Images;
+
+/// <summary>
+/// A task's pagemap loaded for restore: finds where the pages for a virtual address live in
+/// pages-N.img, and reads them with positioned reads.
+/// </summary>
+public sealed class PagemapReader : IDisposable
+{
+    private const int PageSize = PagemapWriter.PageSize;
+    private readonly Run[] _runs;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _pages;
+
+    /// <summary>One pagemap entry and, when present, the offset of its data in pages-N.img.</summary>
+    public readonly record struct Run(ulong Vaddr, uint NrPages, PagemapFlags Flags, long FileOffset)
+    {
+        public ulong End => Vaddr + (ulong)NrPages * PageSize;
+        public bool IsPresent => (Flags & PagemapFlags.Present) != 0;
+    }
+
+    private PagemapReader(uint pagesId, Run[] runs, string pagesPath, Microsoft.Win32.SafeHandles.SafeFileHandle? pages)
+    {
+        PagesId = pagesId;
+        _runs = runs;
+        PagesPath = pagesPath;
+        _pages = pages;
+    }
+
+    public uint PagesId { get; }
+    public string PagesPath { get; }
+    public IReadOnlyList<Run> Runs => _runs;
+    public long PresentPages => _runs.Where(r => r.IsPresent).Sum(r => (long)r.NrPages);
+
+    public static PagemapReader Open(ImageDirectory dir, long pid)
+    {
+        string mapPath = dir.PathOf(ImageFile.Pagemap(pid));
+        using var reader = ImageReader.Open(mapPath, ImageKind.Pagemap);
+        var head = reader.Read<pagemap_head>() ?? throw new ImageFormatException(mapPath, reader.Position, "missing pagemap_head");
+        var runs = new List<Run>();
+        long offset = 0;
+        while (reader.Read<pagemap_entry>() is { } e)
+        {
+            // Old images say in_parent instead of flags; treat no flags as present like CRIU does.
+            var flags = e.HasFlags ? (PagemapFlags)e.Flags : e.InParent ? PagemapFlags.Parent : PagemapFlags.Present;
+            runs.Add(new Run(e.Vaddr, e.NrPages, flags, (flags & PagemapFlags.Present) != 0 ? offset : -1));
+            if ((flags & PagemapFlags.Present) != 0)
+                offset += (long)e.NrPages * PageSize;
+        }
+        runs.Sort((a, b) => a.Vaddr.CompareTo(b.Vaddr));
+        string pagesPath = dir.PathOf(ImageFile.Pages(head.PagesId));
+        var handle = File.Exists(pagesPath) ? File.OpenHandle(pagesPath) : null;
+        if (handle is not null && RandomAccess.GetLength(handle) < offset)
+        {
+            long len = RandomAccess.GetLength(handle);
+            handle.Dispose();
+            throw new ImageFormatException(pagesPath, len, $"holds {len} bytes but {mapPath} describes {offset}");
+        }
+        return new PagemapReader(head.PagesId, [.. runs], pagesPath, handle);
+    }
+
+    /// <summary>The run holding <paramref name="vaddr"/>, if any.</summary>
+    public bool TryFind(ulong vaddr, out Run run)
+    {
+        int lo = 0, hi = _runs.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            var r = _runs[mid];
+            if (vaddr < r.Vaddr)
+                hi = mid - 1;
+            else if (vaddr >= r.End)
+                lo = mid + 1;
+            else
+            {
+                run = r;
+                return true;
+            }
+        }
+        run = default;
+        return false;
+    }
+
+    /// <summary>Offset in pages-N.img of the byte at <paramref name="vaddr"/>; -1 when not stored here.</summary>
+    public long FileOffsetOf(ulong vaddr) =>
+        TryFind(vaddr, out var r) && r.IsPresent ? r.FileOffset + (long)(vaddr - r.Vaddr) : -1;
+
+    /// <summary>Stored runs overlapping [start, end), clipped, with their file offsets.</summary>
+    public IEnumerable<(ulong Vaddr, ulong Length, long FileOffset)> Resolve(ulong start, ulong end)
+    {
+        foreach (var r in _runs)
+        {
+            if (!r.IsPresent || r.End <= start || r.Vaddr >= end)
+                continue;
+            ulong s = Math.Max(r.Vaddr, start), e = Math.Min(r.End, end);
+            yield return (s, e - s, r.FileOffset + (long)(s - r.Vaddr));
+        }
+    }
+
+    /// <summary>Reads stored bytes at <paramref name="vaddr"/> into <paramref name="buffer"/> (one positioned read).</summary>
+    public void ReadPages(ulong vaddr, Span<byte> buffer)
+    {
+        long offset = FileOffsetOf(vaddr);
+        if (offset < 0 || !TryFind(vaddr, out var r) || vaddr + (ulong)buffer.Length > r.End)
+            throw new ArgumentOutOfRangeException(nameof(vaddr), $"0x{vaddr:x}+{buffer.Length} is not within one stored run");
+        if (_pages is null)
+            throw new ImageFormatException(PagesPath, 0, "file not found");
+        int n = RandomAccess.Read(_pages, buffer, offset);
+        if (n != buffer.Length)
+            throw new ImageFormatException(PagesPath, offset + n, "truncated pages file");
+    }
+
+    public void Dispose() => _pages?.Dispose();
+}

@@ -1,0 +1,80 @@
+using Crisp.Images.Proto;
+
+namespace Crisp.Images;
+
+/// <summary>
+/// Writes pagemap-PID.img (a pagemap_head, then one pagemap_entry per run) together with the raw
+/// pages-N.img that holds the data of every PE_PRESENT run, in order. Adjacent runs are merged.
+/// </summary>
+public sealed class PagemapWriter : IDisposable
+{
+    public const int PageSize = 4096;
+
+    private readonly ImageWriter _map;
+    private readonly FileStream _pages;
+    private pagemap_entry? _pending;
+
+    private PagemapWriter(ImageWriter map, FileStream pages)
+    {
+        _map = map;
+        _pages = pages;
+    }
+
+    public long PagesWritten { get; private set; }
+
+    public static PagemapWriter Create(ImageDirectory dir, long pid, uint pagesId)
+    {
+        var map = dir.CreateWriter(ImageFile.Pagemap(pid));
+        map.Write(new pagemap_head { PagesId = pagesId });
+        // Large buffer: page runs are usually bigger and then go straight to the file.
+        var pages = new FileStream(dir.PathOf(ImageFile.Pages(pagesId)), FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20);
+        return new PagemapWriter(map, pages);
+    }
+
+    /// <summary>Stores the pages at <paramref name="vaddr"/>; <paramref name="data"/> is whole pages.</summary>
+    public void AddPages(ulong vaddr, ReadOnlySpan<byte> data)
+    {
+        if (data.Length == 0)
+            return;
+        if (data.Length % PageSize != 0 || vaddr % PageSize != 0)
+            throw new ArgumentException("page runs must be page-aligned and whole pages");
+        _pages.Write(data);
+        uint pages = (uint)(data.Length / PageSize);
+        PagesWritten += pages;
+        Add(vaddr, pages, PagemapFlags.Present);
+    }
+
+    /// <summary>Records a run whose data is not stored here (in the parent, or lazy).</summary>
+    public void AddRun(ulong vaddr, uint nrPages, PagemapFlags flags)
+    {
+        if ((flags & PagemapFlags.Present) != 0)
+            throw new ArgumentException("present runs need their data: use AddPages", nameof(flags));
+        Add(vaddr, nrPages, flags);
+    }
+
+    public void Dispose()
+    {
+        FlushPending();
+        _map.Dispose();
+        _pages.Dispose();
+    }
+
+    private void Add(ulong vaddr, uint nrPages, PagemapFlags flags)
+    {
+        if (_pending is { } p && p.Flags == (uint)flags && p.Vaddr + (ulong)p.NrPages * PageSize == vaddr)
+        {
+            p.NrPages += nrPages;
+            return;
+        }
+        FlushPending();
+        _pending = new pagemap_entry { Vaddr = vaddr, NrPages = nrPages, Flags = (uint)flags };
+    }
+
+    private void FlushPending()
+    {
+        if (_pending is null)
+            return;
+        _map.Write(_pending);
+        _pending = null;
+    }
+}
