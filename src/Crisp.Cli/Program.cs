@@ -11,8 +11,8 @@ public static class Program
     {
         ["check"] = CheckCommand.Run,
         ["show"] = ShowCommand.Run,
-        ["dump"] = NotYet("dump"),
-        ["restore"] = NotYet("restore"),
+        ["dump"] = DumpCommand.Run,
+        ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
     };
 

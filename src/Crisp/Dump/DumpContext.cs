@@ -1,0 +1,33 @@
+using Crisp.Compel;
+using Crisp.Images;
+
+namespace Crisp.Dump;
+
+/// <summary>Everything one dump run shares: options, log, images, the tracer and the seized tree.
+/// Resources keep dump-wide state of their own through <see cref="Shared{T}"/>, so adding a kind
+/// of object does not touch this class.</summary>
+public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory images, Tracer tracer, FaultInjection faults)
+{
+    private readonly Dictionary<Type, object> _shared = [];
+    private uint _nextId = 1;
+
+    public DumpOptions Options { get; } = options;
+    public Log Log { get; } = log;
+    public ImageDirectory Images { get; } = images;
+    public Tracer Tracer { get; } = tracer;
+    public FaultInjection Faults { get; } = faults;
+
+    /// <summary>Seized tasks, parents before children (the root first).</summary>
+    public List<DumpTask> Tasks { get; } = [];
+
+    /// <summary>A new id for an image object (files, pipes, vm/fs/files sets) — unique in this dump.</summary>
+    public uint NewId() => _nextId++;
+
+    /// <summary>The one instance of a resource's dump-wide state, created on first use.</summary>
+    public T Shared<T>() where T : class, new()
+    {
+        if (!_shared.TryGetValue(typeof(T), out var o))
+            _shared[typeof(T)] = o = new T();
+        return (T)o;
+    }
+}

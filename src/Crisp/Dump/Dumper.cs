@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using Crisp.Compel;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+
+namespace Crisp.Dump;
+
+/// <summary>The dump pipeline: seize the tree, collect every kind of state of every task, write the
+/// images, then kill the tree or let it run on. Any failure leaves the tree running as it was.</summary>
+public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults = null)
+{
+    /// <summary>Kinds of state, in the order they are collected. One line per kind (Resources/&lt;Kind&gt;).</summary>
+    public static IReadOnlyList<IDumpStage> Stages { get; } =
+    [
+        new Resources.Core.CoreDump(),
+        new Resources.Registers.RegistersDump(),
+    ];
+
+    public DumpStats Run()
+    {
+        var stats = new DumpStats();
+        var clock = Stopwatch.StartNew();
+        var images = ImageDirectory.Create(options.ImagesDir);
+        using var tracer = new Tracer();
+        var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
+        try
+        {
+            TreeSeizer.SeizeTree(ctx);
+            stats.FrozenAt = clock.Elapsed;
+            ctx.Faults.At("dump:seized");
+            SessionCheck.Verify(ctx);
+            foreach (var task in ctx.Tasks)
+            {
+                foreach (var stage in Stages)
+                {
+                    ctx.Log.Debug($"dump {stage.Name} of {task.Pid}");
+                    stage.Dump(ctx, task);
+                    ctx.Faults.At($"dump:{stage.Name}");
+                }
+            }
+            foreach (var stage in Stages)
+                stage.Finish(ctx);
+            WriteTree(ctx);
+            ctx.Faults.At("dump:images");
+            foreach (var task in ctx.Tasks)
+                task.Dispose();
+            stats.ImagesWrittenAt = clock.Elapsed;
+        }
+        catch
+        {
+            ReleaseAfterFailure(ctx);
+            throw;
+        }
+
+        if (options.LeaveRunning)
+            DetachAll(ctx);
+        else
+            KillAll(ctx);
+        stats.Total = clock.Elapsed;
+        stats.Tasks = ctx.Tasks.Count;
+        ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
+        return stats;
+    }
+
+    private static void WriteTree(DumpContext ctx)
+    {
+        foreach (var task in ctx.Tasks)
+            foreach (var thread in task.Threads)
+                ctx.Images.Write(ImageFile.Core(thread.Tid), thread.Core);
+        using (var pstree = ctx.Images.CreateWriter(ImageFile.Pstree))
+        {
+            foreach (var task in ctx.Tasks)
+            {
+                var entry = new pstree_entry
+                {
+                    Pid = (uint)task.Pid,
+                    Ppid = task.Parent is null ? 0 : (uint)task.Parent.Pid,
+                    Pgid = (uint)task.Stat.Pgrp,
+                    Sid = (uint)task.Stat.Session,
+                };
+                entry.Threads.AddRange(task.Threads.Select(t => (uint)t.Tid));
+                pstree.Write(entry);
+            }
+        }
+        var root = ctx.Tasks[0];
+        ctx.Images.Write(ImageFile.Inventory, new inventory_entry
+        {
+            ImgVersion = 2,             // CRIU's CRTOOLS_IMAGES_V1_1
+            FdinfoPerId = true,
+            NsPerId = true,
+            RootIds = root.Leader.Core.Ids,
+            Lsmtype = lsmtype.NoLsm,
+            DumpUptime = (ulong)Environment.TickCount64 * 1000,
+        });
+    }
+
+    /// <summary>Registers and scratch mappings back, every thread detached: the tree runs on as it was.</summary>
+    private static void ReleaseAfterFailure(DumpContext ctx)
+    {
+        foreach (var task in ctx.Tasks)
+        {
+            try { task.Dispose(); }
+            catch (Exception e) { ctx.Log.Error($"restoring registers of {task.Pid}: {e.Message}"); }
+        }
+        DetachAll(ctx);
+    }
+
+    private static void DetachAll(DumpContext ctx)
+    {
+        foreach (var task in ctx.Tasks)
+        {
+            try { task.Process.Detach(); }
+            catch (Exception e) { ctx.Log.Error($"detaching {task.Pid}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>SIGKILL every task, and consume their exits on the tracer thread so their parents can reap them.</summary>
+    private static void KillAll(DumpContext ctx)
+    {
+        foreach (var task in ctx.Tasks)
+            RawSyscall.TryCall(Sysno.kill, task.Pid, 9);
+        ctx.Tracer.Run(() =>
+        {
+            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads))
+            {
+                while (Wait.TryWaitPid(thread.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
+                thread.Thread.IsDetached = true;
+            }
+        });
+    }
+}
+
+/// <summary>Timings of one dump (CRIU's stats-dump has the same figures).</summary>
+public sealed class DumpStats
+{
+    public TimeSpan FrozenAt { get; set; }
+    public TimeSpan ImagesWrittenAt { get; set; }
+    public TimeSpan Total { get; set; }
+    public int Tasks { get; set; }
+}

@@ -1,0 +1,46 @@
+using Crisp.Images.Proto;
+using Crisp.Linux;
+
+namespace Crisp.Resources.Registers;
+
+/// <summary>Puts a thread's registers back: general (with the syscall-restart fix-up), FPU/SSE/AVX and
+/// the signal mask. Called on the tracer thread as the last step before the task is let go.</summary>
+public static class RegistersRestore
+{
+    private const long EINTR = 4;
+
+    /// <summary>The registers to resume with. A task dumped while stopped inside an interrupted syscall
+    /// holds a restart code in rax; the kernel's own restart state is gone after a checkpoint, so we do
+    /// what it would have done: re-run the syscall, or for restart_syscall() report EINTR (as CRIU does).</summary>
+    public static UserRegs ResumeRegisters(thread_info_x86 info)
+    {
+        var regs = GpregsCodec.Decode(info.Gpregs);
+        if ((long)regs.OrigRax >= 0)
+        {
+            switch ((long)regs.Rax)
+            {
+                case UserRegs.ERESTARTSYS or UserRegs.ERESTARTNOINTR or UserRegs.ERESTARTNOHAND:
+                    regs.Rax = regs.OrigRax;
+                    regs.Rip -= 2;
+                    break;
+                case UserRegs.ERESTART_RESTARTBLOCK:
+                    regs.Rax = unchecked((ulong)-EINTR);
+                    break;
+            }
+        }
+        regs.OrigRax = ulong.MaxValue;
+        return regs;
+    }
+
+    public static void Apply(int tid, core_entry core, ulong blockedSignals)
+    {
+        Ptrace.SetRegs(tid, ResumeRegisters(core.ThreadInfo));
+        if (core.ThreadInfo.Fpregs is { } fp)
+        {
+            byte[] area = Xsave.GetXstate(tid);
+            FpregsCodec.Encode(fp, area);
+            Xsave.SetXstate(tid, area);
+        }
+        Ptrace.SetSigMask(tid, blockedSignals);
+    }
+}

@@ -1,0 +1,66 @@
+using Crisp.Images;
+using Crisp.Images.Proto;
+
+namespace Crisp.Restore;
+
+/// <summary>Reads the tree-wide images (inventory, pstree, cores) and checks they fit together,
+/// before anything is created.</summary>
+public static class CheckpointLoader
+{
+    public static inventory_entry ReadInventory(ImageDirectory images)
+    {
+        if (!images.Exists(ImageFile.Inventory))
+            throw new CrispException($"{images.Path}: not a checkpoint (inventory.img is missing)");
+        using var reader = images.OpenReader(ImageFile.Inventory);
+        return reader.Read<inventory_entry>() ?? throw new CrispException($"{images.PathOf(ImageFile.Inventory)}: empty");
+    }
+
+    /// <summary>Tasks in pstree order, parents before children, with their threads' cores.</summary>
+    public static List<RestoreTask> ReadTree(ImageDirectory images)
+    {
+        var entries = images.ReadAll<pstree_entry>(ImageFile.Pstree);
+        if (entries.Count == 0)
+            throw new CrispException($"{images.PathOf(ImageFile.Pstree)}: missing or empty");
+        var byPid = new Dictionary<int, RestoreTask>();
+        var tasks = new List<RestoreTask>();
+        foreach (var e in entries)
+        {
+            RestoreTask? parent = null;
+            if (tasks.Count > 0 && !byPid.TryGetValue((int)e.Ppid, out parent))
+                throw new CrispException($"pstree.img: parent {e.Ppid} of task {e.Pid} is not listed before it");
+            if (byPid.ContainsKey((int)e.Pid))
+                throw new CrispException($"pstree.img: task {e.Pid} is listed twice");
+            if (e.Threads.Count == 0 || e.Threads[0] != e.Pid && !e.Threads.Contains(e.Pid))
+                throw new CrispException($"pstree.img: task {e.Pid} does not list itself among its threads");
+            var threads = e.Threads.OrderBy(t => t == e.Pid ? 0 : 1)
+                .Select(t => new RestoreThread((int)t, ReadCore(images, (int)t))).ToList();
+            if (threads[0].Core.Tc is null || threads[0].Core.Ids is null)
+                throw new CrispException($"{images.PathOf(ImageFile.Core(e.Pid))}: task core or ids missing");
+            var task = new RestoreTask(e, threads, parent);
+            parent?.Children.Add(task);
+            byPid[task.Pid] = task;
+            tasks.Add(task);
+        }
+        return tasks;
+    }
+
+    private static core_entry ReadCore(ImageDirectory images, int tid)
+    {
+        var file = ImageFile.Core(tid);
+        if (!images.Exists(file))
+            throw new CrispException($"{images.PathOf(file)}: missing");
+        using var reader = images.OpenReader(file);
+        var core = reader.Read<core_entry>() ?? throw new CrispException($"{images.PathOf(file)}: empty");
+        if (core.Mtype != core_entry.Types.march.X8664 || core.ThreadInfo is null)
+            throw new CrispException($"{images.PathOf(file)}: not an x86-64 task");
+        return core;
+    }
+
+    /// <summary>Every PID and TID must be free: restore gives each its old number.</summary>
+    public static void CheckPidsFree(IEnumerable<RestoreTask> tasks)
+    {
+        foreach (var tid in tasks.SelectMany(t => t.Threads).Select(t => t.Tid))
+            if (Directory.Exists($"/proc/{tid}"))
+                throw new CrispException($"PID {tid} is already in use");
+    }
+}

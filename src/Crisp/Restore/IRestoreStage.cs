@@ -1,0 +1,17 @@
+namespace Crisp.Restore;
+
+/// <summary>One kind of state, re-created in each puppet (in the Resources/&lt;Kind&gt; folder).</summary>
+public interface IRestoreStage
+{
+    string Name { get; }
+
+    /// <summary>Once, before any task: read this kind's tree-wide images and create shared objects
+    /// in crisp itself (files, pipes…), so sharing between tasks comes out right by construction.</summary>
+    void Prepare(RestoreContext ctx) { }
+
+    /// <summary>Re-creates this kind of state of <paramref name="task"/> in its puppet.</summary>
+    void Restore(RestoreContext ctx, RestoreTask task);
+
+    /// <summary>After every task (success or not): release what Prepare made.</summary>
+    void Cleanup(RestoreContext ctx) { }
+}

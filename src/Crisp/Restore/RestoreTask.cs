@@ -1,0 +1,31 @@
+using Crisp.Compel.Puppets;
+using Crisp.Images.Proto;
+
+namespace Crisp.Restore;
+
+/// <summary>One process being restored: its images' entries and the puppet being shaped into it.</summary>
+public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread> threads, RestoreTask? parent)
+{
+    public int Pid => (int)Entry.Pid;
+    public pstree_entry Entry { get; } = entry;
+    public RestoreTask? Parent { get; } = parent;
+    public List<RestoreTask> Children { get; } = [];
+
+    /// <summary>Threads, leader first, each with its core-TID.img entry.</summary>
+    public IReadOnlyList<RestoreThread> Threads { get; } = threads;
+    public RestoreThread Leader => Threads[0];
+    public core_entry Core => Leader.Core;
+    public task_core_entry TaskCore => Core.Tc;
+    public task_kobj_ids_entry Ids => Core.Ids;
+
+    /// <summary>The puppet (set once the tree of puppets exists).</summary>
+    public Puppet Puppet { get; set; } = null!;
+
+    /// <summary>Runs a syscall in the puppet; throws naming it when it fails.</summary>
+    public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+        => Puppet.Call(name, nr, a1, a2, a3, a4, a5, a6);
+
+    public override string ToString() => $"task {Pid}";
+}
+
+public sealed record RestoreThread(int Tid, core_entry Core);

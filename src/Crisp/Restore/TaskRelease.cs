@@ -1,0 +1,67 @@
+using Crisp.Compel.Puppets;
+using Crisp.Linux;
+using Crisp.Resources.Registers;
+
+namespace Crisp.Restore;
+
+/// <summary>The end of a puppet: its own pages are unmapped by its last syscall (stopping at the syscall's
+/// exit, where rip is no longer needed), its registers and signal mask become the task's, and — once
+/// every task is ready — all are detached together.</summary>
+public static class TaskRelease
+{
+    private const int SyscallStop = 5 | 0x80;   // SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD
+
+    public static void Prepare(RestoreContext ctx, RestoreTask task)
+    {
+        task.Puppet.Dispose();   // ends remote syscalls: the puppet's own registers are back
+        ctx.Tracer.Run(() =>
+        {
+            UnmapPuppetPages(task.Puppet.Thread.Tid);
+            var core = task.Leader.Core;
+            ulong blocked = core.ThreadCore?.HasBlkSigset == true ? core.ThreadCore.BlkSigset : core.Tc.BlkSigset;
+            RegistersRestore.Apply(task.Puppet.Thread.Tid, core, blocked);
+        });
+    }
+
+    public static void DetachAll(RestoreContext ctx) => ctx.Tracer.Run(() =>
+    {
+        foreach (var task in ctx.Tasks)
+        {
+            Ptrace.Detach(task.Puppet.Thread.Tid);
+            task.Puppet.Thread.IsDetached = true;
+        }
+    });
+
+    /// <summary>munmap of the puppet program's pages, run as the thread's last syscall in the two-stop form.</summary>
+    private static void UnmapPuppetPages(int tid)
+    {
+        var regs = Ptrace.GetRegs(tid);
+        regs.Rip = PuppetElf.SyscallGadgetAddress;
+        regs.Rax = (ulong)Sysno.munmap;
+        regs.OrigRax = ulong.MaxValue;
+        regs.Rdi = PuppetElf.BaseAddress;
+        regs.Rsi = PuppetElf.End - PuppetElf.BaseAddress;
+        Ptrace.SetRegs(tid, regs);
+        for (int stop = 0; stop < 2; stop++)
+        {
+            Ptrace.Syscall(tid);
+            WaitSyscallStop(tid);
+        }
+        long result = (long)Ptrace.GetRegs(tid).Rax;
+        if (result != 0)
+            throw new SyscallException($"munmap of the puppet pages in task {tid}", (int)-result);
+    }
+
+    private static void WaitSyscallStop(int tid)
+    {
+        while (true)
+        {
+            Wait.WaitPid(tid, out var status, Wait.WALL);
+            if (status.Dead)
+                throw new CrispException($"task {tid} died while being released ({status})");
+            if (status.Stopped && status.Event == 0 && status.StopSignal == SyscallStop)
+                return;
+            Ptrace.Syscall(tid);   // anything else (a stray stop): keep going, dropping its signal
+        }
+    }
+}
