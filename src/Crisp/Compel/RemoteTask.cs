@@ -69,6 +69,9 @@ public sealed class RemoteTask : IDisposable
 
     public const int ScratchDataSize = PageSize;
 
+    /// <summary>The pages this object mapped in the task (gadget + data), or null: a dump must not save them.</summary>
+    public (ulong Start, ulong Length)? OwnedScratch => _scratch == 0 ? null : (_scratch, 2 * PageSize);
+
     /// <summary>Runs syscall <paramref name="nr"/> in the thread and returns its raw result (-errno on failure).</summary>
     public long Syscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
         => _tracer.Run(() =>

@@ -20,7 +20,7 @@ public sealed partial class TracedWorkload : IDisposable
     public TracedWorkload(Tracer tracer, string name, string[] args, string buildFlags = "")
     {
         _tracer = tracer;
-        string exe = Workloads.Build(name, buildFlags);
+        string exe = Support.Workloads.Build(name, buildFlags);
         int[] inPipe = Pipe(), outPipe = Pipe();
         try
         {
