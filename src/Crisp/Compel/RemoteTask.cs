@@ -41,12 +41,13 @@ public sealed class RemoteTask : IDisposable
     /// <param name="gadgetAddress">Address of a <c>syscall; int3</c> already in the task (e.g. a puppet's,
     /// <c>PuppetElf.SyscallGadgetAddress</c>); when given, neither patching nor a scratch gadget is used
     /// (the data page is still mapped on demand by <see cref="PutOnScratch"/>).</param>
-    /// <param name="scratchDataAddress">A read-write page already in the task to use for pointer arguments
-    /// (a puppet's data page); it is never unmapped.</param>
+    /// <param name="scratchDataAddress">Read-write memory already in the task to use for pointer arguments
+    /// (a puppet's data pages, <paramref name="scratchDataSize"/> bytes); it is never unmapped.</param>
     public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
-        ulong gadgetAddress = 0, ulong scratchDataAddress = 0)
+        ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize)
     {
         _knownData = scratchDataAddress;
+        ScratchDataSize = scratchDataAddress != 0 ? scratchDataSize : PageSize;
         _tracer = tracer;
         Thread = thread;
         _useScratch = useScratchPage && gadgetAddress == 0;
@@ -67,7 +68,8 @@ public sealed class RemoteTask : IDisposable
     /// <summary>Address of the scratch data page (4 KiB, read-write) for pointer arguments; 0 until mapped.</summary>
     public ulong ScratchData => _knownData != 0 ? _knownData : _scratch == 0 ? 0 : _scratch + PageSize;
 
-    public const int ScratchDataSize = PageSize;
+    /// <summary>Bytes available at <see cref="ScratchData"/>.</summary>
+    public int ScratchDataSize { get; }
 
     /// <summary>The pages this object mapped in the task (gadget + data), or null: a dump must not save them.</summary>
     public (ulong Start, ulong Length)? OwnedScratch => _scratch == 0 ? null : (_scratch, 2 * PageSize);

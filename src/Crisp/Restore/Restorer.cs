@@ -14,6 +14,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
         new Resources.Core.CoreRestore(),
+        new Resources.Seccomp.SeccompRestore(),
     ];
 
     /// <summary>Restores the tree; returns the root's PID once every task runs.</summary>

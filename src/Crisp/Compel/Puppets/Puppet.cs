@@ -24,7 +24,8 @@ public sealed class Puppet : IDisposable
 
     /// <summary>Remote syscalls through the puppet's own gadget, pointer arguments on its data page.</summary>
     public RemoteTask Remote => _remote ??= new RemoteTask(Tracer, Thread, pinTracer: false,
-        gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress);
+        gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
+        scratchDataSize: (int)PuppetElf.DataSize);
 
     private Puppet(Seizer seizer, SeizedThread thread)
     {

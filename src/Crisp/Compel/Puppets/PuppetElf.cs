@@ -14,11 +14,15 @@ public static class PuppetElf
 
     public const ulong PageSize = 0x1000;
 
-    /// <summary>The read-write page right after the text page (zero-filled, like a .bss).</summary>
+    /// <summary>The read-write pages right after the text page (zero-filled, like a .bss).</summary>
     public const ulong DataAddress = BaseAddress + PageSize;
 
+    /// <summary>Room for pointer arguments of remote syscalls: large enough for a seccomp filter of
+    /// 4096 instructions (32 KiB) and a page to spare.</summary>
+    public const ulong DataSize = 16 * PageSize;
+
     /// <summary>Everything the puppet program itself maps: [BaseAddress, End).</summary>
-    public const ulong End = DataAddress + PageSize;
+    public const ulong End = DataAddress + DataSize;
 
     private const int ElfHeaderSize = 64, ProgramHeaderSize = 56, ProgramHeaders = 3;
     private const int CodeOffset = ElfHeaderSize + ProgramHeaderSize * ProgramHeaders;
@@ -49,8 +53,8 @@ public static class PuppetElf
 
         // PT_LOAD: the whole file, read + execute.
         WriteProgramHeader(span[ElfHeaderSize..], type: 1, flags: 5, vaddr: BaseAddress, size: (ulong)image.Length, align: 0x1000);
-        // PT_LOAD: the data page, read + write, nothing from the file.
-        WriteProgramHeader(span[(ElfHeaderSize + ProgramHeaderSize)..], type: 1, flags: 6, vaddr: DataAddress, size: 0, align: 0x1000, memSize: PageSize);
+        // PT_LOAD: the data pages, read + write, nothing from the file.
+        WriteProgramHeader(span[(ElfHeaderSize + ProgramHeaderSize)..], type: 1, flags: 6, vaddr: DataAddress, size: 0, align: 0x1000, memSize: DataSize);
         // PT_GNU_STACK: non-executable stack, so the kernel sets no READ_IMPLIES_EXEC personality.
         WriteProgramHeader(span[(ElfHeaderSize + 2 * ProgramHeaderSize)..], type: 0x6474E551, flags: 6, vaddr: 0, size: 0, align: 16);
 

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Seccomp;
+
+/// <summary>Installs each task's filters oldest first, with their flags, while the puppet is still root
+/// (CAP_SYS_ADMIN, so no_new_privs is not needed yet); strict mode likewise. Puppets are traced with
+/// PTRACE_O_SUSPEND_SECCOMP, so the remote syscalls that follow (credentials, release) are not filtered.</summary>
+public sealed class SeccompRestore : IRestoreStage
+{
+    public string Name => "seccomp";
+
+    private sealed class Loaded
+    {
+        public List<seccomp_filter>? Filters;
+    }
+
+    public void Prepare(RestoreContext ctx)
+    {
+        var file = new ImageFile(ImageKind.Seccomp, null);
+        var entries = ctx.Images.ReadAll<seccomp_entry>(file);
+        ctx.Shared<Loaded>().Filters = entries.SelectMany(e => e.SeccompFilters).ToList();
+    }
+
+    public void Restore(RestoreContext ctx, RestoreTask task)
+    {
+        var thread = task.Leader.Core.ThreadCore;
+        if (thread is null || !thread.HasSeccompMode || thread.SeccompMode == seccomp_mode.Disabled)
+            return;
+        if (thread.SeccompMode == seccomp_mode.Strict)
+        {
+            task.Call("prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)", Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT);
+            return;
+        }
+        var filters = ctx.Shared<Loaded>().Filters ?? [];
+        if (!thread.HasSeccompFilter)
+            throw new CrispException($"core-{task.Pid}.img: seccomp filter mode without a filter");
+        foreach (var f in SeccompChains.Chain(filters, thread.SeccompFilter))
+            Install(task, f);
+        ctx.Log.Debug($"seccomp: installed the filter chain of {task.Pid}");
+    }
+
+    /// <summary>seccomp(SECCOMP_SET_MODE_FILTER, flags, &amp;prog) with the program and sock_fprog on the data pages.</summary>
+    private static unsafe void Install(RestoreTask task, seccomp_filter f)
+    {
+        byte[] program = f.Filter.ToByteArray();
+        if (program.Length == 0 || program.Length % sizeof(SockFilter) != 0)
+            throw new CrispException($"seccomp.img: a filter of {program.Length} bytes is not a BPF program");
+        int count = program.Length / sizeof(SockFilter);
+        var buffer = new byte[sizeof(SockFprog) + program.Length];
+        program.CopyTo(buffer, sizeof(SockFprog));
+        ulong at = task.Puppet.Remote.ScratchData;
+        var fprog = new SockFprog { Length = (ushort)count, Filter = (nint)(at + (ulong)sizeof(SockFprog)) };
+        MemoryMarshal.Write(buffer, in fprog);
+        task.Puppet.Remote.PutOnScratch(buffer);
+        uint flags = f.HasFlags ? f.Flags : 0;
+        task.Call($"seccomp(SECCOMP_SET_MODE_FILTER, 0x{flags:x})", Sysno.seccomp,
+            Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at);
+    }
+}
