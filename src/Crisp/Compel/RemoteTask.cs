@@ -124,6 +124,15 @@ public sealed class RemoteTask : IDisposable
         return ScratchData;
     }
 
+    /// <summary>Forgets the thread without putting anything back: for a task whose registers and memory
+    /// are no longer the ones saved (it exec'd, or it was released with registers of its own).</summary>
+    public void Abandon()
+    {
+        _disposed = true;
+        _mem?.Dispose();
+        _tracer.Unpin();
+    }
+
     /// <summary>Unmaps the scratch pages and gives the thread its registers and signal mask back.
     /// The thread stays seized; signals that arrived mid-injection and could not be blocked are re-sent.</summary>
     public void Dispose()

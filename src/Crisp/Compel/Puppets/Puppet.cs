@@ -90,6 +90,47 @@ public sealed class Puppet : IDisposable
         return r;
     }
 
+    /// <summary>Turns the puppet into a program: execve by remote syscall (signal mask emptied first, since
+    /// exec keeps it), waits for the exec event, then lets the task go. Throws when execve fails.</summary>
+    public void Exec(string path, IReadOnlyList<string> argv, IReadOnlyList<string> envp)
+    {
+        var (buffer, pathAt, argvAt, envpAt) = ExecArguments.Layout(PuppetElf.DataAddress, path, argv, envp);
+        Remote.PutOnScratch(buffer);
+        int tid = Thread.Tid;
+        Tracer.Run(() =>
+        {
+            var regs = Ptrace.GetRegs(tid);
+            regs.Rip = PuppetElf.SyscallGadgetAddress;
+            regs.Rax = (ulong)Sysno.execve;
+            regs.OrigRax = ulong.MaxValue;
+            regs.Rdi = pathAt;
+            regs.Rsi = argvAt;
+            regs.Rdx = envpAt;
+            Ptrace.SetOptions(tid, Thread.Options | PtraceOptions.TraceExec);
+            Ptrace.SetSigMask(tid, 0);
+            Ptrace.SetRegs(tid, regs);
+            Ptrace.Cont(tid, 0);
+            while (true)
+            {
+                Wait.WaitPid(tid, out var status, Wait.WALL);
+                if (status.Dead)
+                    throw new CrispException($"puppet {Pid} died in execve({path}): {status}");
+                if (status.Stopped && status.Event == PtraceEvent.Exec)
+                    break;
+                if (status.Stopped && status.Event == 0 && status.StopSignal == 5)
+                {
+                    long r = (long)Ptrace.GetRegs(tid).Rax;
+                    throw new SyscallException($"execve({path}) in puppet {Pid}", (int)-r);
+                }
+                Ptrace.Cont(tid, 0);
+            }
+            Ptrace.Detach(tid);
+            Thread.IsDetached = true;
+        });
+        _remote?.Abandon();
+        _remote = null;
+    }
+
     /// <summary>Kills the puppet (SIGKILL) and, when it is crisp's own child, reaps it.</summary>
     public void Kill()
     {
