@@ -37,6 +37,10 @@ public static class DemoCommand
             var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, ctx.Log).Run();
             o.WriteLine($"dump: {stats.Tasks} task(s) in {clock.ElapsedMilliseconds} ms, {ImageBytes(images) / 1024} KiB of images in {images}");
             Wait.TryWaitPid(pid, out _, Wait.WALL);   // our child: free its PID (ECHILD if the dump reaped it)
+            // Killed tasks that were not our children linger as zombies until init reaps them.
+            var pids = Images.ImageDirectory.Open(images).ReadAll<Images.Proto.pstree_entry>(Images.ImageFile.Pstree)
+                .SelectMany(e => e.Threads).ToList();
+            WaitFor(() => pids.All(p => !Directory.Exists($"/proc/{p}")), "the dumped PIDs to be free");
             int lastBefore = Numbers(counter).Last();
             Thread.Sleep(500);
             Check(Numbers(counter).Last() == lastBefore, "the counter stopped while dumped");
