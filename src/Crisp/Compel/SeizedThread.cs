@@ -1,4 +1,5 @@
 using Crisp.Linux;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Compel;
 
@@ -31,7 +32,21 @@ public sealed class SeizedThread
         Options = options;
         GroupStopSignal = groupStopSignal;
         WasGroupStopped = groupStopSignal != 0;
-        SeccompMode = CompelProc.SeccompMode(pid, tid);
+        SeccompMode = ReadSeccompMode(pid, tid);
+    }
+
+    /// <summary>"Seccomp:" of the thread's status: 0 off, 1 strict, 2 filter; -1 if unreadable.</summary>
+    private static int ReadSeccompMode(int pid, int tid)
+    {
+        try
+        {
+            var status = ProcStatus.ReadThread(pid, tid);
+            return status.Fields.ContainsKey("Seccomp") ? status.Seccomp : -1;
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or IOException or FormatException)
+        {
+            return -1;
+        }
     }
 
     public override string ToString() =>

@@ -1,4 +1,5 @@
 using Crisp.Linux;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Compel;
 
@@ -32,7 +33,7 @@ public sealed class Seizer
         PtraceOptions extraOptions = PtraceOptions.None) => _tracer.Run(() =>
     {
         // A zombie (e.g. a leader that called pthread_exit) never reports the interrupt stop.
-        if (CompelProc.State(tid) is 'Z' or 'X')
+        if (ThreadState(pid, tid) is 'Z' or 'X')
             return null;
         var options = BaseOptions | extraOptions;
         if (seccomp == SeccompSuspend.Always)
@@ -71,7 +72,7 @@ public sealed class Seizer
             {
                 if (pass > 1000)
                     throw new InvalidOperationException($"threads of {pid} did not settle after {pass} passes");
-                var tids = CompelProc.ListThreads(pid);
+                var tids = ThreadsOrNull(pid);
                 if (tids == null)
                     throw new SyscallException($"seize {pid}: /proc/{pid}/task", Errnos.ESRCH);
                 bool found = false;
@@ -136,6 +137,32 @@ public sealed class Seizer
     /// <summary>Waits for the PTRACE_EVENT_STOP our interrupt causes. Returns 0 for a thread that was
     /// running, the stop signal for one in group-stop, -1 if it vanished. A signal-delivery stop that
     /// comes first is re-injected, so the tracee does not lose the signal.</summary>
+    /// <summary>State letter of the thread, '?' when it is gone.</summary>
+    private static char ThreadState(int pid, int tid)
+    {
+        try
+        {
+            return ProcStat.ReadThread(pid, tid).State;
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or IOException or FormatException)
+        {
+            return '?';
+        }
+    }
+
+    /// <summary>Thread ids of <paramref name="pid"/>; null when the process is gone.</summary>
+    private static int[]? ThreadsOrNull(int pid)
+    {
+        try
+        {
+            return ProcTasks.Threads(pid);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or IOException)
+        {
+            return null;
+        }
+    }
+
     private static int WaitForInterruptStop(int tid)
     {
         while (true)

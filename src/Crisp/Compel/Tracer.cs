@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 using Crisp.Linux;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Compel;
 
@@ -14,7 +15,7 @@ public sealed class Tracer : IDisposable
     private readonly BlockingCollection<WorkItem> _queue = new();
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _started = new();
-    private byte[]? _originalAffinity;
+    private ulong[]? _originalAffinity;
     private int _pinnedCpu = -1;
 
     /// <summary>A process-wide tracer (created on first use, lives until the process exits).</summary>
@@ -63,21 +64,43 @@ public sealed class Tracer : IDisposable
     /// the tracee's is never touched. Best effort: a CPU outside our cpuset is simply not used.</summary>
     public void PinToCpuOf(int tid) => Run(() =>
     {
-        int cpu = CompelProc.LastCpu(tid);
-        if (cpu < 0 || cpu == _pinnedCpu)
+        int cpu = LastCpu(tid);
+        if (cpu < 0 || cpu == _pinnedCpu || cpu >= Sched.MaskWords * 64)
             return;
-        _originalAffinity ??= CompelAffinity.Get();
-        if (CompelAffinity.TrySetSingle(cpu))
+        _originalAffinity ??= Sched.GetAffinity(0);
+        var single = new ulong[Sched.MaskWords];
+        single[cpu / 64] = 1UL << (cpu % 64);
+        try
+        {
+            Sched.SetAffinity(0, single);
             _pinnedCpu = cpu;
+        }
+        catch (SyscallException)
+        {
+            // CPU outside our cpuset: stay unpinned
+        }
     });
 
     /// <summary>Gives the tracer thread its original affinity back.</summary>
     public void Unpin() => Run(() =>
     {
         if (_originalAffinity != null && _pinnedCpu >= 0)
-            CompelAffinity.Set(_originalAffinity);
+            Sched.SetAffinity(0, _originalAffinity);
         _pinnedCpu = -1;
     });
+
+    /// <summary>CPU <paramref name="tid"/> last ran on (stat field 39), -1 if it is gone.</summary>
+    internal static int LastCpu(int tid)
+    {
+        try
+        {
+            return ProcStat.Read(tid).Processor;
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or IOException or FormatException)
+        {
+            return -1;
+        }
+    }
 
     public void Dispose()
     {

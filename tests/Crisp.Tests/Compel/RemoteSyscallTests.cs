@@ -242,7 +242,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
             });
             int tracerCpu = Tracer.Run(sched_getcpu);
             string line = $"remote getpid, tracer {(pin ? "pinned" : "unpinned")}: {us:F1} µs per call " +
-                $"(tracer on CPU {tracerCpu}, tracee last on CPU {CompelProc.LastCpu(p.Leader.Tid)})";
+                $"(tracer on CPU {tracerCpu}, tracee last on CPU {Tracer.LastCpu(p.Leader.Tid)})";
             output.WriteLine(line);
             Console.WriteLine(line);
         }

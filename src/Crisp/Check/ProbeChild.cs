@@ -1,0 +1,103 @@
+using Crisp.Compel;
+using Crisp.Compel.Puppets;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+
+namespace Crisp.Check;
+
+/// <summary>A harmless child to probe on: the spinning puppet ELF run from a memfd (or any program).
+/// Dispose kills and reaps it (on the tracer thread, which may be its tracer) and any task adopted.</summary>
+public sealed class ProbeChild : IDisposable
+{
+    private readonly List<int> _adopted = [];
+    private bool _disposed;
+
+    private ProbeChild(int pid) => Pid = pid;
+
+    public int Pid { get; }
+
+    public static Tracer Tracer => Tracer.Shared;
+
+    /// <summary>Starts the puppet and waits until it runs its own code (exec done).</summary>
+    public static ProbeChild StartPuppet(SpawnOptions? options = null)
+    {
+        using var memfd = Memfd.Create("crisp-check", Memfd.MFD_CLOEXEC | Memfd.MFD_EXEC);
+        File.WriteAllBytes($"/proc/self/fd/{memfd.Fd}", PuppetElf.Build());
+        var child = new ProbeChild(Spawn.Start($"/proc/self/fd/{memfd.Fd}", ["crisp-check"], options));
+        try
+        {
+            string prefix = $"{PuppetElf.BaseAddress:x8}-";
+            child.WaitFor(() => File.ReadLines($"/proc/{child.Pid}/maps").FirstOrDefault()?.StartsWith(prefix) == true);
+        }
+        catch
+        {
+            child.Dispose();
+            throw;
+        }
+        return child;
+    }
+
+    /// <summary>Starts <paramref name="path"/> and waits until it sleeps (its start-up code is done).</summary>
+    public static ProbeChild StartProgram(string path, params string[] argv)
+    {
+        var child = new ProbeChild(Spawn.Start(path, argv));
+        try
+        {
+            child.WaitFor(() => ProcStat.Read(child.Pid).State == 'S');
+        }
+        catch
+        {
+            child.Dispose();
+            throw;
+        }
+        return child;
+    }
+
+    public SeizedProcess Seize(SeccompSuspend seccomp = SeccompSuspend.Auto, PtraceOptions extra = PtraceOptions.None)
+        => new Seizer(Tracer).SeizeProcess(Pid, seccomp, extra);
+
+    /// <summary>Remote syscalls through the puppet's own <c>syscall; int3</c>.</summary>
+    public static RemoteTask Remote(SeizedProcess process)
+        => new(Tracer, process.Leader, gadgetAddress: PuppetElf.SyscallGadgetAddress);
+
+    /// <summary>A task this child created that we are now responsible for (killed and reaped first).</summary>
+    public void Adopt(int pid) => _adopted.Add(pid);
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        foreach (int pid in _adopted.Append(Pid))
+        {
+            RawSyscall.TryCall(Sysno.kill, pid, Signals.SIGKILL);
+            Tracer.Run(() => ReapQuietly(pid));
+        }
+    }
+
+    private static void ReapQuietly(int pid)
+    {
+        while (Wait.TryWaitPid(pid, out var status, Wait.WALL) >= 0 && !status.Dead)
+        {
+        }
+    }
+
+    private void WaitFor(Func<bool> ready)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (true)
+        {
+            try
+            {
+                if (ready())
+                    return;
+            }
+            catch (Exception e) when (e is IOException or FormatException)
+            {
+            }
+            if (DateTime.UtcNow > deadline)
+                throw new CrispException($"probe child {Pid} did not start in time");
+            Thread.Sleep(1);
+        }
+    }
+}
