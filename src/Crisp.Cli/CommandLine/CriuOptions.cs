@@ -22,7 +22,7 @@ public static class CriuOptions
         Flag("leave-running", 'R', "let the tree run on after dump"),
         Flag("leave-stopped", 's', "leave the tree stopped after dump", supported: false),
         Flag("shell-job", 'j', "allow a tree attached to the caller's terminal", supported: false),
-        Value("freeze-cgroup", null, "freeze the tree through this cgroup", supported: false),
+        Value("freeze-cgroup", null, "seize the tree through this (v1 freezer or v2) cgroup"),
         Value("timeout", null, "seize time limit in seconds"),
         Flag("tcp-established", null, "checkpoint established TCP connections", supported: false),
         Maybe("ext-unix-sk", 'x', "allow external unix sockets", supported: false),

@@ -17,6 +17,7 @@ public static class DumpCommand
             ImagesDir = ctx.RequireImagesDir(),
             LeaveRunning = ctx.Args.Has("leave-running"),
             Timeout = TimeSpan.FromSeconds(ctx.Args.GetInt("timeout", 10)),
+            FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
         };
         var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         ctx.Log.Info($"Dumping finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");

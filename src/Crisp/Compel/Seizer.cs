@@ -28,11 +28,52 @@ public sealed class Seizer
     public Tracer Tracer => _tracer;
 
     /// <summary>Seizes one thread and waits for it to stop. Returns null when the thread vanished
-    /// (exited before or during the seize) — not an error. This is the one path every seize takes.</summary>
+    /// (exited before or during the seize) — not an error.</summary>
     public SeizedThread? SeizeThread(int pid, int tid, SeccompSuspend seccomp = SeccompSuspend.Auto,
         PtraceOptions extraOptions = PtraceOptions.None) => _tracer.Run(() =>
     {
-        // A zombie (e.g. a leader that called pthread_exit) never reports the interrupt stop.
+        var pending = Attach(pid, tid, seccomp, extraOptions);
+        return pending is null ? null : Complete(pending);
+    });
+
+    /// <summary>Seizes every thread of the given processes while their cgroup is frozen: all are attached
+    /// and interrupted while frozen (so none can fork or clone meanwhile), then <paramref name="thaw"/> lets
+    /// them reach their interrupt stops, where each is recorded exactly as on the ptrace-only path.</summary>
+    public List<SeizedProcess> SeizeFrozen(IReadOnlyList<int> pids, Action thaw, SeccompSuspend seccomp = SeccompSuspend.Auto)
+        => _tracer.Run(() =>
+    {
+        var pending = new List<PendingSeize>();
+        var processes = new List<SeizedProcess>();
+        try
+        {
+            foreach (int pid in pids)
+                foreach (int tid in ThreadsOrNull(pid) ?? [])
+                    if (Attach(pid, tid, seccomp, PtraceOptions.None) is { } p)
+                        pending.Add(p);
+            thaw();
+            var seized = pending.Select(Complete).OfType<SeizedThread>().ToList();
+            pending.Clear();
+            foreach (var group in seized.GroupBy(t => t.Pid))
+                processes.Add(new SeizedProcess(this, group.Key, group.ToList()));
+            return processes;
+        }
+        catch
+        {
+            foreach (var p in pending)
+                Ptrace.TryRequest(PtraceRequest.DETACH, p.Tid, 0, 0);
+            foreach (var p in processes)
+                p.Detach();
+            throw;
+        }
+    });
+
+    /// <summary>What is known of a thread between PTRACE_SEIZE + PTRACE_INTERRUPT and its stop.</summary>
+    private sealed record PendingSeize(int Pid, int Tid, PtraceOptions Options, SeccompSuspend Seccomp);
+
+    /// <summary>PTRACE_SEIZE + PTRACE_INTERRUPT; null when the thread is gone or a zombie (which would
+    /// never report the interrupt stop, e.g. a leader that called pthread_exit).</summary>
+    private static PendingSeize? Attach(int pid, int tid, SeccompSuspend seccomp, PtraceOptions extraOptions)
+    {
         if (ThreadState(pid, tid) is 'Z' or 'X')
             return null;
         var options = BaseOptions | extraOptions;
@@ -46,18 +87,24 @@ public sealed class Seizer
         r = Ptrace.TryRequest(PtraceRequest.INTERRUPT, tid);
         if (r < 0 && r != -Errnos.ESRCH)
             throw new SyscallException($"ptrace(PTRACE_INTERRUPT, {tid})", (int)-r);
+        return new PendingSeize(pid, tid, options, seccomp);
+    }
 
-        int groupStopSignal = WaitForInterruptStop(tid);
+    /// <summary>Waits for the interrupt stop and records the thread. Every seize path ends here, so every
+    /// one records the thread's seccomp mode (SeizedThread reads it) and suspends its filters.</summary>
+    private static SeizedThread? Complete(PendingSeize p)
+    {
+        int groupStopSignal = WaitForInterruptStop(p.Tid);
         if (groupStopSignal < 0)
             return null;
-        var thread = new SeizedThread(pid, tid, options, groupStopSignal);
-        if (seccomp == SeccompSuspend.Auto && thread.SeccompMode > 0)
+        var thread = new SeizedThread(p.Pid, p.Tid, p.Options, groupStopSignal);
+        if (p.Seccomp == SeccompSuspend.Auto && thread.SeccompMode > 0)
         {
-            thread.Options = options | PtraceOptions.SuspendSeccomp;
-            Ptrace.SetOptions(tid, thread.Options);
+            thread.Options = p.Options | PtraceOptions.SuspendSeccomp;
+            Ptrace.SetOptions(p.Tid, thread.Options);
         }
         return thread;
-    });
+    }
 
     /// <summary>Seizes every thread of <paramref name="pid"/>, re-reading /proc/PID/task until a pass finds
     /// no new thread. On failure, whatever was seized is detached again.</summary>

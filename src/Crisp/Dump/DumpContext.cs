@@ -17,6 +17,9 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     public Tracer Tracer { get; } = tracer;
     public FaultInjection Faults { get; } = faults;
 
+    /// <summary>The cgroup frozen to seize the tree (--freeze-cgroup), or null for ptrace-only seizing.</summary>
+    public Compel.Freezer.CgroupFreezer? Freezer { get; set; }
+
     /// <summary>Seized tasks, parents before children (the root first).</summary>
     public List<DumpTask> Tasks { get; } = [];
 

@@ -9,6 +9,9 @@ public sealed record DumpOptions
     public bool LeaveRunning { get; init; }
     /// <summary>Allow a session leader / controlling terminal outside the tree.</summary>
     public bool ShellJob { get; init; }
+    /// <summary>Seize through this cgroup (v1 freezer or v2): frozen while tasks are attached, and put
+    /// back in the freezer state it had afterwards.</summary>
+    public string? FreezeCgroup { get; init; }
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -51,13 +51,21 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         catch
         {
             ReleaseAfterFailure(ctx);
+            RestoreFreezerState(ctx);
             throw;
         }
 
         if (options.LeaveRunning)
+        {
+            // A cgroup the runtime had frozen is frozen again before the tasks are let go, so they
+            // never run in between.
+            if (ctx.Freezer is { WasFrozen: true } frozen)
+                frozen.RequestFreeze();
             DetachAll(ctx);
+        }
         else
             KillAll(ctx);
+        RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
@@ -105,6 +113,12 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             catch (Exception e) { ctx.Log.Error($"restoring registers of {task.Pid}: {e.Message}"); }
         }
         DetachAll(ctx);
+    }
+
+    private static void RestoreFreezerState(DumpContext ctx)
+    {
+        try { ctx.Freezer?.RestoreOriginalState(ctx.Options.Timeout); }
+        catch (Exception e) { ctx.Log.Error($"putting cgroup {ctx.Freezer?.Path} back: {e.Message}"); }
     }
 
     private static void DetachAll(DumpContext ctx)

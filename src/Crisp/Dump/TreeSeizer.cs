@@ -18,6 +18,11 @@ public static class TreeSeizer
             throw new CrispException($"process {rootPid} is crisp itself or one of its ancestors");
 
         var seizer = new Seizer(ctx.Tracer);
+        if (ctx.Options.FreezeCgroup is { } cgroup)
+        {
+            SeizeFrozen(ctx, seizer, cgroup);
+            return;
+        }
         var clock = Stopwatch.StartNew();
         var queue = new Queue<DumpTask>();
         queue.Enqueue(Seize(ctx, seizer, rootPid, null));
@@ -32,6 +37,52 @@ public static class TreeSeizer
             }
         }
         ctx.Log.Info($"seized {ctx.Tasks.Count} task(s), {ctx.Tasks.Sum(t => t.Threads.Count)} thread(s) in {clock.Elapsed.TotalMilliseconds:F1} ms");
+    }
+
+    /// <summary>The --freeze-cgroup path: freeze (unless the runtime already did), find the tree while
+    /// nothing can fork, attach every thread, thaw so they reach their interrupt stops.</summary>
+    private static void SeizeFrozen(DumpContext ctx, Seizer seizer, string cgroup)
+    {
+        var clock = Stopwatch.StartNew();
+        var freezer = Compel.Freezer.CgroupFreezer.Open(cgroup);
+        ctx.Freezer = freezer;
+        ctx.Log.Info($"cgroup {freezer.Path} ({freezer.Kind}) was {(freezer.WasFrozen ? "frozen" : "not frozen")}");
+        if (!freezer.WasFrozen)
+            freezer.Freeze(ctx.Options.Timeout);
+        int root = ctx.Options.RootPid;
+        if (!freezer.Processes().Contains(root))
+            throw new CrispException($"process {root} is not in cgroup {freezer.Path}");
+
+        var parentOf = new Dictionary<int, int?> { [root] = null };
+        var order = new List<int> { root };
+        for (int i = 0; i < order.Count; i++)
+            foreach (int child in ProcTasks.AllChildren(order[i]).Distinct().Order())
+                if (parentOf.TryAdd(child, order[i]))
+                    order.Add(child);
+        foreach (int pid in order)
+            if (ProcStat.Read(pid).State is 'Z' or 'X')
+                throw new CrispException($"task {pid} is a zombie; dumping zombies is not supported yet");
+
+        var processes = seizer.SeizeFrozen(order, freezer.Thaw).ToDictionary(p => p.Pid);
+        var tasks = new Dictionary<int, DumpTask>();
+        try
+        {
+            foreach (int pid in order)
+            {
+                var parent = parentOf[pid] is int pp ? tasks[pp] : null;
+                var task = new DumpTask(ctx.Tracer, processes[pid], parent);
+                processes.Remove(pid);
+                tasks[pid] = task;
+                ctx.Tasks.Add(task);
+                parent?.Children.Add(task);
+            }
+        }
+        finally
+        {
+            foreach (var p in processes.Values)
+                p.Detach();
+        }
+        ctx.Log.Info($"seized {ctx.Tasks.Count} task(s) through the frozen cgroup in {clock.Elapsed.TotalMilliseconds:F1} ms");
     }
 
     private static DumpTask Seize(DumpContext ctx, Seizer seizer, int pid, DumpTask? parent)

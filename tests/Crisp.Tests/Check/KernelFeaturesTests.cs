@@ -1,5 +1,5 @@
-using Crisp.Check;
 using Crisp.Tests.Support;
+using Crisp.Check;
 
 namespace Crisp.Tests.Check;
 

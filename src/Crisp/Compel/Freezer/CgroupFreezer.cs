@@ -45,7 +45,15 @@ public sealed class CgroupFreezer
     /// <summary>Freezes and waits until every task is frozen.</summary>
     public void Freeze(TimeSpan timeout)
     {
-        Write(Kind == FreezerKind.V1 ? "freezer.state" : "cgroup.freeze", Kind == FreezerKind.V1 ? "FROZEN" : "1");
+        RequestFreeze();
+        WaitFrozen(timeout);
+    }
+
+    /// <summary>Asks the kernel to freeze the cgroup, without waiting.</summary>
+    public void RequestFreeze() => Write(Kind == FreezerKind.V1 ? "freezer.state" : "cgroup.freeze", Kind == FreezerKind.V1 ? "FROZEN" : "1");
+
+    public void WaitFrozen(TimeSpan timeout)
+    {
         var clock = Stopwatch.StartNew();
         while (!IsFrozen())
         {

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Crisp.Tests.Check;
+namespace Crisp.Tests.Support;
 
 /// <summary>The theory form of <see cref="Support.RootFactAttribute"/>: skipped unless root.</summary>
 public sealed partial class RootTheoryAttribute : TheoryAttribute
