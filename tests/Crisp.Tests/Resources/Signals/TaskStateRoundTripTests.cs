@@ -18,7 +18,7 @@ namespace Crisp.Tests.Resources.Signals;
 /// then its images' per-task state applied to a bare puppet by the restore stages.</summary>
 public class TaskStateRoundTripTests
 {
-    private const int SIGHUP = 1, SIGQUIT = 3, SIGUSR1 = 10, SIGUSR2 = 12, SIGPIPE = 13, SIGTERM = 15, SIGWINCH = 28, SIGRT3 = 35;
+    private const int SIGHUP = 1, SIGQUIT = 3, SIGUSR1 = 10, SIGUSR2 = 12, SIGPIPE = 13, SIGTERM = 15, SIGWINCH = 28, SIGRT3 = 37;   // glibc SIGRTMIN is 34
     private static ulong Bit(int sig) => 1UL << (sig - 1);
 
     private sealed record Ready(ulong RobustHead, uint RobustLen, ulong AltStack, int ThreadTid, ulong ThreadAltStack);
@@ -62,7 +62,7 @@ public class TaskStateRoundTripTests
         {
             using var w = new TracedWorkload(tracer, "ts_state", [], "-pthread");
             var ready = ReadReady(w);
-            new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = dir, LeaveRunning = true }, Log.Null).Run();
+            new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = dir, LeaveRunning = true, ShellJob = true }, Log.Null).Run();
 
             var core = Crit(Path.Combine(dir, $"core-{w.Pid}.img"));
             var tc = core["tc"]!;
@@ -135,7 +135,7 @@ public class TaskStateRoundTripTests
             using (var w = new TracedWorkload(tracer, "ts_state", [], "-pthread"))
             {
                 ReadReady(w);
-                new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = dir, LeaveRunning = true }, Log.Null).Run();
+                new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = dir, LeaveRunning = true, ShellJob = true }, Log.Null).Run();
                 pid = w.Pid;
             }
             var core = ImageDirectory.Open(dir).ReadAll<core_entry>(ImageFile.Core(pid))[0];
@@ -157,7 +157,11 @@ public class TaskStateRoundTripTests
             var s = ProcStatus.Read(puppet.Pid);
             Assert.Equal(Bit(SIGTERM), s.SigPnd);
             Assert.Equal(Bit(SIGHUP) | Bit(SIGRT3), s.ShdPnd);
-            Assert.Equal(Bit(SIGUSR2), s.SigCgt);
+            // The workload's handlers: SIGUSR2 and glibc's own (33, SIGSETXID).
+            var caught = Enumerable.Range(1, 64).Where(sig => sig is not (9 or 19))
+                .Zip(core.Tc.Sigactions).Where(p => p.Second.Sigaction > 1).Aggregate(0UL, (m, p) => m | Bit(p.First));
+            Assert.NotEqual(0UL, caught & Bit(SIGUSR2));
+            Assert.Equal(caught, s.SigCgt);
             Assert.Equal(Bit(SIGPIPE), s.SigIgn & Bit(SIGPIPE));
 
             // rt_sigaction read back equals the image, restorer included.
@@ -182,8 +186,17 @@ public class TaskStateRoundTripTests
             puppet.Call("prctl", Sysno.prctl, Prctl.PR_GET_CHILD_SUBREAPER, (long)at);
             Assert.Equal(1, Read32(puppet, at));
 
-            at = puppet.Remote.PutOnScratch(new byte[16]);
-            RawSyscall.Call("get_robust_list", Sysno.get_robust_list, puppet.Pid, (long)at, (long)at + 8);
+            nint robust = System.Runtime.InteropServices.Marshal.AllocHGlobal(16);
+            try
+            {
+                RawSyscall.Call("get_robust_list", Sysno.get_robust_list, puppet.Pid, robust, robust + 8);
+                Assert.Equal(core.ThreadCore.FutexRla, (ulong)System.Runtime.InteropServices.Marshal.ReadInt64(robust));
+                Assert.Equal(core.ThreadCore.FutexRlaLen, (uint)System.Runtime.InteropServices.Marshal.ReadInt64(robust, 8));
+            }
+            finally
+            {
+                System.Runtime.InteropServices.Marshal.FreeHGlobal(robust);
+            }
             var conf = tracer.Run(() => Ptrace.GetRseqConfiguration(puppet.Pid));
             Assert.Equal(core.ThreadCore.RseqEntry.RseqAbiPointer, conf.RseqAbiPointer);
             Assert.Equal(core.ThreadCore.RseqEntry.Signature, conf.Signature);
