@@ -16,6 +16,11 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Core.CoreDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Seccomp.SeccompDump(),
+        new Resources.Rlimits.RlimitsDump(),
+        new Resources.Signals.SignalsDump(),
+        new Resources.TaskState.TaskStateDump(),
+        new Resources.Rseq.RseqDump(),
+        new Resources.Creds.CredsDump(),
     ];
 
     public DumpStats Run()

@@ -14,7 +14,12 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
         new Resources.Core.CoreRestore(),
+        new Resources.Rlimits.RlimitsRestore(),
+        new Resources.Signals.SignalsRestore(),
+        new Resources.TaskState.TaskStateRestore(),
+        new Resources.Rseq.RseqRestore(),
         new Resources.Seccomp.SeccompRestore(),
+        new Resources.Creds.CredsRestore(),
     ];
 
     /// <summary>Restores the tree; returns the root's PID once every task runs.</summary>

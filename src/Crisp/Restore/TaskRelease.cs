@@ -16,6 +16,9 @@ public static class TaskRelease
         task.Puppet.Dispose();   // ends remote syscalls: the puppet's own registers are back
         ctx.Tracer.Run(() =>
         {
+            // Pending signals restored into the puppet must not be delivered (and dropped) at the
+            // munmap's syscall stops: keep everything blocked until the saved mask goes in.
+            Ptrace.SetSigMask(task.Puppet.Thread.Tid, ~0UL);
             UnmapPuppetPages(task.Puppet.Thread.Tid);
             var core = task.Leader.Core;
             ulong blocked = core.ThreadCore?.HasBlkSigset == true ? core.ThreadCore.BlkSigset : core.Tc.BlkSigset;

@@ -1,0 +1,51 @@
+using Crisp.Dump;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Resources.TaskState;
+
+namespace Crisp.Resources.Signals;
+
+/// <summary>Signal state: dispositions (task_core.sigactions, CRIU's current layout), each thread's
+/// blocked mask, alternate stack and private pending queue, and the shared pending queue. Pending
+/// signals are peeked, never dequeued, so a --leave-running dump leaves them in place.</summary>
+public sealed class SignalsDump : IDumpStage
+{
+    public string Name => "signals";
+
+    public void Dump(DumpContext ctx, DumpTask task)
+    {
+        DumpSigactions(task);
+        foreach (var thread in task.Threads)
+        {
+            var tc = thread.Core.ThreadCore;
+            // An open RemoteTask blocks every signal of its thread: the leader's was opened by earlier
+            // stages, so its own mask is the one /proc showed right after the seize.
+            tc.BlkSigset = thread.Tid == task.Pid
+                ? task.Status.SigBlk
+                : ctx.Tracer.Run(() => Ptrace.GetSigMask(thread.Tid));
+            tc.SignalsP = ctx.Tracer.Run(() => PendingSignals.Peek(thread.Tid, shared: false));
+            using var remote = new ThreadRemote(ctx, task, thread);
+            byte[] ss = remote.CallForBytes(AltStack.Size,
+                at => remote.Call("sigaltstack", Sysno.sigaltstack, 0, (long)at));
+            tc.Sas = AltStack.Read(ss);
+        }
+        task.TaskCore.BlkSigset = task.Leader.Core.ThreadCore.BlkSigset;
+        task.TaskCore.SignalsS = ctx.Tracer.Run(() => PendingSignals.Peek(task.Pid, shared: true));
+    }
+
+    /// <summary>rt_sigaction(sig, NULL, &amp;old) for every signal, each answer at its own slot of the
+    /// scratch page, read back in one go.</summary>
+    private static void DumpSigactions(DumpTask task)
+    {
+        var signals = SignalNumbers.WithDisposition().ToArray();
+        ulong page = task.Remote.PutOnScratch(new byte[signals.Length * KernelSigaction.Size]);
+        for (int i = 0; i < signals.Length; i++)
+            task.Call($"rt_sigaction({signals[i]})", Sysno.rt_sigaction, signals[i], 0,
+                (long)page + i * KernelSigaction.Size, KernelSigaction.SigsetSize);
+        var all = new byte[signals.Length * KernelSigaction.Size];
+        task.Remote.ReadMemory(page, all);
+        task.TaskCore.Sigactions.Clear();
+        for (int i = 0; i < signals.Length; i++)
+            task.TaskCore.Sigactions.Add(KernelSigaction.Read(all.AsSpan(i * KernelSigaction.Size)).ToEntry());
+    }
+}

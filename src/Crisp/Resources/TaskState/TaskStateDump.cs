@@ -1,0 +1,37 @@
+using System.Buffers.Binary;
+using Crisp.Dump;
+using Crisp.Linux;
+
+namespace Crisp.Resources.TaskState;
+
+/// <summary>prctl-ish per-task state: each thread's parent-death signal and robust futex list, and the
+/// process's child-subreaper flag. (dumpable lives in mm_entry, with the Memory resource, as in CRIU.)</summary>
+public sealed class TaskStateDump : IDumpStage
+{
+    public string Name => "taskstate";
+
+    public void Dump(DumpContext ctx, DumpTask task)
+    {
+        foreach (var thread in task.Threads)
+        {
+            var tc = thread.Core.ThreadCore;
+            (tc.FutexRla, tc.FutexRlaLen) = RobustList(thread.Tid);
+            using var remote = new ThreadRemote(ctx, task, thread);
+            byte[] sig = remote.CallForBytes(4, at => remote.Call("prctl(PR_GET_PDEATHSIG)", Sysno.prctl, Prctl.PR_GET_PDEATHSIG, (long)at));
+            tc.PdeathSig = BinaryPrimitives.ReadUInt32LittleEndian(sig);
+        }
+        using (var leader = new ThreadRemote(ctx, task, task.Leader))
+        {
+            byte[] sub = leader.CallForBytes(4, at => leader.Call("prctl(PR_GET_CHILD_SUBREAPER)", Sysno.prctl, Prctl.PR_GET_CHILD_SUBREAPER, (long)at));
+            task.TaskCore.ChildSubreaper = BinaryPrimitives.ReadInt32LittleEndian(sub) != 0;
+        }
+    }
+
+    /// <summary>get_robust_list(tid) answers for any thread we may ptrace.</summary>
+    private static unsafe (ulong Head, uint Length) RobustList(int tid)
+    {
+        ulong head = 0, len = 0;
+        RawSyscall.Call($"get_robust_list({tid})", Sysno.get_robust_list, tid, (long)&head, (long)&len);
+        return (head, (uint)len);
+    }
+}

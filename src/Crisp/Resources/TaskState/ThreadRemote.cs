@@ -1,0 +1,46 @@
+using Crisp.Compel;
+using Crisp.Dump;
+using Crisp.Linux;
+
+namespace Crisp.Resources.TaskState;
+
+/// <summary>Remote syscalls in one particular thread of a dumped task: per-thread state (altstack,
+/// pdeath signal, securebits) is only answered for the calling thread. The leader reuses the task's
+/// open <see cref="DumpTask.Remote"/>; other threads get a RemoteTask of their own for the duration.</summary>
+public sealed class ThreadRemote : IDisposable
+{
+    private readonly RemoteTask? _owned;
+
+    public RemoteTask Remote { get; }
+    public int Tid { get; }
+
+    public ThreadRemote(DumpContext ctx, DumpTask task, DumpThread thread)
+    {
+        Tid = thread.Tid;
+        if (thread.Tid == task.Pid)
+            Remote = task.Remote;
+        else
+            Remote = _owned = new RemoteTask(ctx.Tracer, thread.Thread);
+    }
+
+    public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0)
+    {
+        long r = Remote.Syscall(nr, a1, a2, a3, a4);
+        if (r < 0 && r > -4096)
+            throw new SyscallException($"{name} in thread {Tid}", (int)-r);
+        return r;
+    }
+
+    /// <summary>Runs <paramref name="call"/> with a scratch address where a getter stores
+    /// <paramref name="size"/> bytes, and returns those bytes.</summary>
+    public byte[] CallForBytes(int size, Func<ulong, long> call)
+    {
+        ulong at = Remote.PutOnScratch(new byte[size]);
+        call(at);
+        var buffer = new byte[size];
+        Remote.ReadMemory(at, buffer);
+        return buffer;
+    }
+
+    public void Dispose() => _owned?.Dispose();
+}
