@@ -53,6 +53,15 @@ public sealed class MemWorkload : IDisposable
         }
     }
 
+    /// <summary>After a killing dump: the dump's tracer (this process) may have consumed the exit already;
+    /// either way the PID must be free before a restore.</summary>
+    public void WaitGone()
+    {
+        try { Spawn.TryReap(Pid); }
+        catch (SyscallException) { }
+        WaitUntil(() => !Directory.Exists($"/proc/{Pid}"), "PID free");
+    }
+
     public void Signal(int sig) => RawSyscall.Call("kill", Sysno.kill, Pid, sig);
 
     private static string ReadOrEmpty(string path)
