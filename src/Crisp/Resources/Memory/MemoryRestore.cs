@@ -47,16 +47,16 @@ public sealed class MemoryRestore : IRestoreStage
         space.AnonymizePuppetText();
         space.ClearLeftovers();
         space.MoveVdso();
-        space.MapAll();
-
-        var clock = Stopwatch.StartNew();
         using (var pages = ctx.Images.OpenPagemap(task.Pid))
         {
-            var filler = new PageFiller(task.Puppet.Pid, pages);
+            space.MapAll(pages);
+            var clock = Stopwatch.StartNew();
+            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill);
             filler.Fill(mm.Vmas);
             state.BytesFilled += filler.BytesWritten;
+            state.FillTime += clock.Elapsed;
         }
-        state.FillTime += clock.Elapsed;
+        space.ProtectAfterFill();
 
         space.Advise(ctx.Log);
         MmMapInstaller.Install(task, mm, state.Files);

@@ -8,7 +8,7 @@ namespace Crisp.Resources.Memory;
 /// <summary>Writes a task's stored private pages into its puppet: large reads from pages-N.img, then one
 /// process_vm_writev per batch where the VMA is writable, pwrite to /proc/PID/mem where it is not
 /// (read-only or PROT_NONE pages; the kernel's forced write copies them privately).</summary>
-public sealed class PageFiller(int pid, PagemapReader pages)
+public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_entry> writableForFill)
 {
     public const int BatchBytes = 32 << 20;
 
@@ -31,7 +31,7 @@ public sealed class PageFiller(int pid, PagemapReader pages)
                 if (!VmaStatus.Is(v.Status, VmaStatus.Regular) ||
                     !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate)))
                     continue;
-                bool writable = (v.Prot & Mman.PROT_WRITE) != 0;
+                bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
                 foreach (var (vaddr, length, offset) in pages.Resolve(v.Start, v.End))
                     Add(new RemoteRange(vaddr, length), offset, writable);
             }

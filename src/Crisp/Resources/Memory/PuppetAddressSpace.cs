@@ -83,9 +83,14 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             Remap(from[i].Start, from[i].Length, wanted[i].Start);
     }
 
-    /// <summary>Maps every dumped VMA at its address with its final protection (pages are filled from
-    /// outside afterwards; /proc/PID/mem writes where the protection forbids process_vm_writev).</summary>
-    public void MapAll()
+    /// <summary>Private VMAs mapped writable for the fill and made read-only only afterwards.</summary>
+    public HashSet<vma_entry> WritableForFill { get; } = [];
+
+    /// <summary>Maps every dumped VMA at its address (pages are filled from outside afterwards). A private
+    /// read-only VMA holding anonymous pages was writable once, so the kernel accounts it (VM_ACCOUNT):
+    /// it is mapped writable and protected after the fill, which gives it that flag again — without it,
+    /// it would merge with a neighbour it was separate from (e.g. a library's relro with its rodata).</summary>
+    public void MapAll(Images.PagemapReader pages)
     {
         var openFiles = new Dictionary<(string, int), int>();
         try
@@ -107,7 +112,13 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 }
                 if (fd >= 0)
                     flags &= ~Mman.MAP_ANONYMOUS;
-                long at = task.Call($"mmap(0x{v.Start:x})", Sysno.mmap, (long)v.Start, (long)(v.End - v.Start), v.Prot, flags, fd,
+                uint prot = v.Prot;
+                if ((prot & Mman.PROT_WRITE) == 0 && (flags & Mman.MAP_PRIVATE) != 0 && pages.Resolve(v.Start, v.End).Any())
+                {
+                    WritableForFill.Add(v);
+                    prot |= Mman.PROT_READ | Mman.PROT_WRITE;
+                }
+                long at = task.Call($"mmap(0x{v.Start:x})", Sysno.mmap, (long)v.Start, (long)(v.End - v.Start), prot, flags, fd,
                     fd >= 0 ? (long)v.Pgoff : 0);
                 if ((ulong)at != v.Start)
                     throw new CrispException($"task {task.Pid}: mmap(MAP_FIXED 0x{v.Start:x}) gave 0x{at:x}");
@@ -118,6 +129,13 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             foreach (int fd in openFiles.Values)
                 task.Puppet.Remote.Syscall(Sysno.close, fd);
         }
+    }
+
+    /// <summary>Final protection of the VMAs <see cref="MapAll"/> left writable for the fill.</summary>
+    public void ProtectAfterFill()
+    {
+        foreach (var v in WritableForFill)
+            task.Call($"mprotect(0x{v.Start:x})", Sysno.mprotect, (long)v.Start, (long)(v.End - v.Start), v.Prot);
     }
 
     /// <summary>madvise for every advice bit a VMA had (MADV_DONTFORK, HUGEPAGE, …).</summary>
