@@ -15,6 +15,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     [
         new Resources.Core.CoreDump(),
         new Resources.Registers.RegistersDump(),
+        new Resources.Memory.MemoryDump(),
         new Resources.Seccomp.SeccompDump(),
         new Resources.Rlimits.RlimitsDump(),
         new Resources.Signals.SignalsDump(),

@@ -59,4 +59,9 @@ public sealed class ImageDirectory
     public PagemapWriter CreatePagemap(long pid, uint pagesId) => PagemapWriter.Create(this, pid, pagesId);
 
     public PagemapReader OpenPagemap(long pid) => PagemapReader.Open(this, pid);
+
+    /// <summary>A pagemap of another kind than pagemap-PID.img (e.g. pagemap-shmem-SHMID.img).</summary>
+    public PagemapWriter CreatePagemap(ImageFile map, uint pagesId) => PagemapWriter.Create(this, map, pagesId);
+
+    public PagemapReader OpenPagemap(ImageFile map) => PagemapReader.Open(this, map);
 }

@@ -15,6 +15,7 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile Fs(long pid) => new(ImageKind.Fs, pid);
     public static ImageFile Mm(long id) => new(ImageKind.Mm, id);
     public static ImageFile Pagemap(long pid) => new(ImageKind.Pagemap, pid);
+    public static ImageFile ShmemPagemap(long shmid) => new(ImageKind.ShmemPagemap, shmid);
     public static ImageFile Pages(long pagesId) => new(ImageKind.Pages, pagesId);
     public static ImageFile Fdinfo(long filesId) => new(ImageKind.Fdinfo, filesId);
     public static ImageFile Files => new(ImageKind.Files, null);

@@ -55,6 +55,8 @@ public sealed partial class ImageKind
     public static readonly ImageKind Mm = new("MM", ImageMagic.Mm, "mm", true, mm_entry.Descriptor);
     public static readonly ImageKind Vmas = new("VMAS", ImageMagic.Vmas, "vmas", true, vma_entry.Descriptor);
     public static readonly ImageKind Pagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap", true, pagemap_entry.Descriptor, pagemap_head.Descriptor);
+    /// <summary>pagemap-shmem-SHMID.img: a shared anonymous object's pages; vaddr = offset in the object.</summary>
+    public static readonly ImageKind ShmemPagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap-shmem", true, pagemap_entry.Descriptor, pagemap_head.Descriptor);
     public static readonly ImageKind Pages = new("PAGES", ImageMagic.Raw, "pages", true, null);
     public static readonly ImageKind Fdinfo = new("FDINFO", ImageMagic.Fdinfo, "fdinfo", true, fdinfo_entry.Descriptor);
     public static readonly ImageKind Files = new("FILES", ImageMagic.Files, "files", false, file_entry.Descriptor);
@@ -82,7 +84,7 @@ public sealed partial class ImageKind
 
     public static IReadOnlyList<ImageKind> All { get; } =
     [
-        Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, Pages, Fdinfo, Files, RegFiles,
+        Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, ShmemPagemap, Pages, Fdinfo, Files, RegFiles,
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, MemfdInode, Signalfd, Timerfd, NsFiles,
     ];

@@ -32,10 +32,12 @@ public sealed class PagemapReader : IDisposable
     public IReadOnlyList<Run> Runs => _runs;
     public long PresentPages => _runs.Where(r => r.IsPresent).Sum(r => (long)r.NrPages);
 
-    public static PagemapReader Open(ImageDirectory dir, long pid)
+    public static PagemapReader Open(ImageDirectory dir, long pid) => Open(dir, ImageFile.Pagemap(pid));
+
+    public static PagemapReader Open(ImageDirectory dir, ImageFile mapFile)
     {
-        string mapPath = dir.PathOf(ImageFile.Pagemap(pid));
-        using var reader = ImageReader.Open(mapPath, ImageKind.Pagemap);
+        string mapPath = dir.PathOf(mapFile);
+        using var reader = ImageReader.Open(mapPath, mapFile.Kind);
         var head = reader.Read<pagemap_head>() ?? throw new ImageFormatException(mapPath, reader.Position, "missing pagemap_head");
         var runs = new List<Run>();
         long offset = 0;

@@ -22,9 +22,11 @@ public sealed class PagemapWriter : IDisposable
 
     public long PagesWritten { get; private set; }
 
-    public static PagemapWriter Create(ImageDirectory dir, long pid, uint pagesId)
+    public static PagemapWriter Create(ImageDirectory dir, long pid, uint pagesId) => Create(dir, ImageFile.Pagemap(pid), pagesId);
+
+    public static PagemapWriter Create(ImageDirectory dir, ImageFile mapFile, uint pagesId)
     {
-        var map = dir.CreateWriter(ImageFile.Pagemap(pid));
+        var map = dir.CreateWriter(mapFile);
         map.Write(new pagemap_head { PagesId = pagesId });
         // Large buffer: page runs are usually bigger and then go straight to the file.
         var pages = new FileStream(dir.PathOf(ImageFile.Pages(pagesId)), FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20);

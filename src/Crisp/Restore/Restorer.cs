@@ -13,6 +13,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     /// One line per kind (Resources/&lt;Kind&gt;); registers and detach come last, in TaskRelease.</summary>
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
+        new Resources.Memory.MemoryRestore(),
         new Resources.Core.CoreRestore(),
         new Resources.Rlimits.RlimitsRestore(),
         new Resources.Signals.SignalsRestore(),

@@ -1,0 +1,16 @@
+using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>One VMA of a dumped task: its maps line (maybe trimmed around crisp's scratch pages) and the
+/// vma_entry written for it.</summary>
+public sealed record DumpedVma(MapsEntry Maps, vma_entry Entry)
+{
+    public ulong Start => Entry.Start;
+    public ulong End => Entry.End;
+    public bool Is(uint status) => VmaStatus.Is(Entry.Status, status);
+
+    /// <summary>Private memory whose pages are stored in pagemap-PID.img.</summary>
+    public bool HasPrivatePages => Is(VmaStatus.Regular) && (Is(VmaStatus.AnonPrivate) || Is(VmaStatus.FilePrivate));
+}

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using Crisp.Dump;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>The address space of a task: mm-PID.img (mm fields, auxv, exe, every VMA) and its pages
+/// (pagemap-PID.img + pages-N.img; shared anonymous objects once each in pagemap-shmem-SHMID.img).</summary>
+public sealed class MemoryDump : IDumpStage
+{
+    public string Name => "memory";
+
+    public void Dump(DumpContext ctx, DumpTask task)
+    {
+        int pid = task.Pid;
+        // Remote calls first: they map crisp's scratch pages, which the VMA list must then leave out.
+        ulong brk = (ulong)task.Call("brk(0)", Sysno.brk, 0);
+        int dumpable = (int)task.Call("prctl(PR_GET_DUMPABLE)", Sysno.prctl, Prctl.PR_GET_DUMPABLE);
+        var files = ctx.Shared<MappedFiles>();
+        var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path));
+
+        var stat = task.Stat;
+        var mm = new mm_entry
+        {
+            MmStartCode = stat.StartCode,
+            MmEndCode = stat.EndCode,
+            MmStartData = stat.StartData,
+            MmEndData = stat.EndData,
+            MmStartStack = stat.StartStack,
+            MmStartBrk = stat.StartBrk,
+            MmBrk = brk,
+            MmArgStart = stat.ArgStart,
+            MmArgEnd = stat.ArgEnd,
+            MmEnvStart = stat.EnvStart,
+            MmEnvEnd = stat.EnvEnd,
+            ExeFileId = files.IdOf(ctx, ExePath(pid)),
+            Dumpable = dumpable,
+        };
+        mm.MmSavedAuxv.AddRange(MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes($"/proc/{pid}/auxv")).ToArray());
+        mm.Vmas.AddRange(vmas.Select(v => v.Entry));
+        ctx.Images.Write(ImageFile.Mm(pid), mm);
+
+        using (var writer = ctx.Images.CreatePagemap(pid, ctx.NewId()))
+        {
+            var pages = new PrivatePagesDump(pid, writer);
+            pages.Dump(vmas);
+            ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
+        }
+        var shared = ctx.Shared<SharedAnonDump>();
+        foreach (var vma in vmas.Where(v => v.Is(VmaStatus.Regular | VmaStatus.AnonShared)))
+            shared.DumpOnce(ctx, pid, vma);
+    }
+
+    public void Finish(DumpContext ctx) => ctx.Shared<MappedFiles>().Write(ctx.Images);
+
+    private static string ExePath(int pid)
+    {
+        string? target = new FileInfo($"/proc/{pid}/exe").LinkTarget;
+        return target ?? throw new CrispException($"task {pid}: /proc/{pid}/exe is not readable");
+    }
+}

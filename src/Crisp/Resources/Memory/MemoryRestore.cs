@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>The address space of each task, first of all restore stages: puppet leftovers cleared,
+/// vdso/vvar moved, every VMA mapped, pages filled, madvise, PR_SET_MM_MAP (exe, auxv, bounds), dumpable.
+/// Shared anonymous objects are created once for the whole tree in <see cref="Prepare"/>.</summary>
+public sealed class MemoryRestore : IRestoreStage
+{
+    public string Name => "memory";
+
+    /// <summary>Restore-wide state: every task's mm entry, the mapped files, the shared objects.</summary>
+    public sealed class State
+    {
+        public Dictionary<int, mm_entry> Mms { get; } = [];
+        public Dictionary<uint, string> Files { get; set; } = [];
+        public SharedAnonObjects Shared { get; } = new();
+        public long BytesFilled { get; set; }
+        public TimeSpan FillTime { get; set; }
+    }
+
+    public void Prepare(RestoreContext ctx)
+    {
+        var state = ctx.Shared<State>();
+        foreach (var task in ctx.Tasks)
+        {
+            var file = ImageFile.Mm(task.Pid);
+            if (!ctx.Images.Exists(file))
+                throw new CrispException($"{ctx.Images.PathOf(file)}: missing");
+            state.Mms[task.Pid] = ctx.Images.ReadAll<mm_entry>(file).FirstOrDefault()
+                ?? throw new CrispException($"{ctx.Images.PathOf(file)}: empty");
+        }
+        state.Files = MappedFiles.Read(ctx.Images);
+        state.Shared.Create(ctx.Images, state.Mms.Values);
+    }
+
+    public void Restore(RestoreContext ctx, RestoreTask task)
+    {
+        var state = ctx.Shared<State>();
+        var mm = state.Mms[task.Pid];
+        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared);
+        space.CheckFits();
+        space.AnonymizePuppetText();
+        space.ClearLeftovers();
+        space.MoveVdso();
+        using (var pages = ctx.Images.OpenPagemap(task.Pid))
+        {
+            space.MapAll(pages);
+            var clock = Stopwatch.StartNew();
+            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill);
+            filler.Fill(mm.Vmas);
+            state.BytesFilled += filler.BytesWritten;
+            state.FillTime += clock.Elapsed;
+        }
+        space.ProtectAfterFill();
+
+        space.Advise(ctx.Log);
+        MmMapInstaller.Install(task, mm, state.Files);
+        long brk = task.Call("brk", Sysno.brk, (long)mm.MmBrk);
+        if ((ulong)brk != mm.MmBrk)
+            throw new CrispException($"task {task.Pid}: brk is 0x{brk:x} after restore, not 0x{mm.MmBrk:x}");
+        // SUID_DUMP_ROOT (2) cannot be set by prctl; it only comes from exec of a setuid program.
+        if (mm.HasDumpable && mm.Dumpable is 0 or 1)
+            task.Call("prctl(PR_SET_DUMPABLE)", Sysno.prctl, Prctl.PR_SET_DUMPABLE, mm.Dumpable);
+        ctx.Log.Debug($"memory of {task.Pid}: {mm.Vmas.Count} VMAs");
+    }
+
+    public void Cleanup(RestoreContext ctx) => ctx.Shared<State>().Shared.Dispose();
+}

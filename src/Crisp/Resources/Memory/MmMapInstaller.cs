@@ -1,0 +1,50 @@
+using System.Runtime.InteropServices;
+using Crisp.Compel.Puppets;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>PR_SET_MM_MAP in the puppet: code/data/brk/stack/arg/env bounds, the saved auxv, and the exe
+/// file, so /proc/PID/exe, cmdline, environ and the [heap]/[stack] names come out as they were.</summary>
+public static class MmMapInstaller
+{
+    public static unsafe void Install(RestoreTask task, mm_entry mm, IReadOnlyDictionary<uint, string> files)
+    {
+        int exeFd = -1;
+        if (mm.ExeFileId != 0)
+        {
+            if (!files.TryGetValue(mm.ExeFileId, out var exe))
+                throw new CrispException($"task {task.Pid}: exe file id {mm.ExeFileId} is not in reg-files.img");
+            exeFd = PuppetPaths.Open(task, exe, FileIo.O_RDONLY);
+        }
+        try
+        {
+            var map = new PrctlMmMap
+            {
+                StartCode = mm.MmStartCode, EndCode = mm.MmEndCode, StartData = mm.MmStartData, EndData = mm.MmEndData,
+                StartBrk = mm.MmStartBrk, Brk = mm.MmBrk, StartStack = mm.MmStartStack,
+                ArgStart = mm.MmArgStart, ArgEnd = mm.MmArgEnd, EnvStart = mm.MmEnvStart, EnvEnd = mm.MmEnvEnd,
+                ExeFd = unchecked((uint)exeFd),
+            };
+            // The struct, then the auxv right after it, on the puppet's 4 KiB data page.
+            var auxv = mm.MmSavedAuxv.ToArray();
+            int size = sizeof(PrctlMmMap) + auxv.Length * sizeof(ulong);
+            if (size > (int)PuppetElf.PageSize)
+                throw new CrispException($"task {task.Pid}: saved auxv of {auxv.Length} words is too long");
+            map.Auxv = PuppetElf.DataAddress + (ulong)sizeof(PrctlMmMap);
+            map.AuxvSize = (uint)(auxv.Length * sizeof(ulong));
+            var buffer = new byte[size];
+            MemoryMarshal.Write(buffer, in map);
+            MemoryMarshal.AsBytes(auxv.AsSpan()).CopyTo(buffer.AsSpan(sizeof(PrctlMmMap)));
+            ulong at = task.Puppet.Remote.PutOnScratch(buffer);
+            task.Call("prctl(PR_SET_MM_MAP)", Sysno.prctl, Prctl.PR_SET_MM, Prctl.PR_SET_MM_MAP, (long)at, sizeof(PrctlMmMap));
+        }
+        finally
+        {
+            if (exeFd >= 0)
+                task.Puppet.Remote.Syscall(Sysno.close, exeFd);
+        }
+    }
+}

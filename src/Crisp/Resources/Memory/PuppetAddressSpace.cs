@@ -1,0 +1,179 @@
+using Crisp.Compel.Puppets;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>Rebuilds a task's VMAs in its puppet by remote syscalls: clears the puppet's own leftovers,
+/// moves its vdso/vvar to where the task had them, and maps every dumped VMA at its address.</summary>
+public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyDictionary<uint, string> files, SharedAnonObjects shared)
+{
+    private const int MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+    private const ulong PageSize = PuppetElf.PageSize;
+
+    public void CheckFits()
+    {
+        foreach (var v in mm.Vmas)
+            if (v.Start < PuppetElf.End && v.End > PuppetElf.BaseAddress)
+                throw new CrispException($"task {task.Pid}: its mapping 0x{v.Start:x}-0x{v.End:x} overlaps the restore puppet's " +
+                    $"pages 0x{PuppetElf.BaseAddress:x}-0x{PuppetElf.End:x}; this task cannot be restored");
+    }
+
+    /// <summary>The puppet's text page is a mapping of its program (a memfd), which is its exe: the kernel
+    /// refuses a new exe (PR_SET_MM_MAP exe_fd) while the old one is mapped. Swap in an anonymous copy,
+    /// with the same bytes, so the gadget keeps working across the very mremap that replaces it.</summary>
+    public void AnonymizePuppetText()
+    {
+        var remote = task.Puppet.Remote;
+        var text = new byte[PageSize];
+        remote.ReadMemory(PuppetElf.BaseAddress, text);
+        long copy = task.Call("mmap(puppet text copy)", Sysno.mmap, 0, (long)PageSize, Mman.PROT_READ | Mman.PROT_EXEC,
+            Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0);
+        remote.WriteMemory((ulong)copy, text);
+        task.Call("mremap(puppet text)", Sysno.mremap, copy, (long)PageSize, (long)PageSize, MREMAP_MAYMOVE | MREMAP_FIXED,
+            (long)PuppetElf.BaseAddress);
+    }
+
+    /// <summary>Unmaps everything of the puppet but its own pages and the vdso/vvar areas.</summary>
+    public void ClearLeftovers()
+    {
+        foreach (var m in ProcMaps.Read(task.Puppet.Pid))
+        {
+            if (IsVdsoArea(m) || m.Kind == VmaKind.Vsyscall || m.Start >= PuppetElf.BaseAddress && m.End <= PuppetElf.End)
+                continue;
+            task.Call($"munmap({m.Path})", Sysno.munmap, (long)m.Start, (long)m.Length);
+        }
+    }
+
+    /// <summary>Moves [vvar], [vvar_vclock] and [vdso] to the dumped addresses (mremap keeps the kernel's
+    /// idea of where the vdso is, for signal return), via a free spot when old and new overlap.</summary>
+    public void MoveVdso()
+    {
+        var current = ProcMaps.Read(task.Puppet.Pid).Where(IsVdsoArea).OrderBy(m => m.Start).ToList();
+        var wanted = mm.Vmas.Where(v => VmaStatus.Is(v.Status, VmaStatus.Regular) &&
+            (VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar))).OrderBy(v => v.Start).ToList();
+        if (wanted.Count == 0)
+        {
+            foreach (var m in current)
+                task.Call("munmap(vdso)", Sysno.munmap, (long)m.Start, (long)m.Length);
+            return;
+        }
+        if (wanted.Count != current.Count || wanted.Zip(current).Any(p => p.First.End - p.First.Start != p.Second.Length))
+            throw new CrispException($"task {task.Pid}: the vdso/vvar layout differs from this kernel's " +
+                $"(dumped {string.Join(", ", wanted.Select(v => $"{v.End - v.Start:x}"))}; here {string.Join(", ", current.Select(m => $"{m.Length:x}"))})");
+        if (wanted.Zip(current).All(p => p.First.Start == p.Second.Start))
+            return;
+
+        var from = current.Select(m => (m.Start, m.Length)).ToList();
+        bool overlap = from.Any(f => wanted.Any(w => f.Start < w.End && w.Start < f.Start + f.Length));
+        if (overlap)
+        {
+            ulong span = current[^1].End - current[0].Start;
+            ulong temp = FreeSpot(span, [.. from.Select(f => (f.Start, f.Start + f.Length)), .. wanted.Select(w => (w.Start, w.End))]);
+            for (int i = 0; i < from.Count; i++)
+            {
+                ulong to = temp + (from[i].Start - current[0].Start);
+                Remap(from[i].Start, from[i].Length, to);
+                from[i] = (to, from[i].Length);
+            }
+        }
+        for (int i = 0; i < from.Count; i++)
+            Remap(from[i].Start, from[i].Length, wanted[i].Start);
+    }
+
+    /// <summary>Private VMAs mapped writable for the fill and made read-only only afterwards.</summary>
+    public HashSet<vma_entry> WritableForFill { get; } = [];
+
+    /// <summary>Maps every dumped VMA at its address (pages are filled from outside afterwards). A private
+    /// read-only VMA holding anonymous pages was writable once, so the kernel accounts it (VM_ACCOUNT):
+    /// it is mapped writable and protected after the fill, which gives it that flag again — without it,
+    /// it would merge with a neighbour it was separate from (e.g. a library's relro with its rodata).</summary>
+    public void MapAll(Images.PagemapReader pages)
+    {
+        var openFiles = new Dictionary<(string, int), int>();
+        try
+        {
+            foreach (var v in mm.Vmas)
+            {
+                if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar))
+                    continue;
+                int flags = (int)v.Flags & (Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_GROWSDOWN
+                    | Mman.MAP_NORESERVE | Mman.MAP_LOCKED) | Mman.MAP_FIXED;
+                int fd = -1;
+                if (VmaStatus.Is(v.Status, VmaStatus.AnonShared))
+                    fd = OpenCached(openFiles, shared.PathOf(v.Shmid), FileIo.O_RDWR);
+                else if (VmaStatus.Is(v.Status, VmaStatus.FilePrivate) || VmaStatus.Is(v.Status, VmaStatus.FileShared))
+                {
+                    if (!files.TryGetValue((uint)v.Shmid, out var path))
+                        throw new CrispException($"task {task.Pid}: mapping 0x{v.Start:x} refers to file id {v.Shmid}, not in reg-files.img");
+                    fd = OpenCached(openFiles, path, (int)v.Fdflags & FileIo.O_ACCMODE);
+                }
+                if (fd >= 0)
+                    flags &= ~Mman.MAP_ANONYMOUS;
+                uint prot = v.Prot;
+                if ((prot & Mman.PROT_WRITE) == 0 && (flags & Mman.MAP_PRIVATE) != 0 && pages.Resolve(v.Start, v.End).Any())
+                {
+                    WritableForFill.Add(v);
+                    prot |= Mman.PROT_READ | Mman.PROT_WRITE;
+                }
+                long at = task.Call($"mmap(0x{v.Start:x})", Sysno.mmap, (long)v.Start, (long)(v.End - v.Start), prot, flags, fd,
+                    fd >= 0 ? (long)v.Pgoff : 0);
+                if ((ulong)at != v.Start)
+                    throw new CrispException($"task {task.Pid}: mmap(MAP_FIXED 0x{v.Start:x}) gave 0x{at:x}");
+            }
+        }
+        finally
+        {
+            foreach (int fd in openFiles.Values)
+                task.Puppet.Remote.Syscall(Sysno.close, fd);
+        }
+    }
+
+    /// <summary>Final protection of the VMAs <see cref="MapAll"/> left writable for the fill.</summary>
+    public void ProtectAfterFill()
+    {
+        foreach (var v in WritableForFill)
+            task.Call($"mprotect(0x{v.Start:x})", Sysno.mprotect, (long)v.Start, (long)(v.End - v.Start), v.Prot);
+    }
+
+    /// <summary>madvise for every advice bit a VMA had (MADV_DONTFORK, HUGEPAGE, …).</summary>
+    public void Advise(Log log)
+    {
+        foreach (var v in mm.Vmas.Where(v => v.HasMadv && v.Madv != 0 && VmaStatus.Is(v.Status, VmaStatus.Regular)))
+        {
+            for (int bit = 0; bit < 64; bit++)
+            {
+                if ((v.Madv & (1UL << bit)) == 0)
+                    continue;
+                long r = task.Puppet.Remote.Syscall(Sysno.madvise, (long)v.Start, (long)(v.End - v.Start), bit);
+                if (r < 0)
+                    log.Warn($"task {task.Pid}: madvise(0x{v.Start:x}, {bit}) failed: errno {-r}");
+            }
+        }
+    }
+
+    private int OpenCached(Dictionary<(string, int), int> open, string path, int flags)
+    {
+        if (!open.TryGetValue((path, flags), out int fd))
+            open[(path, flags)] = fd = PuppetPaths.Open(task, path, flags);
+        return fd;
+    }
+
+    private void Remap(ulong from, ulong length, ulong to)
+        => task.Call($"mremap(0x{from:x} → 0x{to:x})", Sysno.mremap, (long)from, (long)length, (long)length,
+            MREMAP_MAYMOVE | MREMAP_FIXED, (long)to);
+
+    /// <summary>A page-aligned range of <paramref name="length"/> bytes clear of <paramref name="busy"/> and the puppet.</summary>
+    private static ulong FreeSpot(ulong length, List<(ulong Start, ulong End)> busy)
+    {
+        busy.Add((PuppetElf.BaseAddress, PuppetElf.End));
+        for (ulong at = 0x100000000; at < 0x7ff000000000; at += 0x100000000)
+            if (!busy.Any(b => at < b.End && b.Start < at + length))
+                return at;
+        throw new CrispException("no free address range to move the vdso through");
+    }
+
+    private static bool IsVdsoArea(MapsEntry m) => m.Kind is VmaKind.Vdso or VmaKind.Vvar or VmaKind.VvarVclock;
+}

@@ -1,0 +1,140 @@
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>Turns /proc/PID/smaps into vma_entry records with CRIU's status bits, mmap flags and madvise
+/// bits, leaving out pages crisp itself mapped in the task (remote-syscall scratch).</summary>
+public static class VmaCollector
+{
+    public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId)
+    {
+        var list = new List<DumpedVma>();
+        foreach (var smaps in ProcSmaps.Read(pid))
+        {
+            foreach (var maps in WithoutScratch(smaps.Vma, scratch))
+            {
+                var entry = ToEntry(pid, maps, smaps, fileId);
+                if (entry is not null)
+                    list.Add(new DumpedVma(maps, entry));
+            }
+        }
+        return list;
+    }
+
+    /// <summary>The scratch pages may have merged into a neighbouring VMA: cut them out of it.</summary>
+    private static IEnumerable<MapsEntry> WithoutScratch(MapsEntry vma, (ulong Start, ulong Length)? scratch)
+    {
+        if (scratch is not { } s || s.Start >= vma.End || s.Start + s.Length <= vma.Start)
+        {
+            yield return vma;
+            yield break;
+        }
+        ulong sEnd = s.Start + s.Length;
+        if (vma.Start < s.Start)
+            yield return vma with { End = s.Start };
+        if (sEnd < vma.End)
+            yield return vma with { Start = sEnd, Offset = vma.Offset + (vma.Kind == VmaKind.File ? sEnd - vma.Start : 0) };
+    }
+
+    private static vma_entry? ToEntry(int pid, MapsEntry m, SmapsEntry smaps, Func<string, uint> fileId)
+    {
+        var e = new vma_entry
+        {
+            Start = m.Start,
+            End = m.End,
+            Pgoff = m.Offset,
+            Prot = (uint)m.Prot,
+            Fd = -1,
+        };
+        uint flags = m.Shared ? (uint)Mman.MAP_SHARED : (uint)Mman.MAP_PRIVATE;
+        ulong madv = 0;
+        foreach (var f in smaps.VmFlags)
+        {
+            switch (f)
+            {
+                case "gd": flags |= Mman.MAP_GROWSDOWN; break;
+                case "lo": flags |= Mman.MAP_LOCKED; break;
+                case "nr": flags |= Mman.MAP_NORESERVE; break;
+                case "ht": flags |= Mman.MAP_HUGETLB; break;
+                case "sr": madv |= 1UL << Mman.MADV_SEQUENTIAL; break;
+                case "rr": madv |= 1UL << Mman.MADV_RANDOM; break;
+                case "dc": madv |= 1UL << Mman.MADV_DONTFORK; break;
+                case "dd": madv |= 1UL << Mman.MADV_DONTDUMP; break;
+                case "mg": madv |= 1UL << Mman.MADV_MERGEABLE; break;
+                case "hg": madv |= 1UL << Mman.MADV_HUGEPAGE; break;
+                case "nh": madv |= 1UL << Mman.MADV_NOHUGEPAGE; break;
+                case "wf": madv |= 1UL << Mman.MADV_WIPEONFORK; break;
+            }
+        }
+        if (madv != 0)
+            e.Madv = madv;
+        if ((flags & Mman.MAP_HUGETLB) != 0)
+            throw new CrispException($"task {pid}: hugetlb mapping {m} is not supported");
+
+        uint status = VmaStatus.Regular;
+        switch (m.Kind)
+        {
+            case VmaKind.Vdso:
+                status |= VmaStatus.Vdso;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Vvar:
+            case VmaKind.VvarVclock:
+                status |= VmaStatus.Vvar;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Vsyscall:
+                // A fixed kernel page: recorded the way CRIU does (not regular), never mapped or dumped.
+                status = VmaStatus.Vsyscall;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Heap:
+                status |= VmaStatus.AnonPrivate | VmaStatus.Heap;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Stack:
+                status |= VmaStatus.AnonPrivate | VmaStatus.Stack;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Anonymous:
+                status |= m.Shared ? VmaStatus.AnonShared : VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Special when m.Path.StartsWith("[anon:", StringComparison.Ordinal):
+                status |= VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                break;
+            case VmaKind.Special when m.Path.StartsWith("[anon_shmem:", StringComparison.Ordinal):
+                status |= VmaStatus.AnonShared;
+                flags |= Mman.MAP_ANONYMOUS;
+                e.Shmid = m.Inode;
+                break;
+            case VmaKind.Special when m.Path == "[uprobes]":
+                return null;   // the kernel's uprobe trampoline page; it comes back by itself
+            case VmaKind.Special:
+                throw new CrispException($"task {pid}: mapping {m} is not supported");
+            case VmaKind.File when m.Shared && m.Path == "/dev/zero" && m.Deleted:
+                // MAP_SHARED|MAP_ANONYMOUS (and shared /dev/zero): a shmem object, keyed by its inode.
+                status |= VmaStatus.AnonShared;
+                flags |= Mman.MAP_ANONYMOUS;
+                e.Shmid = m.Inode;
+                break;
+            case VmaKind.File when m.IsSysvShm:
+                throw new CrispException($"task {pid}: System V shared memory {m} is not supported yet");
+            case VmaKind.File when m.IsMemfd:
+                throw new CrispException($"task {pid}: memfd mapping {m} is not supported yet");
+            case VmaKind.File when m.Deleted:
+                throw new CrispException($"task {pid}: mapping of a deleted file {m} is not supported yet");
+            case VmaKind.File:
+                status |= m.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate;
+                e.Shmid = fileId(m.Path);
+                e.Fdflags = (uint)(m.Shared && m.CanWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
+                break;
+        }
+        e.Flags = flags;
+        e.Status = status;
+        return e;
+    }
+}

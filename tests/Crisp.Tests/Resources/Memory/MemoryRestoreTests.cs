@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Crisp.Dump;
+using Crisp.Linux;
+using Crisp.Restore;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Crisp.Tests.Resources.Memory;
+
+[Collection("compel")]
+public sealed partial class MemoryRestoreTests(ITestOutputHelper output)
+{
+    [RootFact]
+    public void DumpThenRestoreGivesBackTheSameAddressSpaceAndTheWorkloadPasses()
+    {
+        using var w = MemWorkload.Start();
+        string maps = NormalizedMaps(w.Pid);
+        string exe = File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName;
+        byte[] cmdline = File.ReadAllBytes($"/proc/{w.Pid}/cmdline");
+        byte[] environ = File.ReadAllBytes($"/proc/{w.Pid}/environ");
+
+        new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir }, Log.Null).Run();
+        w.WaitGone();
+
+        var tree = new Restorer(new RestoreOptions { ImagesDir = w.ImagesDir, Detached = true }, Log.Null).Run();
+        try
+        {
+            Assert.Equal(w.Pid, tree.RootPid);
+            Assert.Equal(maps, NormalizedMaps(w.Pid));
+            Assert.Equal(exe, File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName);
+            Assert.Equal(cmdline, File.ReadAllBytes($"/proc/{w.Pid}/cmdline"));
+            Assert.Equal(environ, File.ReadAllBytes($"/proc/{w.Pid}/environ"));
+            w.WaitUntil(() => w.WaitingCount >= 2, "waiting again after restore");
+        }
+        catch
+        {
+            RawSyscall.TryCall(Sysno.kill, tree.RootPid, 9);
+            tree.WaitForExit();
+            throw;
+        }
+        w.Signal(MemWorkload.SIGUSR1);
+        Assert.Equal(0, tree.WaitForExit());
+    }
+
+    [RootFact]
+    public void ThroughputOf256MiBPopulatedAnonymousMemory()
+    {
+        const int MiB = 256;
+        using var w = MemWorkload.Start(MiB);
+        var clock = Stopwatch.StartNew();
+        new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir }, Log.Null).Run();
+        double dumpS = clock.Elapsed.TotalSeconds;
+        w.WaitGone();
+        long bytes = Directory.GetFiles(w.ImagesDir, "pages-*.img").Sum(f => new FileInfo(f).Length);
+
+        clock.Restart();
+        var tree = new Restorer(new RestoreOptions { ImagesDir = w.ImagesDir, Detached = true }, Log.Null).Run();
+        double restoreS = clock.Elapsed.TotalSeconds;
+        w.WaitUntil(() => w.WaitingCount >= 2, "waiting again after restore");
+        w.Signal(MemWorkload.SIGUSR1);
+        Assert.Equal(0, tree.WaitForExit());
+
+        string line = $"memory throughput: {bytes >> 20} MiB of pages; dump {bytes / 1e6 / dumpS:F0} MB/s ({dumpS * 1000:F0} ms whole dump), " +
+            $"restore {bytes / 1e6 / restoreS:F0} MB/s ({restoreS * 1000:F0} ms whole restore)";
+        output.WriteLine(line);
+        Console.WriteLine(line);
+    }
+
+    /// <summary>/proc/PID/maps with the inode of shared anonymous memory blanked: a restored shmem object is
+    /// a new one (as with CRIU), everything else must be identical.</summary>
+    private static string NormalizedMaps(int pid)
+        => SharedAnonInode().Replace(File.ReadAllText($"/proc/{pid}/maps"), "$1 SHMEM$2");
+
+    [GeneratedRegex(@"^(\S+ \S+s \S+ \S+) \d+( +/dev/zero \(deleted\))$", RegexOptions.Multiline)]
+    private static partial Regex SharedAnonInode();
+}
