@@ -15,6 +15,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     [
         new Resources.Core.CoreDump(),
         new Resources.Registers.RegistersDump(),
+        new Resources.Files.FilesDump(),
+        new Resources.Fs.FsDump(),
     ];
 
     public DumpStats Run()

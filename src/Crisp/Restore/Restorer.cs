@@ -14,6 +14,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
         new Resources.Core.CoreRestore(),
+        new Resources.Files.FilesRestore(),
+        new Resources.Fs.FsRestore(),
     ];
 
     /// <summary>Restores the tree; returns the root's PID once every task runs.</summary>
