@@ -26,6 +26,7 @@ public sealed class FilesWorkload : IDisposable
             {
                 Fds = [(inR.Fd, 0), (outW.Fd, 1)],
                 Opens = [(2, "/dev/null", FileIo.O_WRONLY, 0)],
+                NewSession = true,   // its own session and group, inside the dumped tree
             });
         }
         finally
