@@ -16,6 +16,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Core.CoreDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
+        new Resources.Files.FilesDump(),
+        new Resources.Fs.FsDump(),
         new Resources.Seccomp.SeccompDump(),
         new Resources.Rlimits.RlimitsDump(),
         new Resources.Signals.SignalsDump(),

@@ -15,6 +15,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     [
         new Resources.Memory.MemoryRestore(),
         new Resources.Core.CoreRestore(),
+        new Resources.Files.FilesRestore(),
+        new Resources.Fs.FsRestore(),
         new Resources.Rlimits.RlimitsRestore(),
         new Resources.Signals.SignalsRestore(),
         new Resources.TaskState.TaskStateRestore(),

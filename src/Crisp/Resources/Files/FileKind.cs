@@ -1,0 +1,69 @@
+using Crisp.Dump;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Files;
+
+/// <summary>One fd of a seized task, as the dump sees it: its link target, a copy of it in crisp
+/// (pidfd_getfd), fstat of the copy and its fdinfo.</summary>
+public sealed record OpenFd(int Pid, int Fd, string Target, UnixFd Copy, FileStat Stat, FdInfo Info)
+{
+    /// <summary>Open flags of the description (fdinfo's, less the O_CLOEXEC the kernel adds for the fd flag).</summary>
+    public int Flags => Info.Flags & ~FileIo.O_CLOEXEC;
+    public bool CloseOnExec => (Info.Flags & FileIo.O_CLOEXEC) != 0;
+}
+
+/// <summary>One kind of open file (Regular/, Pipes/…): both directions for its file_entry.</summary>
+public interface IFileKind
+{
+    fd_types Type { get; }
+
+    /// <summary>Is this fd of this kind?</summary>
+    bool Claims(OpenFd fd);
+
+    /// <summary>The file_entry (type, id and the kind's part) of a description seen first at <paramref name="fd"/>.</summary>
+    file_entry Dump(DumpContext ctx, uint id, OpenFd fd);
+
+    /// <summary>Creates the description in crisp (restore Prepare); crisp owns the returned fd.</summary>
+    UnixFd Open(RestoreContext ctx, file_entry entry);
+}
+
+/// <summary>The kinds crisp dumps and restores; every other fd is refused by name.</summary>
+public static class FileKinds
+{
+    public static IReadOnlyList<IFileKind> All { get; } = [new Regular.RegularFile(), new Pipes.PipeFile()];
+
+    public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));
+
+    public static IFileKind ForType(fd_types type) =>
+        All.FirstOrDefault(k => k.Type == type) ?? throw new CrispException($"files.img: fd type {type} is not supported yet");
+
+    /// <summary>A short name for what an fd is, for the "not supported" line.</summary>
+    public static string Describe(OpenFd fd)
+    {
+        string t = fd.Target;
+        if (t.StartsWith("anon_inode:", StringComparison.Ordinal))
+            return t["anon_inode:".Length..].Trim('[', ']');
+        if (t.StartsWith("/memfd:", StringComparison.Ordinal))
+            return "memfd";
+        if (t.EndsWith(" (deleted)", StringComparison.Ordinal))
+            return "deleted file";
+        return fd.Stat.Type switch
+        {
+            FileStat.S_IFSOCK => "socket",
+            FileStat.S_IFIFO => "fifo",
+            FileStat.S_IFBLK => "block device",
+            FileStat.S_IFCHR => TtyMajors.Contains(fd.Stat.Major) ? "tty" : "character device",
+            FileStat.S_IFDIR => "directory",
+            FileStat.S_IFREG => "file",
+            _ => $"file of mode 0{Convert.ToString(fd.Stat.Mode, 8)}",
+        };
+    }
+
+    /// <summary>Terminals (tty, console/ptmx, pts): they need the Tty kind.</summary>
+    public static bool IsTty(FileStat st) => st.Type == FileStat.S_IFCHR && TtyMajors.Contains(st.Major);
+
+    private static readonly HashSet<uint> TtyMajors = [4, 5, 136, 137, 138, 139, 140, 141, 142, 143];
+}

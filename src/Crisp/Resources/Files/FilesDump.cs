@@ -1,0 +1,47 @@
+using Crisp.Dump;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+using Crisp.Resources.Files.Pipes;
+
+namespace Crisp.Resources.Files;
+
+/// <summary>Every fd of each task: fdinfo-FILESID.img per task (number, fd flags, file id), and once
+/// per dump files.img (one entry per open file description) and pipes-data.img. An fd of a kind crisp
+/// cannot restore fails the dump, naming it — nothing is dropped silently.</summary>
+public sealed class FilesDump : IDumpStage
+{
+    public string Name => "files";
+
+    public void Dump(DumpContext ctx, DumpTask task)
+    {
+        var table = ctx.Shared<FileTable>();
+        var fdinfos = new List<fdinfo_entry>();
+        using var pidfd = PidFd.Open(task.Pid);
+        foreach (var link in ProcFds.Read(task.Pid))
+        {
+            using var copy = pidfd.GetFd(link.Fd);
+            var fd = new OpenFd(task.Pid, link.Fd, link.Target, copy, FdOps.Stat(copy.Fd), FdInfo.Read(task.Pid, link.Fd));
+            var kind = FileKinds.Claiming(fd)
+                ?? throw new CrispException($"task {task.Pid} fd {link.Fd}: {FileKinds.Describe(fd)} ({link.Target}) is not supported yet");
+            uint id = table.IdOf(ctx, kind, fd);
+            fdinfos.Add(new fdinfo_entry
+            {
+                Id = id,
+                // CRIU keeps the fd's own flags (F_GETFD) here: FD_CLOEXEC.
+                Flags = fd.CloseOnExec ? (uint)FdOps.FD_CLOEXEC : 0,
+                Type = kind.Type,
+                Fd = (uint)link.Fd,
+            });
+            ctx.Log.Debug($"task {task.Pid} fd {link.Fd}: {kind.Type} id {id} {link.Target}");
+        }
+        ctx.Images.Write(ImageFile.Fdinfo(task.Leader.Core.Ids.FilesId), [.. fdinfos]);
+    }
+
+    public void Finish(DumpContext ctx)
+    {
+        ctx.Shared<FileTable>().Write(ctx.Images);
+        ctx.Shared<PipeDataDump>().Write(ctx.Images);
+    }
+}

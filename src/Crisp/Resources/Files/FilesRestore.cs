@@ -1,0 +1,63 @@
+using Crisp.Compel.Puppets;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Resources.Files.Pipes;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Files;
+
+/// <summary>Prepare: every open file description any task had is created once, in crisp. Restore: each
+/// task gets its fds at their numbers (FdInstaller), so fds shared between tasks share a description
+/// (and its offset). Cleanup: crisp's copies are closed.</summary>
+public sealed class FilesRestore : IRestoreStage
+{
+    public string Name => "files";
+
+    public void Prepare(RestoreContext ctx)
+    {
+        var open = ctx.Shared<OpenDescriptions>();
+        var entries = ctx.Images.ReadAll<file_entry>(ImageFile.Files).ToDictionary(e => e.Id);
+        foreach (uint filesId in ctx.Tasks.Select(t => t.Ids.FilesId).Distinct())
+        {
+            var fdinfos = ctx.Images.ReadAll<fdinfo_entry>(ImageFile.Fdinfo(filesId));
+            open.Fdinfos[filesId] = fdinfos;
+            foreach (var fi in fdinfos)
+            {
+                if (open.ById.ContainsKey(fi.Id))
+                    continue;
+                if (!entries.TryGetValue(fi.Id, out var entry))
+                    throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} refers to file {fi.Id}, which files.img lacks");
+                if (entry.Type != fi.Type)
+                    throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} is {fi.Type}, files.img says {entry.Type}");
+                open.ById[fi.Id] = FileKinds.ForType(entry.Type).Open(ctx, entry);
+            }
+        }
+        ctx.Log.Debug($"files: {open.ById.Count} description(s) opened");
+    }
+
+    public void Restore(RestoreContext ctx, RestoreTask task)
+    {
+        var open = ctx.Shared<OpenDescriptions>();
+        var fds = open.Fdinfos.TryGetValue(task.Ids.FilesId, out var list) ? list : [];
+        FdInstaller.Install(task.Puppet, fds
+            .Select(fi => new FdToInstall((int)fi.Fd, open.ById[fi.Id].Fd, (fi.Flags & FdOps.FD_CLOEXEC) != 0))
+            .ToList());
+    }
+
+    public void Cleanup(RestoreContext ctx)
+    {
+        var open = ctx.Shared<OpenDescriptions>();
+        foreach (var fd in open.ById.Values)
+            fd.Dispose();
+        open.ById.Clear();
+        ctx.Shared<PipeSet>().Dispose();
+    }
+}
+
+/// <summary>Restore-wide: crisp's fd of each description by file id, and each files set's fdinfo entries.</summary>
+public sealed class OpenDescriptions
+{
+    public Dictionary<uint, UnixFd> ById { get; } = [];
+    public Dictionary<uint, List<fdinfo_entry>> Fdinfos { get; } = [];
+}

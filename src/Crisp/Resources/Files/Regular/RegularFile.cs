@@ -1,0 +1,85 @@
+using Crisp.Dump;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Files.Regular;
+
+/// <summary>Files opened by path: regular files, directories and (non-tty) character devices such as
+/// /dev/null — CRIU's REG kind (files-reg.c). Restored by opening the same path with the same flags.</summary>
+public sealed class RegularFile : IFileKind
+{
+    public fd_types Type => fd_types.Reg;
+
+    public bool Claims(OpenFd fd) =>
+        fd.Target.StartsWith('/')
+        && !fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
+        && !fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
+        && (fd.Stat.Type is FileStat.S_IFREG or FileStat.S_IFDIR
+            || (fd.Stat.Type == FileStat.S_IFCHR && !FileKinds.IsTty(fd.Stat)));
+
+    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd) => new()
+    {
+        Type = Type,
+        Id = id,
+        Reg = new reg_file_entry
+        {
+            Id = id,
+            Flags = (uint)fd.Flags,
+            Pos = (ulong)fd.Info.Pos,
+            Fown = Fown.Of(fd.Copy.Fd),
+            Name = fd.Target,
+            MntId = fd.Info.MntId,
+            Size = fd.Stat.Type == FileStat.S_IFREG ? (ulong)fd.Stat.Size : 0,
+            Mode = fd.Stat.Mode,
+        },
+    };
+
+    /// <summary>An entry for a path crisp itself names (cwd, root): opened O_RDONLY|O_DIRECTORY on restore.</summary>
+    public static file_entry ForDirectory(uint id, string path, uint mode) => new()
+    {
+        Type = fd_types.Reg,
+        Id = id,
+        Reg = new reg_file_entry
+        {
+            Id = id,
+            Flags = FileIo.O_RDONLY | FileIo.O_DIRECTORY,
+            Pos = 0,
+            Fown = new fown_entry(),
+            Name = path,
+            Mode = mode,
+        },
+    };
+
+    public UnixFd Open(RestoreContext ctx, file_entry entry)
+    {
+        var reg = entry.Reg ?? throw new CrispException($"files.img: REG entry {entry.Id} has no reg part");
+        // The file exists already: never create, truncate or fail on existence again.
+        int flags = (int)reg.Flags & ~(FileIo.O_CREAT | FileIo.O_TRUNC | FileIo.O_EXCL);
+        UnixFd fd;
+        try
+        {
+            fd = FileIo.Open(reg.Name, flags);
+        }
+        catch (SyscallException e)
+        {
+            throw new CrispException($"file {entry.Id} ({reg.Name}): cannot open: {e.Message}");
+        }
+        try
+        {
+            var st = FdOps.Stat(fd.Fd);
+            if (reg.HasSize && st.Type == FileStat.S_IFREG && (ulong)st.Size != reg.Size)
+                ctx.Log.Warn($"file {reg.Name}: size {st.Size}, was {reg.Size} at dump");
+            if (reg.Pos != 0)
+                FileIo.Seek(fd.Fd, (long)reg.Pos, FileIo.SEEK_SET);
+            try { Fown.Restore(fd.Fd, reg.Fown); }
+            catch (SyscallException e) { ctx.Log.Warn($"file {reg.Name}: owner not restored: {e.Message}"); }
+            return fd;
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+}
