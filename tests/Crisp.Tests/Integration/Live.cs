@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+
+namespace Crisp.Tests.Integration;
+
+/// <summary>Helpers for live checkpoint/restore tests: traced workloads spawned with posix_spawn (never
+/// System.Diagnostics.Process), PIDs waited free, image directories hashed and decoded.</summary>
+internal static class Live
+{
+    public const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_TRUNC = 0x200, O_APPEND = 0x400;
+    public const int SIGKILL = 9, SIGUSR1 = 10;
+
+    /// <summary>Starts statecheck in its own session with stdout/stderr in files under <paramref name="dir"/>
+    /// (stdin /dev/null: nothing outside the tree that could not be restored). Returns its PIDs.</summary>
+    public static (int Pid, int Child) StartStatecheck(string dir, string exe)
+    {
+        int pid = Spawn.Start(exe, ["statecheck"], new SpawnOptions
+        {
+            NewSession = true,
+            Opens =
+            [
+                (0, "/dev/null", O_RDONLY, 0),
+                (1, Path.Combine(dir, "out"), O_WRONLY | O_CREAT | O_TRUNC, 0x1a4),
+                (2, Path.Combine(dir, "err"), O_WRONLY | O_CREAT | O_TRUNC, 0x1a4),
+            ],
+        });
+        string? line = null;
+        WaitFor(() => (line = File.ReadAllText(Path.Combine(dir, "out")).Split('\n')[0]).StartsWith("ready ") || Spawn.TryReap(pid) is not null,
+            "statecheck's ready line", TimeSpan.FromSeconds(20));
+        var parts = line!.Split(' ');
+        Assert.True(parts.Length == 3 && parts[0] == "ready", $"bad ready line '{line}', stderr: {File.ReadAllText(Path.Combine(dir, "err"))}");
+        Assert.Equal(pid, int.Parse(parts[1]));
+        return (pid, int.Parse(parts[2]));
+    }
+
+    public static void WaitFor(Func<bool> condition, string what, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"timed out waiting for {what}");
+            Thread.Sleep(20);
+        }
+    }
+
+    /// <summary>Every PID and TID of the checkpoint in <paramref name="images"/>.</summary>
+    public static List<int> CheckpointPids(string images) =>
+        ImageDirectory.Open(images).ReadAll<pstree_entry>(ImageFile.Pstree).SelectMany(e => e.Threads).Select(t => (int)t).ToList();
+
+    /// <summary>Reaps <paramref name="ourChild"/> if it is ours, then waits until init has reaped the rest.</summary>
+    public static void WaitPidsFree(IEnumerable<int> pids, int ourChild = 0)
+    {
+        if (ourChild > 0)
+            Wait.TryWaitPid(ourChild, out _, Wait.WALL | Wait.WNOHANG);
+        var list = pids.ToList();
+        WaitFor(() =>
+        {
+            if (ourChild > 0)
+                Wait.TryWaitPid(ourChild, out _, Wait.WALL | Wait.WNOHANG);
+            return list.All(p => !Directory.Exists($"/proc/{p}"));
+        }, $"PIDs {string.Join(',', list)} to be free");
+    }
+
+    /// <summary>SIGKILL whatever of <paramref name="pids"/> still runs (test cleanup).</summary>
+    public static void KillAll(IEnumerable<int> pids, int ourChild = 0)
+    {
+        foreach (int p in pids)
+            if (p > 0)
+                RawSyscall.TryCall(Sysno.kill, p, SIGKILL);
+        try { WaitPidsFree(pids.Where(p => p > 0), ourChild); }
+        catch (TimeoutException) { }
+    }
+
+    /// <summary>Sends SIGUSR1 to a statecheck root that is our child and asserts its verdict is PASS.</summary>
+    public static void SignalAndExpectPass(int pid, string dir, Func<int> waitExit)
+    {
+        Signals.Kill(pid, SIGUSR1);
+        int rc = waitExit();
+        string err = File.ReadAllText(Path.Combine(dir, "err"));
+        Assert.True(rc == 0, $"statecheck exited {rc}; stderr:\n{err}");
+        Assert.Contains("PASS", err);
+        Assert.DoesNotContain("FAIL", err);
+    }
+
+    /// <summary>SHA-256 of every file (name → hash).</summary>
+    public static Dictionary<string, string> Hashes(string dir) =>
+        Directory.EnumerateFiles(dir).ToDictionary(f => Path.GetFileName(f),
+            f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
+
+    public static long Bytes(string dir) => new DirectoryInfo(dir).EnumerateFiles().Sum(f => f.Length);
+
+    /// <summary>`crit decode` must accept every image in the directory (raw pages-*.img excepted).</summary>
+    public static void AssertCritDecodesAll(string dir)
+    {
+        var files = Directory.EnumerateFiles(dir, "*.img").Where(f => !Path.GetFileName(f).StartsWith("pages-")).ToList();
+        Assert.NotEmpty(files);
+        foreach (var f in files)
+        {
+            var r = RunProcess("/usr/bin/crit", TimeSpan.FromSeconds(60), null, "decode", "-i", f);
+            Assert.True(r.ExitCode == 0, $"crit decode {Path.GetFileName(f)} failed ({r.ExitCode}): {r.Stderr}");
+        }
+    }
+
+    /// <summary>The crisp CLI with extra environment (e.g. CRISP_FAULT).</summary>
+    public static Support.CrispCli.Result Crisp(IDictionary<string, string>? env, params string[] args) =>
+        RunProcess("dotnet", TimeSpan.FromSeconds(60), env, [Path.Combine(AppContext.BaseDirectory, "crisp.dll"), .. args]);
+
+    public static Support.CrispCli.Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, params string[] args)
+    {
+        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        if (env is not null)
+            foreach (var (k, v) in env)
+                psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in {timeout}");
+        }
+        p.WaitForExit();
+        return new Support.CrispCli.Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    /// <summary>A scratch directory removed at the end.</summary>
+    public sealed class TempDir : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("crisp-integ-").FullName;
+        public string Images => System.IO.Path.Combine(Path, "images");
+        public void Dispose()
+        {
+            try { Directory.Delete(Path, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+}
