@@ -88,3 +88,36 @@ public class ShellLoopTests(ITestOutputHelper output)
     private static List<int> Numbers(string file) =>
         File.Exists(file) ? File.ReadAllLines(file).Where(l => l.Length > 0).Select(int.Parse).ToList() : [];
 }
+
+/// <summary>A shell that forks all the time often has a just-exited child not yet reaped when it is
+/// seized; the dump lets the tree go and seizes it again instead of failing.</summary>
+public class ForkingShellTests(ITestOutputHelper output)
+{
+    [RootFact]
+    public void DumpOfAShellForkingAllTheTimeSucceeds()
+    {
+        using var dir = new Live.TempDir();
+        int pid = Spawn.Start("/bin/sh", ["sh", "-c", "while :; do sleep 0.02; done"], new SpawnOptions
+        {
+            NewSession = true,
+            Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
+        });
+        try
+        {
+            Thread.Sleep(200);
+            for (int i = 0; i < 6; i++)
+            {
+                var r = Support.CrispCli.Run("dump", "-R", "-v3", "-t", pid.ToString(), "-D", Path.Combine(dir.Path, $"d{i}"));
+                output.WriteLine($"dump {i}: exit {r.ExitCode}, {r.Stderr.Split('\n').Count(l => l.Contains("zombie"))} zombie retries");
+                Assert.True(r.ExitCode == 0, $"dump {i} failed:\n{r.Stderr}");
+            }
+            var status = File.ReadAllLines($"/proc/{pid}/status");
+            Assert.Contains("TracerPid:\t0", status);
+            Assert.Contains(status.First(l => l.StartsWith("State:"))[6..].Trim()[0], "SR");
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+}
