@@ -75,7 +75,8 @@ public static class Program
             // One line for the user; the stack trace only in the log at -v4.
             bool expected = e is CrispException or Crisp.Linux.SyscallException or IOException or UnauthorizedAccessException;
             string line = expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}";
-            ctx.Log.Error(line);
+            if (!ctx.Log.WritesTo(Console.Error))   // else the user would see the error twice
+                ctx.Log.Error(line);
             ctx.Log.Debug(e.ToString());
             Console.Error.WriteLine($"crisp: error: {line}");
             return 1;

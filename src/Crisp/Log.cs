@@ -26,6 +26,9 @@ public sealed class Log : IDisposable
 
     public bool Enabled(LogLevel level) => (int)level <= Verbosity;
 
+    /// <summary>Whether this log writes to <paramref name="writer"/> (e.g. stderr, where the CLI prints its one error line).</summary>
+    public bool WritesTo(TextWriter writer) => ReferenceEquals(_writer, writer);
+
     public void Write(LogLevel level, string message)
     {
         if (!Enabled(level))

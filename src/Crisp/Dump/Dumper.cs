@@ -35,7 +35,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
         try
         {
-            TreeSeizer.SeizeTree(ctx);
+            SeizeTree(ctx);
             stats.FrozenAt = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
@@ -78,6 +78,29 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
         return stats;
+    }
+
+    /// <summary>Seizes the tree. A zombie child met while seizing (a shell's child that has just exited:
+    /// its parent reaps it as soon as it runs) makes us let the tree go for a moment and try again;
+    /// a zombie that stays is reported.</summary>
+    private static void SeizeTree(DumpContext ctx)
+    {
+        const int Attempts = 5;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                TreeSeizer.SeizeTree(ctx);
+                return;
+            }
+            catch (ZombieTaskException e) when (attempt < Attempts && ctx.Options.FreezeCgroup is null)
+            {
+                ctx.Log.Info($"{e.Message}: releasing the tree and seizing again (attempt {attempt + 1})");
+                ReleaseAfterFailure(ctx);
+                ctx.Tasks.Clear();
+                Thread.Sleep(20 * attempt);
+            }
+        }
     }
 
     private static void WriteTree(DumpContext ctx)

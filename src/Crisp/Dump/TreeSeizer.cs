@@ -88,7 +88,7 @@ public static class TreeSeizer
     private static DumpTask Seize(DumpContext ctx, Seizer seizer, int pid, DumpTask? parent)
     {
         if (ProcStat.Read(pid).State is 'Z' or 'X')
-            throw new CrispException($"task {pid} is a zombie; dumping zombies is not supported yet");
+            throw new ZombieTaskException(pid);
         var process = seizer.SeizeProcess(pid);
         DumpTask task;
         try
@@ -113,4 +113,12 @@ public static class TreeSeizer
                 return true;
         return pid == 1;
     }
+}
+
+/// <summary>A task of the tree is a zombie, which crisp cannot dump yet. Often transient: a shell's
+/// just-exited child stays a zombie only until the (then seized) shell gets to wait for it.</summary>
+public sealed class ZombieTaskException(int pid)
+    : CrispException($"task {pid} is a zombie; dumping zombies is not supported yet")
+{
+    public int Pid { get; } = pid;
 }
