@@ -208,4 +208,28 @@ public class HardenedRestoreTests : IDisposable
         Assert.True(verdict.Exited && verdict.ExitCode == 0, $"hard_creds after restore: {verdict}; stderr: {_bench.Stderr}");
         Bench.AssertContinuous(counter);
     }
+
+    /// <summary>A filter that kills the task on the syscalls the restore runs in it after installing the filters
+    /// (credentials, release): the puppet must be traced with PTRACE_O_SUSPEND_SECCOMP from the start, so the
+    /// restore survives; afterwards the filter is enforced again (getresuid kills the task with SIGSYS).</summary>
+    [RootFact]
+    public void FilterThatKillsTheRestoresOwnSyscallsIsSuspendedWhileRestoring()
+    {
+        string counter = Path.Combine(_bench.Work, "counter.txt");
+        int pid = _bench.Start(Support.Workloads.Build("hard_deny"), ["hard_deny", counter]);
+        Bench.WaitFor(() => Bench.Numbers(counter).Count >= 3 && ProcStatus.Read(pid).SeccompFilters == 1, "hard_deny to count");
+        var before = Bench.Observe(pid);
+
+        new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
+        _bench.WaitDumpedPidsFree(pid);
+        var tree = new Restorer(new RestoreOptions { ImagesDir = _bench.Images, Detached = true }, Log.Null).Run();
+        Assert.Equal(pid, tree.RootPid);
+        _bench.Track(pid);
+        long last = Bench.Numbers(counter).Last();
+        Bench.WaitFor(() => Bench.Numbers(counter).Last() >= last + 3, "hard_deny to count on");
+        Bench.Observe(pid).AssertSameAs(before);
+        var verdict = Bench.Verdict(pid);
+        Assert.True(verdict.Signaled && verdict.TermSignal == 31, $"hard_deny after restore: {verdict} (expected SIGSYS)");
+        Bench.AssertContinuous(counter);
+    }
 }
