@@ -174,7 +174,7 @@ public class HardenedRestoreTests : IDisposable
         foreach (var key in Bench.StatusKeys)
             Assert.Equal(before[key], after[key]);
         Assert.Equal("1", after["Seccomp"]);
-        Assert.Equal('S', ProcStat.Read(child).State);
+        Bench.WaitFor(() => ProcStat.Read(child).State == 'S', "the strict child to block in read() again");
         long last = Bench.Numbers(counter).Last();
         Bench.WaitFor(() => Bench.Numbers(counter).Last() >= last + 3, "the parent to count on");
 
