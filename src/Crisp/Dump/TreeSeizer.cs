@@ -17,6 +17,10 @@ public static class TreeSeizer
         if (IsSelfOrAncestor(rootPid))
             throw new CrispException($"process {rootPid} is crisp itself or one of its ancestors");
 
+        // Before anything is frozen or stopped: a privilege crisp lacks must fail the dump while the
+        // tree has not been touched at all, naming the task, the operation and the privilege.
+        CheckPrivileges(rootPid);
+
         var seizer = new Seizer(ctx.Tracer);
         if (ctx.Options.FreezeCgroup is { } cgroup)
         {
@@ -104,6 +108,57 @@ public static class TreeSeizer
         parent?.Children.Add(task);
         ctx.Log.Debug($"seized {pid} ({task.Stat.Comm}) with {process.Threads.Count} thread(s), seccomp {string.Join(",", process.Threads.Select(t => t.SeccompMode))}");
         return task;
+    }
+
+    /// <summary>Walks the tree as /proc shows it (nothing is stopped) and checks that crisp holds the
+    /// capabilities the dump will need for every thread: CAP_SYS_PTRACE to seize a task of other ids or
+    /// with capabilities crisp lacks; CAP_SYS_ADMIN for PTRACE_O_SUSPEND_SECCOMP (any seccomp mode) and
+    /// PTRACE_SECCOMP_GET_FILTER (filter mode). Tasks that appear later are checked again by the dump
+    /// stages themselves; this is the early, harmless refusal.</summary>
+    public static void CheckPrivileges(int rootPid)
+    {
+        var caps = Capabilities.Get();
+        bool Has(int cap) => (caps.Effective & (1UL << cap)) != 0;
+        bool ptrace = Has(Capabilities.CAP_SYS_PTRACE), admin = Has(Capabilities.CAP_SYS_ADMIN);
+        if (ptrace && admin)
+            return;
+        var self = ProcStatus.Read(ProcessIds.Pid);
+        var seen = new HashSet<int>();
+        var queue = new Queue<int>([rootPid]);
+        while (queue.Count > 0)
+        {
+            int pid = queue.Dequeue();
+            if (!seen.Add(pid))
+                continue;
+            foreach (int tid in TryThreads(pid))
+            {
+                ProcStatus s;
+                try { s = ProcStatus.ReadThread(pid, tid); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException) { continue; }
+                string who = tid == pid ? $"task {pid}" : $"task {pid} (thread {tid})";
+                bool sameIds = s.Uid.Take(3).All(u => u == self.Uid[1]) && s.Gid.Take(3).All(g => g == self.Gid[1]);
+                if (!ptrace && (!sameIds || (s.CapPrm & ~caps.Permitted) != 0))
+                    throw new CrispException($"{who} (uid {string.Join('/', s.Uid.Take(3))}): seizing it (PTRACE_SEIZE) needs CAP_SYS_PTRACE, which crisp does not have; nothing was touched");
+                if (!admin && s.Seccomp == Linux.Seccomp.SECCOMP_MODE_FILTER)
+                    throw new CrispException($"{who} has seccomp filters: reading them (PTRACE_SECCOMP_GET_FILTER) and suspending them while crisp works in it (PTRACE_O_SUSPEND_SECCOMP) need CAP_SYS_ADMIN, which crisp does not have; nothing was touched");
+                if (!admin && s.Seccomp != 0)
+                    throw new CrispException($"{who} is in strict seccomp mode: suspending it while crisp works in it (PTRACE_O_SUSPEND_SECCOMP) needs CAP_SYS_ADMIN, which crisp does not have; nothing was touched");
+            }
+            foreach (int child in TryChildren(pid))
+                queue.Enqueue(child);
+        }
+    }
+
+    private static int[] TryThreads(int pid)
+    {
+        try { return ProcTasks.Threads(pid); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException) { return []; }
+    }
+
+    private static int[] TryChildren(int pid)
+    {
+        try { return ProcTasks.AllChildren(pid); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException) { return []; }
     }
 
     private static bool IsSelfOrAncestor(int pid)

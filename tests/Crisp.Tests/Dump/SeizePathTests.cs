@@ -96,6 +96,58 @@ public class SeizePathTests : IDisposable
         WaitFor(() => Lines(counter) >= now + 3);
     }
 
+    /// <summary>Threads of one task with different chains (a shared allowlist, one thread with a filter of its
+    /// own): whichever seize path runs, every thread's core names its own chain, read back byte-identical
+    /// with its flags, and the shared prefix is stored once.</summary>
+    [RootTheory]
+    [InlineData(null, false)]
+    [InlineData("/sys/fs/cgroup/freezer", true)]
+    [InlineData("/sys/fs/cgroup/unified", false)]
+    [InlineData("/sys/fs/cgroup/unified", true)]
+    public void ThreadsWithTheirOwnChainsAreRecordedInEveryPath(string? hierarchy, bool frozenBefore)
+    {
+        _pid = Spawn.Start(Support.Workloads.Build("hardened", "-lseccomp"),
+            ["hardened", "--no-second", "--", Support.Workloads.Build("hard_threads", "-pthread")],
+            new SpawnOptions { NewSession = true, Opens = [(0, "/dev/null", 0, 0), (1, "/dev/null", 1, 0), (2, "/dev/null", 1, 0)] });
+        WaitFor(() => ProcTasks.Threads(_pid).Length == 3
+            && ProcTasks.Threads(_pid).Sum(t => ProcStatus.ReadThread(_pid, t).SeccompFilters ?? 0) == 4);
+        string? cgroup = null;
+        if (hierarchy is not null)
+        {
+            cgroup = Path.Combine(hierarchy, $"crisp-test-{Environment.ProcessId}-{_pid}");
+            Directory.CreateDirectory(cgroup);
+            _cgroups.Add(cgroup);
+            File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), _pid.ToString());
+        }
+        var before = ProcTasks.Threads(_pid).ToDictionary(t => t, t => Crisp.Tests.Hardened.Bench.Filters(_pid, t));
+        var freezer = cgroup is null ? null : Crisp.Compel.Freezer.CgroupFreezer.Open(cgroup);
+        if (frozenBefore)
+            freezer!.Freeze(TimeSpan.FromSeconds(5));
+
+        string images = Path.Combine(_work, "images");
+        new Dumper(new DumpOptions { RootPid = _pid, ImagesDir = images, LeaveRunning = true, FreezeCgroup = cgroup }, Log.Null).Run();
+
+        var dir = ImageDirectory.Open(images);
+        var filters = dir.ReadAll<seccomp_entry>(new ImageFile(ImageKind.Seccomp, null)).Single().SeccompFilters;
+        Assert.Equal(2, filters.Count);
+        var tids = dir.ReadAll<pstree_entry>(ImageFile.Pstree).Single().Threads.Select(t => (int)t).Order();
+        Assert.Equal(before.Keys.Order(), tids);
+        foreach (var (tid, chain) in before)
+        {
+            var core = dir.ReadAll<core_entry>(ImageFile.Core(tid)).Single();
+            Assert.Equal(seccomp_mode.Filter, core.ThreadCore.SeccompMode);
+            var stored = Crisp.Resources.Seccomp.SeccompChains.Chain(filters, core.ThreadCore.SeccompFilter);
+            Assert.Equal(chain.Select(f => f.Program), stored.Select(f => Convert.ToHexString(f.Filter.ToByteArray())));
+            Assert.Equal(chain.Select(f => f.Flags), stored.Select(f => (ulong)f.Flags));
+        }
+        if (freezer is not null)
+        {
+            Assert.Equal(frozenBefore, freezer.IsFrozen());
+            freezer.Thaw();
+        }
+        Assert.All(ProcTasks.Threads(_pid), t => Assert.Equal(0, ProcStatus.ReadThread(_pid, t).TracerPid));
+    }
+
     private static int Lines(string file) => File.Exists(file) ? File.ReadAllLines(file).Length : 0;
 
     private static void TryWrite(string file, string value)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Crisp.Compel;
 using Crisp.Images;
 using Crisp.Images.Proto;
 using Crisp.Linux;
@@ -27,24 +28,33 @@ public sealed class SeccompRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var thread = task.Leader.Core.ThreadCore;
-        if (thread is null || !thread.HasSeccompMode || thread.SeccompMode == seccomp_mode.Disabled)
-            return;
-        if (thread.SeccompMode == seccomp_mode.Strict)
+        if (task.Leader.Core.ThreadCore is { } thread
+            && RestoreThread(task.Puppet.Remote, task.Pid, thread, ctx.Shared<Loaded>().Filters ?? []))
+            ctx.Log.Debug($"seccomp: restored the seccomp state of {task.Pid}");
+    }
+
+    /// <summary>One thread's mode and filter chain, run in that thread (seccomp acts on the calling thread
+    /// only; no TSYNC, so threads with different chains each get their own). For the leader from
+    /// <see cref="Restore"/>, for other threads from the stage that makes them. Returns whether anything was set.</summary>
+    public static bool RestoreThread(RemoteTask thread, int tid, thread_core_entry tc, IReadOnlyList<seccomp_filter> filters)
+    {
+        if (!tc.HasSeccompMode || tc.SeccompMode == seccomp_mode.Disabled)
+            return false;
+        if (tc.SeccompMode == seccomp_mode.Strict)
         {
-            task.Call("prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)", Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT);
-            return;
+            Check(thread.Syscall(Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT),
+                $"prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) in thread {tid}");
+            return true;
         }
-        var filters = ctx.Shared<Loaded>().Filters ?? [];
-        if (!thread.HasSeccompFilter)
-            throw new CrispException($"core-{task.Pid}.img: seccomp filter mode without a filter");
-        foreach (var f in SeccompChains.Chain(filters, thread.SeccompFilter))
-            Install(task, f);
-        ctx.Log.Debug($"seccomp: installed the filter chain of {task.Pid}");
+        if (!tc.HasSeccompFilter)
+            throw new CrispException($"core-{tid}.img: seccomp filter mode without a filter");
+        foreach (var f in SeccompChains.Chain(filters, tc.SeccompFilter))
+            Install(thread, tid, f);
+        return true;
     }
 
     /// <summary>seccomp(SECCOMP_SET_MODE_FILTER, flags, &amp;prog) with the program and sock_fprog on the data pages.</summary>
-    private static unsafe void Install(RestoreTask task, seccomp_filter f)
+    private static unsafe void Install(RemoteTask thread, int tid, seccomp_filter f)
     {
         byte[] program = f.Filter.ToByteArray();
         if (program.Length == 0 || program.Length % sizeof(SockFilter) != 0)
@@ -52,12 +62,18 @@ public sealed class SeccompRestore : IRestoreStage
         int count = program.Length / sizeof(SockFilter);
         var buffer = new byte[sizeof(SockFprog) + program.Length];
         program.CopyTo(buffer, sizeof(SockFprog));
-        ulong at = task.Puppet.Remote.ScratchData;
+        ulong at = thread.PutOnScratch(new byte[sizeof(SockFprog)]);   // maps the scratch page if needed
         var fprog = new SockFprog { Length = (ushort)count, Filter = (nint)(at + (ulong)sizeof(SockFprog)) };
         MemoryMarshal.Write(buffer, in fprog);
-        task.Puppet.Remote.PutOnScratch(buffer);
+        thread.PutOnScratch(buffer);
         uint flags = f.HasFlags ? f.Flags : 0;
-        task.Call($"seccomp(SECCOMP_SET_MODE_FILTER, 0x{flags:x})", Sysno.seccomp,
-            Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at);
+        Check(thread.Syscall(Sysno.seccomp, Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at),
+            $"seccomp(SECCOMP_SET_MODE_FILTER, 0x{flags:x}) of a {count}-instruction filter in thread {tid}");
+    }
+
+    private static void Check(long r, string what)
+    {
+        if (r < 0 && r > -4096)
+            throw new SyscallException(what, (int)-r);
     }
 }
