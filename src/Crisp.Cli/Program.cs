@@ -56,10 +56,10 @@ public static class Program
             return 1;
         }
         using (log)
-            return RunVerb(run, new CommandContext(args, log, Console.Out));
+            return RunVerb(run, new CommandContext(args, log, Console.Out), logIsStderr: args.Get("log-file") is null or "-");
     }
 
-    private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
+    private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx, bool logIsStderr)
     {
         try
         {
@@ -74,13 +74,19 @@ public static class Program
         {
             // One line for the user; the stack trace only in the log at -v4.
             bool expected = e is CrispException or Crisp.Linux.SyscallException or IOException or UnauthorizedAccessException;
-            string line = expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}";
-            ctx.Log.Error(line);
+            string line = OneLine(expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}");
+            // When the log is stderr itself, the "crisp: error:" line below is the error line; don't print it twice.
+            if (!logIsStderr)
+                ctx.Log.Error(line);
             ctx.Log.Debug(e.ToString());
             Console.Error.WriteLine($"crisp: error: {line}");
             return 1;
         }
     }
+
+    /// <summary>The user gets exactly one line: fold any line breaks in a message.</summary>
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     private static Log OpenLog(ParsedArguments args)
     {
