@@ -28,6 +28,9 @@ public static class ShowCommand
             ?? throw new ImageFormatException(path, 0, "not a known image file name (expected a CRIU image such as core-PID.img or inventory.img)");
         if (file.Kind.IsRaw)
             throw new ImageFormatException(path, 0, $"{file.Kind.Name} is a raw image without entries; show its pagemap image instead");
+        // The name says what the file must be: check its magics against that first (crit goes by the
+        // magic alone, so a core-1.img holding a pstree would otherwise print as PSTREE).
+        using (ImageReader.Open(path, file.Kind)) { }
         return ImageJson.Render(path);
     }
 }
