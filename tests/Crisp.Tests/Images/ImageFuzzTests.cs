@@ -10,7 +10,7 @@ namespace Crisp.Tests.Images;
 /// either succeeds or throws <see cref="ImageFormatException"/>: no other exception, no hang, no
 /// allocation out of proportion to the file.
 /// </summary>
-public class ImageFuzzTests
+public class ImageFuzzTests(Crisp.Tests.Cli.SleepDumpFixture dump) : IClassFixture<Crisp.Tests.Cli.SleepDumpFixture>
 {
     private const int Cases = 300;
     private static readonly TimeSpan PerCase = TimeSpan.FromSeconds(10);
@@ -130,8 +130,26 @@ public class ImageFuzzTests
         using var tmp = new TempImageDir();
         var corpus = Corpus(tmp);
         Assert.True(corpus.Count >= 15);
+        await Fuzz(corpus, 20240611);
+    }
+
+    /// <summary>The same on the images of a real dump of `sleep`.</summary>
+    [Crisp.Tests.Support.RootFact]
+    public async Task MutatedRealDumpImagesGiveOnlyImageFormatExceptions()
+    {
+        var corpus = Directory.EnumerateFiles(dump.Dir).Order(StringComparer.Ordinal)
+            .Select(p => (Name: Path.GetFileName(p), File: ImageKind.FromFileName(p)))
+            .Where(f => f.File is { } img && !img.Kind.IsRaw)
+            .Select(f => (f.Name, f.File!.Value.Kind, File.ReadAllBytes(Path.Combine(dump.Dir, f.Name))))
+            .ToList();
+        Assert.True(corpus.Count >= 6);
+        await Fuzz(corpus, 31337);
+    }
+
+    private static async Task Fuzz(List<(string Name, ImageKind Kind, byte[] Bytes)> corpus, int seed)
+    {
         using var work = new TempImageDir();
-        var rng = new Random(20240611);
+        var rng = new Random(seed);
         var failures = new List<string>();
         int ok = 0, rejected = 0;
         for (int i = 0; i < Cases; i++)
