@@ -74,7 +74,7 @@ public static class Program
         {
             // One line for the user; the stack trace only in the log at -v4.
             bool expected = e is CrispException or Crisp.Linux.SyscallException or IOException or UnauthorizedAccessException;
-            string line = expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}";
+            string line = OneLine(expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}");
             if (!ctx.Log.WritesTo(Console.Error))   // else the user would see the error twice
                 ctx.Log.Error(line);
             ctx.Log.Debug(e.ToString());
@@ -82,6 +82,10 @@ public static class Program
             return 1;
         }
     }
+
+    /// <summary>The user gets exactly one line: fold any line breaks in a message.</summary>
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     private static Log OpenLog(ParsedArguments args)
     {

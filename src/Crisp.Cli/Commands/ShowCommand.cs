@@ -1,4 +1,6 @@
 using Crisp.Cli.CommandLine;
+using Crisp.Images;
+using Crisp.Images.Show;
 
 namespace Crisp.Cli.Commands;
 
@@ -9,6 +11,26 @@ public static class ShowCommand
     {
         if (ctx.Operands.Count != 1)
             throw new UsageException("show needs exactly one image file or directory");
-        throw new CrispException("show: not wired yet");
+        string path = ctx.Operands[0];
+        ctx.Out.Write(Render(path));
+        ctx.Out.Flush();
+        return 0;
+    }
+
+    /// <summary>The whole output, built before anything is printed, so an error leaves stdout empty.</summary>
+    public static string Render(string path)
+    {
+        if (Directory.Exists(path))
+            return CheckpointSummary.Render(path);
+        if (!File.Exists(path))
+            throw new ImageFormatException(path, 0, "no such file or directory");
+        var file = ImageKind.FromFileName(path)
+            ?? throw new ImageFormatException(path, 0, "not a known image file name (expected a CRIU image such as core-PID.img or inventory.img)");
+        if (file.Kind.IsRaw)
+            throw new ImageFormatException(path, 0, $"{file.Kind.Name} is a raw image without entries; show its pagemap image instead");
+        // The name says what the file must be: check its magics against that first (crit goes by the
+        // magic alone, so a core-1.img holding a pstree would otherwise print as PSTREE).
+        using (ImageReader.Open(path, file.Kind)) { }
+        return ImageJson.Render(path);
     }
 }

@@ -1,10 +1,10 @@
 namespace Crisp.Images;
 
 /// <summary>An image file is missing, malformed or not what its name says. The message is one line naming the file.</summary>
-public sealed class ImageFormatException : Exception
+public sealed class ImageFormatException : CrispException
 {
     public ImageFormatException(string path, long offset, string problem, Exception? inner = null)
-        : base($"{path}: at offset {offset}: {problem}", inner)
+        : base($"{path}: at offset {offset}: {problem}", inner!)
     {
         FilePath = path;
         Offset = offset;

@@ -62,11 +62,23 @@ public static class ImageJson
             ?? throw new ImageFormatException(path, 0, $"unknown magic 0x{magic:x} (a raw image such as pages-N.img has none)");
     }
 
+    /// <summary>
+    /// Fields newer than crit 3.17's .proto files: crit parses them as unknown fields and prints
+    /// nothing for them, so neither do we.
+    /// </summary>
+    private static readonly HashSet<string> UnknownToCrit = new(StringComparer.Ordinal)
+    {
+        "criu.creds_entry.no_new_privs",
+        "criu.creds_entry.cap_amb",
+    };
+
     private static PyJson.Obj Message(IMessage message, bool hex)
     {
         var obj = new PyJson.Obj();
         foreach (var field in message.Descriptor.Fields.InFieldNumberOrder())
         {
+            if (UnknownToCrit.Contains(field.FullName))
+                continue;
             var value = field.Accessor.GetValue(message);
             if (field.IsRepeated)
             {
