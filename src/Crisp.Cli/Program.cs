@@ -96,6 +96,9 @@ public static class Program
         // As CRIU: a relative log path is under the work dir, which defaults to the images dir.
         string dir = args.Get("work-dir") ?? args.Get("images-dir") ?? ".";
         string path = Path.IsPathRooted(file) ? file : Path.Combine(dir, file);
+        // A dump creates its images dir; the log inside it must not fail first.
+        if (args.Positionals.FirstOrDefault() == "dump")
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         return new Log(new StreamWriter(path, append: false), verbosity, ownsWriter: true);
     }
 
