@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Crisp.Compel;
 using Crisp.Images;
 using Crisp.Images.Proto;
 using Crisp.Linux;
@@ -27,24 +28,40 @@ public sealed class SeccompRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var thread = task.Leader.Core.ThreadCore;
+        RestoreThread(ctx, task.Puppet.Remote, task.Pid, task.Leader.Core.ThreadCore);
+        // Per thread, each in itself, with the same bytes and flags (a chain shared through TSYNC comes
+        // out as identical chains, which filter the same way).
+        foreach (var thread in task.OtherThreads)
+            RestoreThread(ctx, thread.Remote!, thread.Tid, thread.Core.ThreadCore);
+    }
+
+    /// <summary>One thread's seccomp mode and filter chain, installed in that thread.</summary>
+    public static void RestoreThread(RestoreContext ctx, RemoteTask remote, int tid, thread_core_entry? thread)
+    {
         if (thread is null || !thread.HasSeccompMode || thread.SeccompMode == seccomp_mode.Disabled)
             return;
         if (thread.SeccompMode == seccomp_mode.Strict)
         {
-            task.Call("prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT)", Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT);
+            Check(remote.Syscall(Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT),
+                $"prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) in thread {tid}");
             return;
         }
         var filters = ctx.Shared<Loaded>().Filters ?? [];
         if (!thread.HasSeccompFilter)
-            throw new CrispException($"core-{task.Pid}.img: seccomp filter mode without a filter");
+            throw new CrispException($"core-{tid}.img: seccomp filter mode without a filter");
         foreach (var f in SeccompChains.Chain(filters, thread.SeccompFilter))
-            Install(task, f);
-        ctx.Log.Debug($"seccomp: installed the filter chain of {task.Pid}");
+            Install(remote, tid, f);
+        ctx.Log.Debug($"seccomp: installed the filter chain of {tid}");
+    }
+
+    private static void Check(long r, string what)
+    {
+        if (r < 0 && r > -4096)
+            throw new SyscallException(what, (int)-r);
     }
 
     /// <summary>seccomp(SECCOMP_SET_MODE_FILTER, flags, &amp;prog) with the program and sock_fprog on the data pages.</summary>
-    private static unsafe void Install(RestoreTask task, seccomp_filter f)
+    private static unsafe void Install(RemoteTask remote, int tid, seccomp_filter f)
     {
         byte[] program = f.Filter.ToByteArray();
         if (program.Length == 0 || program.Length % sizeof(SockFilter) != 0)
@@ -52,12 +69,12 @@ public sealed class SeccompRestore : IRestoreStage
         int count = program.Length / sizeof(SockFilter);
         var buffer = new byte[sizeof(SockFprog) + program.Length];
         program.CopyTo(buffer, sizeof(SockFprog));
-        ulong at = task.Puppet.Remote.ScratchData;
+        ulong at = remote.ScratchData;
         var fprog = new SockFprog { Length = (ushort)count, Filter = (nint)(at + (ulong)sizeof(SockFprog)) };
         MemoryMarshal.Write(buffer, in fprog);
-        task.Puppet.Remote.PutOnScratch(buffer);
+        remote.PutOnScratch(buffer);
         uint flags = f.HasFlags ? f.Flags : 0;
-        task.Call($"seccomp(SECCOMP_SET_MODE_FILTER, 0x{flags:x})", Sysno.seccomp,
-            Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at);
+        Check(remote.Syscall(Sysno.seccomp, Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at),
+            $"seccomp(SECCOMP_SET_MODE_FILTER, 0x{flags:x}) in thread {tid}");
     }
 }
