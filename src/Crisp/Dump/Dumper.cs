@@ -168,7 +168,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             RawSyscall.TryCall(Sysno.kill, task.Pid, 9);
         ctx.Tracer.Run(() =>
         {
-            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads))
+            // Non-leader threads first: a traced zombie leader is not reported while its group still
+            // has threads (delay_group_leader), so waiting for it first would block for ever.
+            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0))
             {
                 while (Wait.TryWaitPid(thread.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
                 thread.Thread.IsDetached = true;

@@ -14,6 +14,9 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
     /// <summary>Threads, leader first, each with its core-TID.img entry.</summary>
     public IReadOnlyList<RestoreThread> Threads { get; } = threads;
     public RestoreThread Leader => Threads[0];
+
+    /// <summary>The threads other than the leader that exist in the puppet so far (made by ThreadBuilder).</summary>
+    public IEnumerable<RestoreThread> OtherThreads => Threads.Skip(1).Where(t => t.Remote is not null);
     public core_entry Core => Leader.Core;
     public task_core_entry TaskCore => Core.Tc;
     public task_kobj_ids_entry Ids => Core.Ids;
@@ -28,4 +31,11 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
     public override string ToString() => $"task {Pid}";
 }
 
-public sealed record RestoreThread(int Tid, core_entry Core);
+public sealed record RestoreThread(int Tid, core_entry Core)
+{
+    /// <summary>A non-leader thread once <see cref="ThreadBuilder"/> made it (the leader is the puppet itself).</summary>
+    public Compel.SeizedThread? Seized { get; set; }
+
+    /// <summary>Remote syscalls in this thread (non-leaders, once made).</summary>
+    public Compel.RemoteTask? Remote { get; set; }
+}

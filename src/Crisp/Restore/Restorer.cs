@@ -14,6 +14,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
         new Resources.Memory.MemoryRestore(),
+        new ThreadBuilder(),
         new Resources.Core.CoreRestore(),
         new Resources.Files.FilesRestore(),
         new Resources.Fs.FsRestore(),
@@ -60,6 +61,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         }
         catch
         {
+            ThreadBuilder.KillThreads(ctx);
             PuppetTreeBuilder.KillAll(ctx);
             tracer.Dispose();
             throw;

@@ -13,6 +13,7 @@ public static class TaskRelease
 
     public static void Prepare(RestoreContext ctx, RestoreTask task)
     {
+        ThreadBuilder.Release(ctx, task);   // other threads first: final registers, left stopped
         task.Puppet.Dispose();   // ends remote syscalls: the puppet's own registers are back
         ctx.Tracer.Run(() =>
         {
@@ -30,6 +31,7 @@ public static class TaskRelease
     {
         foreach (var task in ctx.Tasks)
         {
+            ThreadBuilder.Detach(task);
             Ptrace.Detach(task.Puppet.Thread.Tid);
             task.Puppet.Thread.IsDetached = true;
         }

@@ -81,6 +81,43 @@ public sealed class Puppet : IDisposable
         return new Puppet(_seizer, _seizer.Adopt(pid, pid, Thread.Options));
     }
 
+    /// <summary>Flags of a thread made inside a puppet: everything a pthread shares.</summary>
+    public const ulong ThreadFlags = Clone3.CLONE_VM | Clone3.CLONE_FS | Clone3.CLONE_FILES | Clone3.CLONE_SIGHAND
+        | Clone3.CLONE_THREAD | Clone3.CLONE_SYSVSEM;
+
+    /// <summary>Makes thread <paramref name="tid"/> in this puppet by clone3(CLONE_THREAD…, set_tid). The new
+    /// thread never runs the puppet's code: it arrives auto-attached (PTRACE_EVENT_CLONE on this puppet) and
+    /// is taken in its first stop, with every signal blocked (inherited from the puppet mid-injection).</summary>
+    public unsafe SeizedThread CloneThread(int tid)
+    {
+        int setTid = tid;
+        var args = new CloneArgs
+        {
+            Flags = ThreadFlags,
+            ExitSignal = 0,
+            SetTid = PuppetElf.DataAddress + (ulong)sizeof(CloneArgs),
+            SetTidSize = 1,
+        };
+        var buffer = new byte[sizeof(CloneArgs) + sizeof(int)];
+        MemoryMarshal.Write(buffer, in args);
+        MemoryMarshal.Write(buffer.AsSpan(sizeof(CloneArgs)), in setTid);
+        ulong at = Remote.PutOnScratch(buffer);
+        long r = Remote.Syscall(Sysno.clone3, (long)at, sizeof(CloneArgs));
+        if (r < 0)
+            throw r == -Errnos.EEXIST
+                ? new CrispException($"TID {tid} is already in use")
+                : new SyscallException($"clone3(CLONE_THREAD, set_tid={tid}) in puppet {Pid}", (int)-r);
+        if (r != tid)
+            throw new CrispException($"clone3(CLONE_THREAD) in puppet {Pid} gave TID {r}, not {tid}");
+        return _seizer.Adopt(Pid, tid, Thread.Options);
+    }
+
+    /// <summary>Remote syscalls in another thread of this puppet (one made by <see cref="CloneThread"/>),
+    /// through the same gadget and data pages (calls are serialised on the tracer thread).</summary>
+    public RemoteTask RemoteFor(SeizedThread thread) => new(Tracer, thread, pinTracer: false,
+        gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
+        scratchDataSize: (int)PuppetElf.DataSize);
+
     /// <summary>Runs a syscall in the puppet and throws, naming it, when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
     {

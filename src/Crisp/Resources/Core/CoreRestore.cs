@@ -16,10 +16,21 @@ public sealed class CoreRestore : IRestoreStage
         if (current != tc.Personality)
             task.Call("personality", Sysno.personality, tc.Personality);
         string comm = task.Leader.Core.ThreadCore?.Comm is { Length: > 0 } c ? c : tc.Comm;
+        SetName(task.Puppet.Remote, task.Pid, comm);
+        foreach (var thread in task.OtherThreads)
+            if (thread.Core.ThreadCore?.Comm is { Length: > 0 } name)
+                SetName(thread.Remote!, thread.Tid, name);
+    }
+
+    /// <summary>prctl(PR_SET_NAME) names the calling thread only: run it in that thread.</summary>
+    public static void SetName(Compel.RemoteTask thread, int tid, string comm)
+    {
         var bytes = new byte[16];   // TASK_COMM_LEN, NUL-terminated
         byte[] name = Encoding.UTF8.GetBytes(comm);
         name.AsSpan(0, Math.Min(name.Length, 15)).CopyTo(bytes);
-        ulong at = task.Puppet.Remote.PutOnScratch(bytes);
-        task.Call("prctl(PR_SET_NAME)", Sysno.prctl, Prctl.PR_SET_NAME, (long)at);
+        ulong at = thread.PutOnScratch(bytes);
+        long r = thread.Syscall(Sysno.prctl, Prctl.PR_SET_NAME, (long)at);
+        if (r < 0 && r > -4096)
+            throw new SyscallException($"prctl(PR_SET_NAME) in thread {tid}", (int)-r);
     }
 }

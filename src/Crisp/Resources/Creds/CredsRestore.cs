@@ -20,6 +20,10 @@ public sealed class CredsRestore : IRestoreStage
     {
         if (task.Leader.Core.ThreadCore?.Creds is { } creds)
             RestoreThread(task.Puppet.Remote, task.Pid, creds);
+        // Credentials are per thread in the kernel (raw setresuid and friends change the caller only).
+        foreach (var thread in task.OtherThreads)
+            if (thread.Core.ThreadCore?.Creds is { } c)
+                RestoreThread(thread.Remote!, thread.Tid, c);
     }
 
     public static void RestoreThread(RemoteTask thread, int tid, creds_entry c)

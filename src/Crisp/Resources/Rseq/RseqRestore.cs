@@ -15,6 +15,9 @@ public sealed class RseqRestore : IRestoreStage
     {
         if (task.Leader.Core.ThreadCore?.RseqEntry is { } e)
             RestoreThread(task.Puppet.Remote, task.Pid, e);
+        foreach (var thread in task.OtherThreads)
+            if (thread.Core.ThreadCore?.RseqEntry is { } r)
+                RestoreThread(thread.Remote!, thread.Tid, r);
     }
 
     public static void RestoreThread(RemoteTask thread, int tid, rseq_entry e)

@@ -28,14 +28,22 @@ public sealed class SeccompRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        if (task.Leader.Core.ThreadCore is { } thread
-            && RestoreThread(task.Puppet.Remote, task.Pid, thread, ctx.Shared<Loaded>().Filters ?? []))
-            ctx.Log.Debug($"seccomp: restored the seccomp state of {task.Pid}");
+        RestoreThread(ctx, task.Puppet.Remote, task.Pid, task.Leader.Core.ThreadCore);
+        // Per thread, each in itself, with the same bytes and flags (a chain shared through TSYNC comes
+        // out as identical chains, which filter the same way).
+        foreach (var thread in task.OtherThreads)
+            RestoreThread(ctx, thread.Remote!, thread.Tid, thread.Core.ThreadCore);
+    }
+
+    /// <summary>One thread's seccomp mode and filter chain, installed in that thread.</summary>
+    public static void RestoreThread(RestoreContext ctx, RemoteTask remote, int tid, thread_core_entry? thread)
+    {
+        if (thread is not null && RestoreThread(remote, tid, thread, ctx.Shared<Loaded>().Filters ?? []))
+            ctx.Log.Debug($"seccomp: restored the seccomp state of thread {tid}");
     }
 
     /// <summary>One thread's mode and filter chain, run in that thread (seccomp acts on the calling thread
-    /// only; no TSYNC, so threads with different chains each get their own). For the leader from
-    /// <see cref="Restore"/>, for other threads from the stage that makes them. Returns whether anything was set.</summary>
+    /// only; no TSYNC, so threads with different chains each get their own). Returns whether anything was set.</summary>
     public static bool RestoreThread(RemoteTask thread, int tid, thread_core_entry tc, IReadOnlyList<seccomp_filter> filters)
     {
         if (!tc.HasSeccompMode || tc.SeccompMode == seccomp_mode.Disabled)

@@ -22,6 +22,9 @@ public sealed class SignalsRestore : IRestoreStage
         var leader = task.Leader.Core.ThreadCore;
         if (leader is not null)
             RestoreThread(task.Puppet.Remote, task.Pid, task.Pid, leader);
+        foreach (var thread in task.OtherThreads)
+            if (thread.Core.ThreadCore is { } tc)
+                RestoreThread(thread.Remote!, task.Pid, thread.Tid, tc);
         if (task.TaskCore.SignalsS is { } shared)
             foreach (var e in shared.Signals)
                 Queue(task.Puppet.Remote, task.Pid, e, $"rt_sigqueueinfo in task {task.Pid}",

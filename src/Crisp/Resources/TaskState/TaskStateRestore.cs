@@ -17,6 +17,9 @@ public sealed class TaskStateRestore : IRestoreStage
             task.Call("prctl(PR_SET_CHILD_SUBREAPER)", Sysno.prctl, Prctl.PR_SET_CHILD_SUBREAPER, 1);
         if (task.Leader.Core.ThreadCore is { } tc)
             RestoreThread(task.Puppet.Remote, task.Pid, tc);
+        foreach (var thread in task.OtherThreads)
+            if (thread.Core.ThreadCore is { } other)
+                RestoreThread(thread.Remote!, thread.Tid, other);
     }
 
     /// <summary>Runs in the thread itself: both calls act on the calling thread only.</summary>

@@ -1,0 +1,276 @@
+/*
+ * thr_state DIR [N] -- a multi-threaded process for thread restore.
+ *
+ * Without N: the leader and 4 threads, each waiting differently across the checkpoint:
+ *   0 "thr-spin"  spins in user code,
+ *   1 "thr-cond"  blocks in pthread_cond_wait (futex),
+ *   2 "thr-sleep" blocks in a long nanosleep (woken by SIGUSR2, handled on its own altstack),
+ *   3 "thr-read"  blocks in read() on a pipe.
+ * With N: N threads of kinds cond/sleep/read in turn (no spinners), named "thr-I".
+ * Every thread has its own name (pthread_setname_np), TLS value, blocked mask (SIGRTMIN+I%8 and
+ * SIGUSR1) and sigaltstack. The leader ("thr-main") writes DIR/ready ("ready PID TID...") and waits in
+ * pause() for SIGUSR1; it then wakes every thread (flag, condvar broadcast, pipe bytes, SIGUSR2),
+ * each thread checks its own state, the leader joins them all (pthread_join needs the kernel to clear
+ * each thread's tid word: clear_child_tid) and checks its own. Verdict in DIR/verdict: "PASS" or
+ * "FAIL: ..." lines; exit 0 on pass, 1 on fail, 2 on setup error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXT 256
+#define ALT 16384
+
+enum kind { SPIN, COND, SLEEP, READ };
+
+struct thr {
+    pthread_t handle;
+    int index;
+    enum kind kind;
+    volatile pid_t tid;
+    char name[16];
+    char alt[ALT];
+    volatile int on_alt;   /* SIGUSR2 handler ran on this thread's altstack */
+    char fail[256];
+};
+
+static struct thr thr[MAXT];
+static int nthreads;
+static __thread long tls_value;
+static __thread struct thr *self;
+static volatile int go, started, got_usr1;
+static volatile unsigned long spins;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int pipefd[2];
+
+static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    char here;
+    if (self && &here >= self->alt && &here < self->alt + ALT)
+        self->on_alt = 1;
+}
+
+static sigset_t mask_for(int index)
+{
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    sigaddset(&m, SIGRTMIN + index % 8);
+    if (index % 2)
+        sigaddset(&m, SIGWINCH);
+    return m;
+}
+
+#define TFAIL(...) do { size_t l = strlen(t->fail); snprintf(t->fail + l, sizeof t->fail - l, __VA_ARGS__); } while (0)
+
+static void check_self(struct thr *t)
+{
+    char name[32] = "", path[64], comm[32] = "";
+    if (syscall(SYS_gettid) != t->tid)
+        TFAIL(" tid %ld != %d;", (long)syscall(SYS_gettid), t->tid);
+    if (tls_value != 1000 + t->index)
+        TFAIL(" tls %ld;", tls_value);
+    if (self != t)
+        TFAIL(" tls self;");
+    prctl(PR_GET_NAME, name);
+    if (strcmp(name, t->name) != 0)
+        TFAIL(" name '%s';", name);
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", t->tid);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(comm, sizeof comm, f) || strncmp(comm, t->name, strlen(t->name)) != 0)
+        TFAIL(" comm '%s';", comm);
+    if (f)
+        fclose(f);
+    sigset_t now, want = mask_for(t->index);
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    for (int s = 1; s < 65; s++)
+        if (sigismember(&now, s) != sigismember(&want, s))
+            TFAIL(" mask bit %d;", s);
+    stack_t ss;
+    sigaltstack(NULL, &ss);
+    if (ss.ss_sp != t->alt || ss.ss_size != ALT)
+        TFAIL(" altstack %p/%zu;", ss.ss_sp, ss.ss_size);
+    if (t->kind == SLEEP && !t->on_alt)
+        TFAIL(" SIGUSR2 not handled on the altstack;");
+}
+
+static void *thread_main(void *arg)
+{
+    struct thr *t = arg;
+    self = t;
+    tls_value = 1000 + t->index;
+    t->tid = syscall(SYS_gettid);
+    pthread_setname_np(pthread_self(), t->name);
+    sigset_t m = mask_for(t->index);
+    pthread_sigmask(SIG_SETMASK, &m, NULL);
+    stack_t ss = { .ss_sp = t->alt, .ss_size = ALT };
+    sigaltstack(&ss, NULL);
+    __sync_fetch_and_add(&started, 1);
+    switch (t->kind) {
+    case SPIN:
+        while (!go)
+            spins++;
+        break;
+    case COND:
+        pthread_mutex_lock(&mu);
+        while (!go)
+            pthread_cond_wait(&cv, &mu);
+        pthread_mutex_unlock(&mu);
+        break;
+    case SLEEP:
+        while (!go || !t->on_alt) {
+            struct timespec ts = { 3600, 0 };
+            nanosleep(&ts, NULL);
+        }
+        break;
+    case READ: {
+        char c;
+        ssize_t n;
+        while ((n = read(pipefd[0], &c, 1)) < 0 && errno == EINTR)
+            ;
+        if (n != 1)
+            TFAIL(" read %zd errno %d;", n, errno);
+        break;
+    }
+    }
+    check_self(t);
+    return NULL;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        exit(2);
+    fputs(text, f);
+    fclose(f);
+    rename(tmp, path);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    const char *dir = argv[1];
+    int many = argc > 2;
+    nthreads = many ? atoi(argv[2]) : 4;
+    if (nthreads < 1 || nthreads > MAXT)
+        return 2;
+    if (pipe(pipefd) != 0)
+        return 2;
+    struct sigaction sa = { .sa_handler = on_usr1 };
+    sigaction(SIGUSR1, &sa, NULL);
+    struct sigaction sa2 = { .sa_handler = on_usr2, .sa_flags = SA_ONSTACK };
+    sigaction(SIGUSR2, &sa2, NULL);
+    prctl(PR_SET_NAME, "thr-main");
+    tls_value = 999;
+
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    for (int i = 0; i < nthreads; i++) {
+        struct thr *t = &thr[i];
+        t->index = i;
+        t->kind = many ? (enum kind)(1 + i % 3) : (enum kind)i;
+        if (many)
+            snprintf(t->name, sizeof t->name, "thr-%d", i);
+        else
+            strcpy(t->name, (const char *[]){ "thr-spin", "thr-cond", "thr-sleep", "thr-read" }[i]);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        if (pthread_create(&t->handle, &attr, thread_main, t) != 0)
+            return 2;
+    }
+    while (started < nthreads)
+        usleep(1000);
+    usleep(50000);   /* let every thread reach its wait */
+
+    /* The leader's own mask: SIGRTMIN+7 blocked, SIGUSR1 open (only the leader takes it). */
+    sigset_t lead;
+    sigemptyset(&lead);
+    sigaddset(&lead, SIGRTMIN + 7);
+    pthread_sigmask(SIG_SETMASK, &lead, NULL);
+
+    char ready[8192];
+    int len = snprintf(ready, sizeof ready, "ready %d", getpid());
+    for (int i = 0; i < nthreads && len < (int)sizeof ready - 16; i++)
+        len += snprintf(ready + len, sizeof ready - len, " %d", thr[i].tid);
+    snprintf(ready + len, sizeof ready - len, "\n");
+    write_file(dir, "ready", ready);
+
+    while (!got_usr1)
+        pause();
+
+    pthread_mutex_lock(&mu);
+    go = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < nthreads; i++) {
+        if (thr[i].kind == READ && write(pipefd[1], "x", 1) != 1)
+            return 2;
+    }
+    /* SIGUSR2 until each sleeper has handled one (on its altstack). */
+    for (int round = 0; round < 2000; round++) {
+        int waiting = 0;
+        for (int i = 0; i < nthreads; i++)
+            if (thr[i].kind == SLEEP && !thr[i].on_alt) {
+                pthread_kill(thr[i].handle, SIGUSR2);
+                waiting = 1;
+            }
+        if (!waiting)
+            break;
+        usleep(1000);
+    }
+
+    static char verdict[MAXT * 300 + 1024];
+    int vl = 0, failed = 0;
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(thr[i].handle, NULL);   /* needs clear_child_tid back */
+        if (thr[i].fail[0]) {
+            vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: thread %d (%s):%s\n", i, thr[i].name, thr[i].fail);
+            failed = 1;
+        }
+    }
+    char name[32] = "";
+    prctl(PR_GET_NAME, name);
+    if (strcmp(name, "thr-main") != 0) {
+        vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: leader name '%s'\n", name);
+        failed = 1;
+    }
+    if (tls_value != 999) {
+        vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: leader tls %ld\n", tls_value);
+        failed = 1;
+    }
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    if (!sigismember(&now, SIGRTMIN + 7) || sigismember(&now, SIGUSR1)) {
+        vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: leader mask\n");
+        failed = 1;
+    }
+    if (!many && spins == 0) {
+        vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: the spinner never ran\n");
+        failed = 1;
+    }
+    if (!failed)
+        snprintf(verdict + vl, sizeof verdict - vl, "PASS\n");
+    write_file(dir, "verdict", verdict);
+    return failed;
+}
