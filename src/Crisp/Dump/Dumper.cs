@@ -145,7 +145,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             RawSyscall.TryCall(Sysno.kill, task.Pid, 9);
         ctx.Tracer.Run(() =>
         {
-            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads))
+            // Non-leader threads first: a traced leader's exit is only reported once every other thread
+            // of its group has been reaped, so waiting for the leader first never returns.
+            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads.OrderBy(th => th.Tid == t.Pid ? 1 : 0)))
             {
                 while (Wait.TryWaitPid(thread.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
                 thread.Thread.IsDetached = true;

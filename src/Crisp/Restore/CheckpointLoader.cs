@@ -32,6 +32,8 @@ public static class CheckpointLoader
                 throw new CrispException($"pstree.img: task {e.Pid} is listed twice");
             if (e.Threads.Count == 0 || e.Threads[0] != e.Pid && !e.Threads.Contains(e.Pid))
                 throw new CrispException($"pstree.img: task {e.Pid} does not list itself among its threads");
+            if (e.Threads.Count > 1)
+                throw new CrispException($"pstree.img: task {e.Pid} has {e.Threads.Count} threads; restoring multi-threaded tasks is not supported yet");
             var threads = e.Threads.OrderBy(t => t == e.Pid ? 0 : 1)
                 .Select(t => new RestoreThread((int)t, ReadCore(images, (int)t))).ToList();
             if (threads[0].Core.Tc is null || threads[0].Core.Ids is null)
