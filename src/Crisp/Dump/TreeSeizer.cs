@@ -136,7 +136,8 @@ public static class TreeSeizer
                 try { s = ProcStatus.ReadThread(pid, tid); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or SyscallException) { continue; }
                 string who = tid == pid ? $"task {pid}" : $"task {pid} (thread {tid})";
-                bool sameIds = s.Uid.Take(3).All(u => u == self.Uid[1]) && s.Gid.Take(3).All(g => g == self.Gid[1]);
+                // __ptrace_may_access (PTRACE_MODE_REALCREDS): our real ids against all three of the task's.
+                bool sameIds = s.Uid.Take(3).All(u => u == self.Uid[0]) && s.Gid.Take(3).All(g => g == self.Gid[0]);
                 if (!ptrace && (!sameIds || (s.CapPrm & ~caps.Permitted) != 0))
                     throw new CrispException($"{who} (uid {string.Join('/', s.Uid.Take(3))}): seizing it (PTRACE_SEIZE) needs CAP_SYS_PTRACE, which crisp does not have; nothing was touched");
                 if (!admin && s.Seccomp == Linux.Seccomp.SECCOMP_MODE_FILTER)

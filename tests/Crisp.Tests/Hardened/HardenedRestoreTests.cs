@@ -232,4 +232,26 @@ public class HardenedRestoreTests : IDisposable
         Assert.True(verdict.Signaled && verdict.TermSignal == 31, $"hard_deny after restore: {verdict} (expected SIGSYS)");
         Bench.AssertContinuous(counter);
     }
+
+    /// <summary>A multi-threaded hardened task whose threads have different chains (a shared prefix, one
+    /// thread with a LOG filter of its own): the dump kills and reaps every thread (it used to wait for
+    /// the leader first and hang), and the restore brings every thread back with its own chain, byte for
+    /// byte, and its credentials.</summary>
+    [RootFact]
+    public void MultiThreadedTaskComesBackWithEachThreadsOwnChain()
+    {
+        int pid = _bench.Start(Support.Workloads.Build("hardened", "-lseccomp"),
+            ["hardened", "--no-second", "--", Support.Workloads.Build("hard_threads", "-pthread")]);
+        Bench.WaitFor(() => ProcTasks.Threads(pid).Length == 3
+            && ProcTasks.Threads(pid).Sum(t => ProcStatus.ReadThread(pid, t).SeccompFilters ?? 0) == 4, "three threads with their filters");
+        var before = Bench.Observe(pid);
+        var dump = Task.Run(() => new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run());
+        Assert.True(dump.Wait(TimeSpan.FromSeconds(20)), "the dump did not finish (waiting for the killed threads?)");
+        _bench.WaitDumpedPidsFree(pid);
+        var tree = new Restorer(new RestoreOptions { ImagesDir = _bench.Images, Detached = true }, Log.Null).Run();
+        _bench.Track(pid);
+        Assert.Equal(pid, tree.RootPid);
+        Assert.Equal(3, ProcTasks.Threads(pid).Length);
+        Bench.Observe(pid).AssertSameAs(before);
+    }
 }
