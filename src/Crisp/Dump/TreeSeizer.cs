@@ -93,7 +93,16 @@ public static class TreeSeizer
     {
         if (ProcStat.Read(pid).State is 'Z' or 'X')
             throw new ZombieTaskException(pid);
-        var process = seizer.SeizeProcess(pid);
+        SeizedProcess process;
+        try
+        {
+            process = seizer.SeizeProcess(pid);
+        }
+        catch (Linux.SyscallException e) when (e.Errno == Linux.Errnos.ESRCH)
+        {
+            // It exited between being listed and being seized: a zombie now (its parent is stopped).
+            throw new ZombieTaskException(pid);
+        }
         DumpTask task;
         try
         {
