@@ -56,28 +56,10 @@ public sealed class Puppet : IDisposable
 
     /// <summary>Clones a new puppet with PID <paramref name="pid"/> inside this one. With
     /// <paramref name="sibling"/> the new task becomes a child of this puppet's parent (CLONE_PARENT).</summary>
-    public unsafe Puppet Clone(int pid, bool sibling = false)
+    public Puppet Clone(int pid, bool sibling = false)
     {
-        int setTid = pid;
-        var args = new CloneArgs
-        {
-            Flags = sibling ? Clone3.CLONE_PARENT : 0,
-            // clone3 refuses an exit signal with CLONE_PARENT; the caller's own (SIGCHLD) is used.
-            ExitSignal = sibling ? 0 : SIGCHLD,
-            SetTid = PuppetElf.DataAddress + (ulong)sizeof(CloneArgs),
-            SetTidSize = 1,
-        };
-        var buffer = new byte[sizeof(CloneArgs) + sizeof(int)];
-        MemoryMarshal.Write(buffer, in args);
-        MemoryMarshal.Write(buffer.AsSpan(sizeof(CloneArgs)), in setTid);
-        ulong at = Remote.PutOnScratch(buffer);
-        long r = Remote.Syscall(Sysno.clone3, (long)at, sizeof(CloneArgs));
-        if (r < 0)
-            throw r == -Errnos.EEXIST
-                ? new CrispException($"PID {pid} is already in use")
-                : new SyscallException($"clone3(set_tid={pid}) in puppet {Pid}", (int)-r);
-        if (r != pid)
-            throw new CrispException($"clone3 in puppet {Pid} gave PID {r}, not {pid}");
+        // clone3 refuses an exit signal with CLONE_PARENT; the caller's own (SIGCHLD) is used.
+        CloneWithId(sibling ? Clone3.CLONE_PARENT : 0, sibling ? 0 : SIGCHLD, pid, "PID");
         return new Puppet(_seizer, _seizer.Adopt(pid, pid, Thread.Options));
     }
 
@@ -88,28 +70,33 @@ public sealed class Puppet : IDisposable
     /// <summary>Makes thread <paramref name="tid"/> in this puppet by clone3(CLONE_THREAD…, set_tid). The new
     /// thread never runs the puppet's code: it arrives auto-attached (PTRACE_EVENT_CLONE on this puppet) and
     /// is taken in its first stop, with every signal blocked (inherited from the puppet mid-injection).</summary>
-    public unsafe SeizedThread CloneThread(int tid)
+    public SeizedThread CloneThread(int tid)
     {
-        int setTid = tid;
+        CloneWithId(ThreadFlags, 0, tid, "TID");
+        return _seizer.Adopt(Pid, tid, Thread.Options);
+    }
+
+    /// <summary>Remote clone3 with set_tid = [<paramref name="id"/>] (clone_args and the id on the data pages).</summary>
+    private unsafe void CloneWithId(ulong flags, ulong exitSignal, int id, string what)
+    {
         var args = new CloneArgs
         {
-            Flags = ThreadFlags,
-            ExitSignal = 0,
+            Flags = flags,
+            ExitSignal = exitSignal,
             SetTid = PuppetElf.DataAddress + (ulong)sizeof(CloneArgs),
             SetTidSize = 1,
         };
         var buffer = new byte[sizeof(CloneArgs) + sizeof(int)];
         MemoryMarshal.Write(buffer, in args);
-        MemoryMarshal.Write(buffer.AsSpan(sizeof(CloneArgs)), in setTid);
+        MemoryMarshal.Write(buffer.AsSpan(sizeof(CloneArgs)), in id);
         ulong at = Remote.PutOnScratch(buffer);
         long r = Remote.Syscall(Sysno.clone3, (long)at, sizeof(CloneArgs));
         if (r < 0)
             throw r == -Errnos.EEXIST
-                ? new CrispException($"TID {tid} is already in use")
-                : new SyscallException($"clone3(CLONE_THREAD, set_tid={tid}) in puppet {Pid}", (int)-r);
-        if (r != tid)
-            throw new CrispException($"clone3(CLONE_THREAD) in puppet {Pid} gave TID {r}, not {tid}");
-        return _seizer.Adopt(Pid, tid, Thread.Options);
+                ? new CrispException($"{what} {id} is already in use")
+                : new SyscallException($"clone3(flags=0x{flags:x}, set_tid={id}) in puppet {Pid}", (int)-r);
+        if (r != id)
+            throw new CrispException($"clone3 in puppet {Pid} gave {what} {r}, not {id}");
     }
 
     /// <summary>Remote syscalls in another thread of this puppet (one made by <see cref="CloneThread"/>),
