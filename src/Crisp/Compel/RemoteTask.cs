@@ -88,6 +88,19 @@ public sealed class RemoteTask : IDisposable
             return _scratch != 0 ? InvokeAt(_scratch, nr, a1, a2, a3, a4, a5, a6) : InvokeAtRip(nr, a1, a2, a3, a4, a5, a6);
         });
 
+    /// <summary>Runs syscall <paramref name="nr"/> and throws, naming <paramref name="name"/> and the thread,
+    /// when it returns an error.</summary>
+    public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+        => ThrowIfFailed(Syscall(nr, a1, a2, a3, a4, a5, a6), $"{name} in thread {Thread.Tid}");
+
+    /// <summary>A raw syscall result (-errno on failure) as a value or a SyscallException naming the call.</summary>
+    public static long ThrowIfFailed(long result, string call)
+    {
+        if (result < 0 && result > -4096)
+            throw new SyscallException(call, (int)-result);
+        return result;
+    }
+
     public long Getpid() => Syscall(Sysno.getpid);
 
     public long Mmap(ulong addr, ulong length, int prot, int flags, int fd = -1, long offset = 0)

@@ -41,12 +41,7 @@ public sealed class DumpTask : IDisposable
 
     /// <summary>Runs a remote syscall in the leader; throws naming it when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
-    {
-        long r = Remote.Syscall(nr, a1, a2, a3, a4, a5, a6);
-        if (r < 0 && r > -4096)
-            throw new Linux.SyscallException($"{name} in task {Pid}", (int)-r);
-        return r;
-    }
+        => Remote.Call(name, nr, a1, a2, a3, a4, a5, a6);
 
     /// <summary>Puts the leader's registers back (ends remote syscalls); the task stays seized.</summary>
     public void Dispose()

@@ -17,6 +17,21 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
 
     /// <summary>The threads other than the leader that exist in the puppet so far (made by ThreadBuilder).</summary>
     public IEnumerable<RestoreThread> OtherThreads => Threads.Skip(1).Where(t => t.Remote is not null);
+    /// <summary>Every thread that exists in the puppet, leader first, with what per-thread stages need:
+    /// remote syscalls in that thread (state such as rseq, creds, seccomp acts on the caller only) and
+    /// its thread_core entry. Threads whose core has no thread_core are left out.</summary>
+    public IEnumerable<(Compel.RemoteTask Remote, int Tid, thread_core_entry Core)> ThreadCores
+    {
+        get
+        {
+            if (Leader.Core.ThreadCore is { } leader)
+                yield return (Puppet.Remote, Pid, leader);
+            foreach (var t in OtherThreads)
+                if (t.Core.ThreadCore is { } tc)
+                    yield return (t.Remote!, t.Tid, tc);
+        }
+    }
+
     public core_entry Core => Leader.Core;
     public task_core_entry TaskCore => Core.Tc;
     public task_kobj_ids_entry Ids => Core.Ids;

@@ -1,3 +1,4 @@
+using Crisp.Restore;
 using System.Text.RegularExpressions;
 using Crisp.Compel;
 using Crisp.Images;
@@ -46,6 +47,23 @@ internal sealed class Bench : IDisposable
     public string Stderr => File.Exists(Path.Combine(Work, "stderr.txt")) ? File.ReadAllText(Path.Combine(Work, "stderr.txt")) : "";
 
     public void Track(int pid) => _pids.Add(pid);
+
+    /// <summary>Restores the checkpoint in <see cref="Images"/> detached, once the dumped PIDs are free,
+    /// and tracks the restored root for clean-up; returns its PID.</summary>
+    public int RestoreDumped(int dumpedPid)
+    {
+        WaitDumpedPidsFree(dumpedPid);
+        int root = new Restorer(new RestoreOptions { ImagesDir = Images, Detached = true }, Log.Null).Run().RootPid;
+        Track(root);
+        return root;
+    }
+
+    /// <summary>Waits until the counter file has grown by three numbers.</summary>
+    public static void WaitCountsOn(string counter, string what)
+    {
+        long last = Numbers(counter).Last();
+        WaitFor(() => Numbers(counter).Last() >= last + 3, what);
+    }
 
     /// <summary>A fresh cgroup under <paramref name="hierarchy"/> holding <paramref name="pid"/>.</summary>
     public string Cgroup(string hierarchy, int pid)

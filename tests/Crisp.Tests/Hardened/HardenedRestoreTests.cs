@@ -197,12 +197,8 @@ public class HardenedRestoreTests : IDisposable
         Assert.Equal("0000000000000400", before.Status[pid]["CapAmb"]);
 
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
-        _bench.WaitDumpedPidsFree(pid);
-        var tree = new Restorer(new RestoreOptions { ImagesDir = _bench.Images, Detached = true }, Log.Null).Run();
-        Assert.Equal(pid, tree.RootPid);
-        _bench.Track(pid);
-        long last = Bench.Numbers(counter).Last();
-        Bench.WaitFor(() => Bench.Numbers(counter).Last() >= last + 3, "hard_creds to count on");
+        Assert.Equal(pid, _bench.RestoreDumped(pid));
+        Bench.WaitCountsOn(counter, "hard_creds to count on");
         Bench.Observe(pid).AssertSameAs(before);
         var verdict = Bench.Verdict(pid);
         Assert.True(verdict.Exited && verdict.ExitCode == 0, $"hard_creds after restore: {verdict}; stderr: {_bench.Stderr}");
@@ -221,12 +217,8 @@ public class HardenedRestoreTests : IDisposable
         var before = Bench.Observe(pid);
 
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
-        _bench.WaitDumpedPidsFree(pid);
-        var tree = new Restorer(new RestoreOptions { ImagesDir = _bench.Images, Detached = true }, Log.Null).Run();
-        Assert.Equal(pid, tree.RootPid);
-        _bench.Track(pid);
-        long last = Bench.Numbers(counter).Last();
-        Bench.WaitFor(() => Bench.Numbers(counter).Last() >= last + 3, "hard_deny to count on");
+        Assert.Equal(pid, _bench.RestoreDumped(pid));
+        Bench.WaitCountsOn(counter, "hard_deny to count on");
         Bench.Observe(pid).AssertSameAs(before);
         var verdict = Bench.Verdict(pid);
         Assert.True(verdict.Signaled && verdict.TermSignal == 31, $"hard_deny after restore: {verdict} (expected SIGSYS)");

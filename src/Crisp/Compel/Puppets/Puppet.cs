@@ -107,12 +107,7 @@ public sealed class Puppet : IDisposable
 
     /// <summary>Runs a syscall in the puppet and throws, naming it, when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
-    {
-        long r = Remote.Syscall(nr, a1, a2, a3, a4, a5, a6);
-        if (r < 0 && r > -4096)
-            throw new SyscallException($"{name} in task {Pid}", (int)-r);
-        return r;
-    }
+        => Remote.Call(name, nr, a1, a2, a3, a4, a5, a6);
 
     /// <summary>Turns the puppet into a program: execve by remote syscall (signal mask emptied first, since
     /// exec keeps it), waits for the exec event, then lets the task go. Throws when execve fails.</summary>

@@ -29,8 +29,6 @@ public sealed class CoreRestore : IRestoreStage
         byte[] name = Encoding.UTF8.GetBytes(comm);
         name.AsSpan(0, Math.Min(name.Length, 15)).CopyTo(bytes);
         ulong at = thread.PutOnScratch(bytes);
-        long r = thread.Syscall(Sysno.prctl, Prctl.PR_SET_NAME, (long)at);
-        if (r < 0 && r > -4096)
-            throw new SyscallException($"prctl(PR_SET_NAME) in thread {tid}", (int)-r);
+        thread.Call("prctl(PR_SET_NAME)", Sysno.prctl, Prctl.PR_SET_NAME, (long)at);
     }
 }

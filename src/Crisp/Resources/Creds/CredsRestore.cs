@@ -18,12 +18,10 @@ public sealed class CredsRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        if (task.Leader.Core.ThreadCore?.Creds is { } creds)
-            RestoreThread(task.Puppet.Remote, task.Pid, creds);
         // Credentials are per thread in the kernel (raw setresuid and friends change the caller only).
-        foreach (var thread in task.OtherThreads)
-            if (thread.Core.ThreadCore?.Creds is { } c)
-                RestoreThread(thread.Remote!, thread.Tid, c);
+        foreach (var (remote, tid, tc) in task.ThreadCores)
+            if (tc.Creds is { } creds)
+                RestoreThread(remote, tid, creds);
     }
 
     public static void RestoreThread(RemoteTask thread, int tid, creds_entry c)
@@ -136,12 +134,7 @@ public sealed class CredsRestore : IRestoreStage
         public int Tid { get; } = tid;
 
         public long Run(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0)
-        {
-            long r = Thread.Syscall(nr, a1, a2, a3, a4);
-            if (r < 0 && r > -4096)
-                throw new SyscallException($"{name} in thread {Tid}", (int)-r);
-            return r;
-        }
+            => Thread.Call(name, nr, a1, a2, a3, a4);
 
         public byte[] Get(int size, Action<ulong> call)
         {

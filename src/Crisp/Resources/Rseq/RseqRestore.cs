@@ -13,19 +13,16 @@ public sealed class RseqRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        if (task.Leader.Core.ThreadCore?.RseqEntry is { } e)
-            RestoreThread(task.Puppet.Remote, task.Pid, e);
-        foreach (var thread in task.OtherThreads)
-            if (thread.Core.ThreadCore?.RseqEntry is { } r)
-                RestoreThread(thread.Remote!, thread.Tid, r);
+        foreach (var (remote, tid, tc) in task.ThreadCores)
+            if (tc.RseqEntry is { } e)
+                RestoreThread(remote, tid, e);
     }
 
     public static void RestoreThread(RemoteTask thread, int tid, rseq_entry e)
     {
         if (e.RseqAbiPointer == 0)
             return;
-        long r = thread.Syscall(Sysno.rseq, (long)e.RseqAbiPointer, e.RseqAbiSize, 0, e.Signature);
-        if (r < 0 && r > -4096)
-            throw new SyscallException($"rseq(0x{e.RseqAbiPointer:x}, {e.RseqAbiSize}, sig 0x{e.Signature:x}) in thread {tid}", (int)-r);
+        thread.Call($"rseq(0x{e.RseqAbiPointer:x}, {e.RseqAbiSize}, sig 0x{e.Signature:x})", Sysno.rseq,
+            (long)e.RseqAbiPointer, e.RseqAbiSize, 0, e.Signature);
     }
 }

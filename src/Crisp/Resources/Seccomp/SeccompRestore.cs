@@ -28,11 +28,10 @@ public sealed class SeccompRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        RestoreThread(ctx, task.Puppet.Remote, task.Pid, task.Leader.Core.ThreadCore);
         // Per thread, each in itself, with the same bytes and flags (a chain shared through TSYNC comes
         // out as identical chains, which filter the same way).
-        foreach (var thread in task.OtherThreads)
-            RestoreThread(ctx, thread.Remote!, thread.Tid, thread.Core.ThreadCore);
+        foreach (var (remote, tid, tc) in task.ThreadCores)
+            RestoreThread(ctx, remote, tid, tc);
     }
 
     /// <summary>One thread's seccomp mode and filter chain, installed in that thread.</summary>
@@ -50,7 +49,7 @@ public sealed class SeccompRestore : IRestoreStage
             return false;
         if (tc.SeccompMode == seccomp_mode.Strict)
         {
-            Check(thread.Syscall(Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT),
+            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.prctl, Prctl.PR_SET_SECCOMP, Linux.Seccomp.SECCOMP_MODE_STRICT),
                 $"prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) in thread {tid}");
             return true;
         }
@@ -75,13 +74,8 @@ public sealed class SeccompRestore : IRestoreStage
         MemoryMarshal.Write(buffer, in fprog);
         thread.PutOnScratch(buffer);
         uint flags = f.HasFlags ? f.Flags : 0;
-        Check(thread.Syscall(Sysno.seccomp, Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at),
+        RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.seccomp, Linux.Seccomp.SECCOMP_SET_MODE_FILTER, flags, (long)at),
             $"seccomp(SECCOMP_SET_MODE_FILTER, 0x{flags:x}) of a {count}-instruction filter in thread {tid}");
     }
 
-    private static void Check(long r, string what)
-    {
-        if (r < 0 && r > -4096)
-            throw new SyscallException(what, (int)-r);
-    }
 }

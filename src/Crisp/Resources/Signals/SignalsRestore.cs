@@ -19,12 +19,8 @@ public sealed class SignalsRestore : IRestoreStage
         var actions = Sigactions(ctx, task);
         if (actions is not null)
             SetSigactions(task.Puppet.Remote, task.Pid, actions);
-        var leader = task.Leader.Core.ThreadCore;
-        if (leader is not null)
-            RestoreThread(task.Puppet.Remote, task.Pid, task.Pid, leader);
-        foreach (var thread in task.OtherThreads)
-            if (thread.Core.ThreadCore is { } tc)
-                RestoreThread(thread.Remote!, task.Pid, thread.Tid, tc);
+        foreach (var (remote, tid, tc) in task.ThreadCores)
+            RestoreThread(remote, task.Pid, tid, tc);
         if (task.TaskCore.SignalsS is { } shared)
             foreach (var e in shared.Signals)
                 Queue(task.Puppet.Remote, task.Pid, e, $"rt_sigqueueinfo in task {task.Pid}",
@@ -38,7 +34,7 @@ public sealed class SignalsRestore : IRestoreStage
         if (tc.Sas is { } sas && (sas.SsFlags & AltStack.SS_DISABLE) == 0)
         {
             ulong at = thread.PutOnScratch(AltStack.Encode(sas));
-            Check(thread.Syscall(Sysno.sigaltstack, (long)at, 0), $"sigaltstack(0x{sas.SsSp:x}, {sas.SsSize}) in thread {tid}");
+            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.sigaltstack, (long)at, 0), $"sigaltstack(0x{sas.SsSp:x}, {sas.SsSize}) in thread {tid}");
         }
         if (tc.SignalsP is { } priv)
             foreach (var e in priv.Signals)
@@ -74,7 +70,7 @@ public sealed class SignalsRestore : IRestoreStage
             KernelSigaction.FromEntry(actions[i]).Write(all.AsSpan(i * KernelSigaction.Size));
         ulong page = remote.PutOnScratch(all);
         for (int i = 0; i < signals.Length; i++)
-            Check(remote.Syscall(Sysno.rt_sigaction, signals[i], (long)page + i * KernelSigaction.Size, 0, KernelSigaction.SigsetSize),
+            RemoteTask.ThrowIfFailed(remote.Syscall(Sysno.rt_sigaction, signals[i], (long)page + i * KernelSigaction.Size, 0, KernelSigaction.SigsetSize),
                 $"rt_sigaction({signals[i]}) in task {pid}");
     }
 
@@ -84,12 +80,7 @@ public sealed class SignalsRestore : IRestoreStage
             throw new CrispException($"pending signal of {tid}: siginfo is {e.Siginfo.Length} bytes, want {SigInfo.Size}");
         var info = SigInfo.FromBytes(e.Siginfo.Span);
         ulong at = remote.PutOnScratch(e.Siginfo.Span);
-        Check(send(info.Signo, at), $"{what} (signal {info.Signo})");
+        RemoteTask.ThrowIfFailed(send(info.Signo, at), $"{what} (signal {info.Signo})");
     }
 
-    private static void Check(long r, string what)
-    {
-        if (r < 0 && r > -4096)
-            throw new SyscallException(what, (int)-r);
-    }
 }

@@ -15,27 +15,19 @@ public sealed class TaskStateRestore : IRestoreStage
     {
         if (task.TaskCore.HasChildSubreaper && task.TaskCore.ChildSubreaper)
             task.Call("prctl(PR_SET_CHILD_SUBREAPER)", Sysno.prctl, Prctl.PR_SET_CHILD_SUBREAPER, 1);
-        if (task.Leader.Core.ThreadCore is { } tc)
-            RestoreThread(task.Puppet.Remote, task.Pid, tc);
-        foreach (var thread in task.OtherThreads)
-            if (thread.Core.ThreadCore is { } other)
-                RestoreThread(thread.Remote!, thread.Tid, other);
+        foreach (var (remote, tid, tc) in task.ThreadCores)
+            RestoreThread(remote, tid, tc);
     }
 
     /// <summary>Runs in the thread itself: both calls act on the calling thread only.</summary>
     public static void RestoreThread(RemoteTask thread, int tid, thread_core_entry tc)
     {
         if (tc.FutexRla != 0)
-            Check(thread.Syscall(Sysno.set_robust_list, (long)tc.FutexRla, tc.FutexRlaLen),
+            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.set_robust_list, (long)tc.FutexRla, tc.FutexRlaLen),
                 $"set_robust_list(0x{tc.FutexRla:x}, {tc.FutexRlaLen}) in thread {tid}");
         if (tc.HasPdeathSig && tc.PdeathSig != 0)
-            Check(thread.Syscall(Sysno.prctl, Prctl.PR_SET_PDEATHSIG, tc.PdeathSig),
+            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.prctl, Prctl.PR_SET_PDEATHSIG, tc.PdeathSig),
                 $"prctl(PR_SET_PDEATHSIG, {tc.PdeathSig}) in thread {tid}");
     }
 
-    private static void Check(long r, string what)
-    {
-        if (r < 0 && r > -4096)
-            throw new SyscallException(what, (int)-r);
-    }
 }

@@ -24,12 +24,7 @@ public sealed class ThreadRemote : IDisposable
     }
 
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0)
-    {
-        long r = Remote.Syscall(nr, a1, a2, a3, a4);
-        if (r < 0 && r > -4096)
-            throw new SyscallException($"{name} in thread {Tid}", (int)-r);
-        return r;
-    }
+        => Remote.Call(name, nr, a1, a2, a3, a4);
 
     /// <summary>Runs <paramref name="call"/> with a scratch address where a getter stores
     /// <paramref name="size"/> bytes, and returns those bytes.</summary>
