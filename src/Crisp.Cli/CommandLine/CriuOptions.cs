@@ -30,6 +30,7 @@ public static class CriuOptions
         Maybe("manage-cgroups", null, "dump/restore cgroups", supported: false),
         Value("libdir", 'L', "plugin directory", supported: false),
         Value("pidfile", null, "write the restored root's pid to FILE"),
+        Flag("skip-image-verify", null, "restore/show images without checking crisp-manifest.sha256 (images from CRIU)"),
         Flag("restore-detached", 'd', "don't wait for the restored tree"),
         Flag("restore-sibling", 'S', "restore the root as a sibling of crisp", supported: false),
         Value("inherit-fd", null, "fd[N]:resource", supported: false),

@@ -31,6 +31,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
         var images = ImageDirectory.Create(options.ImagesDir);
+        ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
         try
@@ -54,6 +55,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             ctx.Faults.At("dump:images");
             foreach (var task in ctx.Tasks)
                 task.Dispose();
+            ImageManifest.Write(ctx.Images);
             stats.ImagesWrittenAt = clock.Elapsed;
         }
         catch

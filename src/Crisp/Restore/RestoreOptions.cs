@@ -8,4 +8,6 @@ public sealed record RestoreOptions
     public bool Detached { get; init; }
     public string? PidFile { get; init; }
     public bool ShellJob { get; init; }
+    /// <summary>Use images without checking them against crisp-manifest.sha256 (images made by CRIU or other tools).</summary>
+    public bool SkipImageVerify { get; init; }
 }

@@ -30,6 +30,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     public RestoredTree Run()
     {
         var images = ImageDirectory.Open(options.ImagesDir);
+        if (!options.SkipImageVerify)
+            ImageManifest.Verify(images);
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         CheckpointLoader.CheckPidsFree(tasks);
