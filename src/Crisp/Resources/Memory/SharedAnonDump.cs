@@ -29,7 +29,8 @@ public sealed class SharedAnonDump
     {
         long size = FileIo.Seek(fd, 0, FileIo.SEEK_END);
         using var writer = ctx.Images.CreatePagemap(ImageFile.ShmemPagemap((long)shmid), ctx.NewId());
-        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Min(ChunkBytes, Math.Max(size, PagemapWriter.PageSize)));
+        long pageAligned = (size + PagemapWriter.PageSize - 1) & ~(long)(PagemapWriter.PageSize - 1);
+        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Min(ChunkBytes, Math.Max(pageAligned, PagemapWriter.PageSize)));
         long at = 0;
         while (at < size)
         {
