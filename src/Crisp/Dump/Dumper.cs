@@ -33,10 +33,16 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var images = ImageDirectory.Create(options.ImagesDir);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
+        var scripts = options.Scripts ?? Scripts.ActionScripts.None;
+        var counters = stats.Counters = ctx.Shared<Stats.DumpCounters>();
+        // CRIU runs pre-dump before the tree is touched: a failing script leaves it as it was.
+        scripts.InitPid = options.RootPid;
+        scripts.RunOrThrow(Scripts.ScriptAction.PreDump);
         try
         {
             SeizeTree(ctx);
             stats.FrozenAt = clock.Elapsed;
+            counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
             foreach (var task in ctx.Tasks)
@@ -44,7 +50,10 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 foreach (var stage in Stages)
                 {
                     ctx.Log.Debug($"dump {stage.Name} of {task.Pid}");
+                    long stageStart = Stopwatch.GetTimestamp();
                     stage.Dump(ctx, task);
+                    if (stage is Resources.Memory.MemoryDump)
+                        counters.MemDump += Stopwatch.GetElapsedTime(stageStart);
                     ctx.Faults.At($"dump:{stage.Name}");
                 }
             }
@@ -52,6 +61,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 stage.Finish(ctx);
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
+            // post-dump: the images are complete; a failing script (e.g. a migration that could not
+            // copy them) leaves the tree running, and its exit code becomes crisp's (as CRIU).
+            scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             stats.ImagesWrittenAt = clock.Elapsed;
@@ -71,10 +83,18 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 frozen.RequestFreeze();
             DetachAll(ctx);
         }
+        else if (options.LeaveStopped)
+        {
+            // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
+            foreach (var task in ctx.Tasks)
+                RawSyscall.TryCall(Sysno.kill, task.Pid, 19);
+            DetachAll(ctx);
+        }
         else
             KillAll(ctx);
         RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
+        counters.Frozen = clock.Elapsed - stats.FrozenAt;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
         return stats;
@@ -186,4 +206,6 @@ public sealed class DumpStats
     public TimeSpan ImagesWrittenAt { get; set; }
     public TimeSpan Total { get; set; }
     public int Tasks { get; set; }
+    /// <summary>Times and page counts for stats-dump.</summary>
+    public Stats.DumpCounters Counters { get; set; } = new();
 }

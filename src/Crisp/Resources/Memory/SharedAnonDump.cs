@@ -43,5 +43,6 @@ public sealed class SharedAnonDump
             at = hole;
         }
         Pages += writer.PagesWritten;
+        ctx.Shared<Stats.DumpCounters>().AddShared(size / PagemapWriter.PageSize, writer);
     }
 }
