@@ -75,7 +75,8 @@ public static class Program
         catch (Crisp.Scripts.ActionScriptException e) when (e.Action == "post-dump")
         {
             // As CRIU: the tree runs on, and the script's own exit code is the dump's.
-            ctx.Log.Error($"Dumping FAILED: {e.Message}");
+            if (!ctx.Log.WritesTo(Console.Error))
+                ctx.Log.Error($"Dumping FAILED: {e.Message}");
             Console.Error.WriteLine($"crisp: error: {e.Message}");
             return e.ExitCode;
         }
