@@ -87,7 +87,7 @@ public class CriuSpellingTests
     [InlineData(new[] { "dump", "--tcp-established", "-t", "1", "-D", "/tmp" }, "crisp: option --tcp-established is not supported by crisp yet")]
     [InlineData(new[] { "restore", "--inherit-fd", "fd[1]:x", "-D", "/tmp" }, "crisp: option --inherit-fd is not supported by crisp yet")]
     [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]
-    [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map)")]
+    [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map, --extra)")]
     [InlineData(new[] { "restore", "-D", "/tmp", "--restore-sibling" }, "crisp: --restore-sibling only makes sense with --restore-detached")]
     [InlineData(new[] { "dump", "-t", "1", "-D", "/tmp", "--status-fd", "987" }, "crisp: --status-fd 987 is not an open descriptor")]
     [InlineData(new[] { "dump", "-t", "1", "-D", "/tmp", "--timeout", "soon" }, "crisp: option --timeout needs a number, got 'soon'")]
