@@ -27,7 +27,8 @@ public sealed class ActionScripts : IDisposable
         ImagesDir = imagesDir;
     }
 
-    public static ActionScripts None { get; } = new([], ".", Log.Null);
+    /// <summary>No scripts (a fresh instance: InitPid is set on it).</summary>
+    public static ActionScripts None => new([], ".", Log.Null);
 
     public string ImagesDir { get; }
 
