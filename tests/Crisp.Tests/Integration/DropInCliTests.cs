@@ -195,6 +195,54 @@ public class DropInCliTests(ITestOutputHelper output)
     }
 
     [RootFact]
+    public void FailedSiblingRestoreLeavesOnlyTheKilledRootForTheCallerToReap()
+    {
+        using var dir = new Live.TempDir();
+        string script = WriteHook(dir.Path, failAt: "post-restore");
+        int pid = StartSleeper();
+        try
+        {
+            Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images).ExitCode);
+            Live.WaitPidsFree([pid], pid);
+            var restore = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, "--action-script", script, "--pidfile", "p");
+            Assert.Equal(1, restore.ExitCode);
+            // The root was made as our child (crisp's sibling), so only we can reap it: killed, never resumed.
+            var status = Spawn.Reap(pid);
+            Assert.True(status.Signaled && status.TermSignal == Live.SIGKILL, $"root ended with {status.Raw:x}");
+            Assert.False(Directory.Exists($"/proc/{pid}"));
+            Assert.False(File.Exists(Path.Combine(dir.Images, "p")));
+        }
+        finally
+        {
+            Live.KillAll([pid]);
+        }
+    }
+
+    [RootFact]
+    public void RelativePidfileAndLogGoToTheWorkDir()
+    {
+        using var dir = new Live.TempDir();
+        string work = Path.Combine(dir.Path, "work");
+        Directory.CreateDirectory(work);
+        int pid = StartSleeper();
+        try
+        {
+            Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "-W", work, "-o", "d.log").ExitCode);
+            Live.WaitPidsFree([pid], pid);
+            var restore = CrispCli.Run("restore", "-d", "-D", dir.Images, "-W", work, "-o", "r.log", "--pidfile", "root.pid");
+            Assert.True(restore.ExitCode == 0, restore.Stderr);
+            Assert.Equal($"{pid}\n", File.ReadAllText(Path.Combine(work, "root.pid")));
+            Assert.True(File.Exists(Path.Combine(work, "d.log")) && File.Exists(Path.Combine(work, "r.log")));
+            Assert.True(File.Exists(Path.Combine(work, "stats-dump")) && File.Exists(Path.Combine(work, "stats-restore")));
+            Assert.Empty(Directory.EnumerateFiles(dir.Images, "*.log"));
+        }
+        finally
+        {
+            Live.KillAll([pid]);
+        }
+    }
+
+    [RootFact]
     public void StatusFdGetsOneZeroByteOnceTheRestoredTreeRuns()
     {
         using var dir = new Live.TempDir();
