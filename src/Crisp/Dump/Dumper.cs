@@ -23,6 +23,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Signals.SignalsDump(),
         new Resources.TaskState.TaskStateDump(),
         new Resources.Rseq.RseqDump(),
+        new Resources.Membarrier.MembarrierDump(),
         new Resources.Creds.CredsDump(),
     ];
 

@@ -22,6 +22,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         new Resources.Signals.SignalsRestore(),
         new Resources.TaskState.TaskStateRestore(),
         new Resources.Rseq.RseqRestore(),
+        new Resources.Membarrier.MembarrierRestore(),
         new Resources.Seccomp.SeccompRestore(),
         new Resources.Creds.CredsRestore(),
     ];
