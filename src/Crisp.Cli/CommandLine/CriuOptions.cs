@@ -31,6 +31,7 @@ public static class CriuOptions
         Value("cgroup-root", null, "cgroup root for restore", supported: false),
         Value("libdir", 'L', "plugin directory", supported: false),
         Value("pidfile", null, "write the restored root's pid to FILE"),
+        Flag("skip-image-verify", null, "restore/show images without checking crisp-manifest.sha256 (images from CRIU)"),
         Flag("restore-detached", 'd', "don't wait for the restored tree"),
         Flag("daemon", null, "same as --restore-detached"),
         Flag("restore-sibling", 'S', "restore the root as a sibling of crisp (needs -d)"),

@@ -32,6 +32,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
         var images = ImageDirectory.Create(options.ImagesDir);
+        ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
@@ -67,6 +68,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
+            ImageManifest.Write(ctx.Images);
             stats.ImagesWrittenAt = clock.Elapsed;
         }
         catch

@@ -17,4 +17,6 @@ public sealed record RestoreOptions
     public bool ExtUnixSk { get; init; }
     public bool FileLocks { get; init; }
     public string? LibDir { get; init; }
+    /// <summary>Use images without checking them against crisp-manifest.sha256 (images made by CRIU or other tools).</summary>
+    public bool SkipImageVerify { get; init; }
 }

@@ -34,6 +34,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         var counters = new Stats.RestoreCounters();
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
         var images = ImageDirectory.Open(options.ImagesDir);
+        if (!options.SkipImageVerify)
+            ImageManifest.Verify(images);
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         CheckpointLoader.CheckPidsFree(tasks);
