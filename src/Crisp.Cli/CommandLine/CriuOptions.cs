@@ -28,7 +28,7 @@ public static class CriuOptions
         Maybe("ext-unix-sk", 'x', "allow external unix sockets", supported: false),
         Flag("file-locks", 'l', "handle file locks", supported: false),
         Maybe("manage-cgroups", null, "dump/restore cgroups", supported: false),
-        Value("libdir", 'L', "plugin directory", supported: false),
+        Value("libdir", 'L', "load plugin assemblies (*.dll) from DIR (default: $CRISP_LIBS_DIR)"),
         Value("pidfile", null, "write the restored root's pid to FILE"),
         Flag("restore-detached", 'd', "don't wait for the restored tree"),
         Flag("restore-sibling", 'S', "restore the root as a sibling of crisp", supported: false),

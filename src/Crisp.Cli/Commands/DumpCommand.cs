@@ -18,6 +18,7 @@ public static class DumpCommand
             LeaveRunning = ctx.Args.Has("leave-running"),
             Timeout = TimeSpan.FromSeconds(ctx.Args.GetInt("timeout", 10)),
             FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
+            LibDir = ctx.Args.Get("libdir"),
         };
         var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         ctx.Log.Info($"Dumping finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");

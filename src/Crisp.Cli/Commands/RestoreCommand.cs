@@ -13,6 +13,7 @@ public static class RestoreCommand
             ImagesDir = ctx.RequireImagesDir(),
             Detached = ctx.Args.Has("restore-detached"),
             PidFile = ctx.Args.Get("pidfile"),
+            LibDir = ctx.Args.Get("libdir"),
         };
         var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");

@@ -8,4 +8,6 @@ public sealed record RestoreOptions
     public bool Detached { get; init; }
     public string? PidFile { get; init; }
     public bool ShellJob { get; init; }
+    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    public string? LibDir { get; init; }
 }

@@ -39,9 +39,19 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         ctx.Tasks.AddRange(tasks);
         try
         {
+            ctx.Plugins = LoadPlugins(ctx);
+        }
+        catch
+        {
+            tracer.Dispose();
+            throw;
+        }
+        try
+        {
             foreach (var stage in Stages)
                 stage.Prepare(ctx);
             PuppetTreeBuilder.Build(ctx);
+            ctx.Plugins.PostForking();
             ctx.Faults.At("restore:puppets");
             foreach (var task in ctx.Tasks)
             {
@@ -54,6 +64,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             }
             foreach (var task in ctx.Tasks)
                 TaskRelease.Prepare(ctx, task);
+            foreach (var task in ctx.Tasks)
+                ctx.Plugins.ResumeDevicesLate(task.Pid);
             ctx.Faults.At("restore:release");
             if (options.PidFile is { } pidFile)
                 File.WriteAllText(pidFile, $"{ctx.Root.Pid}\n");
@@ -63,6 +75,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         {
             ThreadBuilder.KillThreads(ctx);
             PuppetTreeBuilder.KillAll(ctx);
+            ctx.Plugins.Exit(succeeded: false);
             tracer.Dispose();
             throw;
         }
@@ -74,9 +87,38 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
                 catch (Exception e) { ctx.Log.Error($"cleanup of {stage.Name}: {e.Message}"); }
             }
         }
+        ctx.Plugins.Exit(succeeded: true);
         tracer.Dispose();
         ctx.Log.Info($"restored {ctx.Tasks.Count} task(s), root {ctx.Root.Pid}");
         return new RestoredTree(ctx.Root.Pid);
+    }
+
+    /// <summary>Loads the plugins, refuses a checkpoint that needs one that is missing (before anything is
+    /// created) and runs RestoreInit. Plugins see the threads of the puppets once they exist.</summary>
+    private static Plugins.PluginSet LoadPlugins(RestoreContext ctx)
+    {
+        var plugins = Plugins.PluginLoader.Load(new Plugins.PluginRun
+        {
+            Stage = Plugins.PluginStage.Restore,
+            Log = ctx.Log,
+            ImagesDir = ctx.Images.Path,
+            LibDir = ctx.Options.LibDir,
+            CheckpointPlugins = ctx.Inventory.PluginsEntry?.Plugins.ToHashSet(),
+            Tracer = ctx.Tracer,
+            FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Pid == pid) is not { } task ? null
+                : tid == pid ? task.Puppet?.Thread : task.Threads.FirstOrDefault(t => t.Tid == tid)?.Seized,
+        });
+        try
+        {
+            plugins.CheckCheckpointNeeds();
+            plugins.RestoreInit();
+            return plugins;
+        }
+        catch
+        {
+            plugins.Exit(succeeded: false);
+            throw;
+        }
     }
 }
 
