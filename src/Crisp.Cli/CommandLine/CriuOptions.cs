@@ -29,7 +29,7 @@ public static class CriuOptions
         Flag("file-locks", 'l', "handle file locks", supported: false),
         Maybe("manage-cgroups", null, "dump/restore cgroups", supported: false),
         Value("cgroup-root", null, "cgroup root for restore", supported: false),
-        Value("libdir", 'L', "plugin directory", supported: false),
+        Value("libdir", 'L', "load plugin assemblies (*.dll) from DIR (default: $CRISP_LIBS_DIR)"),
         Value("pidfile", null, "write the restored root's pid to FILE"),
         Flag("skip-image-verify", null, "restore/show images without checking crisp-manifest.sha256 (images from CRIU)"),
         Flag("restore-detached", 'd', "don't wait for the restored tree"),
