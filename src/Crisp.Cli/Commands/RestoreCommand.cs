@@ -29,6 +29,7 @@ public static class RestoreCommand
             ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),
+            SkipImageVerify = ctx.Args.Has("skip-image-verify"),
         };
         var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);

@@ -12,6 +12,8 @@ public sealed record DumpOptions
     /// <summary>Seize through this cgroup (v1 freezer or v2): frozen while tasks are attached, and put
     /// back in the freezer state it had afterwards.</summary>
     public string? FreezeCgroup { get; init; }
+    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    public string? LibDir { get; init; }
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Leave the tree stopped (SIGSTOP) after a successful dump instead of killing it (-s).</summary>
@@ -22,5 +24,4 @@ public sealed record DumpOptions
     public bool TcpEstablished { get; init; }
     public bool ExtUnixSk { get; init; }
     public bool FileLocks { get; init; }
-    public string? LibDir { get; init; }
 }

@@ -23,6 +23,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Signals.SignalsDump(),
         new Resources.TaskState.TaskStateDump(),
         new Resources.Rseq.RseqDump(),
+        new Resources.Membarrier.MembarrierDump(),
         new Resources.Creds.CredsDump(),
     ];
 
@@ -31,6 +32,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
         var images = ImageDirectory.Create(options.ImagesDir);
+        ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
@@ -38,6 +40,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // CRIU runs pre-dump before the tree is touched: a failing script leaves it as it was.
         scripts.InitPid = options.RootPid;
         scripts.RunOrThrow(Scripts.ScriptAction.PreDump);
+        ctx.Plugins = Plugins.PluginLoader.Load(PluginRun(ctx));   // before anything is touched
         try
         {
             SeizeTree(ctx);
@@ -45,6 +48,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
+            foreach (var task in ctx.Tasks)
+                ctx.Plugins.CheckpointDevices(task.Pid);
             foreach (var task in ctx.Tasks)
             {
                 foreach (var stage in Stages)
@@ -59,6 +64,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             }
             foreach (var stage in Stages)
                 stage.Finish(ctx);
+            ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
             // post-dump: the images are complete; a failing script (e.g. a migration that could not
@@ -66,14 +72,16 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
+            ImageManifest.Write(ctx.Images);
             stats.ImagesWrittenAt = clock.Elapsed;
         }
         catch
         {
-            ReleaseAfterFailure(ctx);
+            ReleaseAfterFailure(ctx, exitPlugins: true);
             RestoreFreezerState(ctx);
             throw;
         }
+        ctx.Plugins.Exit(succeeded: true);   // while the tasks are still seized: a device plugin may need them
 
         if (options.LeaveRunning)
         {
@@ -152,19 +160,36 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             RootIds = root.Leader.Core.Ids,
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
+            PluginsEntry = ctx.Plugins.InventoryEntry(),
         });
     }
 
-    /// <summary>Registers and scratch mappings back, every thread detached: the tree runs on as it was.</summary>
-    private static void ReleaseAfterFailure(DumpContext ctx)
+    /// <summary>Registers and scratch mappings back, plugins' devices back (while the tasks are still held),
+    /// every thread detached: the tree runs on as it was.</summary>
+    private static void ReleaseAfterFailure(DumpContext ctx, bool exitPlugins = false)
     {
         foreach (var task in ctx.Tasks)
         {
             try { task.Dispose(); }
             catch (Exception e) { ctx.Log.Error($"restoring registers of {task.Pid}: {e.Message}"); }
         }
+        if (exitPlugins)
+            ctx.Plugins.Exit(succeeded: false);
         DetachAll(ctx);
     }
+
+    /// <summary>What this dump's plugins see: options, and the threads crisp holds.</summary>
+    private static Plugins.PluginRun PluginRun(DumpContext ctx) => new()
+    {
+        Stage = Plugins.PluginStage.Dump,
+        Log = ctx.Log,
+        ImagesDir = ctx.Images.Path,
+        Timeout = ctx.Options.Timeout,
+        LeaveRunning = ctx.Options.LeaveRunning,
+        LibDir = ctx.Options.LibDir,
+        Tracer = ctx.Tracer,
+        FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Pid == pid)?.Threads.FirstOrDefault(t => t.Tid == tid)?.Thread,
+    };
 
     private static void RestoreFreezerState(DumpContext ctx)
     {

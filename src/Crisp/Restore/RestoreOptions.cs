@@ -16,5 +16,8 @@ public sealed record RestoreOptions
     public bool TcpEstablished { get; init; }
     public bool ExtUnixSk { get; init; }
     public bool FileLocks { get; init; }
+    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
     public string? LibDir { get; init; }
+    /// <summary>Use images without checking them against crisp-manifest.sha256 (images made by CRIU or other tools).</summary>
+    public bool SkipImageVerify { get; init; }
 }
