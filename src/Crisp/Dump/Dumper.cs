@@ -67,12 +67,12 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
-            // post-dump: the images are complete; a failing script (e.g. a migration that could not
-            // copy them) leaves the tree running, and its exit code becomes crisp's (as CRIU).
-            scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             ImageManifest.Write(ctx.Images);
+            // post-dump: the images (manifest included) are complete; a failing script (e.g. a migration
+            // that could not copy them) leaves the tree running, and its exit code is crisp's (as CRIU).
+            scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             stats.ImagesWrittenAt = clock.Elapsed;
         }
         catch
