@@ -16,4 +16,12 @@ public sealed record DumpOptions
     public string? LibDir { get; init; }
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Leave the tree stopped (SIGSTOP) after a successful dump instead of killing it (-s).</summary>
+    public bool LeaveStopped { get; init; }
+    /// <summary>--action-script hooks (pre-dump, post-dump, ...); null = none.</summary>
+    public Scripts.ActionScripts? Scripts { get; init; }
+    /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
+    public bool TcpEstablished { get; init; }
+    public bool ExtUnixSk { get; init; }
+    public bool FileLocks { get; init; }
 }

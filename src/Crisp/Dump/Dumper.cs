@@ -23,6 +23,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Signals.SignalsDump(),
         new Resources.TaskState.TaskStateDump(),
         new Resources.Rseq.RseqDump(),
+        new Resources.Membarrier.MembarrierDump(),
         new Resources.Creds.CredsDump(),
     ];
 
@@ -31,13 +32,20 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
         var images = ImageDirectory.Create(options.ImagesDir);
+        ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
+        var scripts = options.Scripts ?? Scripts.ActionScripts.None;
+        var counters = stats.Counters = ctx.Shared<Stats.DumpCounters>();
+        // CRIU runs pre-dump before the tree is touched: a failing script leaves it as it was.
+        scripts.InitPid = options.RootPid;
+        scripts.RunOrThrow(Scripts.ScriptAction.PreDump);
         ctx.Plugins = Plugins.PluginLoader.Load(PluginRun(ctx));   // before anything is touched
         try
         {
             SeizeTree(ctx);
             stats.FrozenAt = clock.Elapsed;
+            counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
             foreach (var task in ctx.Tasks)
@@ -47,7 +55,10 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 foreach (var stage in Stages)
                 {
                     ctx.Log.Debug($"dump {stage.Name} of {task.Pid}");
+                    long stageStart = Stopwatch.GetTimestamp();
                     stage.Dump(ctx, task);
+                    if (stage is Resources.Memory.MemoryDump)
+                        counters.MemDump += Stopwatch.GetElapsedTime(stageStart);
                     ctx.Faults.At($"dump:{stage.Name}");
                 }
             }
@@ -56,8 +67,12 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
+            // post-dump: the images are complete; a failing script (e.g. a migration that could not
+            // copy them) leaves the tree running, and its exit code becomes crisp's (as CRIU).
+            scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
+            ImageManifest.Write(ctx.Images);
             stats.ImagesWrittenAt = clock.Elapsed;
         }
         catch
@@ -76,10 +91,18 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 frozen.RequestFreeze();
             DetachAll(ctx);
         }
+        else if (options.LeaveStopped)
+        {
+            // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
+            foreach (var task in ctx.Tasks)
+                RawSyscall.TryCall(Sysno.kill, task.Pid, 19);
+            DetachAll(ctx);
+        }
         else
             KillAll(ctx);
         RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
+        counters.Frozen = clock.Elapsed - stats.FrozenAt;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
         return stats;
@@ -208,4 +231,6 @@ public sealed class DumpStats
     public TimeSpan ImagesWrittenAt { get; set; }
     public TimeSpan Total { get; set; }
     public int Tasks { get; set; }
+    /// <summary>Times and page counts for stats-dump.</summary>
+    public Stats.DumpCounters Counters { get; set; } = new();
 }

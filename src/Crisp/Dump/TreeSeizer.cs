@@ -21,7 +21,7 @@ public static class TreeSeizer
         // tree has not been touched at all, naming the task, the operation and the privilege.
         CheckPrivileges(rootPid);
 
-        var seizer = new Seizer(ctx.Tracer);
+        var seizer = new Seizer(ctx.Tracer) { StopTimeout = ctx.Options.Timeout };
         if (ctx.Options.FreezeCgroup is { } cgroup)
         {
             if (!ctx.Plugins.NeedsInterruptOnlySeize)

@@ -43,7 +43,7 @@ public class ShowRealDumpTests(SleepDumpFixture dump) : IClassFixture<SleepDumpF
     public void ShowEveryNonRawImageEqualsCrit()
     {
         int compared = 0;
-        foreach (string path in Directory.EnumerateFiles(dump.Dir).Order(StringComparer.Ordinal))
+        foreach (string path in Directory.EnumerateFiles(dump.Dir, "*.img").Order(StringComparer.Ordinal))
         {
             var file = ImageKind.FromFileName(path);
             Assert.NotNull(file);

@@ -33,7 +33,7 @@ public interface IFileKind
 /// <summary>The kinds crisp dumps and restores; every other fd is refused by name.</summary>
 public static class FileKinds
 {
-    public static IReadOnlyList<IFileKind> All { get; } = [new Regular.RegularFile(), new Pipes.PipeFile()];
+    public static IReadOnlyList<IFileKind> All { get; } = [new Regular.RegularFile(), new Pipes.PipeFile(), new Memfd.MemfdFile()];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));
 

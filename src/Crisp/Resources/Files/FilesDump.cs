@@ -43,5 +43,6 @@ public sealed class FilesDump : IDumpStage
     {
         ctx.Shared<FileTable>().Write(ctx.Images);
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
+        ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
     }
 }
