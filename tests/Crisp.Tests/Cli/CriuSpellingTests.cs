@@ -70,8 +70,6 @@ public class CriuSpellingTests
     [InlineData("-x", "ext-unix-sk")]
     [InlineData("--manage-cgroups=full", "manage-cgroups")]
     [InlineData("--manage-cgroups", "manage-cgroups")]
-    [InlineData("--libdir=/usr/lib/criu", "libdir")]
-    [InlineData("-L/usr/lib/criu", "libdir")]
     [InlineData("--inherit-fd=fd[3]:pipe:[123]", "inherit-fd")]
     [InlineData("--external=mnt[]", "external")]
     [InlineData("--root=/", "root")]

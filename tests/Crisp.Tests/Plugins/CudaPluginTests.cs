@@ -189,7 +189,7 @@ public class CudaPluginTests : IDisposable
         Assert.False(Directory.Exists($"/proc/{pid}"), "the refused restore created the task");
 
         File.Delete(_env["CRISP_TEST_PLUGIN_LOG"]);
-        var restore = Crisp("restore", "-d", "-D", _bench.Images, "--libdir", libdir);
+        var restore = Crisp("restore", "-d", "-D", _bench.Images, "-L", libdir);   // CRIU's short spelling
         _bench.Track(pid);
         Assert.True(restore.ExitCode == 0, Why(restore, _bench.Images));
         Assert.Equal(["Init Restore", "RestoreInit", "PostForking", $"ResumeDevicesLate {pid}", "Exit Restore True"], Hooks());
