@@ -56,10 +56,13 @@ public sealed class PluginSet
         return fd;
     }
 
-    /// <summary>Dump: the inventory's plugins entry (always written, empty when nothing depends on a plugin,
-    /// as CRIU does — an absent entry means "images from before plugins were recorded").</summary>
-    public plugins_entry InventoryEntry()
+    /// <summary>Dump: the inventory's plugins entry, or null when the checkpoint depends on no plugin. CRIU always
+    /// writes it (empty = none); crisp leaves it out then, so that the inventory stays exactly what older crit
+    /// versions (Debian's 3.17, without field 12) print — an absent entry asks no plugin check at restore.</summary>
+    public plugins_entry? InventoryEntry()
     {
+        if (Run.Dependencies.Count == 0)
+            return null;
         var entry = new plugins_entry();
         entry.Plugins.AddRange(Run.Dependencies);
         return entry;

@@ -189,35 +189,56 @@ public class CudaPluginTests : IDisposable
         Assert.False(Directory.Exists($"/proc/{pid}"), "the refused restore created the task");
 
         File.Delete(_env["CRISP_TEST_PLUGIN_LOG"]);
-        var restore = Crisp("restore", "-d", "-D", _bench.Images, "--libdir", libdir);
+        var restore = Crisp("restore", "-d", "-D", _bench.Images, "-L", libdir);   // CRIU's short spelling
         _bench.Track(pid);
         Assert.True(restore.ExitCode == 0, Why(restore, _bench.Images));
         Assert.Equal(["Init Restore", "RestoreInit", "PostForking", $"ResumeDevicesLate {pid}", "Exit Restore True"], Hooks());
         Bench.WaitCountsOn(_counter, "the restored counter to count on");
     }
 
-    /// <summary>A plugin that fails at the end of the dump (the test plugin) or the device checkpoint itself
-    /// failing: the dump is aborted, the CUDA process is restored and unlocked, untraced, and runs on as it was.</summary>
+    /// <summary>A plugin that fails at the end of the dump (the test plugin), the device checkpoint failing, or
+    /// the lock failing while the tree is being seized: the dump is aborted, the CUDA process is given back
+    /// (restored and unlocked as far as it got), untraced, its cgroup frozen again if it was, and it runs on as it
+    /// was once thawed.</summary>
     [RootTheory]
-    [InlineData("CRISP_TEST_PLUGIN_FAIL", "DumpDevicesLate", "plugin crisp_test_plugin: DumpDevicesLate of tree")]
-    [InlineData("CUDA_STANDIN_FAIL", "checkpoint", "plugin cuda_plugin: CheckpointDevices of task")]
-    public void APluginFailureAbortsTheDumpAndGivesTheDevicesBack(string variable, string value, string message)
+    [InlineData("CRISP_TEST_PLUGIN_FAIL", "DumpDevicesLate", "plugin crisp_test_plugin: DumpDevicesLate of tree", V1)]
+    [InlineData("CUDA_STANDIN_FAIL", "checkpoint", "plugin cuda_plugin: CheckpointDevices of task", null)]
+    [InlineData("CUDA_STANDIN_FAIL", "lock", "plugin cuda_plugin: PauseDevices of task", V2)]
+    public void APluginFailureAbortsTheDumpAndGivesTheDevicesBack(string variable, string value, string message, string? frozenHierarchy)
     {
         string libdir = LibDir();
         _env[variable] = value;
         int pid = StartCudaProcess();
         var before = Bench.Observe(pid);
+        var args = new List<string> { "dump", "-t", pid.ToString(), "-D", _bench.Images, "--libdir", libdir };
+        CgroupFreezer? freezer = null;
+        if (frozenHierarchy is not null)
+        {
+            string cgroup = _bench.Cgroup(frozenHierarchy, pid);
+            freezer = CgroupFreezer.Open(cgroup);
+            freezer.Freeze(TimeSpan.FromSeconds(5));
+            args.AddRange(["--freeze-cgroup", cgroup]);
+        }
 
-        var r = Crisp("dump", "-t", pid.ToString(), "-D", _bench.Images, "--libdir", libdir);
+        var r = Crisp([.. args]);
         Assert.NotEqual(0, r.ExitCode);
         FailureSafetyTests.AssertOneLine(r.Stderr, message);
-        var expected = value == "checkpoint"
-            ? new List<string> { $"lock {pid} timeout=10000", $"checkpoint {pid} refused: injected failure", $"unlock {pid}" }
-            : [$"lock {pid} timeout=10000", $"checkpoint {pid}", $"restore {pid}", $"unlock {pid}"];
+        var expected = value switch
+        {
+            "lock" => [$"lock {pid} refused: injected failure"],
+            "checkpoint" => new List<string> { $"lock {pid} timeout=10000", $"checkpoint {pid} refused: injected failure", $"unlock {pid}" },
+            _ => [$"lock {pid} timeout=10000", $"checkpoint {pid}", $"restore {pid}", $"unlock {pid}"],
+        };
         Assert.Equal(expected, Calls());
-        Assert.Contains("Exit Dump False", Hooks());
+        if (value != "lock")
+            Assert.Contains("Exit Dump False", Hooks());
         Assert.Equal("running", CudaState(pid));
         AssertUntraced(pid);
+        if (freezer is not null)
+        {
+            Assert.True(freezer.IsFrozen(), "the cgroup is not frozen again after the failed dump");
+            freezer.Thaw();
+        }
         Bench.WaitCountsOn(_counter, "the process to run on");
         Bench.Observe(pid).AssertSameAs(before);
         var verdict = Bench.Verdict(pid);

@@ -41,7 +41,8 @@ public class PluginContractTests
         Assert.Contains("PauseDevices 7", a.Calls);
         Assert.Contains("PauseDevices 7", b.Calls);
         Assert.DoesNotContain("PauseDevices 7", c.Calls);
-        Assert.Equal(["a", "b", "c"], set.InventoryEntry().Plugins);
+        Assert.Equal(["a", "b", "c"], set.InventoryEntry()!.Plugins);
+        Assert.Null(PluginLoader.Load(Run(PluginStage.Dump)).InventoryEntry());   // nothing needed: no entry
         set.Exit(true);
         set.Exit(false);   // once only
         Assert.Equal(["Init Dump", "PauseDevices 7", "Exit True"], a.Calls);

@@ -21,9 +21,11 @@ public sealed class CudaPlugin : ICrispPlugin
     /// <summary>Dump: the CUDA tasks this run touched, with the state each had (CRIU's cuda_pids).</summary>
     private readonly Dictionary<int, Touched> _touched = [];
 
-    private sealed class Touched(CudaTaskState initial)
+    private sealed class Touched(CudaTaskState initial, int restoreTid)
     {
         public CudaTaskState Initial { get; } = initial;
+        /// <summary>The driver's restore thread (it lives as long as the CUDA context: asked once per run).</summary>
+        public int RestoreTid { get; } = restoreTid;
         public bool Checkpointed { get; set; }
     }
 
@@ -53,14 +55,14 @@ public sealed class CudaPlugin : ICrispPlugin
     {
         if (_touched.ContainsKey(pid))
             return true;   // seized again after a retry: already paused
-        if (_tool.RestoreTid(pid) is null)
+        if (_tool.RestoreTid(pid) is not { } tid)
             return false;   // not a CUDA process
         var state = _tool.State(pid);
         _ctx.RecordDependency();
         if (state is CudaTaskState.Locked or CudaTaskState.Checkpointed)
         {
             _ctx.Log.Info($"cuda: task {pid} is already {state.ToString().ToLowerInvariant()}; left so afterwards");
-            _touched[pid] = new Touched(state);
+            _touched[pid] = new Touched(state, tid);
             return true;
         }
         if (state != CudaTaskState.Running)
@@ -81,7 +83,7 @@ public sealed class CudaPlugin : ICrispPlugin
             catch (Exception e) { _ctx.Log.Error($"cuda: unlocking task {pid} after a failed lock: {e.Message}"); }
             throw;
         }
-        _touched[pid] = new Touched(CudaTaskState.Running);
+        _touched[pid] = new Touched(CudaTaskState.Running, tid);
         return true;
     }
 
@@ -91,7 +93,7 @@ public sealed class CudaPlugin : ICrispPlugin
             return false;
         if (touched.Initial == CudaTaskState.Checkpointed)
             return true;
-        int tid = _tool.RestoreTid(pid) ?? throw new CrispException($"task {pid} has no CUDA restore thread any more");
+        int tid = touched.RestoreTid;
         _ctx.Log.Info($"cuda: checkpointing task {pid} (restore thread {tid})");
         touched.Checkpointed = true;   // even a failed checkpoint may have started: Exit asks the tool
         _ctx.RunWithThreadAlone(pid, tid, () => _tool.Action(pid, "checkpoint"));
@@ -106,9 +108,10 @@ public sealed class CudaPlugin : ICrispPlugin
         _ctx.Log.Info($"cuda: restoring task {pid} (restore thread {tid})");
         _ctx.RunWithThreadAlone(pid, tid, () =>
         {
-            if (_tool.State(pid) == CudaTaskState.Checkpointed)
-                _tool.Action(pid, "restore");
-            if (_tool.State(pid) == CudaTaskState.Locked)
+            var state = _tool.State(pid);
+            if (state == CudaTaskState.Checkpointed)
+                _tool.Action(pid, "restore");   // leaves it locked
+            if (state is CudaTaskState.Checkpointed or CudaTaskState.Locked)
                 _tool.Action(pid, "unlock");
         });
         return true;
@@ -136,14 +139,16 @@ public sealed class CudaPlugin : ICrispPlugin
     {
         if (touched.Initial == CudaTaskState.Checkpointed)
             return;
-        if (_tool.RestoreTid(pid) is not { } tid)
-            return;
         _ctx.Log.Info($"cuda: giving task {pid} back (was {touched.Initial.ToString().ToLowerInvariant()})");
-        _ctx.RunWithThreadAlone(pid, tid, () =>
+        _ctx.RunWithThreadAlone(pid, touched.RestoreTid, () =>
         {
-            if (touched.Checkpointed && _tool.State(pid) == CudaTaskState.Checkpointed)
+            var state = _tool.State(pid);
+            if (touched.Checkpointed && state == CudaTaskState.Checkpointed)
+            {
                 _tool.Action(pid, "restore");
-            if (touched.Initial == CudaTaskState.Running && _tool.State(pid) == CudaTaskState.Locked)
+                state = CudaTaskState.Locked;
+            }
+            if (touched.Initial == CudaTaskState.Running && state == CudaTaskState.Locked)
                 _tool.Action(pid, "unlock");
         });
     }
