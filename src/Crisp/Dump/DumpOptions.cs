@@ -12,6 +12,16 @@ public sealed record DumpOptions
     /// <summary>Seize through this cgroup (v1 freezer or v2): frozen while tasks are attached, and put
     /// back in the freezer state it had afterwards.</summary>
     public string? FreezeCgroup { get; init; }
+    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    public string? LibDir { get; init; }
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Leave the tree stopped (SIGSTOP) after a successful dump instead of killing it (-s).</summary>
+    public bool LeaveStopped { get; init; }
+    /// <summary>--action-script hooks (pre-dump, post-dump, ...); null = none.</summary>
+    public Scripts.ActionScripts? Scripts { get; init; }
+    /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
+    public bool TcpEstablished { get; init; }
+    public bool ExtUnixSk { get; init; }
+    public bool FileLocks { get; init; }
 }

@@ -81,6 +81,8 @@ public sealed partial class ImageKind
     public static readonly ImageKind Signalfd = new("SIGNALFD", ImageMagic.Signalfd, "signalfd", false, signalfd_entry.Descriptor);
     public static readonly ImageKind Timerfd = new("TIMERFD", ImageMagic.Timerfd, "timerfd", false, timerfd_entry.Descriptor);
     public static readonly ImageKind NsFiles = new("NS_FILES", ImageMagic.NsFiles, "ns-files", false, ns_file_entry.Descriptor);
+    /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
+    public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, stats_entry.Descriptor);
 
     public static IReadOnlyList<ImageKind> All { get; } =
     [

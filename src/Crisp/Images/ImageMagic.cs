@@ -40,4 +40,6 @@ public static class ImageMagic
     public const uint Signalfd = 0x57323820;
     public const uint Timerfd = 0x50493712;
     public const uint NsFiles = 0x61394011;
+    /// <summary>stats-dump / stats-restore: a service image (IMG_SERVICE head), named without ".img".</summary>
+    public const uint Stats = 0x57093306;
 }

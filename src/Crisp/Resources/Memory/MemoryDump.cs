@@ -48,6 +48,7 @@ public sealed class MemoryDump : IDumpStage
         {
             var pages = new PrivatePagesDump(pid, writer);
             pages.Dump(vmas);
+            ctx.Shared<Stats.DumpCounters>().AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
         var shared = ctx.Shared<SharedAnonDump>();

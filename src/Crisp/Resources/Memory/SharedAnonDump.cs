@@ -51,6 +51,7 @@ public sealed class SharedAnonDump
             }
             at = hole;
         }
+        ctx.Shared<Stats.DumpCounters>().AddShared(size / PagemapWriter.PageSize, writer);
         return writer.PagesWritten;
     }
 }
