@@ -18,6 +18,8 @@ public static class DumpCommand
             LeaveRunning = ctx.Args.Has("leave-running"),
             Timeout = TimeSpan.FromSeconds(ctx.Args.GetInt("timeout", 10)),
             FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
+            FileLocks = ctx.Args.Has("file-locks"),
+            GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
         var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         ctx.Log.Info($"Dumping finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");

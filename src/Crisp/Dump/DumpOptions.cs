@@ -12,6 +12,11 @@ public sealed record DumpOptions
     /// <summary>Seize through this cgroup (v1 freezer or v2): frozen while tasks are attached, and put
     /// back in the freezer state it had afterwards.</summary>
     public string? FreezeCgroup { get; init; }
+    /// <summary>Dump file locks (flock, POSIX, OFD) and re-take them on restore (--file-locks);
+    /// without it a held lock fails the dump, as in CRIU.</summary>
+    public bool FileLocks { get; init; }
+    /// <summary>Largest deleted-but-open file whose contents are saved (--ghost-limit, CRIU's default 1 MiB).</summary>
+    public long GhostLimit { get; init; } = 1 << 20;
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
 }

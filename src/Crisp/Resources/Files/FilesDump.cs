@@ -43,5 +43,7 @@ public sealed class FilesDump : IDumpStage
     {
         ctx.Shared<FileTable>().Write(ctx.Images);
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
+        foreach (var kind in FileKinds.All.OfType<IFileKindState>())
+            kind.FinishDump(ctx);
     }
 }
