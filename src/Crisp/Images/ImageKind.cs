@@ -84,6 +84,8 @@ public sealed partial class ImageKind
     public static readonly ImageKind RemapFpath = new("REMAP_FPATH", ImageMagic.RemapFpath, "remap-fpath", false, remap_file_path_entry.Descriptor);
     public static readonly ImageKind GhostFile = new("GHOST_FILE", ImageMagic.GhostFile, "ghost-file", true, ghost_file_entry.Descriptor, null, ExtraPayload.GhostData);
     public static readonly ImageKind FileLocks = new("FILE_LOCKS", ImageMagic.FileLocks, "file-locks", false, file_lock_entry.Descriptor);
+    /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
+    public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, stats_entry.Descriptor);
 
     public static IReadOnlyList<ImageKind> All { get; } =
     [

@@ -72,6 +72,7 @@ public static class ImageJson
     {
         "criu.creds_entry.no_new_privs",
         "criu.creds_entry.cap_amb",
+        "criu.inventory_entry.plugins_entry",
     };
 
     private static PyJson.Obj Message(IMessage message, bool hex)

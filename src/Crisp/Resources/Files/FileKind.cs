@@ -52,6 +52,7 @@ public static class FileKinds
         new Inotify.InotifyFile(),
         new Ghost.GhostFile(),
         new Fifo.FifoFile(),
+        new Memfd.MemfdFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));

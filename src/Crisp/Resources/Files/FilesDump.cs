@@ -45,5 +45,6 @@ public sealed class FilesDump : IDumpStage
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
         foreach (var kind in FileKinds.All.OfType<IFileKindState>())
             kind.FinishDump(ctx);
+        ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
     }
 }

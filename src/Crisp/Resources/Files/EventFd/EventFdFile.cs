@@ -36,9 +36,12 @@ public sealed class EventFdFile : IFileKind
     {
         var e = entry.Efd ?? throw new CrispException($"files.img: EVENTFD entry {entry.Id} has no eventfd part");
         int flags = (int)e.Flags;
-        var fd = EventObjects.EventFd(e.Counter, flags & EventObjects.EFD_SEMAPHORE);
+        // eventfd2's initial value is 32 bits wide; the counter is 64: write() adds the whole of it.
+        var fd = EventObjects.EventFd(0, flags & EventObjects.EFD_SEMAPHORE);
         try
         {
+            if (e.Counter != 0)
+                FileIo.Write(fd.Fd, BitConverter.GetBytes(e.Counter));
             FdOps.SetStatusFlags(fd.Fd, flags);
             Fown.Restore(fd.Fd, e.Fown);
             return fd;

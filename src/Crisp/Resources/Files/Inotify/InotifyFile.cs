@@ -23,7 +23,8 @@ public sealed class InotifyFile : IFileKind
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
         var entry = new inotify_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd.Copy.Fd) };
-        foreach (string line in fd.Info.GetAll("inotify"))
+        // "inotify wd:3 ino:… mask:…": the word before the first pair has no colon of its own.
+        foreach (string line in fd.Info.Lines.Where(l => l.StartsWith("inotify ", StringComparison.Ordinal)).Select(l => l["inotify ".Length..]))
         {
             var p = FdInfo.ParsePairs(line).ToDictionary(x => x.Key, x => x.Value);
             string Get(string key) => p.TryGetValue(key, out var v) ? v
@@ -131,7 +132,8 @@ public sealed class InotifyFile : IFileKind
         {
             try
             {
-                using var mount = FileIo.Open($"/proc/{fd.Pid}/root{m.MountPoint}", FileIo.O_PATH | FileIo.O_DIRECTORY);
+                // open_by_handle_at refuses an O_PATH mount fd (EBADF)
+                using var mount = FileIo.Open($"/proc/{fd.Pid}/root{m.MountPoint}", FileIo.O_RDONLY | FileIo.O_DIRECTORY);
                 using var target = FileHandles.Open(mount.Fd, type, handle, FileIo.O_PATH);
                 string? path = new FileInfo($"/proc/self/fd/{target.Fd}").LinkTarget;
                 if (path is null || !path.StartsWith('/'))
