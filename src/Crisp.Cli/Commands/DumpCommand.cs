@@ -35,6 +35,7 @@ public static class DumpCommand
             ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),
+            GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
         var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         // CRIU writes stats-dump into the work dir (crisp's current directory by now).

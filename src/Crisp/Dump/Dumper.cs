@@ -17,6 +17,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
         new Resources.Files.FilesDump(),
+        new Resources.Files.Locks.FileLocksDump(),
         new Resources.Fs.FsDump(),
         new Resources.Seccomp.SeccompDump(),
         new Resources.Rlimits.RlimitsDump(),

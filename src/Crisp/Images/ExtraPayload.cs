@@ -6,4 +6,6 @@ public enum ExtraPayload
     None,
     /// <summary>pipes-data / fifo-data: pipe_data_entry.bytes raw bytes follow each entry.</summary>
     PipeData,
+    /// <summary>ghost-file: the file's bytes follow the one ghost_file_entry, raw, to the end of the image.</summary>
+    GhostData,
 }

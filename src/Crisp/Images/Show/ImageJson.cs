@@ -35,6 +35,8 @@ public static class ImageJson
             var obj = Message(entry, false);
             if (kind.Extra == ExtraPayload.PipeData)
                 obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((pipe_data_entry)entry).Bytes)));
+            if (kind.Extra == ExtraPayload.GhostData && !((ghost_file_entry)entry).Chunks)
+                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };

@@ -43,6 +43,8 @@ public sealed class FilesDump : IDumpStage
     {
         ctx.Shared<FileTable>().Write(ctx.Images);
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
+        foreach (var kind in FileKinds.All.OfType<IFileKindState>())
+            kind.FinishDump(ctx);
         ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
     }
 }
