@@ -64,8 +64,6 @@ public class CriuSpellingTests
     [Theory]
     [InlineData("--shell-job", "shell-job")]
     [InlineData("-j", "shell-job")]
-    [InlineData("--file-locks", "file-locks")]
-    [InlineData("-l", "file-locks")]
     [InlineData("--tcp-established", "tcp-established")]
     [InlineData("--ext-unix-sk", "ext-unix-sk")]
     [InlineData("-x", "ext-unix-sk")]

@@ -26,6 +26,7 @@ public class RuntimeRestoreTests(ITestOutputHelper output)
         // The diagnostics IPC socket (a listening unix socket) needs unix sockets (issue #7).
         env: ["DOTNET_EnableDiagnostics_IPC=0"]);
 
+    /// <summary>With --file-locks, as a user must: .NET's FileStream holds a shared flock on files it opens.</summary>
     private void CarryOn((string Exe, string[] Argv) app, int cycles, string[]? env = null)
     {
         string dir = Directory.CreateTempSubdirectory("crisp-rt-").FullName;
@@ -47,14 +48,14 @@ public class RuntimeRestoreTests(ITestOutputHelper output)
                 string images = Path.Combine(dir, $"images{cycle}");
                 Directory.CreateDirectory(images);
                 var clock = Stopwatch.StartNew();
-                new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, ShellJob = true }, Log.Null).Run();
+                new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, ShellJob = true, FileLocks = true }, Log.Null).Run();
                 var dumpTime = clock.Elapsed;
                 try { Spawn.Reap(pid); } catch (SyscallException) { }
                 alive = false;
                 long atDump = LastTick(outFile);
                 WaitFree(tids);
                 clock.Restart();
-                var tree = new Restorer(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true }, Log.Null).Run();
+                var tree = new Restorer(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true, FileLocks = true }, Log.Null).Run();
                 alive = true;
                 Assert.Equal(pid, tree.RootPid);
                 output.WriteLine($"cycle {cycle}: {tids.Count} threads, dump {dumpTime.TotalMilliseconds:F0} ms, " +
