@@ -58,6 +58,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
         catch
         {
+            ReleaseStages(ctx, killed: false);
             ReleaseAfterFailure(ctx);
             RestoreFreezerState(ctx);
             throw;
@@ -69,10 +70,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             // never run in between.
             if (ctx.Freezer is { WasFrozen: true } frozen)
                 frozen.RequestFreeze();
+            ReleaseStages(ctx, killed: false);
             DetachAll(ctx);
         }
         else
+        {
             KillAll(ctx);
+            ReleaseStages(ctx, killed: true);
+        }
         RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
         stats.Tasks = ctx.Tasks.Count;
@@ -144,6 +149,15 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             catch (Exception e) { ctx.Log.Error($"restoring registers of {task.Pid}: {e.Message}"); }
         }
         DetachAll(ctx);
+    }
+
+    private static void ReleaseStages(DumpContext ctx, bool killed)
+    {
+        foreach (var stage in Stages)
+        {
+            try { stage.Release(ctx, killed); }
+            catch (Exception e) { ctx.Log.Error($"releasing {stage.Name}: {e.Message}"); }
+        }
     }
 
     private static void RestoreFreezerState(DumpContext ctx)

@@ -32,4 +32,5 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile TtyFiles => new(ImageKind.TtyFiles, null);
     public static ImageFile TtyInfo => new(ImageKind.TtyInfo, null);
     public static ImageFile TtyData => new(ImageKind.TtyData, null);
+    public static ImageFile SkQueues => new(ImageKind.SkQueues, null);
 }

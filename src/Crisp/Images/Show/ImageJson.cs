@@ -35,6 +35,14 @@ public static class ImageJson
             var obj = Message(entry, false);
             if (kind.Extra == ExtraPayload.PipeData)
                 obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((pipe_data_entry)entry).Bytes)));
+            else if (kind.Extra == ExtraPayload.SkQueue)
+                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((sk_packet_entry)entry).Length)));
+            else if (kind.Extra == ExtraPayload.TcpQueues && entry is tcp_stream_entry t)
+                obj.Add("extra", new PyJson.Obj
+                {
+                    { "inq", CritFormat.Base64Lines(reader.ReadExtra(t.InqLen)) },
+                    { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
+                });
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };
