@@ -12,24 +12,28 @@ public static class ShowCommand
         if (ctx.Operands.Count != 1)
             throw new UsageException("show needs exactly one image file or directory");
         string path = ctx.Operands[0];
-        ctx.Out.Write(Render(path));
+        ctx.Out.Write(Render(path, verify: !ctx.Args.Has("skip-image-verify")));
         ctx.Out.Flush();
         return 0;
     }
 
     /// <summary>The whole output, built before anything is printed, so an error leaves stdout empty.</summary>
-    public static string Render(string path)
+    public static string Render(string path, bool verify = true)
     {
         if (Directory.Exists(path))
-            return CheckpointSummary.Render(path);
+            return CheckpointSummary.Render(path, verify);
         if (!File.Exists(path))
             throw new ImageFormatException(path, 0, "no such file or directory");
+        if (Path.GetFileName(path) is Crisp.Stats.StatsImage.DumpFile or Crisp.Stats.StatsImage.RestoreFile)
+            return ImageJson.Render(ImageKind.Stats, [Crisp.Stats.StatsImage.Read(path)]);
         var file = ImageKind.FromFileName(path)
             ?? throw new ImageFormatException(path, 0, "not a known image file name (expected a CRIU image such as core-PID.img or inventory.img)");
         if (file.Kind.IsRaw)
             throw new ImageFormatException(path, 0, $"{file.Kind.Name} is a raw image without entries; show its pagemap image instead");
         // The name says what the file must be: check its magics against that first (crit goes by the
         // magic alone, so a core-1.img holding a pstree would otherwise print as PSTREE).
+        if (verify)
+            ImageManifest.VerifyFile(path);
         using (ImageReader.Open(path, file.Kind)) { }
         return ImageJson.Render(path);
     }

@@ -10,4 +10,6 @@ public enum ExtraPayload
     SkQueue,
     /// <summary>tcp-stream: the receive queue (inq_len) then the send queue (outq_len) follow the entry.</summary>
     TcpQueues,
+    /// <summary>ghost-file: the file's bytes follow the one ghost_file_entry, raw, to the end of the image.</summary>
+    GhostData,
 }

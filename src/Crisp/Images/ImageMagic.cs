@@ -42,4 +42,9 @@ public static class ImageMagic
     public const uint Signalfd = 0x57323820;
     public const uint Timerfd = 0x50493712;
     public const uint NsFiles = 0x61394011;
+    public const uint RemapFpath = 0x59133954;
+    public const uint GhostFile = 0x52583605;
+    public const uint FileLocks = 0x54323616;
+    /// <summary>stats-dump / stats-restore: a service image (IMG_SERVICE head), named without ".img".</summary>
+    public const uint Stats = 0x57093306;
 }

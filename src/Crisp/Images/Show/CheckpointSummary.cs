@@ -13,13 +13,18 @@ public static class CheckpointSummary
 {
     private const int PageSize = PagemapWriter.PageSize;
 
-    public static string Render(string path)
+    /// <param name="verify">Check the images against crisp-manifest.sha256 first when there is one; a
+    /// directory without one (CRIU's) is shown and said to be unverified.</param>
+    public static string Render(string path, bool verify = true)
     {
         if (!Directory.Exists(path))
             throw new CrispException($"{path}: no such directory");
         var dir = ImageDirectory.Open(path);
         if (!dir.Exists(ImageFile.Inventory))
             throw new CrispException($"{path}: not a checkpoint directory (no inventory.img)");
+        string integrity = !verify ? "not verified (--skip-image-verify)"
+            : ImageManifest.Exists(dir) ? $"{ImageManifest.Verify(dir)} files match {ImageManifest.FileName} (SHA-256)"
+            : $"not verified (no {ImageManifest.FileName}: not written by crisp)";
 
         var inventory = ReadOne<inventory_entry>(dir, ImageFile.Inventory);
         var pstree = dir.ReadAll<pstree_entry>(ImageFile.Pstree);
@@ -31,6 +36,7 @@ public static class CheckpointSummary
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"checkpoint {dir.Path}\n");
         sb.Append(CultureInfo.InvariantCulture, $"  images: {listing.Count} files, {Size(totalBytes)}; image version {inventory.ImgVersion}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"  integrity: {integrity}\n");
         sb.Append(CultureInfo.InvariantCulture, $"tasks: {pstree.Count}\n");
         var shownFiles = new HashSet<uint>();
         foreach (var t in pstree)

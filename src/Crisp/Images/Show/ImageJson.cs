@@ -43,6 +43,8 @@ public static class ImageJson
                     { "inq", CritFormat.Base64Lines(reader.ReadExtra(t.InqLen)) },
                     { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
                 });
+            else if (kind.Extra == ExtraPayload.GhostData && !((ghost_file_entry)entry).Chunks)
+                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };
@@ -78,6 +80,7 @@ public static class ImageJson
     {
         "criu.creds_entry.no_new_privs",
         "criu.creds_entry.cap_amb",
+        "criu.inventory_entry.plugins_entry",
     };
 
     private static PyJson.Obj Message(IMessage message, bool hex)

@@ -45,6 +45,7 @@ public sealed class FilesDump : IDumpStage
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
         foreach (var kind in FileKinds.All)
             kind.FinishDump(ctx);
+        ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
     }
 
     public void Release(DumpContext ctx, bool killed)
