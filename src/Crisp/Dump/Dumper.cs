@@ -78,6 +78,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
         catch
         {
+            ReleaseStages(ctx, killed: false);
             ReleaseAfterFailure(ctx, exitPlugins: true);
             RestoreFreezerState(ctx);
             throw;
@@ -90,6 +91,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             // never run in between.
             if (ctx.Freezer is { WasFrozen: true } frozen)
                 frozen.RequestFreeze();
+            ReleaseStages(ctx, killed: false);
             DetachAll(ctx);
         }
         else if (options.LeaveStopped)
@@ -100,7 +102,10 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             DetachAll(ctx);
         }
         else
+        {
             KillAll(ctx);
+            ReleaseStages(ctx, killed: true);
+        }
         RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
         counters.Frozen = clock.Elapsed - stats.FrozenAt;
@@ -177,6 +182,15 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         if (exitPlugins)
             ctx.Plugins.Exit(succeeded: false);
         DetachAll(ctx);
+    }
+
+    private static void ReleaseStages(DumpContext ctx, bool killed)
+    {
+        foreach (var stage in Stages)
+        {
+            try { stage.Release(ctx, killed); }
+            catch (Exception e) { ctx.Log.Error($"releasing {stage.Name}: {e.Message}"); }
+        }
     }
 
     /// <summary>What this dump's plugins see: options, and the threads crisp holds.</summary>

@@ -77,6 +77,9 @@ public sealed partial class ImageKind
     public static readonly ImageKind EventpollFile = new("EVENTPOLL_FILE", ImageMagic.EventpollFile, "eventpoll", false, eventpoll_file_entry.Descriptor);
     public static readonly ImageKind EventpollTfd = new("EVENTPOLL_TFD", ImageMagic.EventpollTfd, "eventpoll-tfd", false, eventpoll_tfd_entry.Descriptor);
     public static readonly ImageKind UnixSk = new("UNIXSK", ImageMagic.UnixSk, "unixsk", false, unix_sk_entry.Descriptor);
+    public static readonly ImageKind SkQueues = new("SK_QUEUES", ImageMagic.SkQueues, "sk-queues", false, sk_packet_entry.Descriptor, null, ExtraPayload.SkQueue);
+    /// <summary>tcp-stream-INO.img: CRIU names it by the socket's inode in hex (see TcpStreamImage).</summary>
+    public static readonly ImageKind TcpStream = new("TCP_STREAM", ImageMagic.TcpStream, "tcp-stream", true, tcp_stream_entry.Descriptor, null, ExtraPayload.TcpQueues);
     public static readonly ImageKind MemfdInode = new("MEMFD_INODE", ImageMagic.MemfdInode, "memfd", false, memfd_inode_entry.Descriptor);
     public static readonly ImageKind Signalfd = new("SIGNALFD", ImageMagic.Signalfd, "signalfd", false, signalfd_entry.Descriptor);
     public static readonly ImageKind Timerfd = new("TIMERFD", ImageMagic.Timerfd, "timerfd", false, timerfd_entry.Descriptor);
@@ -91,7 +94,7 @@ public sealed partial class ImageKind
     [
         Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, ShmemPagemap, Pages, Fdinfo, Files, RegFiles,
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
-        Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, MemfdInode, Signalfd, Timerfd, NsFiles,
+        Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
         RemapFpath, GhostFile, FileLocks,
     ];
 

@@ -36,6 +36,8 @@ public static class ImageMagic
     public const uint EventpollFile = 0x45023858;
     public const uint EventpollTfd = 0x44433746;
     public const uint UnixSk = 0x54373943;
+    public const uint SkQueues = 0x56264026;
+    public const uint TcpStream = 0x51465506;
     public const uint MemfdInode = 0x48453499;
     public const uint Signalfd = 0x57323820;
     public const uint Timerfd = 0x50493712;

@@ -28,6 +28,12 @@ public interface IFileKind
 
     /// <summary>Creates the description in crisp (restore Prepare); crisp owns the returned fd.</summary>
     UnixFd Open(RestoreContext ctx, file_entry entry);
+
+    /// <summary>After every task's fds: writes this kind's tree-wide images (sk-queues…).</summary>
+    void FinishDump(DumpContext ctx) { }
+
+    /// <summary>After the tree was killed or let go, or the dump failed (<paramref name="killed"/> false).</summary>
+    void ReleaseDump(DumpContext ctx, bool killed) { }
 }
 
 /// <summary>A kind with dump-wide or restore-wide state of its own (ghost files, FIFO data): written
@@ -53,6 +59,7 @@ public static class FileKinds
         new Ghost.GhostFile(),
         new Fifo.FifoFile(),
         new Memfd.MemfdFile(),
+        new Sockets.Unix.UnixSocketFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));
