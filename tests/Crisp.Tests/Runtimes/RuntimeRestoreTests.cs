@@ -22,9 +22,7 @@ public class RuntimeRestoreTests(ITestOutputHelper output)
     public void JavaThreadsCarryOn() => CarryOn(RuntimeApps.Java(), cycles: 1);
 
     [RootFact]
-    public void DotNetTimerAndThreadPoolCarryOn() => CarryOn(RuntimeApps.DotNet(), cycles: 2,
-        // The diagnostics IPC socket (a listening unix socket) needs unix sockets (issue #7).
-        env: ["DOTNET_EnableDiagnostics_IPC=0"]);
+    public void DotNetTimerAndThreadPoolCarryOn() => CarryOn(RuntimeApps.DotNet(), cycles: 2);   // diagnostics IPC listener included
 
     /// <summary>With --file-locks, as a user must: .NET's FileStream holds a shared flock on files it opens.</summary>
     private void CarryOn((string Exe, string[] Argv) app, int cycles, string[]? env = null)
