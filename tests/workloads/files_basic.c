@@ -120,14 +120,28 @@ int main(int argc, char **argv)
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
     sigprocmask(SIG_BLOCK, &usr1, NULL);
+    int sync[2];   /* the child says its fds are in place, so "ready" means the whole tree is */
+    if (pipe(sync))
+        return 2;
+    at(30, sync[0]);
+    at(31, sync[1]);
     pid_t child = fork();
     if (child == 0) {
         for (int fd = 3; fd < 20; fd++)
             close(fd);
         at(12, 20);
         close(21);
+        close(30);
+        if (write(31, "k", 1) != 1)
+            return 2;
+        close(31);
         return child_main();
     }
+    close(31);
+    char k;
+    if (read(30, &k, 1) != 1)
+        return 2;
+    close(30);
     at(11, 21);
     close(20);
     if (write(11, "to-child", 8) != 8)
