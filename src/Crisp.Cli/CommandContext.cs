@@ -12,8 +12,18 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>Positionals after the verb.</summary>
     public IReadOnlyList<string> Operands => Args.Positionals.Skip(1).ToList();
 
-    public string ImagesDir => Args.Get("images-dir") ?? ".";
+    /// <summary>The images dir as a full path, resolved before crisp entered the work dir (dump/restore).</summary>
+    public string? ResolvedImagesDir { get; init; }
+
+    public string ImagesDir => ResolvedImagesDir ?? Args.Get("images-dir") ?? ".";
 
     public string RequireImagesDir() =>
-        Args.Get("images-dir") ?? throw new UsageException("no images directory given (use -D DIR)");
+        ResolvedImagesDir ?? Args.Get("images-dir") ?? throw new UsageException("no images directory given (use -D DIR)");
+
+    /// <summary>The --action-script programs, in the order given.</summary>
+    public Crisp.Scripts.ActionScripts Scripts(string imagesDir) =>
+        new(Args.GetAll("action-script").OfType<string>().ToList(), imagesDir, Log);
+
+    /// <summary>--status-fd, checked to be an open descriptor before anything is done.</summary>
+    public StatusFd? StatusFd() => Args.Get("status-fd") is { } v ? Cli.StatusFd.Parse(v) : null;
 }

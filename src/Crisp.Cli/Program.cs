@@ -46,8 +46,10 @@ public static class Program
         }
 
         Log log;
+        string? imagesDir;
         try
         {
+            imagesDir = EnterWorkDir(verb, args);
             log = OpenLog(args);
         }
         catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
@@ -56,7 +58,7 @@ public static class Program
             return 1;
         }
         using (log)
-            return RunVerb(run, new CommandContext(args, log, Console.Out));
+            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir });
     }
 
     private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
@@ -69,6 +71,14 @@ public static class Program
         {
             Console.Error.WriteLine($"crisp: {e.Message}");
             return 1;
+        }
+        catch (Crisp.Scripts.ActionScriptException e) when (e.Action == "post-dump")
+        {
+            // As CRIU: the tree runs on, and the script's own exit code is the dump's.
+            if (!ctx.Log.WritesTo(Console.Error))
+                ctx.Log.Error($"Dumping FAILED: {e.Message}");
+            Console.Error.WriteLine($"crisp: error: {e.Message}");
+            return e.ExitCode;
         }
         catch (Exception e)
         {
@@ -87,19 +97,35 @@ public static class Program
     private static string OneLine(string message) =>
         string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
+    /// <summary>As CRIU: the images dir is resolved where crisp was started, then crisp changes into the
+    /// work dir (-W, default the images dir), so a relative log file, pidfile, action script and the
+    /// stats files are all under it. A dump creates its images dir first. Returns the full images dir
+    /// (null for verbs that take none).</summary>
+    private static string? EnterWorkDir(string verb, ParsedArguments args)
+    {
+        if (verb is not ("dump" or "restore"))
+            return null;
+        string? images = args.Get("images-dir");
+        string? full = images is null ? null : Path.GetFullPath(images);
+        if (verb == "dump" && full is not null)
+            Directory.CreateDirectory(full);
+        string? work = args.Get("work-dir") ?? images;
+        if (work is not null)
+        {
+            if (!Directory.Exists(work))
+                throw new UsageException($"Can't change directory to {work}: No such file or directory");
+            Environment.CurrentDirectory = work;
+        }
+        return full;
+    }
+
     private static Log OpenLog(ParsedArguments args)
     {
         int verbosity = Verbosity(args);
         string? file = args.Get("log-file");
         if (file is null || file == "-")
             return new Log(Console.Error, verbosity);
-        // As CRIU: a relative log path is under the work dir, which defaults to the images dir.
-        string dir = args.Get("work-dir") ?? args.Get("images-dir") ?? ".";
-        string path = Path.IsPathRooted(file) ? file : Path.Combine(dir, file);
-        // A dump creates its images dir; the log inside it must not fail first.
-        if (args.Positionals.FirstOrDefault() == "dump")
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        return new Log(new StreamWriter(path, append: false), verbosity, ownsWriter: true);
+        return new Log(new StreamWriter(file, append: false), verbosity, ownsWriter: true);
     }
 
     /// <summary>CRIU's -v rules: "-v" adds one, "-vvv" adds three, "-v4"/"--verbosity=4" sets it.</summary>

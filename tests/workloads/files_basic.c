@@ -5,7 +5,7 @@
  * "ready PID CHILDPID DIR\n" on stdout, then blocks reading a line from stdin. On
  * "check\n" it verifies every fd (offset, flags, FD_CLOEXEC, pipe contents), wakes the
  * child (SIGUSR1), which checks its pipe, then prints "PASS\n" or "FAIL: what\n" lines
- * and exits 0/1. Argument "eventfd" also opens an eventfd (an unsupported kind).
+ * and exits 0/1. Argument "pidfd" also opens a pidfd of itself (an unsupported kind).
  *
  * Fds: 3 rw.dat O_RDWR at 1234; 4 app.dat O_WRONLY|O_APPEND; 5 /dev/null O_WRONLY;
  * 6,7 dup.dat O_RDWR (dup'ed) at 100; 8 ro.dat O_RDONLY|O_CLOEXEC at 10;
@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -121,20 +120,34 @@ int main(int argc, char **argv)
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
     sigprocmask(SIG_BLOCK, &usr1, NULL);
+    int sync[2];   /* the child says its fds are in place, so "ready" means the whole tree is */
+    if (pipe(sync))
+        return 2;
+    at(30, sync[0]);
+    at(31, sync[1]);
     pid_t child = fork();
     if (child == 0) {
         for (int fd = 3; fd < 20; fd++)
             close(fd);
         at(12, 20);
         close(21);
+        close(30);
+        if (write(31, "k", 1) != 1)
+            return 2;
+        close(31);
         return child_main();
     }
+    close(31);
+    char k;
+    if (read(30, &k, 1) != 1)
+        return 2;
+    close(30);
     at(11, 21);
     close(20);
     if (write(11, "to-child", 8) != 8)
         return 2;
-    if (argc > 1 && !strcmp(argv[1], "eventfd"))
-        at(13, eventfd(0, 0));
+    if (argc > 1 && !strcmp(argv[1], "pidfd"))
+        at(13, (int)syscall(SYS_pidfd_open, getpid(), 0));
     printf("ready %d %d %s\n", getpid(), child, dir);
 
     char line[64];

@@ -6,6 +6,14 @@
  *   1 "thr-cond"  blocks in pthread_cond_wait (futex),
  *   2 "thr-sleep" blocks in a long nanosleep (woken by SIGUSR2, handled on its own altstack),
  *   3 "thr-read"  blocks in read() on a pipe.
+ * With "all": those 4 and 5 more:
+ *   4 "thr-mutex"   blocks in pthread_mutex_lock on a mutex the leader holds,
+ *   5 "thr-join"    blocks in pthread_join of thr-mutex,
+ *   6 "thr-nsleep"  sleeps in nanosleep(1 s, &rem) over and over, and
+ *   7 "thr-csleep"  in clock_nanosleep(CLOCK_MONOTONIC, relative 1 s, &rem): a restored sleep must go on
+ *                   for its remaining time, never fail with EINTR (no signal handler interrupted it),
+ *   8 "thr-handler" sits inside its SIGXCPU handler, blocked in read() on a pipe; after the handler
+ *                   returns, the interrupted code goes on and the mask is the thread's again.
  * With N: N threads of kinds cond/sleep/read in turn (no spinners), named "thr-I".
  * Every thread has its own name (pthread_setname_np), TLS value, blocked mask (SIGRTMIN+I%8 and
  * SIGUSR1) and sigaltstack. The leader ("thr-main") writes DIR/ready ("ready PID TID...") and waits in
@@ -30,7 +38,7 @@
 #define MAXT 256
 #define ALT 16384
 
-enum kind { SPIN, COND, SLEEP, READ };
+enum kind { SPIN, COND, SLEEP, READ, MUTEX, JOIN, NSLEEP, CSLEEP, HANDLER, NKINDS };
 
 struct thr {
     pthread_t handle;
@@ -51,7 +59,11 @@ static volatile int go, started, got_usr1;
 static volatile unsigned long spins;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int pipefd[2];
+static int pipefd[2], handler_pipe[2];
+static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static volatile int handler_done;
+
+#define TFAIL(...) do { size_t l = strlen(t->fail); snprintf(t->fail + l, sizeof t->fail - l, __VA_ARGS__); } while (0)
 
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 
@@ -61,6 +73,25 @@ static void on_usr2(int sig)
     char here;
     if (self && &here >= self->alt && &here < self->alt + ALT)
         self->on_alt = 1;
+}
+
+/* SIGXCPU: runs on thr-handler and blocks in read() until the leader writes handler_pipe. */
+static void on_xcpu(int sig)
+{
+    (void)sig;
+    struct thr *t = self;
+    sigset_t now;
+    pthread_sigmask(SIG_SETMASK, NULL, &now);
+    if (!sigismember(&now, SIGXCPU) || !sigismember(&now, SIGPWR))
+        TFAIL(" mask inside the handler;");
+    t->on_alt = 1;   /* in the handler now */
+    char c;
+    ssize_t n;
+    while ((n = read(handler_pipe[0], &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (n != 1)
+        TFAIL(" handler read %zd errno %d;", n, errno);
+    handler_done = 1;
 }
 
 static sigset_t mask_for(int index)
@@ -73,8 +104,6 @@ static sigset_t mask_for(int index)
         sigaddset(&m, SIGWINCH);
     return m;
 }
-
-#define TFAIL(...) do { size_t l = strlen(t->fail); snprintf(t->fail + l, sizeof t->fail - l, __VA_ARGS__); } while (0)
 
 static void check_self(struct thr *t)
 {
@@ -105,6 +134,8 @@ static void check_self(struct thr *t)
         TFAIL(" altstack %p/%zu;", ss.ss_sp, ss.ss_size);
     if (t->kind == SLEEP && !t->on_alt)
         TFAIL(" SIGUSR2 not handled on the altstack;");
+    if (t->kind == HANDLER && !handler_done)
+        TFAIL(" the handler did not finish;");
 }
 
 static void *thread_main(void *arg)
@@ -135,6 +166,33 @@ static void *thread_main(void *arg)
             struct timespec ts = { 3600, 0 };
             nanosleep(&ts, NULL);
         }
+        break;
+    case MUTEX:
+        pthread_mutex_lock(&held);
+        pthread_mutex_unlock(&held);
+        break;
+    case JOIN:
+        if (pthread_join(thr[MUTEX].handle, NULL) != 0)
+            TFAIL(" join;");
+        break;
+    case NSLEEP:
+    case CSLEEP:
+        while (!go) {
+            struct timespec ts = { 1, 0 }, rem;
+            int r = t->kind == NSLEEP ? (nanosleep(&ts, &rem) == 0 ? 0 : errno)
+                                      : clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &rem);
+            if (r != 0) {
+                TFAIL(" sleep failed: %s;", strerror(r));
+                break;
+            }
+        }
+        break;
+    case HANDLER:
+        pthread_kill(pthread_self(), SIGXCPU);   /* handled right here, on the way out of the call */
+        if (!handler_done)
+            TFAIL(" came back from the handler without it finishing;");
+        break;
+    case NKINDS:
         break;
     case READ: {
         char c;
@@ -168,12 +226,18 @@ int main(int argc, char **argv)
     if (argc < 2)
         return 2;
     const char *dir = argv[1];
-    int many = argc > 2;
-    nthreads = many ? atoi(argv[2]) : 4;
+    int all = argc > 2 && strcmp(argv[2], "all") == 0;
+    int many = argc > 2 && !all;
+    nthreads = many ? atoi(argv[2]) : all ? NKINDS : 4;
     if (nthreads < 1 || nthreads > MAXT)
         return 2;
-    if (pipe(pipefd) != 0)
+    if (pipe(pipefd) != 0 || pipe(handler_pipe) != 0)
         return 2;
+    struct sigaction sx = { .sa_handler = on_xcpu };
+    sigemptyset(&sx.sa_mask);
+    sigaddset(&sx.sa_mask, SIGPWR);
+    sigaction(SIGXCPU, &sx, NULL);
+    pthread_mutex_lock(&held);
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
     struct sigaction sa2 = { .sa_handler = on_usr2, .sa_flags = SA_ONSTACK };
@@ -192,7 +256,8 @@ int main(int argc, char **argv)
         if (many)
             snprintf(t->name, sizeof t->name, "thr-%d", i);
         else
-            strcpy(t->name, (const char *[]){ "thr-spin", "thr-cond", "thr-sleep", "thr-read" }[i]);
+            strcpy(t->name, (const char *[]){ "thr-spin", "thr-cond", "thr-sleep", "thr-read", "thr-mutex", "thr-join",
+                                             "thr-nsleep", "thr-csleep", "thr-handler" }[i]);
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -202,6 +267,9 @@ int main(int argc, char **argv)
     while (started < nthreads)
         usleep(1000);
     usleep(50000);   /* let every thread reach its wait */
+    if (all)
+        while (!thr[HANDLER].on_alt)
+            usleep(1000);
 
     /* The leader's own mask: SIGRTMIN+7 blocked, SIGUSR1 open (only the leader takes it). */
     sigset_t lead;
@@ -219,6 +287,9 @@ int main(int argc, char **argv)
     while (!got_usr1)
         pause();
 
+    pthread_mutex_unlock(&held);
+    if (all && write(handler_pipe[1], "h", 1) != 1)
+        return 2;
     pthread_mutex_lock(&mu);
     go = 1;
     pthread_cond_broadcast(&cv);
@@ -243,7 +314,8 @@ int main(int argc, char **argv)
     static char verdict[MAXT * 300 + 1024];
     int vl = 0, failed = 0;
     for (int i = 0; i < nthreads; i++) {
-        pthread_join(thr[i].handle, NULL);   /* needs clear_child_tid back */
+        if (!(all && i == MUTEX))   /* thr-join joins that one */
+            pthread_join(thr[i].handle, NULL);   /* needs clear_child_tid back */
         if (thr[i].fail[0]) {
             vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: thread %d (%s):%s\n", i, thr[i].name, thr[i].fail);
             failed = 1;

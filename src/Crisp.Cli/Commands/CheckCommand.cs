@@ -2,8 +2,10 @@ using Crisp.Check;
 
 namespace Crisp.Cli.Commands;
 
-/// <summary>`crisp check`: probes the kernel for every feature crisp relies on.
-/// `--feature NAME` checks one (CRIU's names), `--all` runs every probe (the default here).</summary>
+/// <summary>`crisp check`: probes the kernel for every feature crisp relies on (`--all` is the same
+/// here: every probe runs). `--feature NAME` checks one by CRIU's name (or crisp's), as `criu check
+/// --feature NAME`: "NAME is supported" and exit 0, or the reason and exit 1; `--feature list` prints
+/// the names.</summary>
 public static class CheckCommand
 {
     public static int Run(CommandContext ctx)
@@ -11,9 +13,19 @@ public static class CheckCommand
         string? name = ctx.Args.Get("feature");
         if (name == null)
             return FeatureCheck.RunAll(KernelFeatures.All, ctx.Out);
+        if (name == "list")
+        {
+            ctx.Out.WriteLine(string.Join(' ', KernelFeatures.Names));
+            return 0;
+        }
 
-        var probe = KernelFeatures.Find(name)
-            ?? throw new CrispException($"unknown feature '{name}' (known: {string.Join(", ", KernelFeatures.Names)})");
+        var probe = KernelFeatures.Find(name);
+        if (probe is null)
+        {
+            throw new CrispException(KernelFeatures.CriuNames.Contains(name)
+                ? $"feature {name} is not checked by crisp: crisp does not use it"
+                : $"Unknown feature {name} (see: crisp check --feature list)");
+        }
         var outcome = FeatureCheck.Run(probe);
         if (outcome.Result.Ok)
         {

@@ -57,7 +57,9 @@ public static class DemoCommand
             WaitFor(() => Numbers(counter).Last() >= lastBefore + 5, "the counter to go on");
             var numbers = Numbers(counter);
             Check(numbers.SequenceEqual(Enumerable.Range(0, numbers.Count)), "the numbers go on with no gap and no repeat");
-            o.WriteLine($"  counting on: {string.Join(' ', numbers.Where(n => n > lastBefore - 3).Take(8))} … (no gap, no repeat)");
+            string beforeDump = string.Join(' ', numbers.Where(n => n > lastBefore - 3 && n <= lastBefore));
+            string afterRestore = string.Join(' ', numbers.Where(n => n > lastBefore).Take(5));
+            o.WriteLine($"  counting on: {beforeDump} | restored: {afterRestore} … (no gap, no repeat)");
             o.WriteLine("Demo passed.");
             return 0;
         }

@@ -1,9 +1,11 @@
 using Crisp.Cli.CommandLine;
 using Crisp.Dump;
+using Crisp.Stats;
 
 namespace Crisp.Cli.Commands;
 
-/// <summary>`crisp dump -t PID -D DIR [-R]`.</summary>
+/// <summary>`crisp dump -t PID -D DIR [-R|-s]`: writes stats-dump to the work dir when it succeeds
+/// (--display-stats prints it) and signals --status-fd once the dump is complete.</summary>
 public static class DumpCommand
 {
     public static int Run(CommandContext ctx)
@@ -11,16 +13,38 @@ public static class DumpCommand
         string tree = ctx.Args.Get("tree") ?? throw new UsageException("dump needs the root of the tree: -t PID");
         if (!int.TryParse(tree, out int pid) || pid <= 0)
             throw new UsageException($"bad pid '{tree}'");
+        int timeout = ctx.Args.GetInt("timeout", 10);
+        if (timeout <= 0)
+            throw new UsageException($"bad --timeout {timeout}: seconds, more than 0");
+        if (ctx.Args.Has("leave-running") && ctx.Args.Has("leave-stopped"))
+            throw new UsageException("--leave-running and --leave-stopped contradict each other");
+        var status = ctx.StatusFd();
+        string imagesDir = ctx.RequireImagesDir();
+        using var scripts = ctx.Scripts(imagesDir);
         var options = new DumpOptions
         {
             RootPid = pid,
-            ImagesDir = ctx.RequireImagesDir(),
+            ImagesDir = imagesDir,
             LeaveRunning = ctx.Args.Has("leave-running"),
-            Timeout = TimeSpan.FromSeconds(ctx.Args.GetInt("timeout", 10)),
+            LeaveStopped = ctx.Args.Has("leave-stopped"),
+            ShellJob = ctx.Args.Has("shell-job"),
+            Timeout = TimeSpan.FromSeconds(timeout),
             FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
+            Scripts = scripts,
+            TcpEstablished = ctx.Args.Has("tcp-established"),
+            ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
+            FileLocks = ctx.Args.Has("file-locks"),
+            LibDir = ctx.Args.Get("libdir"),
+            GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
         var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
+        // CRIU writes stats-dump into the work dir (crisp's current directory by now).
+        var entry = StatsImage.ForDump(stats.Counters);
+        StatsImage.Write(StatsImage.DumpFile, entry);
+        if (ctx.Args.Has("display-stats"))
+            ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Dumping finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");
+        status?.Ready();
         return 0;
     }
 }

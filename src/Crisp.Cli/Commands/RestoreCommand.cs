@@ -1,22 +1,43 @@
+using Crisp.Cli.CommandLine;
 using Crisp.Restore;
+using Crisp.Stats;
 
 namespace Crisp.Cli.Commands;
 
-/// <summary>`crisp restore -D DIR [-d] [--pidfile F]`: without -d, waits for the restored root and exits
-/// with its status, as CRIU does.</summary>
+/// <summary>`crisp restore -D DIR [-d [-S]] [--pidfile F]`: without -d, waits for the restored root and
+/// exits with its status. Writes stats-restore to the work dir, signals --status-fd once the tree runs.</summary>
 public static class RestoreCommand
 {
     public static int Run(CommandContext ctx)
     {
+        bool detached = ctx.Args.Has("restore-detached") || ctx.Args.Has("daemon");
+        bool sibling = ctx.Args.Has("restore-sibling");
+        if (sibling && !detached)
+            throw new UsageException("--restore-sibling only makes sense with --restore-detached");
+        var status = ctx.StatusFd();
+        string imagesDir = ctx.RequireImagesDir();
+        using var scripts = ctx.Scripts(imagesDir);
         var options = new RestoreOptions
         {
-            ImagesDir = ctx.RequireImagesDir(),
-            Detached = ctx.Args.Has("restore-detached"),
+            ImagesDir = imagesDir,
+            Detached = detached,
+            Sibling = sibling,
             PidFile = ctx.Args.Get("pidfile"),
+            ShellJob = ctx.Args.Has("shell-job"),
+            Scripts = scripts,
+            TcpEstablished = ctx.Args.Has("tcp-established"),
+            ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
+            FileLocks = ctx.Args.Has("file-locks"),
+            LibDir = ctx.Args.Get("libdir"),
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
         };
         var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
+        var entry = StatsImage.ForRestore(tree.Counters);
+        StatsImage.Write(StatsImage.RestoreFile, entry);
+        if (ctx.Args.Has("display-stats"))
+            ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");
+        status?.Ready();
         return options.Detached ? 0 : tree.WaitForExit();
     }
 }

@@ -24,6 +24,8 @@ public static class ShowCommand
             return CheckpointSummary.Render(path, verify);
         if (!File.Exists(path))
             throw new ImageFormatException(path, 0, "no such file or directory");
+        if (Path.GetFileName(path) is Crisp.Stats.StatsImage.DumpFile or Crisp.Stats.StatsImage.RestoreFile)
+            return ImageJson.Render(ImageKind.Stats, [Crisp.Stats.StatsImage.Read(path)]);
         var file = ImageKind.FromFileName(path)
             ?? throw new ImageFormatException(path, 0, "not a known image file name (expected a CRIU image such as core-PID.img or inventory.img)");
         if (file.Kind.IsRaw)

@@ -20,6 +20,26 @@ public static class KernelFeatures
         new PagemapScanProbe(),
         new FreezerV1Probe(),
         new FreezerV2Probe(),
+        new MntIdProbe(),
+        new FdinfoLockProbe(),
+        new Openat2Probe(),
+        new NsPidProbe(),
+        new NamespaceProbe("timens", "time"),
+        new NamespaceProbe("cgroupns", "cgroup"),
+        new MemfdHugetlbProbe(),
+    ];
+
+    /// <summary>CRIU's whole `check --feature` list (criu/cr-check.c). A name here that no probe above
+    /// answers is a feature crisp does not use, which is reported as such rather than as unknown.</summary>
+    public static IReadOnlyList<string> CriuNames { get; } =
+    [
+        "mnt_id", "mem_dirty_track", "aio_remap", "timerfd", "tun", "tun_ns", "userns", "fdinfo_lock",
+        "seccomp_suspend", "seccomp_filters", "loginuid", "cgroupns", "autofs", "tcp_half_closed", "compat_cr",
+        "uffd", "uffd-noncoop", "can_map_vdso", "sk_ns", "sk_unix_file", "net_diag_raw", "nsid", "link_nsid",
+        "kcmp_epoll", "timens", "external_net_ns", "clone3_set_tid", "newifindex", "nftables", "has_ipt_legacy",
+        "pidfd_store", "ns_pid", "apparmor_stacking", "network_lock_nftables", "sockopt_buf_lock",
+        "memfd_hugetlb", "move_mount_set_group", "openat2", "get_rseq_conf", "ipv6_freebind", "pagemap_scan",
+        "timer_cr_ids", "overlayfs_maps", "breakpoints", "pagemap_scan_guard_pages",
     ];
 
     /// <summary>A probe by CRIU's feature name or crisp's own name (case-insensitive); null if unknown.</summary>

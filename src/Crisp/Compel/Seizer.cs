@@ -25,6 +25,10 @@ public sealed class Seizer
 
     public Seizer(Tracer tracer) => _tracer = tracer;
 
+    /// <summary>How long one thread may take to reach its interrupt stop (dump --timeout); null = no limit.
+    /// A task in an uninterruptible wait (a vfork parent, a D-state I/O) never stops until it returns.</summary>
+    public TimeSpan? StopTimeout { get; init; }
+
     public Tracer Tracer => _tracer;
 
     /// <summary>Seizes one thread and waits for it to stop. Returns null when the thread vanished
@@ -92,9 +96,9 @@ public sealed class Seizer
 
     /// <summary>Waits for the interrupt stop and records the thread. Every seize path ends here, so every
     /// one records the thread's seccomp mode (SeizedThread reads it) and suspends its filters.</summary>
-    private static SeizedThread? Complete(PendingSeize p)
+    private SeizedThread? Complete(PendingSeize p)
     {
-        int groupStopSignal = WaitForInterruptStop(p.Tid);
+        int groupStopSignal = WaitForInterruptStop(p.Tid, StopTimeout);
         if (groupStopSignal < 0)
             return null;
         var thread = new SeizedThread(p.Pid, p.Tid, p.Options, groupStopSignal);
@@ -210,11 +214,25 @@ public sealed class Seizer
         }
     }
 
-    private static int WaitForInterruptStop(int tid)
+    private static int WaitForInterruptStop(int tid, TimeSpan? timeout)
     {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
-            int r = Wait.TryWaitPid(tid, out var status, Wait.WALL);
+            int r = Wait.TryWaitPid(tid, out var status, Wait.WALL | (timeout is null ? 0 : Wait.WNOHANG));
+            if (r == 0)
+            {
+                // Still attached but not stopped: it cannot be detached until it stops; crisp's exit
+                // releases it (the kernel drops a dead tracer's tracees and their pending interrupts).
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(start) > timeout)
+                    throw new CrispException($"task {tid} did not stop within {timeout!.Value.TotalSeconds:0.#} s (--timeout); it is in state '{ThreadState(tid, tid)}'");
+                // Most threads stop within microseconds: spin briefly before sleeping between polls.
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(start) < TimeSpan.FromMilliseconds(5))
+                    System.Threading.Thread.Yield();
+                else
+                    System.Threading.Thread.Sleep(1);
+                continue;
+            }
             if (r == -Errnos.ECHILD)
                 return -1;
             if (r < 0)

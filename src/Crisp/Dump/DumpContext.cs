@@ -20,6 +20,9 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     /// <summary>The cgroup frozen to seize the tree (--freeze-cgroup), or null for ptrace-only seizing.</summary>
     public Compel.Freezer.CgroupFreezer? Freezer { get; set; }
 
+    /// <summary>The plugins taking part in this dump (none unless the dumper loads them).</summary>
+    public Plugins.PluginSet Plugins { get; set; } = Crisp.Plugins.PluginSet.None(new() { Stage = Crisp.Plugins.PluginStage.Dump, Log = log, ImagesDir = images.Path });
+
     /// <summary>Seized tasks, parents before children (the root first).</summary>
     public List<DumpTask> Tasks { get; } = [];
 

@@ -12,6 +12,20 @@ public sealed record DumpOptions
     /// <summary>Seize through this cgroup (v1 freezer or v2): frozen while tasks are attached, and put
     /// back in the freezer state it had afterwards.</summary>
     public string? FreezeCgroup { get; init; }
+    /// <summary>Dump file locks (flock, POSIX, OFD) and re-take them on restore (--file-locks);
+    /// without it a held lock fails the dump, as in CRIU.</summary>
+    public bool FileLocks { get; init; }
+    /// <summary>Largest deleted-but-open file whose contents are saved (--ghost-limit, CRIU's default 1 MiB).</summary>
+    public long GhostLimit { get; init; } = 1 << 20;
+    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    public string? LibDir { get; init; }
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Leave the tree stopped (SIGSTOP) after a successful dump instead of killing it (-s).</summary>
+    public bool LeaveStopped { get; init; }
+    /// <summary>--action-script hooks (pre-dump, post-dump, ...); null = none.</summary>
+    public Scripts.ActionScripts? Scripts { get; init; }
+    /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
+    public bool TcpEstablished { get; init; }
+    public bool ExtUnixSk { get; init; }
 }

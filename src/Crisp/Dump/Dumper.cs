@@ -17,12 +17,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
         new Resources.Files.FilesDump(),
+        new Resources.Files.Locks.FileLocksDump(),
         new Resources.Fs.FsDump(),
         new Resources.Seccomp.SeccompDump(),
         new Resources.Rlimits.RlimitsDump(),
         new Resources.Signals.SignalsDump(),
         new Resources.TaskState.TaskStateDump(),
         new Resources.Rseq.RseqDump(),
+        new Resources.Membarrier.MembarrierDump(),
         new Resources.Creds.CredsDump(),
     ];
 
@@ -34,36 +36,54 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
+        var scripts = options.Scripts ?? Scripts.ActionScripts.None;
+        var counters = stats.Counters = ctx.Shared<Stats.DumpCounters>();
+        // CRIU runs pre-dump before the tree is touched: a failing script leaves it as it was.
+        scripts.InitPid = options.RootPid;
+        scripts.RunOrThrow(Scripts.ScriptAction.PreDump);
+        ctx.Plugins = Plugins.PluginLoader.Load(PluginRun(ctx));   // before anything is touched
         try
         {
             SeizeTree(ctx);
             stats.FrozenAt = clock.Elapsed;
+            counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
+            foreach (var task in ctx.Tasks)
+                ctx.Plugins.CheckpointDevices(task.Pid);
             foreach (var task in ctx.Tasks)
             {
                 foreach (var stage in Stages)
                 {
                     ctx.Log.Debug($"dump {stage.Name} of {task.Pid}");
+                    long stageStart = Stopwatch.GetTimestamp();
                     stage.Dump(ctx, task);
+                    if (stage is Resources.Memory.MemoryDump)
+                        counters.MemDump += Stopwatch.GetElapsedTime(stageStart);
                     ctx.Faults.At($"dump:{stage.Name}");
                 }
             }
             foreach (var stage in Stages)
                 stage.Finish(ctx);
+            ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             ImageManifest.Write(ctx.Images);
+            // post-dump: the images (manifest included) are complete; a failing script (e.g. a migration
+            // that could not copy them) leaves the tree running, and its exit code is crisp's (as CRIU).
+            scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             stats.ImagesWrittenAt = clock.Elapsed;
         }
         catch
         {
-            ReleaseAfterFailure(ctx);
+            ReleaseStages(ctx, killed: false);
+            ReleaseAfterFailure(ctx, exitPlugins: true);
             RestoreFreezerState(ctx);
             throw;
         }
+        ctx.Plugins.Exit(succeeded: true);   // while the tasks are still seized: a device plugin may need them
 
         if (options.LeaveRunning)
         {
@@ -71,12 +91,24 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             // never run in between.
             if (ctx.Freezer is { WasFrozen: true } frozen)
                 frozen.RequestFreeze();
+            ReleaseStages(ctx, killed: false);
+            DetachAll(ctx);
+        }
+        else if (options.LeaveStopped)
+        {
+            // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
+            foreach (var task in ctx.Tasks)
+                RawSyscall.TryCall(Sysno.kill, task.Pid, 19);
             DetachAll(ctx);
         }
         else
+        {
             KillAll(ctx);
+            ReleaseStages(ctx, killed: true);
+        }
         RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
+        counters.Frozen = clock.Elapsed - stats.FrozenAt;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
         return stats;
@@ -134,19 +166,45 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             RootIds = root.Leader.Core.Ids,
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
+            PluginsEntry = ctx.Plugins.InventoryEntry(),
         });
     }
 
-    /// <summary>Registers and scratch mappings back, every thread detached: the tree runs on as it was.</summary>
-    private static void ReleaseAfterFailure(DumpContext ctx)
+    /// <summary>Registers and scratch mappings back, plugins' devices back (while the tasks are still held),
+    /// every thread detached: the tree runs on as it was.</summary>
+    private static void ReleaseAfterFailure(DumpContext ctx, bool exitPlugins = false)
     {
         foreach (var task in ctx.Tasks)
         {
             try { task.Dispose(); }
             catch (Exception e) { ctx.Log.Error($"restoring registers of {task.Pid}: {e.Message}"); }
         }
+        if (exitPlugins)
+            ctx.Plugins.Exit(succeeded: false);
         DetachAll(ctx);
     }
+
+    private static void ReleaseStages(DumpContext ctx, bool killed)
+    {
+        foreach (var stage in Stages)
+        {
+            try { stage.Release(ctx, killed); }
+            catch (Exception e) { ctx.Log.Error($"releasing {stage.Name}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>What this dump's plugins see: options, and the threads crisp holds.</summary>
+    private static Plugins.PluginRun PluginRun(DumpContext ctx) => new()
+    {
+        Stage = Plugins.PluginStage.Dump,
+        Log = ctx.Log,
+        ImagesDir = ctx.Images.Path,
+        Timeout = ctx.Options.Timeout,
+        LeaveRunning = ctx.Options.LeaveRunning,
+        LibDir = ctx.Options.LibDir,
+        Tracer = ctx.Tracer,
+        FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Pid == pid)?.Threads.FirstOrDefault(t => t.Tid == tid)?.Thread,
+    };
 
     private static void RestoreFreezerState(DumpContext ctx)
     {
@@ -188,4 +246,6 @@ public sealed class DumpStats
     public TimeSpan ImagesWrittenAt { get; set; }
     public TimeSpan Total { get; set; }
     public int Tasks { get; set; }
+    /// <summary>Times and page counts for stats-dump.</summary>
+    public Stats.DumpCounters Counters { get; set; } = new();
 }

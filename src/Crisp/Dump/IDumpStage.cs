@@ -10,4 +10,8 @@ public interface IDumpStage
 
     /// <summary>After every task: writes images shared by the whole tree (files.img, pipes…).</summary>
     void Finish(DumpContext ctx) { }
+
+    /// <summary>After the tree was killed (<paramref name="killed"/>) or let go, or the dump failed:
+    /// lets go of what the stage held for the dump (e.g. sockets in TCP repair mode).</summary>
+    void Release(DumpContext ctx, bool killed) { }
 }

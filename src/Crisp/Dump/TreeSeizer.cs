@@ -21,11 +21,16 @@ public static class TreeSeizer
         // tree has not been touched at all, naming the task, the operation and the privilege.
         CheckPrivileges(rootPid);
 
-        var seizer = new Seizer(ctx.Tracer);
+        var seizer = new Seizer(ctx.Tracer) { StopTimeout = ctx.Options.Timeout };
         if (ctx.Options.FreezeCgroup is { } cgroup)
         {
-            SeizeFrozen(ctx, seizer, cgroup);
-            return;
+            if (!ctx.Plugins.NeedsInterruptOnlySeize)
+            {
+                ctx.Plugins.PauseDevices(rootPid);   // CRIU: the root only, before the freeze
+                SeizeFrozen(ctx, seizer, cgroup);
+                return;
+            }
+            ThawForInterruptOnly(ctx, cgroup);
         }
         var clock = Stopwatch.StartNew();
         var queue = new Queue<DumpTask>();
@@ -89,10 +94,26 @@ public static class TreeSeizer
         ctx.Log.Info($"seized {ctx.Tasks.Count} task(s) through the frozen cgroup in {clock.Elapsed.TotalMilliseconds:F1} ms");
     }
 
+    /// <summary>A plugin needs the tasks running to pause their devices (cuda-checkpoint cannot lock a frozen
+    /// process): the cgroup is thawed if it was frozen and the tree seized by ptrace interrupt, each task right
+    /// after its devices are paused. The freezer remembers the state it found, and the dumper puts it back on
+    /// success and on failure. The threads are recorded by Seizer.Complete like on every other path.</summary>
+    private static void ThawForInterruptOnly(DumpContext ctx, string cgroup)
+    {
+        var freezer = Compel.Freezer.CgroupFreezer.Open(cgroup);
+        ctx.Freezer = freezer;
+        ctx.Log.Info($"cgroup {freezer.Path} ({freezer.Kind}) was {(freezer.WasFrozen ? "frozen: thawing it" : "not frozen")}; seizing by ptrace interrupt for plugin(s) {string.Join(", ", ctx.Plugins.Active.Where(p => p.NeedsInterruptOnlySeize).Select(p => p.Name))}");
+        if (freezer.WasFrozen)
+            freezer.ThawAndWait(ctx.Options.Timeout);
+        if (!freezer.Processes().Contains(ctx.Options.RootPid))
+            throw new CrispException($"process {ctx.Options.RootPid} is not in cgroup {freezer.Path}");
+    }
+
     private static DumpTask Seize(DumpContext ctx, Seizer seizer, int pid, DumpTask? parent)
     {
         if (ProcStat.Read(pid).State is 'Z' or 'X')
             throw new ZombieTaskException(pid);
+        ctx.Plugins.PauseDevices(pid);   // while it still runs
         SeizedProcess process;
         try
         {

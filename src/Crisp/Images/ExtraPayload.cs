@@ -6,4 +6,10 @@ public enum ExtraPayload
     None,
     /// <summary>pipes-data / fifo-data: pipe_data_entry.bytes raw bytes follow each entry.</summary>
     PipeData,
+    /// <summary>sk-queues: sk_packet_entry.length bytes of one queued message follow each entry.</summary>
+    SkQueue,
+    /// <summary>tcp-stream: the receive queue (inq_len) then the send queue (outq_len) follow the entry.</summary>
+    TcpQueues,
+    /// <summary>ghost-file: the file's bytes follow the one ghost_file_entry, raw, to the end of the image.</summary>
+    GhostData,
 }

@@ -20,6 +20,7 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile Fdinfo(long filesId) => new(ImageKind.Fdinfo, filesId);
     public static ImageFile Files => new(ImageKind.Files, null);
     public static ImageFile RegFiles => new(ImageKind.RegFiles, null);
+    public static ImageFile MemfdInode => new(ImageKind.MemfdInode, null);
     public static ImageFile Pipes => new(ImageKind.Pipes, null);
     public static ImageFile PipesData => new(ImageKind.PipesData, null);
     public static ImageFile Fifo => new(ImageKind.Fifo, null);
@@ -32,4 +33,8 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile TtyFiles => new(ImageKind.TtyFiles, null);
     public static ImageFile TtyInfo => new(ImageKind.TtyInfo, null);
     public static ImageFile TtyData => new(ImageKind.TtyData, null);
+    public static ImageFile SkQueues => new(ImageKind.SkQueues, null);
+    public static ImageFile RemapFpath => new(ImageKind.RemapFpath, null);
+    public static ImageFile GhostFile(long id) => new(ImageKind.GhostFile, id);
+    public static ImageFile FileLocks => new(ImageKind.FileLocks, null);
 }

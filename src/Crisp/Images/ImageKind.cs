@@ -77,16 +77,25 @@ public sealed partial class ImageKind
     public static readonly ImageKind EventpollFile = new("EVENTPOLL_FILE", ImageMagic.EventpollFile, "eventpoll", false, eventpoll_file_entry.Descriptor);
     public static readonly ImageKind EventpollTfd = new("EVENTPOLL_TFD", ImageMagic.EventpollTfd, "eventpoll-tfd", false, eventpoll_tfd_entry.Descriptor);
     public static readonly ImageKind UnixSk = new("UNIXSK", ImageMagic.UnixSk, "unixsk", false, unix_sk_entry.Descriptor);
+    public static readonly ImageKind SkQueues = new("SK_QUEUES", ImageMagic.SkQueues, "sk-queues", false, sk_packet_entry.Descriptor, null, ExtraPayload.SkQueue);
+    /// <summary>tcp-stream-INO.img: CRIU names it by the socket's inode in hex (see TcpStreamImage).</summary>
+    public static readonly ImageKind TcpStream = new("TCP_STREAM", ImageMagic.TcpStream, "tcp-stream", true, tcp_stream_entry.Descriptor, null, ExtraPayload.TcpQueues);
     public static readonly ImageKind MemfdInode = new("MEMFD_INODE", ImageMagic.MemfdInode, "memfd", false, memfd_inode_entry.Descriptor);
     public static readonly ImageKind Signalfd = new("SIGNALFD", ImageMagic.Signalfd, "signalfd", false, signalfd_entry.Descriptor);
     public static readonly ImageKind Timerfd = new("TIMERFD", ImageMagic.Timerfd, "timerfd", false, timerfd_entry.Descriptor);
     public static readonly ImageKind NsFiles = new("NS_FILES", ImageMagic.NsFiles, "ns-files", false, ns_file_entry.Descriptor);
+    public static readonly ImageKind RemapFpath = new("REMAP_FPATH", ImageMagic.RemapFpath, "remap-fpath", false, remap_file_path_entry.Descriptor);
+    public static readonly ImageKind GhostFile = new("GHOST_FILE", ImageMagic.GhostFile, "ghost-file", true, ghost_file_entry.Descriptor, null, ExtraPayload.GhostData);
+    public static readonly ImageKind FileLocks = new("FILE_LOCKS", ImageMagic.FileLocks, "file-locks", false, file_lock_entry.Descriptor);
+    /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
+    public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, stats_entry.Descriptor);
 
     public static IReadOnlyList<ImageKind> All { get; } =
     [
         Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, ShmemPagemap, Pages, Fdinfo, Files, RegFiles,
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
-        Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, MemfdInode, Signalfd, Timerfd, NsFiles,
+        Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
+        RemapFpath, GhostFile, FileLocks,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

@@ -36,8 +36,15 @@ public static class ImageMagic
     public const uint EventpollFile = 0x45023858;
     public const uint EventpollTfd = 0x44433746;
     public const uint UnixSk = 0x54373943;
+    public const uint SkQueues = 0x56264026;
+    public const uint TcpStream = 0x51465506;
     public const uint MemfdInode = 0x48453499;
     public const uint Signalfd = 0x57323820;
     public const uint Timerfd = 0x50493712;
     public const uint NsFiles = 0x61394011;
+    public const uint RemapFpath = 0x59133954;
+    public const uint GhostFile = 0x52583605;
+    public const uint FileLocks = 0x54323616;
+    /// <summary>stats-dump / stats-restore: a service image (IMG_SERVICE head), named without ".img".</summary>
+    public const uint Stats = 0x57093306;
 }

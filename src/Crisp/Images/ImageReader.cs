@@ -26,6 +26,8 @@ public sealed class ImageReader : IDisposable
     public ImageKind Kind { get; }
     public long Position => _stream.Position;
     public bool AtEnd => _stream.Position >= _length;
+    /// <summary>Bytes left after the current position (a ghost file's raw contents).</summary>
+    public long Remaining => _length - _stream.Position;
 
     /// <summary>Opens a file, taking its kind from its name (core-1.img → CORE).</summary>
     public static ImageReader Open(string path)

@@ -90,9 +90,20 @@ public sealed class PagemapReader : IDisposable
     /// <summary>Stored runs overlapping [start, end), clipped, with their file offsets.</summary>
     public IEnumerable<(ulong Vaddr, ulong Length, long FileOffset)> Resolve(ulong start, ulong end)
     {
-        foreach (var r in _runs)
+        // Binary search for the first run ending after start: a task with many VMAs and runs stays linear.
+        int lo = 0, hi = _runs.Length;
+        while (lo < hi)
         {
-            if (!r.IsPresent || r.End <= start || r.Vaddr >= end)
+            int mid = (lo + hi) >>> 1;
+            if (_runs[mid].End <= start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (int i = lo; i < _runs.Length && _runs[i].Vaddr < end; i++)
+        {
+            var r = _runs[i];
+            if (!r.IsPresent)
                 continue;
             ulong s = Math.Max(r.Vaddr, start), e = Math.Min(r.End, end);
             yield return (s, e - s, r.FileOffset + (long)(s - r.Vaddr));

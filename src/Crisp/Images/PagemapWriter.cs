@@ -21,6 +21,8 @@ public sealed class PagemapWriter : IDisposable
     }
 
     public long PagesWritten { get; private set; }
+    /// <summary>Time spent writing page data (CRIU's memwrite_time).</summary>
+    public TimeSpan WriteTime { get; private set; }
 
     public static PagemapWriter Create(ImageDirectory dir, long pid, uint pagesId) => Create(dir, ImageFile.Pagemap(pid), pagesId);
 
@@ -40,7 +42,9 @@ public sealed class PagemapWriter : IDisposable
             return;
         if (data.Length % PageSize != 0 || vaddr % PageSize != 0)
             throw new ArgumentException("page runs must be page-aligned and whole pages");
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         _pages.Write(data);
+        WriteTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
         uint pages = (uint)(data.Length / PageSize);
         PagesWritten += pages;
         Add(vaddr, pages, PagemapFlags.Present);

@@ -10,14 +10,19 @@ public static class PuppetTreeBuilder
 {
     public static void Build(RestoreContext ctx)
     {
-        var first = Puppet.Spawn(ctx.Seizer);
-        try
+        if (ctx.Options.Sibling)
+            ctx.Root.Puppet = Puppet.SpawnSibling(ctx.Seizer, ctx.Root.Pid);
+        else
         {
-            ctx.Root.Puppet = first.Clone(ctx.Root.Pid, sibling: true);
-        }
-        finally
-        {
-            first.Kill();
+            var first = Puppet.Spawn(ctx.Seizer);
+            try
+            {
+                ctx.Root.Puppet = first.Clone(ctx.Root.Pid, sibling: true);
+            }
+            finally
+            {
+                first.Kill();
+            }
         }
         // Leaders first: a child inherits its parent's session and group when it is cloned.
         foreach (var task in ctx.Tasks)

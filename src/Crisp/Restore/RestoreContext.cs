@@ -19,6 +19,9 @@ public sealed class RestoreContext(RestoreOptions options, Log log, ImageDirecto
     public FaultInjection Faults { get; } = faults;
     public inventory_entry Inventory { get; } = inventory;
 
+    /// <summary>The plugins taking part in this restore (none unless the restorer loads them).</summary>
+    public Plugins.PluginSet Plugins { get; set; } = Crisp.Plugins.PluginSet.None(new() { Stage = Crisp.Plugins.PluginStage.Restore, Log = log, ImagesDir = images.Path });
+
     /// <summary>Tasks, parents before children (the root first).</summary>
     public List<RestoreTask> Tasks { get; } = [];
     public RestoreTask Root => Tasks[0];

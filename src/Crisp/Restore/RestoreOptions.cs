@@ -8,6 +8,16 @@ public sealed record RestoreOptions
     public bool Detached { get; init; }
     public string? PidFile { get; init; }
     public bool ShellJob { get; init; }
+    /// <summary>The restored root becomes a child of crisp's parent (--restore-sibling), not of crisp.</summary>
+    public bool Sibling { get; init; }
+    /// <summary>--action-script hooks (pre-restore, post-restore, pre-resume, post-resume, ...); null = none.</summary>
+    public Scripts.ActionScripts? Scripts { get; init; }
+    /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
+    public bool TcpEstablished { get; init; }
+    public bool ExtUnixSk { get; init; }
+    public bool FileLocks { get; init; }
+    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    public string? LibDir { get; init; }
     /// <summary>Use images without checking them against crisp-manifest.sha256 (images made by CRIU or other tools).</summary>
     public bool SkipImageVerify { get; init; }
 }

@@ -17,11 +17,14 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         new ThreadBuilder(),
         new Resources.Core.CoreRestore(),
         new Resources.Files.FilesRestore(),
+        new Resources.Files.Epoll.EpollRestore(),
+        new Resources.Files.Locks.FileLocksRestore(),
         new Resources.Fs.FsRestore(),
         new Resources.Rlimits.RlimitsRestore(),
         new Resources.Signals.SignalsRestore(),
         new Resources.TaskState.TaskStateRestore(),
         new Resources.Rseq.RseqRestore(),
+        new Resources.Membarrier.MembarrierRestore(),
         new Resources.Seccomp.SeccompRestore(),
         new Resources.Creds.CredsRestore(),
     ];
@@ -29,21 +32,39 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     /// <summary>Restores the tree; returns the root's PID once every task runs.</summary>
     public RestoredTree Run()
     {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var counters = new Stats.RestoreCounters();
+        var scripts = options.Scripts ?? Scripts.ActionScripts.None;
         var images = ImageDirectory.Open(options.ImagesDir);
         if (!options.SkipImageVerify)
             ImageManifest.Verify(images);
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         CheckpointLoader.CheckPidsFree(tasks);
+        // CRIU's pre-restore: before anything is created, so a failing script leaves nothing behind.
+        scripts.RunOrThrow(Scripts.ScriptAction.PreRestore);
 
         var tracer = new Tracer();
         var ctx = new RestoreContext(options, log, images, tracer, new Seizer(tracer), faults ?? FaultInjection.None, inventory);
         ctx.Tasks.AddRange(tasks);
         try
         {
+            ctx.Plugins = LoadPlugins(ctx);
+        }
+        catch
+        {
+            tracer.Dispose();
+            throw;
+        }
+        try
+        {
             foreach (var stage in Stages)
                 stage.Prepare(ctx);
+            long forking = System.Diagnostics.Stopwatch.GetTimestamp();
             PuppetTreeBuilder.Build(ctx);
+            counters.Forking = System.Diagnostics.Stopwatch.GetElapsedTime(forking);
+            scripts.InitPid = ctx.Root.Pid;
+            ctx.Plugins.PostForking();
             ctx.Faults.At("restore:puppets");
             foreach (var task in ctx.Tasks)
             {
@@ -56,15 +77,22 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             }
             foreach (var task in ctx.Tasks)
                 TaskRelease.Prepare(ctx, task);
+            foreach (var task in ctx.Tasks)
+                ctx.Plugins.ResumeDevicesLate(task.Pid);
             ctx.Faults.At("restore:release");
+            scripts.RunOrThrow(Scripts.ScriptAction.PostRestore);
             if (options.PidFile is { } pidFile)
                 File.WriteAllText(pidFile, $"{ctx.Root.Pid}\n");
+            // CRIU only reports failing pre-resume and post-resume scripts; the restore stands.
+            if (scripts.Run(Scripts.ScriptAction.PreResume) is not 0 and var pre)
+                ctx.Log.Error($"Pre-resume script ret code {pre}");
             TaskRelease.DetachAll(ctx);
         }
         catch
         {
             ThreadBuilder.KillThreads(ctx);
             PuppetTreeBuilder.KillAll(ctx);
+            ctx.Plugins.Exit(succeeded: false);
             tracer.Dispose();
             throw;
         }
@@ -76,15 +104,53 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
                 catch (Exception e) { ctx.Log.Error($"cleanup of {stage.Name}: {e.Message}"); }
             }
         }
+        ctx.Plugins.Exit(succeeded: true);
         tracer.Dispose();
         ctx.Log.Info($"restored {ctx.Tasks.Count} task(s), root {ctx.Root.Pid}");
-        return new RestoredTree(ctx.Root.Pid);
+        counters.Restore = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        counters.PagesRestored = Stats.PageCount.Present(images, ctx.Tasks.Select(t => t.Pid));
+        if (scripts.Run(Scripts.ScriptAction.PostResume) is not 0 and var post)
+            ctx.Log.Error($"Post-resume script ret code {post}");
+        return new RestoredTree(ctx.Root.Pid) { Counters = counters, Sibling = options.Sibling };
+    }
+
+    /// <summary>Loads the plugins, refuses a checkpoint that needs one that is missing (before anything is
+    /// created) and runs RestoreInit. Plugins see the threads of the puppets once they exist.</summary>
+    private static Plugins.PluginSet LoadPlugins(RestoreContext ctx)
+    {
+        var plugins = Plugins.PluginLoader.Load(new Plugins.PluginRun
+        {
+            Stage = Plugins.PluginStage.Restore,
+            Log = ctx.Log,
+            ImagesDir = ctx.Images.Path,
+            LibDir = ctx.Options.LibDir,
+            CheckpointPlugins = ctx.Inventory.PluginsEntry?.Plugins.ToHashSet(),
+            Tracer = ctx.Tracer,
+            FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Pid == pid) is not { } task ? null
+                : tid == pid ? task.Puppet?.Thread : task.Threads.FirstOrDefault(t => t.Tid == tid)?.Seized,
+        });
+        try
+        {
+            plugins.CheckCheckpointNeeds();
+            plugins.RestoreInit();
+            return plugins;
+        }
+        catch
+        {
+            plugins.Exit(succeeded: false);
+            throw;
+        }
     }
 }
 
 /// <summary>A restored tree: its root is a child of crisp until crisp exits.</summary>
 public sealed record RestoredTree(int RootPid)
 {
+    /// <summary>Times and page counts for stats-restore.</summary>
+    public Stats.RestoreCounters Counters { get; init; } = new();
+    /// <summary>The root is crisp's sibling (--restore-sibling): crisp cannot wait for it.</summary>
+    public bool Sibling { get; init; }
+
     /// <summary>Waits for the root to exit; returns an exit code the way a shell reports it.</summary>
     public int WaitForExit()
     {

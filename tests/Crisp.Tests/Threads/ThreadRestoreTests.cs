@@ -129,6 +129,36 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         Assert.Equal("PASS", verdict.Trim());
     }
 
+    /// <summary>Nine threads in every waiting state of issue #6 — also a mutex, a join, sleeps that must
+    /// continue for their remaining time (nanosleep and clock_nanosleep with rem: EINTR is a failure) and
+    /// a thread inside a signal handler — each checks its own TLS, name, mask and altstack; two cycles.</summary>
+    [RootFact]
+    public void NineThreadsInEveryWaitingStateSurviveTwoCycles()
+    {
+        using var w = new Workload();
+        w.Start("all");
+        Assert.Equal(9, w.Tids.Length);
+        var names = Names(w);
+        Assert.Equal(["thr-main", "thr-spin", "thr-cond", "thr-sleep", "thr-read", "thr-mutex", "thr-join", "thr-nsleep",
+            "thr-csleep", "thr-handler"], names.Values);
+        RestoredTree? tree = null;
+        for (int cycle = 0; cycle < 2; cycle++)
+        {
+            string images = Path.Combine(w.Dir, $"images{cycle}");
+            Directory.CreateDirectory(images);
+            DumpAndKill(w, images);
+            (tree, _) = Restore(w, images);
+            AssertThreadsBack(w, names);
+            Thread.Sleep(300);   // the sleepers finish a restored sleep and start new ones
+        }
+        RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
+        int rc = tree!.WaitForExit();
+        w.Alive = false;
+        string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
+        Assert.True(rc == 0, $"exit {rc}: {verdict}");
+        Assert.Equal("PASS", verdict.Trim());
+    }
+
     [RootFact]
     public void HundredThreadsDumpAndRestoreQuickly()
     {

@@ -66,6 +66,20 @@ public sealed class CgroupFreezer
     /// <summary>Asks the cgroup to thaw (does not wait: thawing is immediate for the kernel's purposes).</summary>
     public void Thaw() => Write(Kind == FreezerKind.V1 ? "freezer.state" : "cgroup.freeze", Kind == FreezerKind.V1 ? "THAWED" : "0");
 
+    /// <summary>Thaws and waits until the kernel reports the cgroup thawed (v2 thaws asynchronously): for
+    /// seizing by ptrace interrupt only, where tasks must run (a plugin pauses their devices first).</summary>
+    public void ThawAndWait(TimeSpan timeout)
+    {
+        Thaw();
+        var clock = Stopwatch.StartNew();
+        while (Kind == FreezerKind.V1 ? Read("freezer.state") != "THAWED" : IsFrozen())
+        {
+            if (clock.Elapsed > timeout)
+                throw new CrispException($"cgroup {Path} did not thaw within {timeout.TotalSeconds:F0} s");
+            Thread.Sleep(1);
+        }
+    }
+
     /// <summary>Puts the cgroup back in the freezer state crisp found it in.</summary>
     public void RestoreOriginalState(TimeSpan timeout)
     {

@@ -54,6 +54,27 @@ public sealed class Puppet : IDisposable
         }
     }
 
+    /// <summary>Starts a puppet with PID <paramref name="pid"/> as a child of crisp's parent (a sibling of
+    /// crisp, --restore-sibling), so the caller that started crisp can wait for the restored root.</summary>
+    public static Puppet SpawnSibling(Seizer seizer, int pid)
+    {
+        using var memfd = Memfd.Create("crisp-puppet", Memfd.MFD_CLOEXEC);
+        FileIo.WriteExactly(memfd.Fd, PuppetElf.Build());
+        int started = SiblingSpawn.Start($"/proc/self/fd/{memfd.Fd}", ["crisp-puppet"], [], pid);
+        try
+        {
+            WaitUntilAtEntry(started);
+            var process = seizer.SeizeProcess(started, SeccompSuspend.Always, Options);
+            return new Puppet(seizer, process.Leader);
+        }
+        catch
+        {
+            // Not our child: crisp's parent reaps it.
+            RawSyscall.TryCall(Sysno.kill, started, 9);
+            throw;
+        }
+    }
+
     /// <summary>Clones a new puppet with PID <paramref name="pid"/> inside this one. With
     /// <paramref name="sibling"/> the new task becomes a child of this puppet's parent (CLONE_PARENT).</summary>
     public Puppet Clone(int pid, bool sibling = false)

@@ -35,6 +35,16 @@ public static class ImageJson
             var obj = Message(entry, false);
             if (kind.Extra == ExtraPayload.PipeData)
                 obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((pipe_data_entry)entry).Bytes)));
+            else if (kind.Extra == ExtraPayload.SkQueue)
+                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((sk_packet_entry)entry).Length)));
+            else if (kind.Extra == ExtraPayload.TcpQueues && entry is tcp_stream_entry t)
+                obj.Add("extra", new PyJson.Obj
+                {
+                    { "inq", CritFormat.Base64Lines(reader.ReadExtra(t.InqLen)) },
+                    { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
+                });
+            else if (kind.Extra == ExtraPayload.GhostData && !((ghost_file_entry)entry).Chunks)
+                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };
@@ -70,6 +80,7 @@ public static class ImageJson
     {
         "criu.creds_entry.no_new_privs",
         "criu.creds_entry.cap_amb",
+        "criu.inventory_entry.plugins_entry",
     };
 
     private static PyJson.Obj Message(IMessage message, bool hex)

@@ -139,8 +139,9 @@ public sealed unsafe partial class Pagemap : IDisposable
     /// <summary>Runs of present-or-swapped pages via PAGEMAP_SCAN when available, else via pread.</summary>
     public List<PageRun> Runs(ulong start, ulong end) => ScanSupported ? ScanRuns(start, end) : ReadRuns(start, end);
 
-    /// <summary>PAGEMAP_SCAN for pages that are present or swapped; adjacent regions are merged.</summary>
-    public List<PageRun> ScanRuns(ulong start, ulong end)
+    /// <summary>PAGEMAP_SCAN for pages that are present or swapped (with <paramref name="excludeFile"/>, only
+    /// anonymous ones: the copied-on-write pages of a private file mapping); adjacent regions are merged.</summary>
+    public List<PageRun> ScanRuns(ulong start, ulong end, bool excludeFile = false)
     {
         const int VecLength = 512;
         var vec = stackalloc PageRegion[VecLength];
@@ -155,8 +156,10 @@ public sealed unsafe partial class Pagemap : IDisposable
                 End = end,
                 Vec = (ulong)vec,
                 VecLength = VecLength,
+                CategoryInverted = excludeFile ? PAGE_IS_FILE : 0,
+                CategoryMask = excludeFile ? PAGE_IS_FILE : 0,
                 CategoryAnyOfMask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                ReturnMask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                ReturnMask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | (excludeFile ? PAGE_IS_FILE : 0),
             };
             int n = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg);
             if (n < 0)

@@ -28,12 +28,39 @@ public interface IFileKind
 
     /// <summary>Creates the description in crisp (restore Prepare); crisp owns the returned fd.</summary>
     UnixFd Open(RestoreContext ctx, file_entry entry);
+
+    /// <summary>After every task's fds: writes this kind's tree-wide images (sk-queues…).</summary>
+    void FinishDump(DumpContext ctx) { }
+
+    /// <summary>After the tree was killed or let go, or the dump failed (<paramref name="killed"/> false).</summary>
+    void ReleaseDump(DumpContext ctx, bool killed) { }
+}
+
+/// <summary>A kind with dump-wide or restore-wide state of its own (ghost files, FIFO data): written
+/// once every task is dumped, released once every task is restored (or the restore failed).</summary>
+public interface IFileKindState
+{
+    void FinishDump(DumpContext ctx) { }
+    void CleanupRestore(RestoreContext ctx) { }
 }
 
 /// <summary>The kinds crisp dumps and restores; every other fd is refused by name.</summary>
 public static class FileKinds
 {
-    public static IReadOnlyList<IFileKind> All { get; } = [new Regular.RegularFile(), new Pipes.PipeFile()];
+    public static IReadOnlyList<IFileKind> All { get; } =
+    [
+        new Regular.RegularFile(),
+        new Pipes.PipeFile(),
+        new EventFd.EventFdFile(),
+        new SignalFd.SignalFdFile(),
+        new TimerFd.TimerFdFile(),
+        new Epoll.EpollFile(),
+        new Inotify.InotifyFile(),
+        new Ghost.GhostFile(),
+        new Fifo.FifoFile(),
+        new Memfd.MemfdFile(),
+        new Sockets.Unix.UnixSocketFile(),
+    ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));
 

@@ -43,5 +43,14 @@ public sealed class FilesDump : IDumpStage
     {
         ctx.Shared<FileTable>().Write(ctx.Images);
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
+        foreach (var kind in FileKinds.All)
+            kind.FinishDump(ctx);
+        ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
+    }
+
+    public void Release(DumpContext ctx, bool killed)
+    {
+        foreach (var kind in FileKinds.All)
+            kind.ReleaseDump(ctx, killed);
     }
 }

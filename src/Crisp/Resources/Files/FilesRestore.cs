@@ -52,6 +52,8 @@ public sealed class FilesRestore : IRestoreStage
             fd.Dispose();
         open.ById.Clear();
         ctx.Shared<PipeSet>().Dispose();
+        foreach (var kind in FileKinds.All.OfType<IFileKindState>())
+            kind.CleanupRestore(ctx);
     }
 }
 

@@ -19,7 +19,9 @@ public sealed class MemoryDump : IDumpStage
         ulong brk = (ulong)task.Call("brk(0)", Sysno.brk, 0);
         int dumpable = (int)task.Call("prctl(PR_GET_DUMPABLE)", Sysno.prctl, Prctl.PR_GET_DUMPABLE);
         var files = ctx.Shared<MappedFiles>();
-        var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path));
+        var memfds = ctx.Shared<Files.Memfd.MemfdInodesDump>();
+        var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path),
+            m => memfds.MappingFileIdOf(ctx, pid, m));
 
         var stat = task.Stat;
         var mm = new mm_entry
@@ -46,6 +48,7 @@ public sealed class MemoryDump : IDumpStage
         {
             var pages = new PrivatePagesDump(pid, writer);
             pages.Dump(vmas);
+            ctx.Shared<Stats.DumpCounters>().AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
         var shared = ctx.Shared<SharedAnonDump>();

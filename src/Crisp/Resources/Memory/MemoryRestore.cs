@@ -42,7 +42,8 @@ public sealed class MemoryRestore : IRestoreStage
     {
         var state = ctx.Shared<State>();
         var mm = state.Mms[task.Pid];
-        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared);
+        var memfds = Files.Memfd.MemfdInodes.Of(ctx);
+        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, memfds);
         space.CheckFits();
         space.AnonymizePuppetText();
         space.ClearLeftovers();
@@ -66,8 +67,14 @@ public sealed class MemoryRestore : IRestoreStage
         // SUID_DUMP_ROOT (2) cannot be set by prctl; it only comes from exec of a setuid program.
         if (mm.HasDumpable && mm.Dumpable is 0 or 1)
             task.Call("prctl(PR_SET_DUMPABLE)", Sysno.prctl, Prctl.PR_SET_DUMPABLE, mm.Dumpable);
+        if (task == ctx.Tasks[^1])
+            memfds.ApplySeals();   // every task's mappings exist now
         ctx.Log.Debug($"memory of {task.Pid}: {mm.Vmas.Count} VMAs");
     }
 
-    public void Cleanup(RestoreContext ctx) => ctx.Shared<State>().Shared.Dispose();
+    public void Cleanup(RestoreContext ctx)
+    {
+        ctx.Shared<State>().Shared.Dispose();
+        ctx.Shared<Files.Memfd.MemfdInodes>().Dispose();
+    }
 }

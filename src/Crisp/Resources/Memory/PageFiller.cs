@@ -7,19 +7,27 @@ namespace Crisp.Resources.Memory;
 
 /// <summary>Writes a task's stored private pages into its puppet: large reads from pages-N.img, then one
 /// process_vm_writev per batch where the VMA is writable, pwrite to /proc/PID/mem where it is not
-/// (read-only or PROT_NONE pages; the kernel's forced write copies them privately).</summary>
+/// (read-only or PROT_NONE pages; the kernel's forced write copies them privately). A second thread
+/// writes one batch into the puppet while the next is read from the file.
+/// process_vm_writev rather than a read() by the puppet itself: the kernel then faults the puppet's
+/// fresh pages in through get_user_pages, which is several times cheaper than faulting them one trap
+/// at a time inside read() on virtual machines (docs/bench.md), and the extra copy is from page cache
+/// into a warm buffer.</summary>
 public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_entry> writableForFill)
 {
-    public const int BatchBytes = 32 << 20;
+    public const int BatchBytes = PrivatePagesDump.BatchBytes;
 
-    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BatchBytes);
-    private readonly List<(RemoteRange Range, long FileOffset)> _batch = [];
+    private readonly BatchBuffers _buffers = BatchBuffers.Take(BatchBytes);
+    private List<(RemoteRange Range, long FileOffset)> _batch = [];
     private int _batchBytes;
     private bool _batchWritable;
     private SafeFileHandle? _mem;
     private SafeFileHandle? _file;
+    private Task _writing = Task.CompletedTask;
+    private long _bytesWritten;
 
-    public long BytesWritten { get; private set; }
+    /// <summary>Bytes written into the puppet so far (the count a stats counter reads).</summary>
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
 
     public void Fill(IEnumerable<vma_entry> vmas)
     {
@@ -36,11 +44,15 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
                     Add(new RemoteRange(vaddr, length), offset, writable);
             }
             Flush();
+            _writing.GetAwaiter().GetResult();
         }
         finally
         {
+            // A failed read must not leave the writer thread using the buffers we hand back.
+            try { _writing.Wait(); } catch (AggregateException) { }
             _file.Dispose();
             _mem?.Dispose();
+            _buffers.Return();
         }
     }
 
@@ -65,6 +77,7 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
     {
         if (_batch.Count == 0)
             return;
+        var buffer = _buffers.Next();
         // Runs are in file order: read the batch with as few preads as the file layout allows.
         int at = 0;
         for (int i = 0; i < _batch.Count;)
@@ -73,26 +86,34 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
             long len = (long)_batch[i].Range.Length;
             while (j + 1 < _batch.Count && _batch[j + 1].FileOffset == _batch[j].FileOffset + (long)_batch[j].Range.Length)
                 len += (long)_batch[++j].Range.Length;
-            ReadFile(_buffer.AsSpan(at, (int)len), _batch[i].FileOffset);
+            ReadFile(buffer.AsSpan(at, (int)len), _batch[i].FileOffset);
             at += (int)len;
             i = j + 1;
         }
-        var data = _buffer.AsSpan(0, _batchBytes);
-        if (_batchWritable)
-            ProcessVm.WriteExactly(pid, _batch.Select(b => b.Range).ToArray(), data);
+        var ranges = _batch.Select(b => b.Range).ToArray();
+        bool writable = _batchWritable;
+        int bytes = _batchBytes;
+        _writing.GetAwaiter().GetResult();   // the other buffer is free again, and batches land in order
+        _writing = Task.Run(() => Write(buffer.AsSpan(0, bytes), ranges, writable));
+        _batch = [];
+        _batchBytes = 0;
+    }
+
+    private void Write(ReadOnlySpan<byte> data, RemoteRange[] ranges, bool writable)
+    {
+        if (writable)
+            ProcessVm.WriteExactly(pid, ranges, data);
         else
         {
             _mem ??= File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Write);
             int offset = 0;
-            foreach (var (range, _) in _batch)
+            foreach (var range in ranges)
             {
                 RandomAccess.Write(_mem, data.Slice(offset, (int)range.Length), (long)range.Address);
                 offset += (int)range.Length;
             }
         }
-        BytesWritten += _batchBytes;
-        _batch.Clear();
-        _batchBytes = 0;
+        Interlocked.Add(ref _bytesWritten, data.Length);
     }
 
     private void ReadFile(Span<byte> span, long offset)

@@ -7,8 +7,9 @@ namespace Crisp.Resources.Memory;
 
 /// <summary>Stores the private pages of a task in pagemap-PID.img + pages-N.img: in anonymous VMAs every
 /// page that is present or swapped, in private file VMAs only the anonymous (copied-on-write) ones.
-/// Pages are read in large batches with process_vm_readv; /proc/PID/mem covers what it cannot read
-/// (PROT_NONE or otherwise unreadable VMAs).</summary>
+/// Pages are found with PAGEMAP_SCAN where the kernel has it (time follows populated pages, not VMA size),
+/// read in large batches with process_vm_readv (/proc/PID/mem covers what it cannot read: PROT_NONE or
+/// otherwise unreadable VMAs), and written by a second thread while the next batch is read.</summary>
 public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
 {
     /// <summary>Bytes read per process_vm_readv batch.</summary>
@@ -17,11 +18,13 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
     private const ulong PageSize = Pagemap.PageSize;
     private const ulong PresentOrSwapped = 3UL << 62, FilePage = 1UL << 61;
 
-    private readonly byte[] _buffer = GC.AllocateUninitializedArray<byte>(BatchBytes);
-    private readonly List<RemoteRange> _batch = [];
+    private readonly BatchBuffers _buffers = BatchBuffers.Take(BatchBytes);
+    private List<RemoteRange> _batch = [];
     private int _batchBytes;
     private SafeFileHandle? _mem;
+    private Task _writing = Task.CompletedTask;
 
+    /// <summary>Pages stored so far (the count a stats counter reads).</summary>
     public long Pages => writer.PagesWritten;
 
     public void Dump(IEnumerable<DumpedVma> vmas)
@@ -38,15 +41,25 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
                     Add(run, vma.Maps.CanRead);
                 Flush(vma.Maps.CanRead);   // a batch never mixes readable and unreadable VMAs
             }
+            _writing.GetAwaiter().GetResult();
         }
         finally
         {
+            // A failed read must not leave the writer thread using the buffers we hand back.
+            try { _writing.Wait(); } catch (AggregateException) { }
             _mem?.Dispose();
+            _buffers.Return();
         }
     }
 
-    /// <summary>Runs of pages to store, from pagemap entries read in chunks (a VMA may be huge and sparse).</summary>
-    private static IEnumerable<RemoteRange> Runs(Pagemap pagemap, ulong start, ulong end, bool onlyAnonCopies)
+    /// <summary>Runs of pages to store: PAGEMAP_SCAN (present or swapped, and not file pages where only
+    /// anonymous copies are wanted) or, on older kernels, pagemap entries read in chunks.</summary>
+    private static IEnumerable<RemoteRange> Runs(Pagemap pagemap, ulong start, ulong end, bool onlyAnonCopies) =>
+        pagemap.ScanSupported
+            ? pagemap.ScanRuns(start, end, excludeFile: onlyAnonCopies).Select(r => new RemoteRange(r.Start, r.Length))
+            : ReadRuns(pagemap, start, end, onlyAnonCopies);
+
+    private static IEnumerable<RemoteRange> ReadRuns(Pagemap pagemap, ulong start, ulong end, bool onlyAnonCopies)
     {
         var entries = new ulong[Math.Min((end - start) / PageSize, (ulong)Pagemap.MaxEntriesPerRead)];
         ulong runStart = 0, runEnd = 0;
@@ -90,27 +103,36 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
         }
     }
 
+    /// <summary>Reads the batch into the free buffer, then hands it to the writer thread: reading the next
+    /// batch overlaps writing this one (two cores: one copies out of the task, one into the page cache).</summary>
     private void Flush(bool readable)
     {
         if (_batch.Count == 0)
             return;
-        var data = _buffer.AsSpan(0, _batchBytes);
-        long done = readable ? ProcessVm.Read(pid, _batch.ToArray(), data) : 0;
+        var buffer = _buffers.Next();
+        long done = readable ? ProcessVm.Read(pid, _batch.ToArray(), buffer.AsSpan(0, _batchBytes)) : 0;
         if (done < _batchBytes)
-            ReadThroughProcMem(done);
+            ReadThroughProcMem(buffer, done);
+        var runs = _batch;
+        _writing.GetAwaiter().GetResult();   // the writer is done with the other buffer, and in order
+        _writing = Task.Run(() => Write(buffer, runs));
+        _batch = [];
+        _batchBytes = 0;
+    }
+
+    private void Write(byte[] buffer, List<RemoteRange> runs)
+    {
         int offset = 0;
-        foreach (var r in _batch)
+        foreach (var r in runs)
         {
-            writer.AddPages(r.Address, data.Slice(offset, (int)r.Length));
+            writer.AddPages(r.Address, buffer.AsSpan(offset, (int)r.Length));
             offset += (int)r.Length;
         }
-        _batch.Clear();
-        _batchBytes = 0;
     }
 
     /// <summary>The rest of the batch from byte <paramref name="from"/> on, through /proc/PID/mem (FOLL_FORCE
     /// reads pages process_vm_readv refuses).</summary>
-    private void ReadThroughProcMem(long from)
+    private void ReadThroughProcMem(byte[] buffer, long from)
     {
         _mem ??= File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Read);
         long offset = 0;
@@ -120,7 +142,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
             if (rEnd > from)
             {
                 long skip = Math.Max(0, from - offset);
-                var span = _buffer.AsSpan((int)(offset + skip), (int)((long)r.Length - skip));
+                var span = buffer.AsSpan((int)(offset + skip), (int)((long)r.Length - skip));
                 long addr = (long)r.Address + skip;
                 int got = 0;
                 while (got < span.Length)

@@ -8,7 +8,8 @@ namespace Crisp.Resources.Memory;
 
 /// <summary>Rebuilds a task's VMAs in its puppet by remote syscalls: clears the puppet's own leftovers,
 /// moves its vdso/vvar to where the task had them, and maps every dumped VMA at its address.</summary>
-public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyDictionary<uint, string> files, SharedAnonObjects shared)
+public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyDictionary<uint, string> files, SharedAnonObjects shared,
+    Files.Memfd.MemfdInodes memfds)
 {
     private const int MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
     private const ulong PageSize = PuppetElf.PageSize;
@@ -104,6 +105,8 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 int fd = -1;
                 if (VmaStatus.Is(v.Status, VmaStatus.AnonShared))
                     fd = OpenCached(openFiles, shared.PathOf(v.Shmid), FileIo.O_RDWR);
+                else if (VmaStatus.Is(v.Status, VmaStatus.Memfd))
+                    fd = OpenCached(openFiles, memfds.PathOfFile((uint)v.Shmid), (int)v.Fdflags & FileIo.O_ACCMODE);
                 else if (VmaStatus.Is(v.Status, VmaStatus.FilePrivate) || VmaStatus.Is(v.Status, VmaStatus.FileShared))
                 {
                     if (!files.TryGetValue((uint)v.Shmid, out var path))

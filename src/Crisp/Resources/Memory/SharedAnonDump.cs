@@ -20,28 +20,38 @@ public sealed class SharedAnonDump
         if (!_dumped.Add(shmid))
             return;
         using var fd = FileIo.Open($"/proc/{pid}/map_files/{vma.Start:x}-{vma.End:x}", FileIo.O_RDONLY);
-        long size = FileIo.Seek(fd.Fd, 0, FileIo.SEEK_END);
+        Pages += DumpObject(ctx, fd.Fd, shmid, $"task {pid}: shared memory 0x{vma.Start:x}");
+    }
+
+    /// <summary>Stores the data pages (SEEK_DATA/SEEK_HOLE) of the shmem object open at <paramref name="fd"/>
+    /// in pagemap-shmem-SHMID.img; memfd inodes use it too. Returns the number of pages.</summary>
+    public static long DumpObject(Dump.DumpContext ctx, int fd, ulong shmid, string what)
+    {
+        long size = FileIo.Seek(fd, 0, FileIo.SEEK_END);
         using var writer = ctx.Images.CreatePagemap(ImageFile.ShmemPagemap((long)shmid), ctx.NewId());
-        var buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
+        long pageAligned = (size + PagemapWriter.PageSize - 1) & ~(long)(PagemapWriter.PageSize - 1);
+        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Min(ChunkBytes, Math.Max(pageAligned, PagemapWriter.PageSize)));
         long at = 0;
         while (at < size)
         {
-            long data = RawSyscall.TryCall(Sysno.lseek, fd.Fd, at, FileIo.SEEK_DATA);
+            long data = RawSyscall.TryCall(Sysno.lseek, fd, at, FileIo.SEEK_DATA);
             if (data < 0)
                 break;   // ENXIO: no data after `at`
-            long hole = Math.Min(size, FileIo.Seek(fd.Fd, data, FileIo.SEEK_HOLE));
+            long hole = Math.Min(size, FileIo.Seek(fd, data, FileIo.SEEK_HOLE));
             data &= ~(long)(PagemapWriter.PageSize - 1);
             hole = (hole + PagemapWriter.PageSize - 1) & ~(long)(PagemapWriter.PageSize - 1);
-            for (long off = data; off < hole; off += ChunkBytes)
+            for (long off = data; off < hole; off += buffer.Length)
             {
-                int n = (int)Math.Min(ChunkBytes, hole - off);
+                int n = (int)Math.Min(buffer.Length, hole - off);
                 var span = buffer.AsSpan(0, n);
-                if (FileIo.PReadFully(fd.Fd, span, off) != n)
-                    throw new CrispException($"task {pid}: short read of shared memory 0x{vma.Start:x} at offset {off}");
+                span.Clear();   // the last page of an object may be partly beyond its size
+                if (FileIo.PReadFully(fd, span, off) < Math.Min(n, size - off))
+                    throw new CrispException($"{what}: short read at offset {off}");
                 writer.AddPages((ulong)off, span);
             }
             at = hole;
         }
-        Pages += writer.PagesWritten;
+        ctx.Shared<Stats.DumpCounters>().AddShared(size / PagemapWriter.PageSize, writer);
+        return writer.PagesWritten;
     }
 }

@@ -8,14 +8,15 @@ namespace Crisp.Resources.Memory;
 /// bits, leaving out pages crisp itself mapped in the task (remote-syscall scratch).</summary>
 public static class VmaCollector
 {
-    public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId)
+    public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId,
+        Func<MapsEntry, uint> memfdFileId)
     {
         var list = new List<DumpedVma>();
         foreach (var smaps in ProcSmaps.Read(pid))
         {
             foreach (var maps in WithoutScratch(smaps.Vma, scratch))
             {
-                var entry = ToEntry(pid, maps, smaps, fileId);
+                var entry = ToEntry(pid, maps, smaps, fileId, memfdFileId);
                 if (entry is not null)
                     list.Add(new DumpedVma(maps, entry));
             }
@@ -38,7 +39,7 @@ public static class VmaCollector
             yield return vma with { Start = sEnd, Offset = vma.Offset + (vma.Kind == VmaKind.File ? sEnd - vma.Start : 0) };
     }
 
-    private static vma_entry? ToEntry(int pid, MapsEntry m, SmapsEntry smaps, Func<string, uint> fileId)
+    private static vma_entry? ToEntry(int pid, MapsEntry m, SmapsEntry smaps, Func<string, uint> fileId, Func<MapsEntry, uint> memfdFileId)
     {
         var e = new vma_entry
         {
@@ -50,6 +51,9 @@ public static class VmaCollector
         };
         uint flags = m.Shared ? (uint)Mman.MAP_SHARED : (uint)Mman.MAP_PRIVATE;
         ulong madv = 0;
+        // VM_MAYWRITE ("mw"): a shared mapping made read-only by mprotect can be made writable again only
+        // if its file was open for writing, so restore opens it O_RDWR (.NET flips its memfd views so).
+        bool mayWrite = m.CanWrite || smaps.VmFlags.Contains("mw");
         foreach (var f in smaps.VmFlags)
         {
             switch (f)
@@ -124,13 +128,18 @@ public static class VmaCollector
             case VmaKind.File when m.IsSysvShm:
                 throw new CrispException($"task {pid}: System V shared memory {m} is not supported yet");
             case VmaKind.File when m.IsMemfd:
-                throw new CrispException($"task {pid}: memfd mapping {m} is not supported yet");
+                // CRIU's form: a MEMFD file entry (shmid) whose inode holds the contents; private copies of
+                // pages of a MAP_PRIVATE one go to the pagemap like any private file mapping's.
+                status |= VmaStatus.Memfd | (m.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate);
+                e.Shmid = memfdFileId(m);
+                e.Fdflags = (uint)(m.Shared && mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
+                break;
             case VmaKind.File when m.Deleted:
                 throw new CrispException($"task {pid}: mapping of a deleted file {m} is not supported yet");
             case VmaKind.File:
                 status |= m.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate;
                 e.Shmid = fileId(m.Path);
-                e.Fdflags = (uint)(m.Shared && m.CanWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
+                e.Fdflags = (uint)(m.Shared && mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
                 break;
         }
         e.Flags = flags;

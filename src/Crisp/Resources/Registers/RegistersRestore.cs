@@ -15,11 +15,19 @@ public static class RegistersRestore
     public static UserRegs ResumeRegisters(thread_info_x86 info)
     {
         var regs = GpregsCodec.Decode(info.Gpregs);
+        if (SleepRestart.Continue(regs) is { } sleep)
+            return sleep;
         if ((long)regs.OrigRax >= 0)
         {
             switch ((long)regs.Rax)
             {
                 case UserRegs.ERESTARTSYS or UserRegs.ERESTARTNOINTR or UserRegs.ERESTARTNOHAND:
+                    regs.Rax = regs.OrigRax;
+                    regs.Rip -= 2;
+                    break;
+                case UserRegs.ERESTART_RESTARTBLOCK when IsAbsoluteFutexWait(regs):
+                    // The deadline is absolute: running the same futex wait again is exactly what
+                    // futex_wait_restart would have done.
                     regs.Rax = regs.OrigRax;
                     regs.Rip -= 2;
                     break;
@@ -31,6 +39,12 @@ public static class RegistersRestore
         regs.OrigRax = ulong.MaxValue;
         return regs;
     }
+
+    private const long NrFutex = 202;
+    private const int FUTEX_CMD_MASK = ~(128 | 256), FUTEX_WAIT_BITSET = 9;
+
+    private static bool IsAbsoluteFutexWait(UserRegs regs) =>
+        (long)regs.OrigRax == NrFutex && ((int)regs.Rsi & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
 
     public static void Apply(int tid, core_entry core, ulong blockedSignals)
     {

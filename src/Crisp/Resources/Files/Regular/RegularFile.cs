@@ -16,7 +16,8 @@ public sealed class RegularFile : IFileKind
         && !fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
         && !fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
         && (fd.Stat.Type is FileStat.S_IFREG or FileStat.S_IFDIR
-            || (fd.Stat.Type == FileStat.S_IFCHR && !FileKinds.IsTty(fd.Stat)));
+            || (fd.Stat.Type == FileStat.S_IFCHR && !FileKinds.IsTty(fd.Stat))
+            || (fd.Flags & FileIo.O_PATH) != 0);   // O_PATH: any file type, nothing but the path to keep
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd) => new()
     {
@@ -27,7 +28,7 @@ public sealed class RegularFile : IFileKind
             Id = id,
             Flags = (uint)fd.Flags,
             Pos = (ulong)fd.Info.Pos,
-            Fown = Fown.Of(fd.Copy.Fd),
+            Fown = (fd.Flags & FileIo.O_PATH) != 0 ? new fown_entry() : Fown.Of(fd.Copy.Fd),   // fcntl(F_GETOWN_EX) is EBADF on O_PATH
             Name = fd.Target,
             MntId = fd.Info.MntId,
             Size = fd.Stat.Type == FileStat.S_IFREG ? (ulong)fd.Stat.Size : 0,
@@ -59,7 +60,7 @@ public sealed class RegularFile : IFileKind
         UnixFd fd;
         try
         {
-            fd = FileIo.Open(reg.Name, flags);
+            fd = Ghost.GhostFile.OpenRemapped(ctx, reg) ?? FileIo.Open(reg.Name, flags);
         }
         catch (SyscallException e)
         {

@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using Crisp.Bench;
+using Crisp.Dump;
+using Crisp.Restore;
+
+// crisp's memory path against the machine's own limits (docs/bench.md). Run through ./bench/run.
+var opt = BenchOptions.Parse(args);
+if (opt is null)
+    return 2;
+Directory.CreateDirectory(opt.Dir);
+var bench = new Bench(opt);
+try
+{
+    return bench.Run();
+}
+finally
+{
+    try { Directory.Delete(opt.Dir, recursive: true); } catch (IOException) { }
+}
+
+namespace Crisp.Bench
+{
+    public sealed record BenchOptions(string Tools, string Dir, int Runs, long[] SizesMiB, bool Scaling, int SparseGiB)
+    {
+        public static BenchOptions? Parse(string[] args)
+        {
+            string tools = "", dir = Path.Combine("/var/tmp", $"crisp-bench-{Environment.ProcessId}");
+            bool quick = false, scaling = true;
+            int? runs = null;
+            long[]? sizes = null;
+            for (int i = 0; i < args.Length; i++)
+            {
+                switch (args[i])
+                {
+                    case "--tools": tools = args[++i]; break;
+                    case "--dir": dir = Path.Combine(args[++i], $"crisp-bench-{Environment.ProcessId}"); break;
+                    case "--quick": quick = true; break;
+                    case "--runs": runs = int.Parse(args[++i]); break;
+                    case "--sizes": sizes = [.. args[++i].Split(',').Select(long.Parse)]; break;
+                    case "--no-scaling": scaling = false; break;
+                    default:
+                        Console.Error.WriteLine($"crisp-bench: unknown option {args[i]}");
+                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--dir DIR]");
+                        return null;
+                }
+            }
+            return new BenchOptions(tools, dir, runs ?? 3, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64);
+        }
+    }
+
+    /// <summary>Times of one measured thing over several runs.</summary>
+    public sealed class Sample
+    {
+        private readonly List<double> _s = [];
+        public void Add(double seconds) => _s.Add(seconds);
+        public void Add(TimeSpan t) => _s.Add(t.TotalSeconds);
+        public double Best => _s.Count == 0 ? double.NaN : _s.Min();
+        public double Median => _s.Count == 0 ? double.NaN : _s.Order().ElementAt(_s.Count / 2);
+    }
+
+    public sealed class Bench(BenchOptions opt)
+    {
+        private readonly string _mem = Path.Combine(opt.Tools, "bench_mem");
+        private readonly string _limits = Path.Combine(opt.Tools, "limits");
+        private readonly List<string[]> _rows = [];
+        private bool _allVerified = true;
+
+        public int Run()
+        {
+            Console.Error.WriteLine($"crisp-bench: images in {opt.Dir}, {opt.Runs} run(s) per size");
+            Cycle("dense", 16, out _, out _, out _, out _, leaveRunning: true);   // warm-up: JIT and page cache, not counted
+            double memcpy = MemcpySeconds(1024);
+            _rows.Add(["memcpy 1 GiB", Ms(memcpy), Ms(memcpy), Gbs(1024, memcpy), ""]);
+            foreach (long mib in opt.SizesMiB)
+                Size(mib);
+            if (opt.Scaling)
+                Scaling();
+            Print();
+            Console.WriteLine(_allVerified ? "restored memory: verified identical in every run" : "restored memory: MISMATCH (see above)");
+            return _allVerified ? 0 : 1;
+        }
+
+        private void Size(long mib)
+        {
+            Sample write = new(), read = new(), readWarm = new(), dump = new(), restore = new(), freeze = new(), lrDump = new();
+            long imageBytes = 0;
+            for (int run = 0; run < opt.Runs; run++)
+            {
+                Console.Error.WriteLine($"  {Label(mib)} run {run + 1}/{opt.Runs}");
+                string file = Path.Combine(opt.Dir, "limit.bin");
+                write.Add(Tool("write", file, mib.ToString()));
+                read.Add(Tool("read", file));
+                readWarm.Add(Tool("readwarm", file));
+                File.Delete(file);
+                Cycle("dense", mib, out var d, out var r, out imageBytes, out var lr, leaveRunning: true);
+                dump.Add(d);
+                restore.Add(r);
+                freeze.Add(lr.Gap);
+                lrDump.Add(lr.Dump);
+            }
+            string l = Label(mib);
+            _rows.Add([$"{l}: write limit", Ms(write.Best), Ms(write.Median), Gbs(mib, write.Best), "1"]);
+            _rows.Add([$"{l}: read limit", Ms(read.Best), Ms(read.Median), Gbs(mib, read.Best), "1"]);
+            _rows.Add([$"{l}: read into touched memory", Ms(readWarm.Best), Ms(readWarm.Median), Gbs(mib, readWarm.Best), "copy alone, no fresh-page faults"]);
+            _rows.Add([$"{l}: crisp dump", Ms(dump.Best), Ms(dump.Median), Gbs(mib, dump.Best), Ratio(write.Best, dump.Best) + " of write"]);
+            _rows.Add([$"{l}: crisp restore", Ms(restore.Best), Ms(restore.Median), Gbs(mib, restore.Best), Ratio(read.Best, restore.Best) + " of read, " + Ratio(readWarm.Best, restore.Best) + " of touched read"]);
+            _rows.Add([$"{l}: dump -R, frozen", Ms(freeze.Best), Ms(freeze.Median), "", $"dump -R total {Ms(lrDump.Best)} ms"]);
+            _rows.Add([$"{l}: image size", $"{imageBytes / 1048576.0:F1} MiB", "", "", $"{(double)imageBytes / (mib << 20):F3} of memory"]);
+            if (mib == 1024)
+                _oneGiB = (dump.Best, write.Best, restore.Best, read.Best);
+        }
+
+        private (double Dump, double Write, double Restore, double Read)? _oneGiB;
+
+        private void Scaling()
+        {
+            foreach (var (mode, n, what) in new (string, long, string)[]
+                     { ("vmas", 10000, "10,000 VMAs"), ("procs", 100, "100 processes"), ("threads", 100, "100 threads"), ("sparse", opt.SparseGiB, $"sparse {opt.SparseGiB} GiB, 1% touched") })
+            {
+                Console.Error.WriteLine($"  {what}");
+                Cycle(mode, n, out var d, out var r, out long bytes, out _, leaveRunning: false);
+                string note = $"image {bytes / 1048576.0:F1} MiB";
+                if (mode == "sparse")
+                {
+                    // Time per stored byte against the dense 1 GiB case: 1 means it follows touched pages only.
+                    double touchedMiB = (n << 10) / 100.0;
+                    if (_oneGiB is { } g)
+                        note += $"; per touched page {d / (touchedMiB / 1024) / g.Dump:F2}x dense dump, {r / (touchedMiB / 1024) / g.Restore:F2}x dense restore";
+                }
+                _rows.Add([$"{what}: dump", Ms(d), "", "", note]);
+                _rows.Add([$"{what}: restore", Ms(r), "", "", ""]);
+            }
+        }
+
+        /// <summary>Start, dump (killing), restore, optionally a --leave-running dump, then the workload
+        /// checks its memory and exits.</summary>
+        private void Cycle(string mode, long arg, out double dump, out double restore, out long imageBytes,
+            out (double Gap, double Dump) frozen, bool leaveRunning)
+        {
+            string images = Path.Combine(opt.Dir, "images"), images2 = Path.Combine(opt.Dir, "images-r");
+            frozen = (double.NaN, double.NaN);
+            using var w = Workload.Start(_mem, opt.Dir, mode, arg);
+            try
+            {
+                var stats = new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
+                dump = stats.ImagesWrittenAt.TotalSeconds;
+                imageBytes = Directory.EnumerateFiles(images).Sum(f => new FileInfo(f).Length);
+                w.WaitGone();
+                WaitTreeGone(images);
+
+                var clock = Stopwatch.StartNew();
+                var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
+                restore = clock.Elapsed.TotalSeconds;
+                if (leaveRunning)
+                {
+                    Thread.Sleep(20);
+                    w.TakeGap();   // forget the stop between dump and restore
+                    Thread.Sleep(20);
+                    var lr = new Dumper(new DumpOptions { RootPid = tree.RootPid, ImagesDir = images2, LeaveRunning = true }, Log.Null).Run();
+                    Thread.Sleep(20);
+                    frozen = (w.TakeGap().TotalSeconds, lr.Total.TotalSeconds);
+                }
+                w.Signal(Workload.SIGUSR1);
+                int exit = tree.WaitForExit();
+                string verdict = w.WaitFor(l => l is "ok" or "BAD", "ok");
+                if (exit != 0 || verdict != "ok")
+                {
+                    _allVerified = false;
+                    Console.Error.WriteLine($"crisp-bench: {mode} {arg}: restored memory differs (exit {exit}, {verdict})");
+                }
+            }
+            finally
+            {
+                foreach (var d in new[] { images, images2 })
+                    if (Directory.Exists(d))
+                        Directory.Delete(d, recursive: true);
+            }
+        }
+
+        /// <summary>Children of a killed tree go to init, which reaps slowly here: restore needs every PID free.</summary>
+        private static void WaitTreeGone(string images)
+        {
+            var pids = CheckpointLoader.ReadTree(Images.ImageDirectory.Open(images)).Select(t => t.Pid).ToList();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (pids.Any(p => Directory.Exists($"/proc/{p}")))
+            {
+                if (DateTime.UtcNow > deadline)
+                    throw new TimeoutException("the dumped tree's PIDs did not become free");
+                Thread.Sleep(5);
+            }
+        }
+
+        private double MemcpySeconds(long mib) => Enumerable.Range(0, 3).Min(_ => Tool("memcpy", mib.ToString()));
+
+        private double Tool(params string[] args)
+        {
+            var psi = new ProcessStartInfo(_limits) { RedirectStandardOutput = true };
+            foreach (var a in args)
+                psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            string output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0)
+                throw new InvalidOperationException($"limits {string.Join(' ', args)} failed ({p.ExitCode})");
+            return double.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        private void Print()
+        {
+            Console.WriteLine();
+            Console.WriteLine($"crisp bench: {Environment.ProcessorCount} CPUs, {MemGiB():F0} GiB RAM, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, images on {opt.Dir}");
+            Console.WriteLine();
+            string[] head = ["what", "best ms", "median ms", "GiB/s (best)", "ratio to limit / note"];
+            Console.WriteLine("| " + string.Join(" | ", head) + " |");
+            Console.WriteLine("|" + string.Concat(head.Select((_, i) => i == 0 ? "---|" : "---:|")));
+            foreach (var r in _rows)
+                Console.WriteLine("| " + string.Join(" | ", r) + " |");
+            if (_oneGiB is { } g)
+            {
+                Console.WriteLine();
+                Console.WriteLine($"1 GiB goal (best of {opt.Runs}): dump {g.Write / g.Dump:F2} of the write limit (goal 0.80), restore {g.Read / g.Restore:F2} of the read limit (goal 0.80)");
+            }
+        }
+
+        private static double MemGiB() =>
+            long.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1048576.0;
+
+        private static string Label(long mib) => mib >= 1024 ? $"{mib / 1024} GiB" : $"{mib} MiB";
+        private static string Ms(double s) => double.IsNaN(s) ? "" : (s * 1000).ToString("F0");
+        private static string Gbs(long mib, double s) => (mib / 1024.0 / s).ToString("F2");
+        private static string Ratio(double limit, double t) => (limit / t).ToString("F2");
+    }
+}

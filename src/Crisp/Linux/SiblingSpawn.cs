@@ -1,0 +1,102 @@
+using System.Runtime.InteropServices;
+
+namespace Crisp.Linux;
+
+/// <summary>Starts a program as a child of crisp's own parent (clone3 with CLONE_PARENT), optionally with
+/// a chosen PID (set_tid). posix_spawn cannot do this, and the .NET runtime must not run in a forked
+/// child, so the clone3 and the execve that follows it in the child run in a few bytes of machine code:
+/// the child never returns into the runtime. CLONE_VFORK keeps crisp's thread waiting until the child
+/// has exec'd (or failed to, exiting 127), so nothing of crisp's memory is used by it afterwards.</summary>
+public static unsafe class SiblingSpawn
+{
+    // x86-64, SysV call: rdi = clone_args*, rsi = size, rdx = path, rcx = argv, r8 = envp.
+    // The kernel preserves every register but rax, rcx and r11 across syscall, and the child starts
+    // with the parent's registers (rax = 0) on the parent's stack, which it never returns on.
+    private static readonly byte[] Code =
+    [
+        0x49, 0x89, 0xCA,                   // mov r10, rcx          (argv; rcx is clobbered)
+        0xB8, 0xB3, 0x01, 0x00, 0x00,       // mov eax, 435          (clone3)
+        0x0F, 0x05,                         // syscall
+        0x48, 0x85, 0xC0,                   // test rax, rax
+        0x75, 0x1C,                         // jnz parent
+        0x48, 0x89, 0xD7,                   // mov rdi, rdx          (path)
+        0x4C, 0x89, 0xD6,                   // mov rsi, r10          (argv)
+        0x4C, 0x89, 0xC2,                   // mov rdx, r8           (envp)
+        0xB8, 0x3B, 0x00, 0x00, 0x00,       // mov eax, 59           (execve)
+        0x0F, 0x05,                         // syscall
+        0xBF, 0x7F, 0x00, 0x00, 0x00,       // mov edi, 127
+        0xB8, 0xE7, 0x00, 0x00, 0x00,       // mov eax, 231          (exit_group)
+        0x0F, 0x05,                         // syscall
+        0xC3,                               // parent: ret           (rax = pid or -errno)
+    ];
+
+    private static nint _code;
+    private static readonly Lock CodeLock = new();
+
+    /// <summary>Starts <paramref name="path"/> as a sibling of crisp; returns its PID. With
+    /// <paramref name="pid"/> &gt; 0 the child gets exactly that PID (needs CAP_CHECKPOINT_RESTORE or
+    /// CAP_SYS_ADMIN). The caller cannot wait for it (it is not crisp's child) except as its tracer.</summary>
+    public static int Start(string path, IReadOnlyList<string> argv, IReadOnlyList<string> envp, int pid = 0)
+    {
+        if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
+            throw new PlatformNotSupportedException("starting a sibling process is implemented for x86-64 only");
+        var strings = new List<nint>();
+        nint* argvp = null, envpp = null;
+        try
+        {
+            nint pathp = Utf8(path, strings);
+            argvp = Array(argv, strings);
+            envpp = Array(envp, strings);
+            int tid = pid;
+            var args = new CloneArgs
+            {
+                // clone3 wants no exit signal with CLONE_PARENT: the child gets crisp's own (SIGCHLD).
+                Flags = Clone3.CLONE_PARENT | Clone3.CLONE_VFORK,
+                SetTid = pid > 0 ? (ulong)&tid : 0,
+                SetTidSize = pid > 0 ? 1UL : 0,
+            };
+            var run = (delegate* unmanaged<CloneArgs*, ulong, nint, nint*, nint*, long>)EnsureCode();
+            long r = run(&args, (ulong)sizeof(CloneArgs), pathp, argvp, envpp);
+            if (r == -Errnos.EEXIST)
+                throw new CrispException($"PID {pid} is already in use");
+            if (r < 0)
+                throw new SyscallException($"clone3(CLONE_PARENT{(pid > 0 ? $", set_tid={pid}" : "")})", (int)-r);
+            return (int)r;
+        }
+        finally
+        {
+            NativeMemory.Free(argvp);
+            NativeMemory.Free(envpp);
+            foreach (var s in strings)
+                Marshal.FreeCoTaskMem(s);
+        }
+    }
+
+    private static nint EnsureCode()
+    {
+        lock (CodeLock)
+        {
+            if (_code != 0)
+                return _code;
+            nint page = Mman.Map(0, Mman.PageSize, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
+            Code.CopyTo(new Span<byte>((void*)page, Code.Length));
+            Mman.Protect(page, Mman.PageSize, Mman.PROT_READ | Mman.PROT_EXEC);
+            return _code = page;
+        }
+    }
+
+    private static nint Utf8(string s, List<nint> strings)
+    {
+        nint p = Marshal.StringToCoTaskMemUTF8(s);
+        strings.Add(p);
+        return p;
+    }
+
+    private static nint* Array(IReadOnlyList<string> items, List<nint> strings)
+    {
+        var a = (nint*)NativeMemory.AllocZeroed((nuint)(items.Count + 1), (nuint)sizeof(nint));
+        for (int i = 0; i < items.Count; i++)
+            a[i] = Utf8(items[i], strings);
+        return a;
+    }
+}

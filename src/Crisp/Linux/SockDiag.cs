@@ -1,0 +1,134 @@
+using System.Buffers.Binary;
+
+namespace Crisp.Linux;
+
+/// <summary>What unix_diag says about one AF_UNIX socket (facts fdinfo and getsockopt lack).</summary>
+public sealed record UnixDiag(uint Ino, int Type, int State, byte[] Name, uint PeerIno, uint[] Icons,
+    uint RqLen, uint WqLen, int Shutdown, (uint Ino, uint Dev)? Vfs);
+
+/// <summary>What inet_diag says about one TCP/UDP socket (the listen backlog is only here).</summary>
+public sealed record InetDiag(uint Ino, int State, uint RQueue, uint WQueue);
+
+/// <summary>NETLINK_SOCK_DIAG queries (sock_diag(7)): unix_diag by inode, inet_diag by dump.</summary>
+public static class SockDiag
+{
+    private const int NETLINK_SOCK_DIAG = 4, SOCK_DIAG_BY_FAMILY = 20, NLMSG_ERROR = 2, NLMSG_DONE = 3;
+    private const int NLM_F_REQUEST = 1, NLM_F_DUMP = 0x300;
+    private const uint UDIAG_SHOW_NAME = 1, UDIAG_SHOW_VFS = 2, UDIAG_SHOW_PEER = 4, UDIAG_SHOW_ICONS = 8,
+        UDIAG_SHOW_RQLEN = 0x10;
+    private const int UNIX_DIAG_NAME = 0, UNIX_DIAG_VFS = 1, UNIX_DIAG_PEER = 2, UNIX_DIAG_ICONS = 3,
+        UNIX_DIAG_RQLEN = 4, UNIX_DIAG_SHUTDOWN = 6;
+
+    /// <summary>unix_diag for the socket of inode <paramref name="ino"/>; null if the kernel knows none.</summary>
+    public static UnixDiag? Unix(uint ino)
+    {
+        var req = new byte[24];
+        req[0] = SocketCalls.AF_UNIX;
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(4), uint.MaxValue);      // all states
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(8), ino);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(12),
+            UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(16), uint.MaxValue);     // no cookie
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(20), uint.MaxValue);
+        var replies = Query(req, NLM_F_REQUEST, allowMissing: true);
+        if (replies.Count == 0)
+            return null;
+        var m = replies[0];
+        byte[] name = [];
+        uint peer = 0, rq = 0, wq = 0;
+        int shutdown = 0;
+        uint[] icons = [];
+        (uint, uint)? vfs = null;
+        foreach (var (type, data) in Attributes(m, 16))
+        {
+            switch (type)
+            {
+                case UNIX_DIAG_NAME: name = data.ToArray(); break;
+                case UNIX_DIAG_VFS: vfs = (U32(data, 0), U32(data, 4)); break;
+                case UNIX_DIAG_PEER: peer = U32(data, 0); break;
+                case UNIX_DIAG_ICONS:
+                    icons = new uint[data.Length / 4];
+                    for (int i = 0; i < icons.Length; i++)
+                        icons[i] = U32(data, i * 4);
+                    break;
+                case UNIX_DIAG_RQLEN: rq = U32(data, 0); wq = U32(data, 4); break;
+                case UNIX_DIAG_SHUTDOWN: shutdown = data[0]; break;
+            }
+        }
+        return new UnixDiag(U32(m, 4), m[1], m[2], name, peer, icons, rq, wq, shutdown, vfs);
+    }
+
+    /// <summary>inet_diag of the socket of inode <paramref name="ino"/> (family AF_INET/AF_INET6, protocol
+    /// IPPROTO_TCP/UDP); null if not found.</summary>
+    public static InetDiag? Inet(int family, int protocol, uint ino)
+    {
+        var req = new byte[56];
+        req[0] = (byte)family;
+        req[1] = (byte)protocol;
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(4), uint.MaxValue);
+        foreach (var m in Query(req, NLM_F_REQUEST | NLM_F_DUMP, allowMissing: false))
+            if (U32(m, 68) == ino)
+                return new InetDiag(ino, m[1], U32(m, 56), U32(m, 60));
+        return null;
+    }
+
+    private static uint U32(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt32LittleEndian(s[at..]);
+
+    private static IEnumerable<(int Type, byte[] Data)> Attributes(byte[] msg, int headerLength)
+    {
+        int at = headerLength;
+        while (at + 4 <= msg.Length)
+        {
+            int len = BinaryPrimitives.ReadUInt16LittleEndian(msg.AsSpan(at));
+            int type = BinaryPrimitives.ReadUInt16LittleEndian(msg.AsSpan(at + 2));
+            if (len < 4 || at + len > msg.Length)
+                yield break;
+            yield return (type, msg.AsSpan(at + 4, len - 4).ToArray());
+            at += (len + 3) & ~3;
+        }
+    }
+
+    /// <summary>Sends one SOCK_DIAG_BY_FAMILY request; returns each reply's payload (after nlmsghdr).</summary>
+    private static List<byte[]> Query(byte[] request, int flags, bool allowMissing)
+    {
+        using var nl = SocketCalls.Socket(SocketCalls.AF_NETLINK, Sockets.SOCK_DGRAM, NETLINK_SOCK_DIAG);
+        var msg = new byte[16 + request.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(msg, (uint)msg.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(msg.AsSpan(4), SOCK_DIAG_BY_FAMILY);
+        BinaryPrimitives.WriteUInt16LittleEndian(msg.AsSpan(6), (ushort)flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(msg.AsSpan(8), 1);
+        request.CopyTo(msg, 16);
+        var kernel = new byte[12];
+        kernel[0] = SocketCalls.AF_NETLINK;
+        SocketCalls.Send(nl.Fd, msg, 0, kernel);
+
+        var replies = new List<byte[]>();
+        var buf = new byte[64 * 1024];
+        while (true)
+        {
+            long n = SocketCalls.TryRecv(nl.Fd, buf, 0);
+            if (n < 0)
+                throw new SyscallException("recv(sock_diag)", (int)-n);
+            for (int at = 0; at + 16 <= n;)
+            {
+                int len = (int)U32(buf, at);
+                int type = BinaryPrimitives.ReadUInt16LittleEndian(buf.AsSpan(at + 4));
+                if (len < 16 || at + len > n)
+                    return replies;
+                if (type == NLMSG_DONE)
+                    return replies;
+                if (type == NLMSG_ERROR)
+                {
+                    int err = -(int)U32(buf, at + 16);
+                    if (err == 0 || (allowMissing && err == Errnos.ENOENT))
+                        return replies;
+                    throw new SyscallException("sock_diag", err);
+                }
+                replies.Add(buf.AsSpan(at + 16, len - 16).ToArray());
+                at += (len + 3) & ~3;
+            }
+            if ((flags & NLM_F_DUMP) == 0)
+                return replies;
+        }
+    }
+}

@@ -1,0 +1,104 @@
+using System.Buffers.Binary;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using static Crisp.Linux.SocketCalls;
+
+namespace Crisp.Resources.Files.Sockets;
+
+/// <summary>SOL_SOCKET options of any socket — CRIU's sk_opts_entry (sockets.c).</summary>
+public static class SocketOptions
+{
+    private const int SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
+
+    public static sk_opts_entry Dump(int fd)
+    {
+        var (sndSec, sndUsec) = Timeout(fd, SO_SNDTIMEO);
+        var (rcvSec, rcvUsec) = Timeout(fd, SO_RCVTIMEO);
+        var o = new sk_opts_entry
+        {
+            // getsockopt reports the kernel's doubled value; restore halves it again.
+            SoSndbuf = (uint)GetInt(fd, SOL_SOCKET, SO_SNDBUF),
+            SoRcvbuf = (uint)GetInt(fd, SOL_SOCKET, SO_RCVBUF),
+            SoSndTmoSec = sndSec,
+            SoSndTmoUsec = sndUsec,
+            SoRcvTmoSec = rcvSec,
+            SoRcvTmoUsec = rcvUsec,
+            Reuseaddr = GetInt(fd, SOL_SOCKET, SO_REUSEADDR) != 0,
+            SoPriority = (uint)GetInt(fd, SOL_SOCKET, SO_PRIORITY),
+            SoRcvlowat = (uint)GetInt(fd, SOL_SOCKET, SO_RCVLOWAT),
+            SoMark = (uint)GetInt(fd, SOL_SOCKET, SO_MARK),
+            SoPasscred = GetInt(fd, SOL_SOCKET, SO_PASSCRED) != 0,
+            SoPasssec = GetInt(fd, SOL_SOCKET, SO_PASSSEC) != 0,
+            SoDontroute = GetInt(fd, SOL_SOCKET, SO_DONTROUTE) != 0,
+            SoNoCheck = GetInt(fd, SOL_SOCKET, SO_NO_CHECK) != 0,
+            SoReuseport = GetInt(fd, SOL_SOCKET, SO_REUSEPORT) != 0,
+            SoBroadcast = GetInt(fd, SOL_SOCKET, SO_BROADCAST) != 0,
+            SoKeepalive = GetInt(fd, SOL_SOCKET, SO_KEEPALIVE) != 0,
+            SoOobinline = (uint)GetInt(fd, SOL_SOCKET, SO_OOBINLINE),
+        };
+        Span<byte> linger = stackalloc byte[8];
+        Get(fd, SOL_SOCKET, SO_LINGER, linger);
+        if (BinaryPrimitives.ReadInt32LittleEndian(linger) != 0)
+            o.SoLinger = BinaryPrimitives.ReadUInt32LittleEndian(linger[4..]);
+        try { o.SoBufLock = (uint)GetInt(fd, SOL_SOCKET, SO_BUF_LOCK); }
+        catch (SyscallException) { }    // before 5.14
+        return o;
+    }
+
+    /// <summary>Sets the options back. Buffer sizes go through the *FORCE options (root may exceed
+    /// wmem_max/rmem_max, as the original may have), then the user-lock bits are put back as they were.</summary>
+    public static void Restore(int fd, sk_opts_entry o)
+    {
+        if (o.SoSndbuf != 0)
+            SetInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)(o.SoSndbuf / 2));
+        if (o.SoRcvbuf != 0)
+            SetInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)(o.SoRcvbuf / 2));
+        SetTimeout(fd, SO_SNDTIMEO, o.SoSndTmoSec, o.SoSndTmoUsec);
+        SetTimeout(fd, SO_RCVTIMEO, o.SoRcvTmoSec, o.SoRcvTmoUsec);
+        SetInt(fd, SOL_SOCKET, SO_REUSEADDR, o.Reuseaddr ? 1 : 0);
+        SetIf(fd, SO_PRIORITY, o.HasSoPriority, (int)o.SoPriority);
+        if (o.HasSoRcvlowat && o.SoRcvlowat > 1)
+            SetInt(fd, SOL_SOCKET, SO_RCVLOWAT, (int)o.SoRcvlowat);
+        SetIf(fd, SO_MARK, o.SoMark != 0, (int)o.SoMark);
+        SetIf(fd, SO_PASSCRED, o.SoPasscred, 1);
+        SetIf(fd, SO_PASSSEC, o.SoPasssec, 1);
+        SetIf(fd, SO_DONTROUTE, o.SoDontroute, 1);
+        SetIf(fd, SO_NO_CHECK, o.SoNoCheck, 1);
+        SetIf(fd, SO_REUSEPORT, o.SoReuseport, 1);
+        SetIf(fd, SO_BROADCAST, o.SoBroadcast, 1);
+        SetIf(fd, SO_KEEPALIVE, o.SoKeepalive, 1);
+        SetIf(fd, SO_OOBINLINE, o.SoOobinline != 0, 1);
+        if (o.HasSoLinger)
+        {
+            Span<byte> linger = stackalloc byte[8];
+            BinaryPrimitives.WriteInt32LittleEndian(linger, 1);
+            BinaryPrimitives.WriteUInt32LittleEndian(linger[4..], o.SoLinger);
+            Set(fd, SOL_SOCKET, SO_LINGER, linger);
+        }
+        if (o.HasSoBufLock)
+            SetInt(fd, SOL_SOCKET, SO_BUF_LOCK, (int)o.SoBufLock & (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK));
+    }
+
+    private static void SetIf(int fd, int opt, bool when, int value)
+    {
+        if (when)
+            SetInt(fd, SOL_SOCKET, opt, value);
+    }
+
+    private static (ulong Sec, ulong Usec) Timeout(int fd, int opt)
+    {
+        Span<byte> tv = stackalloc byte[16];
+        Get(fd, SOL_SOCKET, opt, tv);
+        return ((ulong)BinaryPrimitives.ReadInt64LittleEndian(tv), (ulong)BinaryPrimitives.ReadInt64LittleEndian(tv[8..]));
+    }
+
+    private static void SetTimeout(int fd, int opt, ulong sec, ulong usec)
+    {
+        if (sec == 0 && usec == 0)
+            return;
+        Span<byte> tv = stackalloc byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(tv, (long)sec);
+        BinaryPrimitives.WriteInt64LittleEndian(tv[8..], (long)usec);
+        Set(fd, SOL_SOCKET, opt, tv);
+    }
+}

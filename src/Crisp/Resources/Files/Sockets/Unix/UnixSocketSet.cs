@@ -1,0 +1,238 @@
+using System.Text;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+using static Crisp.Linux.SocketCalls;
+
+namespace Crisp.Resources.Files.Sockets.Unix;
+
+/// <summary>Restore-wide: every unix socket of the checkpoint, made at the first Open, in the order the
+/// kernel needs: named sockets bound (and listening), then connections — a pair of unnamed sockets by
+/// socketpair, a connection to a named socket by a real connect + accept, so each side gets the name
+/// and peer it had — then queued data sent in from the peer (or the stand-in of a closed peer), then
+/// options and shutdown. Each Open hands over the socket of its inode.</summary>
+public sealed class UnixSocketSet
+{
+    private Dictionary<uint, UnixFd>? _made;
+
+    public UnixFd Take(RestoreContext ctx, unix_sk_entry e)
+    {
+        _made ??= Build(ctx);
+        if (!_made.Remove(e.Ino, out var fd))
+            throw new CrispException($"unix socket {e.Ino}: opened twice or not made");
+        return fd;
+    }
+
+    private static Dictionary<uint, UnixFd> Build(RestoreContext ctx)
+    {
+        var all = ctx.Images.ReadAll<file_entry>(ImageFile.Files).Where(f => f.Usk is not null)
+            .ToDictionary(f => f.Usk.Ino, f => f.Usk);
+        var queues = SkQueuesDump.Read(ctx.Images);
+        var made = new Dictionary<uint, UnixFd>();
+        var standIns = new Dictionary<uint, UnixFd>();
+        var unlinkAfter = new List<string>();
+        try
+        {
+            // 1. Named sockets that are not the accepting side of a connection: bound, listening.
+            foreach (var e in all.Values.Where(e => e.Name.Length > 0 && !IsAccepted(e, all)))
+            {
+                var fd = New(e);
+                BindName(fd.Fd, e, unlinkAfter);
+                if (e.State == UnixSocketFile.TCP_LISTEN)
+                    Listen(fd.Fd, (int)Math.Max(e.Backlog, 1));
+                made[e.Ino] = fd;
+            }
+            // 2. Connections.
+            foreach (var e in all.Values.Where(e => !made.ContainsKey(e.Ino)))
+            {
+                if (made.ContainsKey(e.Ino))
+                    continue;
+                all.TryGetValue(e.Peer, out var peer);
+                bool mutual = peer is not null && peer.Peer == e.Ino;
+                if (mutual && !made.ContainsKey(peer!.Ino) && e.Name.Length == 0 && peer.Name.Length == 0)
+                {
+                    var (a, b) = Crisp.Linux.Sockets.SocketPair((int)e.Type);
+                    made[e.Ino] = a;
+                    made[peer.Ino] = b;
+                }
+                else if (mutual && e.Type != Crisp.Linux.Sockets.SOCK_DGRAM)
+                {
+                    // e is the accepted side (it carries the listener's name) or its client.
+                    var (accepted, client) = IsAccepted(e, all) ? (e, peer!) : (peer!, e);
+                    if (!made.TryGetValue(client.Ino, out var c))
+                        made[client.Ino] = c = New(client);
+                    made[accepted.Ino] = ConnectAndAccept(c.Fd, accepted, all, made, unlinkAfter);
+                }
+                else if (IsOrphan(e, all))
+                {
+                    // The peer had closed (unix_diag reports no peer, or one not in the checkpoint): a
+                    // stand-in sends the queued data, then goes away, leaving the socket shut down.
+                    var (a, b) = Crisp.Linux.Sockets.SocketPair((int)e.Type);
+                    made[e.Ino] = a;
+                    standIns[e.Ino] = b;
+                }
+                else
+                    made[e.Ino] = New(e);
+            }
+            // 3. Datagram sockets connected to a named one.
+            foreach (var e in all.Values.Where(e => e.Type == Crisp.Linux.Sockets.SOCK_DGRAM && e.Peer != 0))
+                if (all.TryGetValue(e.Peer, out var peer) && peer.Name.Length > 0)
+                    Connect(made[e.Ino].Fd, UnixAddress(peer.Name.Span));
+            // 4. Queued data, sent by whoever could have sent it.
+            foreach (var e in all.Values)
+                if (queues.TryGetValue(e.Id, out var msgs))
+                    Refill(e, msgs, all, made, standIns);
+            foreach (var s in standIns.Values)
+                s.Dispose();
+            standIns.Clear();
+            // 5. Options, shutdown, file flags and owner.
+            foreach (var e in all.Values)
+            {
+                int fd = made[e.Ino].Fd;
+                SocketOptions.Restore(fd, e.Opts);
+                if (e.HasShutdown && e.Shutdown != sk_shutdown.None && !IsOrphan(e, all))
+                    Shutdown(fd, e.Shutdown switch { sk_shutdown.Read => 0, sk_shutdown.Write => 1, _ => 2 });
+                FdOps.SetStatusFlags(fd, (int)e.Flags);
+                try { Fown.Restore(fd, e.Fown); }
+                catch (SyscallException x) { ctx.Log.Warn($"unix socket {e.Ino}: owner not restored: {x.Message}"); }
+            }
+            foreach (var p in unlinkAfter)
+                File.Delete(p);
+            ctx.Log.Debug($"unix sockets: {made.Count} made");
+            return made;
+        }
+        catch (Exception x)
+        {
+            foreach (var fd in made.Values.Concat(standIns.Values))
+                fd.Dispose();
+            foreach (var p in unlinkAfter)
+                try { File.Delete(p); } catch (IOException) { }
+            if (x is SyscallException s)
+                throw new CrispException($"unix sockets: {s.Message}");
+            throw;
+        }
+    }
+
+    private static bool IsOrphan(unix_sk_entry e, Dictionary<uint, unix_sk_entry> all) =>
+        e.State == UnixSocketFile.TCP_ESTABLISHED && e.Type != Crisp.Linux.Sockets.SOCK_DGRAM && !all.ContainsKey(e.Peer);
+
+    private static UnixFd New(unix_sk_entry e) => Socket(AF_UNIX, (int)e.Type);
+
+    /// <summary>An established stream/seqpacket socket whose name is its listener's: the accepted side.</summary>
+    private static bool IsAccepted(unix_sk_entry e, Dictionary<uint, unix_sk_entry> all) =>
+        e.State == UnixSocketFile.TCP_ESTABLISHED && e.Type != Crisp.Linux.Sockets.SOCK_DGRAM && e.Name.Length > 0
+        && all.TryGetValue(e.Peer, out var p) && p.Peer == e.Ino
+        && (all.Values.Any(l => l.State == UnixSocketFile.TCP_LISTEN && l.Name.Equals(e.Name)) || p.Name.Length == 0);
+
+    /// <summary>Connects <paramref name="client"/> to the listener named as <paramref name="accepted"/>
+    /// (a stand-in listener when the checkpoint has none) and returns the accepted socket.</summary>
+    private static UnixFd ConnectAndAccept(int client, unix_sk_entry accepted, Dictionary<uint, unix_sk_entry> all,
+        Dictionary<uint, UnixFd> made, List<string> unlinkAfter)
+    {
+        var listener = all.Values.FirstOrDefault(l => l.State == UnixSocketFile.TCP_LISTEN && l.Name.Equals(accepted.Name));
+        UnixFd? standIn = null;
+        int lfd;
+        if (listener is not null)
+            lfd = made[listener.Ino].Fd;
+        else
+        {
+            standIn = New(accepted);
+            BindName(standIn.Fd, accepted, unlinkAfter);
+            Listen(standIn.Fd, 1);
+            lfd = standIn.Fd;
+        }
+        using (standIn)
+        {
+            Connect(client, UnixAddress(accepted.Name.Span));
+            return Accept(lfd);
+        }
+    }
+
+    /// <summary>Binds to the socket's name. A stale socket file left at the path by the dumped (now dead)
+    /// socket is removed first; an unlinked one is unlinked again once everything is connected.</summary>
+    private static void BindName(int fd, unix_sk_entry e, List<string> unlinkAfter)
+    {
+        var name = e.Name.Span;
+        if (name[0] == 0)
+        {
+            Bind(fd, UnixAddress(name));
+            return;
+        }
+        string path = Encoding.UTF8.GetString(name).TrimEnd('\0');
+        string full = path.StartsWith('/') ? path : Path.Combine(e.NameDir ?? "/", path);
+        if (IsSocket(full))
+            File.Delete(full);
+        // A relative name is bound by its full path: crisp's cwd is not the task's.
+        Bind(fd, UnixAddress(Encoding.UTF8.GetBytes(full)));
+        if (e.FilePerms is { } perms)
+        {
+            File.SetUnixFileMode(full, (UnixFileMode)(perms.Mode & 0xfff));
+            Chown(full, perms.Uid, perms.Gid);
+        }
+        if (e.Deleted)
+            unlinkAfter.Add(full);
+    }
+
+    private static bool IsSocket(string path)
+    {
+        try
+        {
+            using var f = FileIo.Open(path, FileIo.O_PATH | FileIo.O_NOFOLLOW);
+            return FdOps.Stat(f.Fd).Type == FileStat.S_IFSOCK;
+        }
+        catch (SyscallException e) when (e.Errno == Errnos.ENOENT)
+        {
+            return false;
+        }
+    }
+
+    private static unsafe void Chown(string path, uint uid, uint gid)
+    {
+        var bytes = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            RawSyscall.Call($"lchown({path})", 94, (long)p, uid, gid);
+    }
+
+    /// <summary>Writes a socket's queued messages back in order, from its peer (a stream's only possible
+    /// sender) or, for a datagram socket, from its peer or a fresh socket sending to its name. The
+    /// sender's buffer is raised meanwhile: unread unix data is charged to the sender.</summary>
+    private static void Refill(unix_sk_entry e, List<byte[]> msgs, Dictionary<uint, unix_sk_entry> all,
+        Dictionary<uint, UnixFd> made, Dictionary<uint, UnixFd> standIns)
+    {
+        UnixFd? temp = null;
+        int sender;
+        byte[] to = [];
+        if (e.Type != Crisp.Linux.Sockets.SOCK_DGRAM || (all.TryGetValue(e.Peer, out var p) && p.Peer == e.Ino))
+        {
+            if (made.TryGetValue(e.Peer, out var peerFd) && all.ContainsKey(e.Peer))
+                sender = peerFd.Fd;
+            else
+                sender = standIns.TryGetValue(e.Ino, out var standIn) ? standIn.Fd : throw new CrispException($"unix socket {e.Ino}: no sender for its {msgs.Count} queued message(s)");
+        }
+        else
+        {
+            if (e.Name.Length == 0)
+                throw new CrispException($"unix socket {e.Ino}: queued datagrams but no name to send them to");
+            to = UnixAddress(e.Name.Span);
+            if (all.TryGetValue(e.Peer, out var peer) && made.TryGetValue(peer.Ino, out var pf))
+                sender = pf.Fd;
+            else
+                sender = (temp = Socket(AF_UNIX, Crisp.Linux.Sockets.SOCK_DGRAM)).Fd;
+        }
+        using (temp)
+        {
+            int oldSnd = GetInt(sender, SOL_SOCKET, SO_SNDBUF);
+            long total = msgs.Sum(m => (long)m.Length + 1024);
+            SetInt(sender, SOL_SOCKET, SO_SNDBUFFORCE, (int)Math.Min(int.MaxValue / 2, Math.Max(total, oldSnd)));
+            foreach (var m in msgs)
+            {
+                long sent = 0;
+                do
+                    sent += Send(sender, m.AsSpan((int)sent), MSG_DONTWAIT, to);
+                while (sent < m.Length && e.Type == Crisp.Linux.Sockets.SOCK_STREAM);
+            }
+            SetInt(sender, SOL_SOCKET, SO_SNDBUFFORCE, oldSnd / 2);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+namespace Crisp.Stats;
+
+/// <summary>What CRIU's stats-dump records, gathered while the dump runs. The memory code adds what its
+/// page writers stored (ctx.Shared&lt;DumpCounters&gt;()), so the counts are those of pages-*.img.</summary>
+public sealed class DumpCounters
+{
+    /// <summary>Pages of private mappings looked at (present or not).</summary>
+    public long PagesScanned { get; set; }
+    /// <summary>Private pages stored in pages-*.img.</summary>
+    public long PagesWritten { get; set; }
+    /// <summary>Shared anonymous memory: pages of the objects looked at, and stored.</summary>
+    public long ShPagesScanned { get; set; }
+    public long ShPagesWritten { get; set; }
+
+    public TimeSpan Freezing { get; set; }
+    public TimeSpan Frozen { get; set; }
+    public TimeSpan MemDump { get; set; }
+    /// <summary>Time spent writing page data to pages-*.img (inside MemDump).</summary>
+    public TimeSpan MemWrite { get; set; }
+
+    /// <summary>One task's private pages: <paramref name="scanned"/> pages looked at, and what the
+    /// writer stored. Call after the writer's last AddPages.</summary>
+    public void AddPrivate(long scanned, Images.PagemapWriter writer)
+    {
+        PagesScanned += scanned;
+        PagesWritten += writer.PagesWritten;
+        MemWrite += writer.WriteTime;
+    }
+
+    /// <summary>One shared anonymous object: its size in pages, and what the writer stored.</summary>
+    public void AddShared(long scanned, Images.PagemapWriter writer)
+    {
+        ShPagesScanned += scanned;
+        ShPagesWritten += writer.PagesWritten;
+        MemWrite += writer.WriteTime;
+    }
+
+}
+
+/// <summary>What CRIU's stats-restore records.</summary>
+public sealed class RestoreCounters
+{
+    public long PagesRestored { get; set; }
+    /// <summary>Making the puppet tree (CRIU: forking).</summary>
+    public TimeSpan Forking { get; set; }
+    /// <summary>The whole restore, images read to tasks running.</summary>
+    public TimeSpan Restore { get; set; }
+}

@@ -1,0 +1,115 @@
+using Crisp.Cli.CommandLine;
+
+namespace Crisp.Tests.Cli;
+
+/// <summary>Every option of issue #10 in CRIU's spellings: long and short, "--opt value" and "--opt=value";
+/// options crisp does not carry out yet refused by name in one line.</summary>
+public class CriuSpellingTests
+{
+    private static ParsedArguments Parse(params string[] args) => ArgumentParser.Parse(args, CriuOptions.All);
+
+    [Theory]
+    [InlineData("tree", "-t", "42")]
+    [InlineData("images-dir", "-D", "/tmp/d")]
+    [InlineData("work-dir", "-W", "/tmp/w")]
+    [InlineData("log-file", "-o", "x.log")]
+    [InlineData("timeout", null, "10")]
+    [InlineData("freeze-cgroup", null, "/sys/fs/cgroup/x")]
+    [InlineData("pidfile", null, "p")]
+    [InlineData("status-fd", null, "3")]
+    [InlineData("action-script", null, "/bin/true")]
+    [InlineData("feature", null, "timerfd")]
+    [InlineData("libdir", "-L", "/usr/lib/criu")]
+    public void ValueOptionsInEveryForm(string name, string? shortForm, string value)
+    {
+        Assert.Equal(value, Parse($"--{name}", value).Get(name));
+        Assert.Equal(value, Parse($"--{name}={value}").Get(name));
+        if (shortForm is not null)
+        {
+            Assert.Equal(value, Parse(shortForm, value).Get(name));
+            Assert.Equal(value, Parse(shortForm + value).Get(name));
+        }
+    }
+
+    [Theory]
+    [InlineData("leave-running", "-R")]
+    [InlineData("leave-stopped", "-s")]
+    [InlineData("restore-detached", "-d")]
+    [InlineData("restore-sibling", "-S")]
+    [InlineData("version", "-V")]
+    [InlineData("no-default-config", null)]
+    [InlineData("display-stats", null)]
+    [InlineData("all", null)]
+    public void FlagsInLongAndShortForm(string name, string? shortForm)
+    {
+        Assert.True(Parse($"--{name}").Has(name));
+        if (shortForm is not null)
+            Assert.True(Parse(shortForm).Has(name));
+    }
+
+    [Fact]
+    public void VerbosityAsCriuTakesIt()
+    {
+        Assert.Equal("4", Parse("--verbosity=4").Get("verbosity"));
+        Assert.Equal("4", Parse("-v4").Get("verbosity"));
+        Assert.Equal([null], Parse("-v").GetAll("verbosity"));
+    }
+
+    [Fact]
+    public void ActionScriptMayBeRepeated()
+    {
+        Assert.Equal(["/a", "/b"], Parse("--action-script", "/a", "--action-script=/b").GetAll("action-script"));
+    }
+
+    [Theory]
+    [InlineData("--shell-job", "shell-job")]
+    [InlineData("-j", "shell-job")]
+    [InlineData("--tcp-established", "tcp-established")]
+    [InlineData("--ext-unix-sk", "ext-unix-sk")]
+    [InlineData("-x", "ext-unix-sk")]
+    [InlineData("--manage-cgroups=full", "manage-cgroups")]
+    [InlineData("--manage-cgroups", "manage-cgroups")]
+    [InlineData("--inherit-fd=fd[3]:pipe:[123]", "inherit-fd")]
+    [InlineData("--external=mnt[]", "external")]
+    [InlineData("--root=/", "root")]
+    [InlineData("-r/", "root")]
+    [InlineData("--config=/etc/criu.conf", "config")]
+    public void UnsupportedOptionsAreRefusedByName(string arg, string name)
+    {
+        var e = Assert.Throws<UsageException>(() => Parse("dump", arg));
+        Assert.Equal($"option --{name} is not supported by crisp yet", e.Message);
+    }
+
+    [Theory]
+    [InlineData(new[] { "dump", "--tcp-established", "-t", "1", "-D", "/tmp" }, "crisp: option --tcp-established is not supported by crisp yet")]
+    [InlineData(new[] { "restore", "--inherit-fd", "fd[1]:x", "-D", "/tmp" }, "crisp: option --inherit-fd is not supported by crisp yet")]
+    [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]
+    [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map, --extra)")]
+    [InlineData(new[] { "restore", "-D", "/tmp", "--restore-sibling" }, "crisp: --restore-sibling only makes sense with --restore-detached")]
+    [InlineData(new[] { "dump", "-t", "1", "-D", "/tmp", "--status-fd", "987" }, "crisp: --status-fd 987 is not an open descriptor")]
+    [InlineData(new[] { "dump", "-t", "1", "-D", "/tmp", "--timeout", "soon" }, "crisp: option --timeout needs a number, got 'soon'")]
+    public void CliRefusesWithOneLineAndExitOne(string[] args, string line)
+    {
+        var r = Support.CrispCli.Run(args);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(line, r.Stderr.Trim());
+        Assert.Equal("", r.Stdout);
+    }
+
+    [Fact]
+    public void VersionPrintsCriuStyleLine()
+    {
+        var r = Support.CrispCli.Run("-V");
+        Assert.Equal(0, r.ExitCode);
+        Assert.StartsWith("Version: ", r.Stdout);
+        Assert.Equal(0, Support.CrispCli.Run("--version").ExitCode);
+    }
+
+    [Fact]
+    public void MissingWorkDirIsOneLine()
+    {
+        var r = Support.CrispCli.Run("restore", "-d", "-D", "/tmp", "-W", "/no/such/work/dir");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("crisp: Can't change directory to /no/such/work/dir: No such file or directory", r.Stderr.Trim());
+    }
+}

@@ -1,0 +1,105 @@
+using Crisp.Dump;
+using Crisp.Linux;
+using Crisp.Restore;
+using Crisp.Tests.Integration;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Crisp.Tests.Resources.Sockets;
+
+/// <summary>sockets_unix (pairs of every type with queued data, path and abstract listeners, a connection
+/// across tasks, a bound datagram socket, shutdown, an orphaned peer, options) dumped and restored twice;
+/// then the workload checks every socket's inner state itself. An external peer is refused by name.</summary>
+public class UnixSocketCycleTests(ITestOutputHelper output)
+{
+    [RootFact]
+    public void EveryKindOfUnixSocketPassesItsChecksAfterTwoCycles()
+    {
+        string exe = Support.Workloads.Build("sockets_unix");
+        using var dir = new Live.TempDir();
+        string sockDir = Path.Combine(dir.Path, "s");
+        Directory.CreateDirectory(sockDir);
+        var (pid, child) = Start(exe, dir.Path, sockDir);
+        int[] pids = [pid, child];
+        try
+        {
+            Cycle(Path.Combine(dir.Path, "c1"), pid, pids);
+            var tree = Cycle(Path.Combine(dir.Path, "c2"), pid, pids);
+            Live.SignalAndExpectPass(pid, dir.Path, tree.WaitForExit);
+        }
+        finally
+        {
+            Live.KillAll(pids, pid);
+        }
+    }
+
+    [RootFact]
+    public void ASocketConnectedOutsideTheTreeIsRefusedNamingFdKindAndPid()
+    {
+        using var dir = new Live.TempDir();
+        var (mine, theirs) = Crisp.Linux.Sockets.SocketPair(Crisp.Linux.Sockets.SOCK_STREAM);
+        using (mine)
+        using (theirs)
+        {
+            int pid = Spawn.Start("/bin/sleep", ["sleep", "1000"], new SpawnOptions
+            {
+                NewSession = true,
+                Fds = [(theirs.Fd, 3)],
+                Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
+            });
+            try
+            {
+                Thread.Sleep(200);
+                var r = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images);
+                Assert.Equal(1, r.ExitCode);
+                FailureSafetyTests.AssertOneLine(r.Stderr, $"task {pid} fd 3: unix socket");
+                Assert.Contains("outside the dumped tree", r.Stderr);
+                Assert.True(Directory.Exists($"/proc/{pid}"), "a refused dump must leave the task running");
+            }
+            finally
+            {
+                Live.KillAll([pid], pid);
+            }
+        }
+    }
+
+    private static (int Pid, int Child) Start(string exe, string dir, string sockDir)
+    {
+        int pid = Spawn.Start(exe, ["sockets_unix", sockDir], new SpawnOptions
+        {
+            NewSession = true,
+            Opens =
+            [
+                (0, "/dev/null", Live.O_RDONLY, 0),
+                (1, Path.Combine(dir, "out"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
+                (2, Path.Combine(dir, "err"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
+            ],
+        });
+        string line = "";
+        Live.WaitFor(() => (line = File.ReadAllText(Path.Combine(dir, "out")).Split('\n')[0]).StartsWith("ready ") || Spawn.TryReap(pid) is not null,
+            "sockets_unix's ready line", TimeSpan.FromSeconds(20));
+        var parts = line.Split(' ');
+        Assert.True(parts.Length == 3, $"bad ready line '{line}', stderr: {File.ReadAllText(Path.Combine(dir, "err"))}");
+        return (pid, int.Parse(parts[2]));
+    }
+
+    private RestoredTree Cycle(string images, int pid, int[] pids)
+    {
+        var log = new StringWriter();
+        try
+        {
+            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, new Log(log, 4)).Run();
+            Live.WaitPidsFree(pids, pid);
+            Live.AssertCritDecodesAll(images);
+            Assert.True(File.Exists(Path.Combine(images, "sk-queues.img")));
+            var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, new Log(log, 4)).Run();
+            Assert.Equal(pid, tree.RootPid);
+            return tree;
+        }
+        catch
+        {
+            output.WriteLine(log.ToString());
+            throw;
+        }
+    }
+}
