@@ -47,6 +47,13 @@ public sealed class ImageDirectory
         return reader.ReadAll<T>();
     }
 
+    /// <summary>The one entry of an image that holds exactly one (fs, …); anything else is a damaged image.</summary>
+    public T ReadOne<T>(ImageFile file) where T : class, Google.Protobuf.IMessage<T>, new()
+    {
+        var all = ReadAll<T>(file);
+        return all.Count == 1 ? all[0] : throw new CrispException($"{file}: expected one entry, found {all.Count}");
+    }
+
     /// <summary>Image files present, with their kind where the name is a known one.</summary>
     public IReadOnlyList<(string FileName, ImageFile? File)> List() =>
         Directory.EnumerateFiles(Path)

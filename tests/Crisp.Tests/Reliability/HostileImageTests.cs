@@ -88,6 +88,8 @@ public class HostileImageTests(ITestOutputHelper output)
                     break;
                 try { Live.WaitPidsFree(pids); }
                 catch (TimeoutException) { failures.Add($"{label}: PIDs {string.Join(',', pids.Where(p => Directory.Exists($"/proc/{p}")))} left behind"); Live.KillAll(pids); }
+                // A restore that succeeds writes stats-restore into the work dir (the images dir, as CRIU does).
+                File.Delete(Path.Combine(work, "stats-restore"));
                 if (!hashes.SequenceEqual(Live.Hashes(work)))
                     failures.Add($"{label}: the image directory changed");
                 // Undo the mutation.
