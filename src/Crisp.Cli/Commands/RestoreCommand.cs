@@ -38,6 +38,11 @@ public static class RestoreCommand
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");
         status?.Ready();
-        return options.Detached ? 0 : tree.WaitForExit();
+        if (options.Detached)
+            return 0;
+        // As CRIU: a foreground restore waits for the restored root, then exits 0; its status goes to the log.
+        int rootStatus = tree.WaitForExit();
+        ctx.Log.Info($"restored root {tree.RootPid} exited with status {rootStatus}");
+        return 0;
     }
 }
