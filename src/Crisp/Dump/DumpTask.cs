@@ -25,6 +25,8 @@ public sealed class DumpTask : IDisposable
     public SeizedProcess Process { get; }
     public DumpTask? Parent { get; }
     public List<DumpTask> Children { get; } = [];
+    /// <summary>Exited children it has not reaped: written to pstree.img and core-PID.img only.</summary>
+    public List<DumpZombie> Zombies { get; } = [];
     /// <summary>/proc/PID/stat and status as read right after the seize.</summary>
     public ProcStat Stat { get; }
     public ProcStatus Status { get; }
