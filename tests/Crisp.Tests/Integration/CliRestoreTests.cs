@@ -7,8 +7,7 @@ namespace Crisp.Tests.Integration;
 /// <summary>`crisp restore` through the real CLI: waiting for the root, and the errors a user meets.</summary>
 public class CliRestoreTests
 {
-    // The builtin wait is interrupted by a trapped signal; the long sleep child never becomes a zombie
-    // (crisp does not dump zombies yet).
+    // The builtin wait is interrupted by a trapped signal; the long sleep child never becomes a zombie.
     private const string ExitOnUsr1 = "trap 'exit 7' USR1; sleep 1000 & wait";
 
     private static int StartShell(string dir, string script) =>

@@ -81,7 +81,7 @@ public class ShellLoopTests(ITestOutputHelper output)
 }
 
 /// <summary>A shell that forks all the time often has a just-exited child not yet reaped when it is
-/// seized; the dump lets the tree go and seizes it again instead of failing.</summary>
+/// seized; that child is dumped as a zombie (and the shell reaps it once let go).</summary>
 public class ForkingShellTests(ITestOutputHelper output)
 {
     [RootFact]
