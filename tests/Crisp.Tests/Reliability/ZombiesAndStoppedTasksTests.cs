@@ -114,6 +114,40 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         Assert.Equal("PASS", verdict.Trim());
     }
 
+    /// <summary>A restore that fails after the zombies were made (right after the puppets, and at the very end)
+    /// leaves no PID taken (the zombies go with their killed parent) and the images as they were.</summary>
+    [RootFact]
+    public void AFailedRestoreOfATreeWithZombiesLeavesNothingBehind()
+    {
+        using var w = new ZState();
+        w.Start();
+        string images = Path.Combine(w.Dir, "images");
+        Directory.CreateDirectory(images);
+        new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
+        try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
+        w.Alive = false;
+        var pids = Live.CheckpointPids(images);
+        Live.WaitPidsFree(pids);
+        var hashes = Live.Hashes(images);
+        foreach (string point in new[] { "restore:puppets", "restore:release" })
+        {
+            var e = Assert.ThrowsAny<CrispException>(() => new Restorer(new RestoreOptions { ImagesDir = images, Detached = true },
+                Log.Null, new FaultInjection(point)).Run());
+            Assert.Contains(point, e.Message);
+            try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
+            Live.WaitPidsFree(pids);   // init reaps the orphaned zombies
+            Assert.Equal(hashes, Live.Hashes(images));
+            output.WriteLine($"{point}: nothing left, images unchanged");
+        }
+        var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
+        w.Alive = true;
+        AssertTreeStates(w, "after the restore that works");
+        RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
+        int rc = tree.WaitForExit();
+        w.Alive = false;
+        Assert.True(rc == 0, File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)");
+    }
+
     /// <summary>The same tree in a v1 freezer cgroup, dumped with --freeze-cgroup (CLI) while the cgroup is
     /// thawed or frozen: zombies are set aside, the stopped child (whose threads a frozen cgroup keeps from
     /// reaching a ptrace trap: seizing them while frozen would hang) is seized after the thaw; the cgroup ends
