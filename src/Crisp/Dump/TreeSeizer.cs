@@ -79,7 +79,7 @@ public static class TreeSeizer
             foreach (int pid in order)
             {
                 var parent = parentOf[pid] is int pp ? tasks[pp] : null;
-                var task = new DumpTask(ctx.Tracer, processes[pid], parent);
+                var task = new DumpTask(ctx.Tracer, processes[pid], parent, ctx.Log);
                 processes.Remove(pid);
                 tasks[pid] = task;
                 ctx.Tasks.Add(task);
@@ -127,7 +127,7 @@ public static class TreeSeizer
         DumpTask task;
         try
         {
-            task = new DumpTask(ctx.Tracer, process, parent);
+            task = new DumpTask(ctx.Tracer, process, parent, ctx.Log);
         }
         catch
         {
