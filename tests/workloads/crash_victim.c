@@ -110,7 +110,11 @@ static void *reader(void *arg)
 {
     (void)arg;
     block_only(SIGUSR1, SIGRTMIN + 3);
-    masks[2] = mask_of(SIGUSR1, SIGRTMIN + 3);
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL);   /* SIGUSR2 is for main's sigwaitinfo only */
+    masks[2] = mask_of(SIGUSR1, SIGRTMIN + 3) | mask_of(SIGUSR2, SIGUSR2);
     tids[2] = gettid();
     char c;
     ssize_t n = read(never_fd[0], &c, 1);
@@ -184,7 +188,7 @@ static void *spinner(void *arg)
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         __asm__ volatile("" : "+r"(y));
         y = y * 6364136223846793005ull + 1442695040888963407ull;
-        if (x != y || sum != i * (i + 1) / 2)
+        if (x != y || sum != (i % 2 == 0 ? (i / 2) * (i + 1) : i * ((i + 1) / 2)))   /* exact mod 2^64 */
             fail_int = 1;
         if (!vector_regs_ok())
             fail_fpu = 1;
