@@ -240,10 +240,31 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
                 return sw.Elapsed.TotalMicroseconds / 1000;
             });
             int tracerCpu = Tracer.Run(sched_getcpu);
-            string line = $"remote getpid, tracer {(pin ? "pinned" : "unpinned")}: {us:F1} µs per call " +
+            string line = $"remote getpid ({(remote.IsCrashSafe ? "crash-safe trampoline" : "int3 gadget")}), tracer {(pin ? "pinned" : "unpinned")}: {us:F1} µs per call " +
                 $"(tracer on CPU {tracerCpu}, tracee last on CPU {Tracer.LastCpu(p.Leader.Tid)})";
             output.WriteLine(line);
             Console.WriteLine(line);
+        }
+        // The path before crash-safety: CONT to a `syscall; int3` gadget page (one stop per call, not two).
+        using (var safe = new RemoteTask(Tracer, p.Leader))
+        {
+            long page = safe.Mmap(0, 4096, RemoteTask.PROT_READ | RemoteTask.PROT_EXEC, RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+            safe.WriteMemory((ulong)page, [0x0f, 0x05, 0xcc]);
+            using (var gadget = new RemoteTask(Tracer, p.Leader, gadgetAddress: (ulong)page))
+            {
+                gadget.Getpid();
+                double us = Tracer.Run(() =>
+                {
+                    var sw = Stopwatch.StartNew();
+                    for (int i = 0; i < 1000; i++)
+                        gadget.Getpid();
+                    return sw.Elapsed.TotalMicroseconds / 1000;
+                });
+                string line = $"remote getpid (int3 gadget, the old path), tracer pinned: {us:F1} µs per call";
+                output.WriteLine(line);
+                Console.WriteLine(line);
+            }
+            safe.Munmap((ulong)page, 4096);
         }
         p.Detach();
         w.Signal(SIGUSR1);
