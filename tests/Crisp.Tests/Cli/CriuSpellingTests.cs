@@ -81,7 +81,7 @@ public class CriuSpellingTests
     }
 
     [Theory]
-    [InlineData(new[] { "dump", "--tcp-established", "-t", "1", "-D", "/tmp" }, "crisp: option --tcp-established is not supported by crisp yet")]
+    [InlineData(new[] { "dump", "--manage-cgroups", "-t", "1", "-D", "/tmp" }, "crisp: option --manage-cgroups is not supported by crisp yet")]
     [InlineData(new[] { "restore", "--inherit-fd", "fd[1]:x", "-D", "/tmp" }, "crisp: option --inherit-fd is not supported by crisp yet")]
     [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]
     [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map, --extra)")]
