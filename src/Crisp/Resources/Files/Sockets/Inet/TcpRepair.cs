@@ -80,7 +80,7 @@ public static unsafe class TcpRepair
     }
 
     /// <summary>Puts a connection back on a fresh socket in repair mode: sequence numbers, bind and a
-    /// handshake-less connect, options, window, then both queues. The socket stays in repair mode.</summary>
+    /// handshake-less connect, options, both queues, then the window. The socket stays in repair mode.</summary>
     public static void Restore(int fd, tcp_stream_entry e, InetAddress src, InetAddress dst, byte[] inQ, byte[] outQ)
     {
         Bind(fd, src.ToSockaddr());
@@ -107,17 +107,6 @@ public static unsafe class TcpRepair
         Set(fd, SOL_TCP, TCP_REPAIR_OPTIONS, raw);
         if ((e.OptMask & TCPI_OPT_TIMESTAMPS) != 0)
             SetInt(fd, SOL_TCP, TCP_TIMESTAMP, (int)e.Timestamp);
-        if (e.HasSndWl1)
-        {
-            Span<byte> w = stackalloc byte[20];
-            BinaryPrimitives.WriteUInt32LittleEndian(w, e.SndWl1);
-            BinaryPrimitives.WriteUInt32LittleEndian(w[4..], e.SndWnd);
-            BinaryPrimitives.WriteUInt32LittleEndian(w[8..], e.MaxWindow);
-            BinaryPrimitives.WriteUInt32LittleEndian(w[12..], e.RcvWnd);
-            BinaryPrimitives.WriteUInt32LittleEndian(w[16..], e.RcvWup);
-            Set(fd, SOL_TCP, TCP_REPAIR_WINDOW, w);
-        }
-
         if (inQ.Length > 0)
         {
             SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
@@ -137,6 +126,18 @@ public static unsafe class TcpRepair
             On(fd);
         }
         SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+        // The window last: the kernel checks rcv_wup against rcv_nxt, which the receive queue moved on.
+        if (e.HasSndWl1)
+        {
+            Span<byte> w = stackalloc byte[20];
+            BinaryPrimitives.WriteUInt32LittleEndian(w, e.SndWl1);
+            BinaryPrimitives.WriteUInt32LittleEndian(w[4..], e.SndWnd);
+            BinaryPrimitives.WriteUInt32LittleEndian(w[8..], e.MaxWindow);
+            BinaryPrimitives.WriteUInt32LittleEndian(w[12..], e.RcvWnd);
+            BinaryPrimitives.WriteUInt32LittleEndian(w[16..], e.RcvWup);
+            Set(fd, SOL_TCP, TCP_REPAIR_WINDOW, w);
+        }
+
         SetInt(fd, SOL_TCP, TCP_NODELAY, e.Nodelay ? 1 : 0);
         if (e.Cork)
             SetInt(fd, SOL_TCP, TCP_CORK, 1);
