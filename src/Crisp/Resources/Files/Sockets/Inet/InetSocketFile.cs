@@ -142,7 +142,12 @@ public sealed class InetSocketFile : IFileKind
                 SetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, 1);
             bool established = e.State == TCP_ESTABLISHED;
             if (tcp && established)
+            {
+                // Buffer sizes first: the queues go back into them. Repair mode then forces port reuse,
+                // and leaving it clears SO_REUSEADDR, which is set back after.
+                SocketOptions.Restore(s, e.Opts);
                 RestoreStream(ctx, s, e, src, what);
+            }
             else
             {
                 // Bound as before even if the port is held by a dying or TIME_WAIT socket; the real
