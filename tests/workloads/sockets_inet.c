@@ -165,11 +165,18 @@ int main(void)
         remember(fd);
     int rcvbuf = getopt_int(5, SOL_SOCKET, SO_RCVBUF);
 
+    /* SIGUSR1 stays blocked except inside sigsuspend: one sent while the task is being restored
+     * (or before it reaches the wait) is kept pending, never lost between a check and a pause. */
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    sigdelset(&old, SIGUSR1);
     signal(SIGUSR1, on_usr1);
     printf("ready %d %d %d %d %d\n", getpid(), port(3), port(4), port(5), port(7));
     fflush(stdout);
     while (!go)
-        pause();
+        sigsuspend(&old);
 
     for (int fd = 3; fd <= 8; fd++)
         same_name(fd);

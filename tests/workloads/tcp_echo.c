@@ -44,6 +44,12 @@ int main(void)
     socklen_t al = sizeof a;
     if (l != 3 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4) || getsockname(l, (struct sockaddr *)&a, &al))
         DIE("listen");
+    /* SIGUSR1 is blocked except inside sigsuspend, so a wake-up is never lost. */
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    sigdelset(&old, SIGUSR1);
     signal(SIGUSR1, on_usr1);
     printf("ready %d %d\n", getpid(), ntohs(a.sin_port));
     fflush(stdout);
@@ -82,7 +88,7 @@ int main(void)
                 off += w;
             }
             while (!go)
-                pause();
+                sigsuspend(&old);
             go = 0;
             send_all(c, blob + off, (size_t)(hold - off), 0);
             free(blob);

@@ -78,6 +78,9 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             Dump(killed, pid, leaveRunning: false);
             Live.WaitPidsFree([pid], pid);
             AssertStream(killed);
+            var refused = Assert.Throws<CrispException>(() => new Restorer(new RestoreOptions { ImagesDir = killed, Detached = true }, new Log(TextWriter.Null, 0)).Run());
+            Assert.Contains("--tcp-established", refused.Message);
+            Assert.False(Directory.Exists($"/proc/{pid}"), "a refused restore must leave nothing behind");
             var tree = Restore(killed);
             Assert.Equal(pid, tree.RootPid);
             Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
@@ -109,6 +112,30 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             FailureSafetyTests.AssertOneLine(r.Stderr, $"task {pid} fd 4: TCP socket 127.0.0.1:{ports[0]}");
             Assert.Contains("--tcp-established", r.Stderr);
             Assert.Equal("echo:b\n", Request(client, "b\n"));
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
+    [RootFact]
+    public void AFailedDumpLeavesTheConnectionWorking()
+    {
+        string exe = Support.Workloads.Build("tcp_echo");
+        using var dir = new Live.TempDir();
+        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
+        try
+        {
+            using var client = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]);
+            Assert.Equal("echo:a\n", Request(client, "a\n"));
+            client.Send("b\n"u8);    // unread while the dump has the socket in repair mode
+            var e = Assert.Throws<CrispException>(() => new Dumper(
+                new DumpOptions { RootPid = pid, ImagesDir = dir.Images, TcpEstablished = true },
+                new Log(TextWriter.Null, 0), new FaultInjection("dump:images")).Run());
+            Assert.Contains("fault injected", e.Message);
+            Assert.Equal("echo:b\n", ReadLine(client));
+            Assert.Equal("echo:c\n", Request(client, "c\n"));
         }
         finally
         {
