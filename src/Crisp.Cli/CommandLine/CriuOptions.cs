@@ -24,7 +24,7 @@ public static class CriuOptions
         Flag("shell-job", 'j', "allow a tree attached to the caller's terminal", supported: false),
         Value("freeze-cgroup", null, "seize the tree through this (v1 freezer or v2) cgroup"),
         Value("timeout", null, "seize time limit in seconds (default 10)"),
-        Flag("tcp-established", null, "checkpoint established TCP connections", supported: false),
+        Flag("tcp-established", null, "checkpoint established TCP connections (TCP_REPAIR)"),
         Maybe("ext-unix-sk", 'x', "allow external unix sockets", supported: false),
         Flag("file-locks", 'l', "handle file locks"),
         Maybe("manage-cgroups", null, "dump/restore cgroups", supported: false),

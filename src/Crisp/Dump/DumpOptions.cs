@@ -25,7 +25,8 @@ public sealed record DumpOptions
     public bool LeaveStopped { get; init; }
     /// <summary>--action-script hooks (pre-dump, post-dump, ...); null = none.</summary>
     public Scripts.ActionScripts? Scripts { get; init; }
-    /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
+    /// <summary>Dump established TCP connections through TCP_REPAIR (--tcp-established); without it they are refused.</summary>
     public bool TcpEstablished { get; init; }
+    /// <summary>Accepted by the command line, refused there until an engine feature carries it out.</summary>
     public bool ExtUnixSk { get; init; }
 }

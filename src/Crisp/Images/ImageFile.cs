@@ -34,6 +34,7 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile TtyInfo => new(ImageKind.TtyInfo, null);
     public static ImageFile TtyData => new(ImageKind.TtyData, null);
     public static ImageFile SkQueues => new(ImageKind.SkQueues, null);
+    public static ImageFile TcpStream(long ino) => new(ImageKind.TcpStream, ino);
     public static ImageFile RemapFpath => new(ImageKind.RemapFpath, null);
     public static ImageFile GhostFile(long id) => new(ImageKind.GhostFile, id);
     public static ImageFile FileLocks => new(ImageKind.FileLocks, null);

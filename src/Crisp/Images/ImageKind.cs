@@ -41,7 +41,7 @@ public sealed partial class ImageKind
     {
         if (HasId != id.HasValue)
             throw new ArgumentException(HasId ? $"{Name} images need an id" : $"{Name} images take no id", nameof(id));
-        return HasId ? $"{FilePrefix}-{id}.img" : $"{FilePrefix}.img";
+        return !HasId ? $"{FilePrefix}.img" : Magic == ImageMagic.TcpStream ? $"{FilePrefix}-{id:x}.img" : $"{FilePrefix}-{id}.img";
     }
 
     public override string ToString() => Name;
@@ -105,6 +105,10 @@ public sealed partial class ImageKind
         if (!m.Success)
             return null;
         string prefix = m.Groups["p"].Value;
+        if (prefix == TcpStream.FilePrefix && m.Groups["id"].Success)   // named by inode in hex
+            return new ImageFile(TcpStream, long.Parse(m.Groups["id"].Value, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture));
+        if (m.Groups["id"].Value.Any(char.IsLetter))
+            (prefix, m) = ($"{prefix}-{m.Groups["id"].Value}", Match.Empty);
         long? id = m.Groups["id"].Success ? long.Parse(m.Groups["id"].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
         foreach (var k in All)
         {
@@ -118,6 +122,6 @@ public sealed partial class ImageKind
 
     public static ImageKind? FromMagic(uint magic) => All.FirstOrDefault(k => !k.IsRaw && k.Magic == magic);
 
-    [GeneratedRegex(@"^(?<p>[a-z][a-z-]*?)(-(?<id>[0-9]{1,18}))?\.img$")]
+    [GeneratedRegex(@"^(?<p>[a-z][a-z-]*?)(-(?<id>[0-9a-f]{1,18}))?\.img$")]
     private static partial Regex FileNamePattern();
 }

@@ -27,8 +27,9 @@ public static class SocketOptions
             SoPriority = (uint)GetInt(fd, SOL_SOCKET, SO_PRIORITY),
             SoRcvlowat = (uint)GetInt(fd, SOL_SOCKET, SO_RCVLOWAT),
             SoMark = (uint)GetInt(fd, SOL_SOCKET, SO_MARK),
-            SoPasscred = GetInt(fd, SOL_SOCKET, SO_PASSCRED) != 0,
-            SoPasssec = GetInt(fd, SOL_SOCKET, SO_PASSSEC) != 0,
+            // Newer kernels answer EOPNOTSUPP for these on inet sockets: they only mean something for unix.
+            SoPasscred = GetIntOrZero(fd, SO_PASSCRED) != 0,
+            SoPasssec = GetIntOrZero(fd, SO_PASSSEC) != 0,
             SoDontroute = GetInt(fd, SOL_SOCKET, SO_DONTROUTE) != 0,
             SoNoCheck = GetInt(fd, SOL_SOCKET, SO_NO_CHECK) != 0,
             SoReuseport = GetInt(fd, SOL_SOCKET, SO_REUSEPORT) != 0,
@@ -77,6 +78,12 @@ public static class SocketOptions
         }
         if (o.HasSoBufLock)
             SetInt(fd, SOL_SOCKET, SO_BUF_LOCK, (int)o.SoBufLock & (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK));
+    }
+
+    private static int GetIntOrZero(int fd, int opt)
+    {
+        try { return GetInt(fd, SOL_SOCKET, opt); }
+        catch (SyscallException e) when (e.Errno == Errnos.EOPNOTSUPP) { return 0; }
     }
 
     private static void SetIf(int fd, int opt, bool when, int value)

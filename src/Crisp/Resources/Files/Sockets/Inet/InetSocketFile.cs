@@ -1,0 +1,215 @@
+using Crisp.Dump;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+using static Crisp.Linux.SocketCalls;
+
+namespace Crisp.Resources.Files.Sockets.Inet;
+
+/// <summary>TCP and UDP sockets over IPv4/IPv6 — CRIU's INETSK kind (sk-inet.c, sk-tcp.c). Addresses by
+/// getsockname/getpeername, the TCP state by TCP_INFO, the listen backlog by inet_diag, options by
+/// getsockopt. An established TCP connection is read through TCP_REPAIR into tcp-stream-INO.img, only with
+/// --tcp-established (otherwise refused, as CRIU does).</summary>
+public sealed class InetSocketFile : IFileKind
+{
+    public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+    public const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
+    private const int IPV6_FREEBIND = 78;
+
+    public fd_types Type => fd_types.Inetsk;
+
+    public bool Claims(OpenFd fd)
+    {
+        if (fd.Stat.Type != FileStat.S_IFSOCK)
+            return false;
+        int family = GetInt(fd.Copy.Fd, SOL_SOCKET, SO_DOMAIN);
+        if (family != AF_INET && family != AF_INET6)
+            return false;
+        int type = GetInt(fd.Copy.Fd, SOL_SOCKET, SO_TYPE), proto = GetInt(fd.Copy.Fd, SOL_SOCKET, SO_PROTOCOL);
+        return (type == Crisp.Linux.Sockets.SOCK_STREAM && proto == IPPROTO_TCP) || (type == Crisp.Linux.Sockets.SOCK_DGRAM && proto == IPPROTO_UDP);
+    }
+
+    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
+    {
+        int s = fd.Copy.Fd;
+        int family = GetInt(s, SOL_SOCKET, SO_DOMAIN), type = GetInt(s, SOL_SOCKET, SO_TYPE), proto = GetInt(s, SOL_SOCKET, SO_PROTOCOL);
+        var src = InetAddress.FromSockaddr(SockName(s)) ?? throw new CrispException($"task {fd.Pid} fd {fd.Fd}: getsockname gave no inet address");
+        var dst = InetAddress.FromSockaddr(PeerName(s));
+        string kind = $"{(proto == IPPROTO_TCP ? "TCP" : "UDP")}{(family == AF_INET6 ? "v6" : "")} socket {src}";
+        string what = $"task {fd.Pid} fd {fd.Fd}: {kind}";
+        int state = proto == IPPROTO_TCP ? TcpRepair.Info(s).State : dst is null ? TCP_CLOSE : TCP_ESTABLISHED;
+
+        var entry = new inet_sk_entry
+        {
+            Id = id,
+            Ino = (uint)fd.Stat.Ino,
+            Family = (uint)family,
+            Type = (uint)type,
+            Proto = (uint)proto,
+            State = (uint)state,
+            SrcPort = src.Port,
+            DstPort = dst?.Port ?? 0,
+            Flags = (uint)fd.Flags,
+            Fown = Fown.Of(s),
+            Opts = SocketOptions.Dump(s),
+            IpOpts = new ip_opts_entry { Freebind = GetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND) != 0 },
+        };
+        entry.SrcAddr.AddRange(src.Words);
+        if (dst is { } d)
+            entry.DstAddr.AddRange(d.Words);
+        if (family == AF_INET6)
+            entry.V6Only = GetInt(s, SOL_IPV6, IPV6_V6ONLY) != 0;
+        if (entry.Opts.SoKeepalive && proto == IPPROTO_TCP)
+        {
+            entry.Opts.TcpKeepcnt = (uint)GetInt(s, SOL_TCP, TCP_KEEPCNT);
+            entry.Opts.TcpKeepidle = (uint)GetInt(s, SOL_TCP, TCP_KEEPIDLE);
+            entry.Opts.TcpKeepintvl = (uint)GetInt(s, SOL_TCP, TCP_KEEPINTVL);
+        }
+
+        if (proto == IPPROTO_TCP)
+        {
+            switch (state)
+            {
+                case TCP_LISTEN:
+                    var diag = SockDiag.Inet(family, IPPROTO_TCP, entry.Ino) ?? throw new CrispException($"{what}: inet_diag does not know it");
+                    if (diag.RQueue > 0)
+                        throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted, which is not supported yet");
+                    entry.Backlog = diag.WQueue;
+                    break;
+                case TCP_CLOSE:
+                    break;
+                case TCP_ESTABLISHED:
+                    if (!ctx.Options.TcpEstablished)
+                        throw new CrispException($"{what}: established TCP connection to {dst} needs --tcp-established");
+                    DumpStream(ctx, fd, entry, what);
+                    break;
+                default:
+                    throw new CrispException($"{what}: TCP state {state} is not supported yet (only listening, closed and established)");
+            }
+        }
+        return new file_entry { Type = Type, Id = id, Isk = entry };
+    }
+
+    /// <summary>Puts the socket in repair mode (kept until the dump ends: a killed task's socket then goes
+    /// away without FIN or RST, so the peer waits for the restored one) and writes tcp-stream-INO.img.</summary>
+    private static void DumpStream(DumpContext ctx, OpenFd fd, inet_sk_entry entry, string what)
+    {
+        var held = new UnixFd(FdOps.Fcntl(fd.Copy.Fd, FdOps.F_DUPFD_CLOEXEC, 0));
+        TcpRepair.On(held.Fd);
+        ctx.Shared<TcpRepairedDump>().Sockets.Add(held);
+        var (e, inQ, outQ) = TcpRepair.Dump(held.Fd, what);
+        using var w = ctx.Images.CreateWriter(ImageFile.TcpStream(entry.Ino));
+        w.Write(e, [.. inQ, .. outQ]);
+        ctx.Log.Debug($"{what}: established, in {e.InqLen} bytes (seq {e.InqSeq}), out {e.OutqLen} bytes ({e.UnsqLen} unsent, seq {e.OutqSeq})");
+    }
+
+    /// <summary>Dump over: a tree that runs on gets its connections back out of repair mode (before it is
+    /// let go); a killed tree's sockets are closed by crisp while still in repair mode, silently.</summary>
+    public void ReleaseDump(DumpContext ctx, bool killed)
+    {
+        var held = ctx.Shared<TcpRepairedDump>().Sockets;
+        foreach (var s in held)
+        {
+            if (!killed)
+            {
+                try { TcpRepair.Off(s.Fd); }
+                catch (SyscallException e) { ctx.Log.Warn($"tcp: leaving repair mode failed: {e.Message}"); }
+            }
+            s.Dispose();
+        }
+        held.Clear();
+    }
+
+    public UnixFd Open(RestoreContext ctx, file_entry entry)
+    {
+        var e = entry.Isk ?? throw new CrispException($"files.img: INETSK entry {entry.Id} has no isk part");
+        string what = $"inet socket {e.Ino}";
+        int family = (int)e.Family;
+        if (family != AF_INET && family != AF_INET6)
+            throw new CrispException($"{what}: family {family} is not inet");
+        bool tcp = e.Proto == IPPROTO_TCP;
+        if (!(tcp && e.Type == Crisp.Linux.Sockets.SOCK_STREAM) && !(e.Proto == IPPROTO_UDP && e.Type == Crisp.Linux.Sockets.SOCK_DGRAM))
+            throw new CrispException($"{what}: type {e.Type} protocol {e.Proto} is not supported");
+        var src = InetAddress.FromEntry(family, e.SrcAddr, e.SrcPort, what);
+        var sock = Socket(family, (int)e.Type, (int)e.Proto);
+        try
+        {
+            int s = sock.Fd;
+            if (family == AF_INET6)
+                SetInt(s, SOL_IPV6, IPV6_V6ONLY, e.V6Only ? 1 : 0);
+            if (e.IpOpts?.Freebind == true)
+                SetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, 1);
+            bool established = e.State == TCP_ESTABLISHED;
+            if (tcp && established)
+            {
+                // Buffer sizes first: the queues go back into them. Repair mode then forces port reuse,
+                // and leaving it clears SO_REUSEADDR, which is set back after.
+                SocketOptions.Restore(s, e.Opts);
+                RestoreStream(ctx, s, e, src, what);
+            }
+            else
+            {
+                // Bound as before even if the port is held by a dying or TIME_WAIT socket; the real
+                // SO_REUSEADDR comes back with the other options below.
+                SetInt(s, SOL_SOCKET, SO_REUSEADDR, 1);
+                if (e.SrcPort != 0)
+                    Bind(s, src.ToSockaddr());
+                if (tcp && e.State == TCP_LISTEN)
+                    Listen(s, (int)e.Backlog);
+                else if (!tcp && established)
+                    Connect(s, InetAddress.FromEntry(family, e.DstAddr, e.DstPort, what).ToSockaddr());
+            }
+            SocketOptions.Restore(s, e.Opts);
+            if (tcp && e.Opts.SoKeepalive)
+            {
+                if (e.Opts.HasTcpKeepcnt) SetInt(s, SOL_TCP, TCP_KEEPCNT, (int)e.Opts.TcpKeepcnt);
+                if (e.Opts.HasTcpKeepidle) SetInt(s, SOL_TCP, TCP_KEEPIDLE, (int)e.Opts.TcpKeepidle);
+                if (e.Opts.HasTcpKeepintvl) SetInt(s, SOL_TCP, TCP_KEEPINTVL, (int)e.Opts.TcpKeepintvl);
+            }
+            FdOps.SetStatusFlags(s, (int)e.Flags);
+            try { Fown.Restore(s, e.Fown); }
+            catch (SyscallException x) { ctx.Log.Warn($"{what}: owner not restored: {x.Message}"); }
+            return sock;
+        }
+        catch (SyscallException x)
+        {
+            sock.Dispose();
+            throw new CrispException($"{what} ({src}): {x.Message}");
+        }
+        catch
+        {
+            sock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Re-creates an established connection from tcp-stream-INO.img. Repair mode lets the socket
+    /// bind the port its listener already holds (the kernel forces reuse for it); it is left once the
+    /// connection is whole, which sends the peer a window probe and the connection runs on.</summary>
+    private static void RestoreStream(RestoreContext ctx, int s, inet_sk_entry e, InetAddress src, string what)
+    {
+        if (!ctx.Options.TcpEstablished)
+            throw new CrispException($"{what}: the images hold an established TCP connection; restore it with --tcp-established");
+        var dst = InetAddress.FromEntry((int)e.Family, e.DstAddr, e.DstPort, what);
+        var file = ImageFile.TcpStream(e.Ino);
+        if (!ctx.Images.Exists(file))
+            throw new CrispException($"{what}: {file.FileName} is missing");
+        using var r = ctx.Images.OpenReader(file);
+        var stream = r.Read<tcp_stream_entry>() ?? throw new CrispException($"{file.FileName}: no entry");
+        if (stream.InqLen + (long)stream.OutqLen > r.Remaining)
+            throw new CrispException($"{file.FileName}: queues of {stream.InqLen}+{stream.OutqLen} bytes, {r.Remaining} in the image");
+        var inQ = r.ReadExtra(stream.InqLen);
+        var outQ = r.ReadExtra(stream.OutqLen);
+        TcpRepair.On(s);
+        TcpRepair.Restore(s, stream, src, dst, inQ, outQ);
+        TcpRepair.Off(s);
+        ctx.Log.Debug($"{what}: {src} -> {dst} re-established, in {inQ.Length} out {outQ.Length} bytes");
+    }
+}
+
+/// <summary>Dump-wide: crisp's copies of the sockets put in repair mode, until the dump is over.</summary>
+public sealed class TcpRepairedDump
+{
+    public List<UnixFd> Sockets { get; } = [];
+}

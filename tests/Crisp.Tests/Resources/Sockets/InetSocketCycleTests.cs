@@ -1,0 +1,283 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Crisp.Dump;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+using Crisp.Tests.Integration;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Crisp.Tests.Resources.Sockets;
+
+/// <summary>TCP and UDP sockets over IPv4/IPv6: listeners and bound datagram sockets come back on the same
+/// address (the workload checks, then accepts and receives from the test); a loopback TCP echo server keeps
+/// its client's connection across --tcp-established dumps (left running, and killed + restored), with
+/// unread data in its receive queue and unsent data in its send queue; without the flag it is refused.
+/// Ports are chosen by the kernel, so parallel runs do not collide.</summary>
+public class InetSocketCycleTests(ITestOutputHelper output)
+{
+    private const int Blob = 1 << 20;
+
+    [RootFact]
+    public void ListenersAndBoundDatagramSocketsComeBackOnTheirAddressesAfterTwoCycles()
+    {
+        string exe = Support.Workloads.Build("sockets_inet");
+        using var dir = new Live.TempDir();
+        var (pid, ports) = Start(exe, "sockets_inet", dir.Path);
+        try
+        {
+            Cycle(Path.Combine(dir.Path, "c1"), pid, tcpEstablished: false);
+            var tree = Cycle(Path.Combine(dir.Path, "c2"), pid, tcpEstablished: false);
+            using (var t4 = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]))
+            using (var t6 = Connect(AddressFamily.InterNetworkV6, IPAddress.IPv6Loopback, ports[1]))
+            using (var u4 = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
+            using (var u6 = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp))
+            {
+                t4.Send("hi4"u8);
+                t6.Send("hi6"u8);
+                u4.SendTo("d4"u8, new IPEndPoint(IPAddress.Loopback, ports[2]));
+                u6.SendTo("d6"u8, new IPEndPoint(IPAddress.IPv6Loopback, ports[3]));
+                Live.SignalAndExpectPass(pid, dir.Path, tree.WaitForExit);
+            }
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
+    [RootFact]
+    public void AnEchoClientKeepsItsConnectionAcrossLeaveRunningAndKillRestore()
+    {
+        string exe = Support.Workloads.Build("tcp_echo");
+        using var dir = new Live.TempDir();
+        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
+        try
+        {
+            // A small receive buffer, so the server's held reply stays in its own send queue.
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+            { ReceiveBufferSize = 8192, ReceiveTimeout = 60_000 };
+            client.Connect(IPAddress.Loopback, ports[0]);
+            Assert.Equal("echo:first\n", Request(client, "first\n"));
+
+            // 1: --leave-running; the server goes on with the same socket.
+            HoldAndSendUnread(client, "req2");
+            string leave = Path.Combine(dir.Path, "leave");
+            Dump(leave, pid, leaveRunning: true);
+            AssertStream(leave);
+            Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
+            AssertHeldReplyThen(client, "echo:req2\n");
+            Assert.Equal("echo:req3\n", Request(client, "req3\n"));
+
+            // 2: killed and restored; the client's side never closed.
+            HoldAndSendUnread(client, "req4");
+            string killed = Path.Combine(dir.Path, "killed");
+            Dump(killed, pid, leaveRunning: false);
+            Live.WaitPidsFree([pid], pid);
+            AssertStream(killed);
+            var refused = Assert.Throws<CrispException>(() => new Restorer(new RestoreOptions { ImagesDir = killed, Detached = true }, new Log(TextWriter.Null, 0)).Run());
+            Assert.Contains("--tcp-established", refused.Message);
+            Assert.False(Directory.Exists($"/proc/{pid}"), "a refused restore must leave nothing behind");
+            var tree = Restore(killed);
+            Assert.Equal(pid, tree.RootPid);
+            Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
+            AssertHeldReplyThen(client, "echo:req4\n");
+            Assert.Equal("echo:req5\n", Request(client, "req5\n"));
+
+            client.Shutdown(SocketShutdown.Send);
+            Assert.Equal(0, tree.WaitForExit());
+            Assert.Equal("", File.ReadAllText(Path.Combine(dir.Path, "err")));
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
+    [RootFact]
+    public void AnEstablishedConnectionWithoutTcpEstablishedIsRefusedInOneLine()
+    {
+        string exe = Support.Workloads.Build("tcp_echo");
+        using var dir = new Live.TempDir();
+        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
+        try
+        {
+            using var client = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]);
+            Assert.Equal("echo:a\n", Request(client, "a\n"));
+            var r = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images);
+            Assert.Equal(1, r.ExitCode);
+            FailureSafetyTests.AssertOneLine(r.Stderr, $"task {pid} fd 4: TCP socket 127.0.0.1:{ports[0]}");
+            Assert.Contains("--tcp-established", r.Stderr);
+            Assert.Equal("echo:b\n", Request(client, "b\n"));
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
+    [RootFact]
+    public void AFailedDumpLeavesTheConnectionWorking()
+    {
+        string exe = Support.Workloads.Build("tcp_echo");
+        using var dir = new Live.TempDir();
+        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
+        try
+        {
+            using var client = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]);
+            Assert.Equal("echo:a\n", Request(client, "a\n"));
+            client.Send("b\n"u8);    // unread while the dump has the socket in repair mode
+            var e = Assert.Throws<CrispException>(() => new Dumper(
+                new DumpOptions { RootPid = pid, ImagesDir = dir.Images, TcpEstablished = true },
+                new Log(TextWriter.Null, 0), new FaultInjection("dump:images")).Run());
+            Assert.Contains("fault injected", e.Message);
+            Assert.Equal("echo:b\n", ReadLine(client));
+            Assert.Equal("echo:c\n", Request(client, "c\n"));
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
+    private static void HoldAndSendUnread(Socket client, string next)
+    {
+        client.Send(Encoding.ASCII.GetBytes($"hold {Blob}\n"));
+        var ok = new byte[3];
+        ReadExactly(client, ok);
+        Assert.Equal("ok\n", Encoding.ASCII.GetString(ok));
+        client.Send(Encoding.ASCII.GetBytes(next + "\n"));    // the server holds: this stays unread
+    }
+
+    /// <summary>The held pattern arrives whole and in order, then the answer to the unread request.</summary>
+    private static void AssertHeldReplyThen(Socket client, string line)
+    {
+        var blob = new byte[Blob];
+        ReadExactly(client, blob);
+        for (int i = 0; i < Blob; i++)
+            if (blob[i] != (byte)(i % 251))
+                Assert.Fail($"held reply differs at byte {i}");
+        Assert.Equal(line, ReadLine(client));
+    }
+
+    /// <summary>tcp-stream-INO.img holds the request the server had not read, and crit decodes it all.</summary>
+    private void AssertStream(string images)
+    {
+        Live.AssertCritDecodesAll(images);
+        var file = Assert.Single(Directory.GetFiles(images, "tcp-stream-*.img"));
+        using var r = ImageReader.Open(file, ImageKind.TcpStream);
+        var e = r.Read<tcp_stream_entry>()!;
+        output.WriteLine($"{Path.GetFileName(file)}: in {e.InqLen} out {e.OutqLen} (unsent {e.UnsqLen}), {new FileInfo(file).Length} bytes");
+        Assert.Equal(5u, e.InqLen);
+        Assert.True(e.OutqLen > 0, "the held reply should be in the send queue");
+        Assert.Equal("req", Encoding.ASCII.GetString(r.ReadExtra(e.InqLen))[..3]);
+    }
+
+    private void Dump(string images, int pid, bool leaveRunning)
+    {
+        var log = new StringWriter();
+        try
+        {
+            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, LeaveRunning = leaveRunning, TcpEstablished = true }, new Log(log, 4)).Run();
+        }
+        catch
+        {
+            output.WriteLine(log.ToString());
+            throw;
+        }
+    }
+
+    private RestoredTree Restore(string images)
+    {
+        var log = new StringWriter();
+        try
+        {
+            return new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, TcpEstablished = true }, new Log(log, 4)).Run();
+        }
+        catch
+        {
+            output.WriteLine(log.ToString());
+            throw;
+        }
+    }
+
+    private RestoredTree Cycle(string images, int pid, bool tcpEstablished)
+    {
+        var log = new StringWriter();
+        try
+        {
+            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, TcpEstablished = tcpEstablished }, new Log(log, 4)).Run();
+            Live.WaitPidsFree([pid], pid);
+            Live.AssertCritDecodesAll(images);
+            var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, new Log(log, 4)).Run();
+            Assert.Equal(pid, tree.RootPid);
+            return tree;
+        }
+        catch
+        {
+            output.WriteLine(log.ToString());
+            throw;
+        }
+    }
+
+    private static (int Pid, int[] Ports) Start(string exe, string name, string dir)
+    {
+        int pid = Spawn.Start(exe, [name], new SpawnOptions
+        {
+            NewSession = true,
+            Opens =
+            [
+                (0, "/dev/null", Live.O_RDONLY, 0),
+                (1, Path.Combine(dir, "out"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
+                (2, Path.Combine(dir, "err"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
+            ],
+        });
+        string line = "";
+        Live.WaitFor(() => (line = File.ReadAllText(Path.Combine(dir, "out")).Split('\n')[0]).StartsWith("ready ") || Spawn.TryReap(pid) is not null,
+            $"{name}'s ready line", TimeSpan.FromSeconds(20));
+        var parts = line.Split(' ');
+        Assert.True(parts.Length >= 3, $"bad ready line '{line}', stderr: {File.ReadAllText(Path.Combine(dir, "err"))}");
+        return (pid, parts[2..].Select(int.Parse).ToArray());
+    }
+
+    private static Socket Connect(AddressFamily family, IPAddress address, int port)
+    {
+        var s = new Socket(family, SocketType.Stream, ProtocolType.Tcp) { ReceiveTimeout = 60_000 };
+        s.Connect(address, port);
+        return s;
+    }
+
+    private static string Request(Socket s, string line)
+    {
+        s.Send(Encoding.ASCII.GetBytes(line));
+        return ReadLine(s);
+    }
+
+    private static string ReadLine(Socket s)
+    {
+        var sb = new StringBuilder();
+        var one = new byte[1];
+        while (!sb.ToString().EndsWith('\n'))
+        {
+            if (s.Receive(one) != 1)
+                throw new IOException($"connection closed after '{sb}'");
+            sb.Append((char)one[0]);
+        }
+        return sb.ToString();
+    }
+
+    private static void ReadExactly(Socket s, byte[] buffer)
+    {
+        int at = 0;
+        while (at < buffer.Length)
+        {
+            int n = s.Receive(buffer, at, buffer.Length - at, SocketFlags.None);
+            if (n == 0)
+                throw new IOException($"connection closed after {at} of {buffer.Length} bytes");
+            at += n;
+        }
+    }
+}
