@@ -10,7 +10,7 @@ namespace Crisp.Resources.Files.Sockets.Inet;
 /// socket, "connect" it without a handshake, and write the queues back without anything going on the wire.</summary>
 public static unsafe class TcpRepair
 {
-    public const int TCP_TIMESTAMP = 24;
+    public const int TCP_QUICKACK = 12, TCP_TIMESTAMP = 24;
     private const int TCP_NO_QUEUE = 0, TCP_RECV_QUEUE = 1, TCP_SEND_QUEUE = 2;
     private const int TCPI_OPT_TIMESTAMPS = 1, TCPI_OPT_SACK = 2, TCPI_OPT_WSCALE = 4;
     private const int TCPOPT_MAXSEG = 2, TCPOPT_WINDOW = 3, TCPOPT_SACK_PERM = 4, TCPOPT_TIMESTAMP = 8;
