@@ -13,7 +13,13 @@
  *   7 "thr-csleep"  in clock_nanosleep(CLOCK_MONOTONIC, relative 1 s, &rem): a restored sleep must go on
  *                   for its remaining time, never fail with EINTR (no signal handler interrupted it),
  *   8 "thr-handler" sits inside its SIGXCPU handler, blocked in read() on a pipe; after the handler
- *                   returns, the interrupted code goes on and the mask is the thread's again.
+ *                   returns, the interrupted code goes on and the mask is the thread's again,
+ *   9 "thr-epoll"   blocks in epoll_wait (no timeout) on its own epoll fd watching its own pipe,
+ *  10 "thr-epwait"  in epoll_pwait with a 200 ms timeout and its own mask as the sigmask argument.
+ *                   Both must get the EPOLLIN (with their data tag) of a byte the leader writes after
+ *                   SIGUSR1. The kernel never restarts epoll_wait: a stop (SIGSTOP, or a ptrace interrupt
+ *                   such as crisp's seize) makes it fail with EINTR even without a handler (signal(7)), so
+ *                   they loop on EINTR and on timeouts, as real programs do; the counts go to DIR/epoll.
  * With N: N threads of kinds cond/sleep/read in turn (no spinners), named "thr-I".
  * Every thread has its own name (pthread_setname_np), TLS value, blocked mask (SIGRTMIN+I%8 and
  * SIGUSR1) and sigaltstack. The leader ("thr-main") writes DIR/ready ("ready PID TID...") and waits in
@@ -30,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -38,7 +45,7 @@
 #define MAXT 256
 #define ALT 16384
 
-enum kind { SPIN, COND, SLEEP, READ, MUTEX, JOIN, NSLEEP, CSLEEP, HANDLER, NKINDS };
+enum kind { SPIN, COND, SLEEP, READ, MUTEX, JOIN, NSLEEP, CSLEEP, HANDLER, EPOLL, EPWAIT, NKINDS };
 
 struct thr {
     pthread_t handle;
@@ -48,6 +55,8 @@ struct thr {
     char name[16];
     char alt[ALT];
     volatile int on_alt;   /* SIGUSR2 handler ran on this thread's altstack */
+    int ep, epipe[2];      /* EPOLL/EPWAIT: its epoll fd and the pipe it watches */
+    int eintr, timeouts;   /* EPOLL/EPWAIT: how often the wait failed with EINTR / timed out */
     char fail[256];
 };
 
@@ -192,6 +201,31 @@ static void *thread_main(void *arg)
         if (!handler_done)
             TFAIL(" came back from the handler without it finishing;");
         break;
+    case EPOLL:
+    case EPWAIT: {
+        struct epoll_event ev = { 0 };
+        int n;
+        for (;;) {
+            if (t->kind == EPOLL)
+                n = epoll_wait(t->ep, &ev, 1, -1);
+            else
+                n = epoll_pwait(t->ep, &ev, 1, 200, &m);
+            if (n < 0 && errno == EINTR)
+                t->eintr++;
+            else if (n == 0)
+                t->timeouts++;
+            else
+                break;
+        }
+        char c;
+        if (n != 1 || ev.data.u32 != 5000u + t->index || !(ev.events & EPOLLIN))
+            TFAIL(" epoll gave %d (errno %d) tag %u events 0x%x;", n, n < 0 ? errno : 0, ev.data.u32, ev.events);
+        else if (!go)
+            TFAIL(" an epoll event before the leader wrote;");
+        else if (read(t->epipe[0], &c, 1) != 1 || c != 'e')
+            TFAIL(" no byte behind the epoll event;");
+        break;
+    }
     case NKINDS:
         break;
     case READ: {
@@ -257,7 +291,12 @@ int main(int argc, char **argv)
             snprintf(t->name, sizeof t->name, "thr-%d", i);
         else
             strcpy(t->name, (const char *[]){ "thr-spin", "thr-cond", "thr-sleep", "thr-read", "thr-mutex", "thr-join",
-                                             "thr-nsleep", "thr-csleep", "thr-handler" }[i]);
+                                             "thr-nsleep", "thr-csleep", "thr-handler", "thr-epoll", "thr-epwait" }[i]);
+        if (t->kind == EPOLL || t->kind == EPWAIT) {
+            struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 5000u + i };
+            if (pipe(t->epipe) != 0 || (t->ep = epoll_create1(0)) < 0 || epoll_ctl(t->ep, EPOLL_CTL_ADD, t->epipe[0], &ev) != 0)
+                return 2;
+        }
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -296,6 +335,8 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < nthreads; i++) {
         if (thr[i].kind == READ && write(pipefd[1], "x", 1) != 1)
+            return 2;
+        if ((thr[i].kind == EPOLL || thr[i].kind == EPWAIT) && write(thr[i].epipe[1], "e", 1) != 1)
             return 2;
     }
     /* SIGUSR2 until each sleeper has handled one (on its altstack). */
@@ -340,6 +381,12 @@ int main(int argc, char **argv)
     if (!many && spins == 0) {
         vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: the spinner never ran\n");
         failed = 1;
+    }
+    if (all) {
+        char notes[256];
+        snprintf(notes, sizeof notes, "epoll_wait eintr %d; epoll_pwait eintr %d timeouts %d\n",
+                 thr[EPOLL].eintr, thr[EPWAIT].eintr, thr[EPWAIT].timeouts);
+        write_file(dir, "epoll", notes);
     }
     if (!failed)
         snprintf(verdict + vl, sizeof verdict - vl, "PASS\n");

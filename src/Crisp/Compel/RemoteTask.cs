@@ -6,7 +6,12 @@ namespace Crisp.Compel;
 /// <summary>Runs syscalls inside a seized, stopped thread ("remote syscalls") and reads/writes its memory.
 /// While open, the thread's signals are all blocked (so none is consumed by our injections) and its
 /// registers are ours; <see cref="Dispose"/> unmaps the scratch pages and puts registers and signal mask
-/// back exactly, so a thread stopped inside a blocked syscall restarts it when detached.</summary>
+/// back exactly, so a thread stopped inside a blocked syscall restarts it when detached.
+/// A dumped task's thread is crash-safe while open (<see cref="IsCrashSafe"/>): its calls run on the
+/// <see cref="VdsoTrampoline"/> with rsp on a <see cref="SigreturnFrame"/> of its own state, and between
+/// calls it waits at the trampoline's rt_sigreturn. If crisp dies (the kernel then detaches the thread)
+/// the thread finishes the call in hand, runs rt_sigreturn and carries on with its own registers, signal
+/// mask and FPU state. Nothing is ever patched into the task's code.</summary>
 public sealed class RemoteTask : IDisposable
 {
     public const int PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -17,13 +22,17 @@ public sealed class RemoteTask : IDisposable
     private const ulong GadgetMask = 0xffffff;
 
     private readonly Tracer _tracer;
+    private readonly Log _log;
     private readonly bool _useScratch;
     private readonly ulong _knownGadget;
     private readonly ulong _knownData;
     private readonly ulong _savedSigMask;
     private readonly List<int> _suppressedSignals = [];
     private SafeFileHandle? _mem;
-    private ulong _scratch;     // page 0: gadget (r-x), page 1: data (rw-)
+    private ulong _scratch;     // page 0: gadget (r-x), page 1: data (rw-); crash-safe: one data page
+    private ulong _trampoline;  // crash-safe mode: the vdso code; 0 otherwise
+    private SigreturnFrame? _frame;
+    private byte[]? _underFrame;    // the stack bytes the frame covers, put back on Dispose
     private bool _disposed;
     private bool _gone;
 
@@ -35,17 +44,20 @@ public sealed class RemoteTask : IDisposable
     /// <summary>Number of remote syscalls run so far.</summary>
     public long CallCount { get; private set; }
 
-    /// <param name="useScratchPage">Map a private gadget page after the first call instead of patching
-    /// the code at rip each time (patching is unsafe while other threads of the task run).</param>
+    /// <param name="useScratchPage">Crash-safe mode (the vdso trampoline), or where the task has no usable
+    /// vdso, a private gadget page mapped on the first call. False: patch the code at rip for every call
+    /// (tests only; never crash-safe).</param>
     /// <param name="pinTracer">Pin the tracer thread to the CPU the thread last ran on while this object lives.</param>
     /// <param name="gadgetAddress">Address of a <c>syscall; int3</c> already in the task (e.g. a puppet's,
     /// <c>PuppetElf.SyscallGadgetAddress</c>); when given, neither patching nor a scratch gadget is used
     /// (the data page is still mapped on demand by <see cref="PutOnScratch"/>).</param>
     /// <param name="scratchDataAddress">Read-write memory already in the task to use for pointer arguments
     /// (a puppet's data pages, <paramref name="scratchDataSize"/> bytes); it is never unmapped.</param>
+    /// <param name="log">Where the crash-safe set-up (or why a thread is not crash-safe) is logged.</param>
     public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
-        ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize)
+        ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize, Log? log = null)
     {
+        _log = log ?? Log.Null;
         _knownData = scratchDataAddress;
         ScratchDataSize = scratchDataAddress != 0 ? scratchDataSize : PageSize;
         _tracer = tracer;
@@ -58,6 +70,10 @@ public sealed class RemoteTask : IDisposable
         {
             var regs = Ptrace.GetRegs(thread.Tid);
             ulong mask = Ptrace.GetSigMask(thread.Tid);
+            // Parked on the frame before any signal is blocked: from here on a crisp that dies leaves
+            // a thread that puts everything back by itself.
+            if (useScratchPage && gadgetAddress == 0)
+                Park(regs, mask);
             Ptrace.SetSigMask(thread.Tid, ~0UL);
             return (regs, mask);
         });
@@ -65,14 +81,19 @@ public sealed class RemoteTask : IDisposable
             tracer.PinToCpuOf(thread.Tid);
     }
 
+    /// <summary>Remote calls run on the vdso trampoline and the thread survives crisp's death (see the class).</summary>
+    public bool IsCrashSafe => _trampoline != 0;
+
     /// <summary>Address of the scratch data page (4 KiB, read-write) for pointer arguments; 0 until mapped.</summary>
-    public ulong ScratchData => _knownData != 0 ? _knownData : _scratch == 0 ? 0 : _scratch + PageSize;
+    public ulong ScratchData => _knownData != 0 ? _knownData : _scratch == 0 ? 0 : IsCrashSafe ? _scratch : _scratch + PageSize;
 
     /// <summary>Bytes available at <see cref="ScratchData"/>.</summary>
     public int ScratchDataSize { get; }
 
     /// <summary>The pages this object mapped in the task (gadget + data), or null: a dump must not save them.</summary>
-    public (ulong Start, ulong Length)? OwnedScratch => _scratch == 0 ? null : (_scratch, 2 * PageSize);
+    public (ulong Start, ulong Length)? OwnedScratch => _scratch == 0 ? null : (_scratch, ScratchLength);
+
+    private ulong ScratchLength => IsCrashSafe ? PageSize : 2UL * PageSize;
 
     /// <summary>Runs syscall <paramref name="nr"/> in the thread and returns its raw result (-errno on failure).</summary>
     public long Syscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
@@ -81,6 +102,8 @@ public sealed class RemoteTask : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_gone)
                 throw new InvalidOperationException($"{Thread} is gone");
+            if (IsCrashSafe)
+                return InvokeOnTrampoline(nr, a1, a2, a3, a4, a5, a6);
             if (_useScratch && _scratch == 0)
                 MapScratch();
             if (_knownGadget != 0)
@@ -141,6 +164,8 @@ public sealed class RemoteTask : IDisposable
     /// are no longer the ones saved (it exec'd, or it was released with registers of its own).</summary>
     public void Abandon()
     {
+        if (IsCrashSafe && !_disposed)
+            VdsoTrampoline.Release(Thread.Pid, Thread.Tid, putBack: false);
         _disposed = true;
         _mem?.Dispose();
         _tracer.Unpin();
@@ -159,7 +184,8 @@ public sealed class RemoteTask : IDisposable
                 if (_scratch != 0 && !_gone)
                 {
                     // The gadget cannot unmap its own page and then trap on it: use the code at rip.
-                    long r = _knownGadget != 0
+                    long r = IsCrashSafe ? InvokeOnTrampoline(Sysno.munmap, (long)_scratch, (long)ScratchLength, 0, 0, 0, 0)
+                        : _knownGadget != 0
                         ? InvokeAt(_knownGadget, Sysno.munmap, (long)_scratch, 2 * PageSize, 0, 0, 0, 0)
                         : InvokeAtRip(Sysno.munmap, (long)_scratch, 2 * PageSize);
                     if (r < 0)
@@ -170,10 +196,12 @@ public sealed class RemoteTask : IDisposable
             finally
             {
                 _disposed = true;
-                _mem?.Dispose();
                 // ESRCH: the task was killed meanwhile; there is nothing left to put back.
+                // Mask first: a crisp dying in between leaves a parked thread, which restores the mask itself.
                 RestoreUnlessGone(PtraceRequest.SETSIGMASK, sizeof(ulong), _savedSigMask);
                 RestoreRegsUnlessGone();
+                Unpark();
+                _mem?.Dispose();
                 foreach (int sig in _suppressedSignals)
                     RawSyscall.TryCall(Sysno.tgkill, Thread.Pid, Thread.Tid, sig);
             }
@@ -201,6 +229,15 @@ public sealed class RemoteTask : IDisposable
 
     private void MapScratch()
     {
+        if (IsCrashSafe)
+        {
+            // Code needs no page of its own here: one data page.
+            long data = InvokeOnTrampoline(Sysno.mmap, 0, PageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (data < 0 && data > -4096)
+                throw new SyscallException($"remote mmap(scratch) in {Thread.Tid}", (int)-data);
+            _scratch = (ulong)data;
+            return;
+        }
         // r-x first (allowed even under PR_SET_MDWE), gadget written through /proc/PID/mem,
         // then the second page made writable for data.
         long addr = _knownGadget != 0
@@ -215,6 +252,113 @@ public sealed class RemoteTask : IDisposable
             PROT_READ | PROT_WRITE, 0, 0, 0);
         if (r < 0)
             throw new SyscallException($"remote mprotect(scratch) in {Thread.Tid}", (int)-r);
+    }
+
+    /// <summary>Crash-safe set-up (on the tracer thread, before the mask is touched): trampoline in the vdso,
+    /// sigreturn frame below the red zone, then the registers of a thread waiting at the trampoline's
+    /// rt_sigreturn. Anything missing (no vdso tail, no TRACESYSGOOD to tell syscall stops, a stack that
+    /// cannot hold the frame) leaves the old, not crash-safe path, and says so in the log.</summary>
+    private void Park(UserRegs regs, ulong mask)
+    {
+        int tid = Thread.Tid;
+        if ((Thread.Options & PtraceOptions.TraceSysGood) == 0)
+        {
+            _log.Info($"remote syscalls in thread {tid} are not crash-safe: seized without PTRACE_O_TRACESYSGOOD");
+            return;
+        }
+        ulong trampoline = VdsoTrampoline.Acquire(Thread.Pid, tid, out string why);
+        if (trampoline == 0)
+        {
+            _log.Info($"remote syscalls in thread {tid} are not crash-safe: {why}");
+            return;
+        }
+        try
+        {
+            var frame = new SigreturnFrame(regs, mask, Xsave.GetXstate(tid));
+            var under = new byte[frame.Bytes.Length];
+            ReadMemory(frame.Start, under);
+            WriteMemory(frame.Start, frame.Bytes);
+            var parked = regs;
+            parked.Rip = trampoline + VdsoTrampoline.SigreturnOffset;
+            parked.Rsp = frame.Ucontext;
+            parked.OrigRax = ulong.MaxValue;
+            Ptrace.SetRegs(tid, parked);
+            (_trampoline, _frame, _underFrame) = (trampoline, frame, under);
+            _log.Debug($"remote: thread {tid} parked crash-safe (trampoline 0x{trampoline:x}, frame 0x{frame.Ucontext:x})");
+        }
+        catch (Exception e) when (e is IOException or SyscallException or UnauthorizedAccessException)
+        {
+            VdsoTrampoline.Release(Thread.Pid, tid);
+            _log.Info($"remote syscalls in thread {tid} are not crash-safe: no room for a frame below rsp 0x{regs.Rsp:x} ({e.Message})");
+        }
+    }
+
+    /// <summary>After the registers are back: the stack bytes under the frame, and the vdso zeros once no
+    /// thread of the task uses the trampoline any more.</summary>
+    private void Unpark()
+    {
+        if (!IsCrashSafe)
+            return;
+        if (!_gone)
+        {
+            try { WriteMemory(_frame!.Start, _underFrame); }
+            catch (IOException) { }   // killed meanwhile
+            VdsoTrampoline.Release(Thread.Pid, Thread.Tid);
+        }
+        _log.Debug($"remote: thread {Thread.Tid} released");
+    }
+
+    /// <summary>One call on the trampoline: rip at its syscall, rsp at the frame, then PTRACE_SYSCALL to the
+    /// syscall-entry stop and on to the syscall-exit stop, where the thread is parked again at the
+    /// rt_sigreturn. No int3 (a SIGTRAP nobody catches would kill the task) and no single-step.</summary>
+    private long InvokeOnTrampoline(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+    {
+        const int SyscallStop = SIGTRAP | 0x80;
+        int tid = Thread.Tid;
+        var regs = SavedRegs;
+        regs.Rax = (ulong)nr;
+        regs.OrigRax = ulong.MaxValue;
+        regs.Rdi = (ulong)a1;
+        regs.Rsi = (ulong)a2;
+        regs.Rdx = (ulong)a3;
+        regs.R10 = (ulong)a4;
+        regs.R8 = (ulong)a5;
+        regs.R9 = (ulong)a6;
+        regs.Rip = _trampoline;
+        regs.Rsp = _frame!.Ucontext;
+        Ptrace.SetRegs(tid, regs);
+        Ptrace.Syscall(tid, 0);
+        bool entered = false;
+        while (true)
+        {
+            Wait.WaitPid(tid, out var status, Wait.WALL);
+            if (status.Dead)
+            {
+                _gone = true;
+                throw new TaskGoneException(Thread, status);
+            }
+            if (!status.Stopped)
+                continue;
+            if (status.Event == 0 && status.StopSignal == SyscallStop)
+            {
+                if (entered)
+                {
+                    var after = Ptrace.GetRegs(tid);
+                    if (after.Rip != _trampoline + VdsoTrampoline.SigreturnOffset)
+                        throw new InvalidOperationException(
+                            $"remote syscall {nr} in {tid}: syscall exit at rip 0x{after.Rip:x} (trampoline 0x{_trampoline:x})");
+                    CallCount++;
+                    return (long)after.Rax;
+                }
+                entered = true;
+            }
+            else if (status.Event == 0)
+            {
+                // An unblockable signal (SIGSTOP): resume without it; it is re-sent on Dispose.
+                _suppressedSignals.Add(status.StopSignal);
+            }
+            Ptrace.Syscall(tid, 0);
+        }
     }
 
     /// <summary>First-call form: the gadget is written over the 3 bytes at rip and put back afterwards.</summary>

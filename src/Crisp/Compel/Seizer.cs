@@ -48,13 +48,24 @@ public sealed class Seizer
     {
         var pending = new List<PendingSeize>();
         var processes = new List<SeizedProcess>();
+        var later = new List<(int Pid, int Tid)>();
         try
         {
+            // PTRACE_SEIZE of a group-stopped thread waits until it has moved from its stop to a trap
+            // stop, which a frozen thread never does: it would hang crisp until the thaw. A stopped
+            // thread cannot run, fork or clone either, so it is seized right after the thaw instead.
             foreach (int pid in pids)
                 foreach (int tid in ThreadsOrNull(pid) ?? [])
-                    if (Attach(pid, tid, seccomp, PtraceOptions.None) is { } p)
+                {
+                    if (InGroupStop(pid, tid))
+                        later.Add((pid, tid));
+                    else if (Attach(pid, tid, seccomp, PtraceOptions.None) is { } p)
                         pending.Add(p);
+                }
             thaw();
+            foreach (var (pid, tid) in later)
+                if (Attach(pid, tid, seccomp, PtraceOptions.None) is { } p)
+                    pending.Add(p);
             var seized = pending.Select(Complete).OfType<SeizedThread>().ToList();
             pending.Clear();
             foreach (var group in seized.GroupBy(t => t.Pid))
@@ -70,6 +81,21 @@ public sealed class Seizer
             throw;
         }
     });
+
+    /// <summary>The thread sleeps in its group stop (SIGSTOP & co.). A frozen thread shows 'D' in /proc
+    /// whatever it was doing, so the kernel function it sleeps in (wchan) tells.</summary>
+    private static bool InGroupStop(int pid, int tid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/task/{tid}/wchan").Trim() == "do_signal_stop"
+                || ThreadState(pid, tid) is 'T';
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return ThreadState(pid, tid) is 'T';
+        }
+    }
 
     /// <summary>What is known of a thread between PTRACE_SEIZE + PTRACE_INTERRUPT and its stop.</summary>
     private sealed record PendingSeize(int Pid, int Tid, PtraceOptions Options, SeccompSuspend Seccomp);

@@ -8,11 +8,13 @@ namespace Crisp.Dump;
 public sealed class DumpTask : IDisposable
 {
     private readonly Tracer _tracer;
+    private readonly Log? _log;
     private RemoteTask? _remote;
 
-    public DumpTask(Tracer tracer, SeizedProcess process, DumpTask? parent)
+    public DumpTask(Tracer tracer, SeizedProcess process, DumpTask? parent, Log? log = null)
     {
         _tracer = tracer;
+        _log = log;
         Process = process;
         Parent = parent;
         Stat = ProcStat.Read(process.Pid);
@@ -25,6 +27,8 @@ public sealed class DumpTask : IDisposable
     public SeizedProcess Process { get; }
     public DumpTask? Parent { get; }
     public List<DumpTask> Children { get; } = [];
+    /// <summary>Exited children it has not reaped: written to pstree.img and core-PID.img only.</summary>
+    public List<DumpZombie> Zombies { get; } = [];
     /// <summary>/proc/PID/stat and status as read right after the seize.</summary>
     public ProcStat Stat { get; }
     public ProcStatus Status { get; }
@@ -37,7 +41,7 @@ public sealed class DumpTask : IDisposable
     public task_core_entry TaskCore => Leader.Core.Tc;
 
     /// <summary>Remote syscalls in the leader, opened on first use and closed (registers put back) on Dispose.</summary>
-    public RemoteTask Remote => _remote ??= new RemoteTask(_tracer, Process.Leader);
+    public RemoteTask Remote => _remote ??= new RemoteTask(_tracer, Process.Leader, log: _log);
 
     /// <summary>Runs a remote syscall in the leader; throws naming it when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)

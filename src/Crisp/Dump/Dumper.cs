@@ -156,6 +156,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 entry.Threads.AddRange(task.Threads.Select(t => (uint)t.Tid));
                 pstree.Write(entry);
             }
+            DumpZombie.WriteAll(ctx, pstree);
         }
         var root = ctx.Tasks[0];
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry

@@ -8,7 +8,13 @@ public static class SessionCheck
     {
         if (ctx.Options.ShellJob)
             return;
-        var pids = ctx.Tasks.Select(t => t.Pid).ToHashSet();
+        var zombies = ctx.Tasks.SelectMany(t => t.Zombies).ToList();
+        var pids = ctx.Tasks.Select(t => t.Pid).Concat(zombies.Select(z => z.Pid)).ToHashSet();
+        foreach (var zombie in zombies)
+        {
+            if (!pids.Contains(zombie.Stat.Session) || !pids.Contains(zombie.Stat.Pgrp))
+                throw new CrispException($"zombie {zombie.Pid}: its session {zombie.Stat.Session} or process group {zombie.Stat.Pgrp} is led from outside the dumped tree");
+        }
         foreach (var task in ctx.Tasks)
         {
             int sid = task.Stat.Session;

@@ -34,18 +34,21 @@ public static class TreeSeizer
         }
         var clock = Stopwatch.StartNew();
         var queue = new Queue<DumpTask>();
-        queue.Enqueue(Seize(ctx, seizer, rootPid, null));
+        queue.Enqueue(Seize(ctx, seizer, rootPid, null) ?? throw new CrispException($"process {rootPid} exited"));
         while (queue.Count > 0)
         {
             var task = queue.Dequeue();
+            // The task is stopped: its set of children cannot grow, and a child that exits from now on
+            // stays a zombie (its parent cannot reap it), so one pass over the list sees them all.
             foreach (int child in ProcTasks.AllChildren(task.Pid).Distinct().Order())
             {
                 if (clock.Elapsed > ctx.Options.Timeout)
                     throw new CrispException($"seizing the tree took longer than {ctx.Options.Timeout.TotalSeconds:F0} s (--timeout)");
-                queue.Enqueue(Seize(ctx, seizer, child, task));
+                if (Seize(ctx, seizer, child, task) is { } seized)
+                    queue.Enqueue(seized);
             }
         }
-        ctx.Log.Info($"seized {ctx.Tasks.Count} task(s), {ctx.Tasks.Sum(t => t.Threads.Count)} thread(s) in {clock.Elapsed.TotalMilliseconds:F1} ms");
+        ctx.Log.Info($"seized {ctx.Tasks.Count} task(s), {ctx.Tasks.Sum(t => t.Threads.Count)} thread(s), {ctx.Tasks.Sum(t => t.Zombies.Count)} zombie(s) in {clock.Elapsed.TotalMilliseconds:F1} ms");
     }
 
     /// <summary>The --freeze-cgroup path: freeze (unless the runtime already did), find the tree while
@@ -68,9 +71,21 @@ public static class TreeSeizer
             foreach (int child in ProcTasks.AllChildren(order[i]).Distinct().Order())
                 if (parentOf.TryAdd(child, order[i]))
                     order.Add(child);
-        foreach (int pid in order)
-            if (ProcStat.Read(pid).State is 'Z' or 'X')
-                throw new CrispException($"task {pid} is a zombie; dumping zombies is not supported yet");
+        // Nothing can exit while frozen, but a zombie listed among the children stays one: set it aside.
+        var zombies = new List<(int Pid, ProcStat Stat)>();
+        foreach (int pid in order.ToList())
+        {
+            var (state, stat) = ChildStates.Read(pid);
+            if (state == ChildState.Live)
+                continue;
+            if (pid == root)
+                throw new CrispException($"process {root} is a zombie: there is nothing to dump");
+            if (state == ChildState.ZombieLeader)
+                throw new ZombieTaskException(pid);
+            order.Remove(pid);
+            if (state == ChildState.Zombie)
+                zombies.Add((pid, stat!));
+        }
 
         var processes = seizer.SeizeFrozen(order, freezer.Thaw).ToDictionary(p => p.Pid);
         var tasks = new Dictionary<int, DumpTask>();
@@ -79,7 +94,7 @@ public static class TreeSeizer
             foreach (int pid in order)
             {
                 var parent = parentOf[pid] is int pp ? tasks[pp] : null;
-                var task = new DumpTask(ctx.Tracer, processes[pid], parent);
+                var task = new DumpTask(ctx.Tracer, processes[pid], parent, ctx.Log);
                 processes.Remove(pid);
                 tasks[pid] = task;
                 ctx.Tasks.Add(task);
@@ -91,7 +106,10 @@ public static class TreeSeizer
             foreach (var p in processes.Values)
                 p.Detach();
         }
-        ctx.Log.Info($"seized {ctx.Tasks.Count} task(s) through the frozen cgroup in {clock.Elapsed.TotalMilliseconds:F1} ms");
+        foreach (var (pid, stat) in zombies)
+            if (parentOf[pid] is int pp && tasks.TryGetValue(pp, out var parentTask))
+                parentTask.Zombies.Add(new DumpZombie(pid, parentTask, stat));
+        ctx.Log.Info($"seized {ctx.Tasks.Count} task(s), {zombies.Count} zombie(s) through the frozen cgroup in {clock.Elapsed.TotalMilliseconds:F1} ms");
     }
 
     /// <summary>A plugin needs the tasks running to pause their devices (cuda-checkpoint cannot lock a frozen
@@ -109,10 +127,12 @@ public static class TreeSeizer
             throw new CrispException($"process {ctx.Options.RootPid} is not in cgroup {freezer.Path}");
     }
 
-    private static DumpTask Seize(DumpContext ctx, Seizer seizer, int pid, DumpTask? parent)
+    /// <summary>Seizes one task of the tree. Returns null for a child that is not (or no longer) a live
+    /// task: a zombie is recorded on its parent, a child reaped meanwhile is simply not part of the tree.</summary>
+    private static DumpTask? Seize(DumpContext ctx, Seizer seizer, int pid, DumpTask? parent)
     {
-        if (ProcStat.Read(pid).State is 'Z' or 'X')
-            throw new ZombieTaskException(pid);
+        if (!IsLive(ctx, pid, parent))
+            return null;
         ctx.Plugins.PauseDevices(pid);   // while it still runs
         SeizedProcess process;
         try
@@ -121,13 +141,22 @@ public static class TreeSeizer
         }
         catch (Linux.SyscallException e) when (e.Errno == Linux.Errnos.ESRCH)
         {
-            // It exited between being listed and being seized: a zombie now (its parent is stopped).
-            throw new ZombieTaskException(pid);
+            // It exited between being listed and being seized: a zombie now (its parent is stopped), or gone.
+            if (!IsLive(ctx, pid, parent))
+                return null;
+            throw;
         }
         DumpTask task;
         try
         {
-            task = new DumpTask(ctx.Tracer, process, parent);
+            task = new DumpTask(ctx.Tracer, process, parent, ctx.Log);
+            // A PID listed as a child but reaped and reused before the seize is someone else's task.
+            if (parent is not null && task.Stat.PPid != parent.Pid)
+            {
+                ctx.Log.Info($"task {pid} is no longer a child of {parent.Pid}: left out");
+                process.Detach();
+                return null;
+            }
         }
         catch
         {
@@ -138,6 +167,29 @@ public static class TreeSeizer
         parent?.Children.Add(task);
         ctx.Log.Debug($"seized {pid} ({task.Stat.Comm}) with {process.Threads.Count} thread(s), seccomp {string.Join(",", process.Threads.Select(t => t.SeccompMode))}");
         return task;
+    }
+
+    /// <summary>True for a live task to seize; records a zombie on its parent; false for one that is gone.</summary>
+    private static bool IsLive(DumpContext ctx, int pid, DumpTask? parent)
+    {
+        var (state, stat) = ChildStates.Read(pid);
+        switch (state)
+        {
+            case ChildState.Live:
+                return true;
+            case ChildState.Zombie when parent is not null:
+                if (stat!.PPid != parent.Pid)
+                    return false;
+                parent.Zombies.Add(new DumpZombie(pid, parent, stat));
+                ctx.Log.Debug($"task {pid} ({stat.Comm}) is a zombie of {parent.Pid}, exit status 0x{parent.Zombies[^1].ExitCode:x}");
+                return false;
+            case ChildState.ZombieLeader:
+                throw new ZombieTaskException(pid);
+            case ChildState.Gone when parent is not null:
+                return false;
+            default:
+                throw new CrispException(state == ChildState.Gone ? $"process {pid} not found" : $"process {pid} is a zombie: there is nothing to dump");
+        }
     }
 
     /// <summary>Walks the tree as /proc shows it (nothing is stopped) and checks that crisp holds the
@@ -201,10 +253,11 @@ public static class TreeSeizer
     }
 }
 
-/// <summary>A task of the tree is a zombie, which crisp cannot dump yet. Often transient: a shell's
-/// just-exited child stays a zombie only until the (then seized) shell gets to wait for it.</summary>
+/// <summary>A task whose main thread is a zombie while other threads still run: usually a process in the
+/// middle of exiting (transient: the dump seizes again), else a leader that called pthread_exit, which crisp
+/// (like CRIU) cannot dump.</summary>
 public sealed class ZombieTaskException(int pid)
-    : CrispException($"task {pid} is a zombie; dumping zombies is not supported yet")
+    : CrispException($"task {pid}: its main thread has exited while other threads still run; crisp cannot dump that")
 {
     public int Pid { get; } = pid;
 }

@@ -16,7 +16,7 @@ public static partial class Sysno
         setgid = 106, geteuid = 107, getegid = 108, setpgid = 109, getppid = 110, setsid = 112,
         setreuid = 113, setregid = 114, getgroups = 115, setgroups = 116, setresuid = 117,
         getresuid = 118, setresgid = 119, getresgid = 120, getpgid = 121, setfsuid = 122,
-        setfsgid = 123, getsid = 124, capget = 125, capset = 126, rt_sigpending = 127,
+        setfsgid = 123, getsid = 124, capget = 125, capset = 126, rt_sigpending = 127, rt_sigtimedwait = 128,
         rt_sigqueueinfo = 129, rt_sigsuspend = 130, sigaltstack = 131, personality = 135,
         prctl = 157, arch_prctl = 158, setrlimit = 160, chroot = 161, gettid = 186, tkill = 200,
         futex = 202, sched_setaffinity = 203, sched_getaffinity = 204, set_tid_address = 218,

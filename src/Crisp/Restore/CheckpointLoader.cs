@@ -22,16 +22,28 @@ public static class CheckpointLoader
         if (entries.Count == 0)
             throw new CrispException($"{images.PathOf(ImageFile.Pstree)}: missing or empty");
         var byPid = new Dictionary<int, RestoreTask>();
+        var listed = new HashSet<int>();
         var tasks = new List<RestoreTask>();
         foreach (var e in entries)
         {
             RestoreTask? parent = null;
             if (tasks.Count > 0 && !byPid.TryGetValue((int)e.Ppid, out parent))
                 throw new CrispException($"pstree.img: parent {e.Ppid} of task {e.Pid} is not listed before it");
-            if (byPid.ContainsKey((int)e.Pid))
+            if (!listed.Add((int)e.Pid))
                 throw new CrispException($"pstree.img: task {e.Pid} is listed twice");
             if (e.Threads.Count == 0 || e.Threads[0] != e.Pid && !e.Threads.Contains(e.Pid))
                 throw new CrispException($"pstree.img: task {e.Pid} does not list itself among its threads");
+            var leaderCore = ReadCore(images, (int)e.Pid, requireThreadInfo: false);
+            if (leaderCore.Tc is { TaskState: Resources.Core.TaskStates.Dead })
+            {
+                // A zombie: only its status is left (CRIU writes no thread_info or ids for it).
+                if (parent is null)
+                    throw new CrispException($"pstree.img: the root task {e.Pid} is a zombie");
+                if (e.Threads.Count != 1)
+                    throw new CrispException($"pstree.img: zombie {e.Pid} lists {e.Threads.Count} threads");
+                parent.Zombies.Add(new RestoreZombie(e, leaderCore, parent));
+                continue;
+            }
             var threads = e.Threads.OrderBy(t => t == e.Pid ? 0 : 1)
                 .Select(t => new RestoreThread((int)t, ReadCore(images, (int)t))).ToList();
             if (threads[0].Core.Tc is null || threads[0].Core.Ids is null)
@@ -44,14 +56,14 @@ public static class CheckpointLoader
         return tasks;
     }
 
-    private static core_entry ReadCore(ImageDirectory images, int tid)
+    private static core_entry ReadCore(ImageDirectory images, int tid, bool requireThreadInfo = true)
     {
         var file = ImageFile.Core(tid);
         if (!images.Exists(file))
             throw new CrispException($"{images.PathOf(file)}: missing");
         using var reader = images.OpenReader(file);
         var core = reader.Read<core_entry>() ?? throw new CrispException($"{images.PathOf(file)}: empty");
-        if (core.Mtype != core_entry.Types.march.X8664 || core.ThreadInfo is null)
+        if (core.Mtype != core_entry.Types.march.X8664 || requireThreadInfo && core.ThreadInfo is null)
             throw new CrispException($"{images.PathOf(file)}: not an x86-64 task");
         return core;
     }
@@ -59,7 +71,7 @@ public static class CheckpointLoader
     /// <summary>Every PID and TID must be free: restore gives each its old number.</summary>
     public static void CheckPidsFree(IEnumerable<RestoreTask> tasks)
     {
-        foreach (var tid in tasks.SelectMany(t => t.Threads).Select(t => t.Tid))
+        foreach (var tid in tasks.SelectMany(t => t.Threads.Select(th => th.Tid).Concat(t.Zombies.Select(z => z.Pid))))
             if (Directory.Exists($"/proc/{tid}"))
                 throw new CrispException($"PID {tid} is already in use");
     }

@@ -34,19 +34,67 @@ public static class PuppetTreeBuilder
             else if (task.Entry.Pgid == task.Entry.Pid)
                 task.Call("setpgid(0, 0)", Sysno.setpgid, 0, 0);
         }
-        // Members of a group their parent is not in join it once its leader exists.
-        foreach (var task in ctx.Tasks)
+        // Zombies are made like any child, so that their ids can be set; they exit once every group exists.
+        var zombies = ctx.Tasks.SelectMany(t => t.Zombies).ToList();
+        foreach (var zombie in zombies)
         {
-            long pgid = task.Call("getpgid", Sysno.getpgid, 0);
-            if (pgid != task.Entry.Pgid)
-                task.Call($"setpgid(0, {task.Entry.Pgid})", Sysno.setpgid, 0, task.Entry.Pgid);
+            zombie.Puppet = zombie.Parent.Puppet.Clone(zombie.Pid);
+            if (zombie.Entry.Sid == zombie.Entry.Pid)
+                zombie.Puppet.Call("setsid", Sysno.setsid);
+            else if (zombie.Entry.Pgid == zombie.Entry.Pid)
+                zombie.Puppet.Call("setpgid(0, 0)", Sysno.setpgid, 0, 0);
         }
-        ctx.Log.Info($"puppets ready for {ctx.Tasks.Count} task(s)");
+        // Members of a group their parent is not in join it once its leader exists.
+        foreach (var (puppet, entry) in ctx.Tasks.Select(t => (t.Puppet, t.Entry)).Concat(zombies.Select(z => (z.Puppet!, z.Entry))))
+        {
+            long pgid = puppet.Call("getpgid", Sysno.getpgid, 0);
+            if (pgid != entry.Pgid)
+                puppet.Call($"setpgid(0, {entry.Pgid})", Sysno.setpgid, 0, entry.Pgid);
+        }
+        foreach (var zombie in zombies)
+            MakeZombie(ctx, zombie);
+        // Each exit queued a SIGCHLD in the parent (held: a puppet blocks everything); the parent's pending
+        // signals must be those of the images, restored later, so it is taken back out.
+        foreach (var parent in zombies.Select(z => z.Parent).Distinct())
+            DropPendingSigchld(parent.Puppet);
+        ctx.Log.Info($"puppets ready for {ctx.Tasks.Count} task(s){(zombies.Count > 0 ? $", {zombies.Count} zombie(s)" : "")}");
+    }
+
+    private static void MakeZombie(RestoreContext ctx, RestoreZombie zombie)
+    {
+        var puppet = zombie.Puppet!;
+        Resources.Core.CoreRestore.SetName(puppet.Remote, zombie.Pid, zombie.Core.Tc.Comm);
+        uint wanted = zombie.Core.Tc.ExitCode;
+        var status = puppet.ExitWith(wanted);
+        ctx.Log.Debug($"zombie {zombie.Pid} ({zombie.Core.Tc.Comm}) of {zombie.Parent.Pid}: {status}");
+        int sig = (int)(wanted & 0x7f), code = (int)((wanted >> 8) & 0xff);
+        bool same = sig != 0 ? status.Signaled && (status.TermSignal == sig || status.TermSignal == 6) : status.Exited && status.ExitCode == code;
+        if (!same)
+            throw new CrispException($"zombie {zombie.Pid} ended with {status}, not with status 0x{wanted:x}");
+    }
+
+    private static void DropPendingSigchld(Puppet parent)
+    {
+        const int SIGCHLD = 17;
+        var buffer = new byte[24];   // sigset_t (8 bytes), then a zero timespec: do not wait
+        BitConverter.TryWriteBytes(buffer, 1UL << (SIGCHLD - 1));
+        ulong at = parent.Remote.PutOnScratch(buffer);
+        long r = parent.Remote.Syscall(Sysno.rt_sigtimedwait, (long)at, 0, (long)at + 8, 8);
+        if (r < 0 && r != -Errnos.EAGAIN)
+            throw new SyscallException($"rt_sigtimedwait(SIGCHLD) in puppet {parent.Pid}", (int)-r);
     }
 
     /// <summary>Kills every puppet made so far (they are traced with EXITKILL too, should crisp die).</summary>
     public static void KillAll(RestoreContext ctx)
     {
+        foreach (var zombie in ctx.Tasks.SelectMany(t => t.Zombies))
+        {
+            if (zombie.Puppet is { Thread.IsDetached: false } puppet)
+            {
+                try { puppet.Kill(); }
+                catch (Exception e) { ctx.Log.Error($"killing puppet {zombie.Pid}: {e.Message}"); }
+            }
+        }
         foreach (var task in ctx.Tasks.AsEnumerable().Reverse())
         {
             if (task.Puppet is null)

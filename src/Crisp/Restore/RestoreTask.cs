@@ -10,6 +10,8 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
     public pstree_entry Entry { get; } = entry;
     public RestoreTask? Parent { get; } = parent;
     public List<RestoreTask> Children { get; } = [];
+    /// <summary>Its children that were zombies at dump: re-made and exited with their status by PuppetTreeBuilder.</summary>
+    public List<RestoreZombie> Zombies { get; } = [];
 
     /// <summary>Threads, leader first, each with its core-TID.img entry.</summary>
     public IReadOnlyList<RestoreThread> Threads { get; } = threads;
@@ -53,4 +55,17 @@ public sealed record RestoreThread(int Tid, core_entry Core)
 
     /// <summary>Remote syscalls in this thread (non-leaders, once made).</summary>
     public Compel.RemoteTask? Remote { get; set; }
+}
+
+/// <summary>A zombie of the checkpoint (core task_state TASK_DEAD): made as a child of its parent's puppet with
+/// its PID, session and group, named, then made to exit with the dumped status, so the parent's wait()
+/// returns the same PID and status as it would have.</summary>
+public sealed class RestoreZombie(pstree_entry entry, core_entry core, RestoreTask parent)
+{
+    public int Pid => (int)Entry.Pid;
+    public pstree_entry Entry { get; } = entry;
+    public core_entry Core { get; } = core;
+    public RestoreTask Parent { get; } = parent;
+    public Puppet? Puppet { get; set; }
+    public override string ToString() => $"zombie {Pid}";
 }

@@ -171,6 +171,55 @@ public sealed class Puppet : IDisposable
         _remote = null;
     }
 
+    /// <summary>Makes the puppet end with wait status <paramref name="status"/> (as /proc/PID/stat's exit_code
+    /// and CRIU's core.tc.exit_code hold it): exit_group with the code, or death by the signal (its default
+    /// action, core dumps off). crisp, as its tracer, collects the exit first; the kernel then hands the zombie
+    /// to its real parent, which sees the same status. Returns the status crisp saw.</summary>
+    public WaitStatus ExitWith(uint status)
+    {
+        int signal = (int)(status & 0x7f), code = (int)((status >> 8) & 0xff);
+        if (signal != 0)
+        {
+            // Only a fatal signal can make a zombie; CRIU substitutes SIGABRT for anything else.
+            if (signal is 17 or 18 or 19 or 20 or 21 or 22 or 23 or 28 or > 64)
+                signal = 6;
+            // No core file from a re-enacted death (so the 0x80 "core dumped" bit cannot come back either).
+            Call("prctl(PR_SET_DUMPABLE, 0)", Sysno.prctl, 4, 0);
+            if (signal != 9)
+                Call("rt_sigaction(SIG_DFL)", Sysno.rt_sigaction, signal, (long)Remote.PutOnScratch(new byte[32]), 0, 8);
+        }
+        int tid = Thread.Tid;
+        var result = Tracer.Run(() =>
+        {
+            var regs = Ptrace.GetRegs(tid);
+            Ptrace.SetSigMask(tid, 0);
+            if (signal == 0)
+            {
+                regs.Rip = PuppetElf.SyscallGadgetAddress;
+                regs.Rax = (ulong)Sysno.exit_group;
+                regs.OrigRax = ulong.MaxValue;
+                regs.Rdi = (ulong)code;
+                Ptrace.SetRegs(tid, regs);
+            }
+            else
+                RawSyscall.TryCall(Sysno.tgkill, Pid, tid, signal);
+            Ptrace.Cont(tid, 0);
+            while (true)
+            {
+                Wait.WaitPid(tid, out var st, Wait.WALL);
+                if (st.Dead)
+                    return st;
+                // The signal we sent reaches its signal-delivery stop: let it act; drop anything else.
+                int deliver = st.Stopped && st.Event == 0 && st.StopSignal == signal ? signal : 0;
+                Ptrace.Cont(tid, deliver);
+            }
+        });
+        Thread.IsDetached = true;
+        _remote?.Abandon();
+        _remote = null;
+        return result;
+    }
+
     /// <summary>Kills the puppet (SIGKILL) and, when it is crisp's own child, reaps it.</summary>
     public void Kill()
     {

@@ -22,6 +22,9 @@ public sealed class CoreDump : IDumpStage
             Flags = task.Stat.Flags,
             Comm = task.Stat.Comm,
         };
+        // CRIU's stop_signo: the signal that stopped the group, sent again at restore.
+        if (task.Process.WasGroupStopped)
+            leader.Tc.StopSigno = (uint)task.Process.Threads.First(t => t.WasGroupStopped).GroupStopSignal;
         leader.Ids = new task_kobj_ids_entry
         {
             VmId = ctx.NewId(),

@@ -35,7 +35,7 @@ public sealed class RegistersDump : IDumpStage
             task.Call("prctl(PR_GET_TID_ADDRESS)", Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)at);
             return ReadU64(task.Remote, at);
         }
-        using var remote = new RemoteTask(ctx.Tracer, thread.Thread);
+        using var remote = new RemoteTask(ctx.Tracer, thread.Thread, log: ctx.Log);
         ulong scratch = remote.PutOnScratch(new byte[8]);
         long r = remote.Syscall(Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)scratch);
         if (r < 0)

@@ -1,0 +1,154 @@
+using Crisp.Compel;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+using Crisp.Tests.Support;
+
+namespace Crisp.Tests.Compel;
+
+/// <summary>Remote syscalls in a dumped task are crash-safe: a thread crisp lets go without putting
+/// anything back (what the kernel does when crisp dies: it detaches the tracees as they are) runs
+/// rt_sigreturn from the trampoline and carries on with its own registers, FPU state and signal mask.
+/// "Dying" here is a raw PTRACE_DETACH of the parked thread; the CLI kill test is in Reliability.</summary>
+[Collection("compel")]
+public sealed class CrashSafeRemoteTests
+{
+    private const int SIGUSR1 = 10, SIGRT = 40;
+    private static Tracer Tracer => Tracer.Shared;
+    private static readonly Seizer Seizer = new(Tracer.Shared);
+
+    /// <summary>Runs a few calls the way a dump does (one needs the scratch page), then lets the thread go
+    /// as a dying crisp would.</summary>
+    private static void CallsThenDie(SeizedProcess p, Action<RemoteTask>? more = null)
+    {
+        var remote = new RemoteTask(Tracer, p.Leader);
+        Assert.True(remote.IsCrashSafe, "remote syscalls are not crash-safe here");
+        Assert.Equal(p.Pid, remote.Getpid());
+        ulong at = remote.PutOnScratch(new byte[8]);
+        Assert.Equal(0, remote.Syscall(Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)at));
+        more?.Invoke(remote);
+        Tracer.Run(() => Ptrace.Detach(p.Leader.Tid));
+        p.Leader.IsDetached = true;
+        remote.Abandon();
+    }
+
+    [RootFact]
+    public void AvxRegistersSurviveWhenCrispDies()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_avx", [], "-mgeneral-regs-only");
+        w.ExpectByte('R');
+        CallsThenDie(Seizer.SeizeProcess(w.Pid));
+        w.Signal(SIGUSR1);
+        w.Read(256);
+        var status = w.WaitExit();
+        Assert.True(status.Exited && status.ExitCode == 0, $"ymm8-15 changed: {status}");
+    }
+
+    [RootFact]
+    public void RegisterLoopAndPendingSignalSurviveWhenCrispDies()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_loop", []);
+        w.ExpectByte('R');
+        // A signal sent while the thread is parked stays pending (all blocked) and is delivered once its
+        // own mask is back.
+        CallsThenDie(Seizer.SeizeProcess(w.Pid), _ => w.Signal(SIGRT));
+        w.ExpectByte('p');
+        w.Signal(SIGUSR1);
+        Assert.EndsWith("c1;", w.ReadToEnd());
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
+    [RootFact]
+    public void NanosleepCompletesWithoutEintrWhenCrispDies()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_block", ["sleep", "700"]);
+        w.ExpectByte('R');
+        Thread.Sleep(100);
+        var p = Seizer.SeizeProcess(w.Pid);
+        Assert.Equal(UserRegs.ERESTART_RESTARTBLOCK, (long)Registers.Get(Tracer, p.Leader).Rax);
+        CallsThenDie(p);
+        var status = w.WaitExit();
+        Assert.True(status.Exited && status.ExitCode == 0, $"workload: {status} (3 = EINTR leaked, 4 = slept too short)");
+    }
+
+    [RootFact]
+    public void BlockedReadRestartsWhenCrispDies()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_block", ["read"]);
+        w.ExpectByte('R');
+        Thread.Sleep(100);
+        var p = Seizer.SeizeProcess(w.Pid);
+        Assert.True(Registers.Get(Tracer, p.Leader).InRestartableSyscall);
+        CallsThenDie(p);
+        w.Write("hello\n");
+        Assert.Equal("got:hello\n", w.ReadToEnd());
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
+    [RootFact]
+    public void DisposePutsVdsoStackAndRegistersBack()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_loop", []);
+        w.ExpectByte('R');
+        var p = Seizer.SeizeProcess(w.Pid);
+        var regs = Registers.Get(Tracer, p.Leader);
+        var vdso = ProcMaps.Read(w.Pid).Single(m => m.Kind == VmaKind.Vdso);
+        byte[] vdsoBefore = ReadMem(w.Pid, vdso.Start, (int)vdso.Length);
+        const int Below = 8192;
+        byte[] stackBefore = ReadMem(w.Pid, regs.Rsp - Below, Below);
+        ulong scratch;
+        using (var remote = new RemoteTask(Tracer, p.Leader))
+        {
+            Assert.True(remote.IsCrashSafe);
+            for (int i = 0; i < 20; i++)
+                Assert.Equal(w.Pid, remote.Getpid());
+            scratch = remote.PutOnScratch("x"u8);
+            // While open: code in the vdso tail, the frame below the red zone, the thread parked on them.
+            Assert.NotEqual(vdsoBefore, ReadMem(w.Pid, vdso.Start, (int)vdso.Length));
+            Assert.NotEqual(stackBefore, ReadMem(w.Pid, regs.Rsp - Below, Below));
+            var parked = Registers.Get(Tracer, p.Leader);
+            Assert.InRange(parked.Rip, vdso.Start, vdso.End - 1);
+            Assert.True(parked.Rsp < regs.Rsp - 128);
+        }
+        Assert.Equal(vdsoBefore, ReadMem(w.Pid, vdso.Start, (int)vdso.Length));
+        Assert.Equal(stackBefore, ReadMem(w.Pid, regs.Rsp - Below, Below));
+        Assert.Equal(regs, Registers.Get(Tracer, p.Leader));
+        Assert.DoesNotContain(ProcMaps.Read(w.Pid), m => m.Start == scratch);
+        p.Detach();
+        w.ExpectByte('p');
+        w.Signal(SIGUSR1);
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
+    [RootFact]
+    public void SeveralThreadsOfOneTaskShareTheTrampoline()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_threads", ["3"], "-pthread");
+        w.ExpectByte('R');
+        var p = Seizer.SeizeProcess(w.Pid);
+        var vdso = ProcMaps.Read(w.Pid).Single(m => m.Kind == VmaKind.Vdso);
+        byte[] vdsoBefore = ReadMem(w.Pid, vdso.Start, (int)vdso.Length);
+        using (var leader = new RemoteTask(Tracer, p.Leader))
+        {
+            foreach (var t in p.Threads.Where(t => t != p.Leader))
+                using (var remote = new RemoteTask(Tracer, t))
+                {
+                    Assert.True(remote.IsCrashSafe);
+                    Assert.Equal(t.Tid, remote.Syscall(Sysno.gettid));
+                }
+            // The other threads are done; the leader still runs its calls on the same code.
+            Assert.Equal(w.Pid, leader.Syscall(Sysno.gettid));
+        }
+        Assert.Equal(vdsoBefore, ReadMem(w.Pid, vdso.Start, (int)vdso.Length));
+        p.Detach();
+        w.Write("q");
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
+    private static byte[] ReadMem(int pid, ulong at, int length)
+    {
+        var buffer = new byte[length];
+        using var mem = File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Read);
+        Assert.Equal(length, RandomAccess.Read(mem, buffer, (long)at));
+        return buffer;
+    }
+}
