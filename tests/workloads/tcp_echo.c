@@ -3,8 +3,8 @@
  *
  * Prints "ready PID PORT\n" on stdout, accepts one connection (fd 4; the listener is fd 3) and answers
  * each line "X\n" with "echo:X\n". The line "hold N\n" is answered "ok\n" followed by N bytes of a
- * pattern (byte i = i % 251), written without blocking as far as the kernel takes them; then the
- * server waits for SIGUSR1 (leaving what the client sends meanwhile unread) before writing the rest of
+ * pattern (byte i = i % 251), written without blocking as far as the kernel takes them, and prints
+ * "held\n" on stdout; then the server waits for SIGUSR1 (leaving what the client sends meanwhile unread) before writing the rest of
  * the pattern and going on. On end of stream it exits 0; on an error it prints it on stderr and exits 1.
  */
 #define _GNU_SOURCE
@@ -87,6 +87,8 @@ int main(void)
                     break;
                 off += w;
             }
+            printf("held %ld\n", off);    /* the test dumps only once the send queue is full */
+            fflush(stdout);
             while (!go)
                 sigsuspend(&old);
             go = 0;

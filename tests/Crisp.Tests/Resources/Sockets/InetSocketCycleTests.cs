@@ -19,7 +19,7 @@ namespace Crisp.Tests.Resources.Sockets;
 /// Ports are chosen by the kernel, so parallel runs do not collide.</summary>
 public class InetSocketCycleTests(ITestOutputHelper output)
 {
-    private const int Blob = 1 << 20;
+    private const int Blob = 1 << 20, SmallBlob = 16 << 10;
 
     [RootFact]
     public void ListenersAndBoundDatagramSocketsComeBackOnTheirAddressesAfterTwoCycles()
@@ -64,27 +64,47 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             Assert.Equal("echo:first\n", Request(client, "first\n"));
 
             // 1: --leave-running; the server goes on with the same socket.
-            HoldAndSendUnread(client, "req2");
+            HoldAndSendUnread(client, "req2", dir.Path, 1, Blob);
             string leave = Path.Combine(dir.Path, "leave");
             Dump(leave, pid, leaveRunning: true);
-            AssertStream(leave);
+            AssertStream(leave, fullSendQueue: true);
             Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
-            AssertHeldReplyThen(client, "echo:req2\n");
+            AssertHeldReplyThen(client, "echo:req2\n", Blob);
             Assert.Equal("echo:req3\n", Request(client, "req3\n"));
 
-            // 2: killed and restored; the client's side never closed.
-            HoldAndSendUnread(client, "req4");
+            // 2: killed and restored; the client's side never closed. The client's window is opened first:
+            // with it closed, the server's stack probes it and the client answers, and an answer that
+            // reaches the host while no socket owns the connection is met with a RST (CRIU's network
+            // lock drops such packets; crisp has none, see docs/design.md).
+            client.ReceiveBufferSize = 1 << 20;
+            HoldAndSendUnread(client, "req4", dir.Path, 2, SmallBlob);
+            // Both directions acknowledged before the kill: otherwise the client retransmits its unacked
+            // "req4" (or ACKs late) while no socket owns the connection, and the host answers with a RST.
+            // CRIU's network lock drops such packets; crisp has none (docs/design.md, inet sockets).
+            int clientPort = ((IPEndPoint)client.LocalEndPoint!).Port;
+            Live.WaitFor(() => SendQueue(ports[0], clientPort) == 0 && SendQueue(clientPort, ports[0]) == 0,
+                "both sides to acknowledge everything", TimeSpan.FromSeconds(30));
             string killed = Path.Combine(dir.Path, "killed");
             Dump(killed, pid, leaveRunning: false);
             Live.WaitPidsFree([pid], pid);
-            AssertStream(killed);
+            AssertStream(killed, fullSendQueue: false);
             var refused = Assert.Throws<CrispException>(() => new Restorer(new RestoreOptions { ImagesDir = killed, Detached = true }, new Log(TextWriter.Null, 0)).Run());
             Assert.Contains("--tcp-established", refused.Message);
             Assert.False(Directory.Exists($"/proc/{pid}"), "a refused restore must leave nothing behind");
             var tree = Restore(killed);
             Assert.Equal(pid, tree.RootPid);
             Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
-            AssertHeldReplyThen(client, "echo:req4\n");
+            try
+            {
+                AssertHeldReplyThen(client, "echo:req4\n", SmallBlob);
+            }
+            catch
+            {
+                output.WriteLine($"server alive: {Directory.Exists($"/proc/{pid}")}, stderr: {File.ReadAllText(Path.Combine(dir.Path, "err"))}");
+                output.WriteLine(File.Exists($"/proc/{pid}/stat") ? File.ReadAllText($"/proc/{pid}/stat") : "no stat");
+                output.WriteLine(Live.RunProcess("/usr/bin/ss", TimeSpan.FromSeconds(10), null, "-tanoi", $"sport = :{ports[0]} or dport = :{ports[0]}").Stdout);
+                throw;
+            }
             Assert.Equal("echo:req5\n", Request(client, "req5\n"));
 
             client.Shutdown(SocketShutdown.Send);
@@ -143,28 +163,43 @@ public class InetSocketCycleTests(ITestOutputHelper output)
         }
     }
 
-    private static void HoldAndSendUnread(Socket client, string next)
+    /// <summary>tx_queue of the loopback connection 127.0.0.1:local → 127.0.0.1:remote in /proc/net/tcp
+    /// (bytes sent and not yet acknowledged, plus unsent); -1 when absent.</summary>
+    private static long SendQueue(int local, int remote)
     {
-        client.Send(Encoding.ASCII.GetBytes($"hold {Blob}\n"));
+        foreach (var line in File.ReadLines("/proc/net/tcp").Skip(1))
+        {
+            var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f[1] == $"0100007F:{local:X4}" && f[2] == $"0100007F:{remote:X4}")
+                return Convert.ToInt64(f[4].Split(':')[0], 16);
+        }
+        return -1;
+    }
+
+    private static void HoldAndSendUnread(Socket client, string next, string dir, int holds, int size)
+    {
+        client.Send(Encoding.ASCII.GetBytes($"hold {size}\n"));
         var ok = new byte[3];
         ReadExactly(client, ok);
         Assert.Equal("ok\n", Encoding.ASCII.GetString(ok));
         client.Send(Encoding.ASCII.GetBytes(next + "\n"));    // the server holds: this stays unread
+        Live.WaitFor(() => File.ReadAllText(Path.Combine(dir, "out")).Split('\n').Count(l => l.StartsWith("held ")) == holds,
+            "the server to fill its send queue", TimeSpan.FromSeconds(30));
     }
 
     /// <summary>The held pattern arrives whole and in order, then the answer to the unread request.</summary>
-    private static void AssertHeldReplyThen(Socket client, string line)
+    private static void AssertHeldReplyThen(Socket client, string line, int size)
     {
-        var blob = new byte[Blob];
+        var blob = new byte[size];
         ReadExactly(client, blob);
-        for (int i = 0; i < Blob; i++)
+        for (int i = 0; i < size; i++)
             if (blob[i] != (byte)(i % 251))
                 Assert.Fail($"held reply differs at byte {i}");
         Assert.Equal(line, ReadLine(client));
     }
 
     /// <summary>tcp-stream-INO.img holds the request the server had not read, and crit decodes it all.</summary>
-    private void AssertStream(string images)
+    private void AssertStream(string images, bool fullSendQueue)
     {
         Live.AssertCritDecodesAll(images);
         var file = Assert.Single(Directory.GetFiles(images, "tcp-stream-*.img"));
@@ -172,7 +207,8 @@ public class InetSocketCycleTests(ITestOutputHelper output)
         var e = r.Read<tcp_stream_entry>()!;
         output.WriteLine($"{Path.GetFileName(file)}: in {e.InqLen} out {e.OutqLen} (unsent {e.UnsqLen}), {new FileInfo(file).Length} bytes");
         Assert.Equal(5u, e.InqLen);
-        Assert.True(e.OutqLen > 0, "the held reply should be in the send queue");
+        if (fullSendQueue)
+            Assert.True(e.OutqLen > 0, "the held reply should be in the send queue");
         Assert.Equal("req", Encoding.ASCII.GetString(r.ReadExtra(e.InqLen))[..3]);
     }
 

@@ -96,6 +96,9 @@ public sealed class InetSocketFile : IFileKind
     private static void DumpStream(DumpContext ctx, OpenFd fd, inet_sk_entry entry, string what)
     {
         var held = new UnixFd(FdOps.Fcntl(fd.Copy.Fd, FdOps.F_DUPFD_CLOEXEC, 0));
+        // A delayed ACK still pending goes out now: once the socket is gone, the peer would retransmit
+        // the unacknowledged data to a port nobody owns and the host would answer with a RST.
+        SetInt(held.Fd, SOL_TCP, TcpRepair.TCP_QUICKACK, 1);
         TcpRepair.On(held.Fd);
         ctx.Shared<TcpRepairedDump>().Sockets.Add(held);
         var (e, inQ, outQ) = TcpRepair.Dump(held.Fd, what);

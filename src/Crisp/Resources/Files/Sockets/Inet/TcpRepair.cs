@@ -10,7 +10,7 @@ namespace Crisp.Resources.Files.Sockets.Inet;
 /// socket, "connect" it without a handshake, and write the queues back without anything going on the wire.</summary>
 public static unsafe class TcpRepair
 {
-    public const int TCP_TIMESTAMP = 24;
+    public const int TCP_QUICKACK = 12, TCP_TIMESTAMP = 24;
     private const int TCP_NO_QUEUE = 0, TCP_RECV_QUEUE = 1, TCP_SEND_QUEUE = 2;
     private const int TCPI_OPT_TIMESTAMPS = 1, TCPI_OPT_SACK = 2, TCPI_OPT_WSCALE = 4;
     private const int TCPOPT_MAXSEG = 2, TCPOPT_WINDOW = 3, TCPOPT_SACK_PERM = 4, TCPOPT_TIMESTAMP = 8;
@@ -119,14 +119,8 @@ public static unsafe class TcpRepair
         SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
         if (sent > 0)
             SendAll(fd, outQ.AsSpan(0, sent));
-        if (unsent > 0)
-        {
-            SetInt(fd, SOL_TCP, TCP_REPAIR, 0);
-            SendAll(fd, outQ.AsSpan(sent));
-            On(fd);
-        }
-        SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
-        // The window last: the kernel checks rcv_wup against rcv_nxt, which the receive queue moved on.
+        // The window after the receive queue (the kernel checks rcv_wup against rcv_nxt, which that
+        // queue moved on) but before the unsent part goes out, so the stack sends into the peer's real window.
         if (e.HasSndWl1)
         {
             Span<byte> w = stackalloc byte[20];
@@ -137,7 +131,13 @@ public static unsafe class TcpRepair
             BinaryPrimitives.WriteUInt32LittleEndian(w[16..], e.RcvWup);
             Set(fd, SOL_TCP, TCP_REPAIR_WINDOW, w);
         }
-
+        if (unsent > 0)
+        {
+            SetInt(fd, SOL_TCP, TCP_REPAIR, 0);
+            SendAll(fd, outQ.AsSpan(sent));
+            On(fd);
+        }
+        SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
         SetInt(fd, SOL_TCP, TCP_NODELAY, e.Nodelay ? 1 : 0);
         if (e.Cork)
             SetInt(fd, SOL_TCP, TCP_CORK, 1);
@@ -155,7 +155,8 @@ public static unsafe class TcpRepair
                 n = RawSyscall.TryCall(44, fd, (long)p, part.Length, MSG_NOSIGNAL | MSG_DONTWAIT, 0, 0);
             if (n <= 0)
             {
-                if (chunk > 1024)
+                // Only a lack of memory is worth a smaller chunk; anything else is the connection's error.
+                if (chunk > 1024 && n is 0 or -Errnos.ENOMEM or -Errnos.EAGAIN or -105)
                 {
                     chunk /= 2;
                     continue;
