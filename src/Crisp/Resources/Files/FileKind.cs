@@ -60,6 +60,7 @@ public static class FileKinds
         new Fifo.FifoFile(),
         new Memfd.MemfdFile(),
         new Sockets.Unix.UnixSocketFile(),
+        new Tty.PtyFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));
