@@ -47,6 +47,11 @@ public sealed class TtyDump
             Rdev = (uint)fd.Stat.Rdev,
             Dev = (uint)fd.Stat.Dev,
             Pty = new tty_pty_entry { Index = (uint)index },
+            // Required in CRIU's schema: set even when false or zero, so they are written.
+            Locked = false,
+            PacketMode = false,
+            Sid = 0,
+            Pgrp = 0,
         };
         if (master)
         {
