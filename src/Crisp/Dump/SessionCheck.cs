@@ -1,6 +1,6 @@
 namespace Crisp.Dump;
 
-/// <summary>Without --shell-job a tree must own its session and have no controlling terminal: those
+/// <summary>Without --shell-job a tree must own its session and have no controlling terminal but its own ptys: those
 /// could not be re-created on restore.</summary>
 public static class SessionCheck
 {
@@ -20,8 +20,7 @@ public static class SessionCheck
             int sid = task.Stat.Session;
             if (sid != 0 && !pids.Contains(sid))
                 throw new CrispException($"task {task.Pid}: its session leader {sid} is outside the dumped tree (a shell job? use --shell-job)");
-            if (task.Stat.TtyNr != 0)
-                throw new CrispException($"task {task.Pid} has a controlling terminal (a shell job? use --shell-job)");
+            // A controlling terminal is checked with the tree's ptys (Files/Tty): it must be one of them.
             int pgid = task.Stat.Pgrp;
             if (!pids.Contains(pgid))
                 throw new CrispException($"task {task.Pid}: its process group {pgid} is led from outside the dumped tree");

@@ -17,6 +17,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         new ThreadBuilder(),
         new Resources.Core.CoreRestore(),
         new Resources.Files.FilesRestore(),
+        new Resources.Files.Tty.TtyRestore(),
         new Resources.Files.Epoll.EpollRestore(),
         new Resources.Files.Locks.FileLocksRestore(),
         new Resources.Fs.FsRestore(),

@@ -61,6 +61,7 @@ public static class FileKinds
         new Memfd.MemfdFile(),
         new Sockets.Unix.UnixSocketFile(),
         new Sockets.Inet.InetSocketFile(),
+        new Tty.PtyFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));

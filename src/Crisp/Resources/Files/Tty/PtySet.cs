@@ -1,0 +1,230 @@
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Files.Tty;
+
+/// <summary>Restore-wide: the ptys of the images. Each pair is made whole the first time any of its
+/// descriptions is asked for: /dev/ptmx is opened until it hands out the same index, unlocked, given its
+/// modes, every slave description opened from it (TIOCGPTPEER), both ends' termios and window size set,
+/// queued bytes put back, and only then locked again if it was. A slave without its master is the
+/// caller's terminal of a shell job: crisp's own stdin stands in for it.</summary>
+public sealed class PtySet : IDisposable
+{
+    private const int MaxPtmxTries = 64;
+    private Dictionary<uint, tty_info_entry>? _infos;
+    private List<tty_file_entry> _files = [];
+    private Dictionary<uint, List<byte[]>> _data = [];
+    private readonly Dictionary<uint, UnixFd> _ready = [];
+    private readonly HashSet<uint> _paramsSet = [];
+
+    /// <summary>Set once a description of the caller's terminal was handed out (--shell-job).</summary>
+    public bool InheritedTerminal { get; private set; }
+
+    public IReadOnlyDictionary<uint, tty_info_entry> Infos(RestoreContext ctx)
+    {
+        Load(ctx);
+        return _infos!;
+    }
+
+    public UnixFd Open(RestoreContext ctx, tty_file_entry tfe)
+    {
+        Load(ctx);
+        if (_ready.Remove(tfe.Id, out var made))
+            return made;
+        if (!_infos!.TryGetValue(tfe.TtyInfoId, out var info))
+            throw new CrispException($"files.img: tty {tfe.Id} refers to tty-info {tfe.TtyInfoId:x}, which tty-info.img lacks");
+        if (info.Type != TtyType.Pty || info.Pty is null)
+            throw new CrispException($"tty-info.img: terminal {info.Id:x} is a {info.Type}; crisp restores only ptys");
+        uint index = info.Pty.Index;
+        if (_infos.ContainsKey((index << 1) | 1))
+        {
+            MakePair(ctx, index);
+            return _ready.Remove(tfe.Id, out made) ? made
+                : throw new CrispException($"pty {index}: description {tfe.Id} was not made");
+        }
+        return OpenInherited(ctx, tfe, info);
+    }
+
+    private UnixFd OpenInherited(RestoreContext ctx, tty_file_entry tfe, tty_info_entry info)
+    {
+        if (!ctx.Options.ShellJob)
+            throw new CrispException($"files.img: /dev/pts/{info.Pty.Index} was the caller's terminal (its master was not dumped): restore with --shell-job");
+        if (!IsTerminal(0))
+            throw new CrispException("--shell-job: crisp's stdin is not a terminal to give the restored tree");
+        var fd = FileIo.Dup(0);
+        try
+        {
+            // As CRIU: the caller's terminal takes the settings the job's terminal had.
+            if (_paramsSet.Add(info.Id))
+                SetParams(ctx, fd.Fd, info);
+            FdOps.SetStatusFlags(fd.Fd, (int)tfe.Flags);
+            TryOwner(ctx, fd.Fd, tfe);
+            InheritedTerminal = true;
+            return fd;
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    private static unsafe bool IsTerminal(int fd)
+    {
+        byte* t = stackalloc byte[64];
+        return RawSyscall.TryCall(Sysno.ioctl, fd, Terminals.TCGETS2, (long)t) == 0;
+    }
+
+    private void MakePair(RestoreContext ctx, uint index)
+    {
+        uint masterId = (index << 1) | 1, slaveId = index << 1;
+        var masterInfo = _infos![masterId];
+        _infos.TryGetValue(slaveId, out var slaveInfo);
+        var masterFile = _files.Single(f => f.TtyInfoId == masterId);
+        var made = new List<(uint Id, UnixFd Fd)>();
+        UnixFd? master = null;
+        try
+        {
+            master = OpenPtmx((int)index);
+            made.Add((masterFile.Id, master));
+            Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 0);
+            if (masterInfo.Termios is not null)
+                SetParams(ctx, master.Fd, masterInfo);
+            if (masterInfo.PacketMode)
+                Terminals.SetInt(master.Fd, Terminals.TIOCPKT, 1);
+            foreach (var sf in _files.Where(f => f.TtyInfoId == slaveId))
+            {
+                int access = (int)sf.Flags & FileIo.O_ACCMODE;
+                var slave = new UnixFd((int)RawSyscall.Call($"ioctl(TIOCGPTPEER) on pty {index}", Sysno.ioctl, master.Fd,
+                    Terminals.TIOCGPTPEER, access | FileIo.O_NOCTTY | FileIo.O_CLOEXEC));
+                made.Add((sf.Id, slave));
+                FdOps.SetStatusFlags(slave.Fd, (int)sf.Flags);
+                TryOwner(ctx, slave.Fd, sf);
+            }
+            using (var peer = new UnixFd((int)RawSyscall.Call($"ioctl(TIOCGPTPEER) on pty {index}", Sysno.ioctl, master.Fd,
+                Terminals.TIOCGPTPEER, FileIo.O_RDWR | FileIo.O_NOCTTY | FileIo.O_CLOEXEC)))
+            {
+                if (slaveInfo?.Termios is not null)
+                    SetParams(ctx, peer.Fd, slaveInfo);
+                // Bytes the master had yet to read were written on the slave, and the other way round.
+                foreach (var bytes in _data.GetValueOrDefault(masterId, []))
+                    FileIo.WriteExactly(peer.Fd, bytes);
+                foreach (var bytes in _data.GetValueOrDefault(slaveId, []))
+                    FileIo.WriteExactly(master.Fd, bytes);
+                if (slaveInfo?.Exclusive == true)
+                    Terminals.Ioctl(peer.Fd, Terminals.TIOCEXCL);
+            }
+            if (masterInfo.Exclusive)
+                Terminals.Ioctl(master.Fd, Terminals.TIOCEXCL);
+            FdOps.SetStatusFlags(master.Fd, (int)masterFile.Flags);
+            TryOwner(ctx, master.Fd, masterFile);
+            if (masterInfo.Locked)
+                Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 1);
+            ctx.Log.Debug($"pty {index}: master and {made.Count - 1} slave description(s)");
+        }
+        catch (SyscallException e)
+        {
+            foreach (var (_, fd) in made)
+                fd.Dispose();
+            throw new CrispException($"pty {index}: {e.Message}");
+        }
+        catch
+        {
+            foreach (var (_, fd) in made)
+                fd.Dispose();
+            throw;
+        }
+        foreach (var (id, fd) in made)
+            _ready[id] = fd;
+    }
+
+    /// <summary>/dev/ptmx hands out the lowest free index; the wrong ones are held open until the right one
+    /// comes (CRIU's __pty_open_ptmx_index), so an index below ours that is free only briefly cannot win.</summary>
+    private static UnixFd OpenPtmx(int index)
+    {
+        var wrong = new List<UnixFd>();
+        try
+        {
+            for (int i = 0; i < MaxPtmxTries; i++)
+            {
+                var fd = FileIo.Open("/dev/ptmx", FileIo.O_RDWR | FileIo.O_NOCTTY | FileIo.O_CLOEXEC);
+                int got = Terminals.GetInt(fd.Fd, Terminals.TIOCGPTN);
+                if (got == index)
+                    return fd;
+                wrong.Add(fd);
+                if (got > index || index - got > MaxPtmxTries)
+                    throw new CrispException($"pty index {index} is taken (/dev/ptmx gave {got})");
+            }
+            throw new CrispException($"pty index {index}: not handed out in {MaxPtmxTries} opens of /dev/ptmx");
+        }
+        finally
+        {
+            foreach (var fd in wrong)
+                fd.Dispose();
+        }
+    }
+
+    /// <summary>Locked termios first (they limit what TCSETS may change), then termios and window size.</summary>
+    private static void SetParams(RestoreContext ctx, int fd, tty_info_entry info)
+    {
+        if (info.TermiosLocked is { } tl)
+        {
+            var want = FromEntry(tl, withSpeeds: false);
+            var now = Terminals.GetTermios(fd, locked: true);
+            // Setting them needs CAP_SYS_ADMIN; unchanged ones need nothing.
+            if (!SameTermios(want, now))
+                Terminals.SetTermios(fd, want, locked: true);
+        }
+        if (info.Termios is { } t)
+            Terminals.SetTermios(fd, FromEntry(t, withSpeeds: true));
+        if (info.Winsize is { } w)
+            Terminals.SetWinSize(fd, new WinSize((ushort)w.WsRow, (ushort)w.WsCol, (ushort)w.WsXpixel, (ushort)w.WsYpixel));
+        ctx.Log.Debug($"tty-info {info.Id:x}: termios and window size set");
+    }
+
+    private static bool SameTermios(Termios a, Termios b) =>
+        a.Iflag == b.Iflag && a.Oflag == b.Oflag && a.Cflag == b.Cflag && a.Lflag == b.Lflag && a.Line == b.Line && a.Cc.AsSpan().SequenceEqual(b.Cc);
+
+    private static Termios FromEntry(termios_entry e, bool withSpeeds)
+    {
+        var cc = new byte[Termios.Nccs];
+        for (int i = 0; i < Math.Min(cc.Length, e.CCc.Count); i++)
+            cc[i] = (byte)e.CCc[i];
+        return new Termios(e.CIflag, e.COflag, e.CCflag, e.CLflag, (byte)e.CLine, cc,
+            withSpeeds ? e.CIspeed : 0, withSpeeds ? e.COspeed : 0);
+    }
+
+    private static void TryOwner(RestoreContext ctx, int fd, tty_file_entry tfe)
+    {
+        try { Fown.Restore(fd, tfe.Fown); }
+        catch (SyscallException e) { ctx.Log.Warn($"tty {tfe.Id}: owner not restored: {e.Message}"); }
+    }
+
+    private void Load(RestoreContext ctx)
+    {
+        if (_infos is not null)
+            return;
+        var images = ctx.Images;
+        _infos = images.Exists(ImageFile.TtyInfo)
+            ? images.ReadAll<tty_info_entry>(ImageFile.TtyInfo).ToDictionary(i => i.Id)
+            : [];
+        _files = images.ReadAll<file_entry>(ImageFile.Files).Where(e => e.Type == fd_types.Tty && e.Tty is not null)
+            .Select(e => e.Tty).ToList();
+        if (images.Exists(ImageFile.TtyData))
+            foreach (var d in images.ReadAll<tty_data_entry>(ImageFile.TtyData))
+            {
+                if (!_data.TryGetValue(d.TtyId, out var list))
+                    _data[d.TtyId] = list = [];
+                list.Add(d.Data.ToByteArray());
+            }
+    }
+
+    public void Dispose()
+    {
+        foreach (var fd in _ready.Values)
+            fd.Dispose();
+        _ready.Clear();
+    }
+}
