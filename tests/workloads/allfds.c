@@ -4,7 +4,7 @@
  * of the root takes all of them at once.
  *
  * Usage: allfds DIR -- NAME EXE ARGS... [-- NAME EXE ARGS...]...
- *   - part NAME runs EXE ARGS with stdout/stderr in DIR/NAME.out / DIR/NAME.err (its own files, if
+ *   - part NAME runs EXE ARGS in a session of its own, with stdout/stderr in DIR/NAME.out / DIR/NAME.err (its own files, if
  *     it needs a directory, go under DIR/NAME);
  *   - once every part printed its "ready" line, prints "ready PID" on stdout;
  *   - on SIGUSR1 sends SIGUSR1 to every part, reaps it and prints "part NAME: exit N" each, then
@@ -73,6 +73,7 @@ static void start(struct part *p, const sigset_t *mask)
         die("fork");
     if (p->pid > 0)
         return;
+    setsid();   // each part its own session, as from its own shell: pty_state makes its pty its terminal
     int in = open("/dev/null", O_RDONLY);
     int out = open(file_of(p, "out"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = open(file_of(p, "err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -30,7 +30,7 @@ public class AllFdKindsTests(ITestOutputHelper output)
             ["inet", Support.Workloads.Build("sockets_inet")],
         ];
         if (File.Exists(Path.Combine(Support.Workloads.SourceDir, "pty_state.c")))
-            parts.Add(["pty", Support.Workloads.Build("pty_state")]);
+            parts.Add(["pty", Support.Workloads.Build("pty_state"), Sub(dir, "pty")]);
         string[] argv = ["allfds", dir.Path, .. parts.SelectMany(p => (string[])["--", .. p])];
         string outFile = Path.Combine(dir.Path, "root.out");
         int pid = Spawn.Start(root, argv, new SpawnOptions
