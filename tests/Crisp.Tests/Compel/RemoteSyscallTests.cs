@@ -69,6 +69,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
             var back = new byte[12];
             remote.ReadMemory((ulong)addr, back);
             Assert.Equal("hello remote"u8.ToArray(), back);
+            remote.PutOnScratch(new byte[8]);   // the data page is mapped on first use
             scratch = remote.ScratchData;
             Assert.NotEqual(0UL, scratch);
             // write(2) of the mapped bytes into a pipe made by the task: proves the task sees them.
