@@ -26,7 +26,7 @@ public sealed class RemoteTask : IDisposable
     private readonly bool _useScratch;
     private readonly ulong _knownGadget;
     private readonly ulong _knownData;
-    private readonly ulong _savedSigMask;
+    private ulong _savedSigMask;
     private readonly List<int> _suppressedSignals = [];
     private SafeFileHandle? _mem;
     private ulong _scratch;     // page 0: gadget (r-x), page 1: data (rw-); crash-safe: one data page
@@ -79,6 +79,46 @@ public sealed class RemoteTask : IDisposable
         });
         if (pinTracer)
             tracer.PinToCpuOf(thread.Tid);
+        if (SwapsSignalMask(SavedRegs))
+            ReadMaskSavedBySyscall();
+    }
+
+    /// <summary>The thread's own signal mask, put back on Dispose (and the one a dump records).</summary>
+    public ulong SavedSigMask => _savedSigMask;
+
+    /// <summary>Interrupted in a call that runs with a temporary mask (sigsuspend, ppoll, pselect6,
+    /// epoll_pwait[2]): ptrace and /proc then show the temporary mask; the program's own is in the kernel's
+    /// saved_sigmask until the thread next returns to user mode.</summary>
+    private static bool SwapsSignalMask(UserRegs regs)
+    {
+        long nr = (long)regs.OrigRax, rax = (long)regs.Rax;
+        bool swaps = nr is Sysno.rt_sigsuspend or 270 or 271 or 281 or 441;   // pselect6, ppoll, epoll_pwait, epoll_pwait2
+        return swaps && rax is -4 or -512 or -513 or -514 or -516;
+    }
+
+    /// <summary>The first resume puts saved_sigmask back (restore_saved_sigmask, as no signal is delivered):
+    /// read it after one harmless call. A thread whose flag was already consumed (an earlier RemoteTask
+    /// put its mask back) keeps the mask read at the start.</summary>
+    private void ReadMaskSavedBySyscall()
+    {
+        Syscall(Sysno.getpid);
+        _tracer.Run(() =>
+        {
+            // Still everything blocked (the kernel never blocks SIGKILL and SIGSTOP): nothing was restored.
+            const ulong Blockable = ~((1UL << 8) | (1UL << 18));
+            ulong after = Ptrace.GetSigMask(Thread.Tid);
+            if ((after & Blockable) == Blockable)
+                return;
+            _log.Debug($"remote: thread {Thread.Tid} was in syscall {(long)SavedRegs.OrigRax} with a temporary mask 0x{_savedSigMask:x}; its own is 0x{after:x}");
+            _savedSigMask = after;
+            if (_frame is not null)
+            {
+                Span<byte> mask = stackalloc byte[8];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(mask, after);
+                WriteMemory(_frame.Ucontext + SigreturnFrame.SigmaskOffset, mask);
+            }
+            Ptrace.SetSigMask(Thread.Tid, ~0UL);
+        });
     }
 
     /// <summary>Remote calls run on the vdso trampoline and the thread survives crisp's death (see the class).</summary>

@@ -13,7 +13,8 @@ public sealed class SigreturnFrame
 {
     // struct ucontext: uc_flags 0, uc_link 8, uc_stack 16 (ss_sp 16, ss_flags 24, ss_size 32),
     // uc_mcontext 40 (struct sigcontext, 256 bytes), uc_sigmask 296.
-    private const int UcSize = 304, McOffset = 40, SigmaskOffset = 296;
+    private const int UcSize = 304, McOffset = 40;
+    public const int SigmaskOffset = 296;
     // struct rt_sigframe is pretcode + ucontext + siginfo: rt_sigreturn access_ok()s all of it.
     private const int FrameBelowUc = 8, SiginfoSize = 128;
     private const ulong UC_FP_XSTATE = 1, UC_SIGCONTEXT_SS = 2, UC_STRICT_RESTORE_SS = 4;

@@ -63,8 +63,6 @@ public class CriuSpellingTests
     }
 
     [Theory]
-    [InlineData("--shell-job", "shell-job")]
-    [InlineData("-j", "shell-job")]
     [InlineData("--ext-unix-sk", "ext-unix-sk")]
     [InlineData("-x", "ext-unix-sk")]
     [InlineData("--manage-cgroups=full", "manage-cgroups")]

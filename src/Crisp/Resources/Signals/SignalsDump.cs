@@ -18,13 +18,11 @@ public sealed class SignalsDump : IDumpStage
         foreach (var thread in task.Threads)
         {
             var tc = thread.Core.ThreadCore;
-            // An open RemoteTask blocks every signal of its thread: the leader's was opened by earlier
-            // stages, so its own mask is the one /proc showed right after the seize.
-            tc.BlkSigset = thread.Tid == task.Pid
-                ? task.Status.SigBlk
-                : ctx.Tracer.Run(() => Ptrace.GetSigMask(thread.Tid));
             tc.SignalsP = ctx.Tracer.Run(() => PendingSignals.Peek(thread.Tid, shared: false));
             using var remote = new ThreadRemote(ctx, task, thread);
+            // An open RemoteTask blocks every signal of its thread and keeps the thread's own mask, which
+            // is not the one /proc shows while it sits in sigsuspend/ppoll/pselect/epoll_pwait.
+            tc.BlkSigset = remote.Remote.SavedSigMask;
             byte[] ss = remote.CallForBytes(AltStack.Size,
                 at => remote.Call("sigaltstack", Sysno.sigaltstack, 0, (long)at));
             tc.Sas = AltStack.Read(ss);
