@@ -58,6 +58,10 @@ public static unsafe class TcpRepair
         }
         var (inSeq, inQ) = ReadQueue(fd, TCP_RECV_QUEUE, e.InqLen, what);
         var (outSeq, outQ) = ReadQueue(fd, TCP_SEND_QUEUE, e.OutqLen, what);
+        // ACKs are still processed in repair mode: the sent part may have shrunk since SIOCOUTQ. The send
+        // queue's seq is its tail (write_seq), so the bytes peeked now are exactly the queue that is left.
+        e.OutqLen = (uint)outQ.Length;
+        e.UnsqLen = Math.Min(e.UnsqLen, e.OutqLen);
         SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
         e.InqSeq = inSeq;
         e.OutqSeq = outSeq;
@@ -73,8 +77,11 @@ public static unsafe class TcpRepair
         if (length > 0)
         {
             long n = TryRecv(fd, data, MSG_PEEK | MSG_DONTWAIT);
-            if (n != length)
+            bool acked = queue == TCP_SEND_QUEUE && n >= 0 && n < length;
+            if (n != length && !acked)
                 throw new CrispException($"{what}: peeking the {(queue == TCP_RECV_QUEUE ? "receive" : "send")} queue gave {n} of {length} bytes");
+            if (acked)
+                data = data[..(int)n];
         }
         return (seq, data);
     }
