@@ -355,28 +355,14 @@ public sealed class RemoteTask : IDisposable
     {
         const int SyscallStop = SIGTRAP | 0x80;
         int tid = Thread.Tid;
-        var regs = SavedRegs;
-        regs.Rax = (ulong)nr;
-        regs.OrigRax = ulong.MaxValue;
-        regs.Rdi = (ulong)a1;
-        regs.Rsi = (ulong)a2;
-        regs.Rdx = (ulong)a3;
-        regs.R10 = (ulong)a4;
-        regs.R8 = (ulong)a5;
-        regs.R9 = (ulong)a6;
-        regs.Rip = _trampoline;
+        var regs = CallRegisters(_trampoline, nr, a1, a2, a3, a4, a5, a6);
         regs.Rsp = _frame!.Ucontext;
         Ptrace.SetRegs(tid, regs);
         Ptrace.Syscall(tid, 0);
         bool entered = false;
         while (true)
         {
-            Wait.WaitPid(tid, out var status, Wait.WALL);
-            if (status.Dead)
-            {
-                _gone = true;
-                throw new TaskGoneException(Thread, status);
-            }
+            var status = NextStop(tid);
             if (!status.Stopped)
                 continue;
             if (status.Event == 0 && status.StopSignal == SyscallStop)
@@ -401,6 +387,33 @@ public sealed class RemoteTask : IDisposable
         }
     }
 
+    /// <summary>The saved registers with syscall <paramref name="nr"/> and its arguments loaded, rip at
+    /// <paramref name="rip"/>; orig_rax -1 so our resume applies no syscall-restart fixups.</summary>
+    private UserRegs CallRegisters(ulong rip, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+    {
+        var regs = SavedRegs;
+        regs.Rax = (ulong)nr;
+        regs.OrigRax = ulong.MaxValue;
+        regs.Rdi = (ulong)a1;
+        regs.Rsi = (ulong)a2;
+        regs.Rdx = (ulong)a3;
+        regs.R10 = (ulong)a4;
+        regs.R8 = (ulong)a5;
+        regs.R9 = (ulong)a6;
+        regs.Rip = rip;
+        return regs;
+    }
+
+    /// <summary>The thread's next wait status; throws (and remembers) when it died.</summary>
+    private WaitStatus NextStop(int tid)
+    {
+        Wait.WaitPid(tid, out var status, Wait.WALL);
+        if (!status.Dead)
+            return status;
+        _gone = true;
+        throw new TaskGoneException(Thread, status);
+    }
+
     /// <summary>First-call form: the gadget is written over the 3 bytes at rip and put back afterwards.</summary>
     private long InvokeAtRip(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
     {
@@ -420,26 +433,11 @@ public sealed class RemoteTask : IDisposable
     private long InvokeAt(ulong gadget, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
     {
         int tid = Thread.Tid;
-        var regs = SavedRegs;
-        regs.Rax = (ulong)nr;
-        regs.OrigRax = ulong.MaxValue;   // no syscall-restart fixups on our resume
-        regs.Rdi = (ulong)a1;
-        regs.Rsi = (ulong)a2;
-        regs.Rdx = (ulong)a3;
-        regs.R10 = (ulong)a4;
-        regs.R8 = (ulong)a5;
-        regs.R9 = (ulong)a6;
-        regs.Rip = gadget;
-        Ptrace.SetRegs(tid, regs);
+        Ptrace.SetRegs(tid, CallRegisters(gadget, nr, a1, a2, a3, a4, a5, a6));
         Ptrace.Cont(tid, 0);
         while (true)
         {
-            Wait.WaitPid(tid, out var status, Wait.WALL);
-            if (status.Dead)
-            {
-                _gone = true;
-                throw new TaskGoneException(Thread, status);
-            }
+            var status = NextStop(tid);
             if (!status.Stopped)
                 continue;
             if (status.Event == 0 && status.StopSignal == SIGTRAP)
