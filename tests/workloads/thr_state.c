@@ -23,7 +23,9 @@
  * With N: N threads of kinds cond/sleep/read in turn (no spinners), named "thr-I".
  * Every thread has its own name (pthread_setname_np), TLS value, blocked mask (SIGRTMIN+I%8 and
  * SIGUSR1) and sigaltstack. The leader ("thr-main") writes DIR/ready ("ready PID TID...") and waits in
- * pause() for SIGUSR1; it then wakes every thread (flag, condvar broadcast, pipe bytes, SIGUSR2),
+ * sigsuspend() for SIGUSR1 (blocked outside it, so a SIGUSR1 sent at any moment wakes it: with pause() a
+ * restored or SIGCONT'ed leader that takes the signal just before re-entering the wait would sleep on
+ * forever, with or without crisp); it then wakes every thread (flag, condvar broadcast, pipe bytes, SIGUSR2),
  * each thread checks its own state, the leader joins them all (pthread_join needs the kernel to clear
  * each thread's tid word: clear_child_tid) and checks its own. Verdict in DIR/verdict: "PASS" or
  * "FAIL: ..." lines; exit 0 on pass, 1 on fail, 2 on setup error.
@@ -310,11 +312,16 @@ int main(int argc, char **argv)
         while (!thr[HANDLER].on_alt)
             usleep(1000);
 
-    /* The leader's own mask: SIGRTMIN+7 blocked, SIGUSR1 open (only the leader takes it). */
-    sigset_t lead;
+    /* The leader's own mask: SIGRTMIN+7 and SIGUSR1 blocked; SIGUSR1 opens only inside sigsuspend (only the
+     * leader takes it). While it waits, /proc and ptrace show sigsuspend's mask: a restore must put back
+     * this one (the kernel's saved_sigmask), which the check below sees. */
+    sigset_t lead, wait_mask;
     sigemptyset(&lead);
     sigaddset(&lead, SIGRTMIN + 7);
+    sigaddset(&lead, SIGUSR1);
     pthread_sigmask(SIG_SETMASK, &lead, NULL);
+    wait_mask = lead;
+    sigdelset(&wait_mask, SIGUSR1);
 
     char ready[8192];
     int len = snprintf(ready, sizeof ready, "ready %d", getpid());
@@ -324,7 +331,7 @@ int main(int argc, char **argv)
     write_file(dir, "ready", ready);
 
     while (!got_usr1)
-        pause();
+        sigsuspend(&wait_mask);
 
     pthread_mutex_unlock(&held);
     if (all && write(handler_pipe[1], "h", 1) != 1)
@@ -374,7 +381,7 @@ int main(int argc, char **argv)
     }
     sigset_t now;
     pthread_sigmask(SIG_SETMASK, NULL, &now);
-    if (!sigismember(&now, SIGRTMIN + 7) || sigismember(&now, SIGUSR1)) {
+    if (!sigismember(&now, SIGRTMIN + 7) || !sigismember(&now, SIGUSR1)) {
         vl += snprintf(verdict + vl, sizeof verdict - vl, "FAIL: leader mask\n");
         failed = 1;
     }

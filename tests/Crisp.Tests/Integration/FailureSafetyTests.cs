@@ -44,7 +44,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
                     Assert.True(before[p] == now, $"{point}: {p} changed.\nbefore:\n{before[p]}\nafter:\n{now}");
                 }
             }
-            Live.SignalAndExpectPass(pid, dir.Path, () => Spawn.Reap(pid).ExitCode);
+            Live.SignalAndExpectPass(pid, dir.Path, () => Live.ReapWithin(pid).ExitCode);
         }
         finally
         {

@@ -47,6 +47,31 @@ internal static class Live
         }
     }
 
+    /// <summary>Waits at most <paramref name="within"/> (default 60 s) for our child to exit and reaps it. One still
+    /// running then is killed and the test fails: a lost wake-up must fail its test, never hang the run.</summary>
+    public static WaitStatus ReapWithin(int pid, TimeSpan? within = null)
+    {
+        WaitStatus? status = null;
+        try
+        {
+            WaitFor(() => (status = Spawn.TryReap(pid)) is not null, $"PID {pid} to exit", within ?? TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            RawSyscall.TryCall(Sysno.kill, pid, SIGKILL);
+            try { Spawn.Reap(pid); } catch (SyscallException) { }
+            throw;
+        }
+        return status!.Value;
+    }
+
+    /// <summary>The restored root's exit code the way a shell reports it, waiting at most <paramref name="within"/>.</summary>
+    public static int ExitCodeWithin(Crisp.Restore.RestoredTree tree, TimeSpan? within = null)
+    {
+        var status = ReapWithin(tree.RootPid, within);
+        return status.Signaled ? 128 + status.TermSignal : status.ExitCode;
+    }
+
     /// <summary>Every PID and TID of the checkpoint in <paramref name="images"/>.</summary>
     public static List<int> CheckpointPids(string images) =>
         ImageDirectory.Open(images).ReadAll<pstree_entry>(ImageFile.Pstree).SelectMany(e => e.Threads).Select(t => (int)t).ToList();

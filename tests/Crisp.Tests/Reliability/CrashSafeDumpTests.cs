@@ -91,7 +91,7 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
             finally
             {
                 Signals.Kill(pid, SIGKILL);
-                tree.WaitForExit();
+                Live.ExitCodeWithin(tree);
             }
         }
         finally

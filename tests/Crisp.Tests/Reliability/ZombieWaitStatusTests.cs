@@ -73,7 +73,7 @@ public class ZombieWaitStatusTests(ITestOutputHelper output)
             Assert.Equal('T', State(tree.Stopped));
             Assert.Contains("TracerPid:\t0", File.ReadAllLines($"/proc/{tree.Stopped}/status"));
             Signals.Kill(tree.Pid, Live.SIGUSR1);
-            int rc = Spawn.Reap(tree.Pid).ExitCode;
+            int rc = Live.ReapWithin(tree.Pid).ExitCode;
             Assert.True(rc == 0, File.ReadAllText(Path.Combine(dir.Path, "out")));
         }
         finally

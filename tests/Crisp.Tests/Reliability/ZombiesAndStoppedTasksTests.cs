@@ -107,7 +107,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         }
 
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = tree!.WaitForExit();
+        int rc = Live.ExitCodeWithin(tree!);
         w.Alive = false;
         string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)";
         Assert.True(rc == 0, $"exit {rc}: {verdict}");
@@ -143,7 +143,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         w.Alive = true;
         AssertTreeStates(w, "after the restore that works");
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = tree.WaitForExit();
+        int rc = Live.ExitCodeWithin(tree);
         w.Alive = false;
         Assert.True(rc == 0, File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)");
     }
@@ -190,7 +190,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
             w.Alive = true;
             AssertTreeStates(w, "after restore");
             RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-            int rc = tree.WaitForExit();
+            int rc = Live.ExitCodeWithin(tree);
             w.Alive = false;
             string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)";
             Assert.True(rc == 0, $"exit {rc}: {verdict}");
@@ -267,7 +267,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
             RawSyscall.Call("kill", Sysno.kill, pid, SIGCONT);
             Live.WaitFor(() => States(pid).Split(',').All(s => s[0] is 'S' or 'R'), "the threads to run after SIGCONT");
             RawSyscall.Call("kill", Sysno.kill, pid, SIGUSR1);
-            int rc = tree.WaitForExit();
+            int rc = Live.ExitCodeWithin(tree);
             tree = null;
             string verdict = File.Exists(Path.Combine(dir, "verdict")) ? File.ReadAllText(Path.Combine(dir, "verdict")) : "(no verdict)";
             Assert.True(rc == 0, $"exit {rc}: {verdict}");

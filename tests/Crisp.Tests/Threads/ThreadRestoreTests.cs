@@ -1,3 +1,4 @@
+using Crisp.Tests.Integration;
 using System.Diagnostics;
 using Crisp.Dump;
 using Crisp.Linux;
@@ -122,7 +123,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
             Thread.Sleep(100);   // let it run between cycles (the spinner spins)
         }
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = tree!.WaitForExit();
+        int rc = Live.ExitCodeWithin(tree!);
         w.Alive = false;
         string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
         Assert.True(rc == 0, $"exit {rc}: {verdict}");
@@ -154,7 +155,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
             Thread.Sleep(300);   // the sleepers finish a restored sleep and start new ones
         }
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = tree!.WaitForExit();
+        int rc = Live.ExitCodeWithin(tree!);
         w.Alive = false;
         string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
         Assert.True(rc == 0, $"exit {rc}: {verdict}");
@@ -176,7 +177,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         Console.WriteLine($"thr_state 100 threads: dump {dumpTime.TotalMilliseconds:F0} ms, restore {restoreTime.TotalMilliseconds:F0} ms");
         AssertThreadsBack(w, new Dictionary<int, string> { [w.Tids[0]] = "thr-0", [w.Tids[99]] = "thr-99" });
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = tree.WaitForExit();
+        int rc = Live.ExitCodeWithin(tree);
         w.Alive = false;
         string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
         Assert.True(rc == 0, $"exit {rc}: {verdict}");

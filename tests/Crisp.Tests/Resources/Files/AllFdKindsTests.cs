@@ -88,7 +88,7 @@ public class AllFdKindsTests(ITestOutputHelper output)
                 u4.SendTo("d4"u8, new IPEndPoint(IPAddress.Loopback, ports[2]));
                 u6.SendTo("d6"u8, new IPEndPoint(IPAddress.IPv6Loopback, ports[3]));
                 Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
-                int rc = tree!.WaitForExit();
+                int rc = Live.ExitCodeWithin(tree!);
                 string verdict = File.ReadAllText(outFile);
                 output.WriteLine(verdict);
                 foreach (var p in parts)

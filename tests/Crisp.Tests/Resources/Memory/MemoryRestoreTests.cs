@@ -1,3 +1,4 @@
+using Crisp.Tests.Integration;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Crisp.Dump;
@@ -36,11 +37,11 @@ public sealed partial class MemoryRestoreTests(ITestOutputHelper output)
         catch
         {
             RawSyscall.TryCall(Sysno.kill, tree.RootPid, 9);
-            tree.WaitForExit();
+            Live.ExitCodeWithin(tree);
             throw;
         }
         w.Signal(MemWorkload.SIGUSR1);
-        Assert.Equal(0, tree.WaitForExit());
+        Assert.Equal(0, Live.ExitCodeWithin(tree));
     }
 
     [RootFact]
@@ -59,7 +60,7 @@ public sealed partial class MemoryRestoreTests(ITestOutputHelper output)
         double restoreS = clock.Elapsed.TotalSeconds;
         w.WaitUntil(() => w.WaitingCount >= 2, "waiting again after restore");
         w.Signal(MemWorkload.SIGUSR1);
-        Assert.Equal(0, tree.WaitForExit());
+        Assert.Equal(0, Live.ExitCodeWithin(tree));
 
         string line = $"memory throughput: {bytes >> 20} MiB of pages; dump {bytes / 1e6 / dumpS:F0} MB/s ({dumpS * 1000:F0} ms whole dump), " +
             $"restore {bytes / 1e6 / restoreS:F0} MB/s ({restoreS * 1000:F0} ms whole restore)";

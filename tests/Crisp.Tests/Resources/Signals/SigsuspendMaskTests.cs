@@ -49,7 +49,7 @@ public class SigsuspendMaskTests
             for (int i = 0; i < 3; i++)
                 new Dumper(new DumpOptions { RootPid = pid, ImagesDir = Path.Combine(dir.Path, $"d{i}"), LeaveRunning = true }, Log.Null).Run();
             Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
-            AssertWakes(pid, dir.Path, () => Spawn.Reap(pid).ExitCode);
+            AssertWakes(pid, dir.Path, () => Live.ReapWithin(pid).ExitCode);
         }
         finally
         {

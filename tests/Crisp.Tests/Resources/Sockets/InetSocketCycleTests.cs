@@ -108,7 +108,7 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             Assert.Equal("echo:req5\n", Request(client, "req5\n"));
 
             client.Shutdown(SocketShutdown.Send);
-            Assert.Equal(0, tree.WaitForExit());
+            Assert.Equal(0, Live.ExitCodeWithin(tree));
             Assert.Equal("", File.ReadAllText(Path.Combine(dir.Path, "err")));
         }
         finally

@@ -1,3 +1,4 @@
+using Crisp.Tests.Integration;
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
@@ -77,7 +78,7 @@ public class FdKindsRestoreTests
             Assert.Equal(w.Pid, tree.RootPid);
         }
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = tree!.WaitForExit();
+        int rc = Live.ExitCodeWithin(tree!);
         w.Alive = false;
         Assert.True(rc == 0, $"exit {rc}: {w.Err}");
         Assert.Equal("PASS", w.Err.Trim());

@@ -1,3 +1,4 @@
+using Crisp.Tests.Integration;
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
@@ -63,7 +64,7 @@ public class PtyRestoreTests
                 Assert.Equal(pid, tree.RootPid);
             }
             RawSyscall.Call("kill", Sysno.kill, pid, SIGUSR1);
-            int rc = tree!.WaitForExit();
+            int rc = Live.ExitCodeWithin(tree!);
             alive = false;
             string verdict = File.Exists(Path.Combine(dir, "verdict")) ? File.ReadAllText(Path.Combine(dir, "verdict")) : "(no verdict)";
             Assert.True(rc == 0, $"exit {rc}: {verdict}");
