@@ -7,7 +7,7 @@
  *   C "crisp-c": mapped MAP_PRIVATE with one page copied-on-write (private data differs from the file).
  *   D "crisp-d": no mapping, sealed WRITE|SEAL (writes must fail after restore).
  *   E "crisp-e": created without MFD_ALLOW_SEALING (F_GET_SEALS says F_SEAL_SEAL only).
- * Writes DIR/ready ("ready PID"), waits in pause() for SIGUSR1, then checks names, contents, sizes,
+ * Writes DIR/ready ("ready PID"), waits in sigsuspend() for SIGUSR1, then checks names, contents, sizes,
  * seals, positions and that the mapping and the fd of A see each other's writes. Verdict in DIR/verdict:
  * "PASS" or "FAIL: ..." lines; exit 0 on pass, 1 on fail, 2 on setup error.
  */
@@ -96,6 +96,12 @@ int main(int argc, char **argv)
         return 2;
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
+    /* SIGUSR1 opens only inside sigsuspend: one sent right after a restore, before this thread re-enters
+     * its wait, stays pending instead of being handled before a pause() (see thr_state.c). */
+    sigset_t usr1, outside;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &outside);
 
     int a = memfd_create("crisp-a", MFD_ALLOW_SEALING);
     SETUP(a >= 0 && ftruncate(a, ASIZE) == 0);
@@ -134,7 +140,7 @@ int main(int argc, char **argv)
     snprintf(ready, sizeof ready, "ready %d\n", getpid());
     write_file(argv[1], "ready", ready);
     while (!got_usr1)
-        pause();
+        sigsuspend(&outside);
 
     /* A: name, size, seals, position, contents through every view, coherence both ways. */
     check_name(a, "/memfd:crisp-a (deleted)");
