@@ -23,9 +23,8 @@
  * With N: N threads of kinds cond/sleep/read in turn (no spinners), named "thr-I".
  * Every thread has its own name (pthread_setname_np), TLS value, blocked mask (SIGRTMIN+I%8 and
  * SIGUSR1) and sigaltstack. The leader ("thr-main") writes DIR/ready ("ready PID TID...") and waits in
- * sigsuspend() for SIGUSR1 (blocked outside it, so a SIGUSR1 sent at any moment wakes it: with pause() a
- * restored or SIGCONT'ed leader that takes the signal just before re-entering the wait would sleep on
- * forever, with or without crisp); it then wakes every thread (flag, condvar broadcast, pipe bytes, SIGUSR2),
+ * sigsuspend() for SIGUSR1 (blocked outside it, so a SIGUSR1 sent at any moment wakes it; a pause() loop
+ * loses one that lands between its flag check and the call); it then wakes every thread (flag, condvar broadcast, pipe bytes, SIGUSR2),
  * each thread checks its own state, the leader joins them all (pthread_join needs the kernel to clear
  * each thread's tid word: clear_child_tid) and checks its own. Verdict in DIR/verdict: "PASS" or
  * "FAIL: ..." lines; exit 0 on pass, 1 on fail, 2 on setup error.

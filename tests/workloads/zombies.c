@@ -35,8 +35,8 @@ int main(void)
     if (pipe(pipefd)) return 2;
     struct sigaction sa = { .sa_handler = on_usr1 };
     sigaction(SIGUSR1, &sa, NULL);
-    /* SIGUSR1 opens only inside sigsuspend: one sent right after a restore, before this thread re-enters
-     * its wait, stays pending instead of being handled before a pause() (see thr_state.c). */
+    /* SIGUSR1 opens only inside sigsuspend: a pause() loop loses one that lands between its flag check
+     * and the call. */
     sigset_t usr1, outside;
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);

@@ -9,32 +9,35 @@ public static class RegistersRestore
 {
     private const long EINTR = 4;
 
-    /// <summary>The registers to resume with. A task dumped while stopped inside an interrupted syscall
-    /// holds a restart code in rax; the kernel's own restart state is gone after a checkpoint, so we do
-    /// what it would have done: re-run the syscall, or for restart_syscall() report EINTR (as CRIU does).</summary>
+    /// <summary>The registers to resume with. A thread dumped inside an interrupted syscall holds a restart
+    /// code in rax and the syscall number in orig_rax. Those are left for the kernel: every thread is let go
+    /// by PTRACE_DETACH from a ptrace stop, which always wakes it with TIF_SIGPENDING, so on its way back to
+    /// user mode the kernel's own signal code sees the restart code — a handled signal that is pending by
+    /// then (one queued while the restored task was still stopped, say) makes the call fail with EINTR as
+    /// it would have without a checkpoint, anything else re-runs it. Re-running it from user mode instead
+    /// (rip − 2, what CRIU does) would run such a handler first and then sleep again in pause().
+    /// -ERESTART_RESTARTBLOCK needs the kernel's restart_block, which the checkpoint lost: a relative sleep
+    /// with a rem pointer and an absolute futex wait are re-run the same way (as -ERESTARTNOHAND, which
+    /// behaves like it towards a handler); anything else returns EINTR (as CRIU does).</summary>
     public static UserRegs ResumeRegisters(thread_info_x86 info)
     {
         var regs = GpregsCodec.Decode(info.Gpregs);
-        if (SleepRestart.Continue(regs) is { } sleep)
-            return sleep;
-        if ((long)regs.OrigRax >= 0)
+        if ((long)regs.OrigRax < 0)
+            return regs;
+        switch ((long)regs.Rax)
         {
-            switch ((long)regs.Rax)
-            {
-                case UserRegs.ERESTARTSYS or UserRegs.ERESTARTNOINTR or UserRegs.ERESTARTNOHAND:
-                    regs.Rax = regs.OrigRax;
-                    regs.Rip -= 2;
-                    break;
-                case UserRegs.ERESTART_RESTARTBLOCK when IsAbsoluteFutexWait(regs):
-                    // The deadline is absolute: running the same futex wait again is exactly what
-                    // futex_wait_restart would have done.
-                    regs.Rax = regs.OrigRax;
-                    regs.Rip -= 2;
-                    break;
-                case UserRegs.ERESTART_RESTARTBLOCK:
-                    regs.Rax = unchecked((ulong)-EINTR);
-                    break;
-            }
+            case UserRegs.ERESTARTSYS or UserRegs.ERESTARTNOINTR or UserRegs.ERESTARTNOHAND:
+                return regs;
+            case UserRegs.ERESTART_RESTARTBLOCK when SleepRestart.Continue(regs) is { } sleep:
+                return sleep;
+            case UserRegs.ERESTART_RESTARTBLOCK when IsAbsoluteFutexWait(regs):
+                // The deadline is absolute: running the same futex wait again is exactly what
+                // futex_wait_restart would have done.
+                regs.Rax = unchecked((ulong)UserRegs.ERESTARTNOHAND);
+                return regs;
+            case UserRegs.ERESTART_RESTARTBLOCK:
+                regs.Rax = unchecked((ulong)-EINTR);
+                break;
         }
         regs.OrigRax = ulong.MaxValue;
         return regs;

@@ -9,7 +9,8 @@ namespace Crisp.Resources.Registers;
 /// syscall again with its request pointing at <c>rem</c>: it sleeps for the remaining time (not counting
 /// the time the process was not running) and then returns 0, as the original sleep would have. The one
 /// visible difference: the request register (rdi for nanosleep, rdx for clock_nanosleep) holds the rem
-/// pointer afterwards. Without <c>rem</c> the remaining time is unknown: the sleep returns EINTR, as the
+/// pointer afterwards. A handled signal pending when the thread first runs makes the sleep fail with
+/// EINTR instead, as it would have in the kernel. Without <c>rem</c> the remaining time is unknown: the sleep returns EINTR, as the
 /// kernel lets a program see after a signal (what CRIU does for every restart_syscall).
 /// (Re-arming the kernel's own restart block — re-running the sleep in the restored thread and
 /// interrupting it with PTRACE_INTERRUPT — was tried: the interrupt did not end the re-armed sleep.)</summary>
@@ -33,9 +34,7 @@ public static class SleepRestart
             default:
                 return null;
         }
-        regs.Rax = regs.OrigRax;
-        regs.Rip -= 2;
-        regs.OrigRax = ulong.MaxValue;
+        regs.Rax = unchecked((ulong)UserRegs.ERESTARTNOHAND);   // the kernel re-runs it (see RegistersRestore)
         return regs;
     }
 }
