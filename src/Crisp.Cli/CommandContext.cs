@@ -26,4 +26,14 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
 
     /// <summary>--status-fd, checked to be an open descriptor before anything is done.</summary>
     public StatusFd? StatusFd() => Args.Get("status-fd") is { } v ? Cli.StatusFd.Parse(v) : null;
+
+    /// <summary>--network-lock nftables|skip (CRIU's names); iptables is CRIU's default but not crisp's.</summary>
+    public Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod? NetworkLock() => Args.Get("network-lock") switch
+    {
+        null => null,
+        "nftables" => Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
+        "skip" => Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Skip,
+        "iptables" => throw new UsageException("--network-lock iptables is not supported: crisp locks connections with nftables (or pass skip)"),
+        var v => throw new UsageException($"bad --network-lock '{v}': nftables or skip"),
+    };
 }

@@ -62,7 +62,7 @@ public static class CriuOptions
         Flag("auto-dedup", null, "deduplicate pages with the parent", supported: false),
         Flag("log-pid", null, "one log file per pid", supported: false),
         Flag("stream", null, "stream images through criu-image-streamer", supported: false),
-        Value("network-lock", null, "network lock method", supported: false),
+        Value("network-lock", null, "how established TCP connections are locked: nftables (default) or skip"),
         Value("lsm-profile", null, "LSM profile for restore", supported: false),
         Flag("unprivileged", null, "run without CAP_SYS_ADMIN", supported: false),
         Flag("tls", null, "TLS for the page server", supported: false),

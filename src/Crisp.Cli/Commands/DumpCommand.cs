@@ -32,6 +32,7 @@ public static class DumpCommand
             FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
+            NetworkLock = ctx.NetworkLock() ?? Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
             ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),

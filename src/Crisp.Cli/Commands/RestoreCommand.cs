@@ -26,6 +26,7 @@ public static class RestoreCommand
             ShellJob = ctx.Args.Has("shell-job"),
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
+            NetworkLock = ctx.NetworkLock(),
             ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),

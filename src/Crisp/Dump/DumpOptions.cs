@@ -27,6 +27,8 @@ public sealed record DumpOptions
     public Scripts.ActionScripts? Scripts { get; init; }
     /// <summary>Dump established TCP connections through TCP_REPAIR (--tcp-established); without it they are refused.</summary>
     public bool TcpEstablished { get; init; }
+    /// <summary>--network-lock: how established connections are kept quiet from their dump to their restore.</summary>
+    public Resources.Files.Sockets.Inet.NetworkLockMethod NetworkLock { get; init; } = Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables;
     /// <summary>Accepted by the command line, refused there until an engine feature carries it out.</summary>
     public bool ExtUnixSk { get; init; }
 }

@@ -168,6 +168,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
             PluginsEntry = ctx.Plugins.InventoryEntry(),
+            NetworkLockMethod = (uint)ctx.Options.NetworkLock,
         });
     }
 

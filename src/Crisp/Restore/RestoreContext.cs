@@ -24,6 +24,8 @@ public sealed class RestoreContext(RestoreOptions options, Log log, ImageDirecto
 
     /// <summary>Tasks, parents before children (the root first).</summary>
     public List<RestoreTask> Tasks { get; } = [];
+    /// <summary>Every task was let go: the restore succeeded (read by cleanups that differ on failure).</summary>
+    public bool Released { get; set; }
     public RestoreTask Root => Tasks[0];
 
     public T Shared<T>() where T : class, new()

@@ -14,6 +14,8 @@ public sealed record RestoreOptions
     public Scripts.ActionScripts? Scripts { get; init; }
     /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
     public bool TcpEstablished { get; init; }
+    /// <summary>--network-lock; null: the dump's method from the inventory (nftables unless it was skip).</summary>
+    public Resources.Files.Sockets.Inet.NetworkLockMethod? NetworkLock { get; init; }
     public bool ExtUnixSk { get; init; }
     public bool FileLocks { get; init; }
     /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>

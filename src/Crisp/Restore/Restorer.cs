@@ -88,6 +88,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             if (scripts.Run(Scripts.ScriptAction.PreResume) is not 0 and var pre)
                 ctx.Log.Error($"Pre-resume script ret code {pre}");
             TaskRelease.DetachAll(ctx);
+            ctx.Released = true;
         }
         catch
         {

@@ -11,7 +11,7 @@ namespace Crisp.Resources.Files.Sockets.Inet;
 /// getsockname/getpeername, the TCP state by TCP_INFO, the listen backlog by inet_diag, options by
 /// getsockopt. An established TCP connection is read through TCP_REPAIR into tcp-stream-INO.img, only with
 /// --tcp-established (otherwise refused, as CRIU does).</summary>
-public sealed class InetSocketFile : IFileKind
+public sealed class InetSocketFile : IFileKind, IFileKindState
 {
     public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
     public const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
@@ -82,7 +82,7 @@ public sealed class InetSocketFile : IFileKind
                 case TCP_ESTABLISHED:
                     if (!ctx.Options.TcpEstablished)
                         throw new CrispException($"{what}: established TCP connection to {dst} needs --tcp-established");
-                    DumpStream(ctx, fd, entry, what);
+                    DumpStream(ctx, fd, entry, src, dst!.Value, what);
                     break;
                 default:
                     throw new CrispException($"{what}: TCP state {state} is not supported yet (only listening, closed and established)");
@@ -93,14 +93,17 @@ public sealed class InetSocketFile : IFileKind
 
     /// <summary>Puts the socket in repair mode (kept until the dump ends: a killed task's socket then goes
     /// away without FIN or RST, so the peer waits for the restored one) and writes tcp-stream-INO.img.</summary>
-    private static void DumpStream(DumpContext ctx, OpenFd fd, inet_sk_entry entry, string what)
+    private static void DumpStream(DumpContext ctx, OpenFd fd, inet_sk_entry entry, InetAddress src, InetAddress dst, string what)
     {
+        var dump = ctx.Shared<TcpRepairedDump>();
+        // Locked before the queues are read: nothing the peer sends from now on is taken (and lost).
+        (dump.Lock ??= new NetworkLock(ctx.Options.NetworkLock, ctx.Options.RootPid, ctx.Log)).Lock(src, dst);
         var held = new UnixFd(FdOps.Fcntl(fd.Copy.Fd, FdOps.F_DUPFD_CLOEXEC, 0));
         // A delayed ACK still pending goes out now: once the socket is gone, the peer would retransmit
         // the unacknowledged data to a port nobody owns and the host would answer with a RST.
         SetInt(held.Fd, SOL_TCP, TcpRepair.TCP_QUICKACK, 1);
         TcpRepair.On(held.Fd);
-        ctx.Shared<TcpRepairedDump>().Sockets.Add(held);
+        dump.Sockets.Add(held);
         var (e, inQ, outQ) = TcpRepair.Dump(held.Fd, what);
         using var w = ctx.Images.CreateWriter(ImageFile.TcpStream(entry.Ino));
         w.Write(e, [.. inQ, .. outQ]);
@@ -108,10 +111,12 @@ public sealed class InetSocketFile : IFileKind
     }
 
     /// <summary>Dump over: a tree that runs on gets its connections back out of repair mode (before it is
-    /// let go); a killed tree's sockets are closed by crisp while still in repair mode, silently.</summary>
+    /// let go) and unlocked; a killed tree's sockets are closed by crisp while still in repair mode,
+    /// silently, and stay locked until their restore.</summary>
     public void ReleaseDump(DumpContext ctx, bool killed)
     {
-        var held = ctx.Shared<TcpRepairedDump>().Sockets;
+        var dump = ctx.Shared<TcpRepairedDump>();
+        var held = dump.Sockets;
         foreach (var s in held)
         {
             if (!killed)
@@ -122,6 +127,20 @@ public sealed class InetSocketFile : IFileKind
             s.Dispose();
         }
         held.Clear();
+        if (!killed)
+            dump.Lock?.Unlock();
+    }
+
+    /// <summary>Restore over: the connections' packets pass again once every task runs; a failed restore
+    /// leaves the lock as it found it.</summary>
+    public void CleanupRestore(RestoreContext ctx)
+    {
+        var state = ctx.Shared<TcpRestoreState>();
+        if (ctx.Released)
+            state.Lock?.Unlock();
+        else
+            state.Lock?.Abandon();
+        state.Lock = null;
     }
 
     public UnixFd Open(RestoreContext ctx, file_entry entry)
@@ -187,6 +206,12 @@ public sealed class InetSocketFile : IFileKind
         }
     }
 
+    /// <summary>--network-lock, else the dump's method: skip stays skip, anything else is done with nftables
+    /// (the only method crisp has; a CRIU dump's iptables rules are not crisp's to remove).</summary>
+    private static NetworkLockMethod RestoreLockMethod(RestoreContext ctx) =>
+        ctx.Options.NetworkLock ?? (ctx.Inventory.HasNetworkLockMethod && ctx.Inventory.NetworkLockMethod == (uint)NetworkLockMethod.Skip
+            ? NetworkLockMethod.Skip : NetworkLockMethod.Nftables);
+
     /// <summary>Re-creates an established connection from tcp-stream-INO.img. Repair mode lets the socket
     /// bind the port its listener already holds (the kernel forces reuse for it); it is left once the
     /// connection is whole, which sends the peer a window probe and the connection runs on.</summary>
@@ -204,6 +229,10 @@ public sealed class InetSocketFile : IFileKind
             throw new CrispException($"{file.FileName}: queues of {stream.InqLen}+{stream.OutqLen} bytes, {r.Remaining} in the image");
         var inQ = r.ReadExtra(stream.InqLen);
         var outQ = r.ReadExtra(stream.OutqLen);
+        // Locked (again, or for the first time on another host) until the tree runs: the new socket's
+        // window probe and the peer's retransmissions wait for the task that owns it.
+        var state = ctx.Shared<TcpRestoreState>();
+        (state.Lock ??= new NetworkLock(RestoreLockMethod(ctx), ctx.Root.Pid, ctx.Log)).Lock(src, dst);
         TcpRepair.On(s);
         TcpRepair.Restore(s, stream, src, dst, inQ, outQ);
         TcpRepair.Off(s);
@@ -211,8 +240,16 @@ public sealed class InetSocketFile : IFileKind
     }
 }
 
-/// <summary>Dump-wide: crisp's copies of the sockets put in repair mode, until the dump is over.</summary>
+/// <summary>Dump-wide: crisp's copies of the sockets put in repair mode, until the dump is over, and the
+/// network lock of their connections.</summary>
 public sealed class TcpRepairedDump
 {
     public List<UnixFd> Sockets { get; } = [];
+    public NetworkLock? Lock { get; set; }
+}
+
+/// <summary>Restore-wide: the network lock of the restored connections.</summary>
+public sealed class TcpRestoreState
+{
+    public NetworkLock? Lock { get; set; }
 }
