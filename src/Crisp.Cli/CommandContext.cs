@@ -27,6 +27,14 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>--status-fd, checked to be an open descriptor before anything is done.</summary>
     public StatusFd? StatusFd() => Args.Get("status-fd") is { } v ? Cli.StatusFd.Parse(v) : null;
 
+    /// <summary>-x/--ext-unix-sk; CRIU's form with an inode list is refused.</summary>
+    public bool ExtUnixSk() => Args.GetAll("ext-unix-sk") switch
+    {
+        [] => false,
+        var all when all.All(v => v is null) => true,
+        _ => throw new UsageException("--ext-unix-sk with an inode list is not supported: pass it without a value"),
+    };
+
     /// <summary>--network-lock nftables|skip (CRIU's names); iptables is CRIU's default but not crisp's.</summary>
     public Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod? NetworkLock() => Args.Get("network-lock") switch
     {

@@ -25,7 +25,7 @@ public static class CriuOptions
         Value("freeze-cgroup", null, "seize the tree through this (v1 freezer or v2) cgroup"),
         Value("timeout", null, "seize time limit in seconds (default 10)"),
         Flag("tcp-established", null, "checkpoint established TCP connections (TCP_REPAIR)"),
-        Maybe("ext-unix-sk", 'x', "allow external unix sockets", supported: false),
+        Maybe("ext-unix-sk", 'x', "reconnect datagram unix sockets connected outside the tree (e.g. /dev/log)"),
         Flag("file-locks", 'l', "handle file locks"),
         Maybe("manage-cgroups", null, "dump/restore cgroups", supported: false),
         Value("cgroup-root", null, "cgroup root for restore", supported: false),

@@ -33,7 +33,7 @@ public static class DumpCommand
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
             NetworkLock = ctx.NetworkLock() ?? Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
-            ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
+            ExtUnixSk = ctx.ExtUnixSk(),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,

@@ -27,7 +27,7 @@ public static class RestoreCommand
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
             NetworkLock = ctx.NetworkLock(),
-            ExtUnixSk = ctx.Args.Has("ext-unix-sk"),
+            ExtUnixSk = ctx.ExtUnixSk(),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),

@@ -63,8 +63,6 @@ public class CriuSpellingTests
     }
 
     [Theory]
-    [InlineData("--ext-unix-sk", "ext-unix-sk")]
-    [InlineData("-x", "ext-unix-sk")]
     [InlineData("--manage-cgroups=full", "manage-cgroups")]
     [InlineData("--manage-cgroups", "manage-cgroups")]
     [InlineData("--inherit-fd=fd[3]:pipe:[123]", "inherit-fd")]

@@ -13,6 +13,8 @@ namespace Crisp.Resources.Files.Sockets.Unix;
 public sealed class UnixSocketFile : IFileKind
 {
     public const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
+    /// <summary>unix_sk_entry.uflags: a peer outside the tree, written so its socket can be reconnected (CRIU's).</summary>
+    public const uint USK_EXTERN = 1;
 
     public fd_types Type => fd_types.Unixsk;
 
@@ -26,8 +28,8 @@ public sealed class UnixSocketFile : IFileKind
         var d = SockDiag.Unix(ino) ?? throw new CrispException($"{what}: unix_diag does not know it");
         if (d.Icons.Length > 0)
             throw new CrispException($"{what} has {d.Icons.Length} connection(s) not yet accepted, which is not supported yet");
-        if (d.PeerIno != 0 && SockDiag.Unix(d.PeerIno) is not null && !ctx.Shared<UnixPeers>().InTree(ctx, d.PeerIno))
-            throw new CrispException($"{what} is connected to unix socket {d.PeerIno} outside the dumped tree (external unix sockets are not supported)");
+        if (d.PeerIno != 0 && SockDiag.Unix(d.PeerIno) is { } outside && !ctx.Shared<UnixPeers>().InTree(ctx, d.PeerIno))
+            ExternalPeer.Dump(ctx, d, outside, what);
 
         var entry = new unix_sk_entry
         {

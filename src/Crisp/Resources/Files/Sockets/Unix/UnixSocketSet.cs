@@ -26,8 +26,12 @@ public sealed class UnixSocketSet
 
     private static Dictionary<uint, UnixFd> Build(RestoreContext ctx)
     {
-        var all = ctx.Images.ReadAll<file_entry>(ImageFile.Files).Where(f => f.Usk is not null)
-            .ToDictionary(f => f.Usk.Ino, f => f.Usk);
+        var entries = ctx.Images.ReadAll<file_entry>(ImageFile.Files).Where(f => f.Usk is not null).Select(f => f.Usk).ToList();
+        // Peers outside the tree (--ext-unix-sk) are not made: their sockets are connected to their names.
+        var external = entries.Where(e => (e.Uflags & UnixSocketFile.USK_EXTERN) != 0).ToDictionary(e => e.Ino);
+        if (external.Count > 0 && !ctx.Options.ExtUnixSk)
+            throw new CrispException($"unix socket {external.Keys.First()}: the images hold a socket connected outside the dumped tree; restore it with --ext-unix-sk");
+        var all = entries.Where(e => !external.ContainsKey(e.Ino)).ToDictionary(e => e.Ino);
         var queues = SkQueuesDump.Read(ctx.Images);
         var made = new Dictionary<uint, UnixFd>();
         var standIns = new Dictionary<uint, UnixFd>();
@@ -77,8 +81,8 @@ public sealed class UnixSocketSet
             }
             // 3. Datagram sockets connected to a named one.
             foreach (var e in all.Values.Where(e => e.Type == Crisp.Linux.Sockets.SOCK_DGRAM && e.Peer != 0))
-                if (all.TryGetValue(e.Peer, out var peer) && peer.Name.Length > 0)
-                    Connect(made[e.Ino].Fd, UnixAddress(peer.Name.Span));
+                if ((all.TryGetValue(e.Peer, out var peer) || external.TryGetValue(e.Peer, out peer)) && peer.Name.Length > 0)
+                    ConnectTo(made[e.Ino].Fd, e, peer);
             // 4. Queued data, sent by whoever could have sent it.
             foreach (var e in all.Values)
                 if (queues.TryGetValue(e.Id, out var msgs))
@@ -111,6 +115,22 @@ public sealed class UnixSocketSet
             if (x is SyscallException s)
                 throw new CrispException($"unix sockets: {s.Message}");
             throw;
+        }
+    }
+
+    /// <summary>A datagram socket connected to its named peer again; a failure names both (an outside peer
+    /// may be gone, e.g. no syslog daemon on this host).</summary>
+    private static void ConnectTo(int fd, unix_sk_entry e, unix_sk_entry peer)
+    {
+        try
+        {
+            Connect(fd, UnixAddress(peer.Name.Span));
+        }
+        catch (SyscallException x)
+        {
+            string name = Encoding.UTF8.GetString(peer.Name.Span).TrimEnd('\0');
+            string outside = (peer.Uflags & UnixSocketFile.USK_EXTERN) != 0 ? "outside " : "";
+            throw new CrispException($"unix socket {e.Ino}: reconnecting to its {outside}peer {name}: {x.Message}");
         }
     }
 
