@@ -27,6 +27,7 @@ public static class KernelFeatures
         new NamespaceProbe("timens", "time"),
         new NamespaceProbe("cgroupns", "cgroup"),
         new MemfdHugetlbProbe(),
+        new NetworkLockProbe(),
     ];
 
     /// <summary>CRIU's whole `check --feature` list (criu/cr-check.c). A name here that no probe above

@@ -72,6 +72,24 @@ public sealed class NetworkLock(NetworkLockMethod method, int rootPid, Log log)
         _locked.Clear();
     }
 
+    /// <summary>Why the nftables lock cannot be used here (nft missing, or the kernel refuses a table), or
+    /// null when it can: a scratch table is made and removed (`crisp check`).</summary>
+    public static string? Unavailable()
+    {
+        try
+        {
+            string table = $"crisp-check-{Environment.ProcessId}";
+            if (Nft($"add table inet {table}", out string err) != 0)
+                return $"nft add table: {err}";
+            Nft($"delete table inet {table}", out _);
+            return null;
+        }
+        catch (CrispException e)
+        {
+            return e.Message;
+        }
+    }
+
     /// <summary>The set and element of a connection as the input rule sees it: peer . port . local . port.
     /// A v4-mapped IPv6 connection carries IPv4 packets, so it goes into the IPv4 set.</summary>
     private static (string Set, string Element) Element(InetAddress local, InetAddress peer)
