@@ -4,7 +4,7 @@
  *
  * Usage: fanotify_state DIR MNT|- [fsmark]
  *   - DIR: a scratch directory; MNT: a mount point of its own (a tmpfs) for the mount mark, or "-";
- *     "fsmark" adds a filesystem mark on DIR's filesystem (crisp refuses those);
+ *     "fsmark" adds a filesystem mark on MNT's filesystem (crisp refuses those);
  *   - sets up, writes "ready PID\n" on stdout, waits in sigsuspend() for SIGUSR1 (blocked otherwise);
  *   - then checks: the group's fdinfo shows the same flags and marks as before the checkpoint, its fd
  *     flags, and that events really arrive: each with the right mask and an fd open on the right file
@@ -151,8 +151,9 @@ static void setup(int fsmark)
         die("mark quiet");
     if (mnt && fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, mnt) < 0)
         die("mount mark");
-    if (fsmark && fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_DELETE_SELF, AT_FDCWD, dir) < 0)
-        die("filesystem mark");
+    /* On MNT's own filesystem: one on DIR's would queue every other process's events. */
+    if (fsmark && (!mnt || fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_CLOSE_WRITE, AT_FDCWD, mnt) < 0))
+        die("filesystem mark (needs MNT)");
     fan_lines(marks_before, sizeof marks_before);
 }
 
