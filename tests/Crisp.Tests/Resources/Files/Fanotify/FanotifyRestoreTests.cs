@@ -11,7 +11,8 @@ namespace Crisp.Tests.Resources.Files.Fanotify;
 /// <summary>A fanotify group with inode marks (a file; a directory with FAN_EVENT_ON_CHILD; a child's
 /// ignored mask that survives modification) and a mount mark on a tmpfs of the test's own, dumped and
 /// restored twice, then checked by the workload itself (tests/workloads/fanotify_state.c): same fdinfo
-/// marks, and real events with the right masks and event fds. A filesystem mark is refused by name.</summary>
+/// marks, and real events with the right masks and event fds. A filesystem mark is refused by name; a
+/// marked file or mount gone by restore time fails the restore in one line.</summary>
 public class FanotifyRestoreTests
 {
     private const int SIGUSR1 = 10, SIGKILL = 9;
@@ -103,6 +104,42 @@ public class FanotifyRestoreTests
         w.Alive = false;
         Assert.True(rc == 0, $"exit {rc}: {w.Err}");
         Assert.Equal("PASS", w.Err.Trim());
+    }
+
+    /// <summary>A marked file deleted, or the marked mount gone, after the dump: the restore fails in one
+    /// line naming the mark, leaves no task behind and does not touch the images.</summary>
+    [RootTheory]
+    [InlineData("file")]
+    [InlineData("mount")]
+    public void ARestoreWhoseMarkedObjectIsGoneFailsInOneLine(string gone)
+    {
+        using var w = Start(mount: true);
+        string images = Path.Combine(w.Dir, "images");
+        new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
+        try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
+        w.Alive = false;
+        Live.WaitFor(() => !Directory.Exists($"/proc/{w.Pid}"), $"PID {w.Pid} to be free", TimeSpan.FromSeconds(60));
+        string what;
+        if (gone == "file")
+        {
+            what = Path.Combine(w.Dir, "w", "watched");
+            File.Delete(what);
+        }
+        else
+        {
+            what = w.Mount!;
+            var u = Live.RunProcess("umount", TimeSpan.FromSeconds(30), null, w.Mount!);
+            Assert.True(u.ExitCode == 0, $"umount: {u.Stderr}");
+            w.Mount = null;
+        }
+        var before = Live.Hashes(images);
+        var e = Assert.ThrowsAny<CrispException>(() =>
+            new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run());
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Contains("fanotify", e.Message);
+        Assert.Contains(what, e.Message);
+        Live.WaitPidsFree([w.Pid], w.Pid);   // nothing left behind (a restored root would be our child)
+        Assert.Equal(before, Live.Hashes(images));
     }
 
     [RootFact]
