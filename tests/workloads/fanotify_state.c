@@ -1,6 +1,7 @@
 /*
  * fanotify_state -- one fanotify group with inode marks (a file, a directory watching its children,
- * an ignored mask on one child) and optionally a mount mark, checked from the inside after restore.
+ * ignored masks on a child file and, FAN_MARK_IGNORE style, a child directory) and optionally a mount
+ * mark, checked from the inside after restore.
  *
  * Usage: fanotify_state DIR MNT|- [fsmark]
  *   - DIR: a scratch directory; MNT: a mount point of its own (a tmpfs) for the mount mark, or "-";
@@ -138,6 +139,8 @@ static void setup(int fsmark)
     touch(path(dir, "watched"));
     touch(path(dir, "d/loud"));
     touch(path(dir, "d/quiet"));
+    if (mkdir(path(dir, "d/sub"), 0755) < 0)
+        die("mkdir d/sub");
     fan = fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK | FAN_CLOEXEC, O_RDONLY | O_CLOEXEC);
     if (fan < 0)
         die("fanotify_init");
@@ -149,6 +152,9 @@ static void setup(int fsmark)
     if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, FAN_OPEN, AT_FDCWD,
                       path(dir, "d/quiet")) < 0)
         die("mark quiet");
+    /* The newer API (mflags FAN_MARK_IGNORE): a subdirectory's own ignore mask, FAN_ONDIR included. */
+    if (fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV, FAN_OPEN | FAN_ONDIR, AT_FDCWD, path(dir, "d/sub")) < 0)
+        die("mark sub");
     if (mnt && fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, AT_FDCWD, mnt) < 0)
         die("mount mark");
     /* On MNT's own filesystem: one on DIR's would queue every other process's events. */
@@ -176,8 +182,9 @@ static void check(void)
     close(f);
     expect("watched", path(dir, "watched"), FAN_MODIFY | FAN_CLOSE_WRITE);
 
-    /* quiet first: nothing may come from it, so the only event is loud's. */
+    /* quiet and sub first: nothing may come from them, so the only event is loud's. */
     close(open(path(dir, "d/quiet"), O_RDONLY));
+    close(open(path(dir, "d/sub"), O_RDONLY | O_DIRECTORY));
     close(open(path(dir, "d/loud"), O_RDONLY));
     expect("child_open", path(dir, "d/loud"), FAN_OPEN);
     close(open(path(dir, "d"), O_RDONLY | O_DIRECTORY));

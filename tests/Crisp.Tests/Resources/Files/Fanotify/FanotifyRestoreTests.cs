@@ -8,8 +8,8 @@ using Crisp.Tests.Support;
 
 namespace Crisp.Tests.Resources.Files.Fanotify;
 
-/// <summary>A fanotify group with inode marks (a file; a directory with FAN_EVENT_ON_CHILD; a child's
-/// ignored mask that survives modification) and a mount mark on a tmpfs of the test's own, dumped and
+/// <summary>A fanotify group with inode marks (a file; a directory with FAN_EVENT_ON_CHILD; a child file's
+/// ignored mask that survives modification; a child directory's FAN_MARK_IGNORE mask) and a mount mark on a tmpfs of the test's own, dumped and
 /// restored twice, then checked by the workload itself (tests/workloads/fanotify_state.c): same fdinfo
 /// marks, and real events with the right masks and event fds. A filesystem mark is refused by name; a
 /// marked file or mount gone by restore time fails the restore in one line.</summary>
@@ -89,7 +89,7 @@ public class FanotifyRestoreTests
             var group = Crit.Decode(Path.Combine(images, "files.img")).GetProperty("entries").EnumerateArray()
                 .Single(e => e.GetProperty("type").GetString() == "FANOTIFY").GetProperty("ffy");
             var marks = group.GetProperty("mark").EnumerateArray().ToList();
-            Assert.Equal(3, marks.Count(m => m.GetProperty("type").GetString() == "INODE"));
+            Assert.Equal(4, marks.Count(m => m.GetProperty("type").GetString() == "INODE"));
             var mountMark = Assert.Single(marks, m => m.GetProperty("type").GetString() == "MOUNT");
             Assert.Equal(w.Mount, mountMark.GetProperty("me").GetProperty("path").GetString());
             Assert.All(marks.Where(m => m.GetProperty("type").GetString() == "INODE"),
