@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace Crisp.Linux;
 
 /// <summary>Creating the kernel's anonymous-inode objects crisp restores: eventfd, signalfd, timerfd,
-/// epoll and inotify. Every fd returned is O_CLOEXEC and crisp's to close.</summary>
+/// epoll, inotify and fanotify. Every fd returned is O_CLOEXEC and crisp's to close.</summary>
 public static unsafe class EventObjects
 {
     public const int EFD_SEMAPHORE = 1;
@@ -73,4 +73,16 @@ public static unsafe class EventObjects
     }
 
     public static void InotifyRmWatch(int fd, int wd) => RawSyscall.Call("inotify_rm_watch", Sysno.inotify_rm_watch, fd, wd);
+
+    /// <summary>fanotify_init(2) with FAN_CLOEXEC; <paramref name="eventFlags"/> are the open flags of event fds.</summary>
+    public static UnixFd Fanotify(uint flags, uint eventFlags)
+        => new((int)RawSyscall.Call("fanotify_init", Sysno.fanotify_init, flags | 1 /* FAN_CLOEXEC */, eventFlags));
+
+    /// <summary>fanotify_mark(2) on a path (AT_FDCWD).</summary>
+    public static void FanotifyMark(int fd, uint flags, ulong mask, string path)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            RawSyscall.Call($"fanotify_mark({path}, {flags:x}, {mask:x})", Sysno.fanotify_mark, fd, flags, (long)mask, FileIo.AT_FDCWD, (long)p);
+    }
 }

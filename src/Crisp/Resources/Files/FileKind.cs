@@ -56,6 +56,7 @@ public static class FileKinds
         new TimerFd.TimerFdFile(),
         new Epoll.EpollFile(),
         new Inotify.InotifyFile(),
+        new Fanotify.FanotifyFile(),
         new Ghost.GhostFile(),
         new Fifo.FifoFile(),
         new Memfd.MemfdFile(),

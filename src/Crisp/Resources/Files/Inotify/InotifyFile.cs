@@ -31,15 +31,8 @@ public sealed class InotifyFile : IFileKind
                 : throw new CrispException($"task {fd.Pid} fd {fd.Fd}: inotify line '{line.Trim()}' has no {key}");
             uint sdev = (uint)AnonInode.Hex(Get("sdev"));
             ulong ino = AnonInode.Hex(Get("ino"));
-            var handle = Convert.FromHexString(Get("f_handle"));
-            int bytes = (int)AnonInode.Hex(Get("fhandle-bytes"));
-            int type = (int)AnonInode.Hex(Get("fhandle-type"));
-            var (path, mntId) = Resolve(fd, sdev, ino, type, handle.AsSpan(0, Math.Min(bytes, handle.Length)));
-            var fh = new fh_entry { Bytes = (uint)bytes, Type = (uint)type, Path = path, MntId = (uint)mntId };
-            var padded = new byte[FileHandles.MaxBytes];
-            handle.AsSpan(0, Math.Min(handle.Length, padded.Length)).CopyTo(padded);
-            for (int i = 0; i < padded.Length; i += 8)
-                fh.Handle.Add(BitConverter.ToUInt64(padded, i));
+            var fh = MarkedInodes.Handle(fd, "inotify watch", sdev, ino, (int)AnonInode.Hex(Get("fhandle-bytes")),
+                (int)AnonInode.Hex(Get("fhandle-type")), Get("f_handle"));
             entry.Wd.Add(new inotify_wd_entry
             {
                 Id = id,
@@ -76,18 +69,9 @@ public sealed class InotifyFile : IFileKind
 
     private static void AddWatch(int fd, inotify_wd_entry w)
     {
-        string path = w.FHandle.HasPath ? w.FHandle.Path
-            : throw new CrispException($"inotify watch {w.Wd}: the image has no path for inode {w.IIno}");
-        try
-        {
-            var st = StatPath(path);
-            if (st.Ino != w.IIno)
-                throw new CrispException($"inotify watch {w.Wd}: {path} is inode {st.Ino}, was {w.IIno}");
-        }
-        catch (SyscallException ex)
-        {
-            throw new CrispException($"inotify watch {w.Wd}: {path}: {ex.Message}");
-        }
+        string path;
+        using (MarkedInodes.Open(w.FHandle, w.IIno, $"inotify watch {w.Wd}"))
+            path = w.FHandle.Path;
         // Placeholders fill the gaps below the wanted wd: their wds are never handed out again
         // until the id space wraps.
         for (int tries = 0; ; tries++)
@@ -99,12 +83,6 @@ public sealed class InotifyFile : IFileKind
                 throw new CrispException($"inotify watch {w.Wd} ({path}): the kernel gave wd {wd}");
             EventObjects.InotifyRmWatch(fd, wd);
         }
-    }
-
-    private static FileStat StatPath(string path)
-    {
-        using var f = FileIo.Open(path, FileIo.O_PATH);
-        return FdOps.Stat(f.Fd);
     }
 
     private static void DrainEvents(int fd)
@@ -122,31 +100,5 @@ public sealed class InotifyFile : IFileKind
                 return;
             }
         }
-    }
-
-    /// <summary>The path of the watched inode and the mount it was found through.</summary>
-    private static (string Path, int MntId) Resolve(OpenFd fd, uint sdev, ulong ino, int type, ReadOnlySpan<byte> handle)
-    {
-        uint major = sdev >> 20, minor = sdev & 0xfffff;
-        foreach (var m in MountInfo.Read(fd.Pid).Where(m => m.Major == major && m.Minor == minor))
-        {
-            try
-            {
-                // open_by_handle_at refuses an O_PATH mount fd (EBADF)
-                using var mount = FileIo.Open($"/proc/{fd.Pid}/root{m.MountPoint}", FileIo.O_RDONLY | FileIo.O_DIRECTORY);
-                using var target = FileHandles.Open(mount.Fd, type, handle, FileIo.O_PATH);
-                string? path = new FileInfo($"/proc/self/fd/{target.Fd}").LinkTarget;
-                if (path is null || !path.StartsWith('/'))
-                    continue;
-                var st = StatPath(path);
-                if (st.Ino == ino)
-                    return (path, m.MountId);
-            }
-            catch (SyscallException)
-            {
-            }
-        }
-        throw new CrispException($"task {fd.Pid} fd {fd.Fd}: inotify watch on inode {ino} of device " +
-            $"{major}:{minor}: no path found for it");
     }
 }
