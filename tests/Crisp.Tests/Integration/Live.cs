@@ -2,7 +2,11 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Dump;
 using Crisp.Linux;
+using Crisp.Restore;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
 
 namespace Crisp.Tests.Integration;
 
@@ -17,23 +21,10 @@ internal static class Live
     /// (stdin /dev/null: nothing outside the tree that could not be restored). Returns its PIDs.</summary>
     public static (int Pid, int Child) StartStatecheck(string dir, string exe)
     {
-        int pid = Spawn.Start(exe, ["statecheck"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens =
-            [
-                (0, "/dev/null", O_RDONLY, 0),
-                (1, Path.Combine(dir, "out"), O_WRONLY | O_CREAT | O_TRUNC, 0x1a4),
-                (2, Path.Combine(dir, "err"), O_WRONLY | O_CREAT | O_TRUNC, 0x1a4),
-            ],
-        });
-        string? line = null;
-        WaitFor(() => (line = File.ReadAllText(Path.Combine(dir, "out")).Split('\n')[0]).StartsWith("ready ") || Spawn.TryReap(pid) is not null,
-            "statecheck's ready line", TimeSpan.FromSeconds(20));
-        var parts = line!.Split(' ');
-        Assert.True(parts.Length == 3 && parts[0] == "ready", $"bad ready line '{line}', stderr: {File.ReadAllText(Path.Combine(dir, "err"))}");
-        Assert.Equal(pid, int.Parse(parts[1]));
-        return (pid, int.Parse(parts[2]));
+        var w = Workload.Start(exe, ["statecheck"], dir);
+        var parts = w.WaitReady("statecheck's ready line", p => p.Length == 3 && p[0] == "ready");
+        Assert.Equal(w.Pid, int.Parse(parts[1]));
+        return (w.Pid, int.Parse(parts[2]));
     }
 
     public static void WaitFor(Func<bool> condition, string what, TimeSpan? timeout = null)
@@ -71,6 +62,37 @@ internal static class Live
         var status = ReapWithin(tree.RootPid, within);
         return status.Signaled ? 128 + status.TermSignal : status.ExitCode;
     }
+
+    /// <summary>Runs <paramref name="body"/> with a debug log that goes to <paramref name="output"/> only when it
+    /// throws: a passing test stays quiet, a failing one shows what crisp did.</summary>
+    public static T Logged<T>(ITestOutputHelper output, Func<Log, T> body)
+    {
+        var log = new StringWriter();
+        try
+        {
+            return body(new Log(log, 4));
+        }
+        catch
+        {
+            output.WriteLine(log.ToString());
+            throw;
+        }
+    }
+
+    /// <summary>One in-process cycle, logged: dumps (and so kills) the tree as <paramref name="dump"/> says, waits
+    /// until <paramref name="pids"/> are free, has crit decode every image (then <paramref name="checkImages"/>
+    /// looks at them), restores detached and asserts the root has its PID again.</summary>
+    public static RestoredTree Cycle(ITestOutputHelper output, DumpOptions dump, IEnumerable<int> pids, Action<string>? checkImages = null) =>
+        Logged(output, log =>
+        {
+            new Dumper(dump, log).Run();
+            WaitPidsFree(pids, dump.RootPid);
+            AssertCritDecodesAll(dump.ImagesDir);
+            checkImages?.Invoke(dump.ImagesDir);
+            var tree = new Restorer(new RestoreOptions { ImagesDir = dump.ImagesDir, Detached = true }, log).Run();
+            Assert.Equal(dump.RootPid, tree.RootPid);
+            return tree;
+        });
 
     /// <summary>Every PID and TID of the checkpoint in <paramref name="images"/>.</summary>
     public static List<int> CheckpointPids(string images) =>

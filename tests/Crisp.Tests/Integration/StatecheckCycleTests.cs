@@ -21,7 +21,7 @@ public class StatecheckCycleTests(ITestOutputHelper output)
         {
             RunCycle(dir, pid, pids, "cycle1");
             var tree = RunCycle(dir, pid, pids, "cycle2");
-            Live.SignalAndExpectPass(pid, dir.Path, tree.WaitForExit);
+            Live.SignalAndExpectPass(pid, dir.Path, () => Live.ExitCodeWithin(tree));
         }
         finally
         {
@@ -32,25 +32,19 @@ public class StatecheckCycleTests(ITestOutputHelper output)
     private RestoredTree RunCycle(Live.TempDir dir, int pid, int[] pids, string name)
     {
         string images = Path.Combine(dir.Path, name);
-        var log = new StringWriter();
-        try
+        return Live.Logged(output, log =>
         {
             var clock = Stopwatch.StartNew();
-            var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, new Log(log, 4)).Run();
+            var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, log).Run();
             long dumpMs = clock.ElapsedMilliseconds;
             Assert.Equal(2, stats.Tasks);
             Live.WaitPidsFree(pids, pid);
             Live.AssertCritDecodesAll(images);
             clock.Restart();
-            var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, new Log(log, 4)).Run();
+            var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, log).Run();
             output.WriteLine($"{name}: dump {dumpMs} ms, restore {clock.ElapsedMilliseconds} ms, images {Live.Bytes(images) / 1024} KiB");
             Assert.Equal(pid, tree.RootPid);
             return tree;
-        }
-        catch
-        {
-            output.WriteLine(log.ToString());
-            throw;
-        }
+        });
     }
 }

@@ -84,20 +84,9 @@ public class ZombieWaitStatusTests(ITestOutputHelper output)
 
     private static Tree Start(string exe, string dir)
     {
-        string outFile = Path.Combine(dir, "out");
-        int pid = Spawn.Start(exe, ["zombies"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens =
-            [
-                (0, "/dev/null", Live.O_RDONLY, 0),
-                (1, outFile, Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-                (2, Path.Combine(dir, "err"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-            ],
-        });
-        Live.WaitFor(() => File.ReadAllText(outFile).StartsWith("ready "), "the workload's ready line");
-        var p = File.ReadAllText(outFile).Split('\n')[0].Split(' ').Skip(1).Select(int.Parse).ToArray();
-        Assert.Equal(pid, p[0]);
+        var w = Workload.Start(exe, ["zombies"], dir);
+        var p = w.WaitReady("the workload's ready line").Skip(1).Select(int.Parse).ToArray();
+        Assert.Equal(w.Pid, p[0]);
         return new Tree(p[0], p[1], p[2], p[3]);
     }
 

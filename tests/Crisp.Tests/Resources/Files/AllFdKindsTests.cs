@@ -55,24 +55,19 @@ public class AllFdKindsTests(ITestOutputHelper output)
             for (int cycle = 1; cycle <= 2; cycle++)
             {
                 string images = Path.Combine(dir.Path, $"images{cycle}");
-                var log = new StringWriter();
-                try
+                tree = Live.Logged(output, log =>
                 {
-                    var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, FileLocks = true }, new Log(log, 4)).Run();
+                    var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, FileLocks = true }, log).Run();
                     pids = Live.CheckpointPids(images);
                     output.WriteLine($"cycle {cycle}: {stats.Tasks} tasks dumped in {stats.Total.TotalMilliseconds:F0} ms, images {Live.Bytes(images) / 1024} KiB");
                     Live.WaitPidsFree(pids, cycle == 1 ? pid : 0);
                     if (tree is not null)
                         Wait.TryWaitPid(pid, out _, Wait.WALL);
                     Live.AssertCritDecodesAll(images);
-                    tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, FileLocks = true }, new Log(log, 4)).Run();
-                    Assert.Equal(pid, tree.RootPid);
-                }
-                catch
-                {
-                    output.WriteLine(log.ToString());
-                    throw;
-                }
+                    var restored = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, FileLocks = true }, log).Run();
+                    Assert.Equal(pid, restored.RootPid);
+                    return restored;
+                });
             }
 
             // What sockets_inet's listeners and bound sockets expect from outside once restored.

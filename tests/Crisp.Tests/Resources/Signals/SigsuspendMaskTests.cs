@@ -60,17 +60,9 @@ public class SigsuspendMaskTests
     private static int Start(string dir)
     {
         string exe = Support.Workloads.Build("sigsuspend_wait");
-        int pid = Spawn.Start(exe, ["sigsuspend_wait"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens =
-            [
-                (0, "/dev/null", Live.O_RDONLY, 0),
-                (1, Path.Combine(dir, "out"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-                (2, "/dev/null", Live.O_WRONLY, 0),
-            ],
-        });
-        Live.WaitFor(() => File.ReadAllText(Path.Combine(dir, "out")).StartsWith("ready"), "the workload's ready line");
+        var w = Workload.Start(exe, ["sigsuspend_wait"], dir, stderrToFile: false);
+        w.WaitReady("the workload's ready line", p => p[0] == "ready", prefix: "ready");
+        int pid = w.Pid;
         Live.WaitFor(() => File.ReadAllText($"/proc/{pid}/wchan").Contains("sigsuspend"), "the workload to wait in sigsuspend");
         return pid;
     }

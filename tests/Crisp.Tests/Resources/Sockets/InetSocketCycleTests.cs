@@ -23,14 +23,10 @@ public class InetSocketCycleTests(ITestOutputHelper output)
 
     [RootFact]
     public void ListenersAndBoundDatagramSocketsComeBackOnTheirAddressesAfterTwoCycles()
-    {
-        string exe = Support.Workloads.Build("sockets_inet");
-        using var dir = new Live.TempDir();
-        var (pid, ports) = Start(exe, "sockets_inet", dir.Path);
-        try
+        => Run("sockets_inet", (dir, pid, ports) =>
         {
-            Cycle(Path.Combine(dir.Path, "c1"), pid, tcpEstablished: false);
-            var tree = Cycle(Path.Combine(dir.Path, "c2"), pid, tcpEstablished: false);
+            Live.Cycle(output, new DumpOptions { RootPid = pid, ImagesDir = Path.Combine(dir.Path, "c1") }, [pid]);
+            var tree = Live.Cycle(output, new DumpOptions { RootPid = pid, ImagesDir = Path.Combine(dir.Path, "c2") }, [pid]);
             using (var t4 = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]))
             using (var t6 = Connect(AddressFamily.InterNetworkV6, IPAddress.IPv6Loopback, ports[1]))
             using (var u4 = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp))
@@ -40,22 +36,13 @@ public class InetSocketCycleTests(ITestOutputHelper output)
                 t6.Send("hi6"u8);
                 u4.SendTo("d4"u8, new IPEndPoint(IPAddress.Loopback, ports[2]));
                 u6.SendTo("d6"u8, new IPEndPoint(IPAddress.IPv6Loopback, ports[3]));
-                Live.SignalAndExpectPass(pid, dir.Path, tree.WaitForExit);
+                Live.SignalAndExpectPass(pid, dir.Path, () => Live.ExitCodeWithin(tree));
             }
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void AnEchoClientKeepsItsConnectionAcrossLeaveRunningAndKillRestore()
-    {
-        string exe = Support.Workloads.Build("tcp_echo");
-        using var dir = new Live.TempDir();
-        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
-        try
+        => Run("tcp_echo", (dir, pid, ports) =>
         {
             // A small receive buffer, so the server's held reply stays in its own send queue.
             using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
@@ -110,20 +97,11 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             client.Shutdown(SocketShutdown.Send);
             Assert.Equal(0, Live.ExitCodeWithin(tree));
             Assert.Equal("", File.ReadAllText(Path.Combine(dir.Path, "err")));
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void AnEstablishedConnectionWithoutTcpEstablishedIsRefusedInOneLine()
-    {
-        string exe = Support.Workloads.Build("tcp_echo");
-        using var dir = new Live.TempDir();
-        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
-        try
+        => Run("tcp_echo", (dir, pid, ports) =>
         {
             using var client = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]);
             Assert.Equal("echo:a\n", Request(client, "a\n"));
@@ -132,20 +110,11 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             FailureSafetyTests.AssertOneLine(r.Stderr, $"task {pid} fd 4: TCP socket 127.0.0.1:{ports[0]}");
             Assert.Contains("--tcp-established", r.Stderr);
             Assert.Equal("echo:b\n", Request(client, "b\n"));
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void AFailedDumpLeavesTheConnectionWorking()
-    {
-        string exe = Support.Workloads.Build("tcp_echo");
-        using var dir = new Live.TempDir();
-        var (pid, ports) = Start(exe, "tcp_echo", dir.Path);
-        try
+        => Run("tcp_echo", (dir, pid, ports) =>
         {
             using var client = Connect(AddressFamily.InterNetwork, IPAddress.Loopback, ports[0]);
             Assert.Equal("echo:a\n", Request(client, "a\n"));
@@ -156,12 +125,7 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             Assert.Contains("fault injected", e.Message);
             Assert.Equal("echo:b\n", ReadLine(client));
             Assert.Equal("echo:c\n", Request(client, "c\n"));
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     /// <summary>tx_queue of the loopback connection 127.0.0.1:local → 127.0.0.1:remote in /proc/net/tcp
     /// (bytes sent and not yet acknowledged, plus unsent); -1 when absent.</summary>
@@ -212,71 +176,28 @@ public class InetSocketCycleTests(ITestOutputHelper output)
         Assert.Equal("req", Encoding.ASCII.GetString(r.ReadExtra(e.InqLen))[..3]);
     }
 
-    private void Dump(string images, int pid, bool leaveRunning)
+    private void Dump(string images, int pid, bool leaveRunning) => Live.Logged(output, log =>
+        new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, LeaveRunning = leaveRunning, TcpEstablished = true }, log).Run());
+
+    private RestoredTree Restore(string images) => Live.Logged(output, log =>
+        new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, TcpEstablished = true }, log).Run());
+
+    /// <summary>Starts the workload <paramref name="name"/> in a scratch directory, hands <paramref name="body"/>
+    /// its PID and the ports of its ready line, and kills what is left afterwards.</summary>
+    private static void Run(string name, Action<Live.TempDir, int, int[]> body)
     {
-        var log = new StringWriter();
+        string exe = Support.Workloads.Build(name);
+        using var dir = new Live.TempDir();
+        var w = Workload.Start(exe, [name], dir.Path);
+        int[] ports = w.WaitReady($"{name}'s ready line", p => p.Length >= 3)[2..].Select(int.Parse).ToArray();
         try
         {
-            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, LeaveRunning = leaveRunning, TcpEstablished = true }, new Log(log, 4)).Run();
+            body(dir, w.Pid, ports);
         }
-        catch
+        finally
         {
-            output.WriteLine(log.ToString());
-            throw;
+            Live.KillAll([w.Pid], w.Pid);
         }
-    }
-
-    private RestoredTree Restore(string images)
-    {
-        var log = new StringWriter();
-        try
-        {
-            return new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, TcpEstablished = true }, new Log(log, 4)).Run();
-        }
-        catch
-        {
-            output.WriteLine(log.ToString());
-            throw;
-        }
-    }
-
-    private RestoredTree Cycle(string images, int pid, bool tcpEstablished)
-    {
-        var log = new StringWriter();
-        try
-        {
-            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, TcpEstablished = tcpEstablished }, new Log(log, 4)).Run();
-            Live.WaitPidsFree([pid], pid);
-            Live.AssertCritDecodesAll(images);
-            var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, new Log(log, 4)).Run();
-            Assert.Equal(pid, tree.RootPid);
-            return tree;
-        }
-        catch
-        {
-            output.WriteLine(log.ToString());
-            throw;
-        }
-    }
-
-    private static (int Pid, int[] Ports) Start(string exe, string name, string dir)
-    {
-        int pid = Spawn.Start(exe, [name], new SpawnOptions
-        {
-            NewSession = true,
-            Opens =
-            [
-                (0, "/dev/null", Live.O_RDONLY, 0),
-                (1, Path.Combine(dir, "out"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-                (2, Path.Combine(dir, "err"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-            ],
-        });
-        string line = "";
-        Live.WaitFor(() => (line = File.ReadAllText(Path.Combine(dir, "out")).Split('\n')[0]).StartsWith("ready ") || Spawn.TryReap(pid) is not null,
-            $"{name}'s ready line", TimeSpan.FromSeconds(20));
-        var parts = line.Split(' ');
-        Assert.True(parts.Length >= 3, $"bad ready line '{line}', stderr: {File.ReadAllText(Path.Combine(dir, "err"))}");
-        return (pid, parts[2..].Select(int.Parse).ToArray());
     }
 
     private static Socket Connect(AddressFamily family, IPAddress address, int port)

@@ -25,7 +25,7 @@ public class UnixSocketCycleTests(ITestOutputHelper output)
         {
             Cycle(Path.Combine(dir.Path, "c1"), pid, pids);
             var tree = Cycle(Path.Combine(dir.Path, "c2"), pid, pids);
-            Live.SignalAndExpectPass(pid, dir.Path, tree.WaitForExit);
+            Live.SignalAndExpectPass(pid, dir.Path, () => Live.ExitCodeWithin(tree));
         }
         finally
         {
@@ -65,41 +65,12 @@ public class UnixSocketCycleTests(ITestOutputHelper output)
 
     private static (int Pid, int Child) Start(string exe, string dir, string sockDir)
     {
-        int pid = Spawn.Start(exe, ["sockets_unix", sockDir], new SpawnOptions
-        {
-            NewSession = true,
-            Opens =
-            [
-                (0, "/dev/null", Live.O_RDONLY, 0),
-                (1, Path.Combine(dir, "out"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-                (2, Path.Combine(dir, "err"), Live.O_WRONLY | Live.O_CREAT | Live.O_TRUNC, 0x1a4),
-            ],
-        });
-        string line = "";
-        Live.WaitFor(() => (line = File.ReadAllText(Path.Combine(dir, "out")).Split('\n')[0]).StartsWith("ready ") || Spawn.TryReap(pid) is not null,
-            "sockets_unix's ready line", TimeSpan.FromSeconds(20));
-        var parts = line.Split(' ');
-        Assert.True(parts.Length == 3, $"bad ready line '{line}', stderr: {File.ReadAllText(Path.Combine(dir, "err"))}");
-        return (pid, int.Parse(parts[2]));
+        var w = Workload.Start(exe, ["sockets_unix", sockDir], dir);
+        var parts = w.WaitReady("sockets_unix's ready line", p => p.Length == 3);
+        return (w.Pid, int.Parse(parts[2]));
     }
 
-    private RestoredTree Cycle(string images, int pid, int[] pids)
-    {
-        var log = new StringWriter();
-        try
-        {
-            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, new Log(log, 4)).Run();
-            Live.WaitPidsFree(pids, pid);
-            Live.AssertCritDecodesAll(images);
-            Assert.True(File.Exists(Path.Combine(images, "sk-queues.img")));
-            var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, new Log(log, 4)).Run();
-            Assert.Equal(pid, tree.RootPid);
-            return tree;
-        }
-        catch
-        {
-            output.WriteLine(log.ToString());
-            throw;
-        }
-    }
+    private RestoredTree Cycle(string images, int pid, int[] pids) =>
+        Live.Cycle(output, new DumpOptions { RootPid = pid, ImagesDir = images }, pids,
+            written => Assert.True(File.Exists(Path.Combine(written, "sk-queues.img"))));
 }
