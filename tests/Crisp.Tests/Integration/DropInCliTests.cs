@@ -14,14 +14,9 @@ public class DropInCliTests(ITestOutputHelper output)
 {
     [RootFact]
     public void HarnessCommandLinesDumpAndRestoreAsSiblingAndTheWorkloadPasses()
-    {
-        string exe = Support.Workloads.Build("statecheck");
-        using var dir = new Live.TempDir();
-        var (pid, child) = Live.StartStatecheck(dir.Path, exe);
-        int[] pids = [pid, child];
-        string images = dir.Images, pidfile = Path.Combine(dir.Path, "restored.pid");
-        try
+        => Live.WithStatecheck((dir, pid, pids) =>
         {
+            string images = dir.Images, pidfile = Path.Combine(dir.Path, "restored.pid");
             var dump = CrispCli.Run("dump", "--no-default-config", "--log-file", "dump.log", "--images-dir", images,
                 "--verbosity=4", "--tree", pid.ToString(), "--timeout", "10");
             Assert.True(dump.ExitCode == 0, $"dump: {dump.Stderr}");
@@ -36,7 +31,7 @@ public class DropInCliTests(ITestOutputHelper output)
             Assert.Equal($"{pid}\n", File.ReadAllText(pidfile));
             // A sibling of crisp: its parent is the process that ran crisp, i.e. this test.
             Assert.Equal(Environment.ProcessId, global::Crisp.Linux.Proc.ProcStat.Read(pid).PPid);
-            Assert.Equal(pid, global::Crisp.Linux.Proc.ProcStat.Read(child).PPid);
+            Assert.Equal(pid, global::Crisp.Linux.Proc.ProcStat.Read(pids[1]).PPid);
             Assert.Equal("0", Status(pid, "TracerPid"));
             var stats = CritShow(Path.Combine(images, "stats-restore")).GetProperty("restore");
             Assert.True(stats.GetProperty("restore_time").GetUInt32() > 0);
@@ -44,15 +39,10 @@ public class DropInCliTests(ITestOutputHelper output)
 
             Live.SignalAndExpectPass(pid, dir.Path, () =>
             {
-                var status = Spawn.Reap(pid);   // ours to reap: it is our child now
+                var status = Live.ReapWithin(pid);   // ours to reap: it is our child now
                 return status.Signaled ? 128 + status.TermSignal : status.ExitCode;
             });
-        }
-        finally
-        {
-            Live.KillAll(pids, pid);
-        }
-    }
+        });
 
     /// <summary>pages_written (and shpages_written) are exactly the PE_PRESENT pages of the pagemaps, which
     /// are exactly the pages pages-*.img hold.</summary>
@@ -79,10 +69,7 @@ public class DropInCliTests(ITestOutputHelper output)
 
     [RootFact]
     public void DisplayStatsPrintsWhatStatsDumpHolds()
-    {
-        using var dir = new Live.TempDir();
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--display-stats", "-W", dir.Path);
             Assert.True(dump.ExitCode == 0, dump.Stderr);
@@ -95,21 +82,13 @@ public class DropInCliTests(ITestOutputHelper output)
             ulong written = d.GetProperty("pages_written").GetUInt64();
             Assert.Contains($"Memory pages written: {written} (0x{written:x})", lines);
             Assert.Contains($"Frozen time: {d.GetProperty("frozen_time").GetUInt32()} us", lines);
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void ActionScriptsRunInCriusOrderWithCriusEnvironment()
-    {
-        using var dir = new Live.TempDir();
-        string script = WriteHook(dir.Path);
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string script = WriteHook(dir.Path);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.True(dump.ExitCode == 0, dump.Stderr);
             Live.WaitPidsFree([pid], pid);
@@ -122,62 +101,38 @@ public class DropInCliTests(ITestOutputHelper output)
                 $"pre-restore none {img}", $"post-restore {pid} {img}", $"pre-resume {pid} {img}", $"post-resume {pid} {img}",
             ], HookLog(dir.Path));
             Assert.Equal("0", Status(pid, "TracerPid"));
-        }
-        finally
-        {
-            Live.KillAll([pid]);
-        }
-    }
+        }, reapOurChild: false);
 
     [RootFact]
     public void FailingPreDumpLeavesTheTreeUntouched()
-    {
-        using var dir = new Live.TempDir();
-        string script = WriteHook(dir.Path, failAt: "pre-dump");
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string script = WriteHook(dir.Path, failAt: "pre-dump");
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.Equal(1, dump.ExitCode);
             Assert.Contains("pre-dump script failed with exit code 5", dump.Stderr);
             Assert.Equal([$"pre-dump {pid} {Path.GetFullPath(dir.Images)}"], HookLog(dir.Path));
             Assert.Empty(Directory.EnumerateFiles(dir.Images, "*.img"));
             AssertRunsUntraced(pid);
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void FailingPostDumpResumesTheTreeAndExitsWithTheScriptsCode()
-    {
-        using var dir = new Live.TempDir();
-        string script = WriteHook(dir.Path, failAt: "post-dump");
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string script = WriteHook(dir.Path, failAt: "post-dump");
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.Equal(5, dump.ExitCode);   // CRIU: the post-dump script's exit code is the dump's
             Assert.Equal("crisp: error: post-dump script failed with exit code 5", dump.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
             AssertRunsUntraced(pid);
             Assert.False(File.Exists(Path.Combine(dir.Images, "stats-dump")));
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void FailingPostRestoreLeavesNothingAndImagesUntouched()
-    {
-        using var dir = new Live.TempDir();
-        string script = WriteHook(dir.Path, failAt: "post-restore");
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string script = WriteHook(dir.Path, failAt: "post-restore");
             Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images).ExitCode);
             Live.WaitPidsFree([pid], pid);
             var hashes = Live.Hashes(dir.Images);
@@ -187,46 +142,30 @@ public class DropInCliTests(ITestOutputHelper output)
             Live.WaitFor(() => !Directory.Exists($"/proc/{pid}"), "the half-restored root to be gone");
             Assert.Equal(hashes, Live.Hashes(dir.Images));
             Assert.DoesNotContain(HookLog(dir.Path), l => l.StartsWith("pre-resume"));
-        }
-        finally
-        {
-            Live.KillAll([pid]);
-        }
-    }
+        }, reapOurChild: false);
 
     [RootFact]
     public void FailedSiblingRestoreLeavesOnlyTheKilledRootForTheCallerToReap()
-    {
-        using var dir = new Live.TempDir();
-        string script = WriteHook(dir.Path, failAt: "post-restore");
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string script = WriteHook(dir.Path, failAt: "post-restore");
             Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images).ExitCode);
             Live.WaitPidsFree([pid], pid);
             var restore = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, "--action-script", script, "--pidfile", "p");
             Assert.Equal(1, restore.ExitCode);
             // The root was made as our child (crisp's sibling), so only we can reap it: killed, never resumed.
-            var status = Spawn.Reap(pid);
+            var status = Live.ReapWithin(pid);
             Assert.True(status.Signaled && status.TermSignal == Live.SIGKILL, $"root ended with {status.Raw:x}");
             Assert.False(Directory.Exists($"/proc/{pid}"));
             Assert.False(File.Exists(Path.Combine(dir.Images, "p")));
-        }
-        finally
-        {
-            Live.KillAll([pid]);
-        }
-    }
+        }, reapOurChild: false);
 
     [RootFact]
     public void RelativePidfileAndLogGoToTheWorkDir()
-    {
-        using var dir = new Live.TempDir();
-        string work = Path.Combine(dir.Path, "work");
-        Directory.CreateDirectory(work);
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string work = Path.Combine(dir.Path, "work");
+            Directory.CreateDirectory(work);
             Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "-W", work, "-o", "d.log").ExitCode);
             Live.WaitPidsFree([pid], pid);
             var restore = CrispCli.Run("restore", "-d", "-D", dir.Images, "-W", work, "-o", "r.log", "--pidfile", "root.pid");
@@ -235,21 +174,13 @@ public class DropInCliTests(ITestOutputHelper output)
             Assert.True(File.Exists(Path.Combine(work, "d.log")) && File.Exists(Path.Combine(work, "r.log")));
             Assert.True(File.Exists(Path.Combine(work, "stats-dump")) && File.Exists(Path.Combine(work, "stats-restore")));
             Assert.Empty(Directory.EnumerateFiles(dir.Images, "*.log"));
-        }
-        finally
-        {
-            Live.KillAll([pid]);
-        }
-    }
+        }, reapOurChild: false);
 
     [RootFact]
     public void StatusFdGetsOneZeroByteOnceTheRestoredTreeRuns()
-    {
-        using var dir = new Live.TempDir();
-        int pid = StartSleeper();
-        string dumpStatus = Path.Combine(dir.Path, "dump.status"), restoreStatus = Path.Combine(dir.Path, "restore.status");
-        try
+        => WithSleeper((dir, pid) =>
         {
+            string dumpStatus = Path.Combine(dir.Path, "dump.status"), restoreStatus = Path.Combine(dir.Path, "restore.status");
             var dump = Shell($"{CrispDll()} dump -t {pid} -D {dir.Images} --status-fd 3 3>{dumpStatus}");
             Assert.True(dump.ExitCode == 0, dump.Stderr);
             Assert.Equal([0], File.ReadAllBytes(dumpStatus));
@@ -269,12 +200,7 @@ public class DropInCliTests(ITestOutputHelper output)
             var failed = Shell($"{CrispDll()} dump -t 999999999 -D {dir.Path}/none --status-fd 3 3>{dumpStatus}");
             Assert.Equal(1, failed.ExitCode);
             Assert.Empty(File.ReadAllBytes(dumpStatus));
-        }
-        finally
-        {
-            Live.KillAll([pid], pid);
-        }
-    }
+        });
 
     [RootFact]
     public void TimeoutGivesUpOnATaskThatNeverStopsAndLeavesItAsItWas()
@@ -307,19 +233,27 @@ public class DropInCliTests(ITestOutputHelper output)
 
     [RootFact]
     public void LeaveStoppedLeavesEveryTaskStoppedAndUntraced()
-    {
-        using var dir = new Live.TempDir();
-        int pid = StartSleeper();
-        try
+        => WithSleeper((dir, pid) =>
         {
             var dump = CrispCli.Run("dump", "-s", "-t", pid.ToString(), "-D", dir.Images);
             Assert.True(dump.ExitCode == 0, dump.Stderr);
             Live.WaitFor(() => Status(pid, "State").StartsWith('T'), "the tree to be stopped");
             Assert.Equal("0", Status(pid, "TracerPid"));
+        });
+
+    /// <summary>Starts a sleeper and a scratch directory for <paramref name="body"/>; afterwards kills the sleeper and
+    /// waits its PID free (reaping it first if it is still our child, unless <paramref name="reapOurChild"/> is false).</summary>
+    private static void WithSleeper(Action<Live.TempDir, int> body, bool reapOurChild = true)
+    {
+        using var dir = new Live.TempDir();
+        int pid = StartSleeper();
+        try
+        {
+            body(dir, pid);
         }
         finally
         {
-            Live.KillAll([pid], pid);
+            Live.KillAll([pid], reapOurChild ? pid : 0);
         }
     }
 

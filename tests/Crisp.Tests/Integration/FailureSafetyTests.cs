@@ -19,12 +19,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
 
     [RootFact]
     public void FailedDumpAtEveryStageLeavesTheTreeAsItWas()
-    {
-        string exe = Support.Workloads.Build("statecheck");
-        using var dir = new Live.TempDir();
-        var (pid, child) = Live.StartStatecheck(dir.Path, exe);
-        int[] pids = [pid, child];
-        try
+        => Live.WithStatecheck((dir, pid, pids) =>
         {
             var before = pids.ToDictionary(p => p, Snapshot);
             foreach (string point in DumpPoints)
@@ -45,21 +40,11 @@ public class FailureSafetyTests(ITestOutputHelper output)
                 }
             }
             Live.SignalAndExpectPass(pid, dir.Path, () => Live.ReapWithin(pid).ExitCode);
-        }
-        finally
-        {
-            Live.KillAll(pids, pid);
-        }
-    }
+        });
 
     [RootFact]
     public void FailedRestoreAtEveryStageLeavesNothingAndKeepsTheImages()
-    {
-        string exe = Support.Workloads.Build("statecheck");
-        using var dir = new Live.TempDir();
-        var (pid, child) = Live.StartStatecheck(dir.Path, exe);
-        int[] pids = [pid, child];
-        try
+        => Live.WithStatecheck((dir, pid, pids) =>
         {
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             Live.WaitPidsFree(pids, pid);
@@ -76,13 +61,8 @@ public class FailureSafetyTests(ITestOutputHelper output)
             }
             // The images are still good: a plain restore passes the workload's checks.
             var tree = new Restorer(new RestoreOptions { ImagesDir = dir.Images, Detached = true }, Log.Null).Run();
-            Live.SignalAndExpectPass(tree.RootPid, dir.Path, tree.WaitForExit);
-        }
-        finally
-        {
-            Live.KillAll(pids, pid);
-        }
-    }
+            Live.SignalAndExpectPass(tree.RootPid, dir.Path, () => Live.ExitCodeWithin(tree));
+        });
 
     internal static void AssertOneLine(string stderr, string expected)
     {

@@ -27,6 +27,24 @@ internal static class Live
         return (w.Pid, int.Parse(parts[2]));
     }
 
+    /// <summary>Starts statecheck in a scratch directory, hands <paramref name="body"/> the directory, the root's PID
+    /// and both PIDs of the tree, and kills what is left afterwards.</summary>
+    public static void WithStatecheck(Action<TempDir, int, int[]> body)
+    {
+        string exe = Support.Workloads.Build("statecheck");
+        using var dir = new TempDir();
+        var (pid, child) = StartStatecheck(dir.Path, exe);
+        int[] pids = [pid, child];
+        try
+        {
+            body(dir, pid, pids);
+        }
+        finally
+        {
+            KillAll(pids, pid);
+        }
+    }
+
     public static void WaitFor(Func<bool> condition, string what, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));

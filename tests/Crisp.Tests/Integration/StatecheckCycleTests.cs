@@ -12,22 +12,12 @@ public class StatecheckCycleTests(ITestOutputHelper output)
 {
     [RootFact]
     public void PassesAfterTwoDumpRestoreCycles()
-    {
-        string exe = Support.Workloads.Build("statecheck");
-        using var dir = new Live.TempDir();
-        var (pid, child) = Live.StartStatecheck(dir.Path, exe);
-        int[] pids = [pid, child];
-        try
+        => Live.WithStatecheck((dir, pid, pids) =>
         {
             RunCycle(dir, pid, pids, "cycle1");
             var tree = RunCycle(dir, pid, pids, "cycle2");
             Live.SignalAndExpectPass(pid, dir.Path, () => Live.ExitCodeWithin(tree));
-        }
-        finally
-        {
-            Live.KillAll(pids, pid);
-        }
-    }
+        });
 
     private RestoredTree RunCycle(Live.TempDir dir, int pid, int[] pids, string name)
     {

@@ -15,12 +15,7 @@ public class VerifiedImagesTests(ITestOutputHelper output)
 {
     [RootFact]
     public void EveryDamageIsRefusedByNameAndTheSkipFlagRestoresUnverifiedImages()
-    {
-        string exe = Support.Workloads.Build("statecheck");
-        using var dir = new Live.TempDir();
-        var (pid, child) = Live.StartStatecheck(dir.Path, exe);
-        int[] pids = [pid, child];
-        try
+        => Live.WithStatecheck((dir, pid, pids) =>
         {
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             Live.WaitPidsFree(pids, pid);
@@ -75,13 +70,8 @@ public class VerifiedImagesTests(ITestOutputHelper output)
             var refused = Assert.Throws<ImageVerifyException>(() => new Restorer(new RestoreOptions { ImagesDir = unverified, Detached = true }, Log.Null).Run());
             Assert.Contains(ImageManifest.SkipFlag, refused.Message);
             var tree = new Restorer(new RestoreOptions { ImagesDir = unverified, Detached = true, SkipImageVerify = true }, Log.Null).Run();
-            Live.SignalAndExpectPass(tree.RootPid, dir.Path, tree.WaitForExit);
-        }
-        finally
-        {
-            Live.KillAll(pids, pid);
-        }
-    }
+            Live.SignalAndExpectPass(tree.RootPid, dir.Path, () => Live.ExitCodeWithin(tree));
+        });
 
     internal static void CopyDir(string from, string to)
     {
