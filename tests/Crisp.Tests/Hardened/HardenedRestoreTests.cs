@@ -187,41 +187,39 @@ public class HardenedRestoreTests : IDisposable
     /// ambient capabilities, a trimmed bounding set and securebits: /proc status identical after restore,
     /// and the task's own check (getresuid, capget, PR_GET_SECUREBITS, PR_CAP_AMBIENT_IS_SET…) passes.</summary>
     [RootFact]
-    public void RichCredentialsRoundTrip()
-    {
-        string counter = Path.Combine(_bench.Work, "counter.txt");
-        int pid = _bench.Start(Support.Workloads.Build("hard_creds"), ["hard_creds", counter]);
-        Bench.WaitFor(() => Bench.Numbers(counter).Count >= 3, "hard_creds to count");
-        var before = Bench.Observe(pid);
-        Assert.Equal("1004 1005 1006 1005", before.Status[pid]["Uid"]);
-        Assert.Equal("0000000000000400", before.Status[pid]["CapAmb"]);
-
-        new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
-        Assert.Equal(pid, _bench.RestoreDumped(pid));
-        Bench.WaitCountsOn(counter, "hard_creds to count on");
-        Bench.Observe(pid).AssertSameAs(before);
-        var verdict = Bench.Verdict(pid);
-        Assert.True(verdict.Exited && verdict.ExitCode == 0, $"hard_creds after restore: {verdict}; stderr: {_bench.Stderr}");
-        Bench.AssertContinuous(counter);
-    }
+    public void RichCredentialsRoundTrip() => KillRestoreCounting("hard_creds", pid => true,
+        (pid, before) =>
+        {
+            Assert.Equal("1004 1005 1006 1005", before.Status[pid]["Uid"]);
+            Assert.Equal("0000000000000400", before.Status[pid]["CapAmb"]);
+        },
+        verdict => Assert.True(verdict.Exited && verdict.ExitCode == 0, $"hard_creds after restore: {verdict}; stderr: {_bench.Stderr}"));
 
     /// <summary>A filter that kills the task on the syscalls the restore runs in it after installing the filters
     /// (credentials, release): the puppet must be traced with PTRACE_O_SUSPEND_SECCOMP from the start, so the
     /// restore survives; afterwards the filter is enforced again (getresuid kills the task with SIGSYS).</summary>
     [RootFact]
-    public void FilterThatKillsTheRestoresOwnSyscallsIsSuspendedWhileRestoring()
+    public void FilterThatKillsTheRestoresOwnSyscallsIsSuspendedWhileRestoring() => KillRestoreCounting("hard_deny",
+        pid => ProcStatus.Read(pid).SeccompFilters == 1, (_, _) => { },
+        verdict => Assert.True(verdict.Signaled && verdict.TermSignal == 31, $"hard_deny after restore: {verdict} (expected SIGSYS)"));
+
+    /// <summary>Starts <paramref name="name"/> counting into counter.txt until it has counted three and
+    /// <paramref name="ready"/> holds; <paramref name="checkBefore"/> looks at its snapshot. Then dumped (killed) and
+    /// restored, it must count on with the same snapshot, end as <paramref name="checkVerdict"/> wants and leave
+    /// no gap in its count.</summary>
+    private void KillRestoreCounting(string name, Func<int, bool> ready, Action<int, Snapshot> checkBefore, Action<WaitStatus> checkVerdict)
     {
         string counter = Path.Combine(_bench.Work, "counter.txt");
-        int pid = _bench.Start(Support.Workloads.Build("hard_deny"), ["hard_deny", counter]);
-        Bench.WaitFor(() => Bench.Numbers(counter).Count >= 3 && ProcStatus.Read(pid).SeccompFilters == 1, "hard_deny to count");
+        int pid = _bench.Start(Support.Workloads.Build(name), [name, counter]);
+        Bench.WaitFor(() => Bench.Numbers(counter).Count >= 3 && ready(pid), $"{name} to count");
         var before = Bench.Observe(pid);
+        checkBefore(pid, before);
 
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
         Assert.Equal(pid, _bench.RestoreDumped(pid));
-        Bench.WaitCountsOn(counter, "hard_deny to count on");
+        Bench.WaitCountsOn(counter, $"{name} to count on");
         Bench.Observe(pid).AssertSameAs(before);
-        var verdict = Bench.Verdict(pid);
-        Assert.True(verdict.Signaled && verdict.TermSignal == 31, $"hard_deny after restore: {verdict} (expected SIGSYS)");
+        checkVerdict(Bench.Verdict(pid));
         Bench.AssertContinuous(counter);
     }
 

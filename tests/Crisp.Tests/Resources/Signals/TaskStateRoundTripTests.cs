@@ -217,14 +217,8 @@ public class TaskStateRoundTripTests
 
     [RootFact]
     public void CredsRestoreDropsAPuppetToAPlainUser()
-    {
-        using var tracer = new Tracer();
-        string dir = Directory.CreateTempSubdirectory("crisp-ts-").FullName;
-        Puppet? puppet = null;
-        try
+        => WithBarePuppet((ctx, puppet) =>
         {
-            var ctx = NewContext(tracer, MakeEmptyImages(dir));
-            puppet = Puppet.Spawn(ctx.Seizer);
             ulong bnd = ProcStatus.Read(Environment.ProcessId).CapBnd & ~(1UL << Capabilities.CAP_SYS_ADMIN);
             var creds = new creds_entry
             {
@@ -255,6 +249,21 @@ public class TaskStateRoundTripTests
             ulong at = puppet.Remote.PutOnScratch(new byte[4]);
             puppet.Call("prctl", Sysno.prctl, Prctl.PR_GET_PDEATHSIG, (long)at);
             Assert.Equal(SIGWINCH, Read32(puppet, at));
+        });
+
+    /// <summary>A bare puppet and a restore context on an empty image directory, for <paramref name="body"/> to apply
+    /// restore stages by hand; the puppet is killed and the directory removed afterwards.</summary>
+    private static void WithBarePuppet(Action<RestoreContext, Puppet> body)
+    {
+        using var tracer = new Tracer();
+        string dir = Directory.CreateTempSubdirectory("crisp-ts-").FullName;
+        Puppet? puppet = null;
+        try
+        {
+            ImageDirectory.Create(dir);
+            var ctx = NewContext(tracer, dir);
+            puppet = Puppet.Spawn(ctx.Seizer);
+            body(ctx, puppet);
         }
         finally
         {
@@ -263,22 +272,10 @@ public class TaskStateRoundTripTests
         }
     }
 
-    private static string MakeEmptyImages(string dir)
-    {
-        ImageDirectory.Create(dir);
-        return dir;
-    }
-
     [RootFact]
     public void HardLimitAboveCrispsIsAClearError()
-    {
-        using var tracer = new Tracer();
-        string dir = Directory.CreateTempSubdirectory("crisp-ts-").FullName;
-        Puppet? puppet = null;
-        try
+        => WithBarePuppet((ctx, puppet) =>
         {
-            var ctx = NewContext(tracer, MakeEmptyImages(dir));
-            puppet = Puppet.Spawn(ctx.Seizer);
             var mine = ProcLimits.ToRlimits(ProcLimits.Read(Environment.ProcessId));
             // Lower the puppet's hard RLIMIT_NOFILE first, then ask for more than that: only CAP_SYS_RESOURCE could.
             var tc = new task_core_entry { Rlimits = new task_rlimits_entry() };
@@ -297,11 +294,5 @@ public class TaskStateRoundTripTests
             var e = Assert.Throws<CrispException>(() => new Crisp.Resources.Rlimits.RlimitsRestore().Restore(ctx, TaskFor(puppet, core)));
             Assert.Contains("RLIMIT_NOFILE", e.Message);
             Assert.Contains("CAP_SYS_RESOURCE", e.Message);
-        }
-        finally
-        {
-            puppet?.Kill();
-            Directory.Delete(dir, recursive: true);
-        }
-    }
+        });
 }
