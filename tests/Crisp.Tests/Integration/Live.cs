@@ -116,8 +116,9 @@ internal static class Live
     public static List<int> CheckpointPids(string images) =>
         ImageDirectory.Open(images).ReadAll<pstree_entry>(ImageFile.Pstree).SelectMany(e => e.Threads).Select(t => (int)t).ToList();
 
-    /// <summary>Reaps <paramref name="ourChild"/> if it is ours, then waits until init has reaped the rest.</summary>
-    public static void WaitPidsFree(IEnumerable<int> pids, int ourChild = 0)
+    /// <summary>Reaps <paramref name="ourChild"/> if it is ours, then waits at most <paramref name="within"/> (default
+    /// 15 s) until init has reaped the rest.</summary>
+    public static void WaitPidsFree(IEnumerable<int> pids, int ourChild = 0, TimeSpan? within = null)
     {
         if (ourChild > 0)
             Wait.TryWaitPid(ourChild, out _, Wait.WALL | Wait.WNOHANG);
@@ -127,7 +128,7 @@ internal static class Live
             if (ourChild > 0)
                 Wait.TryWaitPid(ourChild, out _, Wait.WALL | Wait.WNOHANG);
             return list.All(p => !Directory.Exists($"/proc/{p}"));
-        }, $"PIDs {string.Join(',', list)} to be free");
+        }, $"PIDs {string.Join(',', list)} to be free", within);
     }
 
     /// <summary>SIGKILL whatever of <paramref name="pids"/> still runs (test cleanup).</summary>

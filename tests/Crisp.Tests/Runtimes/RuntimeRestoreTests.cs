@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
+using Crisp.Tests.Integration;
 using Crisp.Tests.Support;
 using Xunit.Abstractions;
 
@@ -51,7 +52,7 @@ public class RuntimeRestoreTests(ITestOutputHelper output)
                 try { Spawn.Reap(pid); } catch (SyscallException) { }
                 alive = false;
                 long atDump = LastTick(outFile);
-                WaitFree(tids);
+                Live.WaitPidsFree(tids, within: TimeSpan.FromSeconds(20));
                 clock.Restart();
                 var tree = new Restorer(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true, FileLocks = true }, Log.Null).Run();
                 alive = true;
@@ -106,16 +107,5 @@ public class RuntimeRestoreTests(ITestOutputHelper output)
             Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}; stderr: {err}");
             Thread.Sleep(20);
         }
-    }
-
-    private static void WaitFree(IEnumerable<int> tids)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        foreach (int tid in tids)
-            while (Directory.Exists($"/proc/{tid}"))
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"TID {tid} still taken");
-                Thread.Sleep(20);
-            }
     }
 }

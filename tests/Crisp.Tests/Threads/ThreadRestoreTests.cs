@@ -13,59 +13,19 @@ namespace Crisp.Tests.Threads;
 /// altstack, wherever it was waiting (user code, futex, nanosleep, read), and pthread_join works.</summary>
 public class ThreadRestoreTests(ITestOutputHelper output)
 {
-    private const int SIGUSR1 = 10, SIGKILL = 9;
-
-    private sealed class Workload : IDisposable
+    /// <summary>thr_state in its scratch directory; its ready file names its threads.</summary>
+    private sealed class Workload() : DirWorkload("crisp-thr-")
     {
-        public string Dir { get; } = Directory.CreateTempSubdirectory("crisp-thr-").FullName;
-        public int Pid { get; private set; }
         public int[] Tids { get; private set; } = [];
-        public bool Alive { get; set; }
 
         public void Start(params string[] args)
         {
-            string exe = Support.Workloads.Build("thr_state", "-pthread");
-            Pid = Spawn.Start(exe, [exe, Dir, .. args], new SpawnOptions
-            {
-                Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
-            });
-            Alive = true;
-            string ready = Path.Combine(Dir, "ready");
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!File.Exists(ready))
-            {
-                Assert.True(DateTime.UtcNow < deadline, "thr_state did not get ready");
-                Assert.Null(Spawn.TryReap(Pid));
-                Thread.Sleep(10);
-            }
-            var f = File.ReadAllText(ready).Trim().Split(' ');
+            base.Start(Support.Workloads.Build("thr_state", "-pthread"), args);
+            var f = WaitReady("thr_state");
             Assert.Equal("ready", f[0]);
             Assert.Equal(Pid, int.Parse(f[1]));
             Tids = f.Skip(2).Select(int.Parse).ToArray();
         }
-
-        public string Verdict => File.ReadAllText(Path.Combine(Dir, "verdict"));
-
-        public void Dispose()
-        {
-            if (Alive)
-            {
-                RawSyscall.TryCall(Sysno.kill, Pid, SIGKILL);
-                try { Spawn.Reap(Pid); } catch (SyscallException) { }
-            }
-            Directory.Delete(Dir, recursive: true);
-        }
-    }
-
-    private static void WaitFree(IEnumerable<int> tids)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        foreach (int tid in tids)
-            while (Directory.Exists($"/proc/{tid}"))
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"TID {tid} still taken");
-                Thread.Sleep(20);
-            }
     }
 
     /// <summary>Dumps (kills and reaps) the workload; returns the dump time.</summary>
@@ -78,7 +38,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         // already have reaped the workload (ECHILD here).
         try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
         w.Alive = false;
-        WaitFree([w.Pid, .. w.Tids]);
+        Live.WaitPidsFree([w.Pid, .. w.Tids], within: TimeSpan.FromSeconds(20));
         return took;
     }
 
@@ -122,12 +82,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
             AssertThreadsBack(w, names);
             Thread.Sleep(100);   // let it run between cycles (the spinner spins)
         }
-        RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = Live.ExitCodeWithin(tree!);
-        w.Alive = false;
-        string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
-        Assert.True(rc == 0, $"exit {rc}: {verdict}");
-        Assert.Equal("PASS", verdict.Trim());
+        w.SignalAndExpectPass(tree!);
     }
 
     /// <summary>Eleven threads in every waiting state of issue #6 — also a mutex, a join, sleeps that must
@@ -154,12 +109,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
             AssertThreadsBack(w, names);
             Thread.Sleep(300);   // the sleepers finish a restored sleep and start new ones
         }
-        RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = Live.ExitCodeWithin(tree!);
-        w.Alive = false;
-        string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
-        Assert.True(rc == 0, $"exit {rc}: {verdict}");
-        Assert.Equal("PASS", verdict.Trim());
+        w.SignalAndExpectPass(tree!);
         output.WriteLine(File.ReadAllText(Path.Combine(w.Dir, "epoll")));
     }
 
@@ -176,12 +126,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         output.WriteLine($"100 threads: dump {dumpTime.TotalMilliseconds:F0} ms, restore {restoreTime.TotalMilliseconds:F0} ms");
         Console.WriteLine($"thr_state 100 threads: dump {dumpTime.TotalMilliseconds:F0} ms, restore {restoreTime.TotalMilliseconds:F0} ms");
         AssertThreadsBack(w, new Dictionary<int, string> { [w.Tids[0]] = "thr-0", [w.Tids[99]] = "thr-99" });
-        RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = Live.ExitCodeWithin(tree);
-        w.Alive = false;
-        string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? w.Verdict : "(no verdict)";
-        Assert.True(rc == 0, $"exit {rc}: {verdict}");
-        Assert.Equal("PASS", verdict.Trim());
+        w.SignalAndExpectPass(tree);
         // The time is printed, not asserted (a loaded machine is no failure): bench/ measures it ("100 threads").
     }
 

@@ -13,72 +13,44 @@ namespace Crisp.Tests.Resources.Files.Tty;
 /// front, bytes left queued both ways, and fresh bytes both ways.</summary>
 public class PtyRestoreTests
 {
-    private const int SIGUSR1 = 10, SIGKILL = 9;
+    private const int SIGKILL = 9;
 
     [RootFact]
     public void PtyPairsComeBackWithTheirIndexTermiosAndQueuedBytes()
     {
-        string dir = Directory.CreateTempSubdirectory("crisp-pty-").FullName;
-        string exe = Support.Workloads.Build("pty_state");
-        int pid = Spawn.Start(exe, [exe, dir], new SpawnOptions
+        using var w = new DirWorkload("crisp-pty-");
+        w.Start(Support.Workloads.Build("pty_state"), [], newSession: true);
+        int child = int.Parse(w.WaitReady("pty_state", f => f.Length >= 3)[2]);
+        int pid = w.Pid;
+        string dir = w.Dir;
+        RestoredTree? tree = null;
+        for (int cycle = 0; cycle < 2; cycle++)
         {
-            NewSession = true,
-            Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
-        });
-        bool alive = true;
-        try
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (!File.Exists(Path.Combine(dir, "ready")) || File.ReadAllText(Path.Combine(dir, "ready")).Split(' ').Length < 3)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "pty_state did not get ready");
-                Assert.Null(Spawn.TryReap(pid));
-                Thread.Sleep(10);
-            }
-            int child = int.Parse(File.ReadAllText(Path.Combine(dir, "ready")).Split(' ')[2]);
-            RestoredTree? tree = null;
-            for (int cycle = 0; cycle < 2; cycle++)
-            {
-                string images = Path.Combine(dir, $"images{cycle}");
-                Directory.CreateDirectory(images);
-                // No --shell-job: the tree owns its session and both ends of its ptys.
-                new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, Log.Null).Run();
-                try { Spawn.Reap(pid); } catch (SyscallException) { }
-                alive = false;
-                // CRIU's format, readable by crit: master and slave of pty A, master of pty B.
-                var infos = Crit.Decode(Path.Combine(images, "tty-info.img")).GetProperty("entries").EnumerateArray().ToList();
-                Assert.Equal(3, infos.Count);
-                Assert.All(infos, i => Assert.Equal("PTY", i.GetProperty("type").GetString()));
-                var slave = infos.Single(i => (i.GetProperty("id").GetUInt32() & 1) == 0);
-                Assert.Equal(pid, slave.GetProperty("sid").GetInt32());
-                Assert.Equal(child, slave.GetProperty("pgrp").GetInt32());
-                Assert.Equal(12345, slave.GetProperty("termios").GetProperty("c_ispeed").GetInt32());
-                Assert.Equal(101, slave.GetProperty("winsize").GetProperty("ws_col").GetInt32());
-                var data = Crit.Decode(Path.Combine(images, "tty-data.img")).GetProperty("entries").EnumerateArray()
-                    .Select(e => Convert.FromBase64String(e.GetProperty("data").GetString()!)).Select(b => System.Text.Encoding.ASCII.GetString(b));
-                Assert.Equal(["m2s-queued", "s2m-queued"], data.Order());
-                while (Directory.Exists($"/proc/{pid}") || Directory.Exists($"/proc/{child}"))
-                    Thread.Sleep(20);
-                tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
-                alive = true;
-                Assert.Equal(pid, tree.RootPid);
-            }
-            RawSyscall.Call("kill", Sysno.kill, pid, SIGUSR1);
-            int rc = Live.ExitCodeWithin(tree!);
-            alive = false;
-            string verdict = File.Exists(Path.Combine(dir, "verdict")) ? File.ReadAllText(Path.Combine(dir, "verdict")) : "(no verdict)";
-            Assert.True(rc == 0, $"exit {rc}: {verdict}");
-            Assert.Equal("PASS", verdict.Trim());
+            string images = Path.Combine(dir, $"images{cycle}");
+            Directory.CreateDirectory(images);
+            // No --shell-job: the tree owns its session and both ends of its ptys.
+            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, Log.Null).Run();
+            try { Spawn.Reap(pid); } catch (SyscallException) { }
+            w.Alive = false;
+            // CRIU's format, readable by crit: master and slave of pty A, master of pty B.
+            var infos = Crit.Decode(Path.Combine(images, "tty-info.img")).GetProperty("entries").EnumerateArray().ToList();
+            Assert.Equal(3, infos.Count);
+            Assert.All(infos, i => Assert.Equal("PTY", i.GetProperty("type").GetString()));
+            var slave = infos.Single(i => (i.GetProperty("id").GetUInt32() & 1) == 0);
+            Assert.Equal(pid, slave.GetProperty("sid").GetInt32());
+            Assert.Equal(child, slave.GetProperty("pgrp").GetInt32());
+            Assert.Equal(12345, slave.GetProperty("termios").GetProperty("c_ispeed").GetInt32());
+            Assert.Equal(101, slave.GetProperty("winsize").GetProperty("ws_col").GetInt32());
+            var data = Crit.Decode(Path.Combine(images, "tty-data.img")).GetProperty("entries").EnumerateArray()
+                .Select(e => Convert.FromBase64String(e.GetProperty("data").GetString()!)).Select(b => System.Text.Encoding.ASCII.GetString(b));
+            Assert.Equal(["m2s-queued", "s2m-queued"], data.Order());
+            while (Directory.Exists($"/proc/{pid}") || Directory.Exists($"/proc/{child}"))
+                Thread.Sleep(20);
+            tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
+            w.Alive = true;
+            Assert.Equal(pid, tree.RootPid);
         }
-        finally
-        {
-            if (alive)
-            {
-                RawSyscall.TryCall(Sysno.kill, pid, SIGKILL);
-                try { Spawn.Reap(pid); } catch (SyscallException) { }
-            }
-            Directory.Delete(dir, recursive: true);
-        }
+        w.SignalAndExpectPass(tree!);
     }
 
     /// <summary>A slave whose master is outside the tree (someone else's terminal) is refused without

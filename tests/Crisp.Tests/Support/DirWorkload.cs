@@ -1,0 +1,69 @@
+using Crisp.Linux;
+using Crisp.Restore;
+using Crisp.Tests.Integration;
+
+namespace Crisp.Tests.Support;
+
+/// <summary>A workload handed a scratch directory as its first argument that talks through files there: it
+/// writes "ready" once set up and "verdict" after SIGUSR1. Its stdin/stdout/stderr are /dev/null, so nothing
+/// outside the tree has to survive a checkpoint. On Dispose it is killed (while <see cref="Alive"/>) and its
+/// directory removed.</summary>
+internal class DirWorkload(string tempPrefix) : IDisposable
+{
+    private const int SIGKILL = 9, SIGUSR1 = 10;
+
+    public string Dir { get; } = Directory.CreateTempSubdirectory(tempPrefix).FullName;
+    public int Pid { get; private set; }
+    /// <summary>Whether <see cref="Pid"/> is a live process of ours (the one started or its restored self) that
+    /// Dispose must kill: false while it is dumped (killed) and once it has exited.</summary>
+    public bool Alive { get; set; }
+    public string ReadyFile => Path.Combine(Dir, "ready");
+    public string Verdict => File.Exists(Path.Combine(Dir, "verdict")) ? File.ReadAllText(Path.Combine(Dir, "verdict")) : "(no verdict)";
+
+    public void Start(string exe, IReadOnlyList<string> args, bool newSession = false)
+    {
+        Pid = Spawn.Start(exe, [exe, Dir, .. args], new SpawnOptions
+        {
+            NewSession = newSession,
+            Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
+        });
+        Alive = true;
+    }
+
+    /// <summary>Waits at most 20 s for the ready file (and, if given, for <paramref name="complete"/> to accept its
+    /// words), failing at once if the workload exits; returns its words.</summary>
+    public string[] WaitReady(string name, Func<string[], bool>? complete = null)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!File.Exists(ReadyFile) || complete is not null && !complete(ReadyWords()))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{name} did not get ready");
+            Assert.Null(Spawn.TryReap(Pid));
+            Thread.Sleep(10);
+        }
+        return ReadyWords();
+    }
+
+    private string[] ReadyWords() => File.ReadAllText(ReadyFile).Trim().Split(' ');
+
+    /// <summary>Sends SIGUSR1 to the restored root; it must exit 0 within a minute with the verdict PASS.</summary>
+    public void SignalAndExpectPass(RestoredTree tree)
+    {
+        RawSyscall.Call("kill", Sysno.kill, Pid, SIGUSR1);
+        int rc = Live.ExitCodeWithin(tree);
+        Alive = false;
+        string verdict = Verdict;
+        Assert.True(rc == 0, $"exit {rc}: {verdict}");
+        Assert.Equal("PASS", verdict.Trim());
+    }
+
+    public void Dispose()
+    {
+        if (Alive)
+        {
+            RawSyscall.TryCall(Sysno.kill, Pid, SIGKILL);
+            try { Spawn.Reap(Pid); } catch (SyscallException) { }
+        }
+        Directory.Delete(Dir, recursive: true);
+    }
+}
