@@ -48,17 +48,8 @@ public class SeizePathTests : IDisposable
     {
         string counter = Path.Combine(_work, "counter.txt");
         File.SetUnixFileMode(_work, (UnixFileMode)0x1FF);
-        _pid = Spawn.Start(Support.Workloads.Build("hardened", "-lseccomp"),
-            ["hardened", "--", "/bin/sh", "-c", $"i=0; while :; do echo $i >> {counter}; i=$((i+1)); sleep 0.05; done"],
-            new SpawnOptions { NewSession = true, Opens = [(0, "/dev/null", 0, 0), (1, "/dev/null", 1, 0), (2, "/dev/null", 1, 0)] });
-        string? cgroup = null;
-        if (hierarchy is not null)
-        {
-            cgroup = Path.Combine(hierarchy, $"crisp-test-{Environment.ProcessId}-{_pid}");
-            Directory.CreateDirectory(cgroup);
-            _cgroups.Add(cgroup);
-            File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), _pid.ToString());
-        }
+        StartHardened("--", "/bin/sh", "-c", $"i=0; while :; do echo $i >> {counter}; i=$((i+1)); sleep 0.05; done");
+        string? cgroup = JoinCgroup(hierarchy);
         WaitFor(() => Lines(counter) >= 3 && ProcStatus.Read(_pid).SeccompFilters == 2);
         var freezer = cgroup is null ? null : Crisp.Compel.Freezer.CgroupFreezer.Open(cgroup);
         if (frozenBefore)
@@ -112,19 +103,10 @@ public class SeizePathTests : IDisposable
     [InlineData("/sys/fs/cgroup/unified", true)]
     public void ThreadsWithTheirOwnChainsAreRecordedInEveryPath(string? hierarchy, bool frozenBefore)
     {
-        _pid = Spawn.Start(Support.Workloads.Build("hardened", "-lseccomp"),
-            ["hardened", "--no-second", "--", Support.Workloads.Build("hard_threads", "-pthread")],
-            new SpawnOptions { NewSession = true, Opens = [(0, "/dev/null", 0, 0), (1, "/dev/null", 1, 0), (2, "/dev/null", 1, 0)] });
+        StartHardened("--no-second", "--", Support.Workloads.Build("hard_threads", "-pthread"));
         WaitFor(() => ProcTasks.Threads(_pid).Length == 3
             && ProcTasks.Threads(_pid).Sum(t => ProcStatus.ReadThread(_pid, t).SeccompFilters ?? 0) == 4);
-        string? cgroup = null;
-        if (hierarchy is not null)
-        {
-            cgroup = Path.Combine(hierarchy, $"crisp-test-{Environment.ProcessId}-{_pid}");
-            Directory.CreateDirectory(cgroup);
-            _cgroups.Add(cgroup);
-            File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), _pid.ToString());
-        }
+        string? cgroup = JoinCgroup(hierarchy);
         var before = ProcTasks.Threads(_pid).ToDictionary(t => t, t => Crisp.Tests.Hardened.Bench.Filters(_pid, t));
         var freezer = cgroup is null ? null : Crisp.Compel.Freezer.CgroupFreezer.Open(cgroup);
         if (frozenBefore)
@@ -152,6 +134,23 @@ public class SeizePathTests : IDisposable
             freezer.Thaw();
         }
         Assert.All(ProcTasks.Threads(_pid), t => Assert.Equal(0, ProcStatus.ReadThread(_pid, t).TracerPid));
+    }
+
+    /// <summary>The hardened launcher in its own session (stdio /dev/null) running what <paramref name="args"/> say.</summary>
+    private void StartHardened(params string[] args) =>
+        _pid = Spawn.Start(Support.Workloads.Build("hardened", "-lseccomp"), ["hardened", .. args],
+            new SpawnOptions { NewSession = true, Opens = [(0, "/dev/null", 0, 0), (1, "/dev/null", 1, 0), (2, "/dev/null", 1, 0)] });
+
+    /// <summary>A fresh cgroup under <paramref name="hierarchy"/> (none if null) holding the workload; removed on Dispose.</summary>
+    private string? JoinCgroup(string? hierarchy)
+    {
+        if (hierarchy is null)
+            return null;
+        string cgroup = Path.Combine(hierarchy, $"crisp-test-{Environment.ProcessId}-{_pid}");
+        Directory.CreateDirectory(cgroup);
+        _cgroups.Add(cgroup);
+        File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), _pid.ToString());
+        return cgroup;
     }
 
     private static int Lines(string file) => File.Exists(file) ? File.ReadAllLines(file).Length : 0;

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Crisp.Images;
-using Crisp.Images.Proto;
 using Crisp.Linux;
 using Crisp.Tests.Support;
 using Xunit.Abstractions;

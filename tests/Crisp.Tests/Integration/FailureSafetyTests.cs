@@ -1,5 +1,4 @@
 using Crisp.Dump;
-using Crisp.Linux;
 using Crisp.Restore;
 using Crisp.Tests.Support;
 using Xunit.Abstractions;

@@ -1,6 +1,5 @@
 using Crisp.Dump;
 using Crisp.Images;
-using Crisp.Linux;
 using Crisp.Restore;
 using Crisp.Tests.Integration;
 using Crisp.Tests.Support;

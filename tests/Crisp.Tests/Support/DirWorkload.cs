@@ -1,3 +1,4 @@
+using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
 using Crisp.Tests.Integration;
@@ -45,6 +46,24 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     }
 
     private string[] ReadyWords() => File.ReadAllText(ReadyFile).Trim().Split(' ');
+
+    /// <summary>Dumps (and so kills) the workload as <paramref name="options"/> say, and reaps it unless the
+    /// dumper's tracer thread (a thread of this process, its parent) already has.</summary>
+    public void Dump(DumpOptions options)
+    {
+        new Dumper(options, Log.Null).Run();
+        try { Spawn.Reap(Pid); } catch (SyscallException) { }
+        Alive = false;
+    }
+
+    /// <summary>Restores the dumped workload detached; its root must have the workload's PID.</summary>
+    public RestoredTree Restore(RestoreOptions options)
+    {
+        var tree = new Restorer(options, Log.Null).Run();
+        Alive = true;
+        Assert.Equal(Pid, tree.RootPid);
+        return tree;
+    }
 
     /// <summary>Sends SIGUSR1 to the restored root; it must exit 0 within a minute with the verdict PASS.</summary>
     public void SignalAndExpectPass(RestoredTree tree)

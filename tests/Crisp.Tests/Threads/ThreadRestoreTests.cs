@@ -45,11 +45,8 @@ public class ThreadRestoreTests(ITestOutputHelper output)
     private static (RestoredTree Tree, TimeSpan Took) Restore(Workload w, string images)
     {
         var clock = Stopwatch.StartNew();
-        var tree = new Restorer(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true }, Log.Null).Run();
-        var took = clock.Elapsed;
-        w.Alive = true;
-        Assert.Equal(w.Pid, tree.RootPid);
-        return (tree, took);
+        var tree = w.Restore(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true });
+        return (tree, clock.Elapsed);
     }
 
     private static void AssertThreadsBack(Workload w, IReadOnlyDictionary<int, string> names)

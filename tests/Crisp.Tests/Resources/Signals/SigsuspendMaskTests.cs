@@ -1,7 +1,6 @@
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
-using Crisp.Linux;
 using Crisp.Restore;
 using Crisp.Tests.Integration;
 using Crisp.Tests.Support;

@@ -4,7 +4,6 @@ using System.Text;
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
-using Crisp.Linux;
 using Crisp.Restore;
 using Crisp.Tests.Integration;
 using Crisp.Tests.Support;

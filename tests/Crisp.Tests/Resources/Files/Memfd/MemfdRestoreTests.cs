@@ -1,4 +1,3 @@
-using Crisp.Tests.Integration;
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
@@ -26,18 +25,14 @@ public class MemfdRestoreTests
         {
             string images = Path.Combine(dir, $"images{cycle}");
             Directory.CreateDirectory(images);
-            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, ShellJob = true }, Log.Null).Run();
-            try { Spawn.Reap(pid); } catch (SyscallException) { }
-            w.Alive = false;
+            w.Dump(new DumpOptions { RootPid = pid, ImagesDir = images, ShellJob = true });
             // CRIU's format, readable by crit: five inodes with their names and seals.
             var inodes = Crit.Decode(Path.Combine(images, "memfd.img")).GetProperty("entries").EnumerateArray().ToList();
             Assert.Equal(["crisp-a", "crisp-b", "crisp-c", "crisp-d", "crisp-e"],
                 inodes.Select(i => i.GetProperty("name").GetString()!).Order());
             while (Directory.Exists($"/proc/{pid}"))
                 Thread.Sleep(20);
-            tree = new Restorer(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true }, Log.Null).Run();
-            w.Alive = true;
-            Assert.Equal(pid, tree.RootPid);
+            tree = w.Restore(new RestoreOptions { ImagesDir = images, ShellJob = true, Detached = true });
             Assert.Contains("/memfd:crisp-b (deleted)", File.ReadAllText($"/proc/{pid}/maps"));
         }
         w.SignalAndExpectPass(tree!);

@@ -1,4 +1,3 @@
-using Crisp.Tests.Integration;
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
@@ -29,9 +28,7 @@ public class PtyRestoreTests
             string images = Path.Combine(dir, $"images{cycle}");
             Directory.CreateDirectory(images);
             // No --shell-job: the tree owns its session and both ends of its ptys.
-            new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, Log.Null).Run();
-            try { Spawn.Reap(pid); } catch (SyscallException) { }
-            w.Alive = false;
+            w.Dump(new DumpOptions { RootPid = pid, ImagesDir = images });
             // CRIU's format, readable by crit: master and slave of pty A, master of pty B.
             var infos = Crit.Decode(Path.Combine(images, "tty-info.img")).GetProperty("entries").EnumerateArray().ToList();
             Assert.Equal(3, infos.Count);
@@ -46,9 +43,7 @@ public class PtyRestoreTests
             Assert.Equal(["m2s-queued", "s2m-queued"], data.Order());
             while (Directory.Exists($"/proc/{pid}") || Directory.Exists($"/proc/{child}"))
                 Thread.Sleep(20);
-            tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
-            w.Alive = true;
-            Assert.Equal(pid, tree.RootPid);
+            tree = w.Restore(new RestoreOptions { ImagesDir = images, Detached = true });
         }
         w.SignalAndExpectPass(tree!);
     }
