@@ -58,11 +58,7 @@ public class CliRestoreTests
     public void RestoreWhenAPidIsTakenFailsClearlyAndLeavesNothing()
     {
         using var dir = new Live.TempDir();
-        int pid = Spawn.Start("/bin/sleep", ["sleep", "1000"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
-        });
+        int pid = Live.StartQuiet("/bin/sleep", ["sleep", "1000"]);
         List<int> pids = [pid];
         try
         {

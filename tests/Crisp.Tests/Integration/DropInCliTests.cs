@@ -258,11 +258,7 @@ public class DropInCliTests(ITestOutputHelper output)
 
     private static int StartSleeper()
     {
-        int pid = Spawn.Start("/bin/sleep", ["sleep", "1000"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
-        });
+        int pid = Live.StartQuiet("/bin/sleep", ["sleep", "1000"]);
         Live.WaitFor(() => File.ReadAllText($"/proc/{pid}/comm").Trim() == "sleep", "sleep to exec");
         return pid;
     }

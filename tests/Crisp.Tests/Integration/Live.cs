@@ -17,6 +17,14 @@ internal static class Live
     public const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_TRUNC = 0x200, O_APPEND = 0x400;
     public const int SIGKILL = 9, SIGUSR1 = 10;
 
+    /// <summary>stdin, stdout and stderr on /dev/null: nothing outside the tree that could not be restored.</summary>
+    public static readonly (int Target, string Path, int Flags, int Mode)[] DevNullStdio =
+        [(0, "/dev/null", O_RDONLY, 0), (1, "/dev/null", O_WRONLY, 0), (2, "/dev/null", O_WRONLY, 0)];
+
+    /// <summary>Starts <paramref name="exe"/> as our child in its own session, its stdio on /dev/null.</summary>
+    public static int StartQuiet(string exe, IReadOnlyList<string> argv) =>
+        Spawn.Start(exe, argv, new SpawnOptions { NewSession = true, Opens = DevNullStdio });
+
     /// <summary>Starts statecheck in its own session with stdout/stderr in files under <paramref name="dir"/>
     /// (stdin /dev/null: nothing outside the tree that could not be restored). Returns its PIDs.</summary>
     public static (int Pid, int Child) StartStatecheck(string dir, string exe)

@@ -25,11 +25,7 @@ public class HostileImageTests(ITestOutputHelper output)
     public async Task MutatedImagesAreRefusedWithOneLineAndLeaveNothingBehind()
     {
         using var dir = new Live.TempDir();
-        int pid = Spawn.Start("/bin/sh", ["sh", "-c", "sleep 1000 | cat; true"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
-        });
+        int pid = Live.StartQuiet("/bin/sh", ["sh", "-c", "sleep 1000 | cat; true"]);
         List<int> pids = [pid];
         try
         {

@@ -27,11 +27,7 @@ public class HygieneTests(ITestOutputHelper output)
         public void Start()
         {
             string exe = Support.Workloads.Build("thr_state", "-pthread");
-            Shell = Spawn.Start("/bin/sh", ["sh", "-c", $"{exe} {Dir.Path} & wait"], new SpawnOptions
-            {
-                NewSession = true,
-                Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
-            });
+            Shell = Live.StartQuiet("/bin/sh", ["sh", "-c", $"{exe} {Dir.Path} & wait"]);
             string ready = Path.Combine(Dir.Path, "ready");
             Live.WaitFor(() => File.Exists(ready), "thr_state's ready file", TimeSpan.FromSeconds(20));
             Worker = int.Parse(File.ReadAllText(ready).Split(' ')[1]);

@@ -25,11 +25,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         public void Start()
         {
             string exe = Support.Workloads.Build("zstate", "-pthread");
-            Pid = Spawn.Start(exe, [exe, Dir], new SpawnOptions
-            {
-                NewSession = true,
-                Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
-            });
+            Pid = Live.StartQuiet(exe, [exe, Dir]);
             Alive = true;
             string ready = Path.Combine(Dir, "ready");
             Live.WaitFor(() => File.Exists(ready) && File.ReadAllText(ready).EndsWith('\n') || Spawn.TryReap(Pid) is not null, "zstate's ready line", TimeSpan.FromSeconds(20));
@@ -106,12 +102,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
             AssertTreeStates(w, $"after restore {cycle + 1}");
         }
 
-        RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-        int rc = Live.ExitCodeWithin(tree!);
-        w.Alive = false;
-        string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)";
-        Assert.True(rc == 0, $"exit {rc}: {verdict}");
-        Assert.Equal("PASS", verdict.Trim());
+        DirWorkload.SignalAndExpectPass(tree!, w.Dir, () => w.Alive = false);
     }
 
     /// <summary>A restore that fails after the zombies were made (right after the puppets, and at the very end)
@@ -145,7 +136,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
         int rc = Live.ExitCodeWithin(tree);
         w.Alive = false;
-        Assert.True(rc == 0, File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)");
+        Assert.True(rc == 0, DirWorkload.VerdictIn(w.Dir));
     }
 
     /// <summary>The same tree in a v1 freezer cgroup, dumped with --freeze-cgroup (CLI) while the cgroup is
@@ -189,12 +180,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
             var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
             w.Alive = true;
             AssertTreeStates(w, "after restore");
-            RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
-            int rc = Live.ExitCodeWithin(tree);
-            w.Alive = false;
-            string verdict = File.Exists(Path.Combine(w.Dir, "verdict")) ? File.ReadAllText(Path.Combine(w.Dir, "verdict")) : "(no verdict)";
-            Assert.True(rc == 0, $"exit {rc}: {verdict}");
-            Assert.Equal("PASS", verdict.Trim());
+            DirWorkload.SignalAndExpectPass(tree, w.Dir, () => w.Alive = false);
         }
         finally
         {
@@ -230,11 +216,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
     {
         string dir = Directory.CreateTempSubdirectory("crisp-stop-").FullName;
         string exe = Support.Workloads.Build("thr_state", "-pthread");
-        int pid = Spawn.Start(exe, [exe, dir], new SpawnOptions
-        {
-            NewSession = true,
-            Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
-        });
+        int pid = Live.StartQuiet(exe, [exe, dir]);
         bool ours = true;
         RestoredTree? tree = null;
         try
@@ -266,12 +248,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
 
             RawSyscall.Call("kill", Sysno.kill, pid, SIGCONT);
             Live.WaitFor(() => States(pid).Split(',').All(s => s[0] is 'S' or 'R'), "the threads to run after SIGCONT");
-            RawSyscall.Call("kill", Sysno.kill, pid, SIGUSR1);
-            int rc = Live.ExitCodeWithin(tree);
-            tree = null;
-            string verdict = File.Exists(Path.Combine(dir, "verdict")) ? File.ReadAllText(Path.Combine(dir, "verdict")) : "(no verdict)";
-            Assert.True(rc == 0, $"exit {rc}: {verdict}");
-            Assert.Equal("PASS", verdict.Trim());
+            DirWorkload.SignalAndExpectPass(tree, dir, () => tree = null);
         }
         finally
         {
@@ -290,11 +267,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
     public void ALastingZombieOfAShellIsDumpedAndRestoredThroughTheCli()
     {
         using var dir = new Live.TempDir();
-        int pid = Spawn.Start("/bin/sh", ["sh", "-c", "/bin/true & exec sleep 1000"], new SpawnOptions
-        {
-            NewSession = true,
-            Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
-        });
+        int pid = Live.StartQuiet("/bin/sh", ["sh", "-c", "/bin/true & exec sleep 1000"]);
         List<int> pids = [pid];
         try
         {

@@ -19,14 +19,14 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     /// Dispose must kill: false while it is dumped (killed) and once it has exited.</summary>
     public bool Alive { get; set; }
     public string ReadyFile => Path.Combine(Dir, "ready");
-    public string Verdict => File.Exists(Path.Combine(Dir, "verdict")) ? File.ReadAllText(Path.Combine(Dir, "verdict")) : "(no verdict)";
+    public string Verdict => VerdictIn(Dir);
 
     public void Start(string exe, IReadOnlyList<string> args, bool newSession = false)
     {
         Pid = Spawn.Start(exe, [exe, Dir, .. args], new SpawnOptions
         {
             NewSession = newSession,
-            Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
+            Opens = Live.DevNullStdio,
         });
         Alive = true;
     }
@@ -66,15 +66,23 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     }
 
     /// <summary>Sends SIGUSR1 to the restored root; it must exit 0 within a minute with the verdict PASS.</summary>
-    public void SignalAndExpectPass(RestoredTree tree)
+    public void SignalAndExpectPass(RestoredTree tree) => SignalAndExpectPass(tree, Dir, () => Alive = false);
+
+    /// <summary>Sends SIGUSR1 to the restored root of a workload writing its verdict into <paramref name="dir"/>,
+    /// reaps it within a minute (then calls <paramref name="exited"/>) and asserts exit 0 and the verdict PASS.</summary>
+    public static void SignalAndExpectPass(RestoredTree tree, string dir, Action exited)
     {
-        RawSyscall.Call("kill", Sysno.kill, Pid, SIGUSR1);
+        RawSyscall.Call("kill", Sysno.kill, tree.RootPid, SIGUSR1);
         int rc = Live.ExitCodeWithin(tree);
-        Alive = false;
-        string verdict = Verdict;
+        exited();
+        string verdict = VerdictIn(dir);
         Assert.True(rc == 0, $"exit {rc}: {verdict}");
         Assert.Equal("PASS", verdict.Trim());
     }
+
+    /// <summary>The verdict file in <paramref name="dir"/>, or "(no verdict)".</summary>
+    public static string VerdictIn(string dir) =>
+        File.Exists(Path.Combine(dir, "verdict")) ? File.ReadAllText(Path.Combine(dir, "verdict")) : "(no verdict)";
 
     public void Dispose()
     {

@@ -1,6 +1,7 @@
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
+using Crisp.Tests.Integration;
 using Crisp.Tests.Support;
 
 namespace Crisp.Tests.Threads;
@@ -17,10 +18,7 @@ public class ThreadChurnTests
     {
         string dir = Directory.CreateTempSubdirectory("crisp-churn-").FullName;
         string exe = Support.Workloads.Build("thr_churn", "-pthread");
-        int pid = Spawn.Start(exe, [exe, dir], new SpawnOptions
-        {
-            Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0)],
-        });
+        int pid = Spawn.Start(exe, [exe, dir], new SpawnOptions { Opens = Live.DevNullStdio });
         bool alive = true;
         try
         {

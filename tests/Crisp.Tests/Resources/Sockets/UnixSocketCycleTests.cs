@@ -45,7 +45,7 @@ public class UnixSocketCycleTests(ITestOutputHelper output)
             {
                 NewSession = true,
                 Fds = [(theirs.Fd, 3)],
-                Opens = [(0, "/dev/null", Live.O_RDONLY, 0), (1, "/dev/null", Live.O_WRONLY, 0), (2, "/dev/null", Live.O_WRONLY, 0)],
+                Opens = Live.DevNullStdio,
             });
             try
             {

@@ -2,6 +2,7 @@ using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
 using Crisp.Tests.Images;
+using Crisp.Tests.Integration;
 using Crisp.Tests.Support;
 
 namespace Crisp.Tests.Resources.Files.Tty;
@@ -59,8 +60,7 @@ public class PtyRestoreTests
         int pid = Spawn.Start("/bin/sleep", ["sleep", "60"], new SpawnOptions
         {
             NewSession = true,
-            Opens = [(0, "/dev/null", FileIo.O_RDONLY, 0), (1, "/dev/null", FileIo.O_WRONLY, 0), (2, "/dev/null", FileIo.O_WRONLY, 0),
-                (5, pty.SlavePath, FileIo.O_RDWR | FileIo.O_NOCTTY, 0)],
+            Opens = [.. Live.DevNullStdio, (5, pty.SlavePath, FileIo.O_RDWR | FileIo.O_NOCTTY, 0)],
         });
         try
         {
