@@ -1,3 +1,4 @@
+using Crisp.Compel.Freezer;
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
@@ -51,16 +52,10 @@ public class SeizePathTests : IDisposable
         StartHardened("--", "/bin/sh", "-c", $"i=0; while :; do echo $i >> {counter}; i=$((i+1)); sleep 0.05; done");
         string? cgroup = JoinCgroup(hierarchy);
         WaitFor(() => Lines(counter) >= 3 && ProcStatus.Read(_pid).SeccompFilters == 2);
-        var freezer = cgroup is null ? null : Crisp.Compel.Freezer.CgroupFreezer.Open(cgroup);
-        if (frozenBefore)
-            freezer!.Freeze(TimeSpan.FromSeconds(5));
-
-        string images = Path.Combine(_work, "images");
-        new Dumper(new DumpOptions { RootPid = _pid, ImagesDir = images, LeaveRunning = true, FreezeCgroup = cgroup }, Log.Null).Run();
+        var (dir, freezer) = DumpLeavingRunning(cgroup, frozenBefore);
 
         // Every task and thread of the tree has its seccomp state in the images. A `sleep` that had just
         // exited is in the tree as a zombie (CRIU's TASK_DEAD: no thread state to record); the shell never is.
-        var dir = ImageDirectory.Open(images);
         var tree = dir.ReadAll<pstree_entry>(ImageFile.Pstree);
         var filters = dir.ReadAll<seccomp_entry>(new ImageFile(ImageKind.Seccomp, null)).Single().SeccompFilters;
         int alive = 0;
@@ -108,14 +103,8 @@ public class SeizePathTests : IDisposable
             && ProcTasks.Threads(_pid).Sum(t => ProcStatus.ReadThread(_pid, t).SeccompFilters ?? 0) == 4);
         string? cgroup = JoinCgroup(hierarchy);
         var before = ProcTasks.Threads(_pid).ToDictionary(t => t, t => Crisp.Tests.Hardened.Bench.Filters(_pid, t));
-        var freezer = cgroup is null ? null : Crisp.Compel.Freezer.CgroupFreezer.Open(cgroup);
-        if (frozenBefore)
-            freezer!.Freeze(TimeSpan.FromSeconds(5));
+        var (dir, freezer) = DumpLeavingRunning(cgroup, frozenBefore);
 
-        string images = Path.Combine(_work, "images");
-        new Dumper(new DumpOptions { RootPid = _pid, ImagesDir = images, LeaveRunning = true, FreezeCgroup = cgroup }, Log.Null).Run();
-
-        var dir = ImageDirectory.Open(images);
         var filters = dir.ReadAll<seccomp_entry>(new ImageFile(ImageKind.Seccomp, null)).Single().SeccompFilters;
         Assert.Equal(2, filters.Count);
         var tids = dir.ReadAll<pstree_entry>(ImageFile.Pstree).Single().Threads.Select(t => (int)t).Order();
@@ -151,6 +140,18 @@ public class SeizePathTests : IDisposable
         _cgroups.Add(cgroup);
         File.WriteAllText(Path.Combine(cgroup, "cgroup.procs"), _pid.ToString());
         return cgroup;
+    }
+
+    /// <summary>Freezes <paramref name="cgroup"/> first if <paramref name="frozenBefore"/>, then dumps the workload
+    /// with --leave-running through it (if any); returns the images and the cgroup's freezer.</summary>
+    private (ImageDirectory Images, CgroupFreezer? Freezer) DumpLeavingRunning(string? cgroup, bool frozenBefore)
+    {
+        var freezer = cgroup is null ? null : CgroupFreezer.Open(cgroup);
+        if (frozenBefore)
+            freezer!.Freeze(TimeSpan.FromSeconds(5));
+        string images = Path.Combine(_work, "images");
+        new Dumper(new DumpOptions { RootPid = _pid, ImagesDir = images, LeaveRunning = true, FreezeCgroup = cgroup }, Log.Null).Run();
+        return (ImageDirectory.Open(images), freezer);
     }
 
     private static int Lines(string file) => File.Exists(file) ? File.ReadAllLines(file).Length : 0;

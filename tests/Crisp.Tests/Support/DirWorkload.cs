@@ -21,6 +21,9 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     public string ReadyFile => Path.Combine(Dir, "ready");
     public string Verdict => VerdictIn(Dir);
 
+    /// <summary>A new directory <paramref name="name"/> in <see cref="Dir"/> for a checkpoint's images.</summary>
+    public string NewImagesDir(string name) => Directory.CreateDirectory(Path.Combine(Dir, name)).FullName;
+
     public void Start(string exe, IReadOnlyList<string> args, bool newSession = false)
     {
         Pid = Spawn.Start(exe, [exe, Dir, .. args], new SpawnOptions

@@ -71,8 +71,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         RestoredTree? tree = null;
         for (int cycle = 0; cycle < 2; cycle++)
         {
-            string images = Path.Combine(w.Dir, $"images{cycle}");
-            Directory.CreateDirectory(images);
+            string images = w.NewImagesDir($"images{cycle}");
             var dumpTime = DumpAndKill(w, images);
             (tree, var restoreTime) = Restore(w, images);
             output.WriteLine($"cycle {cycle}: dump {dumpTime.TotalMilliseconds:F0} ms, restore {restoreTime.TotalMilliseconds:F0} ms");
@@ -99,8 +98,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         RestoredTree? tree = null;
         for (int cycle = 0; cycle < 2; cycle++)
         {
-            string images = Path.Combine(w.Dir, $"images{cycle}");
-            Directory.CreateDirectory(images);
+            string images = w.NewImagesDir($"images{cycle}");
             DumpAndKill(w, images);
             (tree, _) = Restore(w, images);
             AssertThreadsBack(w, names);
@@ -116,8 +114,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
         using var w = new Workload();
         w.Start("100");
         Assert.Equal(100, w.Tids.Length);
-        string images = Path.Combine(w.Dir, "images");
-        Directory.CreateDirectory(images);
+        string images = w.NewImagesDir("images");
         var dumpTime = DumpAndKill(w, images);
         var (tree, restoreTime) = Restore(w, images);
         output.WriteLine($"100 threads: dump {dumpTime.TotalMilliseconds:F0} ms, restore {restoreTime.TotalMilliseconds:F0} ms");
@@ -132,8 +129,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
     {
         using var w = new Workload();
         w.Start();
-        string images = Path.Combine(w.Dir, "images");
-        Directory.CreateDirectory(images);
+        string images = w.NewImagesDir("images");
         DumpAndKill(w, images);
         var e = Assert.ThrowsAny<Exception>(() => new Restorer(new RestoreOptions { ImagesDir = images, ShellJob = true },
             Log.Null, new FaultInjection("restore:signals")).Run());

@@ -19,12 +19,10 @@ public class MemfdRestoreTests
         w.Start(Support.Workloads.Build("memfd_state"), []);
         w.WaitReady("memfd_state");
         int pid = w.Pid;
-        string dir = w.Dir;
         RestoredTree? tree = null;
         for (int cycle = 0; cycle < 2; cycle++)
         {
-            string images = Path.Combine(dir, $"images{cycle}");
-            Directory.CreateDirectory(images);
+            string images = w.NewImagesDir($"images{cycle}");
             w.Dump(new DumpOptions { RootPid = pid, ImagesDir = images, ShellJob = true });
             // CRIU's format, readable by crit: five inodes with their names and seals.
             var inodes = Crit.Decode(Path.Combine(images, "memfd.img")).GetProperty("entries").EnumerateArray().ToList();

@@ -22,12 +22,10 @@ public class PtyRestoreTests
         w.Start(Support.Workloads.Build("pty_state"), [], newSession: true);
         int child = int.Parse(w.WaitReady("pty_state", f => f.Length >= 3)[2]);
         int pid = w.Pid;
-        string dir = w.Dir;
         RestoredTree? tree = null;
         for (int cycle = 0; cycle < 2; cycle++)
         {
-            string images = Path.Combine(dir, $"images{cycle}");
-            Directory.CreateDirectory(images);
+            string images = w.NewImagesDir($"images{cycle}");
             // No --shell-job: the tree owns its session and both ends of its ptys.
             w.Dump(new DumpOptions { RootPid = pid, ImagesDir = images });
             // CRIU's format, readable by crit: master and slave of pty A, master of pty B.
