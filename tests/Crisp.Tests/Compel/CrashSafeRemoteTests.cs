@@ -115,8 +115,7 @@ public sealed class CrashSafeRemoteTests
         Assert.DoesNotContain(ProcMaps.Read(w.Pid), m => m.Start == scratch);
         p.Detach();
         w.ExpectByte('p');
-        w.Signal(SIGUSR1);
-        Assert.Equal(0, w.WaitExit().ExitCode);
+        w.FinishAndExpectExitZero();
     }
 
     [RootFact]

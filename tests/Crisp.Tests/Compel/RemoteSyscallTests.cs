@@ -25,8 +25,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
             Assert.Equal(w.Pid, remote.Syscall(Sysno.gettid));
         }
         p.Detach();
-        w.Signal(SIGUSR1);
-        Assert.Equal(0, w.WaitExit().ExitCode);
+        w.FinishAndExpectExitZero();
     }
 
     [RootFact]
@@ -45,8 +44,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         Assert.Equal(before, Tracer.Run(() => Ptrace.PeekData(p.Leader.Tid, regs.Rip)));
         Assert.Equal(regs, Registers.Get(Tracer, p.Leader));
         p.Detach();
-        w.Signal(SIGUSR1);
-        Assert.Equal(0, w.WaitExit().ExitCode);
+        w.FinishAndExpectExitZero();
     }
 
     [RootFact]
@@ -91,8 +89,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         // The scratch pages are gone after Dispose.
         Assert.DoesNotContain(Crisp.Linux.Proc.ProcMaps.Read(w.Pid), m => m.Start <= scratch && scratch < m.End);
         p.Detach();
-        w.Signal(SIGUSR1);
-        Assert.Equal(0, w.WaitExit().ExitCode);
+        w.FinishAndExpectExitZero();
     }
 
     [RootFact]
@@ -219,8 +216,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         Assert.Equal('T', w.State);
         w.Signal(SIGCONT);
         w.ExpectByte('p');
-        w.Signal(SIGUSR1);
-        Assert.Equal(0, w.WaitExit().ExitCode);
+        w.FinishAndExpectExitZero();
     }
 
     [RootFact]
@@ -268,8 +264,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
             safe.Munmap((ulong)page, 4096);
         }
         p.Detach();
-        w.Signal(SIGUSR1);
-        Assert.Equal(0, w.WaitExit().ExitCode);
+        w.FinishAndExpectExitZero();
     }
 
     [System.Runtime.InteropServices.LibraryImport("libc")]

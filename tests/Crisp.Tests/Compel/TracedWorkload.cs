@@ -84,6 +84,13 @@ public sealed partial class TracedWorkload : IDisposable
         return _exit.Value;
     }
 
+    /// <summary>SIGUSR1 (the compel workloads' "finish"), then the workload must exit with code 0.</summary>
+    public void FinishAndExpectExitZero()
+    {
+        Signal(10);
+        Assert.Equal(0, WaitExit().ExitCode);
+    }
+
     /// <summary>For a child reaped elsewhere (e.g. by a remote syscall that saw it die).</summary>
     public void MarkReaped(WaitStatus status) => _exit = status;
 
