@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using Crisp.Images;
 using Crisp.Images.Proto;
@@ -180,28 +179,11 @@ internal static class Live
     }
 
     /// <summary>The crisp CLI with extra environment (e.g. CRISP_FAULT).</summary>
-    public static Support.CrispCli.Result Crisp(IDictionary<string, string>? env, params string[] args) =>
-        RunProcess("dotnet", TimeSpan.FromSeconds(60), env, [Path.Combine(AppContext.BaseDirectory, "crisp.dll"), .. args]);
+    public static CrispCli.Result Crisp(IDictionary<string, string>? env, params string[] args) =>
+        CrispCli.Run(TimeSpan.FromSeconds(60), env, args);
 
-    public static Support.CrispCli.Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, params string[] args)
-    {
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        if (env is not null)
-            foreach (var (k, v) in env)
-                psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in {timeout}");
-        }
-        p.WaitForExit();
-        return new Support.CrispCli.Result(p.ExitCode, stdout.Result, stderr.Result);
-    }
+    public static CrispCli.Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, params string[] args) =>
+        CrispCli.RunProcess(exe, timeout, env, args);
 
     /// <summary>A scratch directory removed at the end.</summary>
     public sealed class TempDir : IDisposable

@@ -9,24 +9,31 @@ public static class CrispCli
 
     public static Result Run(params string[] args) => Run(TimeSpan.FromSeconds(60), args);
 
-    public static Result Run(TimeSpan timeout, params string[] args)
+    public static Result Run(TimeSpan timeout, params string[] args) => Run(timeout, null, args);
+
+    /// <summary>The CLI with extra environment (e.g. CRISP_FAULT).</summary>
+    public static Result Run(TimeSpan timeout, IDictionary<string, string>? env, params string[] args) =>
+        RunProcess("dotnet", timeout, env, [Path.Combine(AppContext.BaseDirectory, "crisp.dll"), .. args]);
+
+    /// <summary>Runs <paramref name="exe"/> to its end with its output captured; one still running after
+    /// <paramref name="timeout"/> is killed (with its children) and the call throws.</summary>
+    public static Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "crisp.dll"));
+        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args)
             psi.ArgumentList.Add(a);
+        if (env is not null)
+            foreach (var (k, v) in env)
+                psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeout))
         {
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"crisp {string.Join(' ', args)} did not finish in {timeout}");
+            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in {timeout}");
         }
+        p.WaitForExit();
         return new Result(p.ExitCode, stdout.Result, stderr.Result);
     }
 }
