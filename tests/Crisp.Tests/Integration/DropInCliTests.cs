@@ -88,9 +88,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path);
-            var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
-            Assert.True(dump.ExitCode == 0, dump.Stderr);
-            Live.WaitPidsFree([pid], pid);
+            DumpSleeper(dir, pid, "--action-script", script);
             var restore = CrispCli.Run("restore", "-d", "-D", dir.Images, "--action-script=" + script);
             Assert.True(restore.ExitCode == 0, restore.Stderr);
             string img = Path.GetFullPath(dir.Images);
@@ -132,8 +130,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path, failAt: "post-restore");
-            Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images).ExitCode);
-            Live.WaitPidsFree([pid], pid);
+            DumpSleeper(dir, pid);
             var hashes = Live.Hashes(dir.Images);
             var restore = CrispCli.Run("restore", "-d", "-D", dir.Images, "--action-script", script);
             Assert.Equal(1, restore.ExitCode);
@@ -148,8 +145,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path, failAt: "post-restore");
-            Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images).ExitCode);
-            Live.WaitPidsFree([pid], pid);
+            DumpSleeper(dir, pid);
             var restore = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, "--action-script", script, "--pidfile", "p");
             Assert.Equal(1, restore.ExitCode);
             // The root was made as our child (crisp's sibling), so only we can reap it: killed, never resumed.
@@ -165,8 +161,7 @@ public class DropInCliTests(ITestOutputHelper output)
         {
             string work = Path.Combine(dir.Path, "work");
             Directory.CreateDirectory(work);
-            Assert.Equal(0, CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "-W", work, "-o", "d.log").ExitCode);
-            Live.WaitPidsFree([pid], pid);
+            DumpSleeper(dir, pid, "-W", work, "-o", "d.log");
             var restore = CrispCli.Run("restore", "-d", "-D", dir.Images, "-W", work, "-o", "r.log", "--pidfile", "root.pid");
             Assert.True(restore.ExitCode == 0, restore.Stderr);
             Assert.Equal($"{pid}\n", File.ReadAllText(Path.Combine(work, "root.pid")));
@@ -254,6 +249,14 @@ public class DropInCliTests(ITestOutputHelper output)
         {
             Live.KillAll([pid], reapOurChild ? pid : 0);
         }
+    }
+
+    /// <summary>`crisp dump` of the sleeper into the images directory, which must succeed; then its PID waited free.</summary>
+    private static void DumpSleeper(Live.TempDir dir, int pid, params string[] more)
+    {
+        var dump = CrispCli.Run(["dump", "-t", pid.ToString(), "-D", dir.Images, .. more]);
+        Assert.True(dump.ExitCode == 0, dump.Stderr);
+        Live.WaitPidsFree([pid], pid);
     }
 
     private static int StartSleeper()
