@@ -32,12 +32,8 @@ public class ThreadRestoreTests(ITestOutputHelper output)
     private static TimeSpan DumpAndKill(Workload w, string images)
     {
         var clock = Stopwatch.StartNew();
-        new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images, ShellJob = true }, Log.Null).Run();
+        w.Dump(new DumpOptions { RootPid = w.Pid, ImagesDir = images, ShellJob = true });
         var took = clock.Elapsed;
-        // The dumper's tracer thread is a thread of this process, the workload's parent: its wait may
-        // already have reaped the workload (ECHILD here).
-        try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
-        w.Alive = false;
         Live.WaitPidsFree([w.Pid, .. w.Tids], within: TimeSpan.FromSeconds(20));
         return took;
     }
