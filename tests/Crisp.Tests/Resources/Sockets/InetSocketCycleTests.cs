@@ -58,15 +58,13 @@ public class InetSocketCycleTests(ITestOutputHelper output)
             AssertHeldReplyThen(client, "echo:req2\n", Blob);
             Assert.Equal("echo:req3\n", Request(client, "req3\n"));
 
-            // 2: killed and restored; the client's side never closed. The client's window is opened first:
-            // with it closed, the server's stack probes it and the client answers, and an answer that
-            // reaches the host while no socket owns the connection is met with a RST (CRIU's network
-            // lock drops such packets; crisp has none, see docs/design.md).
+            // 2: killed and restored; the client's side never closed. The client's window is opened first,
+            // so the held reply is not stuck behind window probes (the network lock drops those, and the
+            // client's answers, while no socket owns the connection).
             client.ReceiveBufferSize = 1 << 20;
             HoldAndSendUnread(client, "req4", dir.Path, 2, SmallBlob);
-            // Both directions acknowledged before the kill: otherwise the client retransmits its unacked
-            // "req4" (or ACKs late) while no socket owns the connection, and the host answers with a RST.
-            // CRIU's network lock drops such packets; crisp has none (docs/design.md, inet sockets).
+            // Both directions acknowledged before the kill, so the queues in the image are exactly the ones
+            // asserted below (the network lock would keep late packets off anyway: NetworkLockTests).
             int clientPort = ((IPEndPoint)client.LocalEndPoint!).Port;
             Live.WaitFor(() => SendQueue(ports[0], clientPort) == 0 && SendQueue(clientPort, ports[0]) == 0,
                 "both sides to acknowledge everything", TimeSpan.FromSeconds(30));
