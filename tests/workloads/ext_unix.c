@@ -16,19 +16,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 static volatile sig_atomic_t go;
 static void on_usr1(int sig) { (void)sig; go = 1; }
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
-}
 
 int main(int argc, char **argv)
 {
@@ -41,12 +32,8 @@ int main(int argc, char **argv)
     if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0 || send(s, "before", 6, 0) != 6)
         return 2;
 
-    sigset_t usr1, old;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &usr1, &old);
-    sigdelset(&old, SIGUSR1);
-    signal(SIGUSR1, on_usr1);
+    sigset_t old;
+    usr1_only_in_sigsuspend(on_usr1, &old);
     char ready[64];
     snprintf(ready, sizeof ready, "ready %d\n", getpid());
     write_file(argv[2], "ready", ready);

@@ -23,24 +23,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define WORKLOAD_COUNTED_CHECKS
+#include "workload.h"
+
 static int failures;
 static const char *dir, *mnt;
 static int fan;
 static char marks_before[8192];
 static volatile int got_usr1;
 
-#define FAIL(name, ...)                                                                            \
-    do {                                                                                           \
-        fprintf(stderr, "FAIL: %s: ", name);                                                       \
-        fprintf(stderr, __VA_ARGS__);                                                              \
-        fprintf(stderr, "\n");                                                                     \
-        failures++;                                                                                \
-    } while (0)
-#define CHECK(name, cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            FAIL(name, __VA_ARGS__);                                                               \
-    } while (0)
 
 static void on_usr1(int sig) { (void)sig; got_usr1 = 1; }
 

@@ -30,21 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define WORKLOAD_COUNTED_CHECKS
+#include "workload.h"
+
 static int failures;
 static const char *dir;
 
-#define FAIL(name, ...)                                                                            \
-    do {                                                                                           \
-        fprintf(stderr, "FAIL: %s: ", name);                                                       \
-        fprintf(stderr, __VA_ARGS__);                                                              \
-        fprintf(stderr, "\n");                                                                     \
-        failures++;                                                                                \
-    } while (0)
-#define CHECK(name, cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            FAIL(name, __VA_ARGS__);                                                               \
-    } while (0)
 
 static void die(const char *what)
 {

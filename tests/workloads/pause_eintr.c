@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 static volatile int usr1, usr2, winch;
 static volatile pid_t slp_tid, rd_tid;
 static int pipefd[2];
@@ -68,17 +70,6 @@ static void *reader(void *arg)
     if (winch != 1)
         FAIL("SIGWINCH handler ran %d times\n", winch);
     return NULL;
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (f) {
-        fputs(text, f);
-        fclose(f);
-    }
 }
 
 int main(int argc, char **argv)

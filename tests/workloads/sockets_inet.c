@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 static int failed;
 static volatile sig_atomic_t go;
 #define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fprintf(stderr, "\n"); failed = 1; } while (0)
@@ -165,14 +167,8 @@ int main(void)
         remember(fd);
     int rcvbuf = getopt_int(5, SOL_SOCKET, SO_RCVBUF);
 
-    /* SIGUSR1 stays blocked except inside sigsuspend: one sent while the task is being restored
-     * (or before it reaches the wait) is kept pending, never lost between a check and a pause. */
-    sigset_t usr1, old;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &usr1, &old);
-    sigdelset(&old, SIGUSR1);
-    signal(SIGUSR1, on_usr1);
+    sigset_t old;
+    usr1_only_in_sigsuspend(on_usr1, &old);
     printf("ready %d %d %d %d %d\n", getpid(), port(3), port(4), port(5), port(7));
     fflush(stdout);
     while (!go)

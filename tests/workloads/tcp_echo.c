@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "workload.h"
+
 static volatile sig_atomic_t go;
 static void on_usr1(int sig) { (void)sig; go = 1; }
 #define DIE(what) do { fprintf(stderr, "tcp_echo: %s: %s\n", what, strerror(errno)); exit(1); } while (0)
@@ -44,13 +46,8 @@ int main(void)
     socklen_t al = sizeof a;
     if (l != 3 || bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4) || getsockname(l, (struct sockaddr *)&a, &al))
         DIE("listen");
-    /* SIGUSR1 is blocked except inside sigsuspend, so a wake-up is never lost. */
-    sigset_t usr1, old;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &usr1, &old);
-    sigdelset(&old, SIGUSR1);
-    signal(SIGUSR1, on_usr1);
+    sigset_t old;
+    usr1_only_in_sigsuspend(on_usr1, &old);
     printf("ready %d %d\n", getpid(), ntohs(a.sin_port));
     fflush(stdout);
     int c = accept(l, NULL, NULL);

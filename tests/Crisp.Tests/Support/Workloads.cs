@@ -4,7 +4,8 @@ using System.Text;
 
 namespace Crisp.Tests.Support;
 
-/// <summary>Compiles the small C programs in tests/workloads with gcc, cached by source hash.</summary>
+/// <summary>Compiles the small C programs in tests/workloads with gcc, cached by the hash of their source and
+/// of workload.h, the header some of them share.</summary>
 public static class Workloads
 {
     private static readonly object Gate = new();
@@ -17,8 +18,10 @@ public static class Workloads
         string source = Path.Combine(SourceDir, name + ".c");
         if (!File.Exists(source))
             throw new FileNotFoundException("workload source missing", source);
-        string hash = Convert.ToHexString(SHA256.HashData(
-            Encoding.UTF8.GetBytes(File.ReadAllText(source) + "\0" + extraFlags)))[..16];
+        // The shared header is part of every workload's source as far as the cache goes.
+        string header = Path.Combine(SourceDir, "workload.h");
+        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(File.ReadAllText(source) + "\0" + extraFlags
+            + "\0" + (File.Exists(header) ? File.ReadAllText(header) : ""))))[..16];
         string cacheDir = Path.Combine(Path.GetTempPath(), "crisp-workloads");
         string exe = Path.Combine(cacheDir, $"{name}-{hash}");
         lock (Gate)

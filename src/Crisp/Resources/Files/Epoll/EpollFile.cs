@@ -48,18 +48,7 @@ public sealed class EpollFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var e = entry.Epfd ?? throw new CrispException($"files.img: EVENTPOLL entry {entry.Id} has no eventpoll part");
-        var fd = EventObjects.Epoll(0);
-        try
-        {
-            FdOps.SetStatusFlags(fd.Fd, (int)e.Flags);
-            Fown.Restore(fd.Fd, e.Fown);
-            return fd;
-        }
-        catch
-        {
-            fd.Dispose();
-            throw;
-        }
+        return NewDescription.Finish(EventObjects.Epoll(0), e.Flags, e.Fown);
     }
 
     /// <summary>Is fd <paramref name="tfd"/> of the task the very file the epoll item was registered with?</summary>

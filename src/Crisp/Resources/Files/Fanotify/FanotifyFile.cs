@@ -79,21 +79,12 @@ public sealed class FanotifyFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var e = entry.Ffy ?? throw new CrispException($"files.img: FANOTIFY entry {entry.Id} has no fanotify part");
-        var fd = EventObjects.Fanotify(e.Faflags, e.Evflags);
-        try
+        return NewDescription.Finish(EventObjects.Fanotify(e.Faflags, e.Evflags), e.Flags, e.Fown, fd =>
         {
             // fdinfo lists marks newest first: adding them in reverse keeps that order.
             foreach (var m in e.Mark.Reverse())
-                AddMark(fd.Fd, m);
-            FdOps.SetStatusFlags(fd.Fd, (int)e.Flags);
-            Fown.Restore(fd.Fd, e.Fown);
-            return fd;
-        }
-        catch
-        {
-            fd.Dispose();
-            throw;
-        }
+                AddMark(fd, m);
+        });
     }
 
     private static void AddMark(int fan, fanotify_mark_entry m)

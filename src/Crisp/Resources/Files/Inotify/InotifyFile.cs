@@ -50,21 +50,12 @@ public sealed class InotifyFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var e = entry.Ify ?? throw new CrispException($"files.img: INOTIFY entry {entry.Id} has no inotify part");
-        var fd = EventObjects.Inotify(FileIo.O_NONBLOCK);
-        try
+        return NewDescription.Finish(EventObjects.Inotify(FileIo.O_NONBLOCK), e.Flags, e.Fown, fd =>
         {
             foreach (var w in e.Wd.OrderBy(w => w.Wd))
-                AddWatch(fd.Fd, w);
-            DrainEvents(fd.Fd);
-            FdOps.SetStatusFlags(fd.Fd, (int)e.Flags);
-            Fown.Restore(fd.Fd, e.Fown);
-            return fd;
-        }
-        catch
-        {
-            fd.Dispose();
-            throw;
-        }
+                AddWatch(fd, w);
+            DrainEvents(fd);
+        });
     }
 
     private static void AddWatch(int fd, inotify_wd_entry w)

@@ -29,17 +29,6 @@ public sealed class SignalFdFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var s = entry.Sgfd ?? throw new CrispException($"files.img: SIGNALFD entry {entry.Id} has no signalfd part");
-        var fd = EventObjects.SignalFd(s.Sigmask, (int)s.Flags & FileIo.O_NONBLOCK);
-        try
-        {
-            FdOps.SetStatusFlags(fd.Fd, (int)s.Flags);
-            Fown.Restore(fd.Fd, s.Fown);
-            return fd;
-        }
-        catch
-        {
-            fd.Dispose();
-            throw;
-        }
+        return NewDescription.Finish(EventObjects.SignalFd(s.Sigmask, (int)s.Flags & FileIo.O_NONBLOCK), s.Flags, s.Fown);
     }
 }

@@ -43,35 +43,28 @@ public sealed class TimerFdFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var t = entry.Tfd ?? throw new CrispException($"files.img: TIMERFD entry {entry.Id} has no timerfd part");
-        var fd = EventObjects.TimerFd((int)t.Clockid, (int)t.Flags & FileIo.O_NONBLOCK);
         try
         {
-            bool armed = t.Vsec != 0 || t.Vnsec != 0 || t.Isec != 0 || t.Insec != 0;
-            if (armed)
+            return NewDescription.Finish(EventObjects.TimerFd((int)t.Clockid, (int)t.Flags & FileIo.O_NONBLOCK), t.Flags, t.Fown, fd =>
             {
-                var value = ((long)t.Vsec, (long)t.Vnsec);
-                if (value == (0, 0))
-                    value = (0, 1);   // a periodic timer due right now: (0, 0) would disarm it
-                int flags = (int)t.SettimeFlags;
-                if ((flags & EventObjects.TFD_TIMER_ABSTIME) != 0)
-                    value = Add(EventObjects.Now((int)t.Clockid), value);
-                EventObjects.TimerSet(fd.Fd, flags, value, ((long)t.Isec, (long)t.Insec));
-            }
-            if (t.Ticks != 0)
-                EventObjects.TimerSetTicks(fd.Fd, t.Ticks);
-            FdOps.SetStatusFlags(fd.Fd, (int)t.Flags);
-            Fown.Restore(fd.Fd, t.Fown);
-            return fd;
+                bool armed = t.Vsec != 0 || t.Vnsec != 0 || t.Isec != 0 || t.Insec != 0;
+                if (armed)
+                {
+                    var value = ((long)t.Vsec, (long)t.Vnsec);
+                    if (value == (0, 0))
+                        value = (0, 1);   // a periodic timer due right now: (0, 0) would disarm it
+                    int flags = (int)t.SettimeFlags;
+                    if ((flags & EventObjects.TFD_TIMER_ABSTIME) != 0)
+                        value = Add(EventObjects.Now((int)t.Clockid), value);
+                    EventObjects.TimerSet(fd, flags, value, ((long)t.Isec, (long)t.Insec));
+                }
+                if (t.Ticks != 0)
+                    EventObjects.TimerSetTicks(fd, t.Ticks);
+            });
         }
         catch (SyscallException e)
         {
-            fd.Dispose();
             throw new CrispException($"timerfd {entry.Id} (clock {t.Clockid}): cannot restore: {e.Message}");
-        }
-        catch
-        {
-            fd.Dispose();
-            throw;
         }
     }
 
