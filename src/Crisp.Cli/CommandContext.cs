@@ -27,6 +27,15 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>--status-fd, checked to be an open descriptor before anything is done.</summary>
     public StatusFd? StatusFd() => Args.Get("status-fd") is { } v ? Cli.StatusFd.Parse(v) : null;
 
+    /// <summary>--inherit-fd fd[N]:KEY, repeatable (CRIU's syntax).</summary>
+    public IReadOnlyList<(int Fd, string Key)> InheritFds() => Args.GetAll("inherit-fd").Select(v =>
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(v ?? "", @"^fd\[(\d+)\]:(.+)$");
+        if (!m.Success || !int.TryParse(m.Groups[1].Value, out int fd))
+            throw new UsageException($"bad --inherit-fd '{v}': fd[N]:KEY, e.g. fd[3]:pipe:[12345]");
+        return (fd, m.Groups[2].Value);
+    }).ToList();
+
     /// <summary>-x/--ext-unix-sk; CRIU's form with an inode list is refused.</summary>
     public bool ExtUnixSk() => Args.GetAll("ext-unix-sk") switch
     {

@@ -35,7 +35,7 @@ public static class CriuOptions
         Flag("restore-detached", 'd', "don't wait for the restored tree"),
         Flag("daemon", null, "same as --restore-detached"),
         Flag("restore-sibling", 'S', "restore the root as a sibling of crisp (needs -d)"),
-        Value("inherit-fd", null, "fd[N]:resource", supported: false),
+        Value("inherit-fd", null, "fd[N]:KEY — restore the file KEY (pipe:[INO], socket:[INO], a path) as crisp's fd N"),
         Value("external", null, "external resource", supported: false),
         Value("root", 'r', "root directory for restore", supported: false),
         Value("join-ns", 'J', "join an existing namespace", supported: false),

@@ -31,6 +31,7 @@ public static class RestoreCommand
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
+            InheritFds = ctx.InheritFds(),
         };
         var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);

@@ -22,4 +22,6 @@ public sealed record RestoreOptions
     public string? LibDir { get; init; }
     /// <summary>Use images without checking them against crisp-manifest.sha256 (images made by CRIU or other tools).</summary>
     public bool SkipImageVerify { get; init; }
+    /// <summary>--inherit-fd: (crisp's fd, CRIU's key of the file it stands for: pipe:[INO], socket:[INO], a path).</summary>
+    public IReadOnlyList<(int Fd, string Key)> InheritFds { get; init; } = [];
 }

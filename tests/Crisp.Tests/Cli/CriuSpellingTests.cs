@@ -65,7 +65,6 @@ public class CriuSpellingTests
     [Theory]
     [InlineData("--manage-cgroups=full", "manage-cgroups")]
     [InlineData("--manage-cgroups", "manage-cgroups")]
-    [InlineData("--inherit-fd=fd[3]:pipe:[123]", "inherit-fd")]
     [InlineData("--external=mnt[]", "external")]
     [InlineData("--root=/", "root")]
     [InlineData("-r/", "root")]
@@ -78,7 +77,7 @@ public class CriuSpellingTests
 
     [Theory]
     [InlineData(new[] { "dump", "--manage-cgroups", "-t", "1", "-D", "/tmp" }, "crisp: option --manage-cgroups is not supported by crisp yet")]
-    [InlineData(new[] { "restore", "--inherit-fd", "fd[1]:x", "-D", "/tmp" }, "crisp: option --inherit-fd is not supported by crisp yet")]
+    [InlineData(new[] { "restore", "--inherit-fd", "fd1:x", "-D", "/tmp" }, "crisp: bad --inherit-fd 'fd1:x': fd[N]:KEY, e.g. fd[3]:pipe:[12345]")]
     [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]
     [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map, --extra)")]
     [InlineData(new[] { "restore", "-D", "/tmp", "--restore-sibling" }, "crisp: --restore-sibling only makes sense with --restore-detached")]

@@ -30,7 +30,7 @@ public sealed class FilesRestore : IRestoreStage
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} refers to file {fi.Id}, which files.img lacks");
                 if (entry.Type != fi.Type)
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} is {fi.Type}, files.img says {entry.Type}");
-                open.ById[fi.Id] = FileKinds.ForType(entry.Type).Open(ctx, entry);
+                open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? FileKinds.ForType(entry.Type).Open(ctx, entry);
             }
         }
         ctx.Log.Debug($"files: {open.ById.Count} description(s) opened");
