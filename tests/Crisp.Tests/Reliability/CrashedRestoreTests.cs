@@ -58,6 +58,10 @@ public class CrashedRestoreTests(ITestOutputHelper output)
                 if (outcome == "whole tree running")
                     Live.KillAll(pids);
             }
+            // A kill between spawning the first puppet and seizing it leaves that puppet untraced: it must
+            // sleep and end by itself, never spin on (one once burnt a core for the rest of a CI run).
+            Live.WaitFor(() => OrphanPuppets().Count == 0, "orphaned puppets to end by themselves",
+                TimeSpan.FromSeconds(Crisp.Compel.Puppets.PuppetElf.UnseizedLifetimeSeconds + 15));
             string summary = $"{Kills} restores killed: " + string.Join(", ", landed.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"));
             output.WriteLine(summary);
             Console.WriteLine(summary);
@@ -103,6 +107,20 @@ public class CrashedRestoreTests(ITestOutputHelper output)
         }
         return state;
     }
+
+    /// <summary>crisp-puppet processes whose parent is gone (re-parented to PID 1).</summary>
+    private static List<int> OrphanPuppets() => Directory.EnumerateDirectories("/proc")
+        .Select(d => int.TryParse(Path.GetFileName(d), out int p) ? p : 0).Where(p => p > 0)
+        .Where(p =>
+        {
+            try
+            {
+                // Its comm is the memfd's fd number; argv[0] names it.
+                return File.ReadAllText($"/proc/{p}/cmdline") == "crisp-puppet\0"
+                    && File.ReadAllLines($"/proc/{p}/status").Any(l => l == "PPid:\t1");
+            }
+            catch (IOException) { return false; }
+        }).ToList();
 
     private static bool Healthy(int pid)
     {

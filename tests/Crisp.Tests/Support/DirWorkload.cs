@@ -51,12 +51,16 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     private string[] ReadyWords() => File.ReadAllText(ReadyFile).Trim().Split(' ');
 
     /// <summary>Dumps (and so kills) the workload as <paramref name="options"/> say, and reaps it unless the
-    /// dumper's tracer thread (a thread of this process, its parent) already has.</summary>
-    public void Dump(DumpOptions options)
+    /// dumper's tracer thread (a thread of this process, its parent) already has. Returns how long the dump
+    /// itself took (not the reaping: a killed task with many threads takes a while to go).</summary>
+    public TimeSpan Dump(DumpOptions options)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         new Dumper(options, Log.Null).Run();
+        var took = clock.Elapsed;
         try { Spawn.Reap(Pid); } catch (SyscallException) { }
         Alive = false;
+        return took;
     }
 
     /// <summary>Restores the dumped workload detached; its root must have the workload's PID.</summary>

@@ -31,9 +31,7 @@ public class ThreadRestoreTests(ITestOutputHelper output)
     /// <summary>Dumps (kills and reaps) the workload; returns the dump time.</summary>
     private static TimeSpan DumpAndKill(Workload w, string images)
     {
-        var clock = Stopwatch.StartNew();
-        w.Dump(new DumpOptions { RootPid = w.Pid, ImagesDir = images, ShellJob = true });
-        var took = clock.Elapsed;
+        var took = w.Dump(new DumpOptions { RootPid = w.Pid, ImagesDir = images, ShellJob = true });
         Live.WaitPidsFree([w.Pid, .. w.Tids], within: TimeSpan.FromSeconds(20));
         return took;
     }

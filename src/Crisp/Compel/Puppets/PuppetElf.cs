@@ -3,8 +3,10 @@ using System.Buffers.Binary;
 namespace Crisp.Compel.Puppets;
 
 /// <summary>The program a restore puppet runs: a minimal static x86-64 ELF (no libc, no interpreter)
-/// whose entry spins on <c>jmp .</c> until crisp seizes it, followed by a <c>syscall; int3</c> gadget
-/// that remote syscalls can point rip at. It maps only its own text page at <see cref="BaseAddress"/>
+/// whose entry sleeps (nanosleep) until crisp seizes it, followed by a <c>syscall; int3</c> gadget
+/// that remote syscalls can point rip at. A puppet crisp never seized — crisp died between spawning and
+/// seizing it — wakes after <see cref="UnseizedLifetimeSeconds"/> and exits by itself (it is not traced
+/// yet, so EXITKILL cannot end it); it never burns CPU meanwhile. It maps only its own text page at <see cref="BaseAddress"/>
 /// and one read-write data page after it (plus the kernel's stack, vdso and vvar), so little has to be
 /// cleared before a task is rebuilt in it. The data page holds pointer arguments of remote syscalls.</summary>
 public static class PuppetElf
@@ -27,17 +29,36 @@ public static class PuppetElf
     private const int ElfHeaderSize = 64, ProgramHeaderSize = 56, ProgramHeaders = 3;
     private const int CodeOffset = ElfHeaderSize + ProgramHeaderSize * ProgramHeaders;
 
-    /// <summary>Machine code: <c>jmp .</c> then <c>syscall; int3</c>.</summary>
-    private static readonly byte[] Code = [0xEB, 0xFE, 0x0F, 0x05, 0xCC];
+    /// <summary>How long an unseized puppet waits before it exits on its own.</summary>
+    public const int UnseizedLifetimeSeconds = 30;
+
+    /// <summary>Machine code: nanosleep(&amp;ts, NULL); exit_group(1); then the <c>syscall; int3</c> gadget and ts.</summary>
+    private static byte[] Code(int seconds) =>
+    [
+        0xB8, 0x23, 0x00, 0x00, 0x00,               // mov eax, 35 (nanosleep)
+        0x48, 0x8D, 0x3D, 0x14, 0x00, 0x00, 0x00,   // lea rdi, [rip + 20] (ts)
+        0x31, 0xF6,                                 // xor esi, esi
+        0x0F, 0x05,                                 // syscall
+        0xBF, 0x01, 0x00, 0x00, 0x00,               // mov edi, 1
+        0xB8, 0xE7, 0x00, 0x00, 0x00,               // mov eax, 231 (exit_group)
+        0x0F, 0x05,                                 // syscall
+        0x0F, 0x05, 0xCC,                           // gadget: syscall; int3
+        0x00,                                       // pad: ts 8-aligned
+        .. BitConverter.GetBytes((long)seconds), .. BitConverter.GetBytes(0L),   // ts = { seconds, 0 }
+    ];
+
+    private const int GadgetOffset = 28;
 
     public static ulong EntryAddress => BaseAddress + CodeOffset;
 
     /// <summary>Address of the <c>syscall; int3</c> gadget inside the puppet's text.</summary>
-    public static ulong SyscallGadgetAddress => EntryAddress + 2;
+    public static ulong SyscallGadgetAddress => EntryAddress + GadgetOffset;
 
-    public static byte[] Build()
+    /// <param name="unseizedLifetimeSeconds">How long the puppet sleeps before exiting if nobody seizes it.</param>
+    public static byte[] Build(int unseizedLifetimeSeconds = UnseizedLifetimeSeconds)
     {
-        var image = new byte[CodeOffset + Code.Length];
+        var code = Code(unseizedLifetimeSeconds);
+        var image = new byte[CodeOffset + code.Length];
         var span = image.AsSpan();
         // e_ident: magic, 64-bit, little-endian, version 1, System V ABI.
         span[0] = 0x7F; span[1] = (byte)'E'; span[2] = (byte)'L'; span[3] = (byte)'F';
@@ -58,7 +79,7 @@ public static class PuppetElf
         // PT_GNU_STACK: non-executable stack, so the kernel sets no READ_IMPLIES_EXEC personality.
         WriteProgramHeader(span[(ElfHeaderSize + 2 * ProgramHeaderSize)..], type: 0x6474E551, flags: 6, vaddr: 0, size: 0, align: 16);
 
-        Code.CopyTo(span[CodeOffset..]);
+        code.CopyTo(span[CodeOffset..]);
         return image;
     }
 
