@@ -27,6 +27,8 @@ public sealed class FanotifyFile : IFileKind
     {
         var entry = new fanotify_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd.Copy.Fd) };
         bool header = false;
+        // The task's mount table, read once and only if a mount mark needs it.
+        var mounts = new Lazy<List<MountInfoEntry>>(() => MountInfo.Read(fd.Pid));
         foreach (string line in fd.Info.Lines.Where(l => l.StartsWith("fanotify ", StringComparison.Ordinal)).Select(l => l["fanotify ".Length..]))
         {
             var p = FdInfo.ParsePairs(line).ToDictionary(x => x.Key, x => x.Value);
@@ -55,7 +57,7 @@ public sealed class FanotifyFile : IFileKind
             else if (p.ContainsKey("mnt_id"))
             {
                 uint mntId = Hex("mnt_id");
-                var m = MountInfo.Read(fd.Pid).FirstOrDefault(m => m.MountId == mntId)
+                var m = mounts.Value.FirstOrDefault(m => m.MountId == mntId)
                     ?? throw new CrispException($"task {fd.Pid} fd {fd.Fd}: fanotify mount mark on mount {mntId}, which is not in the task's mount namespace");
                 mark.Type = mark_type.Mount;
                 mark.SDev = m.Major << 20 | m.Minor;

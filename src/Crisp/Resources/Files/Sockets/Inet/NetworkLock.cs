@@ -16,11 +16,9 @@ public enum NetworkLockMethod : uint { Iptables = 0, Nftables = 1, Skip = 2 }
 /// a killed tree's table stays until its restore removes it.</summary>
 public sealed class NetworkLock(NetworkLockMethod method, int rootPid, Log log)
 {
-    public string Table { get; } = $"crisp-{rootPid}";
+    private string Table { get; } = $"crisp-{rootPid}";
     private bool? _existedBefore;
     private readonly HashSet<string> _locked = [];
-
-    public NetworkLockMethod Method => method;
 
     /// <summary>Drops the connection's packets from now on (idempotent).</summary>
     public void Lock(InetAddress local, InetAddress peer)
