@@ -170,6 +170,8 @@ public class HostileImageTests(ITestOutputHelper output)
                 if (rng.Next(2) == 0 && b.Length >= 12)
                     at = name == "inventory.img" ? 4 : 8;   // the first entry's length
                 BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at), v);
+                if (b.AsSpan().SequenceEqual(pristine[name]))
+                    b[at] ^= 1;   // the word already held that value: a mutation must change the file
                 File.WriteAllBytes(path, b);
                 return $"u32 at {at} := 0x{v:x}";
             }
