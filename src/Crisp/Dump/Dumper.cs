@@ -22,6 +22,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Seccomp.SeccompDump(),
         new Resources.Rlimits.RlimitsDump(),
         new Resources.Signals.SignalsDump(),
+        new Resources.Timers.TimersDump(),
         new Resources.TaskState.TaskStateDump(),
         new Resources.Rseq.RseqDump(),
         new Resources.Membarrier.MembarrierDump(),

@@ -24,6 +24,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         new Resources.Rlimits.RlimitsRestore(),
         new Resources.Signals.SignalsRestore(),
         new Resources.TaskState.TaskStateRestore(),
+        new Resources.Timers.TimersRestore(),
         new Resources.Rseq.RseqRestore(),
         new Resources.Membarrier.MembarrierRestore(),
         new Resources.Seccomp.SeccompRestore(),
