@@ -23,6 +23,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Rlimits.RlimitsDump(),
         new Resources.Signals.SignalsDump(),
         new Resources.Timers.TimersDump(),
+        new Resources.Sched.SchedDump(),
         new Resources.TaskState.TaskStateDump(),
         new Resources.Rseq.RseqDump(),
         new Resources.Membarrier.MembarrierDump(),
@@ -50,6 +51,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
+            Resources.Core.SharedResources.Refuse(ctx);
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.CheckpointDevices(task.Pid);
             foreach (var task in ctx.Tasks)

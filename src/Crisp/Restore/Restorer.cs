@@ -29,6 +29,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         new Resources.Membarrier.MembarrierRestore(),
         new Resources.Seccomp.SeccompRestore(),
         new Resources.Creds.CredsRestore(),
+        new Resources.Sched.SchedRestore(),
     ];
 
     /// <summary>Restores the tree; returns the root's PID once every task runs.</summary>

@@ -18,6 +18,7 @@ public sealed class MemoryDump : IDumpStage
         // Remote calls first: they map crisp's scratch pages, which the VMA list must then leave out.
         ulong brk = (ulong)task.Call("brk(0)", Sysno.brk, 0);
         int dumpable = (int)task.Call("prctl(PR_GET_DUMPABLE)", Sysno.prctl, Prctl.PR_GET_DUMPABLE);
+        bool thpDisabled = task.Call("prctl(PR_GET_THP_DISABLE)", Sysno.prctl, Prctl.PR_GET_THP_DISABLE) != 0;
         var files = ctx.Shared<MappedFiles>();
         var memfds = ctx.Shared<Files.Memfd.MemfdInodesDump>();
         var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path),
@@ -39,6 +40,7 @@ public sealed class MemoryDump : IDumpStage
             MmEnvEnd = stat.EnvEnd,
             ExeFileId = files.IdOf(ctx, ExePath(pid)),
             Dumpable = dumpable,
+            ThpDisabled = thpDisabled,
         };
         mm.MmSavedAuxv.AddRange(MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes($"/proc/{pid}/auxv")).ToArray());
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));

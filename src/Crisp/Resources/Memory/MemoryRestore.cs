@@ -67,6 +67,9 @@ public sealed class MemoryRestore : IRestoreStage
         // SUID_DUMP_ROOT (2) cannot be set by prctl; it only comes from exec of a setuid program.
         if (mm.HasDumpable && mm.Dumpable is 0 or 1)
             task.Call("prctl(PR_SET_DUMPABLE)", Sysno.prctl, Prctl.PR_SET_DUMPABLE, mm.Dumpable);
+        // MMF_DISABLE_THP belongs to the mm (CRIU's thp_disabled): set for the process, not per VMA.
+        if (mm.HasThpDisabled && mm.ThpDisabled)
+            task.Call("prctl(PR_SET_THP_DISABLE)", Sysno.prctl, Prctl.PR_SET_THP_DISABLE, 1);
         if (task == ctx.Tasks[^1])
             memfds.ApplySeals();   // every task's mappings exist now
         ctx.Log.Debug($"memory of {task.Pid}: {mm.Vmas.Count} VMAs");

@@ -1,11 +1,13 @@
 using System.Buffers.Binary;
 using Crisp.Dump;
 using Crisp.Linux;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Resources.TaskState;
 
-/// <summary>prctl-ish per-task state: each thread's parent-death signal and robust futex list, and the
-/// process's child-subreaper flag. (dumpable lives in mm_entry, with the Memory resource, as in CRIU.)</summary>
+/// <summary>prctl-ish per-task state: each thread's parent-death signal, timer slack and robust futex list,
+/// and the process's child-subreaper flag, oom_score_adj and loginuid. (dumpable and THP-disable live in
+/// mm_entry, with the Memory resource, as in CRIU.)</summary>
 public sealed class TaskStateDump : IDumpStage
 {
     public string Name => "taskstate";
@@ -19,12 +21,15 @@ public sealed class TaskStateDump : IDumpStage
             using var remote = new ThreadRemote(ctx, task, thread);
             byte[] sig = remote.CallForBytes(4, at => remote.Call("prctl(PR_GET_PDEATHSIG)", Sysno.prctl, Prctl.PR_GET_PDEATHSIG, (long)at));
             tc.PdeathSig = BinaryPrimitives.ReadUInt32LittleEndian(sig);
+            tc.TimerSlackNs = (ulong)remote.Call("prctl(PR_GET_TIMERSLACK)", Sysno.prctl, Prctl.PR_GET_TIMERSLACK);
         }
         using (var leader = new ThreadRemote(ctx, task, task.Leader))
         {
             byte[] sub = leader.CallForBytes(4, at => leader.Call("prctl(PR_GET_CHILD_SUBREAPER)", Sysno.prctl, Prctl.PR_GET_CHILD_SUBREAPER, (long)at));
             task.TaskCore.ChildSubreaper = BinaryPrimitives.ReadInt32LittleEndian(sub) != 0;
         }
+        task.TaskCore.OomScoreAdj = (int)ProcFiles.Dec(ProcFiles.ReadText(task.Pid, "oom_score_adj").Trim());
+        task.TaskCore.Loginuid = (uint)ProcFiles.UDec(ProcFiles.ReadText(task.Pid, "loginuid").Trim());
     }
 
     /// <summary>get_robust_list(tid) answers for any thread we may ptrace.</summary>
