@@ -44,13 +44,13 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         _ => throw new UsageException("--ext-unix-sk with an inode list is not supported: pass it without a value"),
     };
 
-    /// <summary>--network-lock nftables|skip (CRIU's names); iptables is CRIU's default but not crisp's.</summary>
+    /// <summary>--network-lock nftables|iptables|skip (CRIU's names). iptables, CRIU's default, locks the same
+    /// connections the same way (their packets dropped from dump to restore): crisp does it with nftables.</summary>
     public Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod? NetworkLock() => Args.Get("network-lock") switch
     {
         null => null,
-        "nftables" => Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
         "skip" => Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Skip,
-        "iptables" => throw new UsageException("--network-lock iptables is not supported: crisp locks connections with nftables (or pass skip)"),
-        var v => throw new UsageException($"bad --network-lock '{v}': nftables or skip"),
+        "nftables" or "iptables" => Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
+        var v => throw new UsageException($"bad --network-lock '{v}': iptables, nftables or skip"),
     };
 }

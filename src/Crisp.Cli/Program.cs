@@ -128,22 +128,35 @@ public static class Program
         return new Log(new StreamWriter(file, append: false), verbosity, ownsWriter: true);
     }
 
-    /// <summary>CRIU's -v rules: "-v" adds one, "-vvv" adds three, "-v4"/"--verbosity=4" sets it.</summary>
-    private static int Verbosity(ParsedArguments args)
+    /// <summary>CRIU's -v rules: "-v" adds one, "-vvv" adds three, "-v4"/"--verbosity=4" sets it — and, as
+    /// CRIU's getopt/atoi see it, any other attached text sets the number it starts with (0 when none):
+    /// "-verbosity=0" is -v with "erbosity=0".</summary>
+    public static int Verbosity(ParsedArguments args)
     {
         int level = DefaultVerbosity;
         foreach (string? v in args.GetAll("verbosity"))
         {
             if (v is null)
                 level++;
-            else if (v.All(c => c == 'v'))
+            else if (v[0] == 'v')
                 level += v.Length + 1;
-            else if (int.TryParse(v, out int n) && n >= 0)
-                level = n;
             else
-                throw new UsageException($"bad verbosity '{v}'");
+                level = Atoi(v);
         }
         return level;
+    }
+
+    /// <summary>C's atoi: optional blanks and sign, then the leading digits; 0 when there are none.</summary>
+    private static int Atoi(string s)
+    {
+        var t = s.AsSpan().TrimStart(" \t\n\v\f\r");
+        int sign = 1, i = 0;
+        if (i < t.Length && t[i] is '+' or '-')
+            sign = t[i++] == '-' ? -1 : 1;
+        long n = 0;
+        for (; i < t.Length && char.IsAsciiDigit(t[i]) && n < int.MaxValue; i++)
+            n = n * 10 + (t[i] - '0');
+        return (int)Math.Clamp(sign * n, int.MinValue, int.MaxValue);
     }
 
     private static Func<CommandContext, int> NotYet(string verb) =>

@@ -106,6 +106,9 @@ public static class ArgumentParser
     {
         if (!spec.Supported)
             throw new UsageException($"option --{spec.Long} is not supported by crisp yet");
-        result.Add(spec.Long, value);
+        if (spec.Negates is { } positive)
+            result.Remove(positive);
+        else
+            result.Add(spec.Long, value);
     }
 }

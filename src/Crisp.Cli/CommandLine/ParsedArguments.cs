@@ -14,6 +14,9 @@ public sealed class ParsedArguments
         list.Add(value);
     }
 
+    /// <summary>"--no-X": X as if never given (getopt: the later of the two wins).</summary>
+    internal void Remove(string longName) => _values.Remove(longName);
+
     public bool Has(string longName) => _values.ContainsKey(longName);
 
     /// <summary>The last value given (getopt semantics: a later option overrides an earlier one).</summary>

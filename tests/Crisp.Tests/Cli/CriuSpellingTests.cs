@@ -56,6 +56,47 @@ public class CriuSpellingTests
         Assert.Equal([null], Parse("-v").GetAll("verbosity"));
     }
 
+    /// <summary>CRIU's getopt_long (not _only): "-verbosity=0" is -v with "erbosity=0", and atoi makes it 0.
+    /// Harnesses written for CRIU check features that way.</summary>
+    [Theory]
+    [InlineData(new[] { "-verbosity=0" }, 0)]
+    [InlineData(new[] { "-v4" }, 4)]
+    [InlineData(new[] { "--verbosity=3" }, 3)]
+    [InlineData(new[] { "-v" }, 3)]
+    [InlineData(new[] { "-vvv" }, 5)]
+    [InlineData(new[] { "-v", "-v" }, 4)]
+    [InlineData(new[] { "-v7x" }, 7)]
+    [InlineData(new string[0], 2)]
+    public void VerbosityLevelsAsCriuComputesThem(string[] args, int level)
+    {
+        Assert.Equal(level, Crisp.Cli.Program.Verbosity(Parse(args)));
+    }
+
+    /// <summary>Every boolean option of CRIU has its "--no-" twin; the later of the two wins.</summary>
+    [Fact]
+    public void NoFormsTurnBooleanOptionsOff()
+    {
+        Assert.False(Parse("--tcp-established", "--no-tcp-established").Has("tcp-established"));
+        Assert.True(Parse("--no-shell-job", "--shell-job").Has("shell-job"));
+        Assert.False(Parse("--no-link-remap").Has("link-remap"));   // the default, though --link-remap is refused
+    }
+
+    /// <summary>What a CRIU harness passes on every dump and changes nothing in what crisp does.</summary>
+    [Theory]
+    [InlineData("--pre-dump-mode", "splice")]
+    [InlineData("--pre-dump-mode=read")]
+    [InlineData("--force-irmap")]
+    [InlineData("--ghost-fiemap")]
+    [InlineData("--no-ghost-fiemap")]
+    [InlineData("--irmap-scan-path", "/")]
+    [InlineData("--weak-sysctls")]
+    [InlineData("--network-lock", "iptables")]
+    public void OptionsThatChangeNothingForCrispAreAccepted(params string[] args)
+    {
+        var parsed = Parse(["dump", .. args]);
+        Assert.Equal(["dump"], parsed.Positionals);
+    }
+
     [Fact]
     public void ActionScriptMayBeRepeated()
     {

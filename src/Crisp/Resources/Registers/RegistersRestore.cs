@@ -43,7 +43,11 @@ public static class RegistersRestore
         return regs;
     }
 
-    private const long NrFutex = 202;
+    private const long NrFutex = 202, NrRestartSyscall = 219;
+
+    /// <summary>rax holds restart_syscall's number and rip points at a syscall instruction (0f 05).</summary>
+    private static bool AboutToRunRestartSyscall(int tid, UserRegs regs) =>
+        (long)regs.Rax == NrRestartSyscall && (Ptrace.PeekData(tid, regs.Rip) & 0xffff) == 0x050f;
     private const int FUTEX_CMD_MASK = ~(128 | 256), FUTEX_WAIT_BITSET = 9;
 
     private static bool IsAbsoluteFutexWait(UserRegs regs) =>
@@ -51,7 +55,18 @@ public static class RegistersRestore
 
     public static void Apply(int tid, core_entry core, ulong blockedSignals)
     {
-        Ptrace.SetRegs(tid, ResumeRegisters(core.ThreadInfo));
+        var regs = ResumeRegisters(core.ThreadInfo);
+        if (AboutToRunRestartSyscall(tid, regs))
+        {
+            // Dumped after the kernel had set up restart_syscall() on its way out (rax = its number, rip
+            // back on the syscall instruction) but before it ran. Run here it would resume whatever this
+            // thread's restart block holds — a puppet's own interrupted 30 s sleep. Give the program the
+            // EINTR a lost restart block gives (as for -ERESTART_RESTARTBLOCK above).
+            regs.Rax = unchecked((ulong)-EINTR);
+            regs.Rip += 2;
+            regs.OrigRax = ulong.MaxValue;
+        }
+        Ptrace.SetRegs(tid, regs);
         if (core.ThreadInfo.Fpregs is { } fp)
         {
             byte[] area = Xsave.GetXstate(tid);

@@ -20,7 +20,7 @@ public sealed class TimersRestore : IRestoreStage
         if (task.TaskCore.Timers is not { } timers)
             return;
         if (timers.Posix.Count > 0)
-            CreatePosixTimers(task, timers.Posix.OrderBy(t => t.ItId).ToList());
+            CreatePosixTimers(ctx, task, timers.Posix.OrderBy(t => t.ItId).ToList());
         SetITimer(task, TimersDump.ITIMER_REAL, timers.Real);
         SetITimer(task, TimersDump.ITIMER_VIRTUAL, timers.Virt);
         SetITimer(task, TimersDump.ITIMER_PROF, timers.Prof);
@@ -38,8 +38,10 @@ public sealed class TimersRestore : IRestoreStage
         task.Call($"setitimer({which})", Sysno.setitimer, which, (long)at, 0);
     }
 
-    private static void CreatePosixTimers(RestoreTask task, List<posix_timer_entry> timers)
+    private static void CreatePosixTimers(RestoreContext ctx, RestoreTask task, List<posix_timer_entry> timers)
     {
+        foreach (var t in timers.Where(t => t.Overrun != 0))
+            ctx.Log.Warn($"task {task.Pid}: POSIX timer {t.ItId} had overrun {t.Overrun}; the kernel cannot be given it back, it restarts from 0");
         long on = task.Puppet.Remote.Syscall(Sysno.prctl, PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_ON);
         if (on < 0 && on != -Errnos.EINVAL)
             Compel.RemoteTask.ThrowIfFailed(on, "prctl(PR_TIMER_CREATE_RESTORE_IDS)");
