@@ -14,7 +14,14 @@ public static class Program
         ["dump"] = DumpCommand.Run,
         ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
+        ["decode"] = DecodeCommand.Run,
+        ["encode"] = EncodeCommand.Run,
+        ["manifest"] = ManifestCommand.Run,
+        ["x"] = ExploreCommand.Run,
     };
+
+    /// <summary>crit's verbs, where -o names the output file rather than the log.</summary>
+    private static readonly HashSet<string> OutputVerbs = ["decode", "encode"];
 
     public static int Main(string[] argv)
     {
@@ -50,7 +57,7 @@ public static class Program
         try
         {
             imagesDir = EnterWorkDir(verb, args);
-            log = OpenLog(args);
+            log = OpenLog(args, logToFile: !OutputVerbs.Contains(verb));
         }
         catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
         {
@@ -119,10 +126,10 @@ public static class Program
         return full;
     }
 
-    private static Log OpenLog(ParsedArguments args)
+    private static Log OpenLog(ParsedArguments args, bool logToFile)
     {
         int verbosity = Verbosity(args);
-        string? file = args.Get("log-file");
+        string? file = logToFile ? args.Get("log-file") : null;
         if (file is null || file == "-")
             return new Log(Console.Error, verbosity);
         return new Log(new StreamWriter(file, append: false), verbosity, ownsWriter: true);
@@ -157,6 +164,10 @@ public static class Program
           crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
           crisp restore -D DIR [-d]           restore a checkpoint
           crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
+          crisp decode [-i IMG] [-o JSON] [--pretty]   an image as crit's JSON (crit decode)
+          crisp encode [-i JSON] [-o IMG]     JSON back into an image (crit encode)
+          crisp manifest DIR [--update]       check, or after an edit rewrite, crisp-manifest.sha256
+          crisp x DIR ps|fds|mems|rss         explore a checkpoint (crit x)
           crisp demo                          dump and restore a live hardened process
 
         Options:
