@@ -54,9 +54,10 @@ public static class Program
 
         Log log;
         string? imagesDir;
+        bool createdImagesDir;
         try
         {
-            imagesDir = EnterWorkDir(verb, args);
+            (imagesDir, createdImagesDir) = EnterWorkDir(verb, args);
             log = OpenLog(args, logToFile: !OutputVerbs.Contains(verb));
         }
         catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
@@ -65,7 +66,7 @@ public static class Program
             return 1;
         }
         using (log)
-            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir });
+            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir });
     }
 
     private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
@@ -107,15 +108,19 @@ public static class Program
     /// <summary>As CRIU: the images dir is resolved where crisp was started, then crisp changes into the
     /// work dir (-W, default the images dir), so a relative log file, pidfile, action script and the
     /// stats files are all under it. A dump creates its images dir first. Returns the full images dir
-    /// (null for verbs that take none).</summary>
-    private static string? EnterWorkDir(string verb, ParsedArguments args)
+    /// (null for verbs that take none) and whether it was made here (a failed dump removes it again).</summary>
+    private static (string? ImagesDir, bool Created) EnterWorkDir(string verb, ParsedArguments args)
     {
         if (verb is not ("dump" or "restore"))
-            return null;
+            return (null, false);
+        bool created = false;
         string? images = args.Get("images-dir");
         string? full = images is null ? null : Path.GetFullPath(images);
-        if (verb == "dump" && full is not null)
+        if (verb == "dump" && full is not null && !Directory.Exists(full))
+        {
             Directory.CreateDirectory(full);
+            created = true;
+        }
         string? work = args.Get("work-dir") ?? images;
         if (work is not null)
         {
@@ -123,7 +128,7 @@ public static class Program
                 throw new UsageException($"Can't change directory to {work}: No such file or directory");
             Environment.CurrentDirectory = work;
         }
-        return full;
+        return (full, created);
     }
 
     private static Log OpenLog(ParsedArguments args, bool logToFile)

@@ -25,6 +25,7 @@ public static class DumpCommand
         {
             RootPid = pid,
             ImagesDir = imagesDir,
+            ImagesDirCreated = ctx.CreatedImagesDir,
             LeaveRunning = ctx.Args.Has("leave-running"),
             LeaveStopped = ctx.Args.Has("leave-stopped"),
             ShellJob = ctx.Args.Has("shell-job"),

@@ -28,7 +28,36 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Creds.CredsDump(),
     ];
 
+    /// <summary>PIDs of the tree once seized (for the full-disk message after a failure).</summary>
+    private readonly List<int> _treePids = [options.RootPid];
+
+    /// <summary>Dumps the tree. A failure leaves it running and the images directory as it was (see
+    /// <see cref="DumpOutput"/>); a failing post-dump script leaves the complete images, as CRIU.</summary>
     public DumpStats Run()
+    {
+        var output = DumpOutput.Begin(options.ImagesDir, options.ImagesDirCreated);
+        DumpStats stats;
+        try
+        {
+            stats = Dump();
+        }
+        catch (Scripts.ActionScriptException e) when (e.Action == "post-dump")
+        {
+            output.Commit();
+            throw;
+        }
+        catch (Exception e)
+        {
+            var reported = output.Discard(e, _treePids);
+            if (ReferenceEquals(reported, e))
+                throw;
+            throw reported;
+        }
+        output.Commit();
+        return stats;
+    }
+
+    private DumpStats Dump()
     {
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
@@ -78,6 +107,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
         catch
         {
+            _treePids.AddRange(ctx.Tasks.Select(t => t.Pid).Where(p => p != options.RootPid));
             ReleaseStages(ctx, killed: false);
             ReleaseAfterFailure(ctx, exitPlugins: true);
             RestoreFreezerState(ctx);
