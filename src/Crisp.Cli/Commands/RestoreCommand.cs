@@ -17,8 +17,10 @@ public static class RestoreCommand
         var status = ctx.StatusFd();
         string imagesDir = ctx.RequireImagesDir();
         using var scripts = ctx.Scripts(imagesDir);
+        var meter = new ProgressMeter();
         var options = new RestoreOptions
         {
+            Progress = meter,
             ImagesDir = imagesDir,
             Detached = detached,
             Sibling = sibling,
@@ -35,7 +37,10 @@ public static class RestoreCommand
         };
         if (ctx.Args.Has("check-only"))
             return CheckOnly(ctx, options);
-        var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
+        RestoredTree tree;
+        // Gone before the tree is waited for: from then on the terminal is the restored tree's.
+        using (ProgressLine.Start("restore", meter, allowed: !options.ShellJob))
+            tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);
         StatsImage.Write(StatsImage.RestoreFile, entry);
         if (ctx.Args.Has("display-stats"))

@@ -89,7 +89,7 @@ public sealed class DumpOutput
     private static long Mib(long bytes) => (bytes + (1 << 20) - 1) >> 20;   // rounded up
 
     /// <summary>Anonymous and shared-memory resident bytes of a task (what its pages images hold), 0 when gone.</summary>
-    private static long ResidentBytes(int pid)
+    public static long ResidentBytes(int pid)
     {
         try
         {

@@ -62,6 +62,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
         var images = ImageDirectory.Create(options.ImagesDir);
+        images.Progress = options.Progress;
+        options.Progress?.Begin("seizing");
         ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
@@ -78,6 +80,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
+            options.Progress?.SetTotal(ctx.Tasks.Sum(t => DumpOutput.ResidentBytes(t.Pid)));
+            options.Progress?.Begin("dumping memory and state");
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.CheckpointDevices(task.Pid);
             foreach (var task in ctx.Tasks)
@@ -95,6 +99,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             foreach (var stage in Stages)
                 stage.Finish(ctx);
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
+            options.Progress?.Begin("writing images");
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
             foreach (var task in ctx.Tasks)
