@@ -107,9 +107,13 @@ public sealed class CheckpointNeeds
         sb.Append("  external resources:").Append(External.Count == 0 ? " none\n" : "\n");
         foreach (var e in External)
             sb.Append("    ").Append(e.What).Append(": ").Append(e.Option).Append('\n');
+        // A runtime opens hundreds of files; the summary shows the first few (--check-only checks them all).
+        const int Shown = 20;
         sb.Append(CultureInfo.InvariantCulture, $"  files opened by path: {Files.Count}\n");
-        foreach (var f in Files)
+        foreach (var f in Files.Take(Shown))
             sb.Append("    ").Append(f).Append('\n');
+        if (Files.Count > Shown)
+            sb.Append(CultureInfo.InvariantCulture, $"    ... and {Files.Count - Shown} more (restore --check-only checks them all)\n");
         return sb.ToString();
     }
 }
