@@ -15,6 +15,9 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>The images dir as a full path, resolved before crisp entered the work dir (dump/restore).</summary>
     public string? ResolvedImagesDir { get; init; }
 
+    /// <summary>crisp made the images dir for this dump (it did not exist).</summary>
+    public bool CreatedImagesDir { get; init; }
+
     public string ImagesDir => ResolvedImagesDir ?? Args.Get("images-dir") ?? ".";
 
     public string RequireImagesDir() =>

@@ -14,7 +14,14 @@ public static class Program
         ["dump"] = DumpCommand.Run,
         ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
+        ["decode"] = DecodeCommand.Run,
+        ["encode"] = EncodeCommand.Run,
+        ["manifest"] = ManifestCommand.Run,
+        ["x"] = ExploreCommand.Run,
     };
+
+    /// <summary>crit's verbs, where -o names the output file rather than the log.</summary>
+    private static readonly HashSet<string> OutputVerbs = ["decode", "encode"];
 
     public static int Main(string[] argv)
     {
@@ -47,10 +54,11 @@ public static class Program
 
         Log log;
         string? imagesDir;
+        bool createdImagesDir;
         try
         {
-            imagesDir = EnterWorkDir(verb, args);
-            log = OpenLog(args);
+            (imagesDir, createdImagesDir) = EnterWorkDir(verb, args);
+            log = OpenLog(args, logToFile: !OutputVerbs.Contains(verb));
         }
         catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
         {
@@ -58,7 +66,7 @@ public static class Program
             return 1;
         }
         using (log)
-            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir });
+            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir });
     }
 
     private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
@@ -100,15 +108,19 @@ public static class Program
     /// <summary>As CRIU: the images dir is resolved where crisp was started, then crisp changes into the
     /// work dir (-W, default the images dir), so a relative log file, pidfile, action script and the
     /// stats files are all under it. A dump creates its images dir first. Returns the full images dir
-    /// (null for verbs that take none).</summary>
-    private static string? EnterWorkDir(string verb, ParsedArguments args)
+    /// (null for verbs that take none) and whether it was made here (a failed dump removes it again).</summary>
+    private static (string? ImagesDir, bool Created) EnterWorkDir(string verb, ParsedArguments args)
     {
         if (verb is not ("dump" or "restore"))
-            return null;
+            return (null, false);
+        bool created = false;
         string? images = args.Get("images-dir");
         string? full = images is null ? null : Path.GetFullPath(images);
-        if (verb == "dump" && full is not null)
+        if (verb == "dump" && full is not null && !Directory.Exists(full))
+        {
             Directory.CreateDirectory(full);
+            created = true;
+        }
         string? work = args.Get("work-dir") ?? images;
         if (work is not null)
         {
@@ -116,13 +128,13 @@ public static class Program
                 throw new UsageException($"Can't change directory to {work}: No such file or directory");
             Environment.CurrentDirectory = work;
         }
-        return full;
+        return (full, created);
     }
 
-    private static Log OpenLog(ParsedArguments args)
+    private static Log OpenLog(ParsedArguments args, bool logToFile)
     {
         int verbosity = Verbosity(args);
-        string? file = args.Get("log-file");
+        string? file = logToFile ? args.Get("log-file") : null;
         if (file is null || file == "-")
             return new Log(Console.Error, verbosity);
         return new Log(new StreamWriter(file, append: false), verbosity, ownsWriter: true);
@@ -170,6 +182,10 @@ public static class Program
           crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
           crisp restore -D DIR [-d]           restore a checkpoint
           crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
+          crisp decode [-i IMG] [-o JSON] [--pretty]   an image as crit's JSON (crit decode)
+          crisp encode [-i JSON] [-o IMG]     JSON back into an image (crit encode)
+          crisp manifest DIR [--update]       check, or after an edit rewrite, crisp-manifest.sha256
+          crisp x DIR ps|fds|mems|rss         explore a checkpoint (crit x)
           crisp demo                          dump and restore a live hardened process
 
         Options:

@@ -104,6 +104,12 @@ public static class CriuOptions
         Value("tls-cert", null, "TLS certificate for the page server", supported: false),
         Value("tls-key", null, "TLS key for the page server", supported: false),
         Flag("tls-no-cn-verify", null, "don't verify the page server's CN", supported: false),
+        Flag("check-only", null, "restore: check that this machine can restore the checkpoint, creating nothing"),
+        // crit's spellings for the image tools (decode/encode take -o as their output there, not the log).
+        Value("in", 'i', "decode/encode: input file (default stdin)"),
+        Value("out", null, "decode/encode: output file, as -o (default stdout)"),
+        Flag("pretty", null, "decode: indented, with crit's readable numbers (as show)"),
+        Flag("update", null, "manifest: rewrite crisp-manifest.sha256 for the images as they are now"),
     ];
 
     public static string Help(string verb) =>

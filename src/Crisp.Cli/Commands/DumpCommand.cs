@@ -21,10 +21,13 @@ public static class DumpCommand
         var status = ctx.StatusFd();
         string imagesDir = ctx.RequireImagesDir();
         using var scripts = ctx.Scripts(imagesDir);
+        var meter = new ProgressMeter();
         var options = new DumpOptions
         {
+            Progress = meter,
             RootPid = pid,
             ImagesDir = imagesDir,
+            ImagesDirCreated = ctx.CreatedImagesDir,
             LeaveRunning = ctx.Args.Has("leave-running"),
             LeaveStopped = ctx.Args.Has("leave-stopped"),
             ShellJob = ctx.Args.Has("shell-job"),
@@ -38,7 +41,9 @@ public static class DumpCommand
             LibDir = ctx.Args.Get("libdir"),
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
-        var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
+        DumpStats stats;
+        using (ProgressLine.Start("dump", meter, allowed: !options.ShellJob))
+            stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         // CRIU writes stats-dump into the work dir (crisp's current directory by now).
         var entry = StatsImage.ForDump(stats.Counters);
         StatsImage.Write(StatsImage.DumpFile, entry);

@@ -17,8 +17,10 @@ public static class RestoreCommand
         var status = ctx.StatusFd();
         string imagesDir = ctx.RequireImagesDir();
         using var scripts = ctx.Scripts(imagesDir);
+        var meter = new ProgressMeter();
         var options = new RestoreOptions
         {
+            Progress = meter,
             ImagesDir = imagesDir,
             Detached = detached,
             Sibling = sibling,
@@ -33,7 +35,12 @@ public static class RestoreCommand
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
             InheritFds = ctx.InheritFds(),
         };
-        var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
+        if (ctx.Args.Has("check-only"))
+            return CheckOnly(ctx, options);
+        RestoredTree tree;
+        // Gone before the tree is waited for: from then on the terminal is the restored tree's.
+        using (ProgressLine.Start("restore", meter, allowed: !options.ShellJob))
+            tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);
         StatsImage.Write(StatsImage.RestoreFile, entry);
         if (ctx.Args.Has("display-stats"))
@@ -45,6 +52,22 @@ public static class RestoreCommand
         // As CRIU: a foreground restore waits for the restored root, then exits 0; its status goes to the log.
         int rootStatus = tree.WaitForExit();
         ctx.Log.Info($"restored root {tree.RootPid} exited with status {rootStatus}");
+        return 0;
+    }
+
+    /// <summary>--check-only: every check listed on stdout; any failure is the one error line (exit 1). Creates
+    /// no task and writes no file (no stats-restore, no pidfile, no action script runs).</summary>
+    private static int CheckOnly(CommandContext ctx, RestoreOptions options)
+    {
+        var items = RestoreCheck.Run(options, ctx.Log);
+        foreach (var item in items)
+            ctx.Out.WriteLine($"{(item.Ok ? "ok  " : "FAIL")} {item.What}: {item.Detail}");
+        ctx.Out.Flush();
+        var failed = items.Where(i => !i.Ok).ToList();
+        if (failed.Count > 0)
+            throw new CrispException($"cannot restore {options.ImagesDir} here: {failed[0].What}: {failed[0].Detail}" +
+                (failed.Count > 1 ? $" (and {failed.Count - 1} more problem(s), listed above)" : ""));
+        ctx.Out.WriteLine($"{options.ImagesDir} can be restored here");
         return 0;
     }
 }

@@ -112,12 +112,33 @@ public sealed class Seizer
         long r = Ptrace.TryRequest(PtraceRequest.SEIZE, tid, 0, (nint)options);
         if (r == -Errnos.ESRCH)
             return null;
+        if (r == -Errnos.EPERM && TracedBy(pid, tid) is { } tracer)
+            throw new CrispException($"task {tid} is already traced by PID {tracer.Pid} ({tracer.Comm}); a task has one tracer at a time: detach it (end the strace or debugger) and dump again");
         if (r < 0)
             throw new SyscallException($"ptrace(PTRACE_SEIZE, {tid})", (int)-r);
         r = Ptrace.TryRequest(PtraceRequest.INTERRUPT, tid);
         if (r < 0 && r != -Errnos.ESRCH)
             throw new SyscallException($"ptrace(PTRACE_INTERRUPT, {tid})", (int)-r);
         return new PendingSeize(pid, tid, options, seccomp);
+    }
+
+    /// <summary>The thread's tracer (TracerPid of its status) and the tracer's name; null when untraced or gone.</summary>
+    private static (int Pid, string Comm)? TracedBy(int pid, int tid)
+    {
+        try
+        {
+            int tracer = Linux.Proc.ProcStatus.ReadThread(pid, tid).TracerPid;
+            if (tracer == 0)
+                return null;
+            string comm;
+            try { comm = File.ReadAllText($"/proc/{tracer}/comm").Trim(); }
+            catch (IOException) { comm = "?"; }
+            return (tracer, comm);
+        }
+        catch (Exception e) when (e is IOException or SyscallException or CrispException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Waits for the interrupt stop and records the thread. Every seize path ends here, so every

@@ -5,6 +5,10 @@ public sealed record DumpOptions
 {
     public required int RootPid { get; init; }
     public required string ImagesDir { get; init; }
+    /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>
+    public ProgressMeter? Progress { get; init; }
+    /// <summary>The caller made <see cref="ImagesDir"/> for this dump: a failed dump removes it again (when empty).</summary>
+    public bool ImagesDirCreated { get; init; }
     /// <summary>Let the tree run on after a successful dump (default: kill it).</summary>
     public bool LeaveRunning { get; init; }
     /// <summary>Allow a session leader / controlling terminal outside the tree.</summary>

@@ -30,11 +30,42 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Creds.CredsDump(),
     ];
 
+    /// <summary>PIDs of the tree once seized (for the full-disk message after a failure).</summary>
+    private readonly List<int> _treePids = [options.RootPid];
+
+    /// <summary>Dumps the tree. A failure leaves it running and the images directory as it was (see
+    /// <see cref="DumpOutput"/>); a failing post-dump script leaves the complete images, as CRIU.</summary>
     public DumpStats Run()
+    {
+        var output = DumpOutput.Begin(options.ImagesDir, options.ImagesDirCreated);
+        DumpStats stats;
+        try
+        {
+            stats = Dump();
+        }
+        catch (Scripts.ActionScriptException e) when (e.Action == "post-dump")
+        {
+            output.Commit();
+            throw;
+        }
+        catch (Exception e)
+        {
+            var reported = output.Discard(e, _treePids);
+            if (ReferenceEquals(reported, e))
+                throw;
+            throw reported;
+        }
+        output.Commit();
+        return stats;
+    }
+
+    private DumpStats Dump()
     {
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
         var images = ImageDirectory.Create(options.ImagesDir);
+        images.Progress = options.Progress;
+        options.Progress?.Begin("seizing");
         ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
@@ -52,6 +83,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
             Resources.Core.SharedResources.Refuse(ctx);
+            options.Progress?.SetTotal(ctx.Tasks.Sum(t => DumpOutput.ResidentBytes(t.Pid)));
+            options.Progress?.Begin("dumping memory and state");
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.CheckpointDevices(task.Pid);
             foreach (var task in ctx.Tasks)
@@ -69,6 +102,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             foreach (var stage in Stages)
                 stage.Finish(ctx);
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
+            options.Progress?.Begin("writing images");
             WriteTree(ctx);
             ctx.Faults.At("dump:images");
             foreach (var task in ctx.Tasks)
@@ -81,6 +115,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
         catch
         {
+            _treePids.AddRange(ctx.Tasks.Select(t => t.Pid).Where(p => p != options.RootPid));
             ReleaseStages(ctx, killed: false);
             ReleaseAfterFailure(ctx, exitPlugins: true);
             RestoreFreezerState(ctx);

@@ -7,6 +7,9 @@ public sealed class ImageDirectory
 
     public string Path { get; }
 
+    /// <summary>Where page writers and readers count the page bytes they move (a dump's or restore's progress).</summary>
+    public ProgressMeter? Progress { get; set; }
+
     /// <summary>Opens an existing directory.</summary>
     public static ImageDirectory Open(string path)
     {

@@ -38,6 +38,29 @@ public static class ImageManifest
         return count;
     }
 
+    /// <summary>After an edit (crisp encode): rewrites the manifest for the images as they are now and returns what
+    /// changed against the old one, by name: "changed", "added" or "removed" (all "added" when there was none).</summary>
+    public static IReadOnlyList<(string Name, string Change)> Update(ImageDirectory dir)
+    {
+        if (!dir.Exists(ImageFile.Inventory))
+            throw new ImageVerifyException(dir.Path, "not a checkpoint (inventory.img is missing)");
+        string manifestPath = Path.Combine(dir.Path, FileName);
+        var old = File.Exists(manifestPath) ? Read(manifestPath) : new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var now = ImageNames(dir).ToDictionary(n => n, n => Hash(Path.Combine(dir.Path, n)), StringComparer.Ordinal);
+        var changes = new List<(string, string)>();
+        foreach (var name in old.Keys.Union(now.Keys).Order(StringComparer.Ordinal))
+        {
+            if (!now.TryGetValue(name, out var hash))
+                changes.Add((name, "removed"));
+            else if (!old.TryGetValue(name, out var before))
+                changes.Add((name, "added"));
+            else if (!CryptographicOperations.FixedTimeEquals(before, hash))
+                changes.Add((name, "changed"));
+        }
+        Write(dir);
+        return changes;
+    }
+
     /// <summary>Whether the directory has a manifest at all (images from CRIU or older crisp have none).</summary>
     public static bool Exists(ImageDirectory dir) => File.Exists(Path.Combine(dir.Path, FileName));
 

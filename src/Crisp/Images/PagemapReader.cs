@@ -29,6 +29,8 @@ public sealed class PagemapReader : IDisposable
 
     public uint PagesId { get; }
     public string PagesPath { get; }
+    /// <summary>The progress of the restore reading these pages (see <see cref="ImageDirectory.Progress"/>).</summary>
+    public ProgressMeter? Progress { get; private init; }
     public IReadOnlyList<Run> Runs => _runs;
     public long PresentPages => _runs.Where(r => r.IsPresent).Sum(r => (long)r.NrPages);
 
@@ -58,7 +60,7 @@ public sealed class PagemapReader : IDisposable
             handle.Dispose();
             throw new ImageFormatException(pagesPath, len, $"holds {len} bytes but {mapPath} describes {offset}");
         }
-        return new PagemapReader(head.PagesId, [.. runs], pagesPath, handle);
+        return new PagemapReader(head.PagesId, [.. runs], pagesPath, handle) { Progress = dir.Progress };
     }
 
     /// <summary>The run holding <paramref name="vaddr"/>, if any.</summary>

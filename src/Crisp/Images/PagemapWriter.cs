@@ -13,11 +13,13 @@ public sealed class PagemapWriter : IDisposable
     private readonly ImageWriter _map;
     private readonly FileStream _pages;
     private pagemap_entry? _pending;
+    private readonly ProgressMeter? _progress;
 
-    private PagemapWriter(ImageWriter map, FileStream pages)
+    private PagemapWriter(ImageWriter map, FileStream pages, ProgressMeter? progress)
     {
         _map = map;
         _pages = pages;
+        _progress = progress;
     }
 
     public long PagesWritten { get; private set; }
@@ -32,7 +34,7 @@ public sealed class PagemapWriter : IDisposable
         map.Write(new pagemap_head { PagesId = pagesId });
         // Large buffer: page runs are usually bigger and then go straight to the file.
         var pages = new FileStream(dir.PathOf(ImageFile.Pages(pagesId)), FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20);
-        return new PagemapWriter(map, pages);
+        return new PagemapWriter(map, pages, dir.Progress);
     }
 
     /// <summary>Stores the pages at <paramref name="vaddr"/>; <paramref name="data"/> is whole pages.</summary>
@@ -44,6 +46,7 @@ public sealed class PagemapWriter : IDisposable
             throw new ArgumentException("page runs must be page-aligned and whole pages");
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         _pages.Write(data);
+        _progress?.Add(data.Length);
         WriteTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
         uint pages = (uint)(data.Length / PageSize);
         PagesWritten += pages;

@@ -4,6 +4,8 @@ namespace Crisp.Restore;
 public sealed record RestoreOptions
 {
     public required string ImagesDir { get; init; }
+    /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>
+    public ProgressMeter? Progress { get; init; }
     /// <summary>Return once the tree runs instead of waiting for the root to exit (-d).</summary>
     public bool Detached { get; init; }
     public string? PidFile { get; init; }

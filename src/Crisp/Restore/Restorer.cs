@@ -39,6 +39,9 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         var counters = new Stats.RestoreCounters();
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
         var images = ImageDirectory.Open(options.ImagesDir);
+        images.Progress = options.Progress;
+        options.Progress?.Begin("checking images");
+        options.Progress?.SetTotal(images.List().Where(f => f.File?.Kind == ImageKind.Pages).Sum(f => new FileInfo(Path.Combine(images.Path, f.FileName)).Length));
         if (!options.SkipImageVerify)
             ImageManifest.Verify(images);
         var inventory = CheckpointLoader.ReadInventory(images);
@@ -63,12 +66,14 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         {
             foreach (var stage in Stages)
                 stage.Prepare(ctx);
+            options.Progress?.Begin("building the process tree");
             long forking = System.Diagnostics.Stopwatch.GetTimestamp();
             PuppetTreeBuilder.Build(ctx);
             counters.Forking = System.Diagnostics.Stopwatch.GetElapsedTime(forking);
             scripts.InitPid = ctx.Root.Pid;
             ctx.Plugins.PostForking();
             ctx.Faults.At("restore:puppets");
+            options.Progress?.Begin("restoring memory and state");
             foreach (var task in ctx.Tasks)
             {
                 foreach (var stage in Stages)
@@ -78,6 +83,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
                     ctx.Faults.At($"restore:{stage.Name}");
                 }
             }
+            options.Progress?.Begin("releasing the tree");
             foreach (var task in ctx.Tasks)
                 TaskRelease.Prepare(ctx, task);
             foreach (var task in ctx.Tasks)

@@ -169,7 +169,7 @@ public class ShowCommandTests
             string path = tmp.Dir.PathOf(s.File);
             var r = CrispCli.Run("show", path);
             Assert.True(r.ExitCode == 0, r.Stderr);
-            Assert.Equal(Crit.Show(path), r.Stdout);
+            Crit317.AssertShowEqual(path, r.Stdout);
         }
     }
 

@@ -18,6 +18,9 @@ internal static class Crit
         return doc.RootElement.Clone();
     }
 
+    /// <summary>`crit encode -i JSON -o IMG`: an image written by CRIU's own code.</summary>
+    public static void Encode(string json, string image) => Run("encode", "-i", json, "-o", image);
+
     private static string Run(params string[] args)
     {
         Assert.True(File.Exists(Exe), $"{Exe} is not installed (apt-get install criu): the compatibility tests need it");

@@ -22,7 +22,7 @@ public class CritCompatibilityTests
                 Assert.Equal(s.Extras[i], Convert.FromBase64String(entries[i].GetProperty("extra").GetString()!.Replace("\n", "")));
         }
 
-        Assert.Equal(Crit.Show(path), ImageJson.Render(path));
+        Crit317.AssertShowEqual(path, ImageJson.Render(path));
     }
 
     [Fact] public void Inventory() => Check(SampleImages.Inventory());

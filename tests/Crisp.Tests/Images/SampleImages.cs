@@ -155,7 +155,7 @@ internal static class SampleImages
         new fdinfo_entry { Id = 13, Flags = 1, Type = fd_types.Reg, Fd = 4 },
     ]);
 
-    private static fown_entry Fown() => new() { Uid = 0, Euid = 0, Signum = 0, PidType = 0, Pid = 0 };
+    public static fown_entry Fown() => new() { Uid = 0, Euid = 0, Signum = 0, PidType = 0, Pid = 0 };
 
     private static reg_file_entry Reg() => new()
     {

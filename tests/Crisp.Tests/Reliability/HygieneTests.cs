@@ -57,7 +57,7 @@ public class HygieneTests(ITestOutputHelper output)
         var sb = new StringBuilder();
         foreach (int pid in pids)
         {
-            sb.Append($"== {pid} maps\n").Append(File.ReadAllText($"/proc/{pid}/maps"));
+            sb.Append($"== {pid} maps\n").Append(normalise ? MapsText.Normalized(pid) : File.ReadAllText($"/proc/{pid}/maps"));
             sb.Append($"== {pid} fds\n");
             foreach (var fd in Directory.GetFiles($"/proc/{pid}/fd").Select(f => int.Parse(Path.GetFileName(f))).Order())
             {

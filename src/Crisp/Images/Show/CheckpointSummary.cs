@@ -100,6 +100,7 @@ public static class CheckpointSummary
                     $"  {name}: {map.PresentPages} pages stored ({Size(map.PresentPages * PageSize)}), pages-{map.PagesId}.img\n");
             }
         }
+        sb.Append(CheckpointNeeds.Read(dir).Render());
         return sb.ToString();
     }
 

@@ -1,56 +1,75 @@
 using System.Buffers.Binary;
-using System.Collections;
 using Crisp.Images.Proto;
 using Google.Protobuf;
-using Google.Protobuf.Reflection;
 
 namespace Crisp.Images.Show;
 
-/// <summary>Renders an image file as the JSON `crit show FILE` prints (crit 3.17), for `crisp show FILE`.</summary>
+/// <summary>
+/// An image file as the JSON current crit prints: `crit show FILE` / `crit decode --pretty` (indented, pretty
+/// numbers) or `crit decode` (one line, plain numbers). Raw payloads that follow entries go into "extra" as crit
+/// carries them (base64; tcp-stream as {"inq", "outq"}; ghost files whole or per chunk).
+/// </summary>
 public static class ImageJson
 {
-    /// <summary>The text crit prints for <paramref name="path"/>, including its final newline.</summary>
-    public static string Render(string path) => PyJson.Serialize(ToTree(path)) + "\n";
+    /// <summary>The text `crit show` prints for <paramref name="path"/>, including its final newline.</summary>
+    public static string Render(string path) => PyJson.Serialize(Decode(path, pretty: true)) + "\n";
+
+    /// <summary>`crit decode [--pretty]` of <paramref name="path"/>, without a final newline.</summary>
+    public static string Render(string path, bool pretty) => PyJson.Serialize(Decode(path, pretty), indent: pretty);
 
     /// <summary>Renders entries already in memory the same way (magic name plus entries).</summary>
     public static string Render(ImageKind kind, IEnumerable<IMessage> entries)
     {
-        var list = entries.Select(e => (object)Message(e, false)).ToList();
+        var list = entries.Select(e => (object)EntryJson.ToJson(e, pretty: true)).ToList();
         return PyJson.Serialize(new PyJson.Obj { { "magic", kind.Name }, { "entries", list } }) + "\n";
     }
 
-    private static PyJson.Obj ToTree(string path)
+    private static PyJson.Obj Decode(string path, bool pretty)
     {
         // Like crit, the kind comes from the magic, not the file name.
         var kind = DetectKind(path);
         var entries = new List<object>();
         using var reader = ImageReader.Open(path, kind);
-        if (kind.Head is { } head)
-        {
-            if (reader.Read(head) is { } h)
-                entries.Add(Message(h, false));
-        }
+        if (kind.Head is { } head && reader.Read(head) is { } h)
+            entries.Add(EntryJson.ToJson(h, pretty));
         while (reader.Read(kind.Entry!) is { } entry)
         {
-            var obj = Message(entry, false);
-            if (kind.Extra == ExtraPayload.PipeData)
-                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((pipe_data_entry)entry).Bytes)));
-            else if (kind.Extra == ExtraPayload.SkQueue)
-                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(((sk_packet_entry)entry).Length)));
-            else if (kind.Extra == ExtraPayload.TcpQueues && entry is tcp_stream_entry t)
-                obj.Add("extra", new PyJson.Obj
-                {
-                    { "inq", CritFormat.Base64Lines(reader.ReadExtra(t.InqLen)) },
-                    { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
-                });
-            else if (kind.Extra == ExtraPayload.GhostData && !((ghost_file_entry)entry).Chunks)
-                obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
+            var obj = EntryJson.ToJson(entry, pretty);
+            switch (kind.Extra, entry)
+            {
+                case (ExtraPayload.PipeData, pipe_data_entry p):
+                    obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(p.Bytes)));
+                    break;
+                case (ExtraPayload.SkQueue, sk_packet_entry q):
+                    obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(q.Length)));
+                    break;
+                case (ExtraPayload.TcpQueues, tcp_stream_entry t):
+                    obj.Add("extra", new PyJson.Obj
+                    {
+                        { "inq", CritFormat.Base64Lines(reader.ReadExtra(t.InqLen)) },
+                        { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
+                    });
+                    break;
+                case (ExtraPayload.GhostData, ghost_file_entry g) when !g.Chunks:
+                    obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
+                    break;
+                case (ExtraPayload.GhostData, ghost_file_entry):
+                    entries.Add(obj);
+                    while (reader.Read<ghost_chunk_entry>() is { } chunk)
+                    {
+                        var c = EntryJson.ToJson(chunk, pretty);
+                        c.Add("extra", CritFormat.Base64Lines(reader.ReadExtra((long)chunk.Len)));
+                        entries.Add(c);
+                    }
+                    continue;
+            }
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };
     }
 
-    private static ImageKind DetectKind(string path)
+    /// <summary>The kind a file's magics name (IMG_SERVICE heads stats images); one line naming the file otherwise.</summary>
+    public static ImageKind DetectKind(string path)
     {
         byte[] head = new byte[8];
         int n;
@@ -68,85 +87,9 @@ public static class ImageJson
         uint magic = BinaryPrimitives.ReadUInt32LittleEndian(head);
         if ((magic == ImageMagic.ImgCommon || magic == ImageMagic.ImgService) && n == 8)
             magic = BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(4));
+        if (magic == ImageMagic.Stats)
+            return ImageKind.Stats;
         return ImageKind.FromMagic(magic)
-            ?? throw new ImageFormatException(path, 0, $"unknown magic 0x{magic:x} (a raw image such as pages-N.img has none)");
-    }
-
-    /// <summary>
-    /// Fields newer than crit 3.17's .proto files: crit parses them as unknown fields and prints
-    /// nothing for them, so neither do we.
-    /// </summary>
-    private static readonly HashSet<string> UnknownToCrit = new(StringComparer.Ordinal)
-    {
-        "criu.creds_entry.no_new_privs",
-        "criu.creds_entry.cap_amb",
-        "criu.inventory_entry.plugins_entry",
-    };
-
-    private static PyJson.Obj Message(IMessage message, bool hex)
-    {
-        var obj = new PyJson.Obj();
-        foreach (var field in message.Descriptor.Fields.InFieldNumberOrder())
-        {
-            if (UnknownToCrit.Contains(field.FullName))
-                continue;
-            var value = field.Accessor.GetValue(message);
-            if (field.IsRepeated)
-            {
-                var items = (IList)value;
-                if (items.Count == 0)
-                    continue;
-                var list = new List<object>(items.Count);
-                foreach (var item in items)
-                    list.Add(Value(field, item!, hex));
-                obj.Add(field.Name, list);
-            }
-            else if (field.Accessor.HasValue(message))
-            {
-                obj.Add(field.Name, Value(field, value, hex));
-            }
-        }
-        return obj;
-    }
-
-    private static object Value(FieldDescriptor field, object value, bool hex)
-    {
-        var opts = field.GetOptions()?.GetExtension(OptsExtensions.Criu);
-        hex = hex || (opts?.Hex ?? false);
-        switch (field.FieldType)
-        {
-            case FieldType.Message:
-            case FieldType.Group:
-                return Message((IMessage)value, hex);
-            case FieldType.Bytes:
-                var bytes = ((ByteString)value).Span;
-                return opts?.Conv == "unix_name" ? CritFormat.QuotedPrintable(bytes) : CritFormat.Base64Lines(bytes);
-            case FieldType.Enum:
-                int number = Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture);
-                return field.EnumType.FindValueByNumber(number)?.Name ?? (object)(Int128)number;
-            case FieldType.Bool:
-                return (bool)value;
-            case FieldType.String:
-                return (string)value;
-        }
-        Int128 n = value switch
-        {
-            int i => i,
-            uint u => u,
-            long l => l,
-            ulong ul => ul,
-            _ => throw new ArgumentException($"{field.FullName}: unsupported type {field.FieldType}"),
-        };
-        if (hex)
-            return CritFormat.Hex(n);
-        if (opts is null)
-            return n;
-        if (opts.Dev)
-            return CritFormat.Dev(n, opts.Odev);
-        if (opts.HasFlags && opts.Flags.Length > 0)
-            return CritFormat.Flags(opts.Flags, n);
-        if (opts.HasDict && opts.Dict.Length > 0)
-            return CritFormat.Dict(opts.Dict, field.Name, n);
-        return n;
+            ?? throw new ImageFormatException(path, 0, $"unknown magic 0x{magic:x}: a raw image such as pages-N.img has none (crit does not decode those either; its pagemap-PID.img describes it)");
     }
 }

@@ -4,8 +4,8 @@ using System.Text;
 namespace Crisp.Images.Show;
 
 /// <summary>
-/// A small JSON tree serialized exactly like Python's json.dump(obj, indent=4) with its defaults
-/// (ensure_ascii, ", "/": " separators), which is what crit prints.
+/// A small JSON tree serialized exactly like Python's json.dump: with indent=4 (crit show, decode --pretty)
+/// or on one line with ", " and ": " (crit decode), ensure_ascii in both.
 /// </summary>
 internal static class PyJson
 {
@@ -15,13 +15,14 @@ internal static class PyJson
         public void Add(string key, object value) => Add(new KeyValuePair<string, object>(key, value));
     }
 
-    public static string Serialize(object value)
+    public static string Serialize(object value, bool indent = true)
     {
         var sb = new StringBuilder();
-        Write(sb, value, 0);
+        Write(sb, value, indent ? 0 : -1);
         return sb.ToString();
     }
 
+    /// <summary><paramref name="level"/> is the indent depth, or -1 for Python's one-line form.</summary>
     private static void Write(StringBuilder sb, object value, int level)
     {
         switch (value)
@@ -44,12 +45,12 @@ internal static class PyJson
                 sb.Append('{');
                 for (int i = 0; i < o.Count; i++)
                 {
-                    sb.Append(i == 0 ? "\n" : ",\n").Append(' ', 4 * (level + 1));
+                    Separate(sb, i, level + 1);
                     WriteString(sb, o[i].Key);
                     sb.Append(": ");
-                    Write(sb, o[i].Value, level + 1);
+                    Write(sb, o[i].Value, level < 0 ? -1 : level + 1);
                 }
-                sb.Append('\n').Append(' ', 4 * level).Append('}');
+                Close(sb, level, '}');
                 break;
             case List<object> l:
                 if (l.Count == 0)
@@ -60,14 +61,29 @@ internal static class PyJson
                 sb.Append('[');
                 for (int i = 0; i < l.Count; i++)
                 {
-                    sb.Append(i == 0 ? "\n" : ",\n").Append(' ', 4 * (level + 1));
-                    Write(sb, l[i], level + 1);
+                    Separate(sb, i, level + 1);
+                    Write(sb, l[i], level < 0 ? -1 : level + 1);
                 }
-                sb.Append('\n').Append(' ', 4 * level).Append(']');
+                Close(sb, level, ']');
                 break;
             default:
                 throw new ArgumentException($"unsupported JSON value {value.GetType()}");
         }
+    }
+
+    private static void Separate(StringBuilder sb, int index, int level)
+    {
+        if (level <= 0)
+            sb.Append(index == 0 ? "" : ", ");
+        else
+            sb.Append(index == 0 ? "\n" : ",\n").Append(' ', 4 * level);
+    }
+
+    private static void Close(StringBuilder sb, int level, char bracket)
+    {
+        if (level >= 0)
+            sb.Append('\n').Append(' ', 4 * level);
+        sb.Append(bracket);
     }
 
     private static void WriteString(StringBuilder sb, string s)

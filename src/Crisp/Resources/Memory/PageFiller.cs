@@ -125,6 +125,7 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
             if (n <= 0)
                 throw new ImageFormatException(pages.PagesPath, offset + done, "truncated pages file");
             done += n;
+            pages.Progress?.Add(n);
         }
     }
 }

@@ -1,6 +1,5 @@
 using Crisp.Tests.Integration;
 using System.Diagnostics;
-using System.Text.RegularExpressions;
 using Crisp.Dump;
 using Crisp.Linux;
 using Crisp.Restore;
@@ -10,13 +9,13 @@ using Xunit.Abstractions;
 namespace Crisp.Tests.Resources.Memory;
 
 [Collection("compel")]
-public sealed partial class MemoryRestoreTests(ITestOutputHelper output)
+public sealed class MemoryRestoreTests(ITestOutputHelper output)
 {
     [RootFact]
     public void DumpThenRestoreGivesBackTheSameAddressSpaceAndTheWorkloadPasses()
     {
         using var w = MemWorkload.Start();
-        string maps = NormalizedMaps(w.Pid);
+        string maps = MapsText.Normalized(w.Pid);
         string exe = File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName;
         byte[] cmdline = File.ReadAllBytes($"/proc/{w.Pid}/cmdline");
         byte[] environ = File.ReadAllBytes($"/proc/{w.Pid}/environ");
@@ -28,7 +27,7 @@ public sealed partial class MemoryRestoreTests(ITestOutputHelper output)
         try
         {
             Assert.Equal(w.Pid, tree.RootPid);
-            Assert.Equal(maps, NormalizedMaps(w.Pid));
+            Assert.Equal(maps, MapsText.Normalized(w.Pid));
             Assert.Equal(exe, File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName);
             Assert.Equal(cmdline, File.ReadAllBytes($"/proc/{w.Pid}/cmdline"));
             Assert.Equal(environ, File.ReadAllBytes($"/proc/{w.Pid}/environ"));
@@ -67,12 +66,4 @@ public sealed partial class MemoryRestoreTests(ITestOutputHelper output)
         output.WriteLine(line);
         Console.WriteLine(line);
     }
-
-    /// <summary>/proc/PID/maps with the inode of shared anonymous memory blanked: a restored shmem object is
-    /// a new one (as with CRIU), everything else must be identical.</summary>
-    private static string NormalizedMaps(int pid)
-        => SharedAnonInode().Replace(File.ReadAllText($"/proc/{pid}/maps"), "$1 SHMEM$2");
-
-    [GeneratedRegex(@"^(\S+ \S+s \S+ \S+) \d+( +/dev/zero \(deleted\))$", RegexOptions.Multiline)]
-    private static partial Regex SharedAnonInode();
 }

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Crisp.Images.Proto;
+
+namespace Crisp.Images.Show;
+
+/// <summary>A kernel feature (by crisp's `check --feature` name) and the image that needs it.</summary>
+public sealed record FeatureNeed(string Feature, string Image);
+
+/// <summary>A resource outside the tree that the restore has to be told about, and the option that does it.</summary>
+public sealed record ExternalNeed(string What, string Option);
+
+/// <summary>
+/// What restoring a checkpoint needs beyond its images, read from the images alone, so it can be shown
+/// (`crisp show DIR`) and checked on another machine (`crisp restore --check-only`): plugins (inventory
+/// plugins_entry), kernel features, resources outside the tree (external unix peers, TCP connections, the caller's
+/// terminal, pipes whose other end was outside), and the regular files the restore opens by path.
+/// </summary>
+public sealed class CheckpointNeeds
+{
+    private const uint UskExtern = 1, TcpEstablished = 1, IpprotoTcp = 6;
+
+    public IReadOnlyList<string> Plugins { get; private init; } = [];
+    public IReadOnlyList<FeatureNeed> Features { get; private init; } = [];
+    public IReadOnlyList<ExternalNeed> External { get; private init; } = [];
+    /// <summary>Paths of regular files, directories and devices opened by name (ghost files aside: their contents are in the images).</summary>
+    public IReadOnlyList<string> Files { get; private init; } = [];
+
+    /// <summary>crisp checkpoints no namespaces: the tree is restored into the namespaces of the restoring crisp.</summary>
+    public static string Namespaces => "none (crisp restores the tree into its own pid, mount, net, ipc, uts, user, cgroup and time namespaces)";
+
+    public static CheckpointNeeds Read(ImageDirectory dir)
+    {
+        var inventory = dir.ReadAll<inventory_entry>(ImageFile.Inventory).FirstOrDefault();
+        var files = dir.ReadAll<file_entry>(ImageFile.Files);
+        var tree = dir.ReadAll<pstree_entry>(ImageFile.Pstree);
+
+        var features = new List<FeatureNeed>
+        {
+            new("clone3_set_tid", ImageFile.Pstree.FileName),
+            new("ptrace_seize", ImageFile.Pstree.FileName),
+            new("pidfd_getfd", ImageFile.Files.FileName),
+        };
+        if (tree.Count > 0 && dir.Exists(ImageFile.Mm(tree[0].Pid)))
+            features.Add(new("prctl_mm_map", ImageFile.Mm(tree[0].Pid).FileName));
+        if (dir.Exists(ImageFile.Seccomp))
+            features.Add(new("seccomp_suspend", ImageFile.Seccomp.FileName));
+        if (files.Any(f => f.Tfd is not null))
+            features.Add(new("timerfd", ImageFile.Files.FileName));
+        var tcpImages = dir.List().Where(f => f.File?.Kind == ImageKind.TcpStream).Select(f => f.FileName).ToList();
+        if (tcpImages.Count > 0)
+            features.Add(new("network_lock_nftables", tcpImages[0]));
+
+        var external = new List<ExternalNeed>();
+        foreach (var f in files)
+        {
+            if (f.Usk is { } u && (u.Uflags & UskExtern) != 0)
+                external.Add(new($"unix socket peer {UnixName(u)} outside the tree (socket:[{u.Ino}])", "--ext-unix-sk"));
+            if (f.Isk is { } i && i.Proto == IpprotoTcp && i.State == TcpEstablished)
+                external.Add(new($"established TCP connection {Endpoint(i.SrcAddr, i.SrcPort)} -> {Endpoint(i.DstAddr, i.DstPort)}", "--tcp-established"));
+        }
+        var ttys = dir.ReadAll<tty_info_entry>(ImageFile.TtyInfo);
+        foreach (var slave in ttys.Where(t => (t.Id & 1) == 0 && !ttys.Any(m => m.Id == (t.Id | 1))))
+            external.Add(new($"the caller's terminal (/dev/pts/{slave.Id >> 1} without its master)", "--shell-job"));
+        foreach (var pipe in OneEndedPipes(dir, files))
+            external.Add(new($"pipe:[{pipe}] with its other end outside the tree (restored as a new pipe unless passed in)", $"--inherit-fd fd[N]:pipe:[{pipe}]"));
+
+        var ghosts = dir.ReadAll<remap_file_path_entry>(ImageFile.RemapFpath).Select(r => r.OrigId).ToHashSet();
+        var paths = files.Where(f => f.Reg is not null && !ghosts.Contains(f.Id)).Select(f => f.Reg.Name)
+            .Concat(dir.ReadAll<reg_file_entry>(ImageFile.RegFiles).Where(r => !ghosts.Contains(r.Id)).Select(r => r.Name))
+            .Where(p => p.StartsWith('/')).Distinct().Order(StringComparer.Ordinal).ToList();
+
+        return new CheckpointNeeds
+        {
+            Plugins = inventory?.PluginsEntry?.Plugins.ToList() ?? [],
+            Features = features,
+            External = external,
+            Files = paths,
+        };
+    }
+
+    /// <summary>Pipes used only for reading or only for writing by the tree: the other end was someone else's.</summary>
+    private static IEnumerable<uint> OneEndedPipes(ImageDirectory dir, List<file_entry> files)
+    {
+        var pipes = files.Where(f => f.Pipe is not null).Select(f => f.Pipe)
+            .Concat(dir.ReadAll<pipe_entry>(ImageFile.Pipes));
+        return pipes.GroupBy(p => p.PipeId)
+            .Where(g => g.Select(p => (p.Flags & 3) == 0 ? "r" : "w").Distinct().Count() == 1)
+            .Select(g => g.Key).Order();
+    }
+
+    private static string UnixName(unix_sk_entry u) =>
+        u.Name.Length == 0 ? "(unnamed)" : u.Name.Span[0] == 0 ? "@" + System.Text.Encoding.UTF8.GetString(u.Name.Span[1..]) : System.Text.Encoding.UTF8.GetString(u.Name.Span).TrimEnd('\0');
+
+    private static string Endpoint(IReadOnlyList<uint> words, uint port)
+    {
+        string addr = words.Count == 0 ? "?" : CritFormat.Address(words);
+        return words.Count > 1 ? $"[{addr}]:{port.ToString(CultureInfo.InvariantCulture)}" : $"{addr}:{port.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>The "restore needs" part of `crisp show DIR`.</summary>
+    public string Render()
+    {
+        var sb = new System.Text.StringBuilder("restore needs:\n");
+        sb.Append("  plugins: ").Append(Plugins.Count == 0 ? "none" : string.Join(", ", Plugins)).Append('\n');
+        sb.Append("  namespaces: ").Append(Namespaces).Append('\n');
+        sb.Append("  kernel features: ").Append(string.Join(", ", Features.Select(f => $"{f.Feature} ({f.Image})"))).Append('\n');
+        sb.Append("  external resources:").Append(External.Count == 0 ? " none\n" : "\n");
+        foreach (var e in External)
+            sb.Append("    ").Append(e.What).Append(": ").Append(e.Option).Append('\n');
+        // A runtime opens hundreds of files; the summary shows the first few (--check-only checks them all).
+        const int Shown = 20;
+        sb.Append(CultureInfo.InvariantCulture, $"  files opened by path: {Files.Count}\n");
+        foreach (var f in Files.Take(Shown))
+            sb.Append("    ").Append(f).Append('\n');
+        if (Files.Count > Shown)
+            sb.Append(CultureInfo.InvariantCulture, $"    ... and {Files.Count - Shown} more (restore --check-only checks them all)\n");
+        return sb.ToString();
+    }
+}
