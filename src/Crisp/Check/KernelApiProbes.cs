@@ -8,7 +8,7 @@ namespace Crisp.Check;
 /// <summary>userns: user namespaces exist and PR_SET_MM_MAP_SIZE answers (how mm fields are restored in one).</summary>
 public sealed class UsernsProbe() : CriuProbe("userns")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         if (!File.Exists("/proc/self/ns/user"))
             return ProbeResult.Missing("no /proc/self/ns/user");
@@ -29,7 +29,7 @@ public sealed class LoginuidProbe() : CriuProbe("loginuid")
 {
     private const string Path = "/proc/thread-self/loginuid";
 
-    public override ProbeResult Probe() => ProbeSys.OnThrowawayThread(() =>
+    protected override ProbeResult Check() => ProbeSys.OnThrowawayThread(() =>
     {
         if (!File.Exists(Path))
             return ProbeResult.Missing("no /proc/PID/loginuid (kernel without CONFIG_AUDITSYSCALL)");
@@ -61,7 +61,7 @@ public sealed unsafe class KcmpEpollProbe() : CriuProbe("kcmp_epoll")
 {
     private const int KCMP_EPOLL_TFD = 7, EPOLL_CTL_ADD = 1, EPOLLIN = 1;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var epoll = new UnixFd((int)RawSyscall.Call("epoll_create1", Sysno.epoll_create1, FileIo.O_CLOEXEC));
         int* pipe = stackalloc int[2];
@@ -85,7 +85,7 @@ public sealed class TimerCrIdsProbe() : CriuProbe("timer_cr_ids")
 {
     public const int PR_TIMER_CREATE_RESTORE_IDS = 77, PR_TIMER_CREATE_RESTORE_IDS_GET = 2;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         long r = RawSyscall.TryCall(Sysno.prctl, PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET);
         return r >= 0 ? ProbeResult.Supported($"prctl(PR_TIMER_CREATE_RESTORE_IDS, GET) = {r}")
@@ -98,7 +98,7 @@ public sealed class AppArmorStackingProbe() : CriuProbe("apparmor_stacking")
 {
     private const string Root = "/sys/kernel/security/apparmor";
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         if (!Directory.Exists(Root))
             return ProbeResult.Missing($"AppArmor is not active (no {Root})");
@@ -149,7 +149,7 @@ internal static class VdsoMapping
 /// <summary>can_map_vdso: see <see cref="VdsoMapping"/>.</summary>
 public sealed class CanMapVdsoProbe() : CriuProbe("can_map_vdso")
 {
-    public override ProbeResult Probe() => VdsoMapping.Can32();
+    protected override ProbeResult Check() => VdsoMapping.Can32();
 }
 
 /// <summary>compat_cr: 32-bit (ia32) tasks can be checkpointed on this x86-64 kernel, as CRIU judges it:
@@ -157,7 +157,7 @@ public sealed class CanMapVdsoProbe() : CriuProbe("can_map_vdso")
 /// fixed in 4.12). crisp itself only dumps 64-bit tasks.</summary>
 public sealed class CompatCrProbe() : CriuProbe("compat_cr")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         var vdso = VdsoMapping.Can32();
         if (!vdso.Ok)
@@ -167,7 +167,7 @@ public sealed class CompatCrProbe() : CriuProbe("compat_cr")
             .FirstOrDefault(a => a is "ia32_emulation=0" or "ia32_emulation=false" or "ia32_emulation=off" or "ia32_emulation=n");
         if (off is not null)
             return ProbeResult.Missing($"ia32 emulation turned off on the kernel command line ({off})");
-        string config = $"/boot/config-{Environment.OSVersion.Version.ToString(3)}";
+        string config = $"/boot/config-{File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}";
         if (!cmdline.Contains("ia32_emulation=", StringComparison.Ordinal) && File.Exists(config)
             && File.ReadLines(config).Contains("CONFIG_IA32_EMULATION_DEFAULT_DISABLED=y"))
             return ProbeResult.Missing("ia32 emulation is off by default in this kernel (CONFIG_IA32_EMULATION_DEFAULT_DISABLED)");
@@ -182,7 +182,7 @@ public sealed class BreakpointsProbe() : CriuProbe("breakpoints")
     private const int PTRACE_POKEUSER = 6;
     private const int DebugRegs = 848;   // offsetof(struct user, u_debugreg) on x86-64
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var child = ProbeChild.StartPuppet();
         var process = child.Seize();

@@ -36,7 +36,7 @@ internal static unsafe class Uffd
 /// <summary>uffd: userfaultfd(2) opens and answers UFFDIO_API (lazy pages).</summary>
 public sealed class UffdProbe() : CriuProbe("uffd")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         try
         {
@@ -56,7 +56,7 @@ public sealed class UffdNoncoopProbe() : CriuProbe("uffd-noncoop")
 {
     private const ulong Needed = Uffd.FEATURE_EVENT_FORK | Uffd.FEATURE_EVENT_REMAP | Uffd.FEATURE_EVENT_UNMAP | Uffd.FEATURE_EVENT_REMOVE;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         try
         {
@@ -105,7 +105,7 @@ internal static unsafe class PagemapScan
 /// checks) or by PAGEMAP_SCAN over userfaultfd async write-protection. The detail says which work.</summary>
 public sealed class MemDirtyTrackProbe() : CriuProbe("mem_dirty_track")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         var soft = FeatureCheck.Run(new SoftDirtyProbe()).Result;
         var wp = WriteProtectScan();
@@ -159,7 +159,7 @@ public sealed unsafe class PagemapScanGuardPagesProbe() : CriuProbe("pagemap_sca
 {
     private const int MADV_GUARD_INSTALL = 102;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         nint map = Mman.Map(0, 8192, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
         try
@@ -188,7 +188,7 @@ public sealed unsafe class AioRemapProbe() : CriuProbe("aio_remap")
 {
     private const long MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         ulong ctx = 0;
         long r = RawSyscall.TryCall(Sysno.io_setup, 16, (long)&ctx);

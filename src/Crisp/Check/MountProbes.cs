@@ -7,7 +7,7 @@ namespace Crisp.Check;
 /// mount already here answers; else one is made in a scratch mount namespace.</summary>
 public sealed class AutofsProbe() : CriuProbe("autofs")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         if (Verdict("/proc/self/mountinfo", "an existing") is { } existing)
             return existing;
@@ -60,7 +60,7 @@ public sealed unsafe class MoveMountSetGroupProbe() : CriuProbe("move_mount_set_
 {
     private const long AT_FDCWD = -100, MOVE_MOUNT_SET_GROUP = 0x100;
 
-    public override ProbeResult Probe() => ProbeSys.InPrivateMountNamespace(() =>
+    protected override ProbeResult Check() => ProbeSys.InPrivateMountNamespace(() =>
     {
         if (ProbeSys.ScratchTmpfs(out string? why) is not { } dir)
             return ProbeResult.Missing(why!);
@@ -96,7 +96,7 @@ public sealed unsafe class MoveMountSetGroupProbe() : CriuProbe("move_mount_set_
 /// a mapping of it can be matched to the file. Done in a scratch mount namespace.</summary>
 public sealed class OverlayfsMapsProbe() : CriuProbe("overlayfs_maps")
 {
-    public override ProbeResult Probe() => ProbeSys.InPrivateMountNamespace(() =>
+    protected override ProbeResult Check() => ProbeSys.InPrivateMountNamespace(() =>
     {
         if (ProbeSys.ScratchTmpfs(out string? why) is not { } dir)
             return ProbeResult.Missing(why!);

@@ -3,13 +3,27 @@ using Crisp.Linux;
 
 namespace Crisp.Check;
 
-/// <summary>Base of the optional probes named as CRIU names them.</summary>
+/// <summary>Base of the optional probes named as CRIU names them. A failing step (a syscall refused, a
+/// file missing) is the answer "missing" with its message, never an exception out of the probe.</summary>
 public abstract class CriuProbe(string name) : IFeatureProbe
 {
     public string Name => name;
     public string? CriuFeature => name;
     public bool Required => false;
-    public abstract ProbeResult Probe();
+
+    public ProbeResult Probe()
+    {
+        try
+        {
+            return Check();
+        }
+        catch (Exception e) when (e is SyscallException or IOException or UnauthorizedAccessException or CrispException)
+        {
+            return ProbeResult.Missing(e.Message.ReplaceLineEndings(" "));
+        }
+    }
+
+    protected abstract ProbeResult Check();
 }
 
 /// <summary>tun: /dev/net/tun opens and takes TUNSETIFINDEX (how a tun device's ifindex is restored).</summary>
@@ -17,7 +31,7 @@ public sealed unsafe class TunProbe() : CriuProbe("tun")
 {
     private const long TUNSETIFINDEX = 0x400454da; // _IOW('T', 218, unsigned int)
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         if (!File.Exists("/dev/net/tun"))
             return ProbeResult.Missing("no /dev/net/tun");
@@ -35,7 +49,7 @@ public sealed class NetnsIoctlProbe(string criuName, string what, Func<UnixFd> o
 {
     public const long SIOCGSKNS = 0x894C;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var fd = open();
         long ns = RawSyscall.TryCall(Sysno.ioctl, fd.Fd, SIOCGSKNS);
@@ -59,7 +73,7 @@ public sealed class SkUnixFileProbe() : CriuProbe("sk_unix_file")
 {
     private const long SIOCUNIXFILE = 0x89E0; // SIOCPROTOPRIVATE + 0
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var sk = SocketCalls.Socket(SocketCalls.AF_UNIX, Sockets.SOCK_DGRAM);
         long r = RawSyscall.TryCall(Sysno.ioctl, sk.Fd, SIOCUNIXFILE);
@@ -74,7 +88,7 @@ public sealed class SkUnixFileProbe() : CriuProbe("sk_unix_file")
 /// <summary>tcp_half_closed: TCP_REPAIR goes on for a connection whose write side is shut down.</summary>
 public sealed class TcpHalfClosedProbe() : CriuProbe("tcp_half_closed")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         var loopback = new byte[16];
         loopback[0] = SocketCalls.AF_INET;
@@ -103,7 +117,7 @@ public sealed class TcpHalfClosedProbe() : CriuProbe("tcp_half_closed")
 /// <summary>sockopt_buf_lock: SO_BUF_LOCK can be read (buffer sizes locked by the user are kept).</summary>
 public sealed class SockoptBufLockProbe() : CriuProbe("sockopt_buf_lock")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var sk = SocketCalls.Socket(SocketCalls.AF_INET, Sockets.SOCK_STREAM);
         try
@@ -122,7 +136,7 @@ public sealed class Ipv6FreebindProbe() : CriuProbe("ipv6_freebind")
 {
     private const int IPV6_FREEBIND = 78;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         if (!Directory.Exists("/proc/sys/net/ipv6"))
             return ProbeResult.Missing("IPv6 is disabled (no /proc/sys/net/ipv6)");
@@ -145,7 +159,7 @@ public sealed class NetDiagRawProbe() : CriuProbe("net_diag_raw")
     private const ushort SOCK_DIAG_BY_FAMILY = 20;
     private const byte IPPROTO_RAW = 255;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var nl = ProbeNetlink.Open(ProbeNetlink.NETLINK_SOCK_DIAG);
         foreach (int family in new[] { SocketCalls.AF_INET, SocketCalls.AF_INET6 })
@@ -166,7 +180,7 @@ public sealed class NsidProbe() : CriuProbe("nsid")
 {
     private const ushort RTM_NEWNSID = 88, RTM_GETNSID = 90, NETNSA_NSID = 1, NETNSA_PID = 2;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var nl = ProbeNetlink.Open(ProbeNetlink.NETLINK_ROUTE);
         var reply = ProbeNetlink.Request(nl, new NetlinkMessage(RTM_GETNSID, ProbeNetlink.NLM_F_REQUEST, 1)
@@ -188,7 +202,7 @@ public sealed class NewIfindexProbe() : CriuProbe("newifindex")
     private const ushort RTM_SETLINK = 19, IFLA_IFNAME = 3, IFLA_NEW_IFINDEX = 49;
     private const int ENODEV = 19, ERANGE = 34;
 
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         using var nl = ProbeNetlink.Open(ProbeNetlink.NETLINK_ROUTE);
         var reply = ProbeNetlink.Request(nl, new NetlinkMessage(RTM_SETLINK,
@@ -211,7 +225,7 @@ public sealed class LinkNsidProbe() : CriuProbe("link_nsid")
     private const ushort RTM_NEWLINK = 16, RTM_GETLINK = 18, IFLA_IFNAME = 3, IFLA_LINKINFO = 18,
         IFLA_NET_NS_FD = 28, IFLA_LINK_NETNSID = 37, IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, VETH_INFO_PEER = 1;
 
-    public override ProbeResult Probe() => ProbeSys.OnThrowawayThread(() =>
+    protected override ProbeResult Check() => ProbeSys.OnThrowawayThread(() =>
     {
         using var home = FileIo.Open("/proc/thread-self/ns/net", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
         try
@@ -263,7 +277,7 @@ public sealed class LinkNsidProbe() : CriuProbe("link_nsid")
 /// drives nftables (CRIU's name asks whether it was built with libnftables).</summary>
 public sealed class NftablesProbe() : CriuProbe("nftables")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         string? nft = ProbeSys.Which("nft");
         if (nft is null)
@@ -278,7 +292,7 @@ public sealed class NftablesProbe() : CriuProbe("nftables")
 /// x_tables API, not nf_tables: `-V` of iptables-save, else of iptables-legacy-save.</summary>
 public sealed class IptLegacyProbe() : CriuProbe("has_ipt_legacy")
 {
-    public override ProbeResult Probe()
+    protected override ProbeResult Check()
     {
         var found = new List<string>();
         var families = Directory.Exists("/proc/sys/net/ipv6") ? new[] { "iptables", "ip6tables" } : ["iptables"];
@@ -309,6 +323,6 @@ public sealed class IptLegacyProbe() : CriuProbe("has_ipt_legacy")
 /// crisp does not checkpoint network namespaces and refuses --external, so it says so.</summary>
 public sealed class ExternalNetNsProbe() : CriuProbe("external_net_ns")
 {
-    public override ProbeResult Probe() => ProbeResult.Missing(
+    protected override ProbeResult Check() => ProbeResult.Missing(
         "crisp refuses --external: it does not checkpoint network namespaces (tasks stay in the restorer's)");
 }
