@@ -72,12 +72,16 @@ public static class KernelFeatures
         "timer_cr_ids", "overlayfs_maps", "breakpoints", "pagemap_scan_guard_pages",
     ];
 
+    /// <summary>The two halves of mem_dirty_track, checkable alone by crisp's names; `crisp check` runs
+    /// them once, inside <see cref="MemDirtyTrackProbe"/>.</summary>
+    public static IReadOnlyList<IFeatureProbe> Parts { get; } = [new SoftDirtyProbe(), new PagemapScanWpProbe()];
+
     /// <summary>A probe by CRIU's feature name or crisp's own name (case-insensitive); null if unknown.</summary>
-    public static IFeatureProbe? Find(string name) => All.FirstOrDefault(p =>
+    public static IFeatureProbe? Find(string name) => All.Concat(Parts).FirstOrDefault(p =>
         string.Equals(p.CriuFeature, name, StringComparison.OrdinalIgnoreCase)
         || string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase)
         || (p is PidFdProbe && string.Equals(name, "pidfd_getfd", StringComparison.OrdinalIgnoreCase)));
 
     /// <summary>Names <c>--feature</c> accepts.</summary>
-    public static IEnumerable<string> Names => All.SelectMany(p => p.CriuFeature is { } c && c != p.Name ? [c, p.Name] : new[] { p.Name });
+    public static IEnumerable<string> Names => All.Concat(Parts).SelectMany(p => p.CriuFeature is { } c && c != p.Name ? [c, p.Name] : new[] { p.Name });
 }

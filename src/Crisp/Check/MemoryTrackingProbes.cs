@@ -108,6 +108,7 @@ public sealed class MemDirtyTrackProbe() : CriuProbe("mem_dirty_track")
     protected override ProbeResult Check()
     {
         var soft = FeatureCheck.Run(new SoftDirtyProbe()).Result;
+        // In-process, cheap: checked even when soft-dirty works, so the detail tells both.
         var wp = WriteProtectScan();
         string detail = $"soft-dirty: {(soft.Ok ? "yes" : "no")} ({soft.Detail}); PAGEMAP_SCAN write-protect: {(wp.Ok ? "yes" : "no")} ({wp.Detail})";
         return soft.Ok || wp.Ok ? ProbeResult.Supported(detail) : ProbeResult.Missing(detail);
@@ -152,6 +153,16 @@ public sealed class MemDirtyTrackProbe() : CriuProbe("mem_dirty_track")
             }
         }
     }
+}
+
+/// <summary>Dirty tracking by PAGEMAP_SCAN over userfaultfd async write-protection (crisp's name; one half
+/// of mem_dirty_track).</summary>
+public sealed class PagemapScanWpProbe : IFeatureProbe
+{
+    public string Name => "pagemap_scan_wp";
+    public string? CriuFeature => null;
+    public bool Required => false;
+    public ProbeResult Probe() => MemDirtyTrackProbe.WriteProtectScan();
 }
 
 /// <summary>pagemap_scan_guard_pages: PAGEMAP_SCAN reports MADV_GUARD_INSTALL guard pages (PAGE_IS_GUARD).</summary>
