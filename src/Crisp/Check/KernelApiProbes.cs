@@ -200,14 +200,15 @@ public sealed class BreakpointsProbe() : CriuProbe("breakpoints")
             Ptrace.Request(PTRACE_POKEUSER, tid, DebugRegs + 7 * 8, 1);   // DR7: local enable of DR0, execute
             Ptrace.Cont(tid);
             Wait.WaitPid(tid, out var status, Wait.WALL);
-            if (status.Stopped && status.StopSignal == Signals.SIGTRAP)
+            // An event stop (e.g. PTRACE_EVENT_EXIT) is also a SIGTRAP stop, but not the breakpoint's.
+            if (status.Stopped && status.StopSignal == Signals.SIGTRAP && status.Event == 0)
             {
                 ulong rip = Ptrace.GetRegs(tid).Rip;
                 return rip == PuppetElf.EntryAddress + 21
                     ? ProbeResult.Supported("a DR0 execute breakpoint stopped a traced child with SIGTRAP")
                     : ProbeResult.Missing($"SIGTRAP at 0x{rip:x}, breakpoint was at 0x{PuppetElf.EntryAddress + 21:x}");
             }
-            return ProbeResult.Missing(status.Dead
+            return ProbeResult.Missing(status.Dead || status.Event != 0
                 ? "the child ran past a hardware breakpoint (debug registers not virtualized?)"
                 : $"child stopped with signal {status.StopSignal} instead of SIGTRAP");
         });

@@ -62,13 +62,19 @@ internal static unsafe class ProbeSys
         return r < 0 ? ProbeResult.Missing($"making / a slave in the scratch namespace: {Err(r)}") : work();
     });
 
-    /// <summary>A scratch tmpfs mounted on /tmp of the (private) mount namespace this thread is in.</summary>
+    /// <summary>A scratch tmpfs mounted over an existing directory (/tmp, else /mnt, /run, /dev) of the
+    /// private mount namespace this thread is in; hidden there only, and only for this thread.</summary>
     public static string? ScratchTmpfs(out string? why)
     {
-        const string dir = "/tmp";
-        long r = Mount("crisp-check", dir, "tmpfs", 0, "mode=0700");
-        why = r < 0 ? $"mount tmpfs: {Err(r)}" : null;
-        return r < 0 ? null : dir;
+        why = "mount tmpfs: none of /tmp, /mnt, /run, /dev exists";
+        foreach (string dir in new[] { "/tmp", "/mnt", "/run", "/dev" }.Where(Directory.Exists))
+        {
+            long r = Mount("crisp-check", dir, "tmpfs", 0, "mode=0700");
+            if (r >= 0)
+                return dir;
+            why = $"mount tmpfs on {dir}: {Err(r)}";
+        }
+        return null;
     }
 
     public static string[] PathDirs =>
