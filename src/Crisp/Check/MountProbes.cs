@@ -21,6 +21,8 @@ public sealed class AutofsProbe() : CriuProbe("autofs")
                     return ProbeResult.Missing(why!);
                 long pgrp = RawSyscall.TryCall(Sysno.getpgid, 0);
                 long r = ProbeSys.Mount("crisp-check", dir, "autofs", 0, $"fd={write.Fd},pgrp={pgrp},minproto=5,maxproto=5,direct");
+                if (r == -19)   // ENODEV: the kernel knows no such filesystem type
+                    return ProbeResult.Missing("no autofs filesystem in this kernel (mount autofs: ENODEV)");
                 if (r < 0)
                     return ProbeResult.Missing($"mount autofs: {ProbeSys.Err(r)}");
                 try
