@@ -5,7 +5,7 @@ namespace Crisp.Cli.Commands;
 /// <summary>`crisp check`: probes the kernel for every feature crisp relies on (`--all` is the same
 /// here: every probe runs). `--feature NAME` checks one by CRIU's name (or crisp's), as `criu check
 /// --feature NAME`: "NAME is supported" and exit 0, or the reason and exit 1; `--feature list` prints
-/// the names.</summary>
+/// the names. Every name of CRIU's list is answered by a probe.</summary>
 public static class CheckCommand
 {
     public static int Run(CommandContext ctx)
@@ -19,13 +19,8 @@ public static class CheckCommand
             return 0;
         }
 
-        var probe = KernelFeatures.Find(name);
-        if (probe is null)
-        {
-            throw new CrispException(KernelFeatures.CriuNames.Contains(name)
-                ? $"feature {name} is not checked by crisp: crisp does not use it"
-                : $"Unknown feature {name} (see: crisp check --feature list)");
-        }
+        var probe = KernelFeatures.Find(name)
+            ?? throw new CrispException($"Unknown feature {name} (see: crisp check --feature list)");
         var outcome = FeatureCheck.Run(probe);
         if (outcome.Result.Ok)
         {

@@ -46,11 +46,12 @@ public sealed unsafe class PagemapScanProbe : IFeatureProbe
     }
 }
 
-/// <summary>Soft-dirty tracking: clear_refs accepts 4 and a page written afterwards has pagemap bit 55.</summary>
+/// <summary>Soft-dirty tracking: clear_refs accepts 4 and a page written afterwards has pagemap bit 55.
+/// One half of mem_dirty_track (<see cref="MemDirtyTrackProbe"/>).</summary>
 public sealed class SoftDirtyProbe : IFeatureProbe
 {
     public string Name => "soft_dirty";
-    public string? CriuFeature => "mem_dirty_track";
+    public string? CriuFeature => null;
     public bool Required => false;
 
     public ProbeResult Probe()
