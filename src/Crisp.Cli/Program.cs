@@ -108,7 +108,7 @@ public static class Program
         string? images = args.Get("images-dir");
         string? full = images is null ? null : Path.GetFullPath(images);
         if (verb == "dump" && full is not null)
-            Directory.CreateDirectory(full);
+            Crisp.Security.PrivateFile.CreateDirectory(full, CommandContext.ImagesMode(args).Directory);
         string? work = args.Get("work-dir") ?? images;
         if (work is not null)
         {
@@ -125,7 +125,9 @@ public static class Program
         string? file = args.Get("log-file");
         if (file is null || file == "-")
             return new Log(Console.Error, verbosity);
-        return new Log(new StreamWriter(file, append: false), verbosity, ownsWriter: true);
+        // Private as the images: a -v4 log names files, addresses and paths of the dumped process.
+        var stream = Crisp.Security.PrivateFile.CreateLog(file, CommandContext.ImagesMode(args).File);
+        return new Log(new StreamWriter(stream), verbosity, ownsWriter: true);
     }
 
     /// <summary>CRIU's -v rules: "-v" adds one, "-vvv" adds three, "-v4"/"--verbosity=4" sets it.</summary>

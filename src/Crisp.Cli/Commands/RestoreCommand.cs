@@ -32,10 +32,12 @@ public static class RestoreCommand
             LibDir = ctx.Args.Get("libdir"),
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
             InheritFds = ctx.InheritFds(),
+            InsecureImages = ctx.Args.Has("insecure-images"),
+            VerifyKey = ctx.Args.Get("verify-key"),
         };
         var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);
-        StatsImage.Write(StatsImage.RestoreFile, entry);
+        StatsImage.Write(StatsImage.RestoreFile, entry, ctx.ImagesMode().File);
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");

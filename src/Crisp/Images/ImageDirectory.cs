@@ -1,26 +1,40 @@
+using Crisp.Security;
+
 namespace Crisp.Images;
 
 /// <summary>A directory of CRIU-format images (one checkpoint).</summary>
 public sealed class ImageDirectory
 {
-    private ImageDirectory(string path) => Path = System.IO.Path.GetFullPath(path);
+    private ImageDirectory(string path, ImageModes modes)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        Modes = modes;
+    }
 
     public string Path { get; }
+
+    /// <summary>The modes files written here get (private unless --images-mode says otherwise).</summary>
+    public ImageModes Modes { get; }
 
     /// <summary>Opens an existing directory.</summary>
     public static ImageDirectory Open(string path)
     {
         if (!Directory.Exists(path))
             throw new DirectoryNotFoundException($"{path}: image directory not found");
-        return new ImageDirectory(path);
+        return new ImageDirectory(path, ImageModes.Private);
     }
 
-    /// <summary>Opens a directory for writing, creating it when missing.</summary>
-    public static ImageDirectory Create(string path)
+    /// <summary>Opens a directory for writing, creating it when missing (0700 unless <paramref name="modes"/>
+    /// say otherwise; an existing one keeps its mode).</summary>
+    public static ImageDirectory Create(string path, ImageModes? modes = null)
     {
-        Directory.CreateDirectory(path);
-        return new ImageDirectory(path);
+        modes ??= ImageModes.Private;
+        PrivateFile.CreateDirectory(path, modes.Directory);
+        return new ImageDirectory(path, modes);
     }
+
+    /// <summary>A new raw file in the directory with the directory's file mode.</summary>
+    public FileStream CreateFile(ImageFile file, int bufferSize) => PrivateFile.Create(PathOf(file), Modes.File, bufferSize);
 
     public string PathOf(ImageFile file) => System.IO.Path.Combine(Path, file.FileName);
 
@@ -28,7 +42,7 @@ public sealed class ImageDirectory
 
     public ImageReader OpenReader(ImageFile file) => ImageReader.Open(PathOf(file), file.Kind);
 
-    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(PathOf(file), file.Kind);
+    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(PathOf(file), file.Kind, Modes.File);
 
     /// <summary>Writes a whole image of <paramref name="entries"/>.</summary>
     public void Write(ImageFile file, params Google.Protobuf.IMessage[] entries)

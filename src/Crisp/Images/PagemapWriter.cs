@@ -31,7 +31,7 @@ public sealed class PagemapWriter : IDisposable
         var map = dir.CreateWriter(mapFile);
         map.Write(new pagemap_head { PagesId = pagesId });
         // Large buffer: page runs are usually bigger and then go straight to the file.
-        var pages = new FileStream(dir.PathOf(ImageFile.Pages(pagesId)), FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20);
+        var pages = dir.CreateFile(ImageFile.Pages(pagesId), 1 << 20);
         return new PagemapWriter(map, pages);
     }
 

@@ -36,8 +36,17 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var counters = new Stats.RestoreCounters();
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
+        if (!options.InsecureImages)
+            Security.StrictModes.Check(options.ImagesDir);
         var images = ImageDirectory.Open(options.ImagesDir);
-        if (!options.SkipImageVerify)
+        if (options.VerifyKey is { } keyPath)
+        {
+            if (options.SkipImageVerify)
+                throw new CrispException($"{Security.CheckpointSignature.VerifyOption} and {ImageManifest.SkipFlag} contradict each other: a signature covers the images through the manifest");
+            using var key = Security.SigningKey.LoadPublic(keyPath);
+            Security.CheckpointSignature.Verify(images, key);
+        }
+        else if (!options.SkipImageVerify)
             ImageManifest.Verify(images);
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
