@@ -35,6 +35,7 @@ public static class CriuOptions
         Flag("insecure-images", null, "restore images that others could have written (skips the ownership/mode check)"),
         Value("sign-key", null, "dump: sign the checkpoint's manifest with this ECDSA P-256 private key (PEM)"),
         Value("verify-key", null, "restore: refuse a checkpoint not signed with this ECDSA P-256 public key (PEM)"),
+        Value("encrypt-key", null, "dump: encrypt pages-*.img with AES-256-GCM under this 32-byte key file (raw, hex or base64); restore: decrypt them"),
         Flag("skip-image-verify", null, "restore/show images without checking crisp-manifest.sha256 (images from CRIU)"),
         Flag("restore-detached", 'd', "don't wait for the restored tree"),
         Flag("daemon", null, "same as --restore-detached"),

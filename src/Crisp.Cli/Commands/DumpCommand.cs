@@ -38,6 +38,7 @@ public static class DumpCommand
             LibDir = ctx.Args.Get("libdir"),
             ImagesMode = ctx.ImagesMode(),
             SignKey = ctx.Args.Get("sign-key"),
+            EncryptKey = ctx.Args.Get("encrypt-key"),
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
         var stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();

@@ -34,6 +34,7 @@ public static class RestoreCommand
             InheritFds = ctx.InheritFds(),
             InsecureImages = ctx.Args.Has("insecure-images"),
             VerifyKey = ctx.Args.Get("verify-key"),
+            EncryptKey = ctx.Args.Get("encrypt-key"),
         };
         var tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);

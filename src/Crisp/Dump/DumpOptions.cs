@@ -35,4 +35,6 @@ public sealed record DumpOptions
     public Security.ImageModes ImagesMode { get; init; } = Security.ImageModes.Private;
     /// <summary>--sign-key: PEM file of an ECDSA P-256 private key; the manifest is signed with it (crisp-manifest.sig).</summary>
     public string? SignKey { get; init; }
+    /// <summary>--encrypt-key: file holding a 32-byte key; pages-*.img are written AES-256-GCM encrypted with it.</summary>
+    public string? EncryptKey { get; init; }
 }

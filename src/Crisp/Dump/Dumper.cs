@@ -34,7 +34,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var clock = Stopwatch.StartNew();
         // A bad key fails the dump before the tree is touched.
         using var signKey = options.SignKey is { } keyPath ? Security.SigningKey.LoadPrivate(keyPath) : null;
-        var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode);
+        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
+        var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, pagesKey);
         if (options.ImagesMode.ExposureWarning(images.Path) is { } exposed)
             log.Warn(exposed);
         ImageManifest.Invalidate(images);

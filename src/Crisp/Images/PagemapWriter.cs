@@ -11,10 +11,10 @@ public sealed class PagemapWriter : IDisposable
     public const int PageSize = 4096;
 
     private readonly ImageWriter _map;
-    private readonly FileStream _pages;
+    private readonly Stream _pages;
     private pagemap_entry? _pending;
 
-    private PagemapWriter(ImageWriter map, FileStream pages)
+    private PagemapWriter(ImageWriter map, Stream pages)
     {
         _map = map;
         _pages = pages;
@@ -30,8 +30,8 @@ public sealed class PagemapWriter : IDisposable
     {
         var map = dir.CreateWriter(mapFile);
         map.Write(new pagemap_head { PagesId = pagesId });
-        // Large buffer: page runs are usually bigger and then go straight to the file.
-        var pages = dir.CreateFile(ImageFile.Pages(pagesId), 1 << 20);
+        // Large buffer: page runs are usually bigger and then go straight to the file (or are encrypted in chunks).
+        var pages = dir.CreatePages(pagesId);
         return new PagemapWriter(map, pages);
     }
 

@@ -28,4 +28,6 @@ public sealed record RestoreOptions
     public bool InsecureImages { get; init; }
     /// <summary>--verify-key: PEM file of the public key the checkpoint must be signed with.</summary>
     public string? VerifyKey { get; init; }
+    /// <summary>--encrypt-key: the key the checkpoint's pages were encrypted with.</summary>
+    public string? EncryptKey { get; init; }
 }

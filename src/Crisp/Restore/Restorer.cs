@@ -38,7 +38,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
         if (!options.InsecureImages)
             Security.StrictModes.Check(options.ImagesDir);
-        var images = ImageDirectory.Open(options.ImagesDir);
+        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
+        var images = ImageDirectory.Open(options.ImagesDir, pagesKey);
         if (options.VerifyKey is { } keyPath)
         {
             if (options.SkipImageVerify)
@@ -48,6 +49,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         }
         else if (!options.SkipImageVerify)
             ImageManifest.Verify(images);
+        Security.Encryption.EncryptedPages.CheckReadable(images);   // no key, or the wrong one: refused before anything exists
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         CheckpointLoader.CheckPidsFree(tasks);
