@@ -20,7 +20,7 @@ finally
 
 namespace Crisp.Bench
 {
-    public sealed record BenchOptions(string Tools, string Dir, int Runs, long[] SizesMiB, bool Scaling, int SparseGiB)
+    public sealed record BenchOptions(string Tools, string Dir, int Runs, long[] SizesMiB, bool Scaling, int SparseGiB, string? EncryptKey = null)
     {
         public static BenchOptions? Parse(string[] args)
         {
@@ -28,6 +28,7 @@ namespace Crisp.Bench
             bool quick = false, scaling = true;
             int? runs = null;
             long[]? sizes = null;
+            string? encryptKey = null;
             for (int i = 0; i < args.Length; i++)
             {
                 switch (args[i])
@@ -38,13 +39,14 @@ namespace Crisp.Bench
                     case "--runs": runs = int.Parse(args[++i]); break;
                     case "--sizes": sizes = [.. args[++i].Split(',').Select(long.Parse)]; break;
                     case "--no-scaling": scaling = false; break;
+                    case "--encrypt-key": encryptKey = Path.GetFullPath(args[++i]); break;
                     default:
                         Console.Error.WriteLine($"crisp-bench: unknown option {args[i]}");
-                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--dir DIR]");
+                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--dir DIR] [--encrypt-key KEYFILE]");
                         return null;
                 }
             }
-            return new BenchOptions(tools, dir, runs ?? 3, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64);
+            return new BenchOptions(tools, dir, runs ?? 3, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64, encryptKey);
         }
     }
 
@@ -142,14 +144,14 @@ namespace Crisp.Bench
             using var w = Workload.Start(_mem, opt.Dir, mode, arg);
             try
             {
-                var stats = new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
+                var stats = new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images, EncryptKey = opt.EncryptKey }, Log.Null).Run();
                 dump = stats.ImagesWrittenAt.TotalSeconds;
                 imageBytes = Directory.EnumerateFiles(images).Sum(f => new FileInfo(f).Length);
                 w.WaitGone();
                 WaitTreeGone(images);
 
                 var clock = Stopwatch.StartNew();
-                var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
+                var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, EncryptKey = opt.EncryptKey }, Log.Null).Run();
                 restore = clock.Elapsed.TotalSeconds;
                 if (leaveRunning)
                 {

@@ -27,6 +27,23 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     public Crisp.Scripts.ActionScripts Scripts(string imagesDir) =>
         new(Args.GetAll("action-script").OfType<string>().ToList(), imagesDir, Log);
 
+    /// <summary>--images-mode OCTAL; private (0600 files, 0700 directory) without it.</summary>
+    public Crisp.Security.ImageModes ImagesMode() => ImagesMode(Args);
+
+    public static Crisp.Security.ImageModes ImagesMode(ParsedArguments args)
+    {
+        if (args.Get("images-mode") is not { } v)
+            return Crisp.Security.ImageModes.Private;
+        try
+        {
+            return Crisp.Security.ImageModes.Parse(v);
+        }
+        catch (CrispException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
+
     /// <summary>--status-fd, checked to be an open descriptor before anything is done.</summary>
     public StatusFd? StatusFd() => Args.Get("status-fd") is { } v ? Cli.StatusFd.Parse(v) : null;
 

@@ -118,7 +118,7 @@ public static class Program
         string? full = images is null ? null : Path.GetFullPath(images);
         if (verb == "dump" && full is not null && !Directory.Exists(full))
         {
-            Directory.CreateDirectory(full);
+            Crisp.Security.PrivateFile.CreateDirectory(full, CommandContext.ImagesMode(args).Directory);
             created = true;
         }
         string? work = args.Get("work-dir") ?? images;
@@ -137,7 +137,9 @@ public static class Program
         string? file = logToFile ? args.Get("log-file") : null;
         if (file is null || file == "-")
             return new Log(Console.Error, verbosity);
-        return new Log(new StreamWriter(file, append: false), verbosity, ownsWriter: true);
+        // Private as the images: a -v4 log names files, addresses and paths of the dumped process.
+        var stream = Crisp.Security.PrivateFile.CreateLog(file, CommandContext.ImagesMode(args).File);
+        return new Log(new StreamWriter(stream), verbosity, ownsWriter: true);
     }
 
     /// <summary>CRIU's -v rules: "-v" adds one, "-vvv" adds three, "-v4"/"--verbosity=4" sets it — and, as

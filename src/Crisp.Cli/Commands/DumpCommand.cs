@@ -39,6 +39,9 @@ public static class DumpCommand
             ExtUnixSk = ctx.ExtUnixSk(),
             FileLocks = ctx.Args.Has("file-locks"),
             LibDir = ctx.Args.Get("libdir"),
+            ImagesMode = ctx.ImagesMode(),
+            SignKey = ctx.Args.Get("sign-key"),
+            EncryptKey = ctx.Args.Get("encrypt-key"),
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
         DumpStats stats;
@@ -46,7 +49,7 @@ public static class DumpCommand
             stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         // CRIU writes stats-dump into the work dir (crisp's current directory by now).
         var entry = StatsImage.ForDump(stats.Counters);
-        StatsImage.Write(StatsImage.DumpFile, entry);
+        StatsImage.Write(StatsImage.DumpFile, entry, options.ImagesMode.File);
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Dumping finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");

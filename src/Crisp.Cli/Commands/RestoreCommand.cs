@@ -34,6 +34,9 @@ public static class RestoreCommand
             LibDir = ctx.Args.Get("libdir"),
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
             InheritFds = ctx.InheritFds(),
+            InsecureImages = ctx.Args.Has("insecure-images"),
+            VerifyKey = ctx.Args.Get("verify-key"),
+            EncryptKey = ctx.Args.Get("encrypt-key"),
         };
         if (ctx.Args.Has("check-only"))
             return CheckOnly(ctx, options);
@@ -42,7 +45,7 @@ public static class RestoreCommand
         using (ProgressLine.Start("restore", meter, allowed: !options.ShellJob))
             tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);
-        StatsImage.Write(StatsImage.RestoreFile, entry);
+        StatsImage.Write(StatsImage.RestoreFile, entry, ctx.ImagesMode().File);
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");

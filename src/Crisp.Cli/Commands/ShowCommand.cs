@@ -28,6 +28,8 @@ public static class ShowCommand
             return ImageJson.Render(ImageKind.Stats, [Crisp.Stats.StatsImage.Read(path)]);
         var file = ImageKind.FromFileName(path)
             ?? throw new ImageFormatException(path, 0, "not a known image file name (expected a CRIU image such as core-PID.img or inventory.img)");
+        if (file.Kind == ImageKind.Pages && Crisp.Security.Encryption.PagesFile.Probe(path) is { Encrypted: true } enc)
+            throw new ImageFormatException(path, 0, $"encrypted (AES-256-GCM, key id {enc.KeyId}): its pages are readable only by a restore with --encrypt-key; show its pagemap image for the layout");
         if (file.Kind.IsRaw)
             throw new ImageFormatException(path, 0, $"{file.Kind.Name} is a raw image without entries; show its pagemap image instead");
         // The name says what the file must be: check its magics against that first (crit goes by the

@@ -35,4 +35,10 @@ public sealed record DumpOptions
     public Resources.Files.Sockets.Inet.NetworkLockMethod NetworkLock { get; init; } = Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables;
     /// <summary>Accepted by the command line, refused there until an engine feature carries it out.</summary>
     public bool ExtUnixSk { get; init; }
+    /// <summary>Modes of what the dump creates (--images-mode): private, 0600 files in a 0700 directory, by default.</summary>
+    public Security.ImageModes ImagesMode { get; init; } = Security.ImageModes.Private;
+    /// <summary>--sign-key: PEM file of an ECDSA P-256 private key; the manifest is signed with it (crisp-manifest.sig).</summary>
+    public string? SignKey { get; init; }
+    /// <summary>--encrypt-key: file holding a 32-byte key; pages-*.img are written AES-256-GCM encrypted with it.</summary>
+    public string? EncryptKey { get; init; }
 }

@@ -63,10 +63,16 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     {
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
-        var images = ImageDirectory.Create(options.ImagesDir);
+        // A bad key fails the dump before the tree is touched.
+        using var signKey = options.SignKey is { } keyPath ? Security.SigningKey.LoadPrivate(keyPath) : null;
+        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
+        var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, pagesKey);
+        if (options.ImagesMode.ExposureWarning(images.Path) is { } exposed)
+            log.Warn(exposed);
         images.Progress = options.Progress;
         options.Progress?.Begin("seizing");
         ImageManifest.Invalidate(images);
+        Security.CheckpointSignature.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
@@ -108,6 +114,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             ImageManifest.Write(ctx.Images);
+            if (signKey is not null)
+                Security.CheckpointSignature.Sign(ctx.Images, signKey);
             // post-dump: the images (manifest included) are complete; a failing script (e.g. a migration
             // that could not copy them) leaves the tree running, and its exit code is crisp's (as CRIU).
             scripts.RunOrThrow(Scripts.ScriptAction.PostDump);

@@ -1,29 +1,55 @@
+using Crisp.Security;
+
 namespace Crisp.Images;
 
 /// <summary>A directory of CRIU-format images (one checkpoint).</summary>
 public sealed class ImageDirectory
 {
-    private ImageDirectory(string path) => Path = System.IO.Path.GetFullPath(path);
+    private ImageDirectory(string path, ImageModes modes, Security.Encryption.PagesKey? pagesKey)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        Modes = modes;
+        PagesKey = pagesKey;
+    }
 
     public string Path { get; }
 
     /// <summary>Where page writers and readers count the page bytes they move (a dump's or restore's progress).</summary>
     public ProgressMeter? Progress { get; set; }
 
+    /// <summary>The modes files written here get (private unless --images-mode says otherwise).</summary>
+    public ImageModes Modes { get; }
+
+    /// <summary>--encrypt-key: pages-*.img are written encrypted with it and read through it; null: plain.</summary>
+    public Security.Encryption.PagesKey? PagesKey { get; }
+
     /// <summary>Opens an existing directory.</summary>
-    public static ImageDirectory Open(string path)
+    public static ImageDirectory Open(string path, Security.Encryption.PagesKey? pagesKey = null)
     {
         if (!Directory.Exists(path))
             throw new DirectoryNotFoundException($"{path}: image directory not found");
-        return new ImageDirectory(path);
+        return new ImageDirectory(path, ImageModes.Private, pagesKey);
     }
 
-    /// <summary>Opens a directory for writing, creating it when missing.</summary>
-    public static ImageDirectory Create(string path)
+    /// <summary>Opens a directory for writing, creating it when missing (0700 unless <paramref name="modes"/>
+    /// say otherwise; an existing one keeps its mode).</summary>
+    public static ImageDirectory Create(string path, ImageModes? modes = null, Security.Encryption.PagesKey? pagesKey = null)
     {
-        Directory.CreateDirectory(path);
-        return new ImageDirectory(path);
+        modes ??= ImageModes.Private;
+        PrivateFile.CreateDirectory(path, modes.Directory);
+        return new ImageDirectory(path, modes, pagesKey);
     }
+
+    /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key.</summary>
+    public Stream CreatePages(uint pagesId) => PagesKey is { } key
+        ? new Security.Encryption.EncryptingPagesStream(CreateFile(ImageFile.Pages(pagesId), 0), key)
+        : CreateFile(ImageFile.Pages(pagesId), 1 << 20);
+
+    /// <summary>Opens a pages-N.img for positioned reads of its page data (decrypted when it is encrypted).</summary>
+    public Security.Encryption.PagesFile OpenPages(string path) => Security.Encryption.PagesFile.Open(path, PagesKey);
+
+    /// <summary>A new raw file in the directory with the directory's file mode.</summary>
+    public FileStream CreateFile(ImageFile file, int bufferSize) => PrivateFile.Create(PathOf(file), Modes.File, bufferSize);
 
     public string PathOf(ImageFile file) => System.IO.Path.Combine(Path, file.FileName);
 
@@ -31,7 +57,7 @@ public sealed class ImageDirectory
 
     public ImageReader OpenReader(ImageFile file) => ImageReader.Open(PathOf(file), file.Kind);
 
-    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(PathOf(file), file.Kind);
+    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(PathOf(file), file.Kind, Modes.File);
 
     /// <summary>Writes a whole image of <paramref name="entries"/>.</summary>
     public void Write(ImageFile file, params Google.Protobuf.IMessage[] entries)

@@ -33,7 +33,7 @@ public static class ImageManifest
             count++;
         }
         string path = Path.Combine(dir.Path, FileName), tmp = path + ".tmp";
-        File.WriteAllText(tmp, sb.ToString());
+        Security.PrivateFile.WriteAllBytes(tmp, Encoding.UTF8.GetBytes(sb.ToString()), dir.Modes.File);
         File.Move(tmp, path, overwrite: true);
         return count;
     }
@@ -45,7 +45,7 @@ public static class ImageManifest
         if (!dir.Exists(ImageFile.Inventory))
             throw new ImageVerifyException(dir.Path, "not a checkpoint (inventory.img is missing)");
         string manifestPath = Path.Combine(dir.Path, FileName);
-        var old = File.Exists(manifestPath) ? Read(manifestPath) : new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var old = File.Exists(manifestPath) ? Parse(ReadText(manifestPath), manifestPath) : new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var now = ImageNames(dir).ToDictionary(n => n, n => Hash(Path.Combine(dir.Path, n)), StringComparer.Ordinal);
         var changes = new List<(string, string)>();
         foreach (var name in old.Keys.Union(now.Keys).Order(StringComparer.Ordinal))
@@ -74,7 +74,15 @@ public static class ImageManifest
         if (!File.Exists(manifestPath))
             throw new ImageVerifyException(dir.Path,
                 $"no {FileName}: these images were not written by a crisp dump (or it did not finish); use {SkipFlag} to use them unverified");
-        var expected = Read(manifestPath);
+        return Verify(dir, ReadText(manifestPath));
+    }
+
+    /// <summary>As <see cref="Verify(ImageDirectory)"/>, against manifest text already read (and checked against
+    /// its signature): the lines verified are the lines used.</summary>
+    public static int Verify(ImageDirectory dir, string manifestText)
+    {
+        string manifestPath = Path.Combine(dir.Path, FileName);
+        var expected = Parse(manifestText, manifestPath);
         foreach (var (name, hash) in expected)
         {
             string path = Path.Combine(dir.Path, name);
@@ -96,7 +104,7 @@ public static class ImageManifest
         string manifestPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/", FileName);
         if (!File.Exists(manifestPath))
             return false;
-        if (!Read(manifestPath).TryGetValue(Path.GetFileName(path), out var hash))
+        if (!Parse(ReadText(manifestPath), manifestPath).TryGetValue(Path.GetFileName(path), out var hash))
             return false;
         if (!CryptographicOperations.FixedTimeEquals(Hash(path), hash))
             throw new ImageVerifyException(path, $"changed or truncated since the dump (SHA-256 differs from {FileName})");
@@ -114,13 +122,20 @@ public static class ImageManifest
     }
 
     /// <summary>Parses the manifest; names must be plain file names (nothing outside the directory is ever opened).</summary>
-    private static Dictionary<string, byte[]> Read(string manifestPath)
+    private static string ReadText(string manifestPath)
     {
         if (new FileInfo(manifestPath).Length > MaxManifestBytes)
             throw new ImageVerifyException(manifestPath, $"larger than {MaxManifestBytes >> 20} MiB: not a manifest crisp wrote");
+        return File.ReadAllText(manifestPath);
+    }
+
+    private static Dictionary<string, byte[]> Parse(string text, string manifestPath)
+    {
+        if (text.Length > MaxManifestBytes)
+            throw new ImageVerifyException(manifestPath, $"larger than {MaxManifestBytes >> 20} MiB: not a manifest crisp wrote");
         var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         int lineNo = 0;
-        foreach (var line in File.ReadAllText(manifestPath).Split('\n'))
+        foreach (var line in text.Split('\n'))
         {
             lineNo++;
             if (line.Length == 0)

@@ -24,11 +24,12 @@ public sealed class ImageWriter : IDisposable
     public ImageKind Kind { get; }
     public long Position => _stream.Position;
 
-    public static ImageWriter Create(string path, ImageKind kind)
+    /// <summary>A new image file; private (0600) unless <paramref name="mode"/> says otherwise, whatever the umask.</summary>
+    public static ImageWriter Create(string path, ImageKind kind, UnixFileMode? mode = null)
     {
         if (kind.IsRaw)
             throw new ArgumentException($"{kind.Name} is a raw image; write it with a plain stream", nameof(kind));
-        var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
+        var stream = Security.PrivateFile.Create(path, mode ?? Security.ImageModes.Private.File, 1 << 16);
         var writer = new ImageWriter(path, kind, stream);
         if (kind.HasCommonMagic)
             writer.WriteUInt32(ImageMagic.ImgCommon);

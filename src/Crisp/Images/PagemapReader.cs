@@ -10,7 +10,7 @@ public sealed class PagemapReader : IDisposable
 {
     private const int PageSize = PagemapWriter.PageSize;
     private readonly Run[] _runs;
-    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle? _pages;
+    private readonly Security.Encryption.PagesFile? _pages;
 
     /// <summary>One pagemap entry and, when present, the offset of its data in pages-N.img.</summary>
     public readonly record struct Run(ulong Vaddr, uint NrPages, PagemapFlags Flags, long FileOffset)
@@ -19,7 +19,7 @@ public sealed class PagemapReader : IDisposable
         public bool IsPresent => (Flags & PagemapFlags.Present) != 0;
     }
 
-    private PagemapReader(uint pagesId, Run[] runs, string pagesPath, Microsoft.Win32.SafeHandles.SafeFileHandle? pages)
+    private PagemapReader(uint pagesId, Run[] runs, string pagesPath, Security.Encryption.PagesFile? pages)
     {
         PagesId = pagesId;
         _runs = runs;
@@ -53,10 +53,10 @@ public sealed class PagemapReader : IDisposable
         }
         runs.Sort((a, b) => a.Vaddr.CompareTo(b.Vaddr));
         string pagesPath = dir.PathOf(ImageFile.Pages(head.PagesId));
-        var handle = File.Exists(pagesPath) ? File.OpenHandle(pagesPath) : null;
-        if (handle is not null && RandomAccess.GetLength(handle) < offset)
+        var handle = File.Exists(pagesPath) ? dir.OpenPages(pagesPath) : null;
+        if (handle is not null && handle.Length < offset)
         {
-            long len = RandomAccess.GetLength(handle);
+            long len = handle.Length;
             handle.Dispose();
             throw new ImageFormatException(pagesPath, len, $"holds {len} bytes but {mapPath} describes {offset}");
         }
@@ -118,11 +118,15 @@ public sealed class PagemapReader : IDisposable
         long offset = FileOffsetOf(vaddr);
         if (offset < 0 || !TryFind(vaddr, out var r) || vaddr + (ulong)buffer.Length > r.End)
             throw new ArgumentOutOfRangeException(nameof(vaddr), $"0x{vaddr:x}+{buffer.Length} is not within one stored run");
+        ReadStored(buffer, offset);
+    }
+
+    /// <summary>Reads page data at <paramref name="fileOffset"/> of the pages file (decrypted when it is encrypted).</summary>
+    public void ReadStored(Span<byte> buffer, long fileOffset)
+    {
         if (_pages is null)
             throw new ImageFormatException(PagesPath, 0, "file not found");
-        int n = RandomAccess.Read(_pages, buffer, offset);
-        if (n != buffer.Length)
-            throw new ImageFormatException(PagesPath, offset + n, "truncated pages file");
+        _pages.ReadExactly(buffer, fileOffset);
     }
 
     public void Dispose() => _pages?.Dispose();

@@ -11,11 +11,11 @@ public sealed class PagemapWriter : IDisposable
     public const int PageSize = 4096;
 
     private readonly ImageWriter _map;
-    private readonly FileStream _pages;
+    private readonly Stream _pages;
     private pagemap_entry? _pending;
     private readonly ProgressMeter? _progress;
 
-    private PagemapWriter(ImageWriter map, FileStream pages, ProgressMeter? progress)
+    private PagemapWriter(ImageWriter map, Stream pages, ProgressMeter? progress)
     {
         _map = map;
         _pages = pages;
@@ -32,8 +32,8 @@ public sealed class PagemapWriter : IDisposable
     {
         var map = dir.CreateWriter(mapFile);
         map.Write(new pagemap_head { PagesId = pagesId });
-        // Large buffer: page runs are usually bigger and then go straight to the file.
-        var pages = new FileStream(dir.PathOf(ImageFile.Pages(pagesId)), FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 20);
+        // Large buffer: page runs are usually bigger and then go straight to the file (or are encrypted in chunks).
+        var pages = dir.CreatePages(pagesId);
         return new PagemapWriter(map, pages, dir.Progress);
     }
 

@@ -26,4 +26,10 @@ public sealed record RestoreOptions
     public bool SkipImageVerify { get; init; }
     /// <summary>--inherit-fd: (crisp's fd, CRIU's key of the file it stands for: pipe:[INO], socket:[INO], a path).</summary>
     public IReadOnlyList<(int Fd, string Key)> InheritFds { get; init; } = [];
+    /// <summary>--insecure-images: restore images others could have written (no StrictModes check).</summary>
+    public bool InsecureImages { get; init; }
+    /// <summary>--verify-key: PEM file of the public key the checkpoint must be signed with.</summary>
+    public string? VerifyKey { get; init; }
+    /// <summary>--encrypt-key: the key the checkpoint's pages were encrypted with.</summary>
+    public string? EncryptKey { get; init; }
 }

@@ -38,12 +38,23 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var counters = new Stats.RestoreCounters();
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
-        var images = ImageDirectory.Open(options.ImagesDir);
+        if (!options.InsecureImages)
+            Security.StrictModes.Check(options.ImagesDir);
+        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
+        var images = ImageDirectory.Open(options.ImagesDir, pagesKey);
         images.Progress = options.Progress;
         options.Progress?.Begin("checking images");
         options.Progress?.SetTotal(images.List().Where(f => f.File?.Kind == ImageKind.Pages).Sum(f => new FileInfo(Path.Combine(images.Path, f.FileName)).Length));
-        if (!options.SkipImageVerify)
+        if (options.VerifyKey is { } keyPath)
+        {
+            if (options.SkipImageVerify)
+                throw new CrispException($"{Security.CheckpointSignature.VerifyOption} and {ImageManifest.SkipFlag} contradict each other: a signature covers the images through the manifest");
+            using var key = Security.SigningKey.LoadPublic(keyPath);
+            Security.CheckpointSignature.Verify(images, key);
+        }
+        else if (!options.SkipImageVerify)
             ImageManifest.Verify(images);
+        Security.Encryption.EncryptedPages.CheckReadable(images);   // no key, or the wrong one: refused before anything exists
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         CheckpointLoader.CheckPidsFree(tasks);

@@ -44,7 +44,8 @@ public static class StatsImage
         },
     };
 
-    public static void Write(string path, stats_entry entry)
+    /// <summary>Writes the stats image; private (0600) unless <paramref name="mode"/> says otherwise.</summary>
+    public static void Write(string path, stats_entry entry, UnixFileMode? mode = null)
     {
         byte[] body = entry.ToByteArray();
         var buf = new byte[12 + body.Length];
@@ -52,7 +53,7 @@ public static class StatsImage
         BinaryPrimitives.WriteUInt32LittleEndian(buf.AsSpan(4), ImageMagic.Stats);
         BinaryPrimitives.WriteUInt32LittleEndian(buf.AsSpan(8), (uint)body.Length);
         body.CopyTo(buf, 12);
-        File.WriteAllBytes(path, buf);
+        Security.PrivateFile.WriteAllBytes(path, buf, mode ?? Security.ImageModes.Private.File);
     }
 
     public static stats_entry Read(string path)

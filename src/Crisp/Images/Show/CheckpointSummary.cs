@@ -37,6 +37,8 @@ public static class CheckpointSummary
         sb.Append(CultureInfo.InvariantCulture, $"checkpoint {dir.Path}\n");
         sb.Append(CultureInfo.InvariantCulture, $"  images: {listing.Count} files, {Size(totalBytes)}; image version {inventory.ImgVersion}\n");
         sb.Append(CultureInfo.InvariantCulture, $"  integrity: {integrity}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"  signature: {Security.CheckpointSignature.Describe(dir)}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"  encryption: {Security.Encryption.EncryptedPages.Describe(dir)}\n");
         sb.Append(CultureInfo.InvariantCulture, $"tasks: {pstree.Count}\n");
         var shownFiles = new HashSet<uint>();
         foreach (var t in pstree)

@@ -22,7 +22,6 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
     private int _batchBytes;
     private bool _batchWritable;
     private SafeFileHandle? _mem;
-    private SafeFileHandle? _file;
     private Task _writing = Task.CompletedTask;
     private long _bytesWritten;
 
@@ -31,7 +30,6 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
 
     public void Fill(IEnumerable<vma_entry> vmas)
     {
-        _file = File.OpenHandle(pages.PagesPath);
         try
         {
             foreach (var v in vmas)
@@ -50,7 +48,6 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         {
             // A failed read must not leave the writer thread using the buffers we hand back.
             try { _writing.Wait(); } catch (AggregateException) { }
-            _file.Dispose();
             _mem?.Dispose();
             _buffers.Return();
         }
@@ -116,16 +113,10 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         Interlocked.Add(ref _bytesWritten, data.Length);
     }
 
+    /// <summary>Through the pagemap's pages file: plain positioned reads, or chunks decrypted as they stream.</summary>
     private void ReadFile(Span<byte> span, long offset)
     {
-        int done = 0;
-        while (done < span.Length)
-        {
-            int n = RandomAccess.Read(_file!, span[done..], offset + done);
-            if (n <= 0)
-                throw new ImageFormatException(pages.PagesPath, offset + done, "truncated pages file");
-            done += n;
-            pages.Progress?.Add(n);
-        }
+        pages.ReadStored(span, offset);
+        pages.Progress?.Add(span.Length);
     }
 }

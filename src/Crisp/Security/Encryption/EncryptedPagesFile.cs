@@ -1,0 +1,98 @@
+using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+using static Crisp.Security.Encryption.EncryptedPagesFormat;
+
+namespace Crisp.Security.Encryption;
+
+/// <summary>Reads the plaintext of an encrypted pages file: each chunk a read touches is read whole, its tag
+/// checked and decrypted — straight into the caller's buffer when the read covers the chunk, else into a
+/// one-chunk cache. A chunk that fails its tag fails the read in one line naming the file and the chunk.</summary>
+internal sealed class EncryptedPagesFile : PagesFile
+{
+    private readonly SafeFileHandle _handle;
+    private readonly AesGcm? _aes;
+    private readonly byte[] _aadMiddle, _aadLast;
+    private readonly long _chunks;
+    private byte[]? _sealed, _cache;
+    private long _cached = -1;
+    private readonly byte[] _nonce = new byte[NonceSize];
+
+    public EncryptedPagesFile(string path, SafeFileHandle handle, ReadOnlySpan<byte> head, PagesKey? key) : base(path)
+    {
+        _handle = handle;
+        if (head.Length < HeaderSize || BitConverter.ToUInt32(head[8..]) != EncryptedPagesFormat.Version || BitConverter.ToUInt32(head[12..]) != ChunkSize)
+            throw new Images.ImageFormatException(path, 0, "encrypted pages file with an unknown header (version or chunk size)");
+        byte[] header = head[..HeaderSize].ToArray();
+        Length = PlainLength(RandomAccess.GetLength(handle));
+        if (Length < 0)
+            throw new Images.ImageFormatException(path, 0, "encrypted pages file of impossible length (truncated)");
+        // As the writer seals them: whole chunks, then the rest as the last (an empty one when there is nothing).
+        _chunks = Length > 0 && Length % ChunkSize == 0 ? Length / ChunkSize : Length / ChunkSize + 1;
+        _aadMiddle = Aad(header, last: false);
+        _aadLast = Aad(header, last: true);
+        if (key is null)
+            return;
+        if (!KeyId(header).SequenceEqual(key.Id))
+            throw new CrispException($"{path}: encrypted with another key (key id {Convert.ToHexStringLower(KeyId(header))}, not {key.IdText})");
+        _aes = new AesGcm(key.FileKey(Salt(header)), TagSize);
+    }
+
+    public override long Length { get; }
+
+    public override void ReadExactly(Span<byte> buffer, long offset)
+    {
+        if (_aes is null)
+            throw new CrispException($"{Path}: encrypted (AES-256-GCM); pass {PagesKey.Option} KEY to read it");
+        if (offset < 0 || offset + buffer.Length > Length)
+            throw new Images.ImageFormatException(Path, offset, "truncated pages file");
+        while (!buffer.IsEmpty)
+        {
+            long chunk = offset / ChunkSize;
+            int within = (int)(offset % ChunkSize);
+            int chunkLen = ChunkLength(chunk);
+            int take = Math.Min(buffer.Length, chunkLen - within);
+            if (within == 0 && take == chunkLen)
+                Open(chunk, buffer[..chunkLen]);
+            else
+            {
+                if (_cached != chunk)
+                {
+                    _cache ??= GC.AllocateUninitializedArray<byte>(ChunkSize);
+                    _cached = -1;
+                    Open(chunk, _cache.AsSpan(0, chunkLen));
+                    _cached = chunk;
+                }
+                _cache.AsSpan(within, take).CopyTo(buffer);
+            }
+            buffer = buffer[take..];
+            offset += take;
+        }
+    }
+
+    public override void Dispose()
+    {
+        _aes?.Dispose();
+        _handle.Dispose();
+    }
+
+    private int ChunkLength(long chunk) => chunk < _chunks - 1 ? ChunkSize : (int)(Length - (_chunks - 1) * ChunkSize);
+
+    /// <summary>Reads, authenticates and decrypts one whole chunk into <paramref name="plain"/>.</summary>
+    private void Open(long chunk, Span<byte> plain)
+    {
+        _sealed ??= GC.AllocateUninitializedArray<byte>(ChunkSize + TagSize);
+        var sealedChunk = _sealed.AsSpan(0, plain.Length + TagSize);
+        ReadAll(_handle, Path, sealedChunk, HeaderSize + chunk * (ChunkSize + TagSize));
+        Nonce(_nonce, chunk);
+        bool last = chunk == _chunks - 1;
+        try
+        {
+            _aes!.Decrypt(_nonce, sealedChunk[..plain.Length], sealedChunk[plain.Length..], plain, last ? _aadLast : _aadMiddle);
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            plain.Clear();
+            throw new CrispException($"{Path}: chunk {chunk} (page data at {chunk * ChunkSize}..{chunk * ChunkSize + plain.Length}) fails authentication: changed since the dump");
+        }
+    }
+}
