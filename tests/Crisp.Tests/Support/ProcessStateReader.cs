@@ -38,38 +38,55 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
 
     private readonly string _task = pid.ToString();
 
-    /// <summary>fd/N: the link target and every fdinfo line.</summary>
+    private readonly List<(FdLink Link, FdInfo? Info)> _fds = [];
+
+    /// <summary>First pass: every fd's link and fdinfo, labelling the anonymous objects they hold.</summary>
     public void ReadFds()
     {
-        List<FdLink> fds;
         try
         {
-            fds = ProcFds.Read(pid);
+            foreach (var fd in ProcFds.Read(pid))
+                _fds.Add((fd, TryFdInfo(fd.Fd)));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Put(_task, "fd", "", Unreadable(e));
-            return;
         }
-        foreach (var fd in fds)
+        foreach (var (fd, info) in _fds)
+        {
+            labels.Target(fd.Target, out _);
+            // A memfd, a deleted file or an anon_inode object: its inode number is new after a restore.
+            if (info is not null && (fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
+                || fd.Target.StartsWith("/memfd:", StringComparison.Ordinal) || fd.Target.StartsWith("anon_inode:", StringComparison.Ordinal)))
+                labels.Label(info.Ino);
+        }
+    }
+
+    /// <summary>Second pass, once every process's fds are labelled (an epoll may watch an fd read later):
+    /// fd/N's target and fdinfo lines. Lines with the same key (epoll's tfd, inotify marks, locks) are sorted:
+    /// the kernel lists them in the order of its object addresses, which a restore does not keep.</summary>
+    public void PutFds()
+    {
+        foreach (var (fd, info) in _fds)
         {
             string file = $"fd/{fd.Fd}";
             Put(_task, file, "target", labels.Target(fd.Target, out _));
-            FdInfo info;
-            try
-            {
-                info = FdInfo.Read(pid, fd.Fd);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                continue;   // closed while we looked
-            }
-            // A memfd, a deleted file or an anon_inode object: its inode number is new after a restore.
-            if (fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal) || fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
-                || fd.Target.StartsWith("anon_inode:", StringComparison.Ordinal))
-                labels.Label(info.Ino);
+            if (info is null)
+                continue;
             foreach (var group in info.Entries.GroupBy(e => e.Key))
-                Put(_task, file, group.Key, string.Join(" | ", group.Select(e => FdInfoValue(group.Key, e.Value))));
+                Put(_task, file, group.Key, string.Join(" | ", group.Select(e => FdInfoValue(group.Key, e.Value)).Order(StringComparer.Ordinal)));
+        }
+    }
+
+    private FdInfo? TryFdInfo(int fd)
+    {
+        try
+        {
+            return FdInfo.Read(pid, fd);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;   // closed while we looked
         }
     }
 
@@ -125,10 +142,14 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
 
     private void Status(string task, string file, string text, Func<string, bool> wanted)
     {
+        bool zombie = text.Contains("\nState:\tZ", StringComparison.Ordinal);
         foreach (var line in ProcFiles.Lines(text))
         {
             if (!ProcFiles.SplitKeyValue(line, out var key, out var value) || !wanted(key))
                 continue;
+            // A zombie's handlers are never run; crisp makes its zombies without installing them.
+            if (key == "SigCgt" && zombie)
+                key = "SigCgt of zombie";
             Put(task, file, key, key == "State" ? FoldState(value) : Spaces().Replace(value, " "));
         }
     }
@@ -142,9 +163,23 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
         }
         var stat = ProcStat.Parse(text);
         for (int n = 2; n <= Math.Min(stat.FieldCount, StatNames.Length - 1); n++)
-            if (wanted(StatNames[n]))
+        {
+            if (!wanted(StatNames[n]))
+                continue;
+            if (n == 9)
+            {
+                // PF_* flags, in hex; the bits that record the task's history rather than its state apart.
+                uint flags = (uint)stat.ULong(9);
+                Put(task, file, "flags", $"0x{flags & ~HistoryFlags:x}");
+                Put(task, file, "flags history", $"0x{flags & HistoryFlags:x}");
+            }
+            else
                 Put(task, file, StatNames[n], n == 3 ? FoldState(stat.Raw(n)) : stat.Raw(n));
+        }
     }
+
+    /// <summary>PF_FORKNOEXEC (0x40: forked and not exec'd since) and PF_SUPERPRIV (0x100: has used a capability).</summary>
+    private const uint HistoryFlags = 0x40 | 0x100;
 
     /// <summary>R, S and D are one state here: whether a task is on a CPU or waiting the moment /proc is read is
     /// chance, not something a restore keeps. Stopped, traced and zombie tasks stay what they are.</summary>
@@ -172,12 +207,16 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
             var sb = new StringBuilder();
             sb.Append($"{(v.CanRead ? 'r' : '-')}{(v.CanWrite ? 'w' : '-')}{(v.CanExec ? 'x' : '-')}{(v.Shared ? 's' : 'p')}");
             sb.Append($" {v.Offset:x} {v.DevMajor:x2}:{v.DevMinor:x2} {inode} {v.Path}{(v.Deleted ? " (deleted)" : "")}");
-            sb.Append($" [{string.Join(' ', s.VmFlags.Order(StringComparer.Ordinal))}]");
+            sb.Append($" [{string.Join(' ', s.VmFlags.Where(f => f != "ac").Order(StringComparer.Ordinal))}]");
             if (s.Fields.TryGetValue("ProtectionKey", out var pkey))
                 sb.Append($" pkey {pkey}");
             if (s.Fields.TryGetValue("THPeligible", out var thp))
                 sb.Append($" THPeligible {thp}");
             Put(_task, "maps", $"{v.Start:x}-{v.End:x}", sb.ToString());
+            // VM_ACCOUNT (commit charge) follows from private+writable, except on a mapping writable once and
+            // mprotect'ed since (glibc's stack guards): recorded apart so the allow-list can say so.
+            if (s.VmFlags.Contains("ac") != (v.CanWrite && !v.Shared))
+                Put(_task, "maps", $"{v.Start:x}-{v.End:x} VM_ACCOUNT", s.VmFlags.Contains("ac") ? "ac" : "-");
         }
     }
 

@@ -35,6 +35,8 @@ internal sealed class TaskStateSnapshot
         foreach (var r in readers)
             r.ReadFds();
         foreach (var r in readers)
+            r.PutFds();
+        foreach (var r in readers)
             r.ReadRest();
         return new TaskStateSnapshot(root, list, facts);
     }
