@@ -28,16 +28,31 @@ internal static class StateDiff
         return list;
     }
 
-    /// <summary>Fails with one line per difference unless the tree of <paramref name="before"/>'s root, read now,
-    /// matches it up to <paramref name="allow"/> (the default list when null).</summary>
-    public static void AssertRestored(TaskStateSnapshot before, StateAllowList? allow = null) =>
-        AssertSame(before, TaskStateSnapshot.OfTree(before.Root), allow);
+    /// <summary>How long a restored tree may take to settle: released, each task still has to return through
+    /// sigreturn into what it was doing (a restarted sigsuspend puts its temporary mask back only once it runs).</summary>
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(10);
 
-    public static void AssertSame(TaskStateSnapshot before, TaskStateSnapshot after, StateAllowList? allow = null)
+    /// <summary>Fails with one line per difference unless the tree of <paramref name="before"/>'s root, read now,
+    /// matches it up to <paramref name="allow"/> (the default list when null); <paramref name="when"/> names the
+    /// moment in the message. Differences are read again until none is left or <see cref="Settle"/> has passed:
+    /// what is reported is the state the tree stays in, not one it passes through on its way back.</summary>
+    public static void AssertRestored(TaskStateSnapshot before, StateAllowList? allow = null, string when = "after restore")
+    {
+        var deadline = DateTime.UtcNow + Settle;
+        var after = TaskStateSnapshot.OfTree(before.Root);
+        while (Between(before, after, allow).Count > 0 && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(50);
+            after = TaskStateSnapshot.OfTree(before.Root);
+        }
+        AssertSame(before, after, allow, when);
+    }
+
+    public static void AssertSame(TaskStateSnapshot before, TaskStateSnapshot after, StateAllowList? allow = null, string when = "after restore")
     {
         var diffs = Between(before, after, allow);
         if (diffs.Count > 0)
-            throw new XunitException($"state differs after restore ({diffs.Count}; not on the allow-list in tests/Crisp.Tests/Support/StateAllowList.cs):\n"
+            throw new XunitException($"state differs {when} ({diffs.Count}; not on the allow-list in tests/Crisp.Tests/Support/StateAllowList.cs):\n"
                 + string.Join('\n', diffs));
     }
 }
