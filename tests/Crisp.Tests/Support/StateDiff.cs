@@ -36,7 +36,12 @@ internal static class StateDiff
     /// matches it up to <paramref name="allow"/> (the default list when null); <paramref name="when"/> names the
     /// moment in the message. Differences are read again until none is left or <see cref="Settle"/> has passed:
     /// what is reported is the state the tree stays in, not one it passes through on its way back.</summary>
-    public static void AssertRestored(TaskStateSnapshot before, StateAllowList? allow = null, string when = "after restore")
+    public static void AssertRestored(TaskStateSnapshot before, StateAllowList? allow = null, string when = "after restore") =>
+        AssertSame(before, Settled(before, allow), allow, when);
+
+    /// <summary>A snapshot of <paramref name="before"/>'s tree once it differs from it in nothing
+    /// <paramref name="allow"/> does not cover, or the last one read when <see cref="Settle"/> has passed.</summary>
+    public static TaskStateSnapshot Settled(TaskStateSnapshot before, StateAllowList? allow = null)
     {
         var deadline = DateTime.UtcNow + Settle;
         var after = TaskStateSnapshot.OfTree(before.Root);
@@ -45,7 +50,7 @@ internal static class StateDiff
             Thread.Sleep(50);
             after = TaskStateSnapshot.OfTree(before.Root);
         }
-        AssertSame(before, after, allow, when);
+        return after;
     }
 
     public static void AssertSame(TaskStateSnapshot before, TaskStateSnapshot after, StateAllowList? allow = null, string when = "after restore")
