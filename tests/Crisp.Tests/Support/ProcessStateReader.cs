@@ -199,6 +199,7 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
             Put(_task, "smaps", "", Unreadable(e));
             return;
         }
+        var mappings = new List<(ulong Start, ulong End, string Value, string[] Extra, bool Anonymous)>();
         foreach (var s in smaps)
         {
             var v = s.Vma;
@@ -212,14 +213,27 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
                 sb.Append($" pkey {pkey}");
             if (s.Fields.TryGetValue("THPeligible", out var thp))
                 sb.Append($" THPeligible {thp}");
-            Put(_task, "maps", $"{v.Start:x}-{v.End:x}", sb.ToString());
-            foreach (var (flag, meaning) in AdviceFlags)
-                if (s.VmFlags.Contains(flag))
-                    Put(_task, "maps", $"{v.Start:x}-{v.End:x} {flag}", meaning);
+            var extra = AdviceFlags.Where(a => s.VmFlags.Contains(a.Key)).Select(a => a.Key).ToList();
             // VM_ACCOUNT (commit charge) follows from private+writable, except on a mapping writable once and
             // mprotect'ed since (glibc's stack guards): recorded apart so the allow-list can say so.
             if (s.VmFlags.Contains("ac") != (v.CanWrite && !v.Shared))
-                Put(_task, "maps", $"{v.Start:x}-{v.End:x} VM_ACCOUNT", s.VmFlags.Contains("ac") ? "ac" : "-");
+                extra.Add(s.VmFlags.Contains("ac") ? "VM_ACCOUNT ac" : "VM_ACCOUNT -");
+            (ulong Start, ulong End, string Value, string[] Extra, bool Anonymous) m =
+                (v.Start, v.End, sb.ToString(), extra.ToArray(), v.Kind == VmaKind.Anonymous && !v.Shared);
+            // Adjacent private anonymous mappings alike in everything are one to a program; the kernel merges them
+            // or not depending on their anon_vma history, which a restore does not repeat.
+            if (mappings.Count > 0 && m.Anonymous && mappings[^1].Anonymous && mappings[^1].End == m.Start
+                && mappings[^1].Value == m.Value && mappings[^1].Extra.SequenceEqual(m.Extra))
+                mappings[^1] = mappings[^1] with { End = m.End };
+            else
+                mappings.Add(m);
+        }
+        foreach (var (start, end, value, extra, _) in mappings)
+        {
+            Put(_task, "maps", $"{start:x}-{end:x}", value);
+            foreach (var flag in extra)
+                Put(_task, "maps", flag.StartsWith("VM_ACCOUNT") ? $"{start:x}-{end:x} VM_ACCOUNT" : $"{start:x}-{end:x} {flag}",
+                    flag.StartsWith("VM_ACCOUNT") ? flag[11..] : AdviceFlags[flag]);
         }
     }
 
