@@ -147,9 +147,10 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
         {
             if (!ProcFiles.SplitKeyValue(line, out var key, out var value) || !wanted(key))
                 continue;
-            // A zombie's handlers are never run; crisp makes its zombies without installing them.
-            if (key == "SigCgt" && zombie)
-                key = "SigCgt of zombie";
+            // A zombie runs no handler and takes no signal again: crisp makes its zombies without the signal
+            // state they died with (handlers, mask, the pending signal that killed them).
+            if (zombie && key is "SigPnd" or "ShdPnd" or "SigBlk" or "SigIgn" or "SigCgt")
+                key += " of zombie";
             Put(task, file, key, key == "State" ? FoldState(value) : Spaces().Replace(value, " "));
         }
     }

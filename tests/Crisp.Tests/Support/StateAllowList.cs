@@ -54,8 +54,9 @@ internal sealed class StateAllowList
         // A PROT_NONE mapping once writable (glibc's thread stack guard) keeps VM_ACCOUNT; crisp maps it PROT_NONE at
         // once, so it has none. Only the commit charge differs, and the kernel charges again on mprotect.
         new("maps", @"[0-9a-f]+-[0-9a-f]+ VM_ACCOUNT", "commit-charge flag of a mapping mprotect'ed from writable"),
-        // A zombie runs no handler again; crisp makes its zombies exit without installing the old ones.
-        new("status", "SigCgt of zombie", "caught signals of a zombie"),
+        // A zombie runs no handler and takes no signal again; crisp makes its zombies without the signal state
+        // they died with (handlers, mask, the pending signal that killed them).
+        new("status", "(SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt) of zombie", "signal state of a zombie"),
     ];
 
     /// <summary>NOT RESTORED YET (issue 20, items 1 and 3): state a restore drops today. Remove an entry once the
