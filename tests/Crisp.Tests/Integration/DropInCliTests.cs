@@ -16,6 +16,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => Live.WithStatecheck((dir, pid, pids) =>
         {
             string images = dir.Images, pidfile = Path.Combine(dir.Path, "restored.pid");
+            var state = TaskStateSnapshot.OfTree(pid);
             var dump = CrispCli.Run("dump", "--no-default-config", "--log-file", "dump.log", "--images-dir", images,
                 "--verbosity=4", "--tree", pid.ToString(), "--timeout", "10");
             Assert.True(dump.ExitCode == 0, $"dump: {dump.Stderr}");
@@ -32,6 +33,7 @@ public class DropInCliTests(ITestOutputHelper output)
             Assert.Equal(Environment.ProcessId, global::Crisp.Linux.Proc.ProcStat.Read(pid).PPid);
             Assert.Equal(pid, global::Crisp.Linux.Proc.ProcStat.Read(pids[1]).PPid);
             Assert.Equal("0", Status(pid, "TracerPid"));
+            StateDiff.AssertRestored(state);
             var stats = CritShow(Path.Combine(images, "stats-restore")).GetProperty("restore");
             Assert.True(stats.GetProperty("restore_time").GetUInt32() > 0);
             Assert.True(stats.GetProperty("forking_time").GetUInt32() > 0);
@@ -105,12 +107,14 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path, failAt: "pre-dump");
+            var state = TaskStateSnapshot.OfTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.Equal(1, dump.ExitCode);
             Assert.Contains("pre-dump script failed with exit code 5", dump.Stderr);
             Assert.Equal([$"pre-dump {pid} {Path.GetFullPath(dir.Images)}"], HookLog(dir.Path));
             Assert.False(Directory.Exists(dir.Images), "the images dir crisp made for the failed dump is still there");
             AssertRunsUntraced(pid);
+            StateDiff.AssertRestored(state, when: "after the failed pre-dump script");
         });
 
     [RootFact]
@@ -118,11 +122,13 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path, failAt: "post-dump");
+            var state = TaskStateSnapshot.OfTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.Equal(5, dump.ExitCode);   // CRIU: the post-dump script's exit code is the dump's
             Assert.Equal("crisp: error: post-dump script failed with exit code 5", dump.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
             AssertRunsUntraced(pid);
             Assert.False(File.Exists(Path.Combine(dir.Images, "stats-dump")));
+            StateDiff.AssertRestored(state, when: "after the failed post-dump script");
         });
 
     [RootFact]
@@ -212,12 +218,14 @@ public class DropInCliTests(ITestOutputHelper output)
             Live.WaitFor(() => File.ReadAllText(Path.Combine(dir.Path, "out")).EndsWith('\n'), "vfork_wait's ready line");
             child = int.Parse(File.ReadAllText(Path.Combine(dir.Path, "out")).Split(' ')[2]);
             Live.WaitFor(() => Status(pid, "State").StartsWith('D'), "the vfork parent to wait");
+            var state = TaskStateSnapshot.OfTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--timeout", "2");
             Assert.Equal(1, dump.ExitCode);
             Assert.Equal($"crisp: error: task {pid} did not stop within 2 s (--timeout); it is in state 'D'", dump.Stderr.Trim());
             Assert.Equal("0", Status(pid, "TracerPid"));
             Assert.StartsWith("D", Status(pid, "State"));
             Assert.Equal("0", Status(child, "TracerPid"));
+            StateDiff.AssertRestored(state, when: "after the dump gave up");
         }
         finally
         {
@@ -263,6 +271,8 @@ public class DropInCliTests(ITestOutputHelper output)
     {
         int pid = Live.StartQuiet("/bin/sleep", ["sleep", "1000"]);
         Live.WaitFor(() => File.ReadAllText($"/proc/{pid}/comm").Trim() == "sleep", "sleep to exec");
+        // Then to sleep (clock_nanosleep is x86-64 syscall 230): until then it is still mapping its libraries.
+        Live.WaitFor(() => File.ReadAllText($"/proc/{pid}/syscall").StartsWith("230 "), "sleep to sleep");
         return pid;
     }
 

@@ -21,6 +21,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
         => Live.WithStatecheck((dir, pid, pids) =>
         {
             var before = pids.ToDictionary(p => p, Snapshot);
+            var state = TaskStateSnapshot.OfTree(pid);
             foreach (string point in DumpPoints)
             {
                 string images = Path.Combine(dir.Path, point.Replace(':', '-'));
@@ -37,6 +38,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
                     var now = Snapshot(p);
                     Assert.True(before[p] == now, $"{point}: {p} changed.\nbefore:\n{before[p]}\nafter:\n{now}");
                 }
+                StateDiff.AssertRestored(state, when: $"after the dump failed at {point}");
             }
             Live.SignalAndExpectPass(pid, dir.Path, () => Live.ReapWithin(pid).ExitCode);
         });
@@ -45,6 +47,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
     public void FailedRestoreAtEveryStageLeavesNothingAndKeepsTheImages()
         => Live.WithStatecheck((dir, pid, pids) =>
         {
+            var state = TaskStateSnapshot.OfTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             Live.WaitPidsFree(pids, pid);
             var hashes = Live.Hashes(dir.Images);
@@ -60,6 +63,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
             }
             // The images are still good: a plain restore passes the workload's checks.
             var tree = new Restorer(new RestoreOptions { ImagesDir = dir.Images, Detached = true }, Log.Null).Run();
+            StateDiff.AssertRestored(state);
             Live.SignalAndExpectPass(tree.RootPid, dir.Path, () => Live.ExitCodeWithin(tree));
         });
 

@@ -106,16 +106,22 @@ internal static class Live
 
     /// <summary>One in-process cycle, logged: dumps (and so kills) the tree as <paramref name="dump"/> says, waits
     /// until <paramref name="pids"/> are free, has crit decode every image (then <paramref name="checkImages"/>
-    /// looks at them), restores detached and asserts the root has its PID again.</summary>
-    public static RestoredTree Cycle(ITestOutputHelper output, DumpOptions dump, IEnumerable<int> pids, Action<string>? checkImages = null) =>
+    /// looks at them), restores detached and asserts the root has its PID again and the tree the state it had
+    /// before the dump (<see cref="StateDiff"/>, up to <paramref name="stateAllow"/>; a test that cannot be
+    /// compared says why in <paramref name="skipStateCheck"/>).</summary>
+    public static RestoredTree Cycle(ITestOutputHelper output, DumpOptions dump, IEnumerable<int> pids, Action<string>? checkImages = null,
+        StateAllowList? stateAllow = null, string? skipStateCheck = null) =>
         Logged(output, log =>
         {
+            var before = skipStateCheck is null ? TaskStateSnapshot.OfTree(dump.RootPid) : null;
             new Dumper(dump, log).Run();
             WaitPidsFree(pids, dump.RootPid);
             AssertCritDecodesAll(dump.ImagesDir);
             checkImages?.Invoke(dump.ImagesDir);
             var tree = new Restorer(new RestoreOptions { ImagesDir = dump.ImagesDir, Detached = true }, log).Run();
             Assert.Equal(dump.RootPid, tree.RootPid);
+            if (before is not null)
+                StateDiff.AssertRestored(before, stateAllow);
             return tree;
         });
 

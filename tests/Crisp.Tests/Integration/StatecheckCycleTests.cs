@@ -24,6 +24,7 @@ public class StatecheckCycleTests(ITestOutputHelper output)
         string images = Path.Combine(dir.Path, name);
         return Live.Logged(output, log =>
         {
+            var before = TaskStateSnapshot.OfTree(pid);
             var clock = Stopwatch.StartNew();
             var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, log).Run();
             long dumpMs = clock.ElapsedMilliseconds;
@@ -34,6 +35,7 @@ public class StatecheckCycleTests(ITestOutputHelper output)
             var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, log).Run();
             output.WriteLine($"{name}: dump {dumpMs} ms, restore {clock.ElapsedMilliseconds} ms, images {Live.Bytes(images) / 1024} KiB");
             Assert.Equal(pid, tree.RootPid);
+            StateDiff.AssertRestored(before);
             return tree;
         });
     }

@@ -17,6 +17,18 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
     private const int SIGKILL = 9, SIGUSR2 = 12;
     private const int Kills = 50;
 
+    /// <summary>crash_victim answers every check on its stdout: that fd's offset grows between snapshots.</summary>
+    private static readonly StateAllowList Answering = StateAllowList.Default.With(
+        new StateAllowList.Rule("fd/1", "pos", "crash_victim writes its answer to each check on stdout"));
+
+    /// <summary>BUG (reported): a dump killed while a thread is parked mid remote syscalls leaves the remote's
+    /// scratch page (RemoteTask's mmap of one RW page) mapped in the task, often merged into a neighbouring
+    /// anonymous mapping, so the address space grows by 4 KiB per such kill.</summary>
+    private static readonly StateAllowList AnsweringAfterKill = Answering.With(
+        new StateAllowList.Rule("maps", @"[0-9a-f]+-[0-9a-f]+", "BUG: scratch page left mapped by a killed dump"),
+        new StateAllowList.Rule("stat", "vsize", "BUG: scratch page left mapped by a killed dump"),
+        new StateAllowList.Rule("status", "VmSize|VmData", "BUG: scratch page left mapped by a killed dump"));
+
     [RootFact]
     public void DumpsKilledAtRandomMomentsLeaveTheWorkloadRunningAndIntact()
     {
@@ -38,6 +50,7 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
             Live.WaitFor(() => Lines(stdout).FirstOrDefault() == $"ready {pid}", "the workload's ready line", TimeSpan.FromSeconds(20));
             int checks = 0;
             Check(pid, stdout, ref checks, "before any dump");
+            var state = TaskStateSnapshot.OfTree(pid);
 
             // How long a whole dump takes, and when the seize happens, as this machine runs them now.
             var normal = new List<(double Seized, double Total)>();
@@ -68,6 +81,7 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
                 string where = Landed(log);
                 landed[where] = landed.GetValueOrDefault(where) + 1;
                 Check(pid, stdout, ref checks, $"kill {i} after {delay:F0} ms ({where}, exit {crisp.ExitCode})");
+                StateDiff.AssertRestored(state, AnsweringAfterKill, $"after kill {i} ({where})");
                 crisp.Dispose();
                 if (Directory.Exists(images))
                     Directory.Delete(images, recursive: true);
@@ -78,6 +92,7 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
 
             // The same workload dumps and restores, and passes its check restored.
             string final = Path.Combine(dir.Path, "final");
+            state = TaskStateSnapshot.OfTree(pid);   // with whatever scratch pages the kills left (see AnsweringAfterKill)
             var r = CrispCli.Run("dump", "-t", pid.ToString(), "-D", final);
             Assert.True(r.ExitCode == 0, $"final dump: {r.Stderr}");
             var tids = Live.CheckpointPids(final);
@@ -87,6 +102,7 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
             try
             {
                 Check(pid, stdout, ref checks, "restored");
+                StateDiff.AssertRestored(state, Answering);
             }
             finally
             {

@@ -24,6 +24,7 @@ public class CrashedRestoreTests(ITestOutputHelper output)
         var (pid, child) = Live.StartStatecheck(dir.Path, exe);
         try
         {
+            var state = TaskStateSnapshot.OfTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images);
             Assert.True(dump.ExitCode == 0, $"dump: {dump.Stderr}");
             var pids = Live.CheckpointPids(dir.Images);
@@ -56,7 +57,10 @@ public class CrashedRestoreTests(ITestOutputHelper output)
                     : rootExisted ? "while the tree was being built" : "before the first puppet";
                 landed[$"{where}: {outcome}"] = landed.GetValueOrDefault($"{where}: {outcome}") + 1;
                 if (outcome == "whole tree running")
+                {
+                    StateDiff.AssertRestored(state, when: $"after kill {i}, the whole tree running");
                     Live.KillAll(pids);
+                }
             }
             // A kill between spawning the first puppet and seizing it leaves that puppet untraced: it must
             // sleep and end by itself, never spin on (one once burnt a core for the rest of a CI run).
@@ -75,6 +79,7 @@ public class CrashedRestoreTests(ITestOutputHelper output)
             // The images still restore, and the restored workload passes its own check.
             var tree = new Restorer(new RestoreOptions { ImagesDir = dir.Images, Detached = true }, Log.Null).Run();
             Assert.Equal(pid, tree.RootPid);
+            StateDiff.AssertRestored(state);
             Live.SignalAndExpectPass(pid, dir.Path, () => Live.ExitCodeWithin(tree));
         }
         finally

@@ -16,6 +16,7 @@ public class VerifiedImagesTests(ITestOutputHelper output)
     public void EveryDamageIsRefusedByNameAndTheSkipFlagRestoresUnverifiedImages()
         => Live.WithStatecheck((dir, pid, pids) =>
         {
+            var state = TaskStateSnapshot.OfTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             Live.WaitPidsFree(pids, pid);
             string manifest = Path.Combine(dir.Images, ImageManifest.FileName);
@@ -69,6 +70,7 @@ public class VerifiedImagesTests(ITestOutputHelper output)
             var refused = Assert.Throws<ImageVerifyException>(() => new Restorer(new RestoreOptions { ImagesDir = unverified, Detached = true }, Log.Null).Run());
             Assert.Contains(ImageManifest.SkipFlag, refused.Message);
             var tree = new Restorer(new RestoreOptions { ImagesDir = unverified, Detached = true, SkipImageVerify = true }, Log.Null).Run();
+            StateDiff.AssertRestored(state);
             Live.SignalAndExpectPass(tree.RootPid, dir.Path, () => Live.ExitCodeWithin(tree));
         });
 

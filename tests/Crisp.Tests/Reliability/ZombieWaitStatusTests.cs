@@ -24,6 +24,7 @@ public class ZombieWaitStatusTests(ITestOutputHelper output)
         try
         {
             string exitCodes = ExitCodes(tree);
+            var state = TaskStateSnapshot.OfTree(tree.Pid);
             var dump = CrispCli.Run("dump", "-v4", "-t", tree.Pid.ToString(), "-D", dir.Images, "-o", "dump.log");
             Assert.True(dump.ExitCode == 0, $"dump failed: {dump.Stderr}");
             var entries = ImageDirectory.Open(dir.Images).ReadAll<pstree_entry>(ImageFile.Pstree);
@@ -44,6 +45,10 @@ public class ZombieWaitStatusTests(ITestOutputHelper output)
             Assert.Equal('T', State(tree.Stopped));
             Assert.Equal(tree.Pid, ProcPpid(tree.Exited));
             Assert.Equal(exitCodes, ExitCodes(tree));
+            // `restore -d` without -S: the root's parent was crisp, which has exited; init has it now.
+            StateDiff.AssertRestored(state, StateAllowList.Default.With(
+                new StateAllowList.Rule("stat", "ppid", "the root's parent was the crisp restore that exited"),
+                new StateAllowList.Rule("status", "PPid", "the root's parent was the crisp restore that exited")));
             var show = CrispCli.Run("show", dir.Images);
             Assert.True(show.ExitCode == 0, show.Stderr);
             output.WriteLine(show.Stdout);

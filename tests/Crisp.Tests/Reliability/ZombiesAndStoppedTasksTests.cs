@@ -81,8 +81,10 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         // --leave-running: nothing changes (a zombie is not touched, the stopped child is stopped again).
         string first = Path.Combine(w.Dir, "leave");
         Directory.CreateDirectory(first);
+        var before = TaskStateSnapshot.OfTree(w.Pid);
         new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = first, LeaveRunning = true }, Log.Null).Run();
         AssertTreeStates(w, "after dump -R");
+        StateDiff.AssertRestored(before);
         AssertImages(w, first);
 
         RestoredTree? tree = null;
@@ -90,6 +92,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         {
             string images = Path.Combine(w.Dir, $"images{cycle}");
             Directory.CreateDirectory(images);
+            before = TaskStateSnapshot.OfTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
             // The dumper's tracer (a thread of this process, the root's parent) may have reaped it already.
             try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
@@ -100,6 +103,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
             w.Alive = true;
             Assert.Equal(w.Pid, tree.RootPid);
             AssertTreeStates(w, $"after restore {cycle + 1}");
+            StateDiff.AssertRestored(before);
         }
 
         DirWorkload.SignalAndExpectPass(tree!, w.Dir, () => w.Alive = false);

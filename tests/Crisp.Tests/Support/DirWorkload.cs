@@ -19,6 +19,11 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     /// Dispose must kill: false while it is dumped (killed) and once it has exited.</summary>
     public bool Alive { get; set; }
     public string ReadyFile => Path.Combine(Dir, "ready");
+    /// <summary>Differences <see cref="Restore"/> allows between the tree before <see cref="Dump"/> and after.</summary>
+    public StateAllowList StateAllow { get; set; } = StateAllowList.Default;
+    /// <summary>Why this workload's state cannot be compared across a cycle; null (the default) compares it.</summary>
+    public string? SkipStateCheck { get; set; }
+    private TaskStateSnapshot? _before;
     public string Verdict => VerdictIn(Dir);
 
     /// <summary>A new directory <paramref name="name"/> in <see cref="Dir"/> for a checkpoint's images.</summary>
@@ -52,9 +57,11 @@ internal class DirWorkload(string tempPrefix) : IDisposable
 
     /// <summary>Dumps (and so kills) the workload as <paramref name="options"/> say, and reaps it unless the
     /// dumper's tracer thread (a thread of this process, its parent) already has. Returns how long the dump
-    /// itself took (not the reaping: a killed task with many threads takes a while to go).</summary>
+    /// itself took (not the reaping: a killed task with many threads takes a while to go). The tree's state is
+    /// snapshotted first, for <see cref="Restore"/> to compare (unless <see cref="SkipStateCheck"/>).</summary>
     public TimeSpan Dump(DumpOptions options)
     {
+        _before = SkipStateCheck is null ? TaskStateSnapshot.OfTree(options.RootPid) : null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         new Dumper(options, Log.Null).Run();
         var took = clock.Elapsed;
@@ -63,12 +70,16 @@ internal class DirWorkload(string tempPrefix) : IDisposable
         return took;
     }
 
-    /// <summary>Restores the dumped workload detached; its root must have the workload's PID.</summary>
+    /// <summary>Restores the dumped workload detached; its root must have the workload's PID and the tree the
+    /// state it had before <see cref="Dump"/> (up to <see cref="StateAllow"/>).</summary>
     public RestoredTree Restore(RestoreOptions options)
     {
         var tree = new Restorer(options, Log.Null).Run();
         Alive = true;
         Assert.Equal(Pid, tree.RootPid);
+        if (_before is not null)
+            StateDiff.AssertRestored(_before, StateAllow);
+        _before = null;
         return tree;
     }
 

@@ -17,6 +17,9 @@ namespace Crisp.Tests.Resources.Files;
 /// then every part checks its kinds from the inside and the root reports each verdict.</summary>
 public class AllFdKindsTests(ITestOutputHelper output)
 {
+    /// <summary>fdkinds' and pty_state's known differences (see FdKindsRestoreTests and PtyRestoreTests).</summary>
+    private static readonly StateAllowList AllStateAllow = FdKinds.FdKindsRestoreTests.FdKindsStateAllow.With([.. Tty.PtyRestoreTests.PtyBugs]);
+
     [RootFact]
     public void OneTreeHoldingEveryKindPassesItsChecksAfterTwoCycles()
     {
@@ -57,6 +60,7 @@ public class AllFdKindsTests(ITestOutputHelper output)
                 string images = Path.Combine(dir.Path, $"images{cycle}");
                 tree = Live.Logged(output, log =>
                 {
+                    var before = TaskStateSnapshot.OfTree(pid);
                     var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, FileLocks = true }, log).Run();
                     pids = Live.CheckpointPids(images);
                     output.WriteLine($"cycle {cycle}: {stats.Tasks} tasks dumped in {stats.Total.TotalMilliseconds:F0} ms, images {Live.Bytes(images) / 1024} KiB");
@@ -66,6 +70,7 @@ public class AllFdKindsTests(ITestOutputHelper output)
                     Live.AssertCritDecodesAll(images);
                     var restored = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, FileLocks = true }, log).Run();
                     Assert.Equal(pid, restored.RootPid);
+                    StateDiff.AssertRestored(before, AllStateAllow);
                     return restored;
                 });
             }

@@ -10,8 +10,13 @@ public class FilesDumpTests
     internal static string NewImagesDir() =>
         Directory.CreateTempSubdirectory("crisp-files-img-").FullName;
 
-    internal static void DumpLeavingRunning(int pid, string dir) =>
+    /// <summary>Dumps with --leave-running; the tree must be left in the state it was in (<see cref="StateDiff"/>).</summary>
+    internal static void DumpLeavingRunning(int pid, string dir)
+    {
+        var state = TaskStateSnapshot.OfTree(pid);
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir, LeaveRunning = true }, Log.Null).Run();
+        StateDiff.AssertRestored(state, when: "after dump --leave-running");
+    }
 
     internal static JsonArray Crit(string dir, string image)
     {

@@ -35,6 +35,7 @@ public class InheritFdTests
             FdOps.SetStatusFlags(oldRead.Fd, FileIo.O_NONBLOCK);
             Assert.Equal($"ready {pid}\n", ReadLine(oldRead.Fd));
             ulong oldIno = FdOps.Stat(oldRead.Fd).Ino;
+            var state = TaskStateSnapshot.OfTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             try { Spawn.Reap(pid); } catch (SyscallException) { }
             alive = false;
@@ -54,6 +55,7 @@ public class InheritFdTests
                 newWrite.Dispose();
                 Assert.Equal(pid, tree.RootPid);
                 Assert.Equal($"pipe:[{FdOps.Stat(newRead.Fd).Ino}]", new FileInfo($"/proc/{pid}/fd/1").LinkTarget);
+                StateDiff.AssertRestored(state);   // fd 1 is another pipe now, but one pipe for one: its label is the same
 
                 FdOps.SetStatusFlags(newRead.Fd, FileIo.O_NONBLOCK);
                 for (int n = 1; n <= 3; n++)

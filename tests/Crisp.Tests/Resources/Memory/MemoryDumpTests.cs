@@ -15,7 +15,9 @@ public sealed class MemoryDumpTests
     public void DumpStoresExactlyThePresentPrivatePagesAndLeavesTheWorkloadIntact()
     {
         using var w = MemWorkload.Start();
+        var state = TaskStateSnapshot.OfTree(w.Pid);
         new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir, LeaveRunning = true }, Log.Null).Run();
+        StateDiff.AssertRestored(state, when: "after dump --leave-running");
 
         var images = ImageDirectory.Open(w.ImagesDir);
         var mm = images.ReadAll<Crisp.Images.Proto.mm_entry>(ImageFile.Mm(w.Pid)).Single();

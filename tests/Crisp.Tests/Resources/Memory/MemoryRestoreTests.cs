@@ -19,6 +19,7 @@ public sealed class MemoryRestoreTests(ITestOutputHelper output)
         string exe = File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName;
         byte[] cmdline = File.ReadAllBytes($"/proc/{w.Pid}/cmdline");
         byte[] environ = File.ReadAllBytes($"/proc/{w.Pid}/environ");
+        var before = TaskStateSnapshot.OfTree(w.Pid);
 
         new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir }, Log.Null).Run();
         w.WaitGone();
@@ -31,6 +32,7 @@ public sealed class MemoryRestoreTests(ITestOutputHelper output)
             Assert.Equal(exe, File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName);
             Assert.Equal(cmdline, File.ReadAllBytes($"/proc/{w.Pid}/cmdline"));
             Assert.Equal(environ, File.ReadAllBytes($"/proc/{w.Pid}/environ"));
+            StateDiff.AssertRestored(before);
             w.WaitUntil(() => w.WaitingCount >= 2, "waiting again after restore");
         }
         catch

@@ -58,7 +58,9 @@ public class SeccompTests : IDisposable
         {
             WaitFor(() => File.Exists($"/proc/{pid}/exe") && ProcStatus.Read(pid).SeccompFilters == 2
                 && File.ReadAllText($"/proc/{pid}/comm").Trim() == "sleep");
+            var state = TaskStateSnapshot.OfTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _dir, LeaveRunning = true }, Log.Null).Run();
+            StateDiff.AssertRestored(state, when: "after dump --leave-running");
 
             // Left running, untouched: still sleeping with its filters.
             var status = ProcStatus.Read(pid);

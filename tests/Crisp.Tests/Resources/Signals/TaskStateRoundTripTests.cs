@@ -62,7 +62,9 @@ public class TaskStateRoundTripTests
         {
             using var w = new TracedWorkload(tracer, "ts_state", [], "-pthread");
             var ready = ReadReady(w);
+            var state = TaskStateSnapshot.OfTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = dir, LeaveRunning = true, ShellJob = true }, Log.Null).Run();
+            StateDiff.AssertRestored(state, when: "after dump --leave-running");
 
             var core = Crit(Path.Combine(dir, $"core-{w.Pid}.img"));
             var tc = core["tc"]!;

@@ -38,6 +38,7 @@ public class ExternalUnixSocketTests
             Assert.DoesNotContain('\n', refused.Message);
             Assert.True(Directory.Exists($"/proc/{pid}"), "a refused dump leaves the workload running");
 
+            var state = TaskStateSnapshot.OfTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images, ExtUnixSk = true }, Log.Null).Run();
             Live.WaitPidsFree([pid], pid);
             Live.AssertCritDecodesAll(dir.Images);
@@ -55,6 +56,7 @@ public class ExternalUnixSocketTests
 
             var tree = new Restorer(new RestoreOptions { ImagesDir = dir.Images, Detached = true, ExtUnixSk = true }, Log.Null).Run();
             Assert.Equal(pid, tree.RootPid);
+            StateDiff.AssertRestored(state);
             Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
             Assert.Equal("after", Receive(log));
             int rc = Live.ExitCodeWithin(tree);

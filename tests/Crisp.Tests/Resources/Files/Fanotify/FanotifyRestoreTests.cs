@@ -82,6 +82,7 @@ public class FanotifyRestoreTests
         for (int cycle = 0; cycle < 2; cycle++)
         {
             string images = Path.Combine(w.Dir, $"images{cycle}");
+            var state = TaskStateSnapshot.OfTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
             try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
             w.Alive = false;
@@ -98,6 +99,7 @@ public class FanotifyRestoreTests
             tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true }, Log.Null).Run();
             w.Alive = true;
             Assert.Equal(w.Pid, tree.RootPid);
+            StateDiff.AssertRestored(state);
         }
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
         int rc = Live.ExitCodeWithin(tree!);
