@@ -13,8 +13,8 @@ internal static class Crit317
 {
     /// <summary>Fields crisp's schemas have that crit 3.17's lack: creds_entry.no_new_privs and cap_amb (in
     /// creds-*.img and core thread_core.creds), inventory_entry.plugins_entry; crisp's own thread_core fields
-    /// (timer_slack_ns, cpu_affinity, ioprio), which no crit knows.</summary>
-    public static readonly IReadOnlySet<string> NewerFields = new HashSet<string> { "no_new_privs", "cap_amb", "plugins_entry", "timer_slack_ns", "cpu_affinity", "ioprio" };
+    /// (timer_slack_ns, cpu_affinity, ioprio) and mm coredump_filter, which no crit knows.</summary>
+    public static readonly IReadOnlySet<string> NewerFields = new HashSet<string> { "no_new_privs", "cap_amb", "plugins_entry", "timer_slack_ns", "cpu_affinity", "ioprio", "coredump_filter" };
 
     /// <summary>Flag names added after 3.17, with their bits.</summary>
     public static readonly IReadOnlyDictionary<string, ulong> NewerFlags = new Dictionary<string, ulong>

@@ -59,26 +59,12 @@ internal sealed class StateAllowList
         new("status", "(SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt) of zombie", "signal state of a zombie"),
     ];
 
-    /// <summary>NOT RESTORED YET (issue 20, items 1 and 3): state a restore drops today. Remove an entry once the
+    /// <summary>NOT RESTORED YET: state a restore drops today (timers, scheduling, affinity, I/O priority, timer
+    /// slack, THP-disable, oom_score_adj and coredump_filter are restored now). Remove an entry once the
     /// engine restores that state: every round-trip test is then held to it. TaskAttributesStateTests fails
     /// while an entry is no longer needed (taskattrs sets each of these).</summary>
     public static readonly IReadOnlyList<Rule> NotRestoredYet =
     [
-        // Item 1: POSIX timers (/proc/PID/timers is empty after a restore). itimers do not show in /proc.
-        new("timers", @"ID \d+", "POSIX timers"),
-        // Item 3: scheduling policy and nice (SCHED_BATCH nice 5 and a SCHED_IDLE thread come back SCHED_OTHER 0).
-        new("stat|task stat", "nice|priority|policy", "scheduler policy / nice / priority"),
-        new("sched", "policy|prio", "scheduler policy / priority, as /proc/PID/sched shows them"),
-        // Item 3: CPU affinity of a thread (pinned to CPU 0, it comes back on all CPUs).
-        new("status|task status", "Cpus_allowed|Cpus_allowed_list", "CPU affinity"),
-        // Item 3: I/O priority (ioprio_set; best-effort 5 and idle come back as none).
-        new("ioprio_get", "", "I/O priority"),
-        // Item 3: prctl state.
-        new("timerslack_ns", "", "timer slack (PR_SET_TIMERSLACK)"),
-        new("status", "THP_enabled", "THP disable (PR_SET_THP_DISABLE)"),
-        // Item 3: oom_score_adj, and the mm's coredump_filter (CRIU keeps it in mm.img).
-        new("oom_score_adj", "", "oom_score_adj"),
-        new("coredump_filter", "", "coredump_filter"),
         // cgroup membership: --manage-cgroups is not supported; a restored task lands in crisp's own cgroup.
         new("cgroup", @"\d+", "cgroup membership (--manage-cgroups unsupported)"),
     ];

@@ -41,6 +41,7 @@ public sealed class MemoryDump : IDumpStage
             ExeFileId = files.IdOf(ctx, ExePath(pid)),
             Dumpable = dumpable,
             ThpDisabled = thpDisabled,
+            CoredumpFilter = (uint)Linux.Proc.ProcFiles.Hex(Linux.Proc.ProcFiles.ReadText(pid, "coredump_filter").Trim()),
         };
         mm.MmSavedAuxv.AddRange(MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes($"/proc/{pid}/auxv")).ToArray());
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
