@@ -65,6 +65,8 @@ public static class CheckpointLoader
         var core = reader.Read<core_entry>() ?? throw new CrispException($"{images.PathOf(file)}: empty");
         if (core.Mtype != core_entry.Types.march.X8664 || requireThreadInfo && core.ThreadInfo is null)
             throw new CrispException($"{images.PathOf(file)}: not an x86-64 task");
+        if (requireThreadInfo && core.ThreadInfo.Gpregs is null)
+            throw new CrispException($"{images.PathOf(file)}: thread_info without its registers (gpregs)");
         return core;
     }
 

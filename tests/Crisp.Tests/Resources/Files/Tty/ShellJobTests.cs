@@ -17,7 +17,7 @@ public class ShellJobTests
     {
         string dir = Directory.CreateTempSubdirectory("crisp-job-").FullName;
         string images = Path.Combine(dir, "images");
-        Directory.CreateDirectory(images);
+        Directory.CreateDirectory(images, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);   // private: no warning line
         string shell = Support.Workloads.Build("ptyjob"), job = Support.Workloads.Build("ttyjob");
         using var first = new TestPty();
         using var second = new TestPty();
