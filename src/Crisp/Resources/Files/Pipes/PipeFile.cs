@@ -51,18 +51,18 @@ public sealed class PipeFile : IFileKind
     }
 }
 
-/// <summary>Dump-wide: the unread bytes (and size) of each pipe, by pipe_id, taken once per pipe.</summary>
+/// <summary>Dump-wide: the unread bytes and the size of each pipe, by pipe_id, taken once per pipe. Every pipe
+/// gets an entry, empty ones too (as CRIU writes them): a size set with F_SETPIPE_SZ must come back.</summary>
 public sealed class PipeDataDump
 {
     public Dictionary<uint, (byte[] Bytes, int Size)> Seen { get; } = [];
 
     public void Write(ImageDirectory images)
     {
-        var withData = Seen.Where(p => p.Value.Bytes.Length > 0).OrderBy(p => p.Key).ToList();
-        if (withData.Count == 0)
+        if (Seen.Count == 0)
             return;
         using var w = images.CreateWriter(ImageFile.PipesData);
-        foreach (var (id, (bytes, size)) in withData)
+        foreach (var (id, (bytes, size)) in Seen.OrderBy(p => p.Key))
             w.Write(new pipe_data_entry { PipeId = id, Bytes = (uint)bytes.Length, Size = (uint)size }, bytes);
     }
 }
@@ -154,8 +154,9 @@ public sealed class RestoredPipe : IDisposable
         {
             if (data is { } d)
             {
-                int size = Math.Max((int)d.Entry.Size, d.Bytes.Length);
-                if (size > FdOps.Fcntl(w.Fd, FdOps.F_GETPIPE_SZ))
+                // The dumped size exactly (larger or smaller than the default); never below what it holds.
+                int size = d.Entry.HasSize ? Math.Max((int)d.Entry.Size, d.Bytes.Length) : d.Bytes.Length;
+                if (size > 0 && size != FdOps.Fcntl(w.Fd, FdOps.F_GETPIPE_SZ))
                     FdOps.Fcntl(w.Fd, FdOps.F_SETPIPE_SZ, size);
                 FileIo.WriteExactly(w.Fd, d.Bytes);
             }
