@@ -23,11 +23,11 @@ public sealed class DumpOutput
 
     /// <param name="createdByCaller">The caller made the directory for this dump (the CLI makes it before
     /// changing into it); it is removed on failure like one made here.</param>
-    public static DumpOutput Begin(string imagesDir, bool createdByCaller)
+    /// <param name="dirMode">The mode a directory made here gets (private unless --images-mode says otherwise).</param>
+    public static DumpOutput Begin(string imagesDir, bool createdByCaller, UnixFileMode dirMode)
     {
         string dir = Path.GetFullPath(imagesDir);
-        bool created = createdByCaller || !Directory.Exists(dir);
-        Directory.CreateDirectory(dir);
+        bool created = Security.PrivateFile.CreateDirectory(dir, dirMode) || createdByCaller;
         var before = Names(dir).ToHashSet(StringComparer.Ordinal);
         var output = new DumpOutput(dir, created, before);
         var earlier = before.Where(IsDumpFile).ToList();

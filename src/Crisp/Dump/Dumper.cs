@@ -37,7 +37,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     /// <see cref="DumpOutput"/>); a failing post-dump script leaves the complete images, as CRIU.</summary>
     public DumpStats Run()
     {
-        var output = DumpOutput.Begin(options.ImagesDir, options.ImagesDirCreated);
+        var output = DumpOutput.Begin(options.ImagesDir, options.ImagesDirCreated, options.ImagesMode.Directory);
         DumpStats stats;
         try
         {

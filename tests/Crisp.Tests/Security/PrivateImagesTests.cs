@@ -27,6 +27,18 @@ public class PrivateImagesTests
             Assert.DoesNotContain("open to others", File.ReadAllText(Path.Combine(dir.Images, "dump.log")));
         });
 
+    /// <summary>The engine itself (what `crisp demo`, the RPC and tests call, without the CLI making the
+    /// directory first) makes a missing images directory 0700 too, and so has nothing to warn about.</summary>
+    [RootFact]
+    public void TheEngineMakesAMissingImagesDirectoryPrivate()
+        => Live.WithStatecheck((dir, pid, pids) =>
+        {
+            var log = new StringWriter();
+            new Crisp.Dump.Dumper(new Crisp.Dump.DumpOptions { RootPid = pid, ImagesDir = dir.Images, LeaveRunning = true }, new Log(log, 4)).Run();
+            Assert.Equal("0700", SecurityCli.Mode(dir.Images));
+            Assert.DoesNotContain("open to others", log.ToString());
+        });
+
     [RootFact]
     public void ExistingDirectoryOpenToOthersWarnsOnceAndStaleOrPlantedFilesAreReplacedNotFollowed()
         => Live.WithStatecheck((dir, pid, pids) =>
