@@ -48,10 +48,11 @@ public sealed class TaskStateRestore : IRestoreStage
             return;
         var remote = task.Puppet.Remote;
         byte[] text = System.Text.Encoding.ASCII.GetBytes(loginuid.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        byte[] buffer = [.. System.Text.Encoding.ASCII.GetBytes("/proc/self/loginuid\0"), .. text];
+        byte[] path = System.Text.Encoding.ASCII.GetBytes("/proc/self/loginuid\0");
+        byte[] buffer = [.. path, .. text];   // the path, then the number to write, on one scratch page
         ulong at = remote.PutOnScratch(buffer);
         long fd = remote.Syscall(Sysno.openat, FileIo.AT_FDCWD, (long)at, FileIo.O_WRONLY | FileIo.O_CLOEXEC);
-        long written = fd < 0 ? fd : remote.Syscall(Sysno.write, fd, (long)at + 20, text.Length);
+        long written = fd < 0 ? fd : remote.Syscall(Sysno.write, fd, (long)at + path.Length, text.Length);
         if (fd >= 0)
             remote.Syscall(Sysno.close, fd);
         if (written < 0)
