@@ -39,9 +39,15 @@ internal static class Crit317
     private static PyJson.Obj Strip(JsonObject o)
     {
         var obj = new PyJson.Obj();
+        // pagemap_entry: current CRIU names field 2 compat_nr_pages and adds nr_pages as field 5; 3.17 knows
+        // field 2 only, as nr_pages.
+        bool pagemap = o.ContainsKey("compat_nr_pages");
         foreach (var (key, value) in o)
-            if (!NewerFields.Contains(key))
-                obj.Add(key, AsCrit317(value!));
+        {
+            if (NewerFields.Contains(key) || pagemap && key == "nr_pages")
+                continue;
+            obj.Add(pagemap && key == "compat_nr_pages" ? "nr_pages" : key, AsCrit317(value!));
+        }
         return obj;
     }
 

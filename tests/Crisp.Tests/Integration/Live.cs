@@ -172,7 +172,8 @@ internal static class Live
 
     public static long Bytes(string dir) => new DirectoryInfo(dir).EnumerateFiles().Sum(f => f.Length);
 
-    /// <summary>`crit decode` must accept every image in the directory (raw pages-*.img excepted).</summary>
+    /// <summary>`crit decode` must accept every image in the directory (raw pages-*.img excepted), and every entry must
+    /// have the fields CRIU's schema requires (<see cref="Images.RequiredFields"/>).</summary>
     public static void AssertCritDecodesAll(string dir)
     {
         var files = Directory.EnumerateFiles(dir, "*.img").Where(f => !Path.GetFileName(f).StartsWith("pages-")).ToList();
@@ -182,6 +183,7 @@ internal static class Live
             var r = RunProcess("/usr/bin/crit", TimeSpan.FromSeconds(60), null, "decode", "-i", f);
             Assert.True(r.ExitCode == 0, $"crit decode {Path.GetFileName(f)} failed ({r.ExitCode}): {r.Stderr}");
         }
+        Images.RequiredFields.AssertAllSet(dir);
     }
 
     /// <summary>The crisp CLI with extra environment (e.g. CRISP_FAULT).</summary>

@@ -51,6 +51,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
             SrcPort = src.Port,
             DstPort = dst?.Port ?? 0,
             Flags = (uint)fd.Flags,
+            Backlog = 0,   // required; a listening socket's comes from sock_diag below
             Fown = Fown.Of(s),
             Opts = SocketOptions.Dump(s),
             IpOpts = new ip_opts_entry { Freebind = GetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND) != 0 },
