@@ -16,6 +16,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Core.CoreDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
+        new Resources.Ipc.IpcDump(),
         new Resources.Files.FilesDump(),
         new Resources.Files.Locks.FileLocksDump(),
         new Resources.Fs.FsDump(),
@@ -205,12 +206,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             DumpZombie.WriteAll(ctx, pstree);
         }
         var root = ctx.Tasks[0];
+        var rootIds = root.Leader.Core.Ids.Clone();
+        Resources.Ipc.IpcDump.SetDumperNamespace(ctx, rootIds);
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry
         {
             ImgVersion = 2,             // CRIU's CRTOOLS_IMAGES_V1_1
             FdinfoPerId = true,
             NsPerId = true,
-            RootIds = root.Leader.Core.Ids,
+            RootIds = rootIds,
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
             PluginsEntry = ctx.Plugins.InventoryEntry(),
