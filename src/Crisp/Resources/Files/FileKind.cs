@@ -78,10 +78,10 @@ public static class FileKinds
             return t["anon_inode:".Length..].Trim('[', ']');
         if (t.StartsWith("/memfd:", StringComparison.Ordinal))
             return "memfd";
-        if (t.EndsWith(" (deleted)", StringComparison.Ordinal))
-            return "deleted file";
         if (IsMqueue(fd))
             return "POSIX message queue";
+        if (t.EndsWith(" (deleted)", StringComparison.Ordinal))
+            return "deleted file";
         return fd.Stat.Type switch
         {
             FileStat.S_IFSOCK => "socket",
