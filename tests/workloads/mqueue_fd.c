@@ -1,11 +1,13 @@
 /*
- * mqueue_fd DIR -- holds a POSIX message queue open (mq_open) with one message queued; writes
- * "ready PID" to DIR/ready, then sleeps until killed. crisp refuses such an fd by name.
+ * mqueue_fd DIR [nofd] -- holds a POSIX message queue open (mq_open) with one message queued; writes
+ * "ready PID" to DIR/ready, then sleeps until killed. crisp refuses such an fd by name. With "nofd" (run in
+ * an IPC namespace of its own) the queue stays in the namespace with no fd open on it.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <mqueue.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include "workload.h"
 
@@ -20,9 +22,13 @@ int main(int argc, char **argv)
         perror("mq_open");
         return 2;
     }
-    mq_unlink(name);   /* nothing left behind once the workload is gone */
+    int nofd = argc > 2 && strcmp(argv[2], "nofd") == 0;
+    if (!nofd)
+        mq_unlink(name);   /* nothing left behind once the workload is gone */
     if (mq_send(q, "hello", 5, 1) < 0)
         return 2;
+    if (nofd)
+        mq_close(q);   /* the queue lives on in the namespace, which goes with the workload */
     snprintf(ready, sizeof ready, "ready %d\n", getpid());
     write_file(argv[1], "ready", ready);
     for (;;)

@@ -35,7 +35,7 @@ public sealed class IpcDump : IDumpStage
         if (state.TreeHasOwn)
         {
             using var fd = FileIo.Open($"/proc/{ctx.Tasks[0].Pid}/ns/ipc", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
-            image = IpcNamespaceThread.Run(fd, () => IpcNamespaceDump.Whole(ctx));
+            image = IpcNamespaceThread.Run(fd, () => IpcNamespaceDump.Whole(ctx, ctx.Tasks[0].Pid));
         }
         else if (state.Attached.Count > 0)
             image = IpcNamespaceThread.Run(null, () => IpcNamespaceDump.Attached(ctx, state.Attached));

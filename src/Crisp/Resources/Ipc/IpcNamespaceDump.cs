@@ -11,8 +11,12 @@ namespace Crisp.Resources.Ipc;
 public static class IpcNamespaceDump
 {
     /// <summary>The whole namespace (the tree's own).</summary>
-    public static IpcNamespaceImage Whole(DumpContext ctx)
+    public static IpcNamespaceImage Whole(DumpContext ctx, int rootPid)
     {
+        if (PosixQueues.List(out string? why) is { Count: > 0 } queues)
+            throw new CrispException($"the IPC namespace of task {rootPid} holds POSIX message queue(s) {string.Join(", ", queues)}: not supported yet");
+        if (why is not null)
+            ctx.Log.Warn($"the POSIX message queues of task {rootPid}'s IPC namespace cannot be listed ({why}); any there are not dumped");
         var image = new IpcNamespaceImage { Var = IpcSysctls.Read() };
         int max = SysvIpc.ShmMaxIndex();
         for (int i = 0; i <= max; i++)

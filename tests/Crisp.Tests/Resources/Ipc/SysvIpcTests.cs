@@ -174,6 +174,28 @@ public class SysvIpcTests
         Assert.Null(Spawn.TryReap(w.Pid));
     }
 
+    [RootFact]
+    public void APosixMessageQueueInTheTreesOwnIpcNamespaceIsRefusedByName()
+    {
+        using var dir = new Live.TempDir();
+        string exe = Support.Workloads.Build("mqueue_fd");
+        int pid = Spawn.Start("/usr/bin/unshare", ["unshare", "--ipc", exe, dir.Path, "nofd"], new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
+        try
+        {
+            string ready = Path.Combine(dir.Path, "ready");
+            Live.WaitFor(() => File.Exists(ready) && File.ReadAllText(ready).EndsWith('\n') || Spawn.TryReap(pid) is not null, "mqueue_fd's ready line");
+            var r = CrispCli.Run("dump", "-t", $"{pid}", "-D", dir.Images);
+            Assert.NotEqual(0, r.ExitCode);
+            FailureSafetyTests.AssertOneLine(r.Stderr, $"the IPC namespace of task {pid} holds POSIX message queue(s) /crisp-mq-{pid}: not supported yet");
+            Assert.Contains("TracerPid:\t0\n", File.ReadAllText($"/proc/{pid}/status"));
+            Assert.Null(Spawn.TryReap(pid));
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
     private sealed record Started(int Pid, int Child, int IdA, int IdB);
 
     private static Started Start(string dir, bool ownNamespace)
