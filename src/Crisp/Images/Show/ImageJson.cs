@@ -53,7 +53,7 @@ public static class ImageJson
                 case (ExtraPayload.IpcSemValues, ipc_sem_entry sem):
                 {
                     var raw = reader.ReadExtra((sem.Nsems * 2 + 7) / 8 * 8);
-                    obj.Add("extra", Enumerable.Range(0, (int)sem.Nsems).Select(i => (object)(long)BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 2))).ToList());
+                    obj.Add("extra", Enumerable.Range(0, (int)sem.Nsems).Select(i => (object)(Int128)BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 2))).ToList());
                     break;
                 }
                 case (ExtraPayload.IpcMsgQueue, ipc_msg_entry queue):
