@@ -170,6 +170,48 @@ public class SysvIpcTests
         }
     }
 
+    /// <summary>A restore failing at any point (CRISP_FAULT) leaves no task and no segment behind: in the host's
+    /// namespace the segment it made again (B) is removed, the one it found (A) is as it was; the images stay good.</summary>
+    [RootTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AFailedRestoreLeavesNoTaskAndNoSegmentBehind(bool ownNamespace)
+    {
+        using var dir = new Live.TempDir();
+        var w = Start(dir.Path, ownNamespace);
+        List<int> pids = [w.Pid, w.Child];
+        try
+        {
+            var r = CrispCli.Run("dump", "-t", $"{w.Pid}", "-D", dir.Images);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Live.WaitPidsFree(pids, w.Pid);
+            var hashes = Live.Hashes(dir.Images);
+            // A and B as the host shows them (other segments of the host are not this test's), attach pids and times aside
+            List<string> Ours() => [.. Table(File.ReadAllLines("/proc/sysvipc/shm")).Where(row => row.Contains($" shmid={w.IdA} ") || row.Contains($" shmid={w.IdB} "))];
+            var before = Ours();
+            var points = ownNamespace ? ["restore:puppets", "restore:ipc", "restore:memory", "restore:release"] : FailureSafetyTests.RestorePoints;
+            foreach (string point in points)
+            {
+                r = Live.Crisp(new Dictionary<string, string> { [FaultInjection.Variable] = point }, "restore", "-d", "-D", dir.Images);
+                Assert.True(r.ExitCode == 1, $"{point}: exit {r.ExitCode}; stderr:\n{r.Stderr}");
+                FailureSafetyTests.AssertOneLine(r.Stderr, $"fault injected at {point}");
+                Live.WaitPidsFree(pids);
+                Assert.Equal(hashes, Live.Hashes(dir.Images));
+                var now = Ours();
+                Assert.True(before.SequenceEqual(now), $"{point}: segments differ:\nbefore:\n{string.Join('\n', before)}\nafter:\n{string.Join('\n', now)}");
+            }
+            r = CrispCli.Run("restore", "-D", dir.Images, "-d");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Finish(dir.Path, pids);
+        }
+        finally
+        {
+            Live.KillAll(pids);
+            if (!ownNamespace)
+                SysvIpc.TryShmCtl(w.IdA, SysvIpc.IPC_RMID);
+        }
+    }
+
     [RootFact]
     public void APosixMessageQueueFdIsRefusedByNameAndTheTaskRunsOn()
     {
