@@ -33,8 +33,8 @@ public sealed class IpcRestore : IRestoreStage
             return;
         var state = ctx.Shared<State>();
         state.OwnNamespace = ctx.Inventory.RootIds is { HasIpcNsId: true } dumper && dumper.IpcNsId != ids.IpcNsId;
-        foreach (var task in ctx.Tasks.Where(t => t.Ids is { HasIpcNsId: true } i && i.IpcNsId != ids.IpcNsId))
-            throw new CrispException($"task {task.Pid} is in IPC namespace {task.Ids.IpcNsId}, not in its root's ({ids.IpcNsId}): nested IPC namespaces are not supported");
+        if (ctx.Tasks.FirstOrDefault(t => t.Ids is { HasIpcNsId: true } i && i.IpcNsId != ids.IpcNsId) is { } nested)
+            throw new CrispException($"task {nested.Pid} is in IPC namespace {nested.Ids.IpcNsId}, not in its root's ({ids.IpcNsId}): nested IPC namespaces are not supported");
         state.Image = IpcNamespaceImage.Read(ctx.Images, ids.IpcNsId, whole: state.OwnNamespace);
         var sizes = ctx.Shared<ShmAttachments>().Sizes;
         foreach (var s in state.Image.Segments)
