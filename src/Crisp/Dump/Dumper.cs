@@ -16,6 +16,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         new Resources.Core.CoreDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
+        new Resources.Ipc.IpcDump(),
         new Resources.Files.FilesDump(),
         new Resources.Files.Locks.FileLocksDump(),
         new Resources.Fs.FsDump(),
@@ -217,14 +218,21 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             }
             DumpZombie.WriteAll(ctx, pstree);
         }
+        // CRIU's root_ids are the dumping tool's own: its kernel objects (fresh ids: ids equal to the root task's
+        // would tell CRIU's restore that the root shares crisp's files, fs and mm) and its namespaces (the root's
+        // where the tree shares them; the dumper's own where the tree has its own, which is how CRIU sees that).
+        var rootIds = ctx.Tasks[0].Leader.Core.Ids.Clone();
+        rootIds.VmId = ctx.NewId();
+        rootIds.FilesId = ctx.NewId();
+        rootIds.FsId = ctx.NewId();
+        rootIds.SighandId = ctx.NewId();
+        Resources.Ipc.IpcDump.SetDumperNamespace(ctx, rootIds);
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry
         {
             ImgVersion = 2,             // CRIU's CRTOOLS_IMAGES_V1_1
             FdinfoPerId = true,
             NsPerId = true,
-            // CRIU's root_ids are the dumping tool's own kernel objects, the root task's "parent": ids equal to
-            // the root task's would tell CRIU's restore that the root shares crisp's files, fs and mm.
-            RootIds = new task_kobj_ids_entry { VmId = ctx.NewId(), FilesId = ctx.NewId(), FsId = ctx.NewId(), SighandId = ctx.NewId() },
+            RootIds = rootIds,
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
             PluginsEntry = ctx.Plugins.InventoryEntry(),

@@ -38,4 +38,8 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile RemapFpath => new(ImageKind.RemapFpath, null);
     public static ImageFile GhostFile(long id) => new(ImageKind.GhostFile, id);
     public static ImageFile FileLocks => new(ImageKind.FileLocks, null);
+    public static ImageFile IpcVar(long nsId) => new(ImageKind.IpcVar, nsId);
+    public static ImageFile IpcnsShm(long nsId) => new(ImageKind.IpcnsShm, nsId);
+    public static ImageFile IpcnsMsg(long nsId) => new(ImageKind.IpcnsMsg, nsId);
+    public static ImageFile IpcnsSem(long nsId) => new(ImageKind.IpcnsSem, nsId);
 }

@@ -87,6 +87,11 @@ public sealed partial class ImageKind
     public static readonly ImageKind RemapFpath = new("REMAP_FPATH", ImageMagic.RemapFpath, "remap-fpath", false, remap_file_path_entry.Descriptor);
     public static readonly ImageKind GhostFile = new("GHOST_FILE", ImageMagic.GhostFile, "ghost-file", true, ghost_file_entry.Descriptor, null, ExtraPayload.GhostData);
     public static readonly ImageKind FileLocks = new("FILE_LOCKS", ImageMagic.FileLocks, "file-locks", false, file_lock_entry.Descriptor);
+    /// <summary>ipcns-*-NSID.img: an IPC namespace's sysctls and SysV objects (NSID = ids' ipc_ns_id).</summary>
+    public static readonly ImageKind IpcVar = new("IPC_VAR", ImageMagic.IpcVar, "ipcns-var", true, ipc_var_entry.Descriptor);
+    public static readonly ImageKind IpcnsShm = new("IPCNS_SHM", ImageMagic.IpcnsShm, "ipcns-shm", true, ipc_shm_entry.Descriptor, null, ExtraPayload.IpcShmData);
+    public static readonly ImageKind IpcnsMsg = new("IPCNS_MSG", ImageMagic.IpcnsMsg, "ipcns-msg", true, ipc_msg_entry.Descriptor, null, ExtraPayload.IpcMsgQueue);
+    public static readonly ImageKind IpcnsSem = new("IPCNS_SEM", ImageMagic.IpcnsSem, "ipcns-sem", true, ipc_sem_entry.Descriptor, null, ExtraPayload.IpcSemValues);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
     public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, stats_entry.Descriptor);
 
@@ -95,7 +100,7 @@ public sealed partial class ImageKind
         Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, ShmemPagemap, Pages, Fdinfo, Files, RegFiles,
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
-        RemapFpath, GhostFile, FileLocks,
+        RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

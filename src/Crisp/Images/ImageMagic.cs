@@ -8,6 +8,10 @@ public static class ImageMagic
     /// <summary>Raw images (pages-N.img) carry no magic at all.</summary>
     public const uint Raw = 0x0;
 
+    public const uint IpcVar = 0x53115007;
+    public const uint IpcnsShm = 0x46283044;
+    public const uint IpcnsMsg = 0x55453737;
+    public const uint IpcnsSem = 0x59573019;
     public const uint Inventory = 0x58313116;
     public const uint Pstree = 0x50273030;
     public const uint Core = 0x55053847;

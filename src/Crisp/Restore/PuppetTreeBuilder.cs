@@ -24,6 +24,8 @@ public static class PuppetTreeBuilder
                 first.Kill();
             }
         }
+        // Namespaces the tree had of its own are made by the root before it clones anyone.
+        Resources.Ipc.IpcRestore.EnterNamespace(ctx);
         // Leaders first: a child inherits its parent's session and group when it is cloned.
         foreach (var task in ctx.Tasks)
         {

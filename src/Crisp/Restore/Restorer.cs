@@ -13,6 +13,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     /// One line per kind (Resources/&lt;Kind&gt;); registers and detach come last, in TaskRelease.</summary>
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
+        new Resources.Ipc.IpcRestore(),
         new Resources.Memory.MemoryRestore(),
         new ThreadBuilder(),
         new Resources.Core.CoreRestore(),

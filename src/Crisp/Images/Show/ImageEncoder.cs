@@ -80,6 +80,41 @@ public static class ImageEncoder
                 Payload(output, inq, at + ".extra.inq", t.InqLen, "inq_len");
                 Payload(output, outq, at + ".extra.outq", t.OutqLen, "outq_len");
                 break;
+            case (ExtraPayload.IpcSemValues, ipc_sem_entry sem):
+            {
+                if (extra.ValueKind != JsonValueKind.Array || extra.GetArrayLength() != sem.Nsems)
+                    throw new CrispException($"{at}.extra: expected a list of {sem.Nsems} semaphore values (nsems)");
+                var values = new byte[(sem.Nsems * 2 + 7) / 8 * 8];
+                int i = 0;
+                foreach (var v in extra.EnumerateArray())
+                {
+                    if (!v.TryGetUInt16(out ushort value))
+                        throw new CrispException($"{at}.extra[{i}]: a semaphore value is 0..65535");
+                    BinaryPrimitives.WriteUInt16LittleEndian(values.AsSpan(i++ * 2), value);
+                }
+                output.Write(values);
+                break;
+            }
+            case (ExtraPayload.IpcMsgQueue, ipc_msg_entry queue):
+            {
+                // crit's form: [message, base64 text, …], qnum pairs
+                if (extra.ValueKind != JsonValueKind.Array || extra.GetArrayLength() != queue.Qnum * 2)
+                    throw new CrispException($"{at}.extra: expected {queue.Qnum} (message, base64 text) pairs (qnum)");
+                var items = extra.EnumerateArray().ToList();
+                for (int i = 0; i < items.Count; i += 2)
+                {
+                    var msg = new ipc_msg();
+                    EntryJson.FromJson(items[i], msg, $"{at}.extra[{i}]");
+                    Entry(output, msg);
+                    Payload(output, items[i + 1], $"{at}.extra[{i + 1}]", msg.Msize, "msize");
+                    output.Write(new byte[(msg.Msize + 7) / 8 * 8 - msg.Msize]);
+                }
+                break;
+            }
+            case (ExtraPayload.IpcShmData, ipc_shm_entry shm) when !(shm.HasInPagemaps && shm.InPagemaps):
+                Payload(output, extra, at, (long)shm.Size, "size");
+                output.Write(new byte[((long)shm.Size + 3) / 4 * 4 - (long)shm.Size]);
+                break;
             case (ExtraPayload.GhostData, ghost_file_entry { Chunks: false }):
                 Payload(output, extra, at, null, "");
                 break;

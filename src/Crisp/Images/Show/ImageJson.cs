@@ -50,6 +50,32 @@ public static class ImageJson
                         { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
                     });
                     break;
+                case (ExtraPayload.IpcSemValues, ipc_sem_entry sem):
+                {
+                    var raw = reader.ReadExtra((sem.Nsems * 2 + 7) / 8 * 8);
+                    obj.Add("extra", Enumerable.Range(0, (int)sem.Nsems).Select(i => (object)(Int128)BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 2))).ToList());
+                    break;
+                }
+                case (ExtraPayload.IpcMsgQueue, ipc_msg_entry queue):
+                {
+                    // crit's form: [message, base64 text, message, base64 text, …]
+                    var messages = new List<object>();
+                    for (uint i = 0; i < queue.Qnum; i++)
+                    {
+                        var m = reader.Read<ipc_msg>() ?? throw new ImageFormatException(path, reader.Position, $"queue {queue.Desc.Id}: {queue.Qnum} messages listed, {i} present");
+                        var text = reader.ReadExtra((m.Msize + 7L) / 8 * 8);
+                        messages.Add(EntryJson.ToJson(m, pretty));
+                        messages.Add(CritFormat.Base64Lines(text.AsSpan(0, (int)m.Msize).ToArray()));
+                    }
+                    obj.Add("extra", messages);
+                    break;
+                }
+                case (ExtraPayload.IpcShmData, ipc_shm_entry shm) when !(shm.HasInPagemaps && shm.InPagemaps):
+                {
+                    var raw = reader.ReadExtra(((long)shm.Size + 3) / 4 * 4);
+                    obj.Add("extra", CritFormat.Base64Lines(raw.AsSpan(0, (int)shm.Size).ToArray()));
+                    break;
+                }
                 case (ExtraPayload.GhostData, ghost_file_entry g) when !g.Chunks:
                     obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
                     break;

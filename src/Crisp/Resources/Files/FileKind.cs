@@ -78,6 +78,8 @@ public static class FileKinds
             return t["anon_inode:".Length..].Trim('[', ']');
         if (t.StartsWith("/memfd:", StringComparison.Ordinal))
             return "memfd";
+        if (IsMqueue(fd))
+            return "POSIX message queue";
         if (t.EndsWith(" (deleted)", StringComparison.Ordinal))
             return "deleted file";
         return fd.Stat.Type switch
@@ -91,6 +93,9 @@ public static class FileKinds
             _ => $"file of mode 0{Convert.ToString(fd.Stat.Mode, 8)}",
         };
     }
+
+    /// <summary>A POSIX message queue (mq_open): "/NAME" on the mqueue fs of the task's IPC namespace, not a path.</summary>
+    public static bool IsMqueue(OpenFd fd) => fd.Stat.Type == FileStat.S_IFREG && StatFs.TypeOf(fd.Copy.Fd) == StatFs.MQUEUE_MAGIC;
 
     /// <summary>Terminals (tty, console/ptmx, pts): they need the Tty kind.</summary>
     public static bool IsTty(FileStat st) => st.Type == FileStat.S_IFCHR && TtyMajors.Contains(st.Major);

@@ -55,7 +55,7 @@ public sealed class MemoryDump : IDumpStage
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
         var shared = ctx.Shared<SharedAnonDump>();
-        foreach (var vma in vmas.Where(v => v.Is(VmaStatus.Regular | VmaStatus.AnonShared)))
+        foreach (var vma in vmas.Where(v => v.Is(VmaStatus.Regular | VmaStatus.AnonShared) && !v.Is(VmaStatus.SysvIpc)))
             shared.DumpOnce(ctx, pid, vma);
     }
 

@@ -43,7 +43,7 @@ public sealed class MemoryRestore : IRestoreStage
         var state = ctx.Shared<State>();
         var mm = state.Mms[task.Pid];
         var memfds = Files.Memfd.MemfdInodes.Of(ctx);
-        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, memfds);
+        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, memfds, ctx.Shared<Ipc.ShmAttachments>());
         space.CheckFits();
         space.AnonymizePuppetText();
         space.ClearLeftovers();
@@ -74,7 +74,10 @@ public sealed class MemoryRestore : IRestoreStage
         if (mm.HasCoredumpFilter)
             File.WriteAllText($"/proc/{task.Pid}/coredump_filter", $"0x{mm.CoredumpFilter:x}");
         if (task == ctx.Tasks[^1])
+        {
             memfds.ApplySeals();   // every task's mappings exist now
+            Ipc.IpcRestore.AfterAllAttached(ctx);
+        }
         ctx.Log.Debug($"memory of {task.Pid}: {mm.Vmas.Count} VMAs");
     }
 

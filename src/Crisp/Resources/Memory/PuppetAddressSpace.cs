@@ -9,7 +9,7 @@ namespace Crisp.Resources.Memory;
 /// <summary>Rebuilds a task's VMAs in its puppet by remote syscalls: clears the puppet's own leftovers,
 /// moves its vdso/vvar to where the task had them, and maps every dumped VMA at its address.</summary>
 public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyDictionary<uint, string> files, SharedAnonObjects shared,
-    Files.Memfd.MemfdInodes memfds)
+    Files.Memfd.MemfdInodes memfds, Ipc.ShmAttachments sysv)
 {
     private const int MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
     private const ulong PageSize = PuppetElf.PageSize;
@@ -110,6 +110,11 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             {
                 if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar))
                     continue;
+                if (VmaStatus.Is(v.Status, VmaStatus.SysvIpc))
+                {
+                    sysv.Map(task, mm.Vmas, v);   // shmat, not mmap
+                    continue;
+                }
                 int flags = (int)v.Flags & (Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_GROWSDOWN
                     | Mman.MAP_NORESERVE | Mman.MAP_LOCKED) | Mman.MAP_FIXED;
                 int fd = -1;

@@ -19,7 +19,7 @@ public sealed class SharedAnonObjects : IDisposable
     public unsafe void Create(ImageDirectory images, IEnumerable<mm_entry> mms)
     {
         var sizes = new Dictionary<ulong, ulong>();
-        foreach (var v in mms.SelectMany(m => m.Vmas).Where(v => VmaStatus.Is(v.Status, VmaStatus.Regular | VmaStatus.AnonShared)))
+        foreach (var v in mms.SelectMany(m => m.Vmas).Where(v => VmaStatus.Is(v.Status, VmaStatus.Regular | VmaStatus.AnonShared) && !VmaStatus.Is(v.Status, VmaStatus.SysvIpc)))
             sizes[v.Shmid] = Math.Max(sizes.GetValueOrDefault(v.Shmid), v.Pgoff + (v.End - v.Start));
         foreach (var (shmid, size) in sizes)
         {

@@ -138,7 +138,13 @@ public static class VmaCollector
                 e.Shmid = m.Inode;
                 break;
             case VmaKind.File when m.IsSysvShm:
-                throw new CrispException($"task {pid}: System V shared memory {m} is not supported yet");
+                // CRIU's form: the segment's id (its inode number) in shmid; the contents are the IPC
+                // namespace's (ipcns-shm); fdflags says whether it was attached read-only.
+                status |= VmaStatus.AnonShared | VmaStatus.SysvIpc;
+                flags |= Mman.MAP_ANONYMOUS;
+                e.Shmid = m.Inode;
+                e.Fdflags = (uint)(mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
+                break;
             case VmaKind.File when m.IsMemfd:
                 // CRIU's form: a MEMFD file entry (shmid) whose inode holds the contents; private copies of
                 // pages of a MAP_PRIVATE one go to the pagemap like any private file mapping's.

@@ -21,7 +21,8 @@ public sealed class GhostFile : IFileKind, IFileKindState
         fd.Target.StartsWith('/')
         && fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
         && !fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
-        && fd.Stat.Type == FileStat.S_IFREG;
+        && fd.Stat.Type == FileStat.S_IFREG
+        && !FileKinds.IsMqueue(fd);
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {

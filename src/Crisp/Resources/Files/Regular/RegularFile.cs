@@ -15,6 +15,7 @@ public sealed class RegularFile : IFileKind
         fd.Target.StartsWith('/')
         && !fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
         && !fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
+        && !FileKinds.IsMqueue(fd)
         && (fd.Stat.Type is FileStat.S_IFREG or FileStat.S_IFDIR
             || (fd.Stat.Type == FileStat.S_IFCHR && !FileKinds.IsTty(fd.Stat))
             || (fd.Flags & FileIo.O_PATH) != 0);   // O_PATH: any file type, nothing but the path to keep
