@@ -108,8 +108,9 @@ internal sealed unsafe class NativePlugin : ICrispPlugin
         byte again = 0;
         byte* pAgain = &again;
         var fd = Descriptor(PluginHook.RestoreExtFile, f => ((delegate* unmanaged<int, byte*, int>)f)((int)id, pAgain));
-        retry = fd is null && again != 0;
-        return fd;
+        // CRIU: a plugin that needs other files first answers >= 0 with retry_needed set; the answer is not a file.
+        retry = fd is not null && again != 0;
+        return retry ? null : fd;
     }
 
     public bool RestoreExtMount(int mountId, string mountpoint, string oldRoot, out bool isFile)
