@@ -186,8 +186,21 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     private static void WriteTree(DumpContext ctx)
     {
         foreach (var task in ctx.Tasks)
+        {
+            // The kernel-object ids go to ids-PID.img as current CRIU writes and reads them (it ignores
+            // core.ids); the cores keep them only in memory, for the stages.
+            ctx.Images.Write(ImageFile.Ids(task.Pid), task.Leader.Core.Ids);
             foreach (var thread in task.Threads)
-                ctx.Images.Write(ImageFile.Core(thread.Tid), thread.Core);
+            {
+                var core = thread.Core;
+                if (core.Ids is not null)
+                {
+                    core = core.Clone();
+                    core.Ids = null;
+                }
+                ctx.Images.Write(ImageFile.Core(thread.Tid), core);
+            }
+        }
         using (var pstree = ctx.Images.CreateWriter(ImageFile.Pstree))
         {
             foreach (var task in ctx.Tasks)
@@ -204,13 +217,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             }
             DumpZombie.WriteAll(ctx, pstree);
         }
-        var root = ctx.Tasks[0];
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry
         {
             ImgVersion = 2,             // CRIU's CRTOOLS_IMAGES_V1_1
             FdinfoPerId = true,
             NsPerId = true,
-            RootIds = root.Leader.Core.Ids,
+            // CRIU's root_ids are the dumping tool's own kernel objects, the root task's "parent": ids equal to
+            // the root task's would tell CRIU's restore that the root shares crisp's files, fs and mm.
+            RootIds = new task_kobj_ids_entry { VmId = ctx.NewId(), FilesId = ctx.NewId(), FsId = ctx.NewId(), SighandId = ctx.NewId() },
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
             PluginsEntry = ctx.Plugins.InventoryEntry(),

@@ -47,9 +47,10 @@ public sealed class PagemapReader : IDisposable
         {
             // Old images say in_parent instead of flags; treat no flags as present like CRIU does.
             var flags = e.HasFlags ? (PagemapFlags)e.Flags : e.InParent ? PagemapFlags.Parent : PagemapFlags.Present;
-            runs.Add(new Run(e.Vaddr, e.NrPages, flags, (flags & PagemapFlags.Present) != 0 ? offset : -1));
+            uint nrPages = PagemapEntries.NrPages(e, mapPath);
+            runs.Add(new Run(e.Vaddr, nrPages, flags, (flags & PagemapFlags.Present) != 0 ? offset : -1));
             if ((flags & PagemapFlags.Present) != 0)
-                offset += (long)e.NrPages * PageSize;
+                offset += (long)nrPages * PageSize;
         }
         runs.Sort((a, b) => a.Vaddr.CompareTo(b.Vaddr));
         string pagesPath = dir.PathOf(ImageFile.Pages(head.PagesId));

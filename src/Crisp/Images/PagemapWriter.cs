@@ -70,13 +70,14 @@ public sealed class PagemapWriter : IDisposable
 
     private void Add(ulong vaddr, uint nrPages, PagemapFlags flags)
     {
-        if (_pending is { } p && p.Flags == (uint)flags && p.Vaddr + (ulong)p.NrPages * PageSize == vaddr)
+        if (_pending is { } p && p.Flags == (uint)flags && p.Vaddr + p.NrPages * PageSize == vaddr && p.NrPages + nrPages <= uint.MaxValue)
         {
             p.NrPages += nrPages;
+            p.CompatNrPages = (uint)p.NrPages;
             return;
         }
         FlushPending();
-        _pending = new pagemap_entry { Vaddr = vaddr, NrPages = nrPages, Flags = (uint)flags };
+        _pending = new pagemap_entry { Vaddr = vaddr, NrPages = nrPages, CompatNrPages = nrPages, Flags = (uint)flags };
     }
 
     private void FlushPending()

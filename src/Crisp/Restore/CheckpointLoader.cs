@@ -46,8 +46,13 @@ public static class CheckpointLoader
             }
             var threads = e.Threads.OrderBy(t => t == e.Pid ? 0 : 1)
                 .Select(t => new RestoreThread((int)t, ReadCore(images, (int)t))).ToList();
-            if (threads[0].Core.Tc is null || threads[0].Core.Ids is null)
-                throw new CrispException($"{images.PathOf(ImageFile.Core(e.Pid))}: task core or ids missing");
+            if (threads[0].Core.Tc is null)
+                throw new CrispException($"{images.PathOf(ImageFile.Core(e.Pid))}: task core missing");
+            // ids-PID.img (current CRIU, crisp) wins over core.ids (images of old CRIUs).
+            if (images.Exists(ImageFile.Ids(e.Pid)))
+                threads[0].Core.Ids = images.ReadOne<task_kobj_ids_entry>(ImageFile.Ids(e.Pid));
+            if (threads[0].Core.Ids is null)
+                throw new CrispException($"{images.PathOf(ImageFile.Ids(e.Pid))}: missing (and the task's core has no ids)");
             var task = new RestoreTask(e, threads, parent);
             parent?.Children.Add(task);
             byPid[task.Pid] = task;

@@ -141,10 +141,11 @@ public sealed class CheckpointExplorer
             int vmi = 0, pvmi = -1;
             while (reader.Read<pagemap_entry>() is { } pm)
             {
-                string pstr = $"\t{pm.Vaddr:x} / {pm.NrPages,-8}";
+                ulong nrPages = pm.HasNrPages ? pm.NrPages : pm.CompatNrPages;
+                string pstr = $"\t{pm.Vaddr:x} / {nrPages,-8}";
                 while (vmi < vmas.Count && vmas[vmi].End <= pm.Vaddr)
                     vmi++;
-                ulong pme = pm.Vaddr + ((ulong)pm.NrPages << 12);
+                ulong pme = pm.Vaddr + (nrPages << 12);
                 var vstr = new StringBuilder();
                 while (vmi < vmas.Count && vmas[vmi].Start < pme)
                 {

@@ -17,7 +17,7 @@ public readonly record struct FileStat(ulong Dev, ulong Ino, uint Mode, ulong Rd
 public static unsafe class FdOps
 {
     public const int F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, F_SETSIG = 10, F_GETSIG = 11,
-        F_SETOWN_EX = 15, F_GETOWN_EX = 16, F_DUPFD_CLOEXEC = 1030, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
+        F_SETOWN_EX = 15, F_GETOWN_EX = 16, F_GETOWNER_UIDS = 17, F_DUPFD_CLOEXEC = 1030, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
     public const int FD_CLOEXEC = 1;
     /// <summary>Status flags F_SETFL can change (CRIU's SETFL_MASK).</summary>
     public const int SetflMask = FileIo.O_APPEND | FileIo.O_ASYNC | FileIo.O_NONBLOCK | FileIo.O_DIRECT | FileIo.O_NOATIME;
@@ -54,6 +54,15 @@ public static unsafe class FdOps
         int* ex = stackalloc int[2];
         Fcntl(fd, F_GETOWN_EX, (long)ex);
         return (ex[0], ex[1], Fcntl(fd, F_GETSIG));
+    }
+
+    /// <summary>The real and effective uid recorded with the owner when it was set (F_GETOWNER_UIDS, a
+    /// CONFIG_CHECKPOINT_RESTORE fcntl): CRIU restores the owner under them, so they must be in fown_entry.</summary>
+    public static (uint Uid, uint Euid) GetOwnerUids(int fd)
+    {
+        uint* uids = stackalloc uint[2];
+        Fcntl(fd, F_GETOWNER_UIDS, (long)uids);
+        return (uids[0], uids[1]);
     }
 
     public static void SetOwner(int fd, int type, int pid, int signal)

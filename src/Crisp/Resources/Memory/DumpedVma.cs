@@ -11,6 +11,7 @@ public sealed record DumpedVma(MapsEntry Maps, vma_entry Entry)
     public ulong End => Entry.End;
     public bool Is(uint status) => VmaStatus.Is(Entry.Status, status);
 
-    /// <summary>Private memory whose pages are stored in pagemap-PID.img.</summary>
-    public bool HasPrivatePages => Is(VmaStatus.Regular) && (Is(VmaStatus.AnonPrivate) || Is(VmaStatus.FilePrivate));
+    /// <summary>Private memory whose pages are stored in pagemap-PID.img (the vdso's too, as CRIU; never the
+    /// vvar's, which are the kernel's data pages).</summary>
+    public bool HasPrivatePages => Is(VmaStatus.Regular) && !Is(VmaStatus.Vvar) && (Is(VmaStatus.AnonPrivate) || Is(VmaStatus.FilePrivate));
 }

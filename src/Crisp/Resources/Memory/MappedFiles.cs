@@ -1,37 +1,34 @@
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Resources.Files;
 
 namespace Crisp.Resources.Memory;
 
-/// <summary>Files that VMAs and /proc/PID/exe refer to, one reg_file_entry per path in reg-files.img
-/// (CRIU's REG_FILES image; vma_entry.shmid and mm_entry.exe_file_id hold the ids).</summary>
+/// <summary>Files mapped by VMAs (and the exe), one entry per path. They go into files.img as REG entries
+/// that no fd refers to, as current CRIU writes them; restore also reads the legacy reg-files.img.</summary>
 public sealed class MappedFiles
 {
-    private readonly Dictionary<string, reg_file_entry> _byPath = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, uint> _byPath = new(StringComparer.Ordinal);
 
     public uint IdOf(Dump.DumpContext ctx, string path)
     {
-        if (!_byPath.TryGetValue(path, out var e))
-        {
-            _byPath[path] = e = new reg_file_entry
+        if (!_byPath.TryGetValue(path, out uint id))
+            _byPath[path] = id = ctx.Shared<FileTable>().Add(ctx, newId => new file_entry
             {
-                Id = ctx.NewId(),
-                Flags = 0,   // O_RDONLY
-                Pos = 0,
-                Fown = new fown_entry(),
-                Name = path,
-            };
-        }
-        return e.Id;
+                Type = fd_types.Reg,
+                Id = newId,
+                Reg = new reg_file_entry { Id = newId, Flags = 0 /* O_RDONLY */, Pos = 0, Fown = Fown.None(), Name = path },
+            });
+        return id;
     }
 
-    public void Write(ImageDirectory images)
-    {
-        if (_byPath.Count > 0)
-            images.Write(ImageFile.RegFiles, [.. _byPath.Values.OrderBy(e => e.Id)]);
-    }
-
-    /// <summary>Restore side: id → path.</summary>
+    /// <summary>Restore side: id → path of every regular file entry, from files.img and reg-files.img.</summary>
     public static Dictionary<uint, string> Read(ImageDirectory images)
-        => images.ReadAll<reg_file_entry>(ImageFile.RegFiles).ToDictionary(e => e.Id, e => e.Name);
+    {
+        var byId = images.ReadAll<reg_file_entry>(ImageFile.RegFiles).ToDictionary(e => e.Id, e => e.Name);
+        foreach (var e in images.ReadAll<file_entry>(ImageFile.Files))
+            if (e.Type == fd_types.Reg && e.Reg is not null)
+                byId.TryAdd(e.Id, e.Reg.Name);
+        return byId;
+    }
 }

@@ -43,7 +43,7 @@ public sealed class MemoryDump : IDumpStage
             ThpDisabled = thpDisabled,
             CoredumpFilter = (uint)Linux.Proc.ProcFiles.Hex(Linux.Proc.ProcFiles.ReadText(pid, "coredump_filter").Trim()),
         };
-        mm.MmSavedAuxv.AddRange(MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes($"/proc/{pid}/auxv")).ToArray());
+        mm.MmSavedAuxv.AddRange(SavedAuxv(pid));
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
         ctx.Images.Write(ImageFile.Mm(pid), mm);
 
@@ -59,11 +59,22 @@ public sealed class MemoryDump : IDumpStage
             shared.DumpOnce(ctx, pid, vma);
     }
 
-    public void Finish(DumpContext ctx) => ctx.Shared<MappedFiles>().Write(ctx.Images);
 
     private static string ExePath(int pid)
     {
         string? target = new FileInfo($"/proc/{pid}/exe").LinkTarget;
         return target ?? throw new CrispException($"task {pid}: /proc/{pid}/exe is not readable");
+    }
+
+    /// <summary>/proc/PID/auxv without its AT_NULL terminator pair: the kernel puts one back (PR_SET_MM_MAP
+    /// zero-fills and terminates), and CRIU refuses more than AT_VECTOR_SIZE (44) words, which the terminator of
+    /// a 23-entry vector (this kernel's) would exceed.</summary>
+    private static ulong[] SavedAuxv(int pid)
+    {
+        var words = MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes($"/proc/{pid}/auxv")).ToArray();
+        int n = words.Length & ~1;
+        while (n >= 2 && words[n - 2] == 0 && words[n - 1] == 0)
+            n -= 2;
+        return words[..n];
     }
 }

@@ -16,7 +16,7 @@ public static class MmMapInstaller
         if (mm.ExeFileId != 0)
         {
             if (!files.TryGetValue(mm.ExeFileId, out var exe))
-                throw new CrispException($"task {task.Pid}: exe file id {mm.ExeFileId} is not in reg-files.img");
+                throw new CrispException($"task {task.Pid}: exe file id {mm.ExeFileId} is in neither files.img nor reg-files.img");
             exeFd = PuppetPaths.Open(task, exe, FileIo.O_RDONLY);
         }
         try

@@ -34,7 +34,8 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         {
             foreach (var v in vmas)
             {
-                if (!VmaStatus.Is(v.Status, VmaStatus.Regular) ||
+                // The vdso and vvar are this kernel's own (moved into place): dumped vdso pages are not written.
+                if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar) ||
                     !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate)))
                     continue;
                 bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);

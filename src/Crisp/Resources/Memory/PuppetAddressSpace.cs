@@ -49,7 +49,9 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
     }
 
     /// <summary>Moves [vvar], [vvar_vclock] and [vdso] to the dumped addresses (mremap keeps the kernel's
-    /// idea of where the vdso is, for signal return), via a free spot when old and new overlap.</summary>
+    /// idea of where the vdso is, for signal return), via a free spot when old and new overlap. The layouts
+    /// are compared as contiguous spans with the vdso's place in them: CRIU records [vvar] and [vvar_vclock]
+    /// as one vvar VMA, crisp as two, and both describe the same pages.</summary>
     public void MoveVdso()
     {
         var current = ProcMaps.Read(task.Puppet.Pid).Where(IsVdsoArea).OrderBy(m => m.Start).ToList();
@@ -61,18 +63,26 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 task.Call("munmap(vdso)", Sysno.munmap, (long)m.Start, (long)m.Length);
             return;
         }
-        if (wanted.Count != current.Count || wanted.Zip(current).Any(p => p.First.End - p.First.Start != p.Second.Length))
+        var wantedSpans = VdsoSpan.Of(wanted.Select(v => (v.Start, v.End, VmaStatus.Is(v.Status, VmaStatus.Vdso))));
+        var currentSpans = VdsoSpan.Of(current.Select(m => (m.Start, m.End, m.Kind == VmaKind.Vdso)));
+        if (wantedSpans.Count != currentSpans.Count || wantedSpans.Zip(currentSpans).Any(p => !p.First.SameShape(p.Second)))
             throw new CrispException($"task {task.Pid}: the vdso/vvar layout differs from this kernel's " +
                 $"(dumped {string.Join(", ", wanted.Select(v => $"{v.End - v.Start:x}"))}; here {string.Join(", ", current.Select(m => $"{m.Length:x}"))})");
-        if (wanted.Zip(current).All(p => p.First.Start == p.Second.Start))
+        // Where each area of this kernel goes: the same offset in the dumped span as in its own.
+        var moves = current.Select(m =>
+        {
+            int k = currentSpans.FindIndex(sp => sp.Contains(m.Start));
+            return (From: m.Start, m.Length, To: wantedSpans[k].Start + (m.Start - currentSpans[k].Start));
+        }).ToList();
+        if (moves.All(mv => mv.From == mv.To))
             return;
 
-        var from = current.Select(m => (m.Start, m.Length)).ToList();
-        bool overlap = from.Any(f => wanted.Any(w => f.Start < w.End && w.Start < f.Start + f.Length));
+        var from = moves.Select(mv => (Start: mv.From, mv.Length)).ToList();
+        bool overlap = from.Any(f => wantedSpans.Any(w => f.Start < w.End && w.Start < f.Start + f.Length));
         if (overlap)
         {
             ulong span = current[^1].End - current[0].Start;
-            ulong temp = FreeSpot(span, [.. from.Select(f => (f.Start, f.Start + f.Length)), .. wanted.Select(w => (w.Start, w.End))]);
+            ulong temp = FreeSpot(span, [.. from.Select(f => (f.Start, f.Start + f.Length)), .. wantedSpans.Select(w => (w.Start, w.End))]);
             for (int i = 0; i < from.Count; i++)
             {
                 ulong to = temp + (from[i].Start - current[0].Start);
@@ -81,7 +91,7 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             }
         }
         for (int i = 0; i < from.Count; i++)
-            Remap(from[i].Start, from[i].Length, wanted[i].Start);
+            Remap(from[i].Start, from[i].Length, moves[i].To);
     }
 
     /// <summary>Private VMAs mapped writable for the fill and made read-only only afterwards.</summary>
@@ -110,7 +120,7 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 else if (VmaStatus.Is(v.Status, VmaStatus.FilePrivate) || VmaStatus.Is(v.Status, VmaStatus.FileShared))
                 {
                     if (!files.TryGetValue((uint)v.Shmid, out var path))
-                        throw new CrispException($"task {task.Pid}: mapping 0x{v.Start:x} refers to file id {v.Shmid}, not in reg-files.img");
+                        throw new CrispException($"task {task.Pid}: mapping 0x{v.Start:x} refers to file id {v.Shmid}, in neither files.img nor reg-files.img");
                     fd = OpenCached(openFiles, path, (int)v.Fdflags & FileIo.O_ACCMODE);
                 }
                 if (fd >= 0)

@@ -17,8 +17,17 @@ public static class VmaCollector
             foreach (var maps in WithoutScratch(smaps.Vma, scratch))
             {
                 var entry = ToEntry(pid, maps, smaps, fileId, memfdFileId);
-                if (entry is not null)
-                    list.Add(new DumpedVma(maps, entry));
+                if (entry is null)
+                    continue;
+                // [vvar] and [vvar_vclock] are one vvar VMA in CRIU's images (its restore expects one).
+                if (list.Count > 0 && list[^1] is { } prev && prev.Is(VmaStatus.Vvar) && VmaStatus.Is(entry.Status, VmaStatus.Vvar)
+                    && prev.End == entry.Start)
+                {
+                    prev.Entry.End = entry.End;
+                    list[^1] = prev with { Maps = prev.Maps with { End = entry.End } };
+                    continue;
+                }
+                list.Add(new DumpedVma(maps, entry));
             }
         }
         return list;
@@ -48,6 +57,7 @@ public static class VmaCollector
             Pgoff = m.Offset,
             Prot = (uint)m.Prot,
             Fd = -1,
+            Shmid = 0,   // required in CRIU's schema: set for anonymous VMAs too (file VMAs overwrite it)
         };
         uint flags = m.Shared ? (uint)Mman.MAP_SHARED : (uint)Mman.MAP_PRIVATE;
         ulong madv = 0;
@@ -80,18 +90,20 @@ public static class VmaCollector
         uint status = VmaStatus.Regular;
         switch (m.Kind)
         {
+            // CRIU's marks: the vdso and vvar are anonymous private areas too; the vdso's pages are dumped (CRIU's
+            // restore reads the dumped vdso's ELF to see whether the running one matches), the vvar's never.
             case VmaKind.Vdso:
-                status |= VmaStatus.Vdso;
+                status |= VmaStatus.Vdso | VmaStatus.AnonPrivate;
                 flags |= Mman.MAP_ANONYMOUS;
                 break;
             case VmaKind.Vvar:
             case VmaKind.VvarVclock:
-                status |= VmaStatus.Vvar;
+                status |= VmaStatus.Vvar | VmaStatus.AnonPrivate;
                 flags |= Mman.MAP_ANONYMOUS;
                 break;
             case VmaKind.Vsyscall:
                 // A fixed kernel page: recorded the way CRIU does (not regular), never mapped or dumped.
-                status = VmaStatus.Vsyscall;
+                status = VmaStatus.Vsyscall | VmaStatus.AnonPrivate;
                 flags |= Mman.MAP_ANONYMOUS;
                 break;
             case VmaKind.Heap:

@@ -53,7 +53,11 @@ public static class FpregsCodec
         BinaryPrimitives.WriteUInt32LittleEndian(area[28..], e.MxcsrMask);
         Put(area.Slice(32, 128), MemoryMarshal.AsBytes(e.StSpace.ToArray().AsSpan()));
         Put(area.Slice(160, 256), MemoryMarshal.AsBytes(e.XmmSpace.ToArray().AsSpan()));
-        Put(area.Slice(416, 96), MemoryMarshal.AsBytes(e.Padding.ToArray().AsSpan()));
+        // The FXSAVE area's unused tail: CRIU writes no padding, so an empty field means zeros.
+        if (e.Padding.Count == 0)
+            area.Slice(416, 96).Clear();
+        else
+            Put(area.Slice(416, 96), MemoryMarshal.AsBytes(e.Padding.ToArray().AsSpan()));
         if (e.Xsave is not { } x || area.Length <= XsaveLayout.HeaderOffset)
             return;
         area.Slice(XsaveLayout.HeaderOffset, XsaveLayout.HeaderSize).Clear();

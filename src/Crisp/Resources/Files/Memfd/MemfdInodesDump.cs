@@ -56,7 +56,7 @@ public sealed class MemfdInodesDump
         {
             Type = fd_types.Memfd,
             Id = fileId,
-            Memfd = new memfd_file_entry { Id = fileId, Flags = FileIo.O_RDWR, Pos = 0, Fown = new fown_entry(), InodeId = inodeId },
+            Memfd = new memfd_file_entry { Id = fileId, Flags = FileIo.O_RDWR, Pos = 0, Fown = Fown.None(), InodeId = inodeId },
         });
         _mappingFileIds[st.Ino] = id;
         return id;

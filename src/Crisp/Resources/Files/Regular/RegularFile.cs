@@ -28,7 +28,7 @@ public sealed class RegularFile : IFileKind
             Id = id,
             Flags = (uint)fd.Flags,
             Pos = (ulong)fd.Info.Pos,
-            Fown = (fd.Flags & FileIo.O_PATH) != 0 ? new fown_entry() : Fown.Of(fd.Copy.Fd),   // fcntl(F_GETOWN_EX) is EBADF on O_PATH
+            Fown = (fd.Flags & FileIo.O_PATH) != 0 ? Fown.None() : Fown.Of(fd.Copy.Fd),   // fcntl(F_GETOWN_EX) is EBADF on O_PATH
             Name = fd.Target,
             MntId = fd.Info.MntId,
             Size = fd.Stat.Type == FileStat.S_IFREG ? (ulong)fd.Stat.Size : 0,
@@ -46,7 +46,7 @@ public sealed class RegularFile : IFileKind
             Id = id,
             Flags = FileIo.O_RDONLY | FileIo.O_DIRECTORY,
             Pos = 0,
-            Fown = new fown_entry(),
+            Fown = Fown.None(),
             Name = path,
             Mode = mode,
         },

@@ -37,7 +37,7 @@ public static class ExternalPeer
                 Uflags = UnixSocketFile.USK_EXTERN,
                 Backlog = 0,
                 Peer = 0,
-                Fown = new fown_entry(),
+                Fown = Fown.None(),
                 Opts = new sk_opts_entry(),
                 Name = Google.Protobuf.ByteString.CopyFrom(peer.Name),
             },
