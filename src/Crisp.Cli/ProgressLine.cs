@@ -5,7 +5,7 @@ namespace Crisp.Cli;
 
 /// <summary>
 /// A live line on stderr while a dump or restore runs — stage, MiB done of total, MiB/s, ETA — redrawn in place
-/// four times a second. Only when stderr is a terminal (a pipe or file gets nothing), and never when the
+/// four times a second and as each stage begins. Only when stderr is a terminal (a pipe or file gets nothing), and never when the
 /// restored tree shares crisp's terminal (--shell-job): its output is the tree's then. The line is drawn once at
 /// the start and once at the end, so even a short run shows it, and erased when done.
 /// </summary>
@@ -24,6 +24,7 @@ internal sealed partial class ProgressLine : IDisposable
     {
         (_verb, _meter, _err) = (verb, meter, err);
         Draw();
+        _meter.StageBegun += OnStageBegun;
         _timer = new Timer(_ => Draw(), null, 250, 250);
     }
 
@@ -31,8 +32,11 @@ internal sealed partial class ProgressLine : IDisposable
     public static ProgressLine? Start(string verb, ProgressMeter meter, bool allowed) =>
         allowed && IsATty(StderrFd) == 1 ? new ProgressLine(verb, meter, Console.Error) : null;
 
+    private void OnStageBegun() => Draw();
+
     public void Dispose()
     {
+        _meter.StageBegun -= OnStageBegun;
         _timer.Dispose();
         lock (_gate)
         {

@@ -15,7 +15,14 @@ public sealed class ProgressMeter
     /// <summary>Expected bytes; never below what is done (an estimate may be short).</summary>
     public long TotalBytes => Math.Max(Interlocked.Read(ref _total), DoneBytes);
 
-    public void Begin(string stage) => _stage = stage;
+    /// <summary>Raised on the engine's thread when a stage begins, so a short stage is shown too.</summary>
+    public event Action? StageBegun;
+
+    public void Begin(string stage)
+    {
+        _stage = stage;
+        StageBegun?.Invoke();
+    }
 
     public void SetTotal(long bytes) => Interlocked.Exchange(ref _total, bytes);
 

@@ -45,7 +45,7 @@ public static class CriuOptions
         .. Bool("file-locks", 'l', "handle file locks"),
         Maybe("manage-cgroups", null, "dump/restore cgroups", supported: false),
         Value("cgroup-root", null, "cgroup root for restore", supported: false),
-        Value("libdir", 'L', "load plugin assemblies (*.dll) from DIR (default: $CRISP_LIBS_DIR)"),
+        Value("libdir", 'L', "load CRIU plugin libraries (*.so) from DIR (default: $CRISP_LIBS_DIR)"),
         Value("pidfile", null, "write the restored root's pid to FILE"),
         Value("images-mode", null, "octal mode of the images, log and stats a dump writes (default 0600; a directory crisp creates gets 0700, or r→rx of it)"),
         Flag("insecure-images", null, "restore images that others could have written (skips the ownership/mode check)"),

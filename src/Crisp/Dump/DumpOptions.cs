@@ -21,7 +21,7 @@ public sealed record DumpOptions
     public bool FileLocks { get; init; }
     /// <summary>Largest deleted-but-open file whose contents are saved (--ghost-limit, CRIU's default 1 MiB).</summary>
     public long GhostLimit { get; init; } = 1 << 20;
-    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    /// <summary>CRIU plugin libraries, *.so (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
     public string? LibDir { get; init; }
     /// <summary>Seize time limit.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -10,15 +10,19 @@ namespace Crisp.Images;
 /// </summary>
 public sealed partial class ImageKind
 {
-    private ImageKind(string name, uint magic, string prefix, bool hasId, MessageDescriptor? entry,
-        MessageDescriptor? head = null, ExtraPayload extra = ExtraPayload.None)
+    // The descriptors are fetched when first asked for (show, decode, encode): building them is protobuf
+    // reflection over every message of every .proto file, a cost a dump or restore does not need to pay.
+    private readonly Func<MessageDescriptor>? _entry, _head;
+
+    private ImageKind(string name, uint magic, string prefix, bool hasId, Func<MessageDescriptor>? entry,
+        Func<MessageDescriptor>? head = null, ExtraPayload extra = ExtraPayload.None)
     {
         Name = name;
         Magic = magic;
         FilePrefix = prefix;
         HasId = hasId;
-        Entry = entry;
-        Head = head;
+        _entry = entry;
+        _head = head;
         Extra = extra;
     }
 
@@ -29,11 +33,11 @@ public sealed partial class ImageKind
     public string FilePrefix { get; }
     public bool HasId { get; }
     /// <summary>Message of each entry; null for raw images.</summary>
-    public MessageDescriptor? Entry { get; }
+    public MessageDescriptor? Entry => _entry?.Invoke();
     /// <summary>Message of the first entry when it differs from the rest (pagemap_head).</summary>
-    public MessageDescriptor? Head { get; }
+    public MessageDescriptor? Head => _head?.Invoke();
     public ExtraPayload Extra { get; }
-    public bool IsRaw => Entry is null;
+    public bool IsRaw => _entry is null;
     /// <summary>inventory.img carries only its own magic; raw images none; all others IMG_COMMON first.</summary>
     public bool HasCommonMagic => !IsRaw && Magic != ImageMagic.Inventory;
 
@@ -46,54 +50,54 @@ public sealed partial class ImageKind
 
     public override string ToString() => Name;
 
-    public static readonly ImageKind Inventory = new("INVENTORY", ImageMagic.Inventory, "inventory", false, inventory_entry.Descriptor);
-    public static readonly ImageKind Pstree = new("PSTREE", ImageMagic.Pstree, "pstree", false, pstree_entry.Descriptor);
-    public static readonly ImageKind Core = new("CORE", ImageMagic.Core, "core", true, core_entry.Descriptor);
-    public static readonly ImageKind Ids = new("IDS", ImageMagic.Ids, "ids", true, task_kobj_ids_entry.Descriptor);
-    public static readonly ImageKind Creds = new("CREDS", ImageMagic.Creds, "creds", true, creds_entry.Descriptor);
-    public static readonly ImageKind Fs = new("FS", ImageMagic.Fs, "fs", true, fs_entry.Descriptor);
-    public static readonly ImageKind Mm = new("MM", ImageMagic.Mm, "mm", true, mm_entry.Descriptor);
-    public static readonly ImageKind Vmas = new("VMAS", ImageMagic.Vmas, "vmas", true, vma_entry.Descriptor);
-    public static readonly ImageKind Pagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap", true, pagemap_entry.Descriptor, pagemap_head.Descriptor);
+    public static readonly ImageKind Inventory = new("INVENTORY", ImageMagic.Inventory, "inventory", false, () => inventory_entry.Descriptor);
+    public static readonly ImageKind Pstree = new("PSTREE", ImageMagic.Pstree, "pstree", false, () => pstree_entry.Descriptor);
+    public static readonly ImageKind Core = new("CORE", ImageMagic.Core, "core", true, () => core_entry.Descriptor);
+    public static readonly ImageKind Ids = new("IDS", ImageMagic.Ids, "ids", true, () => task_kobj_ids_entry.Descriptor);
+    public static readonly ImageKind Creds = new("CREDS", ImageMagic.Creds, "creds", true, () => creds_entry.Descriptor);
+    public static readonly ImageKind Fs = new("FS", ImageMagic.Fs, "fs", true, () => fs_entry.Descriptor);
+    public static readonly ImageKind Mm = new("MM", ImageMagic.Mm, "mm", true, () => mm_entry.Descriptor);
+    public static readonly ImageKind Vmas = new("VMAS", ImageMagic.Vmas, "vmas", true, () => vma_entry.Descriptor);
+    public static readonly ImageKind Pagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap", true, () => pagemap_entry.Descriptor, () => pagemap_head.Descriptor);
     /// <summary>pagemap-shmem-SHMID.img: a shared anonymous object's pages; vaddr = offset in the object.</summary>
-    public static readonly ImageKind ShmemPagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap-shmem", true, pagemap_entry.Descriptor, pagemap_head.Descriptor);
+    public static readonly ImageKind ShmemPagemap = new("PAGEMAP", ImageMagic.Pagemap, "pagemap-shmem", true, () => pagemap_entry.Descriptor, () => pagemap_head.Descriptor);
     public static readonly ImageKind Pages = new("PAGES", ImageMagic.Raw, "pages", true, null);
-    public static readonly ImageKind Fdinfo = new("FDINFO", ImageMagic.Fdinfo, "fdinfo", true, fdinfo_entry.Descriptor);
-    public static readonly ImageKind Files = new("FILES", ImageMagic.Files, "files", false, file_entry.Descriptor);
-    public static readonly ImageKind RegFiles = new("REG_FILES", ImageMagic.RegFiles, "reg-files", false, reg_file_entry.Descriptor);
-    public static readonly ImageKind Pipes = new("PIPES", ImageMagic.Pipes, "pipes", false, pipe_entry.Descriptor);
-    public static readonly ImageKind PipesData = new("PIPES_DATA", ImageMagic.PipesData, "pipes-data", false, pipe_data_entry.Descriptor, null, ExtraPayload.PipeData);
-    public static readonly ImageKind Fifo = new("FIFO", ImageMagic.Fifo, "fifo", false, fifo_entry.Descriptor);
-    public static readonly ImageKind FifoData = new("FIFO_DATA", ImageMagic.FifoData, "fifo-data", false, pipe_data_entry.Descriptor, null, ExtraPayload.PipeData);
-    public static readonly ImageKind Sigacts = new("SIGACT", ImageMagic.Sigact, "sigacts", true, sa_entry.Descriptor);
-    public static readonly ImageKind Itimers = new("ITIMERS", ImageMagic.Itimers, "itimers", true, itimer_entry.Descriptor);
-    public static readonly ImageKind PosixTimers = new("POSIX_TIMERS", ImageMagic.PosixTimers, "posix-timers", true, posix_timer_entry.Descriptor);
-    public static readonly ImageKind TtyFiles = new("TTY_FILES", ImageMagic.TtyFiles, "tty", false, tty_file_entry.Descriptor);
-    public static readonly ImageKind TtyInfo = new("TTY_INFO", ImageMagic.TtyInfo, "tty-info", false, tty_info_entry.Descriptor);
-    public static readonly ImageKind TtyData = new("TTY_DATA", ImageMagic.TtyData, "tty-data", false, tty_data_entry.Descriptor);
-    public static readonly ImageKind Rlimit = new("RLIMIT", ImageMagic.Rlimit, "rlimit", true, rlimit_entry.Descriptor);
-    public static readonly ImageKind Seccomp = new("SECCOMP", ImageMagic.Seccomp, "seccomp", false, seccomp_entry.Descriptor);
-    public static readonly ImageKind EventfdFile = new("EVENTFD_FILE", ImageMagic.EventfdFile, "eventfd", false, eventfd_file_entry.Descriptor);
-    public static readonly ImageKind EventpollFile = new("EVENTPOLL_FILE", ImageMagic.EventpollFile, "eventpoll", false, eventpoll_file_entry.Descriptor);
-    public static readonly ImageKind EventpollTfd = new("EVENTPOLL_TFD", ImageMagic.EventpollTfd, "eventpoll-tfd", false, eventpoll_tfd_entry.Descriptor);
-    public static readonly ImageKind UnixSk = new("UNIXSK", ImageMagic.UnixSk, "unixsk", false, unix_sk_entry.Descriptor);
-    public static readonly ImageKind SkQueues = new("SK_QUEUES", ImageMagic.SkQueues, "sk-queues", false, sk_packet_entry.Descriptor, null, ExtraPayload.SkQueue);
+    public static readonly ImageKind Fdinfo = new("FDINFO", ImageMagic.Fdinfo, "fdinfo", true, () => fdinfo_entry.Descriptor);
+    public static readonly ImageKind Files = new("FILES", ImageMagic.Files, "files", false, () => file_entry.Descriptor);
+    public static readonly ImageKind RegFiles = new("REG_FILES", ImageMagic.RegFiles, "reg-files", false, () => reg_file_entry.Descriptor);
+    public static readonly ImageKind Pipes = new("PIPES", ImageMagic.Pipes, "pipes", false, () => pipe_entry.Descriptor);
+    public static readonly ImageKind PipesData = new("PIPES_DATA", ImageMagic.PipesData, "pipes-data", false, () => pipe_data_entry.Descriptor, null, ExtraPayload.PipeData);
+    public static readonly ImageKind Fifo = new("FIFO", ImageMagic.Fifo, "fifo", false, () => fifo_entry.Descriptor);
+    public static readonly ImageKind FifoData = new("FIFO_DATA", ImageMagic.FifoData, "fifo-data", false, () => pipe_data_entry.Descriptor, null, ExtraPayload.PipeData);
+    public static readonly ImageKind Sigacts = new("SIGACT", ImageMagic.Sigact, "sigacts", true, () => sa_entry.Descriptor);
+    public static readonly ImageKind Itimers = new("ITIMERS", ImageMagic.Itimers, "itimers", true, () => itimer_entry.Descriptor);
+    public static readonly ImageKind PosixTimers = new("POSIX_TIMERS", ImageMagic.PosixTimers, "posix-timers", true, () => posix_timer_entry.Descriptor);
+    public static readonly ImageKind TtyFiles = new("TTY_FILES", ImageMagic.TtyFiles, "tty", false, () => tty_file_entry.Descriptor);
+    public static readonly ImageKind TtyInfo = new("TTY_INFO", ImageMagic.TtyInfo, "tty-info", false, () => tty_info_entry.Descriptor);
+    public static readonly ImageKind TtyData = new("TTY_DATA", ImageMagic.TtyData, "tty-data", false, () => tty_data_entry.Descriptor);
+    public static readonly ImageKind Rlimit = new("RLIMIT", ImageMagic.Rlimit, "rlimit", true, () => rlimit_entry.Descriptor);
+    public static readonly ImageKind Seccomp = new("SECCOMP", ImageMagic.Seccomp, "seccomp", false, () => seccomp_entry.Descriptor);
+    public static readonly ImageKind EventfdFile = new("EVENTFD_FILE", ImageMagic.EventfdFile, "eventfd", false, () => eventfd_file_entry.Descriptor);
+    public static readonly ImageKind EventpollFile = new("EVENTPOLL_FILE", ImageMagic.EventpollFile, "eventpoll", false, () => eventpoll_file_entry.Descriptor);
+    public static readonly ImageKind EventpollTfd = new("EVENTPOLL_TFD", ImageMagic.EventpollTfd, "eventpoll-tfd", false, () => eventpoll_tfd_entry.Descriptor);
+    public static readonly ImageKind UnixSk = new("UNIXSK", ImageMagic.UnixSk, "unixsk", false, () => unix_sk_entry.Descriptor);
+    public static readonly ImageKind SkQueues = new("SK_QUEUES", ImageMagic.SkQueues, "sk-queues", false, () => sk_packet_entry.Descriptor, null, ExtraPayload.SkQueue);
     /// <summary>tcp-stream-INO.img: CRIU names it by the socket's inode in hex (see TcpStreamImage).</summary>
-    public static readonly ImageKind TcpStream = new("TCP_STREAM", ImageMagic.TcpStream, "tcp-stream", true, tcp_stream_entry.Descriptor, null, ExtraPayload.TcpQueues);
-    public static readonly ImageKind MemfdInode = new("MEMFD_INODE", ImageMagic.MemfdInode, "memfd", false, memfd_inode_entry.Descriptor);
-    public static readonly ImageKind Signalfd = new("SIGNALFD", ImageMagic.Signalfd, "signalfd", false, signalfd_entry.Descriptor);
-    public static readonly ImageKind Timerfd = new("TIMERFD", ImageMagic.Timerfd, "timerfd", false, timerfd_entry.Descriptor);
-    public static readonly ImageKind NsFiles = new("NS_FILES", ImageMagic.NsFiles, "ns-files", false, ns_file_entry.Descriptor);
-    public static readonly ImageKind RemapFpath = new("REMAP_FPATH", ImageMagic.RemapFpath, "remap-fpath", false, remap_file_path_entry.Descriptor);
-    public static readonly ImageKind GhostFile = new("GHOST_FILE", ImageMagic.GhostFile, "ghost-file", true, ghost_file_entry.Descriptor, null, ExtraPayload.GhostData);
-    public static readonly ImageKind FileLocks = new("FILE_LOCKS", ImageMagic.FileLocks, "file-locks", false, file_lock_entry.Descriptor);
+    public static readonly ImageKind TcpStream = new("TCP_STREAM", ImageMagic.TcpStream, "tcp-stream", true, () => tcp_stream_entry.Descriptor, null, ExtraPayload.TcpQueues);
+    public static readonly ImageKind MemfdInode = new("MEMFD_INODE", ImageMagic.MemfdInode, "memfd", false, () => memfd_inode_entry.Descriptor);
+    public static readonly ImageKind Signalfd = new("SIGNALFD", ImageMagic.Signalfd, "signalfd", false, () => signalfd_entry.Descriptor);
+    public static readonly ImageKind Timerfd = new("TIMERFD", ImageMagic.Timerfd, "timerfd", false, () => timerfd_entry.Descriptor);
+    public static readonly ImageKind NsFiles = new("NS_FILES", ImageMagic.NsFiles, "ns-files", false, () => ns_file_entry.Descriptor);
+    public static readonly ImageKind RemapFpath = new("REMAP_FPATH", ImageMagic.RemapFpath, "remap-fpath", false, () => remap_file_path_entry.Descriptor);
+    public static readonly ImageKind GhostFile = new("GHOST_FILE", ImageMagic.GhostFile, "ghost-file", true, () => ghost_file_entry.Descriptor, null, ExtraPayload.GhostData);
+    public static readonly ImageKind FileLocks = new("FILE_LOCKS", ImageMagic.FileLocks, "file-locks", false, () => file_lock_entry.Descriptor);
     /// <summary>ipcns-*-NSID.img: an IPC namespace's sysctls and SysV objects (NSID = ids' ipc_ns_id).</summary>
-    public static readonly ImageKind IpcVar = new("IPC_VAR", ImageMagic.IpcVar, "ipcns-var", true, ipc_var_entry.Descriptor);
-    public static readonly ImageKind IpcnsShm = new("IPCNS_SHM", ImageMagic.IpcnsShm, "ipcns-shm", true, ipc_shm_entry.Descriptor, null, ExtraPayload.IpcShmData);
-    public static readonly ImageKind IpcnsMsg = new("IPCNS_MSG", ImageMagic.IpcnsMsg, "ipcns-msg", true, ipc_msg_entry.Descriptor, null, ExtraPayload.IpcMsgQueue);
-    public static readonly ImageKind IpcnsSem = new("IPCNS_SEM", ImageMagic.IpcnsSem, "ipcns-sem", true, ipc_sem_entry.Descriptor, null, ExtraPayload.IpcSemValues);
+    public static readonly ImageKind IpcVar = new("IPC_VAR", ImageMagic.IpcVar, "ipcns-var", true, () => ipc_var_entry.Descriptor);
+    public static readonly ImageKind IpcnsShm = new("IPCNS_SHM", ImageMagic.IpcnsShm, "ipcns-shm", true, () => ipc_shm_entry.Descriptor, null, ExtraPayload.IpcShmData);
+    public static readonly ImageKind IpcnsMsg = new("IPCNS_MSG", ImageMagic.IpcnsMsg, "ipcns-msg", true, () => ipc_msg_entry.Descriptor, null, ExtraPayload.IpcMsgQueue);
+    public static readonly ImageKind IpcnsSem = new("IPCNS_SEM", ImageMagic.IpcnsSem, "ipcns-sem", true, () => ipc_sem_entry.Descriptor, null, ExtraPayload.IpcSemValues);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
-    public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, stats_entry.Descriptor);
+    public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, () => stats_entry.Descriptor);
 
     public static IReadOnlyList<ImageKind> All { get; } =
     [

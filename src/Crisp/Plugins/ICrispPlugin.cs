@@ -5,8 +5,8 @@ namespace Crisp.Plugins;
 /// (named on each hook). A hook returns false (CRIU's -ENOTSUP) when the object is not this plugin's — the
 /// next plugin is asked; true when it handled it (the chain stops, as in CRIU's run_plugins). A hook that
 /// fails throws: the dump or restore is aborted and undone.
-/// <para>Built-in plugins are listed in <see cref="PluginLoader"/>; others are public classes with a
-/// parameterless constructor in assemblies in <c>--libdir DIR</c> (or <c>CRISP_LIBS_DIR</c>).</para></summary>
+/// <para>Built-in plugins are listed in <see cref="PluginLoader"/>; others are CRIU plugin libraries (C ABI, .so)
+/// in <c>--libdir DIR</c> (or <c>CRISP_LIBS_DIR</c>), seen through <see cref="Native.NativePlugin"/>.</para></summary>
 public interface ICrispPlugin
 {
     /// <summary>Unique name; recorded in inventory.img when a checkpoint depends on this plugin.</summary>

@@ -15,6 +15,7 @@ public sealed class PluginContext
     }
 
     public string PluginName { get; }
+    internal PluginRun Run => _run;
     public PluginStage Stage => _run.Stage;
     public Log Log => _run.Log;
     public string ImagesDir => _run.ImagesDir;
@@ -53,7 +54,7 @@ public sealed class PluginRun
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
     public bool LeaveRunning { get; init; }
 
-    /// <summary>--libdir DIR; null: CRISP_LIBS_DIR, else no plugin assemblies.</summary>
+    /// <summary>--libdir DIR; null: CRISP_LIBS_DIR, else no plugin libraries.</summary>
     public string? LibDir { get; init; }
 
     /// <summary>Restore: the plugins the checkpoint's inventory lists (null when it has no list).</summary>

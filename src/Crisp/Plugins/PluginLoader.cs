@@ -1,11 +1,7 @@
-using System.Diagnostics.CodeAnalysis;
-using System.Reflection;
-using System.Runtime.CompilerServices;
-
 namespace Crisp.Plugins;
 
-/// <summary>Loads the plugins for one run: the built-in ones, then every assembly (*.dll) in --libdir DIR or
-/// CRISP_LIBS_DIR, each in a load context of its own (<see cref="PluginLoadContext"/>), in file-name order.
+/// <summary>Loads the plugins for one run: the built-in ones, then every CRIU plugin library (*.so) in --libdir DIR
+/// or CRISP_LIBS_DIR, in file-name order (<see cref="Native.PluginLibrary"/>).
 /// Each plugin's Init decides whether it takes part; one that throws aborts the run (the ones already
 /// initialised get Exit(failed)).</summary>
 public static class PluginLoader
@@ -20,7 +16,7 @@ public static class PluginLoader
         var candidates = BuiltIn().Concat(extra ?? []).ToList();
         string? dir = run.LibDir ?? Environment.GetEnvironmentVariable(LibsDirVariable);
         if (!string.IsNullOrEmpty(dir))
-            candidates.AddRange(FromDirectory(dir, run.Log));
+            candidates.AddRange(Native.PluginLibrary.LoadAll(dir, run.Log));
 
         var active = new List<ICrispPlugin>();
         var disabled = new List<(string, string)>();
@@ -53,45 +49,5 @@ public static class PluginLoader
             }
         }
         return new PluginSet(run, active, disabled);
-    }
-
-    /// <summary>Instances of every public, concrete <see cref="ICrispPlugin"/> with a parameterless constructor
-    /// in the assemblies of <paramref name="dir"/>.</summary>
-    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Plugin assemblies are loaded only by the JIT build; the AOT build refuses --libdir.")]
-    [UnconditionalSuppressMessage("Trimming", "IL2072", Justification = "Same: plugin types come from assemblies loaded at run time.")]
-    [UnconditionalSuppressMessage("Trimming", "IL2075", Justification = "Same.")]
-    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Same.")]
-    private static List<ICrispPlugin> FromDirectory(string dir, Log log)
-    {
-        if (!Directory.Exists(dir))
-            throw new CrispException($"plugin directory {dir} does not exist");
-        var files = Directory.GetFiles(dir, "*.dll").Order(StringComparer.Ordinal).ToList();
-        if (files.Count > 0 && !RuntimeFeature.IsDynamicCodeSupported)
-            throw new CrispException($"plugin directory {dir}: this build of crisp is compiled ahead of time and cannot load plugin assemblies");
-        var plugins = new List<ICrispPlugin>();
-        foreach (var file in files)
-        {
-            Assembly assembly;
-            try
-            {
-                assembly = new PluginLoadContext(file).LoadFromAssemblyPath(Path.GetFullPath(file));
-            }
-            catch (Exception e) when (e is BadImageFormatException or FileLoadException or IOException)
-            {
-                throw new CrispException($"plugin {file}: cannot load it: {e.Message}");
-            }
-            int before = plugins.Count;
-            Type[] types;
-            try { types = assembly.GetExportedTypes(); }
-            catch (Exception e) when (e is ReflectionTypeLoadException or FileNotFoundException or TypeLoadException)
-            {
-                throw new CrispException($"plugin {file}: its types do not load: {e.Message}");
-            }
-            foreach (var type in types)
-                if (type is { IsClass: true, IsAbstract: false } && typeof(ICrispPlugin).IsAssignableFrom(type) && type.GetConstructor(Type.EmptyTypes) is not null)
-                    plugins.Add((ICrispPlugin)Activator.CreateInstance(type)!);
-            log.Debug($"plugin assembly {file}: {plugins.Count - before} plugin(s)");
-        }
-        return plugins;
     }
 }

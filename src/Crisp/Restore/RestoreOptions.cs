@@ -20,7 +20,7 @@ public sealed record RestoreOptions
     public Resources.Files.Sockets.Inet.NetworkLockMethod? NetworkLock { get; init; }
     public bool ExtUnixSk { get; init; }
     public bool FileLocks { get; init; }
-    /// <summary>Plugin assemblies (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
+    /// <summary>CRIU plugin libraries, *.so (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>
     public string? LibDir { get; init; }
     /// <summary>Use images without checking them against crisp-manifest.sha256 (images made by CRIU or other tools).</summary>
     public bool SkipImageVerify { get; init; }

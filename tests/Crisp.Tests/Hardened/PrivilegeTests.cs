@@ -61,7 +61,7 @@ public class PrivilegeTests : IDisposable
     private static (int ExitCode, string Stderr) RunCrispWithout(string cap, IEnumerable<string> args)
     {
         var psi = new ProcessStartInfo("/usr/bin/setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[$"--inh-caps=-{cap}", $"--bounding-set=-{cap}", "--", "dotnet", Path.Combine(AppContext.BaseDirectory, "crisp.dll")])
+        foreach (var a in (string[])[$"--inh-caps=-{cap}", $"--bounding-set=-{cap}", "--", CrispCli.Exe])
             psi.ArgumentList.Add(a);
         foreach (var a in args)
             psi.ArgumentList.Add(a);

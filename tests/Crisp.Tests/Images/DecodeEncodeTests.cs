@@ -129,7 +129,7 @@ public class DecodeEncodeTests
         var plain = CrispCli.Run("decode", "-i", path);
         Assert.Equal(ImageJson.Render(path, pretty: false) + "\n", plain.Stdout);
         var viaStdin = CrispCli.RunProcess("sh", TimeSpan.FromSeconds(60), null, "-c",
-            $"dotnet {Path.Combine(AppContext.BaseDirectory, "crisp.dll")} decode < {path} | dotnet {Path.Combine(AppContext.BaseDirectory, "crisp.dll")} encode | cmp - {path}");
+            $"{CrispCli.Exe} decode < {path} | {CrispCli.Exe} encode | cmp - {path}");
         Assert.True(viaStdin.ExitCode == 0, viaStdin.Stdout + viaStdin.Stderr);
     }
 

@@ -181,13 +181,13 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string dumpStatus = Path.Combine(dir.Path, "dump.status"), restoreStatus = Path.Combine(dir.Path, "restore.status");
-            var dump = Shell($"{CrispDll()} dump -t {pid} -D {dir.Images} --status-fd 3 3>{dumpStatus}");
+            var dump = Shell($"{CrispExe()} dump -t {pid} -D {dir.Images} --status-fd 3 3>{dumpStatus}");
             Assert.True(dump.ExitCode == 0, dump.Stderr);
             Assert.Equal([0], File.ReadAllBytes(dumpStatus));
             Live.WaitPidsFree([pid], pid);
 
             // Foreground restore: crisp waits for the root, so the byte must come while it still runs.
-            var restore = Task.Run(() => Shell($"{CrispDll()} restore -D {dir.Images} --status-fd=3 3>{restoreStatus}"));
+            var restore = Task.Run(() => Shell($"{CrispExe()} restore -D {dir.Images} --status-fd=3 3>{restoreStatus}"));
             Live.WaitFor(() => restore.IsCompleted || File.Exists(restoreStatus) && new FileInfo(restoreStatus).Length > 0, "the status byte");
             Assert.False(restore.IsCompleted, $"restore ended early: {(restore.IsCompleted ? restore.Result.Stderr : "")}");
             Assert.Equal([0], File.ReadAllBytes(restoreStatus));
@@ -197,7 +197,7 @@ public class DropInCliTests(ITestOutputHelper output)
             Assert.Equal([0], File.ReadAllBytes(restoreStatus));
 
             // A failed dump writes nothing: the caller reads EOF.
-            var failed = Shell($"{CrispDll()} dump -t 999999999 -D {dir.Path}/none --status-fd 3 3>{dumpStatus}");
+            var failed = Shell($"{CrispExe()} dump -t 999999999 -D {dir.Path}/none --status-fd 3 3>{dumpStatus}");
             Assert.Equal(1, failed.ExitCode);
             Assert.Empty(File.ReadAllBytes(dumpStatus));
         });
@@ -300,7 +300,7 @@ public class DropInCliTests(ITestOutputHelper output)
         Assert.StartsWith("S", Status(pid, "State"));
     }
 
-    private static string CrispDll() => $"dotnet {Path.Combine(AppContext.BaseDirectory, "crisp.dll")}";
+    private static string CrispExe() => CrispCli.Exe;
 
     private static CrispCli.Result Shell(string command) => Live.RunProcess("/bin/sh", TimeSpan.FromSeconds(60), null, "-c", command);
 

@@ -7,7 +7,7 @@ namespace Crisp.Tests.Integration;
 /// util-linux `script`), and nothing when stderr is a pipe.</summary>
 public class ProgressLineTests
 {
-    private static readonly string Crisp = $"dotnet {Path.Combine(AppContext.BaseDirectory, "crisp.dll")}";
+    private static readonly string Crisp = CrispCli.Exe;
 
     /// <summary>Runs crisp with stdin, stdout and stderr on a new pty; returns everything written to the pty.</summary>
     private static CrispCli.Result UnderPty(string args) =>

@@ -45,7 +45,7 @@ public class CudaPluginTests : IDisposable
     {
         string dir = Path.Combine(_bench.Work, "plugins");
         Directory.CreateDirectory(dir);
-        File.Copy(Path.Combine(AppContext.BaseDirectory, "testplugin", "Crisp.TestPlugin.dll"), Path.Combine(dir, "Crisp.TestPlugin.dll"));
+        File.Copy(TestPlugin.Build(), Path.Combine(dir, "crisp_test_plugin.so"));
         _env["CRISP_TEST_PLUGIN_LOG"] = Path.Combine(_bench.Work, "hooks.log");
         return dir;
     }
@@ -147,8 +147,8 @@ public class CudaPluginTests : IDisposable
         long stoppedAt = Bench.Numbers(_counter).Last();
 
         // Not detached: crisp waits for the restored root and exits with its status.
-        var restore = Task.Run(() => Live.RunProcess("dotnet", TimeSpan.FromSeconds(120), _env,
-            Path.Combine(AppContext.BaseDirectory, "crisp.dll"), "restore", "-D", _bench.Images, "-v4", "-o", "restore.log"));
+        var restore = Task.Run(() => Live.RunProcess(CrispCli.Exe, TimeSpan.FromSeconds(120), _env,
+            "restore", "-D", _bench.Images, "-v4", "-o", "restore.log"));
         _bench.Track(pid);
         Bench.WaitFor(() => restore.IsCompleted || Directory.Exists($"/proc/{pid}") && ProcStatus.Read(pid).TracerPid == 0, "the restored process to run", 60);
         Assert.False(restore.IsCompleted, $"crisp restore ended early: {(restore.IsCompleted ? Why(restore.Result, _bench.Images) : "")}");
@@ -164,9 +164,10 @@ public class CudaPluginTests : IDisposable
         Bench.AssertContinuous(_counter);
     }
 
-    /// <summary>A process that is not a CUDA process dumps normally with the CUDA plugin active; a plugin
-    /// assembly from --libdir is loaded and its hooks are called at their points; the checkpoint records
-    /// that it depends on it, so a restore without it is refused with one line and creates nothing.</summary>
+    /// <summary>A process that is not a CUDA process dumps normally with the CUDA plugin active; a CRIU plugin
+    /// library (C ABI) from --libdir is loaded and its hooks are called at their points; through crisp's exports it
+    /// records that the checkpoint depends on it and leaves its state in the images directory, which it reads back
+    /// at restore; a restore without it is refused with one line and creates nothing.</summary>
     [RootFact]
     public void LibdirPluginHooksAreCalledAndARestoreWithoutItIsRefused()
     {
@@ -180,6 +181,7 @@ public class CudaPluginTests : IDisposable
         Assert.DoesNotContain(Calls(), c => !c.Contains("refused"));   // nothing locked
         Assert.Equal(["Init Dump", $"PauseDevices {pid}", $"CheckpointDevices {pid}", $"DumpDevicesLate {pid}", "Exit Dump True"], Hooks());
         Assert.Equal(["crisp_test_plugin"], ImageDirectory.Open(_bench.Images).ReadAll<inventory_entry>(ImageFile.Inventory).Single().PluginsEntry.Plugins);
+        Assert.Equal("saved by the test plugin\n", File.ReadAllText(Path.Combine(_bench.Images, TestPlugin.StateFile)));
         Live.AssertCritDecodesAll(_bench.Images);
         _bench.WaitDumpedPidsFree(pid);
 

@@ -27,8 +27,8 @@ public class PluginContractTests
         }
     }
 
-    private static PluginRun Run(PluginStage stage, IReadOnlySet<string>? listed = null) =>
-        new() { Stage = stage, Log = Log.Null, ImagesDir = "/nonexistent", CheckpointPlugins = listed };
+    private static PluginRun Run(PluginStage stage, IReadOnlySet<string>? listed = null, string? libDir = null) =>
+        new() { Stage = stage, Log = Log.Null, ImagesDir = "/nonexistent", CheckpointPlugins = listed, LibDir = libDir };
 
     [Fact]
     public void HooksAreAskedInOrderUntilOneHandlesTheObject()
@@ -93,6 +93,82 @@ public class PluginContractTests
     {
         var run = new PluginRun { Stage = PluginStage.Dump, Log = Log.Null, ImagesDir = "/", LibDir = "/nonexistent/crisp-plugins" };
         Assert.Equal("plugin directory /nonexistent/crisp-plugins does not exist", Assert.Throws<CrispException>(() => PluginLoader.Load(run)).Message);
+    }
+
+    /// <summary>A CRIU plugin library (tests/workloads/test_plugin.c built without calls into its host, which the
+    /// test host does not export) through the contract: the descriptor's name, init and exit with CRIU's stage and
+    /// ret, hooks called with their arguments, -ENOTSUP passing the object on to the next plugin, another -errno
+    /// failing the run with one line.</summary>
+    [Fact]
+    public void ACriuPluginLibraryIsCalledThroughItsDescriptor()
+    {
+        string dir = Directory.CreateTempSubdirectory("crisp-plugins-").FullName;
+        try
+        {
+            string log = Path.Combine(dir, "hooks.log");
+            File.Copy(TestPlugin.Build($"-DNO_API -DLOG_FILE={log}"), Path.Combine(dir, "crisp_test_plugin.so"));
+            var next = new Probe("next", handles: true);
+            var run = Run(PluginStage.Dump, libDir: dir);
+            var set = PluginLoader.Load(run, [next]);
+            Assert.Equal(["next", "crisp_test_plugin"], set.Active.Select(p => p.Name));
+            set.PauseDevices(7);                      // the probe handles it: the library is not asked
+            Assert.Contains("PauseDevices 7", next.Calls);
+            set.CheckpointDevices(8);                 // the probe has no such hook: the library answers -ENOTSUP
+            set.DumpDevicesLate(9);
+            set.Exit(true);
+            Assert.Equal(["Init Dump", "CheckpointDevices 8", "DumpDevicesLate 9", "Exit Dump True"], File.ReadAllLines(log));
+
+            File.Delete(log);
+            var restore = PluginLoader.Load(Run(PluginStage.Restore, libDir: dir));
+            restore.RestoreInit();
+            restore.PostForking();
+            restore.ResumeDevicesLate(10);
+            restore.Exit(false);
+            Assert.Equal(["Init Restore", "RestoreInit", "PostForking", "ResumeDevicesLate 10", "Exit Restore False"], File.ReadAllLines(log));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void ALibraryHookFailingWithAnErrnoIsOneLineNamingThePluginHookAndErrno()
+    {
+        string dir = Directory.CreateTempSubdirectory("crisp-plugins-").FullName;
+        try
+        {
+            File.Copy(TestPlugin.Build($"-DNO_API -DLOG_FILE={dir}/hooks.log -DFAIL_HOOK=PauseDevices"), Path.Combine(dir, "p.so"));
+            var set = PluginLoader.Load(Run(PluginStage.Dump, libDir: dir));
+            var e = Assert.Throws<CrispException>(() => set.PauseDevices(12));
+            Assert.Equal("plugin crisp_test_plugin: PauseDevices of task 12 failed: returned EIO (Input/output error)", e.Message);
+            set.Exit(false);
+            Assert.Equal(["Init Dump", "PauseDevices 12", "Exit Dump False"], File.ReadAllLines(Path.Combine(dir, "hooks.log")));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>Symbols are bound when the library is loaded: a plugin that calls functions its host does not export
+    /// (the test host has none of crisp's) is refused up front, naming the symbol — never a crash at its first call.</summary>
+    [Fact]
+    public void ALibraryNeedingFunctionsTheHostDoesNotExportIsRefusedAtLoad()
+    {
+        string dir = Directory.CreateTempSubdirectory("crisp-plugins-").FullName;
+        try
+        {
+            File.Copy(TestPlugin.Build(), Path.Combine(dir, "crisp_test_plugin.so"));
+            var e = Assert.Throws<CrispException>(() => PluginLoader.Load(Run(PluginStage.Dump, libDir: dir)));
+            Assert.StartsWith($"plugin {dir}/crisp_test_plugin.so: cannot load it: ", e.Message);
+            Assert.Contains("undefined symbol: ", e.Message);
+            Assert.DoesNotContain("\n", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
 
     [Fact]

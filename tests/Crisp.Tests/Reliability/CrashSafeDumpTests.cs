@@ -151,8 +151,8 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
 
     private static Process StartCrisp(int pid, string images, string log)
     {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "crisp.dll"), "dump", "-t", pid.ToString(), "-D", images,
+        var psi = new ProcessStartInfo(CrispCli.Exe) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "dump", "-t", pid.ToString(), "-D", images,
                      "--leave-running", "-v4", "-o", log })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;

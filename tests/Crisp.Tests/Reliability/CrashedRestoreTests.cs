@@ -170,8 +170,8 @@ public class CrashedRestoreTests(ITestOutputHelper output)
 
     private static Process StartRestore(string images, string log)
     {
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "crisp.dll"), "restore", "-D", images, "-d", "-v4", "-o", log })
+        var psi = new ProcessStartInfo(CrispCli.Exe) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "restore", "-D", images, "-d", "-v4", "-o", log })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.StandardOutput.ReadToEndAsync();

@@ -11,7 +11,7 @@ internal static class SecurityCli
     /// setting it in the test host would change it for every test running beside this one).</summary>
     public static CrispCli.Result RunWithUmask(string umask, params string[] args) =>
         CrispCli.RunProcess("/bin/sh", TimeSpan.FromSeconds(60), null,
-            ["-c", $"umask {umask}; exec dotnet \"$0\" \"$@\"", Path.Combine(AppContext.BaseDirectory, "crisp.dll"), .. args]);
+            ["-c", $"umask {umask}; exec \"$0\" \"$@\"", CrispCli.Exe, .. args]);
 
     public static string Mode(string path) => "0" + Convert.ToString((int)File.GetUnixFileMode(path), 8);
 

@@ -2,10 +2,14 @@ using System.Diagnostics;
 
 namespace Crisp.Tests.Support;
 
-/// <summary>Runs the built crisp CLI (crisp.dll next to the tests) as a separate process, the way a user would.</summary>
+/// <summary>Runs the shipped crisp — the NativeAOT binary the test build publishes into native/ next to the tests
+/// (Crisp.Tests.csproj) — as a separate process, the way a user would.</summary>
 public static class CrispCli
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    /// <summary>The native crisp executable.</summary>
+    public static string Exe { get; } = Path.Combine(AppContext.BaseDirectory, "native", "crisp");
 
     public static Result Run(params string[] args) => Run(TimeSpan.FromSeconds(60), args);
 
@@ -13,7 +17,7 @@ public static class CrispCli
 
     /// <summary>The CLI with extra environment (e.g. CRISP_FAULT).</summary>
     public static Result Run(TimeSpan timeout, IDictionary<string, string>? env, params string[] args) =>
-        RunProcess("dotnet", timeout, env, [Path.Combine(AppContext.BaseDirectory, "crisp.dll"), .. args]);
+        RunProcess(Exe, timeout, env, args);
 
     /// <summary>Runs <paramref name="exe"/> to its end with its output captured; one still running after
     /// <paramref name="timeout"/> is killed (with its children) and the call throws.</summary>

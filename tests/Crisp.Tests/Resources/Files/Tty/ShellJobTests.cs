@@ -57,10 +57,10 @@ public class ShellJobTests
             Assert.Equal(pid, info.GetProperty("pgrp").GetInt32());
             Assert.Equal(0u, info.GetProperty("id").GetUInt32() & 1);
 
-            string crisp = Path.Combine(AppContext.BaseDirectory, "crisp.dll");
+            string crisp = CrispCli.Exe;
             string pidfile = Path.Combine(dir, "restored.pid");
             int shell2 = Spawn.Start(shell, [shell, second.SlavePath, Path.Combine(dir, "crisp.out"),
-                "dotnet", crisp, "restore", "-D", images, "-j", "--pidfile", pidfile]);
+                crisp, "restore", "-D", images, "-j", "--pidfile", pidfile]);
             started.Add(shell2);
             deadline = DateTime.UtcNow.AddSeconds(60);
             while (!File.Exists(pidfile))
