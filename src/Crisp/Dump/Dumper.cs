@@ -14,6 +14,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     public static IReadOnlyList<IDumpStage> Stages { get; } =
     [
         new Resources.Core.CoreDump(),
+        new Resources.Namespaces.NamespacesDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
         new Resources.Files.FilesDump(),
@@ -183,34 +184,34 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
     }
 
+    /// <summary>Cores and pstree.img, numbered as the tree's own pid namespace numbers its tasks (virtual pids).</summary>
     private static void WriteTree(DumpContext ctx)
     {
         foreach (var task in ctx.Tasks)
             foreach (var thread in task.Threads)
-                ctx.Images.Write(ImageFile.Core(thread.Tid), thread.Core);
+                ctx.Images.Write(ImageFile.Core(thread.VirtualTid), thread.Core);
         using (var pstree = ctx.Images.CreateWriter(ImageFile.Pstree))
         {
             foreach (var task in ctx.Tasks)
             {
                 var entry = new pstree_entry
                 {
-                    Pid = (uint)task.Pid,
-                    Ppid = task.Parent is null ? 0 : (uint)task.Parent.Pid,
-                    Pgid = (uint)task.Stat.Pgrp,
-                    Sid = (uint)task.Stat.Session,
+                    Pid = (uint)task.VirtualPid,
+                    Ppid = task.Parent is null ? 0 : (uint)task.Parent.VirtualPid,
+                    Pgid = (uint)task.VirtualPgid,
+                    Sid = (uint)task.VirtualSid,
                 };
-                entry.Threads.AddRange(task.Threads.Select(t => (uint)t.Tid));
+                entry.Threads.AddRange(task.Threads.Select(t => (uint)t.VirtualTid));
                 pstree.Write(entry);
             }
             DumpZombie.WriteAll(ctx, pstree);
         }
-        var root = ctx.Tasks[0];
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry
         {
             ImgVersion = 2,             // CRIU's CRTOOLS_IMAGES_V1_1
             FdinfoPerId = true,
             NsPerId = true,
-            RootIds = root.Leader.Core.Ids,
+            RootIds = Resources.Namespaces.NamespacesDump.InventoryRootIds(ctx),
             Lsmtype = lsmtype.NoLsm,
             DumpUptime = (ulong)Environment.TickCount64 * 1000,
             PluginsEntry = ctx.Plugins.InventoryEntry(),
@@ -277,8 +278,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         ctx.Tracer.Run(() =>
         {
             // Non-leader threads first: a traced zombie leader is not reported while its group still
-            // has threads (delay_group_leader), so waiting for it first would block for ever.
-            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0))
+            // has threads (delay_group_leader), so waiting for it first would block for ever. Children before
+            // parents: the init of a pid namespace does not finish dying until every other task of it is reaped.
+            foreach (var thread in ctx.Tasks.AsEnumerable().Reverse().SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0))
             {
                 while (Wait.TryWaitPid(thread.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
                 thread.Thread.IsDetached = true;

@@ -38,4 +38,5 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile RemapFpath => new(ImageKind.RemapFpath, null);
     public static ImageFile GhostFile(long id) => new(ImageKind.GhostFile, id);
     public static ImageFile FileLocks => new(ImageKind.FileLocks, null);
+    public static ImageFile Utsns(long nsId) => new(ImageKind.Utsns, nsId);
 }

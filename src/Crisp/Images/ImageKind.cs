@@ -87,6 +87,8 @@ public sealed partial class ImageKind
     public static readonly ImageKind RemapFpath = new("REMAP_FPATH", ImageMagic.RemapFpath, "remap-fpath", false, remap_file_path_entry.Descriptor);
     public static readonly ImageKind GhostFile = new("GHOST_FILE", ImageMagic.GhostFile, "ghost-file", true, ghost_file_entry.Descriptor, null, ExtraPayload.GhostData);
     public static readonly ImageKind FileLocks = new("FILE_LOCKS", ImageMagic.FileLocks, "file-locks", false, file_lock_entry.Descriptor);
+    /// <summary>utsns-NSID.img: hostname and domainname of a UTS namespace the tree has of its own.</summary>
+    public static readonly ImageKind Utsns = new("UTSNS", ImageMagic.Utsns, "utsns", true, utsns_entry.Descriptor);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
     public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, stats_entry.Descriptor);
 
@@ -95,7 +97,7 @@ public sealed partial class ImageKind
         Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, ShmemPagemap, Pages, Fdinfo, Files, RegFiles,
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
-        RemapFpath, GhostFile, FileLocks,
+        RemapFpath, GhostFile, FileLocks, Utsns,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

@@ -51,7 +51,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
             SrcPort = src.Port,
             DstPort = dst?.Port ?? 0,
             Flags = (uint)fd.Flags,
-            Fown = Fown.Of(s),
+            Fown = Fown.Of(fd, s),
             Opts = SocketOptions.Dump(s),
             IpOpts = new ip_opts_entry { Freebind = GetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND) != 0 },
         };
