@@ -27,6 +27,13 @@ public static class PuppetTreeBuilder
                 first.Kill();
             }
         }
+        // CRIU's call points once the root is in its namespaces, before any other task exists.
+        if (namespaces != 0 && ctx.Options.Scripts is { } scripts)
+        {
+            scripts.InitPid = ctx.Root.Puppet.Pid;
+            scripts.RunOrThrow(Scripts.ScriptAction.SetupNamespaces);
+            scripts.RunOrThrow(Scripts.ScriptAction.PostSetupNamespaces);
+        }
         // Leaders first: a child inherits its parent's session and group when it is cloned.
         foreach (var task in ctx.Tasks)
         {

@@ -156,6 +156,9 @@ public class PidNamespaceTests(ITestOutputHelper output)
             Path.Combine(images, $"utsns-{ids[0].UtsNsId}.img")).Stdout).RootElement.GetProperty("entries")[0];
         Assert.Equal("crisp-pidns", uts.GetProperty("nodename").GetString());
         Assert.Equal("crisp.example", uts.GetProperty("domainname").GetString());
+        var show = CrispCli.Run("show", images);
+        Assert.True(show.ExitCode == 0, show.Stderr);
+        Assert.Contains("  namespaces: new pid, uts namespace(s) for the tree", show.Stdout);
     }
 
     internal static int[] Children(int pid) =>
