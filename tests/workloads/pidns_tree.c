@@ -1,7 +1,8 @@
 /*
  * A tree that is PID 1 of its own pid namespace and has its own UTS namespace, started by the test as
  * `unshare --fork --pid --uts pidns_tree DIR`: the root (pid 1) takes its own session, sets hostname and
- * domainname, forks two children (a, b), and a forks a grandchild (c). Each task remembers what
+ * domainname, forks two children (a, b), and a forks a grandchild (c); b has a second thread, which checks
+ * that gettid() is what it was. Each task remembers what
  * getpid()/getppid() gave it. Once all four run, the root writes "ready 1 A B" (the pids as the
  * namespace numbers them; the test finds c as a's child) to DIR/ready.
  *
@@ -13,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +34,21 @@ static sigset_t wait_mask;
 static char failures[2048];
 
 static void on_usr1(int s) { (void)s; go = 1; }
+
+/* b's second thread: blocks in read() until b writes, then compares gettid() with what it was. */
+static volatile pid_t thread_tid;
+static volatile int thread_same = -1;
+static int thread_pipe[2];
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    thread_tid = gettid();
+    char c;
+    while (read(thread_pipe[0], &c, 1) < 0 && errno == EINTR) { }
+    thread_same = gettid() == thread_tid;
+    return NULL;
+}
 
 static void fail(const char *what, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *what, ...)
@@ -140,11 +157,21 @@ int main(int argc, char **argv)
     pid_t b = fork();
     if (b == 0) {
         pid_t me = getpid(), parent = getppid();
+        pthread_t thread;
+        if (pipe(thread_pipe) != 0 || pthread_create(&thread, NULL, thread_main, NULL) != 0)
+            _exit(3);
+        while (!thread_tid)
+            usleep(1000);
         close(ready[0]);
         if (write(ready[1], "b", 1) != 1) _exit(3);
         close(ready[1]);
         wait_for_usr1();
         check_self("b", me, parent);
+        pid_t tid = thread_tid;
+        if (write(thread_pipe[1], "x", 1) != 1 || pthread_join(thread, NULL) != 0)
+            fail("b: could not wake its thread");
+        else if (thread_same != 1)
+            fail("b's thread: gettid() is not %d any more", tid);
         child_done("b");
     }
     close(ready[1]);

@@ -121,6 +121,11 @@ public class PidNamespaceTests(ITestOutputHelper output)
             Assert.Equal(pidNs, NsLink(host, "pid_for_children"));
             Assert.Equal(utsNs, NsLink(host, "uts"));
             byVirtual[ns[1]] = host;
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{host}/task").Select(d => int.Parse(Path.GetFileName(d))))
+            {
+                var tns = global::Crisp.Linux.Proc.ProcStatus.ReadThread(host, task).NSpid;
+                Assert.True(tns.Length == 2 && tns[0] == task, $"thread {task} of {host}: NSpid {string.Join(' ', tns)}");
+            }
             foreach (int child in Children(host))
                 Walk(child);
         }
@@ -128,6 +133,7 @@ public class PidNamespaceTests(ITestOutputHelper output)
         Assert.Equal(4, byVirtual.Count);
         Assert.Equal(root, byVirtual[1]);
         int c = byVirtual.Keys.Single(v => v != 1 && v != a && v != b);
+        Assert.Equal(2, Directory.EnumerateDirectories($"/proc/{byVirtual[b]}/task").Count());
         var shape = new Shape(a, b, c);
         foreach (var (vpid, vppid) in shape.Parents)
             if (vppid != 0)
@@ -143,7 +149,10 @@ public class PidNamespaceTests(ITestOutputHelper output)
         var dir = ImageDirectory.Open(images);
         var pstree = dir.ReadAll<pstree_entry>(ImageFile.Pstree);
         Assert.Equal(shape.Parents.OrderBy(p => p.Key), pstree.Select(e => KeyValuePair.Create((int)e.Pid, (int)e.Ppid)).OrderBy(p => p.Key));
-        Assert.All(pstree, e => Assert.Equal([e.Pid], e.Threads));
+        Assert.All(pstree.Where(e => e.Pid != shape.B), e => Assert.Equal([e.Pid], e.Threads));
+        var b = pstree.Single(e => e.Pid == shape.B);
+        Assert.True(b.Threads.Count == 2 && b.Threads[0] == b.Pid, $"b's threads: {string.Join(' ', b.Threads)}");
+        Assert.True(File.Exists(Path.Combine(images, $"core-{b.Threads[1]}.img")));
         Assert.All(pstree, e => Assert.Equal((1u, 1u), (e.Pgid, e.Sid)));
         var own = dir.ReadOne<inventory_entry>(ImageFile.Inventory).RootIds;
         var ids = pstree.Select(e => dir.ReadOne<core_entry>(ImageFile.Core(e.Pid)).Ids).ToList();
