@@ -52,6 +52,10 @@ public class PidNamespaceTests(ITestOutputHelper output)
             Run("dump", "-t", root.ToString(), "-D", images2, "-v4", "-o", "dump.log");
             Live.ReapWithin(root);
             AssertImages(images2, shape);
+            var check = CrispCli.Run("restore", "--check-only", "-D", images2);
+            Assert.True(check.ExitCode == 0, $"{check.Stdout}\n{check.Stderr}");
+            Assert.Contains("4 task(s) in a new pid namespace", check.Stdout);
+            Assert.Contains("new pid, uts namespace(s), all of kinds crisp restores", check.Stdout);
             Run("restore", "-D", images2, "-d", "--pidfile", pidfile2, "-v4", "-o", "restore.log");
             root = int.Parse(File.ReadAllText(pidfile2).Trim());
             Assert.Equal(shape, AssertTree(root, shape.A, shape.B));

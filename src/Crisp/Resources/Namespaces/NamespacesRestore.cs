@@ -16,20 +16,7 @@ public sealed class NamespacesRestore : IRestoreStage
 
     public void Prepare(RestoreContext ctx)
     {
-        foreach (var task in ctx.Tasks)
-            RefuseUnknownKinds(task.Ids, $"core-{task.Pid}.img");
-        if (ctx.Inventory.RootIds is { } rootIds)
-            RefuseUnknownKinds(rootIds, "inventory.img root_ids");
-        ulong flags = OwnFlags(ctx.Inventory, ctx.Root.Ids);
-        var missing = NamespaceKind.All.Where(k => (flags & k.CloneFlag) != 0 && NamespaceContents.Of(k) is null).ToList();
-        if (missing.Count > 0)
-            throw new CrispException($"the checkpoint's tree has {string.Join(", ", missing.Select(k => $"a {k} namespace"))} of its own: " +
-                $"crisp cannot restore {string.Join(", ", missing.Select(k => k.Name))} namespaces yet");
-        foreach (var task in ctx.Tasks.Skip(1))
-            foreach (var kind in NamespaceKind.All)
-                if (kind.IdIn(task.Ids) != kind.IdIn(ctx.Root.Ids))
-                    throw new CrispException($"core-{task.Pid}.img: task {task.Pid} is in another {kind} namespace than the root task {ctx.Root.Pid}: " +
-                        $"nested {kind} namespaces are not supported yet");
+        ulong flags = Check(ctx.Inventory, ctx.Tasks);
         foreach (var kind in Kinds(flags))
             NamespaceContents.Of(kind)!.Prepare(ctx, kind.IdIn(ctx.Root.Ids)!.Value);
         ctx.Shared<State>().CloneFlags = flags;
@@ -43,6 +30,28 @@ public sealed class NamespacesRestore : IRestoreStage
             return;
         foreach (var kind in Kinds(RootCloneFlags(ctx)))
             NamespaceContents.Of(kind)!.Restore(ctx, task, kind.IdIn(task.Ids)!.Value);
+    }
+
+    /// <summary>The CLONE_NEW* flags of the tree's own namespaces, after refusing (one line) ids fields this crisp
+    /// does not know, kinds it cannot restore yet and tasks in other namespaces than the root's.</summary>
+    public static ulong Check(inventory_entry inventory, IReadOnlyList<RestoreTask> tasks)
+    {
+        foreach (var task in tasks)
+            RefuseUnknownKinds(task.Ids, $"core-{task.Pid}.img");
+        if (inventory.RootIds is { } rootIds)
+            RefuseUnknownKinds(rootIds, "inventory.img root_ids");
+        var root = tasks[0];
+        ulong flags = OwnFlags(inventory, root.Ids);
+        var missing = NamespaceKind.All.Where(k => (flags & k.CloneFlag) != 0 && NamespaceContents.Of(k) is null).ToList();
+        if (missing.Count > 0)
+            throw new CrispException($"the checkpoint's tree has {string.Join(", ", missing.Select(k => $"a {k} namespace"))} of its own: " +
+                $"crisp cannot restore {string.Join(", ", missing.Select(k => k.Name))} namespaces yet");
+        foreach (var task in tasks.Skip(1))
+            foreach (var kind in NamespaceKind.All)
+                if (kind.IdIn(task.Ids) != kind.IdIn(root.Ids))
+                    throw new CrispException($"core-{task.Pid}.img: task {task.Pid} is in another {kind} namespace than the root task {root.Pid}: " +
+                        $"nested {kind} namespaces are not supported yet");
+        return flags;
     }
 
     /// <summary>CLONE_NEW* flags the root puppet is cloned with (after <see cref="Prepare"/>).</summary>
