@@ -2,15 +2,16 @@
  * A tree that is PID 1 of its own pid namespace and has its own UTS namespace, started by the test as
  * `unshare --fork --pid --uts pidns_tree DIR`: the root (pid 1) takes its own session, sets hostname and
  * domainname, forks two children (a, b), and a forks a grandchild (c); b has a second thread, which checks
- * that gettid() is what it was. Each task remembers what
- * getpid()/getppid() gave it. Once all four run, the root writes "ready 1 A B" (the pids as the
+ * that gettid() is what it was; a third child (z) exits with status 7 at once and stays a zombie. Each task
+ * remembers what getpid()/getppid() gave it. Once all run, the root writes "ready 1 A B Z" (the pids as the
  * namespace numbers them; the test finds c as a's child) to DIR/ready.
  *
  * After SIGUSR1 to the root (only inside sigsuspend: never lost), the root checks itself and sends SIGUSR1
  * on to a and b, a to c; each task checks that getpid()/getppid() are what they were, that it is still in
  * a pid namespace whose init is the root (pid 1; the root's parent is outside: getppid() 0) and that
  * hostname and domainname are as set, then exits 0, or 1 after writing DIR/fail-NAME. The root waits for its
- * children (a waits for c) and writes DIR/verdict: PASS, or FAIL and what failed.
+ * children (a waits for c; z must be reaped with its pid and status 7) and writes DIR/verdict: PASS, or FAIL
+ * and what failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -174,6 +175,12 @@ int main(int argc, char **argv)
             fail("b's thread: gettid() is not %d any more", tid);
         child_done("b");
     }
+    pid_t z = fork();
+    if (z == 0)
+        _exit(7);
+    siginfo_t zi;
+    if (waitid(P_PID, z, &zi, WEXITED | WNOWAIT) != 0)
+        return 2;
     close(ready[1]);
     char got[3];
     size_t have = 0;
@@ -185,7 +192,7 @@ int main(int argc, char **argv)
     }
     close(ready[0]);
     char line[128];
-    snprintf(line, sizeof line, "ready 1 %d %d\n", a, b);
+    snprintf(line, sizeof line, "ready 1 %d %d %d\n", a, b, z);
     write_file(dir, "ready", line);
 
     wait_for_usr1();
@@ -194,6 +201,10 @@ int main(int argc, char **argv)
     kill(b, SIGUSR1);
     reap("a", a);
     reap("b", b);
+    int zstatus = 0;
+    pid_t got_z = waitpid(z, &zstatus, WNOHANG);
+    if (got_z != z || !WIFEXITED(zstatus) || WEXITSTATUS(zstatus) != 7)
+        fail("zombie %d: waitpid gave %d status 0x%x, not status 7", z, got_z, zstatus);
     char verdict[sizeof failures + 16];
     snprintf(verdict, sizeof verdict, failures[0] ? "FAIL %s\n" : "PASS\n", failures);
     write_file(dir, "verdict", verdict);

@@ -9,17 +9,18 @@ using Xunit.Abstractions;
 namespace Crisp.Tests.Namespaces;
 
 /// <summary>A tree that is PID 1 of its own pid namespace and has its own UTS namespace (pidns_tree under
-/// `unshare --fork --pid --uts`: root, two children, a grandchild, hostname and domainname set inside) goes
+/// `unshare --fork --pid --uts`: root, two children (one with a second thread), a grandchild, a zombie, hostname
+/// and domainname set inside) goes
 /// through two dump/restore cycles by the CLI: restored as crisp's sibling, then detached. After each restore
 /// the test checks from outside what /proc shows (each task's NSpid: its host pid and the same virtual pid as
 /// before; one pid namespace for the tree, not the host's; a uts namespace not the host's), and at the end each
 /// task checks getpid()/getppid(), hostname and domainname from inside.</summary>
 public class PidNamespaceTests(ITestOutputHelper output)
 {
-    /// <summary>Virtual pid → virtual parent pid of the tree as the workload built it (c is a's child).</summary>
-    private sealed record Shape(int A, int B, int C)
+    /// <summary>Virtual pid → virtual parent pid of the tree as the workload built it (c is a's child, z a zombie).</summary>
+    private sealed record Shape(int A, int B, int C, int Z)
     {
-        public Dictionary<int, int> Parents => new() { [1] = 0, [A] = 1, [B] = 1, [C] = A };
+        public Dictionary<int, int> Parents => new() { [1] = 0, [A] = 1, [B] = 1, [C] = A, [Z] = 1 };
     }
 
     [RootFact]
@@ -34,7 +35,7 @@ public class PidNamespaceTests(ITestOutputHelper output)
         {
             var words = WaitReady(dir.Path, unshare);
             root = Children(unshare).Single();
-            var shape = AssertTree(root, int.Parse(words[2]), int.Parse(words[3]));
+            var shape = AssertTree(root, int.Parse(words[2]), int.Parse(words[3]), int.Parse(words[4]));
 
             // Cycle 1: dump, restore as the caller's (this test's) child.
             string images1 = Path.Combine(dir.Path, "images1"), pidfile1 = Path.Combine(dir.Path, "root1.pid");
@@ -45,7 +46,7 @@ public class PidNamespaceTests(ITestOutputHelper output)
             Run("restore", "-D", images1, "-d", "--restore-sibling", "--pidfile", pidfile1, "-v4", "-o", "restore.log");
             root = int.Parse(File.ReadAllText(pidfile1).Trim());
             Assert.Equal(Environment.ProcessId, global::Crisp.Linux.Proc.ProcStat.Read(root).PPid);
-            Assert.Equal(shape, AssertTree(root, shape.A, shape.B));
+            Assert.Equal(shape, AssertTree(root, shape.A, shape.B, shape.Z));
 
             // Cycle 2: the restored tree dumped again, restored detached (crisp's child, then orphaned).
             string images2 = Path.Combine(dir.Path, "images2"), pidfile2 = Path.Combine(dir.Path, "root2.pid");
@@ -58,7 +59,7 @@ public class PidNamespaceTests(ITestOutputHelper output)
             Assert.Contains("new pid, uts namespace(s), all of kinds crisp restores", check.Stdout);
             Run("restore", "-D", images2, "-d", "--pidfile", pidfile2, "-v4", "-o", "restore.log");
             root = int.Parse(File.ReadAllText(pidfile2).Trim());
-            Assert.Equal(shape, AssertTree(root, shape.A, shape.B));
+            Assert.Equal(shape, AssertTree(root, shape.A, shape.B, shape.Z));
 
             Signals.Kill(root, Live.SIGUSR1);
             Live.WaitFor(() => File.Exists(Path.Combine(dir.Path, "verdict")), "the restored tree's verdict", TimeSpan.FromSeconds(30));
@@ -108,7 +109,7 @@ public class PidNamespaceTests(ITestOutputHelper output)
     /// <summary>From outside, by host pid: root, children and grandchild as the workload made them; each task's
     /// NSpid is [host pid, virtual pid]; all share one pid namespace, not ours, and one uts namespace, not ours.
     /// Returns the tree's virtual pids.</summary>
-    private Shape AssertTree(int root, int a, int b)
+    private Shape AssertTree(int root, int a, int b, int z)
     {
         var self = (Pid: NsLink(Environment.ProcessId, "pid"), Uts: NsLink(Environment.ProcessId, "uts"));
         var pidNs = NsLink(root, "pid");
@@ -121,10 +122,12 @@ public class PidNamespaceTests(ITestOutputHelper output)
             var ns = global::Crisp.Linux.Proc.ProcStatus.Read(host).NSpid;
             output.WriteLine($"host {host}: NSpid {string.Join(' ', ns)}");
             Assert.True(ns.Length == 2 && ns[0] == host, $"host pid {host}: NSpid {string.Join(' ', ns)}");
+            byVirtual[ns[1]] = host;
+            if (global::Crisp.Linux.Proc.ProcStat.Read(host).State == 'Z')
+                return;   // a zombie has no namespaces left to show
             Assert.Equal(pidNs, NsLink(host, "pid"));
             Assert.Equal(pidNs, NsLink(host, "pid_for_children"));
             Assert.Equal(utsNs, NsLink(host, "uts"));
-            byVirtual[ns[1]] = host;
             foreach (var task in Directory.EnumerateDirectories($"/proc/{host}/task").Select(d => int.Parse(Path.GetFileName(d))))
             {
                 var tns = global::Crisp.Linux.Proc.ProcStatus.ReadThread(host, task).NSpid;
@@ -134,11 +137,12 @@ public class PidNamespaceTests(ITestOutputHelper output)
                 Walk(child);
         }
         Walk(root);
-        Assert.Equal(4, byVirtual.Count);
+        Assert.Equal(5, byVirtual.Count);
         Assert.Equal(root, byVirtual[1]);
-        int c = byVirtual.Keys.Single(v => v != 1 && v != a && v != b);
+        int c = byVirtual.Keys.Single(v => v != 1 && v != a && v != b && v != z);
         Assert.Equal(2, Directory.EnumerateDirectories($"/proc/{byVirtual[b]}/task").Count());
-        var shape = new Shape(a, b, c);
+        Assert.Equal('Z', global::Crisp.Linux.Proc.ProcStat.Read(byVirtual[z]).State);
+        var shape = new Shape(a, b, c, z);
         foreach (var (vpid, vppid) in shape.Parents)
             if (vppid != 0)
                 Assert.Equal(byVirtual[vppid], global::Crisp.Linux.Proc.ProcStat.Read(byVirtual[vpid]).PPid);
@@ -159,7 +163,9 @@ public class PidNamespaceTests(ITestOutputHelper output)
         Assert.True(File.Exists(Path.Combine(images, $"core-{b.Threads[1]}.img")));
         Assert.All(pstree, e => Assert.Equal((1u, 1u), (e.Pgid, e.Sid)));
         var own = dir.ReadOne<inventory_entry>(ImageFile.Inventory).RootIds;
-        var ids = pstree.Select(e => dir.ReadOne<core_entry>(ImageFile.Core(e.Pid)).Ids).ToList();
+        var ids = pstree.Where(e => e.Pid != shape.Z).Select(e => dir.ReadOne<core_entry>(ImageFile.Core(e.Pid)).Ids).ToList();
+        Assert.Equal(4, ids.Count);
+        Assert.Equal(7u << 8, dir.ReadOne<core_entry>(ImageFile.Core(shape.Z)).Tc.ExitCode);   // the zombie's wait status
         Assert.All(ids, i => Assert.Equal((ids[0].PidNsId, ids[0].UtsNsId, ids[0].MntNsId), (i.PidNsId, i.UtsNsId, i.MntNsId)));
         Assert.NotEqual(own.PidNsId, ids[0].PidNsId);
         Assert.NotEqual(own.UtsNsId, ids[0].UtsNsId);
