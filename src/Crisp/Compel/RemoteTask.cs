@@ -44,6 +44,11 @@ public sealed class RemoteTask : IDisposable
     /// <summary>Number of remote syscalls run so far.</summary>
     public long CallCount { get; private set; }
 
+    /// <summary>The task a fork/clone made during the last call, as the tracer's (crisp's) pid namespace
+    /// numbers it (PTRACE_GETEVENTMSG); 0 when the call made none. In a puppet inside a new pid namespace
+    /// clone3 returns the child's pid in that namespace, while crisp needs the host's for ptrace and /proc.</summary>
+    public int LastNewTask { get; private set; }
+
     /// <param name="useScratchPage">Crash-safe mode (the vdso trampoline), or where the task has no usable
     /// vdso, a private gadget page mapped on the first call. False: patch the code at rip for every call
     /// (tests only; never crash-safe).</param>
@@ -142,6 +147,7 @@ public sealed class RemoteTask : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_gone)
                 throw new InvalidOperationException($"{Thread} is gone");
+            LastNewTask = 0;
             if (IsCrashSafe)
                 return InvokeOnTrampoline(nr, a1, a2, a3, a4, a5, a6);
             if (_useScratch && _scratch == 0)
@@ -451,6 +457,8 @@ public sealed class RemoteTask : IDisposable
                 throw new InvalidOperationException(
                     $"remote syscall {nr} in {tid}: unexpected SIGTRAP at rip 0x{after.Rip:x} (gadget 0x{gadget:x})");
             }
+            if (status.Event is PtraceEvent.Fork or PtraceEvent.Vfork or PtraceEvent.Clone)
+                LastNewTask = (int)Ptrace.GetEventMsg(tid);
             // An interrupt/group-stop event left pending, or an unblockable signal (SIGSTOP):
             // resume without delivering it; signals are re-sent on Dispose.
             if (status.Event == 0)

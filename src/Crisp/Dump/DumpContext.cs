@@ -26,6 +26,13 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     /// <summary>Seized tasks, parents before children (the root first).</summary>
     public List<DumpTask> Tasks { get; } = [];
 
+    /// <summary>The images' number for host pid <paramref name="hostPid"/> (a task's, zombie's, group's or session's):
+    /// its pid in the tree's own pid namespace when it belongs to the tree, else the pid as it is.</summary>
+    public int VirtualPidOf(int hostPid) =>
+        Tasks.FirstOrDefault(t => t.Pid == hostPid)?.VirtualPid
+        ?? Tasks.SelectMany(t => t.Zombies).FirstOrDefault(z => z.Pid == hostPid)?.VirtualPid
+        ?? hostPid;
+
     /// <summary>A new id for an image object (files, pipes, vm/fs/files sets) — unique in this dump.</summary>
     public uint NewId() => _nextId++;
 

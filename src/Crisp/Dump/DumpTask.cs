@@ -19,11 +19,25 @@ public sealed class DumpTask : IDisposable
         Parent = parent;
         Stat = ProcStat.Read(process.Pid);
         Status = ProcStatus.Read(process.Pid);
+        // Inside a pid namespace of its own each thread has a second number, the one the images keep.
+        bool nested = Status.NSpid.Length > 1;
         foreach (var t in process.Threads)
-            Threads.Add(new DumpThread(t, NewCore()));
+            Threads.Add(new DumpThread(t, NewCore(), nested ? Innermost(ProcStatus.ReadThread(t.Pid, t.Tid).NSpid, t.Tid) : t.Tid));
     }
 
+    /// <summary>The task's PID in crisp's pid namespace: for ptrace, /proc and kcmp.</summary>
     public int Pid => Process.Pid;
+    /// <summary>The task's PID in its own pid namespace (the last NSpid), as the images number it (CRIU's
+    /// virtual pid); equal to <see cref="Pid"/> when the tree shares crisp's pid namespace.</summary>
+    public int VirtualPid => Innermost(Status.NSpid, Pid);
+    /// <summary>Its process group and session as its own pid namespace numbers them (0 when the leader is
+    /// outside that namespace).</summary>
+    public int VirtualPgid => Innermost(Status.NSpgid, Stat.Pgrp);
+    public int VirtualSid => Innermost(Status.NSsid, Stat.Session);
+
+    /// <summary>The innermost of a /proc NS* list (the task's own namespace), <paramref name="host"/> when the
+    /// kernel shows none.</summary>
+    public static int Innermost(int[] perNamespace, int host) => perNamespace.Length > 0 ? perNamespace[^1] : host;
     public SeizedProcess Process { get; }
     public DumpTask? Parent { get; }
     public List<DumpTask> Children { get; } = [];
@@ -62,9 +76,12 @@ public sealed class DumpTask : IDisposable
 }
 
 /// <summary>One thread of a dumped process and its core entry.</summary>
-public sealed class DumpThread(SeizedThread thread, core_entry core)
+public sealed class DumpThread(SeizedThread thread, core_entry core, int virtualTid)
 {
+    /// <summary>The thread's id in crisp's pid namespace.</summary>
     public int Tid => Thread.Tid;
+    /// <summary>Its id in the task's own pid namespace: core-TID.img and pstree.img use this one.</summary>
+    public int VirtualTid { get; } = virtualTid;
     public SeizedThread Thread { get; } = thread;
     public core_entry Core { get; } = core;
 }

@@ -9,7 +9,12 @@ namespace Crisp.Dump;
 /// pstree.img and gets a core-PID.img holding only task_state TASK_DEAD and that status.</summary>
 public sealed class DumpZombie(int pid, DumpTask parent, ProcStat stat)
 {
+    /// <summary>Its PID in crisp's pid namespace.</summary>
     public int Pid { get; } = pid;
+    /// <summary>PID, group and session in its own pid namespace (the images' numbers), read while its parent is
+    /// seized (so it cannot be reaped meanwhile).</summary>
+    private readonly (int Pid, int Pgid, int Sid) _virtual = Virtual(pid, stat);
+    public int VirtualPid => _virtual.Pid;
     public DumpTask Parent { get; } = parent;
     public ProcStat Stat { get; } = stat;
 
@@ -19,12 +24,21 @@ public sealed class DumpZombie(int pid, DumpTask parent, ProcStat stat)
 
     public pstree_entry PstreeEntry() => new()
     {
-        Pid = (uint)Pid,
-        Ppid = (uint)Parent.Pid,
-        Pgid = (uint)Stat.Pgrp,
-        Sid = (uint)Stat.Session,
-        Threads = { (uint)Pid },
+        Pid = (uint)_virtual.Pid,
+        Ppid = (uint)Parent.VirtualPid,
+        Pgid = (uint)_virtual.Pgid,
+        Sid = (uint)_virtual.Sid,
+        Threads = { (uint)_virtual.Pid },
     };
+
+    private static (int, int, int) Virtual(int pid, ProcStat stat)
+    {
+        ProcStatus? status = null;
+        try { status = ProcStatus.Read(pid); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return status is null ? (pid, stat.Pgrp, stat.Session)
+            : (DumpTask.Innermost(status.NSpid, pid), DumpTask.Innermost(status.NSpgid, stat.Pgrp), DumpTask.Innermost(status.NSsid, stat.Session));
+    }
 
     public core_entry Core() => new()
     {
@@ -47,7 +61,7 @@ public sealed class DumpZombie(int pid, DumpTask parent, ProcStat stat)
         foreach (var zombie in ctx.Tasks.SelectMany(t => t.Zombies))
         {
             pstree.Write(zombie.PstreeEntry());
-            ctx.Images.Write(ImageFile.Core(zombie.Pid), zombie.Core());
+            ctx.Images.Write(ImageFile.Core(zombie.VirtualPid), zombie.Core());
         }
     }
 }

@@ -14,6 +14,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     public static IReadOnlyList<IDumpStage> Stages { get; } =
     [
         new Resources.Core.CoreDump(),
+        new Resources.Namespaces.NamespacesDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
         new Resources.Ipc.IpcDump(),
@@ -184,13 +185,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
     }
 
+    /// <summary>Cores and pstree.img, numbered as the tree's own pid namespace numbers its tasks (virtual pids).</summary>
     private static void WriteTree(DumpContext ctx)
     {
         foreach (var task in ctx.Tasks)
         {
             // The kernel-object ids go to ids-PID.img as current CRIU writes and reads them (it ignores
             // core.ids); the cores keep them only in memory, for the stages.
-            ctx.Images.Write(ImageFile.Ids(task.Pid), task.Leader.Core.Ids);
+            ctx.Images.Write(ImageFile.Ids(task.VirtualPid), task.Leader.Core.Ids);
             foreach (var thread in task.Threads)
             {
                 var core = thread.Core;
@@ -199,7 +201,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                     core = core.Clone();
                     core.Ids = null;
                 }
-                ctx.Images.Write(ImageFile.Core(thread.Tid), core);
+                ctx.Images.Write(ImageFile.Core(thread.VirtualTid), core);
             }
         }
         using (var pstree = ctx.Images.CreateWriter(ImageFile.Pstree))
@@ -208,24 +210,20 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             {
                 var entry = new pstree_entry
                 {
-                    Pid = (uint)task.Pid,
-                    Ppid = task.Parent is null ? 0 : (uint)task.Parent.Pid,
-                    Pgid = (uint)task.Stat.Pgrp,
-                    Sid = (uint)task.Stat.Session,
+                    Pid = (uint)task.VirtualPid,
+                    Ppid = task.Parent is null ? 0 : (uint)task.Parent.VirtualPid,
+                    Pgid = (uint)task.VirtualPgid,
+                    Sid = (uint)task.VirtualSid,
                 };
-                entry.Threads.AddRange(task.Threads.Select(t => (uint)t.Tid));
+                entry.Threads.AddRange(task.Threads.Select(t => (uint)t.VirtualTid));
                 pstree.Write(entry);
             }
             DumpZombie.WriteAll(ctx, pstree);
         }
-        // CRIU's root_ids are the dumping tool's own: its kernel objects (fresh ids: ids equal to the root task's
-        // would tell CRIU's restore that the root shares crisp's files, fs and mm) and its namespaces (the root's
-        // where the tree shares them; the dumper's own where the tree has its own, which is how CRIU sees that).
-        var rootIds = ctx.Tasks[0].Leader.Core.Ids.Clone();
-        rootIds.VmId = ctx.NewId();
-        rootIds.FilesId = ctx.NewId();
-        rootIds.FsId = ctx.NewId();
-        rootIds.SighandId = ctx.NewId();
+        // CRIU's root_ids are the dumping tool's own ids: fresh object ids (ids equal to the root task's would
+        // tell CRIU's restore that the root shares crisp's files, fs and mm) and crisp's namespaces, so a restore
+        // sees the tree's own namespaces as those whose ids differ from the root task's.
+        var rootIds = Resources.Namespaces.NamespacesDump.InventoryRootIds(ctx);
         Resources.Ipc.IpcDump.SetDumperNamespace(ctx, rootIds);
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry
         {
@@ -299,8 +297,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         ctx.Tracer.Run(() =>
         {
             // Non-leader threads first: a traced zombie leader is not reported while its group still
-            // has threads (delay_group_leader), so waiting for it first would block for ever.
-            foreach (var thread in ctx.Tasks.SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0))
+            // has threads (delay_group_leader), so waiting for it first would block for ever. Children before
+            // parents: the init of a pid namespace does not finish dying until every other task of it is reaped.
+            foreach (var thread in ctx.Tasks.AsEnumerable().Reverse().SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0))
             {
                 while (Wait.TryWaitPid(thread.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
                 thread.Thread.IsDetached = true;

@@ -35,8 +35,9 @@ public static unsafe class SiblingSpawn
 
     /// <summary>Starts <paramref name="path"/> as a sibling of crisp; returns its PID. With
     /// <paramref name="pid"/> &gt; 0 the child gets exactly that PID (needs CAP_CHECKPOINT_RESTORE or
-    /// CAP_SYS_ADMIN). The caller cannot wait for it (it is not crisp's child) except as its tracer.</summary>
-    public static int Start(string path, IReadOnlyList<string> argv, IReadOnlyList<string> envp, int pid = 0)
+    /// CAP_SYS_ADMIN). <paramref name="namespaceFlags"/> (CLONE_NEW*) start it in new namespaces. The caller
+    /// cannot wait for it (it is not crisp's child) except as its tracer.</summary>
+    public static int Start(string path, IReadOnlyList<string> argv, IReadOnlyList<string> envp, int pid = 0, ulong namespaceFlags = 0)
     {
         if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
             throw new PlatformNotSupportedException("starting a sibling process is implemented for x86-64 only");
@@ -51,7 +52,7 @@ public static unsafe class SiblingSpawn
             var args = new CloneArgs
             {
                 // clone3 wants no exit signal with CLONE_PARENT: the child gets crisp's own (SIGCHLD).
-                Flags = Clone3.CLONE_PARENT | Clone3.CLONE_VFORK,
+                Flags = Clone3.CLONE_PARENT | Clone3.CLONE_VFORK | namespaceFlags,
                 SetTid = pid > 0 ? (ulong)&tid : 0,
                 SetTidSize = pid > 0 ? 1UL : 0,
             };
@@ -60,7 +61,7 @@ public static unsafe class SiblingSpawn
             if (r == -Errnos.EEXIST)
                 throw new CrispException($"PID {pid} is already in use");
             if (r < 0)
-                throw new SyscallException($"clone3(CLONE_PARENT{(pid > 0 ? $", set_tid={pid}" : "")})", (int)-r);
+                throw new SyscallException($"clone3(CLONE_PARENT{(namespaceFlags != 0 ? $" | 0x{namespaceFlags:x}" : "")}{(pid > 0 ? $", set_tid={pid}" : "")})", (int)-r);
             return (int)r;
         }
         finally

@@ -4,20 +4,23 @@ using Crisp.Linux;
 namespace Crisp.Restore;
 
 /// <summary>Makes one puppet per task with the task's PID and parent: the root is cloned (CLONE_PARENT)
-/// from a spawned puppet, so it is crisp's own child, then every other task inside its parent. Then
-/// sessions and process groups, leaders before members.</summary>
+/// from a spawned puppet, so it is crisp's own child, then every other task inside its parent. The root gets
+/// the tree's own namespaces (CLONE_NEWPID: it is PID 1 of a new pid namespace, and set_tid gives every
+/// other task its pid there; the host numbers them as it likes). Then sessions and process groups, leaders
+/// before members (by the images' pids, from inside the tasks).</summary>
 public static class PuppetTreeBuilder
 {
     public static void Build(RestoreContext ctx)
     {
+        ulong namespaces = Resources.Namespaces.NamespacesRestore.RootCloneFlags(ctx);
         if (ctx.Options.Sibling)
-            ctx.Root.Puppet = Puppet.SpawnSibling(ctx.Seizer, ctx.Root.Pid);
+            ctx.Root.Puppet = Puppet.SpawnSibling(ctx.Seizer, ctx.Root.Pid, namespaces);
         else
         {
             var first = Puppet.Spawn(ctx.Seizer);
             try
             {
-                ctx.Root.Puppet = first.Clone(ctx.Root.Pid, sibling: true);
+                ctx.Root.Puppet = first.Clone(ctx.Root.Pid, sibling: true, namespaces);
             }
             finally
             {
@@ -26,11 +29,19 @@ public static class PuppetTreeBuilder
         }
         // Namespaces the tree had of its own are made by the root before it clones anyone.
         Resources.Ipc.IpcRestore.EnterNamespace(ctx);
+        // CRIU's call points once the root is in its namespaces, before any other task exists.
+        if (namespaces != 0 && ctx.Options.Scripts is { } scripts)
+        {
+            scripts.InitPid = ctx.Root.Puppet.Pid;
+            scripts.RunOrThrow(Scripts.ScriptAction.SetupNamespaces);
+            scripts.RunOrThrow(Scripts.ScriptAction.PostSetupNamespaces);
+        }
         // Leaders first: a child inherits its parent's session and group when it is cloned.
         foreach (var task in ctx.Tasks)
         {
             if (task.Parent is not null)
                 task.Puppet = task.Parent.Puppet.Clone(task.Pid);
+            task.Leader.Seized = task.Puppet.Thread;
             if (task.Entry.Sid == task.Entry.Pid)
                 task.Call("setsid", Sysno.setsid);
             else if (task.Entry.Pgid == task.Entry.Pid)

@@ -25,8 +25,16 @@ public static class RestoreCheck
         items.Add(Try("pids", () =>
         {
             var tasks = CheckpointLoader.ReadTree(images);
+            var inventory = CheckpointLoader.ReadInventory(images);
+            if (Resources.Namespaces.NamespacesRestore.HasOwnPidNamespace(inventory, tasks[0].Ids))
+                return $"{tasks.Count} task(s) in a new pid namespace: every PID free there";
             CheckpointLoader.CheckPidsFree(tasks);
             return $"{tasks.Count} task(s), every PID free";
+        }));
+        items.Add(Try("namespaces", () =>
+        {
+            ulong flags = Resources.Namespaces.NamespacesRestore.Check(CheckpointLoader.ReadInventory(images), CheckpointLoader.ReadTree(images));
+            return flags == 0 ? "none of the tree's own" : $"new {Resources.Namespaces.NamespaceKind.Names(flags)} namespace(s), all of kinds crisp restores";
         }));
 
         var needs = CheckpointNeeds.Read(images);

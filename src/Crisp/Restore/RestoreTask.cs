@@ -6,7 +6,11 @@ namespace Crisp.Restore;
 /// <summary>One process being restored: its images' entries and the puppet being shaped into it.</summary>
 public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread> threads, RestoreTask? parent)
 {
+    /// <summary>The task's PID as the images number it: in its own pid namespace (CRIU's virtual pid).</summary>
     public int Pid => (int)Entry.Pid;
+    /// <summary>The puppet's PID in crisp's pid namespace, for ptrace, /proc and signals sent by crisp. Equal
+    /// to <see cref="Pid"/> unless the tree has a pid namespace of its own.</summary>
+    public int HostPid => Puppet.Pid;
     public pstree_entry Entry { get; } = entry;
     public RestoreTask? Parent { get; } = parent;
     public List<RestoreTask> Children { get; } = [];
@@ -50,8 +54,11 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
 
 public sealed record RestoreThread(int Tid, core_entry Core)
 {
-    /// <summary>A non-leader thread once <see cref="ThreadBuilder"/> made it (the leader is the puppet itself).</summary>
+    /// <summary>The thread once made: the puppet's own for the leader, <see cref="ThreadBuilder"/>'s for the others.</summary>
     public Compel.SeizedThread? Seized { get; set; }
+
+    /// <summary>The thread's id in crisp's pid namespace (<see cref="Tid"/> is the images', the tree's own).</summary>
+    public int HostTid => Seized?.Tid ?? throw new InvalidOperationException($"thread {Tid} does not exist yet");
 
     /// <summary>Remote syscalls in this thread (non-leaders, once made).</summary>
     public Compel.RemoteTask? Remote { get; set; }

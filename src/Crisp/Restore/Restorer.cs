@@ -13,6 +13,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     /// One line per kind (Resources/&lt;Kind&gt;); registers and detach come last, in TaskRelease.</summary>
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
+        new Resources.Namespaces.NamespacesRestore(),
         new Resources.Ipc.IpcRestore(),
         new Resources.Memory.MemoryRestore(),
         new ThreadBuilder(),
@@ -58,7 +59,9 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         Security.Encryption.EncryptedPages.CheckReadable(images);   // no key, or the wrong one: refused before anything exists
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
-        CheckpointLoader.CheckPidsFree(tasks);
+        // A tree with a pid namespace of its own gets a fresh one: its pids are free there by construction.
+        if (!Resources.Namespaces.NamespacesRestore.HasOwnPidNamespace(inventory, tasks[0].Ids))
+            CheckpointLoader.CheckPidsFree(tasks);
         // CRIU's pre-restore: before anything is created, so a failing script leaves nothing behind.
         scripts.RunOrThrow(Scripts.ScriptAction.PreRestore);
 
@@ -82,7 +85,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             long forking = System.Diagnostics.Stopwatch.GetTimestamp();
             PuppetTreeBuilder.Build(ctx);
             counters.Forking = System.Diagnostics.Stopwatch.GetElapsedTime(forking);
-            scripts.InitPid = ctx.Root.Pid;
+            scripts.InitPid = ctx.Root.HostPid;
             ctx.Plugins.PostForking();
             ctx.Faults.At("restore:puppets");
             options.Progress?.Begin("restoring memory and state");
@@ -99,11 +102,11 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             foreach (var task in ctx.Tasks)
                 TaskRelease.Prepare(ctx, task);
             foreach (var task in ctx.Tasks)
-                ctx.Plugins.ResumeDevicesLate(task.Pid);
+                ctx.Plugins.ResumeDevicesLate(task.HostPid);
             ctx.Faults.At("restore:release");
             scripts.RunOrThrow(Scripts.ScriptAction.PostRestore);
             if (options.PidFile is { } pidFile)
-                File.WriteAllText(pidFile, $"{ctx.Root.Pid}\n");
+                File.WriteAllText(pidFile, $"{ctx.Root.HostPid}\n");   // as CRIU: the pid crisp sees
             // CRIU only reports failing pre-resume and post-resume scripts; the restore stands.
             if (scripts.Run(Scripts.ScriptAction.PreResume) is not 0 and var pre)
                 ctx.Log.Error($"Pre-resume script ret code {pre}");
@@ -128,12 +131,12 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         }
         ctx.Plugins.Exit(succeeded: true);
         tracer.Dispose();
-        ctx.Log.Info($"restored {ctx.Tasks.Count} task(s), root {ctx.Root.Pid}");
+        ctx.Log.Info($"restored {ctx.Tasks.Count} task(s), root {ctx.Root.HostPid}");
         counters.Restore = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         counters.PagesRestored = Stats.PageCount.Present(images, ctx.Tasks.Select(t => t.Pid));
         if (scripts.Run(Scripts.ScriptAction.PostResume) is not 0 and var post)
             ctx.Log.Error($"Post-resume script ret code {post}");
-        return new RestoredTree(ctx.Root.Pid) { Counters = counters, Sibling = options.Sibling };
+        return new RestoredTree(ctx.Root.HostPid) { Counters = counters, Sibling = options.Sibling };
     }
 
     /// <summary>Loads the plugins, refuses a checkpoint that needs one that is missing (before anything is
@@ -148,8 +151,9 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             LibDir = ctx.Options.LibDir,
             CheckpointPlugins = ctx.Inventory.PluginsEntry?.Plugins.ToHashSet(),
             Tracer = ctx.Tracer,
-            FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Pid == pid) is not { } task ? null
-                : tid == pid ? task.Puppet?.Thread : task.Threads.FirstOrDefault(t => t.Tid == tid)?.Seized,
+            // Plugins number tasks as crisp's pid namespace does.
+            FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Puppet?.Pid == pid) is not { } task ? null
+                : tid == pid ? task.Puppet?.Thread : task.Threads.FirstOrDefault(t => t.Seized?.Tid == tid)?.Seized,
         });
         try
         {

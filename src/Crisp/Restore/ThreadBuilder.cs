@@ -52,7 +52,7 @@ public sealed class ThreadBuilder : IRestoreStage
         ctx.Tracer.Run(() =>
         {
             foreach (var thread in task.OtherThreads)
-                RegistersRestore.Apply(thread.Tid, thread.Core, BlockedSignals(thread.Core));
+                RegistersRestore.Apply(thread.HostTid, thread.Core, BlockedSignals(thread.Core));
         });
     }
 
@@ -61,7 +61,7 @@ public sealed class ThreadBuilder : IRestoreStage
     {
         foreach (var thread in task.OtherThreads)
         {
-            Ptrace.Detach(thread.Tid);
+            Ptrace.Detach(thread.HostTid);
             thread.Seized!.IsDetached = true;
         }
     }
@@ -77,11 +77,11 @@ public sealed class ThreadBuilder : IRestoreStage
                 continue;
             foreach (var t in threads)
                 t.Remote?.Abandon();
-            RawSyscall.TryCall(Sysno.kill, task.Pid, 9);
+            RawSyscall.TryCall(Sysno.kill, task.HostPid, 9);
             ctx.Tracer.Run(() =>
             {
                 foreach (var t in threads)
-                    while (Wait.TryWaitPid(t.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
+                    while (Wait.TryWaitPid(t.HostTid, out var status, Wait.WALL) > 0 && !status.Dead) { }
             });
         }
     }

@@ -55,12 +55,15 @@ public sealed class Puppet : IDisposable
     }
 
     /// <summary>Starts a puppet with PID <paramref name="pid"/> as a child of crisp's parent (a sibling of
-    /// crisp, --restore-sibling), so the caller that started crisp can wait for the restored root.</summary>
-    public static Puppet SpawnSibling(Seizer seizer, int pid)
+    /// crisp, --restore-sibling), so the caller that started crisp can wait for the restored root. With
+    /// <paramref name="namespaceFlags"/> (CLONE_NEW*) it starts in new namespaces; with CLONE_NEWPID it is PID 1
+    /// there, <paramref name="pid"/> is not asked for and the host numbers it as it likes.</summary>
+    public static Puppet SpawnSibling(Seizer seizer, int pid, ulong namespaceFlags = 0)
     {
         using var memfd = Memfd.Create("crisp-puppet", Memfd.MFD_CLOEXEC);
         FileIo.WriteExactly(memfd.Fd, PuppetElf.Build());
-        int started = SiblingSpawn.Start($"/proc/self/fd/{memfd.Fd}", ["crisp-puppet"], [], pid);
+        bool newPidNs = (namespaceFlags & Clone3.CLONE_NEWPID) != 0;
+        int started = SiblingSpawn.Start($"/proc/self/fd/{memfd.Fd}", ["crisp-puppet"], [], newPidNs ? 0 : pid, namespaceFlags);
         try
         {
             WaitUntilAtEntry(started);
@@ -75,13 +78,18 @@ public sealed class Puppet : IDisposable
         }
     }
 
-    /// <summary>Clones a new puppet with PID <paramref name="pid"/> inside this one. With
-    /// <paramref name="sibling"/> the new task becomes a child of this puppet's parent (CLONE_PARENT).</summary>
-    public Puppet Clone(int pid, bool sibling = false)
+    /// <summary>Clones a new puppet with PID <paramref name="pid"/> inside this one (the PID in this puppet's
+    /// pid namespace; the puppet's <see cref="Pid"/> is the host's). With <paramref name="sibling"/> the new
+    /// task becomes a child of this puppet's parent (CLONE_PARENT). With <paramref name="namespaceFlags"/>
+    /// (CLONE_NEW*) it starts in new namespaces; with CLONE_NEWPID it is PID 1 of the new one.</summary>
+    public Puppet Clone(int pid, bool sibling = false, ulong namespaceFlags = 0)
     {
         // clone3 refuses an exit signal with CLONE_PARENT; the caller's own (SIGCHLD) is used.
-        CloneWithId(sibling ? Clone3.CLONE_PARENT : 0, sibling ? 0 : SIGCHLD, pid, "PID");
-        return new Puppet(_seizer, _seizer.Adopt(pid, pid, Thread.Options));
+        ulong flags = (sibling ? Clone3.CLONE_PARENT : 0) | namespaceFlags;
+        int host = (namespaceFlags & Clone3.CLONE_NEWPID) != 0
+            ? CloneNewPidNamespace(flags, sibling ? 0 : SIGCHLD)
+            : CloneWithId(flags, sibling ? 0 : SIGCHLD, pid, "PID");
+        return new Puppet(_seizer, _seizer.Adopt(host, host, Thread.Options));
     }
 
     /// <summary>Flags of a thread made inside a puppet: everything a pthread shares.</summary>
@@ -93,12 +101,14 @@ public sealed class Puppet : IDisposable
     /// is taken in its first stop, with every signal blocked (inherited from the puppet mid-injection).</summary>
     public SeizedThread CloneThread(int tid)
     {
-        CloneWithId(ThreadFlags, 0, tid, "TID");
-        return _seizer.Adopt(Pid, tid, Thread.Options);
+        int host = CloneWithId(ThreadFlags, 0, tid, "TID");
+        return _seizer.Adopt(Pid, host, Thread.Options);
     }
 
-    /// <summary>Remote clone3 with set_tid = [<paramref name="id"/>] (clone_args and the id on the data pages).</summary>
-    private unsafe void CloneWithId(ulong flags, ulong exitSignal, int id, string what)
+    /// <summary>Remote clone3 with set_tid = [<paramref name="id"/>]: the id in this puppet's own pid namespace
+    /// (the innermost level comes first in set_tid; outer levels are left to the kernel). Returns the new task's
+    /// id as crisp's namespace numbers it.</summary>
+    private unsafe int CloneWithId(ulong flags, ulong exitSignal, int id, string what)
     {
         var args = new CloneArgs
         {
@@ -118,7 +128,25 @@ public sealed class Puppet : IDisposable
                 : new SyscallException($"clone3(flags=0x{flags:x}, set_tid={id}) in puppet {Pid}", (int)-r);
         if (r != id)
             throw new CrispException($"clone3 in puppet {Pid} gave {what} {r}, not {id}");
+        return HostIdOfNewTask(r);
     }
+
+    /// <summary>Remote clone3 with CLONE_NEWPID: the child is PID 1 of a new pid namespace, so no set_tid.</summary>
+    private unsafe int CloneNewPidNamespace(ulong flags, ulong exitSignal)
+    {
+        var args = new CloneArgs { Flags = flags, ExitSignal = exitSignal };
+        var buffer = new byte[sizeof(CloneArgs)];
+        MemoryMarshal.Write(buffer, in args);
+        ulong at = Remote.PutOnScratch(buffer);
+        long r = Remote.Syscall(Sysno.clone3, (long)at, sizeof(CloneArgs));
+        if (r < 0)
+            throw new SyscallException($"clone3(flags=0x{flags:x}) in puppet {Pid}", (int)-r);
+        return HostIdOfNewTask(r);
+    }
+
+    /// <summary>The new task's id in crisp's pid namespace: the fork event's message (clone3's result is the id
+    /// in the caller's namespace, which differs once the caller is inside a new one).</summary>
+    private int HostIdOfNewTask(long returned) => Remote.LastNewTask > 0 ? Remote.LastNewTask : (int)returned;
 
     /// <summary>Remote syscalls in another thread of this puppet (one made by <see cref="CloneThread"/>),
     /// through the same gadget and data pages (calls are serialised on the tracer thread).</summary>

@@ -25,8 +25,13 @@ public sealed class CheckpointNeeds
     /// <summary>Paths of regular files, directories and devices opened by name (ghost files aside: their contents are in the images).</summary>
     public IReadOnlyList<string> Files { get; private init; } = [];
 
-    /// <summary>crisp checkpoints no namespaces: the tree is restored into the namespaces of the restoring crisp.</summary>
-    public static string Namespaces => "none (crisp restores the tree into its own pid, mount, net, ipc, uts, user, cgroup and time namespaces)";
+    /// <summary>Namespaces the tree has of its own (the root's ids differ from inventory root_ids, crisp's at dump):
+    /// the restore makes new ones; the others are the restoring crisp's.</summary>
+    public IReadOnlyList<string> OwnNamespaces { get; private init; } = [];
+
+    public string Namespaces => OwnNamespaces.Count == 0
+        ? "none (crisp restores the tree into its own pid, mount, net, ipc, uts, user, cgroup and time namespaces)"
+        : $"new {string.Join(", ", OwnNamespaces)} namespace(s) for the tree (the others are crisp's own)";
 
     public static CheckpointNeeds Read(ImageDirectory dir)
     {
@@ -72,10 +77,31 @@ public sealed class CheckpointNeeds
         return new CheckpointNeeds
         {
             Plugins = inventory?.PluginsEntry?.Plugins.ToList() ?? [],
+            OwnNamespaces = tree.Count > 0 && dir.Exists(ImageFile.Core(tree[0].Pid))
+                ? OwnNamespacesOf(inventory?.RootIds, dir.ReadAll<core_entry>(ImageFile.Core(tree[0].Pid)).FirstOrDefault()?.Ids) : [],
             Features = features,
             External = external,
             Files = paths,
         };
+    }
+
+    /// <summary>Kinds whose id differs between the root task and crisp at dump (both present), by /proc/PID/ns name.</summary>
+    private static List<string> OwnNamespacesOf(task_kobj_ids_entry? crisp, task_kobj_ids_entry? root)
+    {
+        if (crisp is null || root is null)
+            return [];
+        (string Name, bool Differs)[] kinds =
+        [
+            ("pid", crisp.HasPidNsId && root.HasPidNsId && crisp.PidNsId != root.PidNsId),
+            ("net", crisp.HasNetNsId && root.HasNetNsId && crisp.NetNsId != root.NetNsId),
+            ("ipc", crisp.HasIpcNsId && root.HasIpcNsId && crisp.IpcNsId != root.IpcNsId),
+            ("uts", crisp.HasUtsNsId && root.HasUtsNsId && crisp.UtsNsId != root.UtsNsId),
+            ("time", crisp.HasTimeNsId && root.HasTimeNsId && crisp.TimeNsId != root.TimeNsId),
+            ("mnt", crisp.HasMntNsId && root.HasMntNsId && crisp.MntNsId != root.MntNsId),
+            ("user", crisp.HasUserNsId && root.HasUserNsId && crisp.UserNsId != root.UserNsId),
+            ("cgroup", crisp.HasCgroupNsId && root.HasCgroupNsId && crisp.CgroupNsId != root.CgroupNsId),
+        ];
+        return [.. kinds.Where(k => k.Differs).Select(k => k.Name)];
     }
 
     /// <summary>Pipes used only for reading or only for writing by the tree: the other end was someone else's.</summary>

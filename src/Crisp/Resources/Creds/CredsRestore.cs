@@ -118,7 +118,7 @@ public sealed class CredsRestore : IRestoreStage
         long r = calls.Thread.Syscall(Sysno.capset, (long)at, (long)at + 8);
         if (r == -Errnos.EPERM)
         {
-            var now = Linux.Proc.ProcStatus.ReadThread(calls.Thread.Thread.Pid, calls.Tid);
+            var now = Linux.Proc.ProcStatus.ReadThread(calls.Thread.Thread.Pid, calls.Thread.Thread.Tid);
             throw new CrispException($"thread {calls.Tid}: cannot restore capabilities (permitted {prm:x16}, " +
                 $"inheritable {inh:x16}): the task may only keep what it has (permitted {now.CapPrm:x16}, " +
                 $"bounding {now.CapBnd:x16})");

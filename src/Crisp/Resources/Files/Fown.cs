@@ -9,10 +9,17 @@ public static class Fown
     /// <summary>No owner (also for O_PATH fds, where fcntl(F_GETOWN_EX) is EBADF).</summary>
     public static fown_entry None() => new() { Uid = 0, Euid = 0, Signum = 0, PidType = 0, Pid = 0 };
 
-    public static fown_entry Of(int fd)
+    /// <summary>The owner of task fd <paramref name="fd"/>, read through crisp's copy of it (or through
+    /// <paramref name="copy"/> when given), with the uids CRIU restores it under. An owner inside a pid
+    /// namespace of the tree's own is refused: crisp sees its host pid, which the restored tree will not have
+    /// (not carried yet).</summary>
+    public static fown_entry Of(OpenFd fd, int copy = -1)
     {
-        var (type, pid, signal) = FdOps.GetOwner(fd);
-        var (uid, euid) = pid != 0 ? FdOps.GetOwnerUids(fd) : (0u, 0u);
+        int f = copy >= 0 ? copy : fd.Copy.Fd;
+        var (type, pid, signal) = FdOps.GetOwner(f);
+        if (pid != 0 && Linux.Proc.ProcStatus.Read(fd.Pid).NSpid.Length > 1)
+            throw new CrispException($"task {fd.Pid} fd {fd.Fd}: its SIGIO owner (F_SETOWN {pid}) inside a pid namespace is not supported yet");
+        var (uid, euid) = pid != 0 ? FdOps.GetOwnerUids(f) : (0u, 0u);
         return new fown_entry { Uid = uid, Euid = euid, PidType = (uint)type, Pid = (uint)pid, Signum = (uint)signal };
     }
 

@@ -18,7 +18,7 @@ public sealed class FsDump : IDumpStage
         var table = ctx.Shared<FileTable>();
         uint cwd = table.Add(ctx, id => Directory(id, task.Pid, "cwd"));
         uint root = table.Add(ctx, id => Directory(id, task.Pid, "root"));
-        ctx.Images.Write(ImageFile.Fs(task.Pid), new fs_entry { CwdId = cwd, RootId = root, Umask = task.Status.Umask });
+        ctx.Images.Write(ImageFile.Fs(task.VirtualPid), new fs_entry { CwdId = cwd, RootId = root, Umask = task.Status.Umask });
     }
 
     private static file_entry Directory(uint id, int pid, string which)

@@ -51,7 +51,10 @@ public sealed class IpcRestore : IRestoreStage
         if (!state.OwnNamespace)
             return;
         var root = ctx.Root.Puppet;
-        root.Call("unshare(CLONE_NEWIPC)", Sysno.unshare, CLONE_NEWIPC);
+        // The root puppet is cloned into a new IPC namespace with the tree's other namespaces; unshare only
+        // where it was not (kept for a restore whose namespace flags leave IPC out).
+        if ((Namespaces.NamespacesRestore.RootCloneFlags(ctx) & CLONE_NEWIPC) == 0)
+            root.Call("unshare(CLONE_NEWIPC)", Sysno.unshare, CLONE_NEWIPC);
         state.Namespace = FileIo.Open($"/proc/{root.Pid}/ns/ipc", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
     }
 

@@ -45,9 +45,9 @@ public sealed class MemoryDump : IDumpStage
         };
         mm.MmSavedAuxv.AddRange(SavedAuxv(pid));
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
-        ctx.Images.Write(ImageFile.Mm(pid), mm);
+        ctx.Images.Write(ImageFile.Mm(task.VirtualPid), mm);
 
-        using (var writer = ctx.Images.CreatePagemap(pid, ctx.NewId()))
+        using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer);
             pages.Dump(vmas);

@@ -28,7 +28,7 @@ public sealed class RlimitsRestore : IRestoreStage
                 continue;
             if (r == -Errnos.EPERM)
             {
-                var now = Linux.Proc.ProcLimits.ToRlimits(Linux.Proc.ProcLimits.Read(task.Pid))[res];
+                var now = Linux.Proc.ProcLimits.ToRlimits(Linux.Proc.ProcLimits.Read(task.HostPid))[res];
                 throw new CrispException(
                     $"task {task.Pid}: cannot restore {RlimitNames.Of(res)} (soft {Show(want.Cur)}, hard {Show(want.Max)}): " +
                     $"the hard limit here is {Show(now.Max)} and raising it needs CAP_SYS_RESOURCE" +

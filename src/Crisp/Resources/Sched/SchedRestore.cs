@@ -16,7 +16,7 @@ public sealed class SchedRestore : IRestoreStage
         {
             if (thread.Core.ThreadCore is not { } tc)
                 continue;
-            int tid = thread.Tid;
+            int tid = thread.HostTid;   // set from crisp: its own namespace's number
             if (tc.HasSchedPolicy)
             {
                 int policy = (int)tc.SchedPolicy, prio = (int)tc.SchedPrio;

@@ -26,7 +26,7 @@ public sealed class TimersDump : IDumpStage
             Prof = ITimer(leader, ITIMER_PROF),
         };
         foreach (var info in ProcTimers.Read(task.Pid))
-            timers.Posix.Add(PosixTimer(leader, info));
+            timers.Posix.Add(PosixTimer(leader, info, task));
         task.TaskCore.Timers = timers;
         if (timers.Posix.Count > 0)
             ctx.Log.Debug($"task {task.Pid}: {timers.Posix.Count} POSIX timer(s)");
@@ -36,7 +36,7 @@ public sealed class TimersDump : IDumpStage
         => TimerStructs.ReadITimerVal(leader.CallForBytes(TimerStructs.ITimerValSize,
             at => leader.Call($"getitimer({which})", Sysno.getitimer, which, (long)at)));
 
-    private static posix_timer_entry PosixTimer(ThreadRemote leader, PosixTimerInfo info)
+    private static posix_timer_entry PosixTimer(ThreadRemote leader, PosixTimerInfo info, DumpTask task)
     {
         var e = new posix_timer_entry
         {
@@ -47,7 +47,8 @@ public sealed class TimersDump : IDumpStage
             SivalPtr = info.SigevValue,
         };
         if ((e.ItSigevNotify & SIGEV_THREAD_ID) != 0)
-            e.NotifyThreadId = info.NotifyTid;
+            // /proc shows crisp's number for the thread; the restored timer_create runs in the task's namespace.
+            e.NotifyThreadId = task.Threads.FirstOrDefault(t => t.Tid == info.NotifyTid)?.VirtualTid ?? info.NotifyTid;
         TimerStructs.ReadITimerSpec(leader.CallForBytes(TimerStructs.ITimerSpecSize,
             at => leader.Call($"timer_gettime({info.Id})", Sysno.timer_gettime, info.Id, (long)at)), e);
         // The overrun of the last expiry (what timer_getoverrun tells the program); kept as CRIU keeps it.

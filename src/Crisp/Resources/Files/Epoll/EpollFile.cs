@@ -21,7 +21,7 @@ public sealed class EpollFile : IFileKind
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
-        var entry = new eventpoll_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd.Copy.Fd) };
+        var entry = new eventpoll_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd) };
         foreach (string line in fd.Info.GetAll("tfd"))
         {
             var pairs = FdInfo.ParsePairs(line);

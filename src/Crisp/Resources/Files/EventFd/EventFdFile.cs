@@ -26,7 +26,7 @@ public sealed class EventFdFile : IFileKind
             {
                 Id = id,
                 Flags = (uint)(fd.Flags | (semaphore ? EventObjects.EFD_SEMAPHORE : 0)),
-                Fown = Fown.Of(fd.Copy.Fd),
+                Fown = Fown.Of(fd),
                 Counter = counter,
             },
         };

@@ -25,7 +25,7 @@ public sealed class FanotifyFile : IFileKind
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
-        var entry = new fanotify_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd.Copy.Fd) };
+        var entry = new fanotify_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd) };
         bool header = false;
         // The task's mount table, read once and only if a mount mark needs it.
         var mounts = new Lazy<List<MountInfoEntry>>(() => MountInfo.Read(fd.Pid));

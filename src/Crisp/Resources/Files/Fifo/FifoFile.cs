@@ -35,7 +35,7 @@ public sealed class FifoFile : IFileKind, IFileKindState
                 Id = rid,
                 Flags = (uint)fd.Flags,
                 Pos = 0,
-                Fown = Fown.Of(fd.Copy.Fd),
+                Fown = Fown.Of(fd),
                 Name = fd.Target,
                 MntId = fd.Info.MntId,
                 Mode = fd.Stat.Mode,

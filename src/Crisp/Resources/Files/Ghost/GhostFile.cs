@@ -52,7 +52,7 @@ public sealed class GhostFile : IFileKind, IFileKindState
                 Id = id,
                 Flags = (uint)fd.Flags,
                 Pos = (ulong)fd.Info.Pos,
-                Fown = opath ? Fown.None() : Fown.Of(fd.Copy.Fd),
+                Fown = opath ? Fown.None() : Fown.Of(fd),
                 Name = name,
                 MntId = fd.Info.MntId,
                 Size = (ulong)fd.Stat.Size,

@@ -22,7 +22,7 @@ public sealed class InotifyFile : IFileKind
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
-        var entry = new inotify_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd.Copy.Fd) };
+        var entry = new inotify_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd) };
         // "inotify wd:3 ino:… mask:…": the word before the first pair has no colon of its own.
         foreach (string line in fd.Info.Lines.Where(l => l.StartsWith("inotify ", StringComparison.Ordinal)).Select(l => l["inotify ".Length..]))
         {

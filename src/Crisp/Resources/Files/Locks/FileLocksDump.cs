@@ -31,7 +31,7 @@ public sealed class FileLocksDump : IDumpStage
                     throw new CrispException($"task {task.Pid} fd {link.Fd}: {link.Target} holds a {l} lock; dump with --file-locks to keep it");
                 if (!l.Supported)
                     throw new CrispException($"task {task.Pid} fd {link.Fd}: {l.Kind} {l.Mode} {l.Access} lock on {link.Target} is not supported");
-                var entry = l.ToEntry(task.Pid, link.Fd);
+                var entry = l.ToEntry(task.VirtualPid, link.Fd);   // the restore finds the task by the images' pid
                 if (state.IsNew(task.Pid, link.Fd, l))
                 {
                     state.Entries.Add(entry);

@@ -27,7 +27,7 @@ public sealed class MemfdFile : IFileKind
                 Id = id,
                 Flags = (uint)fd.Flags,
                 Pos = (ulong)fd.Info.Pos,
-                Fown = Fown.Of(fd.Copy.Fd),
+                Fown = Fown.Of(fd),
                 InodeId = inode,
             },
         };

@@ -26,7 +26,7 @@ public sealed class PipeFile : IFileKind
         {
             Type = Type,
             Id = id,
-            Pipe = new pipe_entry { Id = id, PipeId = pipeId, Flags = (uint)fd.Flags, Fown = Fown.Of(fd.Copy.Fd) },
+            Pipe = new pipe_entry { Id = id, PipeId = pipeId, Flags = (uint)fd.Flags, Fown = Fown.Of(fd) },
         };
     }
 

@@ -29,7 +29,7 @@ public sealed class RegularFile : IFileKind
             Id = id,
             Flags = (uint)fd.Flags,
             Pos = (ulong)fd.Info.Pos,
-            Fown = (fd.Flags & FileIo.O_PATH) != 0 ? Fown.None() : Fown.Of(fd.Copy.Fd),   // fcntl(F_GETOWN_EX) is EBADF on O_PATH
+            Fown = (fd.Flags & FileIo.O_PATH) != 0 ? Fown.None() : Fown.Of(fd),   // fcntl(F_GETOWN_EX) is EBADF on O_PATH
             Name = fd.Target,
             MntId = fd.Info.MntId,
             Size = fd.Stat.Type == FileStat.S_IFREG ? (ulong)fd.Stat.Size : 0,

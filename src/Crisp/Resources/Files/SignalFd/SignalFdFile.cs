@@ -21,7 +21,7 @@ public sealed class SignalFdFile : IFileKind
         {
             Id = id,
             Flags = (uint)fd.Flags,
-            Fown = Fown.Of(fd.Copy.Fd),
+            Fown = Fown.Of(fd),
             Sigmask = AnonInode.Hex(AnonInode.Line(fd, "sigmask")),
         },
     };

@@ -28,7 +28,7 @@ public sealed class TimerFdFile : IFileKind
             {
                 Id = id,
                 Flags = (uint)fd.Flags,
-                Fown = Fown.Of(fd.Copy.Fd),
+                Fown = Fown.Of(fd),
                 Clockid = (uint)AnonInode.Dec(AnonInode.Line(fd, "clockid")),
                 Ticks = AnonInode.Dec(AnonInode.Line(fd, "ticks")),
                 SettimeFlags = (uint)AnonInode.Octal(AnonInode.Line(fd, "settime flags")),

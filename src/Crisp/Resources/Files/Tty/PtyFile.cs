@@ -30,7 +30,7 @@ public sealed class PtyFile : IFileKind, IFileKindState
             Id = id,
             TtyInfoId = ctx.Shared<TtyDump>().InfoIdOf(ctx, fd),
             Flags = (uint)fd.Flags,
-            Fown = Fown.Of(fd.Copy.Fd),
+            Fown = Fown.Of(fd),
         },
     };
 

@@ -56,8 +56,9 @@ public sealed class TtyDump
         if (master)
         {
             // The master answers for its slave's session without being anyone's terminal.
-            info.Sid = (uint)(Terminals.TryGetInt(lfd, Terminals.TIOCGSID) ?? 0);
-            info.Pgrp = info.Sid == 0 ? 0 : (uint)(Terminals.TryGetInt(lfd, Terminals.TIOCGPGRP) ?? 0);
+            // crisp's numbers; the images keep the tree's (its own pid namespace's).
+            info.Sid = (uint)ctx.VirtualPidOf(Terminals.TryGetInt(lfd, Terminals.TIOCGSID) ?? 0);
+            info.Pgrp = info.Sid == 0 ? 0 : (uint)ctx.VirtualPidOf(Terminals.TryGetInt(lfd, Terminals.TIOCGPGRP) ?? 0);
             info.Locked = Terminals.GetInt(lfd, Terminals.TIOCGPTLCK) != 0;
             info.PacketMode = Terminals.GetInt(lfd, Terminals.TIOCGPKT) != 0;
         }
@@ -68,8 +69,8 @@ public sealed class TtyDump
             var member = ctx.Tasks.FirstOrDefault(t => t.Stat.TtyNr == ttyNr);
             if (member is not null)
             {
-                info.Sid = (uint)member.Stat.Session;
-                info.Pgrp = (uint)Math.Max(0, member.Stat.Tpgid);
+                info.Sid = (uint)ctx.VirtualPidOf(member.Stat.Session);
+                info.Pgrp = (uint)Math.Max(0, ctx.VirtualPidOf(member.Stat.Tpgid));
             }
         }
         info.Exclusive = (Terminals.TryGetInt(lfd, Terminals.TIOCGEXCL) ?? 0) != 0;

@@ -41,7 +41,7 @@ public sealed class UnixSocketFile : IFileKind
             Uflags = 0,
             Backlog = d.State == TCP_LISTEN ? d.WqLen : 0,
             Peer = d.PeerIno,
-            Fown = Fown.Of(fd.Copy.Fd),
+            Fown = Fown.Of(fd),
             Opts = SocketOptions.Dump(fd.Copy.Fd),
             Name = Google.Protobuf.ByteString.CopyFrom(d.Name),
             Shutdown = (sk_shutdown)(d.Shutdown & 3),

@@ -1,0 +1,31 @@
+using Crisp.Dump;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Namespaces;
+
+/// <summary>What crisp carries of one kind of namespace when the tree has one of its own: the root task is
+/// in it, crisp is not. The root puppet is cloned into a new one (the kind's CLONE_NEW* flag) and this fills it.
+/// One class per kind that crisp can dump and restore (<see cref="NamespaceContents.All"/>); a kind without one
+/// is refused at dump and at restore.</summary>
+public interface INamespaceContent
+{
+    NamespaceKind Kind { get; }
+
+    /// <summary>Dump: checks the namespace can be carried and writes its images (e.g. utsns-ID.img).
+    /// <paramref name="id"/> is its id in the images; <paramref name="root"/> the tree's root, in it.</summary>
+    void Dump(DumpContext ctx, DumpTask root, uint id);
+
+    /// <summary>Restore, before anything is created: reads and checks the namespace's images.</summary>
+    void Prepare(RestoreContext ctx, uint id);
+
+    /// <summary>Restore, in the root puppet that was just cloned into the new namespace.</summary>
+    void Restore(RestoreContext ctx, RestoreTask root, uint id);
+}
+
+/// <summary>The kinds of namespace crisp can carry. A new kind (ipc, net, mnt…) is one more class here.</summary>
+public static class NamespaceContents
+{
+    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace()];
+
+    public static INamespaceContent? Of(NamespaceKind kind) => All.FirstOrDefault(c => c.Kind == kind);
+}

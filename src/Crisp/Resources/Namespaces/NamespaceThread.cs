@@ -1,0 +1,32 @@
+using System.Runtime.ExceptionServices;
+using Crisp.Linux;
+
+namespace Crisp.Resources.Namespaces;
+
+/// <summary>Runs a piece of work on a throwaway thread of crisp that has joined a task's namespace by setns.
+/// The kernel lets one thread of a multithreaded process join a uts, ipc or net namespace alone (not a mnt or
+/// user one); the thread ends afterwards, so no other thread of crisp ever runs in the tree's namespace.</summary>
+public static class NamespaceThread
+{
+    public static T Run<T>(int hostPid, NamespaceKind kind, Func<T> work)
+    {
+        if (kind == NamespaceKind.Mnt || kind == NamespaceKind.User)
+            throw new InvalidOperationException($"a thread of a multithreaded process cannot join a {kind} namespace");
+        using var ns = FileIo.Open($"/proc/{hostPid}/ns/{kind.Name}", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+        T result = default!;
+        ExceptionDispatchInfo? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RawSyscall.Call($"setns(/proc/{hostPid}/ns/{kind.Name})", Sysno.setns, ns.Fd, (long)kind.CloneFlag);
+                result = work();
+            }
+            catch (Exception e) { error = ExceptionDispatchInfo.Capture(e); }
+        }, 256 * 1024) { Name = $"crisp-{kind.Name}ns" };
+        thread.Start();
+        thread.Join();
+        error?.Throw();
+        return result;
+    }
+}

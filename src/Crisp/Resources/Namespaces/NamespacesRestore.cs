@@ -1,0 +1,95 @@
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Restore;
+using Google.Protobuf;
+
+namespace Crisp.Resources.Namespaces;
+
+/// <summary>The tree's own namespaces: those where the root task's id differs from inventory.img's root_ids
+/// (crisp's own at dump, as CRIU compares them). Before anything is created every task's ids are checked: a
+/// kind crisp cannot restore yet, one it does not know at all, or a task in other namespaces than the root's is
+/// refused in one line. The root puppet is then cloned with their CLONE_NEW* flags (<see cref="RootCloneFlags"/>,
+/// read by PuppetTreeBuilder) and each namespace is filled inside it (hostname…).</summary>
+public sealed class NamespacesRestore : IRestoreStage
+{
+    public string Name => "namespaces";
+
+    public void Prepare(RestoreContext ctx)
+    {
+        ulong flags = Check(ctx.Inventory, ctx.Tasks);
+        foreach (var kind in Kinds(flags))
+            NamespaceContents.Of(kind)!.Prepare(ctx, kind.IdIn(ctx.Root.Ids)!.Value);
+        ctx.Shared<State>().CloneFlags = flags;
+        if (flags != 0)
+            ctx.Log.Info($"the root gets namespaces of its own: {NamespaceKind.Names(flags)}");
+    }
+
+    public void Restore(RestoreContext ctx, RestoreTask task)
+    {
+        if (task != ctx.Root)
+            return;
+        foreach (var kind in Kinds(RootCloneFlags(ctx)))
+            NamespaceContents.Of(kind)!.Restore(ctx, task, kind.IdIn(task.Ids)!.Value);
+    }
+
+    /// <summary>The CLONE_NEW* flags of the tree's own namespaces, after refusing (one line) ids fields this crisp
+    /// does not know, kinds it cannot restore yet and tasks in other namespaces than the root's.</summary>
+    public static ulong Check(inventory_entry inventory, IReadOnlyList<RestoreTask> tasks)
+    {
+        foreach (var task in tasks)
+            RefuseUnknownKinds(task.Ids, $"ids-{task.Pid}.img");
+        if (inventory.RootIds is { } rootIds)
+            RefuseUnknownKinds(rootIds, "inventory.img root_ids");
+        var root = tasks[0];
+        ulong flags = OwnFlags(inventory, root.Ids);
+        var missing = NamespaceKind.All.Where(k => (flags & k.CloneFlag) != 0 && NamespaceContents.Of(k) is null).ToList();
+        if (missing.Count > 0)
+            throw new CrispException($"the checkpoint's tree has {string.Join(", ", missing.Select(k => $"a {k} namespace"))} of its own: " +
+                $"crisp cannot restore {string.Join(", ", missing.Select(k => k.Name))} namespaces yet");
+        foreach (var task in tasks.Skip(1))
+            foreach (var kind in NamespaceKind.All)
+                if (kind.IdIn(task.Ids) != kind.IdIn(root.Ids))
+                    throw new CrispException($"ids-{task.Pid}.img: task {task.Pid} is in another {kind} namespace than the root task {root.Pid}: " +
+                        $"nested {kind} namespaces are not supported yet");
+        return flags;
+    }
+
+    /// <summary>CLONE_NEW* flags the root puppet is cloned with (after <see cref="Prepare"/>).</summary>
+    public static ulong RootCloneFlags(RestoreContext ctx) => ctx.Shared<State>().CloneFlags;
+
+    /// <summary>Whether the tree has a pid namespace of its own: its pids are then free by construction.</summary>
+    public static bool HasOwnPidNamespace(inventory_entry inventory, task_kobj_ids_entry rootIds)
+        => (OwnFlags(inventory, rootIds) & Clone3.CLONE_NEWPID) != 0;
+
+    /// <summary>Kinds whose id differs between the root task and crisp at dump. Images without root_ids, or
+    /// without a kind's ids (older crisp and CRIU images), say the tree shares crisp's.</summary>
+    private static ulong OwnFlags(inventory_entry inventory, task_kobj_ids_entry rootIds)
+    {
+        if (inventory.RootIds is not { } own)
+            return 0;
+        return NamespaceKind.All.Where(k => k.IdIn(rootIds) is { } id && k.IdIn(own) is { } mine && id != mine)
+            .Aggregate(0UL, (f, k) => f | k.CloneFlag);
+    }
+
+    private static IEnumerable<NamespaceKind> Kinds(ulong flags) => NamespaceKind.All.Where(k => (flags & k.CloneFlag) != 0);
+
+    /// <summary>A field of task_kobj_ids_entry this crisp does not know would be a namespace kind added after it:
+    /// refused rather than restored without it.</summary>
+    private static void RefuseUnknownKinds(task_kobj_ids_entry ids, string where)
+    {
+        var input = new CodedInputStream(ids.ToByteArray());
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
+        {
+            int field = WireFormat.GetTagFieldNumber(tag);
+            if (task_kobj_ids_entry.Descriptor.FindFieldByNumber(field) is null)
+                throw new CrispException($"{where}: the ids name a kind of namespace crisp does not know (task_kobj_ids_entry field {field})");
+            input.SkipLastField();
+        }
+    }
+
+    private sealed class State
+    {
+        public ulong CloneFlags { get; set; }
+    }
+}
