@@ -78,7 +78,7 @@ public sealed class CheckpointNeeds
         {
             Plugins = inventory?.PluginsEntry?.Plugins.ToList() ?? [],
             OwnNamespaces = tree.Count > 0 && dir.Exists(ImageFile.Core(tree[0].Pid))
-                ? OwnNamespacesOf(inventory?.RootIds, dir.ReadAll<core_entry>(ImageFile.Core(tree[0].Pid)).FirstOrDefault()?.Ids) : [],
+                ? OwnNamespacesOf(inventory?.RootIds, dir.ReadAll<task_kobj_ids_entry>(ImageFile.Ids(tree[0].Pid)).FirstOrDefault() ?? dir.ReadAll<core_entry>(ImageFile.Core(tree[0].Pid)).FirstOrDefault()?.Ids) : [],
             Features = features,
             External = external,
             Files = paths,

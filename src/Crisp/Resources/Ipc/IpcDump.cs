@@ -20,7 +20,12 @@ public sealed class IpcDump : IDumpStage
         state.TreeNs ??= ns;
         if (ns != state.TreeNs)
             throw new CrispException($"task {task.Pid} is in IPC namespace {ns}, not in its root's ({state.TreeNs}): nested IPC namespaces are not supported");
-        task.Leader.Core.Ids.IpcNsId = state.IdOf(ctx, ns);
+        // The namespaces stage has numbered it with the others (CRIU's one counter); the images use that id.
+        var ids = task.Leader.Core.Ids;
+        if (ids.HasIpcNsId)
+            state.Name(ns, ids.IpcNsId);
+        else
+            ids.IpcNsId = state.IdOf(ctx, ns);
         foreach (var m in ProcMaps.Read(task.Pid).Where(m => m.IsSysvShm))
             state.Attached.Add((uint)m.Inode);   // a segment's inode number is its id
     }
@@ -51,7 +56,7 @@ public sealed class IpcDump : IDumpStage
     public static void SetDumperNamespace(DumpContext ctx, task_kobj_ids_entry rootIds)
     {
         var state = ctx.Shared<IpcNamespaces>();
-        if (state.TreeNs is not null)
+        if (state.TreeNs is not null && !rootIds.HasIpcNsId)
             rootIds.IpcNsId = state.IdOf(ctx, IpcNamespaces.InodeOf(0));
     }
 }
@@ -64,6 +69,9 @@ public sealed class IpcNamespaces
     public ulong? TreeNs { get; set; }
     public HashSet<uint> Attached { get; } = [];
     public bool TreeHasOwn => TreeNs is { } ns && ns != InodeOf(0);
+
+    /// <summary>Records the id another stage gave the namespace at <paramref name="inode"/>.</summary>
+    public void Name(ulong inode, uint id) => _ids.TryAdd(inode, id);
 
     public uint IdOf(DumpContext ctx, ulong inode)
     {

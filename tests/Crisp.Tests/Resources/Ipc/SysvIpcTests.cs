@@ -40,7 +40,7 @@ public class SysvIpcTests
                     Live.AssertCritDecodesAll(images);
                     var d = ImageDirectory.Open(images);
                     uint ns = d.ReadOne<inventory_entry>(ImageFile.Inventory).RootIds.IpcNsId;
-                    uint own = d.ReadOne<core_entry>(ImageFile.Core(w.Pid)).Ids.IpcNsId;
+                    uint own = d.ReadOne<task_kobj_ids_entry>(ImageFile.Ids(w.Pid)).IpcNsId;
                     Assert.NotEqual(ns, own);
                     Assert.Equal(3, d.ReadAll<ipc_shm_entry>(ImageFile.IpcnsShm(own)).Count);
                     Assert.True(d.Exists(ImageFile.IpcVar(own)));
@@ -83,7 +83,7 @@ public class SysvIpcTests
                 {
                     Live.AssertCritDecodesAll(images);
                     var d = ImageDirectory.Open(images);
-                    uint ns = d.ReadOne<core_entry>(ImageFile.Core(w.Pid)).Ids.IpcNsId;
+                    uint ns = d.ReadOne<task_kobj_ids_entry>(ImageFile.Ids(w.Pid)).IpcNsId;
                     Assert.Equal(d.ReadOne<inventory_entry>(ImageFile.Inventory).RootIds.IpcNsId, ns);
                     Assert.False(d.Exists(ImageFile.IpcVar(ns)));
                     // A outlives the killed tree (found again); B was IPC_RMID'ed and went with it (made again).
@@ -115,7 +115,7 @@ public class SysvIpcTests
             Assert.True(r.ExitCode == 0, r.Stderr);
             Live.WaitPidsFree(pids, w.Pid);
             var hashes = Live.Hashes(dir.Images);
-            uint ns = ImageDirectory.Open(dir.Images).ReadOne<core_entry>(ImageFile.Core(w.Pid)).Ids.IpcNsId;
+            uint ns = ImageDirectory.Open(dir.Images).ReadOne<task_kobj_ids_entry>(ImageFile.Ids(w.Pid)).IpcNsId;
 
             string truncated = CopyImages(dir, "truncated");
             string shm = Path.Combine(truncated, ImageFile.IpcnsShm(ns).FileName);
