@@ -58,6 +58,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         CheckpointLoader.CheckPidsFree(tasks);
+        Footprint.CgroupHeadroom.BeforeRestore(Stats.PageCount.Present(images, tasks.Select(t => t.Pid)) * PagemapWriter.PageSize,
+            tasks.Sum(t => t.Threads.Count + t.Zombies.Count), log);
         // CRIU's pre-restore: before anything is created, so a failing script leaves nothing behind.
         scripts.RunOrThrow(Scripts.ScriptAction.PreRestore);
 
