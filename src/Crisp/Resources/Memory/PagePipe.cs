@@ -33,7 +33,9 @@ internal sealed class PagePipe : IDisposable
         _batches = Take();
         foreach (var b in _batches)
             _free.Add(b);
-        _drainer = Task.Run(Drain);
+        // Its own thread, not a pool one: it blocks for the whole task's memory, and a starved pool (many dumps in
+        // one process) would only add threads slowly.
+        _drainer = Task.Factory.StartNew(Drain, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>An empty batch to fill; waits while every batch is queued or being drained.</summary>
