@@ -20,7 +20,7 @@ finally
 
 namespace Crisp.Bench
 {
-    public sealed record BenchOptions(string Tools, string Dir, int Runs, long[] SizesMiB, bool Scaling, int SparseGiB, string? EncryptKey = null)
+    public sealed record BenchOptions(string Tools, string Dir, int Runs, long[] SizesMiB, bool Scaling, int SparseGiB, string? EncryptKey = null, string? Crisp = null)
     {
         public static BenchOptions? Parse(string[] args)
         {
@@ -28,7 +28,7 @@ namespace Crisp.Bench
             bool quick = false, scaling = true;
             int? runs = null;
             long[]? sizes = null;
-            string? encryptKey = null;
+            string? encryptKey = null, crisp = null;
             for (int i = 0; i < args.Length; i++)
             {
                 switch (args[i])
@@ -40,13 +40,14 @@ namespace Crisp.Bench
                     case "--sizes": sizes = [.. args[++i].Split(',').Select(long.Parse)]; break;
                     case "--no-scaling": scaling = false; break;
                     case "--encrypt-key": encryptKey = Path.GetFullPath(args[++i]); break;
+                    case "--crisp": crisp = Path.GetFullPath(args[++i]); break;
                     default:
                         Console.Error.WriteLine($"crisp-bench: unknown option {args[i]}");
-                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--dir DIR] [--encrypt-key KEYFILE]");
+                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--dir DIR] [--encrypt-key KEYFILE] [--crisp CLI]");
                         return null;
                 }
             }
-            return new BenchOptions(tools, dir, runs ?? 3, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64, encryptKey);
+            return new BenchOptions(tools, dir, runs ?? 3, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64, encryptKey, crisp);
         }
     }
 
@@ -72,7 +73,7 @@ namespace Crisp.Bench
             Console.Error.WriteLine($"crisp-bench: images in {opt.Dir}, {opt.Runs} run(s) per size");
             Cycle("dense", 16, out _, out _, out _, out _, leaveRunning: true);   // warm-up: JIT and page cache, not counted
             double memcpy = MemcpySeconds(1024);
-            _rows.Add(["memcpy 1 GiB", Ms(memcpy), Ms(memcpy), Gbs(1024, memcpy), ""]);
+            _rows.Add(["memcpy 1 GiB", Ms(memcpy), Ms(memcpy), Gbs(1024, memcpy), "", ""]);
             foreach (long mib in opt.SizesMiB)
                 Size(mib);
             if (opt.Scaling)
@@ -100,14 +101,16 @@ namespace Crisp.Bench
                 freeze.Add(lr.Gap);
                 lrDump.Add(lr.Dump);
             }
+            Console.Error.WriteLine($"  {Label(mib)} through the CLI (peak RSS)");
+            var rss = CliFootprint("dense", mib, leaveRunning: true);
             string l = Label(mib);
-            _rows.Add([$"{l}: write limit", Ms(write.Best), Ms(write.Median), Gbs(mib, write.Best), "1"]);
-            _rows.Add([$"{l}: read limit", Ms(read.Best), Ms(read.Median), Gbs(mib, read.Best), "1"]);
-            _rows.Add([$"{l}: read into touched memory", Ms(readWarm.Best), Ms(readWarm.Median), Gbs(mib, readWarm.Best), "copy alone, no fresh-page faults"]);
-            _rows.Add([$"{l}: crisp dump", Ms(dump.Best), Ms(dump.Median), Gbs(mib, dump.Best), Ratio(write.Best, dump.Best) + " of write"]);
-            _rows.Add([$"{l}: crisp restore", Ms(restore.Best), Ms(restore.Median), Gbs(mib, restore.Best), Ratio(read.Best, restore.Best) + " of read, " + Ratio(readWarm.Best, restore.Best) + " of touched read"]);
-            _rows.Add([$"{l}: dump -R, frozen", Ms(freeze.Best), Ms(freeze.Median), "", $"dump -R total {Ms(lrDump.Best)} ms"]);
-            _rows.Add([$"{l}: image size", $"{imageBytes / 1048576.0:F1} MiB", "", "", $"{(double)imageBytes / (mib << 20):F3} of memory"]);
+            _rows.Add([$"{l}: write limit", Ms(write.Best), Ms(write.Median), Gbs(mib, write.Best), "1", ""]);
+            _rows.Add([$"{l}: read limit", Ms(read.Best), Ms(read.Median), Gbs(mib, read.Best), "1", ""]);
+            _rows.Add([$"{l}: read into touched memory", Ms(readWarm.Best), Ms(readWarm.Median), Gbs(mib, readWarm.Best), "copy alone, no fresh-page faults", ""]);
+            _rows.Add([$"{l}: crisp dump", Ms(dump.Best), Ms(dump.Median), Gbs(mib, dump.Best), Ratio(write.Best, dump.Best) + " of write", MiB(rss?.Dump)]);
+            _rows.Add([$"{l}: crisp restore", Ms(restore.Best), Ms(restore.Median), Gbs(mib, restore.Best), Ratio(read.Best, restore.Best) + " of read, " + Ratio(readWarm.Best, restore.Best) + " of touched read", MiB(rss?.Restore)]);
+            _rows.Add([$"{l}: dump -R, frozen", Ms(freeze.Best), Ms(freeze.Median), "", $"dump -R total {Ms(lrDump.Best)} ms", MiB(rss?.DumpR)]);
+            _rows.Add([$"{l}: image size", $"{imageBytes / 1048576.0:F1} MiB", "", "", $"{(double)imageBytes / (mib << 20):F3} of memory", ""]);
             if (mib == 1024)
                 _oneGiB = (dump.Best, write.Best, restore.Best, read.Best);
         }
@@ -121,6 +124,7 @@ namespace Crisp.Bench
             {
                 Console.Error.WriteLine($"  {what}");
                 Cycle(mode, n, out var d, out var r, out long bytes, out _, leaveRunning: false);
+                var rss = CliFootprint(mode, n, leaveRunning: false);
                 string note = $"image {bytes / 1048576.0:F1} MiB";
                 if (mode == "sparse")
                 {
@@ -129,8 +133,8 @@ namespace Crisp.Bench
                     if (_oneGiB is { } g)
                         note += $"; per touched page {d / (touchedMiB / 1024) / g.Dump:F2}x dense dump, {r / (touchedMiB / 1024) / g.Restore:F2}x dense restore";
                 }
-                _rows.Add([$"{what}: dump", Ms(d), "", "", note]);
-                _rows.Add([$"{what}: restore", Ms(r), "", "", ""]);
+                _rows.Add([$"{what}: dump", Ms(d), "", "", note, MiB(rss?.Dump)]);
+                _rows.Add([$"{what}: restore", Ms(r), "", "", "", MiB(rss?.Restore)]);
             }
         }
 
@@ -179,6 +183,39 @@ namespace Crisp.Bench
             }
         }
 
+        /// <summary>The same cycle through the crisp CLI (--crisp), each run's peak resident memory in KiB from
+        /// wait4: dump (killing), restore -d and, with <paramref name="leaveRunning"/>, dump -R of the restored tree.
+        /// Times come from the in-process cycles; this one is for memory only.</summary>
+        private (long Dump, long Restore, long DumpR)? CliFootprint(string mode, long arg, bool leaveRunning)
+        {
+            if (opt.Crisp is not { } crisp)
+                return null;
+            string images = Path.Combine(opt.Dir, "cli-images"), images2 = Path.Combine(opt.Dir, "cli-images-r");
+            string[] key = opt.EncryptKey is { } k ? ["--encrypt-key", k] : [];
+            using var w = Workload.Start(_mem, opt.Dir, mode, arg);
+            try
+            {
+                long dump = CliRun.PeakRssKiB(opt.Tools, crisp, opt.Dir, ["dump", "-t", w.Pid.ToString(), "-D", images, .. key]);
+                w.WaitGone();
+                WaitTreeGone(images);
+                long restore = CliRun.PeakRssKiB(opt.Tools, crisp, opt.Dir, ["restore", "-d", "-D", images, .. key]);
+                long dumpR = leaveRunning ? CliRun.PeakRssKiB(opt.Tools, crisp, opt.Dir, ["dump", "-R", "-t", w.Pid.ToString(), "-D", images2, .. key]) : 0;
+                w.Signal(Workload.SIGUSR1);
+                if (w.WaitFor(l => l is "ok" or "BAD", "ok") != "ok")
+                {
+                    _allVerified = false;
+                    Console.Error.WriteLine($"crisp-bench: {mode} {arg} through the CLI: restored memory differs");
+                }
+                return (dump, restore, dumpR);
+            }
+            finally
+            {
+                foreach (var d in new[] { images, images2 })
+                    if (Directory.Exists(d))
+                        Directory.Delete(d, recursive: true);
+            }
+        }
+
         /// <summary>Children of a killed tree go to init, which reaps slowly here: restore needs every PID free.</summary>
         private static void WaitTreeGone(string images)
         {
@@ -212,11 +249,15 @@ namespace Crisp.Bench
             Console.WriteLine();
             Console.WriteLine($"crisp bench: {Environment.ProcessorCount} CPUs, {MemGiB():F0} GiB RAM, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, images on {opt.Dir}");
             Console.WriteLine();
-            string[] head = ["what", "best ms", "median ms", "GiB/s (best)", "ratio to limit / note"];
+            string[] head = ["what", "best ms", "median ms", "GiB/s (best)", "ratio to limit / note", "crisp peak RSS MiB (CLI)"];
             Console.WriteLine("| " + string.Join(" | ", head) + " |");
             Console.WriteLine("|" + string.Concat(head.Select((_, i) => i == 0 ? "---|" : "---:|")));
             foreach (var r in _rows)
                 Console.WriteLine("| " + string.Join(" | ", r) + " |");
+            Console.WriteLine();
+            Console.WriteLine(opt.Crisp is null
+                ? "peak RSS: not measured (no --crisp CLI given)"
+                : "peak RSS: ru_maxrss of the crisp CLI (wait4, bench/workloads/peak_rss.c), one run per case; CRIU 4.2 peaks at ~8 MiB on the 256 MiB case (issue 24)");
             if (_oneGiB is { } g)
             {
                 Console.WriteLine();
@@ -228,6 +269,7 @@ namespace Crisp.Bench
             long.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1048576.0;
 
         private static string Label(long mib) => mib >= 1024 ? $"{mib / 1024} GiB" : $"{mib} MiB";
+        private static string MiB(long? kib) => kib is > 0 ? $"{kib.Value / 1024.0:F1}" : "";
         private static string Ms(double s) => double.IsNaN(s) ? "" : (s * 1000).ToString("F0");
         private static string Gbs(long mib, double s) => (mib / 1024.0 / s).ToString("F2");
         private static string Ratio(double limit, double t) => (limit / t).ToString("F2");

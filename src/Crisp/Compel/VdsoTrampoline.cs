@@ -94,7 +94,7 @@ public static class VdsoTrampoline
     private static ulong FindSlot(int pid, out string why)
     {
         why = "";
-        var vdso = ProcMaps.Read(pid).FirstOrDefault(m => m.Kind == VmaKind.Vdso);
+        var vdso = ProcMaps.Enumerate(pid).FirstOrDefault(m => m.Kind == VmaKind.Vdso);
         if (vdso is null)
         {
             why = "the task has no [vdso]";

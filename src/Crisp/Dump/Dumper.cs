@@ -72,6 +72,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         if (options.ImagesMode.ExposureWarning(images.Path) is { } exposed)
             log.Warn(exposed);
         images.Progress = options.Progress;
+        Footprint.CgroupHeadroom.BeforeDump(log);
         options.Progress?.Begin("seizing");
         ImageManifest.Invalidate(images);
         Security.CheckpointSignature.Invalidate(images);
@@ -91,7 +92,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             ctx.Faults.At("dump:seized");
             SessionCheck.Verify(ctx);
             Resources.Core.SharedResources.Refuse(ctx);
-            options.Progress?.SetTotal(ctx.Tasks.Sum(t => DumpOutput.ResidentBytes(t.Pid)));
+            long treeBytes = ctx.Tasks.Sum(t => DumpOutput.ResidentBytes(t.Pid));
+            Footprint.CgroupHeadroom.BeforePages(images.Path, treeBytes);
+            options.Progress?.SetTotal(treeBytes);
             options.Progress?.Begin("dumping memory and state");
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.CheckpointDevices(task.Pid);

@@ -40,10 +40,11 @@ public sealed class ImageDirectory
         return new ImageDirectory(path, modes, pagesKey);
     }
 
-    /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key.</summary>
+    /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key. Unbuffered:
+    /// page data comes in whole batches (no per-file buffer to allocate for each task's pages).</summary>
     public Stream CreatePages(uint pagesId) => PagesKey is { } key
         ? new Security.Encryption.EncryptingPagesStream(CreateFile(ImageFile.Pages(pagesId), 0), key)
-        : CreateFile(ImageFile.Pages(pagesId), 1 << 20);
+        : CreateFile(ImageFile.Pages(pagesId), 0);
 
     /// <summary>Opens a pages-N.img for positioned reads of its page data (decrypted when it is encrypted).</summary>
     public Security.Encryption.PagesFile OpenPages(string path) => Security.Encryption.PagesFile.Open(path, PagesKey);

@@ -32,7 +32,6 @@ public sealed class PagemapWriter : IDisposable
     {
         var map = dir.CreateWriter(mapFile);
         map.Write(new pagemap_head { PagesId = pagesId });
-        // Large buffer: page runs are usually bigger and then go straight to the file (or are encrypted in chunks).
         var pages = dir.CreatePages(pagesId);
         return new PagemapWriter(map, pages, dir.Progress);
     }
@@ -44,13 +43,36 @@ public sealed class PagemapWriter : IDisposable
             return;
         if (data.Length % PageSize != 0 || vaddr % PageSize != 0)
             throw new ArgumentException("page runs must be page-aligned and whole pages");
+        WriteData(data);
+        Add(vaddr, (uint)(data.Length / PageSize), PagemapFlags.Present);
+    }
+
+    private void WriteData(ReadOnlySpan<byte> data)
+    {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         _pages.Write(data);
         _progress?.Add(data.Length);
         WriteTime += System.Diagnostics.Stopwatch.GetElapsedTime(start);
-        uint pages = (uint)(data.Length / PageSize);
-        PagesWritten += pages;
-        Add(vaddr, pages, PagemapFlags.Present);
+        PagesWritten += data.Length / PageSize;
+    }
+
+    /// <summary>Stores a batch of runs whose pages lie back to back in <paramref name="data"/>, with one write.</summary>
+    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data)
+    {
+        long total = 0;
+        foreach (var r in runs)
+        {
+            if (r.Length % PageSize != 0 || r.Address % PageSize != 0)
+                throw new ArgumentException("page runs must be page-aligned and whole pages");
+            total += (long)r.Length;
+        }
+        if (total != data.Length)
+            throw new ArgumentException($"runs cover {total} bytes, the batch holds {data.Length}");
+        if (data.Length == 0)
+            return;
+        WriteData(data);
+        foreach (var r in runs)
+            Add(r.Address, (uint)(r.Length / PageSize), PagemapFlags.Present);
     }
 
     /// <summary>Records a run whose data is not stored here (in the parent, or lazy).</summary>

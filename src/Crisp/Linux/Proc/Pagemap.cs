@@ -141,21 +141,51 @@ public sealed unsafe partial class Pagemap : IDisposable
 
     /// <summary>PAGEMAP_SCAN for pages that are present or swapped (with <paramref name="excludeFile"/>, only
     /// anonymous ones: the copied-on-write pages of a private file mapping); adjacent regions are merged.</summary>
-    public List<PageRun> ScanRuns(ulong start, ulong end, bool excludeFile = false)
+    public List<PageRun> ScanRuns(ulong start, ulong end, bool excludeFile = false) => Scan(start, end, excludeFile).ToList();
+
+    /// <summary>As <see cref="ScanRuns"/>, the runs given as each ioctl finds them: a sparse mapping can hold
+    /// hundreds of thousands, which a dump need not hold all at once.</summary>
+    public IEnumerable<PageRun> Scan(ulong start, ulong end, bool excludeFile = false)
     {
-        const int VecLength = 512;
-        var vec = stackalloc PageRegion[VecLength];
-        var runs = new List<PageRun>();
+        var vec = new PageRegion[ScanVecLength];
+        PageRun? pending = null;
         ulong at = start;
         while (at < end)
+        {
+            int n = ScanOnce(at, end, excludeFile, vec, out ulong walkEnd);
+            for (int i = 0; i < n; i++)
+            {
+                ulong pages = (vec[i].End - vec[i].Start) / PageSize;
+                if (pending is { } p && p.End == vec[i].Start)
+                    pending = p with { PageCount = p.PageCount + pages };
+                else
+                {
+                    if (pending is { } done)
+                        yield return done;
+                    pending = new PageRun(vec[i].Start, pages);
+                }
+            }
+            if (walkEnd <= at)
+                break;
+            at = walkEnd;
+        }
+        if (pending is { } last)
+            yield return last;
+    }
+
+    private const int ScanVecLength = 512;
+
+    private int ScanOnce(ulong at, ulong end, bool excludeFile, PageRegion[] vec, out ulong walkEnd)
+    {
+        fixed (PageRegion* v = vec)
         {
             var arg = new PmScanArg
             {
                 Size = (ulong)sizeof(PmScanArg),
                 Start = at,
                 End = end,
-                Vec = (ulong)vec,
-                VecLength = VecLength,
+                Vec = (ulong)v,
+                VecLength = (ulong)vec.Length,
                 CategoryInverted = excludeFile ? PAGE_IS_FILE : 0,
                 CategoryMask = excludeFile ? PAGE_IS_FILE : 0,
                 CategoryAnyOfMask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
@@ -164,19 +194,9 @@ public sealed unsafe partial class Pagemap : IDisposable
             int n = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg);
             if (n < 0)
                 throw new SyscallException($"ioctl(/proc/{Pid}/pagemap, PAGEMAP_SCAN @0x{at:x})", Marshal.GetLastPInvokeError());
-            for (int i = 0; i < n; i++)
-            {
-                ulong pages = (vec[i].End - vec[i].Start) / PageSize;
-                if (runs.Count > 0 && runs[^1].End == vec[i].Start)
-                    runs[^1] = runs[^1] with { PageCount = runs[^1].PageCount + pages };
-                else
-                    runs.Add(new PageRun(vec[i].Start, pages));
-            }
-            if (arg.WalkEnd <= at)
-                break;
-            at = arg.WalkEnd;
+            walkEnd = arg.WalkEnd;
+            return n;
         }
-        return runs;
     }
 
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]

@@ -43,6 +43,11 @@ public static class ProcFiles
         }
     }
 
+    /// <summary>The non-empty lines of a /proc file, read as they are parsed: maps and smaps of a task with
+    /// many VMAs run to megabytes, which crisp should not hold as one string (issue 24).</summary>
+    public static IEnumerable<string> ReadLines(int pid, string name) =>
+        File.ReadLines(PathOf(pid, name)).Where(l => l.Length > 0);
+
     public static ulong Hex(ReadOnlySpan<char> s) => ulong.Parse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
 
     public static long Dec(ReadOnlySpan<char> s) => long.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);

@@ -5,7 +5,10 @@ public static class ProcMaps
 {
     private const string DeletedSuffix = " (deleted)";
 
-    public static List<MapsEntry> Read(int pid) => Parse(ProcFiles.ReadText(pid, "maps"));
+    public static List<MapsEntry> Read(int pid) => Enumerate(pid).ToList();
+
+    /// <summary>The VMAs one at a time, as the file is read.</summary>
+    public static IEnumerable<MapsEntry> Enumerate(int pid) => ProcFiles.ReadLines(pid, "maps").Select(ParseLine);
 
     public static List<MapsEntry> Parse(string text)
     {

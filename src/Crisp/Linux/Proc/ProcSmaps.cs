@@ -33,13 +33,17 @@ public sealed class SmapsEntry(MapsEntry vma)
 /// <summary>/proc/PID/smaps.</summary>
 public static class ProcSmaps
 {
-    public static List<SmapsEntry> Read(int pid) => Parse(ProcFiles.ReadText(pid, "smaps"));
+    public static List<SmapsEntry> Read(int pid) => Enumerate(pid).ToList();
 
-    public static List<SmapsEntry> Parse(string text)
+    /// <summary>The VMAs one at a time, as the file is read (a task with many VMAs has megabytes of smaps).</summary>
+    public static IEnumerable<SmapsEntry> Enumerate(int pid) => Parse(ProcFiles.ReadLines(pid, "smaps"));
+
+    public static List<SmapsEntry> Parse(string text) => Parse(ProcFiles.Lines(text)).ToList();
+
+    private static IEnumerable<SmapsEntry> Parse(IEnumerable<string> lines)
     {
-        var list = new List<SmapsEntry>();
         SmapsEntry? current = null;
-        foreach (var line in ProcFiles.Lines(text))
+        foreach (var line in lines)
         {
             int colon = line.IndexOf(':');
             int space = line.IndexOf(' ');
@@ -47,8 +51,9 @@ public static class ProcSmaps
             bool isField = colon > 0 && (space < 0 || colon < space);
             if (!isField)
             {
+                if (current is not null)
+                    yield return current;
                 current = new SmapsEntry(ProcMaps.ParseLine(line));
-                list.Add(current);
                 continue;
             }
             if (current is null)
@@ -68,7 +73,8 @@ public static class ProcSmaps
             if (ulong.TryParse(value, out var n))
                 current.Fields[key] = kb ? n * 1024 : n;
         }
-        return list;
+        if (current is not null)
+            yield return current;
     }
 
     /// <summary>Finds the smaps entry for each maps entry by start address (null where smaps lacks it,

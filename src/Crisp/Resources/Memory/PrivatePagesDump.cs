@@ -8,21 +8,16 @@ namespace Crisp.Resources.Memory;
 /// <summary>Stores the private pages of a task in pagemap-PID.img + pages-N.img: in anonymous VMAs every
 /// page that is present or swapped, in private file VMAs only the anonymous (copied-on-write) ones.
 /// Pages are found with PAGEMAP_SCAN where the kernel has it (time follows populated pages, not VMA size),
-/// read in large batches with process_vm_readv (/proc/PID/mem covers what it cannot read: PROT_NONE or
-/// otherwise unreadable VMAs), and written by a second thread while the next batch is read.</summary>
+/// read in batches with process_vm_readv (/proc/PID/mem covers what it cannot read: PROT_NONE or
+/// otherwise unreadable VMAs), and written by a second thread while the next batches are read (<see cref="PagePipe"/>:
+/// a few MiB whatever the task's size).</summary>
 public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
 {
-    /// <summary>Bytes read per process_vm_readv batch.</summary>
-    public const int BatchBytes = 32 << 20;
-
     private const ulong PageSize = Pagemap.PageSize;
     private const ulong PresentOrSwapped = 3UL << 62, FilePage = 1UL << 61;
 
-    private readonly BatchBuffers _buffers = BatchBuffers.Take(BatchBytes);
-    private List<RemoteRange> _batch = [];
-    private int _batchBytes;
+    private PageBatch? _batch;
     private SafeFileHandle? _mem;
-    private Task _writing = Task.CompletedTask;
 
     /// <summary>Pages stored so far (the count a stats counter reads).</summary>
     public long Pages => writer.PagesWritten;
@@ -30,6 +25,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
     public void Dump(IEnumerable<DumpedVma> vmas)
     {
         using var pagemap = Pagemap.Open(pid);
+        var pipe = new PagePipe(b => writer.AddBatch(b.Ranges, b.Data));
         try
         {
             foreach (var vma in vmas)
@@ -38,30 +34,30 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
                     continue;
                 bool fileBacked = vma.Is(VmaStatus.FilePrivate);
                 foreach (var run in Runs(pagemap, vma.Start, vma.End, fileBacked))
-                    Add(run, vma.Maps.CanRead);
-                Flush(vma.Maps.CanRead);   // a batch never mixes readable and unreadable VMAs
+                    Add(pipe, run, vma.Maps.CanRead);
+                Flush(pipe);   // a batch never mixes readable and unreadable VMAs
             }
-            _writing.GetAwaiter().GetResult();
+            pipe.Complete();
         }
         finally
         {
-            // A failed read must not leave the writer thread using the buffers we hand back.
-            try { _writing.Wait(); } catch (AggregateException) { }
+            pipe.Dispose();   // first: a failed read must not leave the writer thread using the batches
             _mem?.Dispose();
-            _buffers.Return();
         }
     }
-
     /// <summary>Runs of pages to store: PAGEMAP_SCAN (present or swapped, and not file pages where only
     /// anonymous copies are wanted) or, on older kernels, pagemap entries read in chunks.</summary>
     private static IEnumerable<RemoteRange> Runs(Pagemap pagemap, ulong start, ulong end, bool onlyAnonCopies) =>
         pagemap.ScanSupported
-            ? pagemap.ScanRuns(start, end, excludeFile: onlyAnonCopies).Select(r => new RemoteRange(r.Start, r.Length))
+            ? pagemap.Scan(start, end, excludeFile: onlyAnonCopies).Select(r => new RemoteRange(r.Start, r.Length))
             : ReadRuns(pagemap, start, end, onlyAnonCopies);
+
+    /// <summary>Pagemap entries per pread on kernels without PAGEMAP_SCAN: 512 KiB of entries, 256 MiB of address space.</summary>
+    private const ulong EntriesPerRead = 1 << 16;
 
     private static IEnumerable<RemoteRange> ReadRuns(Pagemap pagemap, ulong start, ulong end, bool onlyAnonCopies)
     {
-        var entries = new ulong[Math.Min((end - start) / PageSize, (ulong)Pagemap.MaxEntriesPerRead)];
+        var entries = new ulong[Math.Min((end - start) / PageSize, EntriesPerRead)];
         ulong runStart = 0, runEnd = 0;
         for (ulong at = start; at < end;)
         {
@@ -90,59 +86,46 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
             yield return new RemoteRange(runStart, runEnd - runStart);
     }
 
-    private void Add(RemoteRange run, bool readable)
+    private void Add(PagePipe pipe, RemoteRange run, bool readable)
     {
         while (run.Length > 0)
         {
-            if (_batchBytes == BatchBytes)
-                Flush(readable);
-            ulong take = Math.Min(run.Length, (ulong)(BatchBytes - _batchBytes));
+            if (_batch is { Room: 0 })
+                Flush(pipe);
+            _batch ??= pipe.Rent();
+            _batch.Accessible = readable;
+            ulong take = Math.Min(run.Length, (ulong)_batch.Room);
             _batch.Add(run with { Length = take });
-            _batchBytes += (int)take;
             run = new RemoteRange(run.Address + take, run.Length - take);
         }
     }
 
-    /// <summary>Reads the batch into the free buffer, then hands it to the writer thread: reading the next
-    /// batch overlaps writing this one (two cores: one copies out of the task, one into the page cache).</summary>
-    private void Flush(bool readable)
+    /// <summary>Reads the batch out of the task, then queues it for the writer thread: reading the next batches
+    /// overlaps writing this one (two cores: one copies out of the task, one into the page cache).</summary>
+    private void Flush(PagePipe pipe)
     {
-        if (_batch.Count == 0)
+        if (_batch is not { IsEmpty: false } batch)
             return;
-        var buffer = _buffers.Next();
-        long done = readable ? ProcessVm.Read(pid, _batch.ToArray(), buffer.AsSpan(0, _batchBytes)) : 0;
-        if (done < _batchBytes)
-            ReadThroughProcMem(buffer, done);
-        var runs = _batch;
-        _writing.GetAwaiter().GetResult();   // the writer is done with the other buffer, and in order
-        _writing = Task.Run(() => Write(buffer, runs));
-        _batch = [];
-        _batchBytes = 0;
-    }
-
-    private void Write(byte[] buffer, List<RemoteRange> runs)
-    {
-        int offset = 0;
-        foreach (var r in runs)
-        {
-            writer.AddPages(r.Address, buffer.AsSpan(offset, (int)r.Length));
-            offset += (int)r.Length;
-        }
+        long done = batch.Accessible ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
+        if (done < batch.Bytes)
+            ReadThroughProcMem(batch, done);
+        _batch = null;
+        pipe.Submit(batch);
     }
 
     /// <summary>The rest of the batch from byte <paramref name="from"/> on, through /proc/PID/mem (FOLL_FORCE
     /// reads pages process_vm_readv refuses).</summary>
-    private void ReadThroughProcMem(byte[] buffer, long from)
+    private void ReadThroughProcMem(PageBatch batch, long from)
     {
         _mem ??= File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Read);
         long offset = 0;
-        foreach (var r in _batch)
+        foreach (var r in batch.Ranges)
         {
             long rEnd = offset + (long)r.Length;
             if (rEnd > from)
             {
                 long skip = Math.Max(0, from - offset);
-                var span = buffer.AsSpan((int)(offset + skip), (int)((long)r.Length - skip));
+                var span = batch.Buffer.AsSpan((int)(offset + skip), (int)((long)r.Length - skip));
                 long addr = (long)r.Address + skip;
                 int got = 0;
                 while (got < span.Length)

@@ -9,7 +9,6 @@ namespace Crisp.Resources.Memory;
 /// the object itself (/proc/PID/map_files) so pages only another task touched are included too.</summary>
 public sealed class SharedAnonDump
 {
-    private const int ChunkBytes = 16 << 20;
     private readonly HashSet<ulong> _dumped = [];
 
     public long Pages { get; private set; }
@@ -30,7 +29,23 @@ public sealed class SharedAnonDump
         long size = FileIo.Seek(fd, 0, FileIo.SEEK_END);
         using var writer = ctx.Images.CreatePagemap(ImageFile.ShmemPagemap((long)shmid), ctx.NewId());
         long pageAligned = (size + PagemapWriter.PageSize - 1) & ~(long)(PagemapWriter.PageSize - 1);
-        var buffer = GC.AllocateUninitializedArray<byte>((int)Math.Min(ChunkBytes, Math.Max(pageAligned, PagemapWriter.PageSize)));
+        // One batch's worth at a time, pooled: crisp's memory does not grow with the object.
+        int chunk = (int)Math.Min(PagePipe.BatchBytes, Math.Max(pageAligned, PagemapWriter.PageSize));
+        byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent(chunk);
+        try
+        {
+            Copy(fd, size, rented.AsSpan(0, chunk), writer, what);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+        ctx.Shared<Stats.DumpCounters>().AddShared(size / PagemapWriter.PageSize, writer);
+        return writer.PagesWritten;
+    }
+
+    private static void Copy(int fd, long size, Span<byte> buffer, PagemapWriter writer, string what)
+    {
         long at = 0;
         while (at < size)
         {
@@ -43,7 +58,7 @@ public sealed class SharedAnonDump
             for (long off = data; off < hole; off += buffer.Length)
             {
                 int n = (int)Math.Min(buffer.Length, hole - off);
-                var span = buffer.AsSpan(0, n);
+                var span = buffer[..n];
                 span.Clear();   // the last page of an object may be partly beyond its size
                 if (FileIo.PReadFully(fd, span, off) < Math.Min(n, size - off))
                     throw new CrispException($"{what}: short read at offset {off}");
@@ -51,7 +66,5 @@ public sealed class SharedAnonDump
             }
             at = hole;
         }
-        ctx.Shared<Stats.DumpCounters>().AddShared(size / PagemapWriter.PageSize, writer);
-        return writer.PagesWritten;
     }
 }

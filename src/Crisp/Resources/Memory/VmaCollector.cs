@@ -12,7 +12,7 @@ public static class VmaCollector
         Func<MapsEntry, uint> memfdFileId)
     {
         var list = new List<DumpedVma>();
-        foreach (var smaps in ProcSmaps.Read(pid))
+        foreach (var smaps in ProcSmaps.Enumerate(pid))
         {
             foreach (var maps in WithoutScratch(smaps.Vma, scratch))
             {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 using static Crisp.Security.Encryption.EncryptedPagesFormat;
@@ -57,7 +58,7 @@ internal sealed class EncryptedPagesFile : PagesFile
             {
                 if (_cached != chunk)
                 {
-                    _cache ??= GC.AllocateUninitializedArray<byte>(ChunkSize);
+                    _cache ??= ArrayPool<byte>.Shared.Rent(ChunkSize);
                     _cached = -1;
                     Open(chunk, _cache.AsSpan(0, chunkLen));
                     _cached = chunk;
@@ -73,6 +74,13 @@ internal sealed class EncryptedPagesFile : PagesFile
     {
         _aes?.Dispose();
         _handle.Dispose();
+        // Pooled: a restore opens one of these per task.
+        if (_cache is not null)
+            ArrayPool<byte>.Shared.Return(_cache);
+        if (_sealed is not null)
+            ArrayPool<byte>.Shared.Return(_sealed);
+        _cache = _sealed = null;
+        _cached = -1;
     }
 
     private int ChunkLength(long chunk) => chunk < _chunks - 1 ? ChunkSize : (int)(Length - (_chunks - 1) * ChunkSize);
@@ -80,7 +88,7 @@ internal sealed class EncryptedPagesFile : PagesFile
     /// <summary>Reads, authenticates and decrypts one whole chunk into <paramref name="plain"/>.</summary>
     private void Open(long chunk, Span<byte> plain)
     {
-        _sealed ??= GC.AllocateUninitializedArray<byte>(ChunkSize + TagSize);
+        _sealed ??= ArrayPool<byte>.Shared.Rent(ChunkSize + TagSize);
         var sealedChunk = _sealed.AsSpan(0, plain.Length + TagSize);
         ReadAll(_handle, Path, sealedChunk, HeaderSize + chunk * (ChunkSize + TagSize));
         Nonce(_nonce, chunk);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using static Crisp.Security.Encryption.EncryptedPagesFormat;
 
@@ -12,8 +13,9 @@ internal sealed class EncryptingPagesStream : Stream
     private readonly AesGcm _aes;
     private readonly byte[] _header;
     private readonly byte[] _aadMiddle, _aadLast;
-    private readonly byte[] _plain = GC.AllocateUninitializedArray<byte>(ChunkSize);
-    private readonly byte[] _sealed = GC.AllocateUninitializedArray<byte>(ChunkSize + TagSize);
+    // Pooled: a dump opens one stream per task, and 2 MiB of fresh arrays for each would be garbage to collect.
+    private readonly byte[] _plain = ArrayPool<byte>.Shared.Rent(ChunkSize);
+    private readonly byte[] _sealed = ArrayPool<byte>.Shared.Rent(ChunkSize + TagSize);
     private readonly byte[] _nonce = new byte[NonceSize];
     private int _filled;
     private long _chunk;
@@ -68,6 +70,8 @@ internal sealed class EncryptingPagesStream : Stream
             {
                 _aes.Dispose();
                 _file.Dispose();
+                ArrayPool<byte>.Shared.Return(_plain);
+                ArrayPool<byte>.Shared.Return(_sealed);
             }
         }
         base.Dispose(disposing);

@@ -11,7 +11,7 @@ namespace Crisp.Resources.Files.Memfd;
 /// F_SEAL_WRITE/F_SEAL_FUTURE_WRITE would refuse the writable shared mappings the tasks had.</summary>
 public sealed class MemfdInodes : IDisposable
 {
-    private const int ChunkBytes = 16 << 20;
+    private const int ChunkBytes = Memory.PagePipe.BatchBytes;
     private readonly Dictionary<ulong, (memfd_inode_entry Entry, UnixFd Fd)> _inodes = [];
     private readonly Dictionary<uint, ulong> _inodeOfFile = [];
     private readonly HashSet<ulong> _handedOut = [];
@@ -68,16 +68,29 @@ public sealed class MemfdInodes : IDisposable
         if (!images.Exists(file))
             return;
         using var pages = images.OpenPagemap(file);
-        var buffer = GC.AllocateUninitializedArray<byte>(ChunkBytes);
+        // One batch's worth at a time, pooled: crisp's memory does not grow with the memfd.
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        try
+        {
+            Fill(pages, mie, fd, buffer.AsSpan(0, ChunkBytes), images.PathOf(file));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static void Fill(PagemapReader pages, memfd_inode_entry mie, int fd, Span<byte> buffer, string path)
+    {
         foreach (var run in pages.Runs.Where(r => r.IsPresent))
         {
             for (ulong off = run.Vaddr; off < run.End; off += ChunkBytes)
             {
                 // Pages are whole; the inode's last page may be partly beyond its size.
                 if (off >= mie.Size)
-                    throw new CrispException($"{images.PathOf(file)}: pages beyond memfd '{mie.Name}''s {mie.Size} bytes");
+                    throw new CrispException($"{path}: pages beyond memfd '{mie.Name}''s {mie.Size} bytes");
                 int n = (int)Math.Min(ChunkBytes, run.End - off);
-                var span = buffer.AsSpan(0, n);
+                var span = buffer[..n];
                 pages.ReadPages(off, span);
                 FileIo.PWriteExactly(fd, span[..(int)Math.Min((ulong)n, mie.Size - off)], (long)off);
             }

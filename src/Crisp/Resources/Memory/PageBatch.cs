@@ -1,0 +1,45 @@
+using Crisp.Linux;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>One batch of page data on its way between a task and an image file: a fixed pinned buffer and
+/// the remote ranges it holds back to back (with, at restore, where each one starts in pages-N.img).
+/// Batches are made once per process and go round (<see cref="PagePipe"/>), so the memory crisp moves pages
+/// through stays the same few MiB whatever the size of the tree.</summary>
+internal sealed class PageBatch
+{
+    private readonly List<RemoteRange> _ranges = new(64);
+    private readonly List<long> _fileOffsets = new(64);
+
+    public PageBatch(int capacity) => Buffer = GC.AllocateUninitializedArray<byte>(capacity, pinned: true);
+
+    public byte[] Buffer { get; }
+    public int Bytes { get; private set; }
+    public int Room => Buffer.Length - Bytes;
+    public bool IsEmpty => Bytes == 0;
+    /// <summary>Restore: whether the ranges are writable by process_vm_writev (else /proc/PID/mem).
+    /// Dump: whether they are readable by process_vm_readv.</summary>
+    public bool Accessible { get; set; }
+
+    public ReadOnlySpan<RemoteRange> Ranges => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ranges);
+    public IReadOnlyList<long> FileOffsets => _fileOffsets;
+    public Span<byte> Data => Buffer.AsSpan(0, Bytes);
+
+    /// <summary>Appends a range (at most <see cref="Room"/> bytes) and, at restore, its offset in the pages file.</summary>
+    public void Add(RemoteRange range, long fileOffset = -1)
+    {
+        if (range.Length > (ulong)Room)
+            throw new ArgumentOutOfRangeException(nameof(range), "range does not fit the batch");
+        _ranges.Add(range);
+        _fileOffsets.Add(fileOffset);
+        Bytes += (int)range.Length;
+    }
+
+    public void Clear()
+    {
+        _ranges.Clear();
+        _fileOffsets.Clear();
+        Bytes = 0;
+        Accessible = false;
+    }
+}
