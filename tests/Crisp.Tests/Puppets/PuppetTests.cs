@@ -13,10 +13,11 @@ public class PuppetTests
     {
         int last = int.Parse(File.ReadAllText("/proc/sys/kernel/ns_last_pid").Trim());
         int max = int.Parse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim());
-        for (int pid = last + offset; ; pid++)
+        // A random start: tests running side by side that ask at the same moment must not get the same PID.
+        for (int pid = last + offset + Random.Shared.Next(2000); ; pid++)
         {
             if (pid >= max)
-                pid = max / 2;   // not 300: right after a wrap the kernel hands out the lowest free PIDs itself
+                pid = max / 2 + Random.Shared.Next(max / 4);   // not 300: right after a wrap the kernel hands out the lowest free PIDs itself
             if (!Directory.Exists($"/proc/{pid}"))
                 return pid;
         }

@@ -38,8 +38,8 @@ public class FilesDumpTests
         {
             DumpLeavingRunning(w.Pid, dir);
 
-            var core = Crit(dir, $"core-{w.Pid}.img")[0]!;
-            uint filesId = (uint)core["ids"]!["files_id"]!;
+            var ids = Crit(dir, $"ids-{w.Pid}.img")[0]!;
+            uint filesId = (uint)ids["files_id"]!;
             var fdinfo = Crit(dir, $"fdinfo-{filesId}.img");
             Assert.Equal(Enumerable.Range(0, 12), fdinfo.Select(e => (int)e!["fd"]!));
             var byFd = fdinfo.ToDictionary(e => (int)e!["fd"]!, e => e!);
@@ -62,8 +62,8 @@ public class FilesDumpTests
             Assert.NotEqual((uint)byFd[9]["id"]!, (uint)byFd[10]["id"]!);
 
             // The child's read end of the pipe from the parent: same pipe_id as the parent's fd 11.
-            var childCore = Crit(dir, $"core-{w.Child}.img")[0]!;
-            var childFds = Crit(dir, $"fdinfo-{(uint)childCore["ids"]!["files_id"]!}.img");
+            var childIds = Crit(dir, $"ids-{w.Child}.img")[0]!;
+            var childFds = Crit(dir, $"fdinfo-{(uint)childIds["files_id"]!}.img");
             var childPipe = childFds.Single(e => (int)e!["fd"]! == 12)!;
             Assert.Equal((uint)FileOf(11)["pipe"]!["pipe_id"]!, (uint)files[(uint)childPipe["id"]!]["pipe"]!["pipe_id"]!);
 

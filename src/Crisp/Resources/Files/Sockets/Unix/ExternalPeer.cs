@@ -38,7 +38,7 @@ public static class ExternalPeer
                 Backlog = 0,
                 Peer = 0,
                 Fown = Fown.None(),
-                Opts = new sk_opts_entry(),
+                Opts = new sk_opts_entry { SoSndbuf = 0, SoRcvbuf = 0, SoSndTmoSec = 0, SoSndTmoUsec = 0, SoRcvTmoSec = 0, SoRcvTmoUsec = 0 },   // required in CRIU's schema: zeros, as CRIU writes an outside peer
                 Name = Google.Protobuf.ByteString.CopyFrom(peer.Name),
             },
         });
