@@ -227,7 +227,6 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // tell CRIU's restore that the root shares crisp's files, fs and mm) and crisp's namespaces, so a restore
         // sees the tree's own namespaces as those whose ids differ from the root task's.
         var rootIds = Resources.Namespaces.NamespacesDump.InventoryRootIds(ctx);
-        Resources.Ipc.IpcDump.SetDumperNamespace(ctx, rootIds);
         ctx.Images.Write(ImageFile.Inventory, new inventory_entry
         {
             ImgVersion = 2,             // CRIU's CRTOOLS_IMAGES_V1_1

@@ -50,15 +50,6 @@ public sealed class IpcDump : IDumpStage
         ctx.Log.Info($"IPC namespace {ns} ({(state.TreeHasOwn ? "the tree's own" : "crisp's")}): {image.Segments.Count} shm segment(s), " +
             $"{image.Sems.Count} semaphore set(s), {image.Queues.Count} message queue(s)");
     }
-
-    /// <summary>CRIU's inventory root_ids name the dumper's own namespaces; the root's ipc_ns_id differs from
-    /// this one exactly when the tree has an IPC namespace of its own.</summary>
-    public static void SetDumperNamespace(DumpContext ctx, task_kobj_ids_entry rootIds)
-    {
-        var state = ctx.Shared<IpcNamespaces>();
-        if (state.TreeNs is not null && !rootIds.HasIpcNsId)
-            rootIds.IpcNsId = state.IdOf(ctx, IpcNamespaces.InodeOf(0));
-    }
 }
 
 /// <summary>IPC namespaces met in a dump: inode → the id the images use; the tree's; segments it attached.</summary>

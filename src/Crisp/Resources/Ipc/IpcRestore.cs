@@ -4,15 +4,13 @@ using Crisp.Restore;
 namespace Crisp.Resources.Ipc;
 
 /// <summary>The tree's IPC namespace at restore. A tree that had one of its own (its root's ipc_ns_id differs
-/// from the dumper's in inventory root_ids, CRIU's rule) gets a new one: the root puppet unshares it before
-/// any child is cloned (<see cref="EnterNamespace"/>), then the sysctls and every object are created in it with
-/// their ids. A tree in the dumper's namespace finds its attached segments where they were; one that is gone is
+/// from the dumper's in inventory root_ids, CRIU's rule) gets a new one: the root puppet is cloned with
+/// CLONE_NEWIPC before any child (<see cref="EnterNamespace"/> holds it open), then the sysctls and every object
+/// are created in it with their ids. A tree in the dumper's namespace finds its attached segments where they were; one that is gone is
 /// created again with its id, key and contents; one whose id or key now belongs to another is refused before
 /// anything exists. Runs before memory, which attaches the segments (<see cref="ShmAttachments"/>).</summary>
 public sealed class IpcRestore : IRestoreStage
 {
-    private const int CLONE_NEWIPC = 0x08000000;
-
     public string Name => "ipc";
 
     public sealed class State
@@ -51,10 +49,8 @@ public sealed class IpcRestore : IRestoreStage
         if (!state.OwnNamespace)
             return;
         var root = ctx.Root.Puppet;
-        // The root puppet is cloned into a new IPC namespace with the tree's other namespaces; unshare only
-        // where it was not (kept for a restore whose namespace flags leave IPC out).
-        if ((Namespaces.NamespacesRestore.RootCloneFlags(ctx) & CLONE_NEWIPC) == 0)
-            root.Call("unshare(CLONE_NEWIPC)", Sysno.unshare, CLONE_NEWIPC);
+        // The root puppet was cloned into a new IPC namespace with the tree's other namespaces (IpcNamespace in
+        // NamespaceContents): the same test of the root's ids against root_ids that set OwnNamespace.
         state.Namespace = FileIo.Open($"/proc/{root.Pid}/ns/ipc", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
     }
 
