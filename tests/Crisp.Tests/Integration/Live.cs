@@ -113,7 +113,7 @@ internal static class Live
         StateAllowList? stateAllow = null, string? skipStateCheck = null) =>
         Logged(output, log =>
         {
-            var before = skipStateCheck is null ? TaskStateSnapshot.OfTree(dump.RootPid) : null;
+            var before = skipStateCheck is null ? TaskStateSnapshot.OfQuietTree(dump.RootPid) : null;
             new Dumper(dump, log).Run();
             WaitPidsFree(pids, dump.RootPid);
             AssertCritDecodesAll(dump.ImagesDir);

@@ -23,6 +23,24 @@ internal sealed class TaskStateSnapshot
     /// <summary>The tree of <paramref name="root"/>: the root and all its descendants.</summary>
     public static TaskStateSnapshot OfTree(int root) => Of(root, TreePids(root));
 
+    /// <summary>The tree once two readings 20 ms apart agree (at most 2 s): a workload that has just printed its
+    /// ready line may still be on its way into its wait (its write's file position not yet stored, its
+    /// sigsuspend mask not yet set), and a "before" read in that moment is a state the dump never sees.</summary>
+    public static TaskStateSnapshot OfQuietTree(int root)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(2);
+        var last = OfTree(root);
+        while (DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(20);
+            var now = OfTree(root);
+            if (StateDiff.Between(last, now).Count == 0)
+                return now;
+            last = now;
+        }
+        return last;
+    }
+
     /// <summary>The processes <paramref name="pids"/> (<paramref name="root"/> among them).</summary>
     public static TaskStateSnapshot Of(int root, IEnumerable<int> pids)
     {

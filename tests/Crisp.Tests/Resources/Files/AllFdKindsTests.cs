@@ -60,7 +60,7 @@ public class AllFdKindsTests(ITestOutputHelper output)
                 string images = Path.Combine(dir.Path, $"images{cycle}");
                 tree = Live.Logged(output, log =>
                 {
-                    var before = TaskStateSnapshot.OfTree(pid);
+                    var before = TaskStateSnapshot.OfQuietTree(pid);
                     var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images, FileLocks = true }, log).Run();
                     pids = Live.CheckpointPids(images);
                     output.WriteLine($"cycle {cycle}: {stats.Tasks} tasks dumped in {stats.Total.TotalMilliseconds:F0} ms, images {Live.Bytes(images) / 1024} KiB");

@@ -160,16 +160,25 @@ public sealed class GhostRestore : IDisposable
                 throw new CrispException($"ghost-file-{ghostId}.img: chunked ghost files are not supported");
             bytes = r.ReadExtra(r.Remaining);
         }
-        // CRIU's temporary name: next to the old path, so it is on the same filesystem.
-        string temp = $"{name}.cr.{ghostId:x}.ghost";
+        // The old name when it is still free, so readlink(/proc/PID/fd/N) reads "NAME (deleted)" as before the
+        // dump; else CRIU's temporary name next to it (same filesystem). Either is unlinked at once.
+        string temp = name;
         UnixFd fd;
         try
         {
             fd = FileIo.Open(temp, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_EXCL, entry.Mode & 0xfff);
         }
-        catch (SyscallException e)
+        catch (SyscallException)
         {
-            throw new CrispException($"ghost file {ghostId} ({name}): cannot create {temp}: {e.Message}");
+            temp = $"{name}.cr.{ghostId:x}.ghost";
+            try
+            {
+                fd = FileIo.Open(temp, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_EXCL, entry.Mode & 0xfff);
+            }
+            catch (SyscallException e)
+            {
+                throw new CrispException($"ghost file {ghostId} ({name}): cannot create {temp}: {e.Message}");
+            }
         }
         try
         {

@@ -54,14 +54,9 @@ public class FdKindsRestoreTests
         return r;
     }
 
-    /// <summary>Differences the state checker finds in fdkinds that crisp does not fix (yet); reported to the lead.</summary>
-    internal static readonly StateAllowList FdKindsStateAllow = StateAllowList.Default.With(
-        // BUG: fd 11 is an epoll whose EPOLLONESHOT watch has fired (events 0x40000000); restored, it reads
-        // 0x40000018: EPOLL_CTL_ADD always adds EPOLLERR|EPOLLHUP, so the disarmed watch is armed for those again.
-        new(@"fd/11", "tfd", "BUG: disarmed EPOLLONESHOT watch re-armed for EPOLLERR|EPOLLHUP"),
-        // fd 18 is a ghost (an open, deleted file): it comes back as NAME.cr.ID.ghost (deleted), the name the
-        // restore gave the file it recreated, not NAME (deleted); readlink(/proc/self/fd/18) shows it.
-        new(@"fd/18", "target", "ghost file's deleted name carries crisp's .cr.ID.ghost suffix"));
+    /// <summary>Differences the state checker finds in fdkinds that crisp does not fix (yet): none now — a fired
+    /// EPOLLONESHOT watch comes back disarmed and a ghost file under its own deleted name.</summary>
+    internal static readonly StateAllowList FdKindsStateAllow = StateAllowList.Default;
 
     [RootFact]
     public void EveryKindPassesItsOwnChecksAfterTwoCycles()
@@ -71,7 +66,7 @@ public class FdKindsRestoreTests
         for (int cycle = 0; cycle < 2; cycle++)
         {
             string images = Path.Combine(w.Dir, $"images{cycle}");
-            var before = TaskStateSnapshot.OfTree(w.Pid);
+            var before = TaskStateSnapshot.OfQuietTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images, FileLocks = true }, Log.Null).Run();
             try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
             w.Alive = false;
