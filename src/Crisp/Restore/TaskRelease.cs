@@ -29,6 +29,15 @@ public static class TaskRelease
 
     public static void DetachAll(RestoreContext ctx) => ctx.Tracer.Run(() =>
     {
+        // Every thread is ready: from here on crisp's death must leave the whole tree running, not kill
+        // the tasks still traced when it comes (EXITKILL) while those detached before run on. So EXITKILL
+        // goes first, everywhere (a few microseconds), and the detaching — which takes longer — after.
+        foreach (var task in ctx.Tasks)
+        {
+            foreach (var thread in task.OtherThreads)
+                Ptrace.SetOptions(thread.HostTid, Puppet.Options & ~PtraceOptions.ExitKill);
+            Ptrace.SetOptions(task.Puppet.Thread.Tid, Puppet.Options & ~PtraceOptions.ExitKill);
+        }
         foreach (var task in ctx.Tasks)
         {
             // A task dumped in group-stop (CRIU's TASK_STOPPED) gets its stop signal again while still
