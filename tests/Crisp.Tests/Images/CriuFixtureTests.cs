@@ -11,7 +11,7 @@ namespace Crisp.Tests.Images;
 /// crisp dumps and restores it once more. CI has no upstream CRIU, so these images are the proof there.</summary>
 public class CriuFixtureTests
 {
-    private const string CountFile = "/tmp/crisp-criu-fixture/count";
+    private const string CountFile = "/tmp/crisp-criu-fixture/count", NsCountFile = "/tmp/crisp-criu-fixture/count-ns";
 
     [RootFact]
     public void ABusyboxPipelineDumpedByCriu42RestoresWithCrispAndCarriesOn()
@@ -66,13 +66,57 @@ public class CriuFixtureTests
         }
     }
 
+    [RootFact]
+    public void AShellInItsOwnPidUtsAndIpcNamespacesDumpedByCriu42RestoresWithCrisp()
+    {
+        Assert.True(File.Exists("/bin/busybox"), "/bin/busybox is missing (apt package busybox-static; tests/run installs it)");
+        string fixture = Path.Combine(AppContext.BaseDirectory, "fixtures", "criu-4.2", "busybox-pidns");
+        using var dir = new Live.TempDir();
+        Directory.CreateDirectory(dir.Images, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        foreach (string f in Directory.EnumerateFiles(fixture))
+            File.Copy(f, Path.Combine(dir.Images, Path.GetFileName(f)));
+        Directory.CreateDirectory(Path.GetDirectoryName(NsCountFile)!);
+        File.Delete(NsCountFile);
+        int root = 0;
+        try
+        {
+            var tree = new Restorer(new RestoreOptions { ImagesDir = dir.Images, Detached = true, SkipImageVerify = true }, Log.Null).Run();
+            root = tree.RootPid;
+            // Init of a new pid namespace again (virtual pid 1, a host pid of its own), in a new UTS namespace whose
+            // hostname the shell reads (through a forked hostname) into every line.
+            Assert.Equal($"{root}\t1", Status(root, "NSpid"));
+            Assert.NotEqual(ReadLink("/proc/self/ns/pid"), ReadLink($"/proc/{root}/ns/pid"));
+            Assert.NotEqual(ReadLink("/proc/self/ns/uts"), ReadLink($"/proc/{root}/ns/uts"));
+            Assert.NotEqual(ReadLink("/proc/self/ns/ipc"), ReadLink($"/proc/{root}/ns/ipc"));
+            var seen = Counts(until: 5, NsCountFile, " crisp-fixture");
+            Assert.True(seen[0] == 4 && seen.SequenceEqual(Enumerable.Range(4, seen.Count)), $"counts after CRIU's images: {string.Join(' ', seen)}");
+
+            string again = Path.Combine(dir.Path, "again");
+            new Dumper(new DumpOptions { RootPid = root, ImagesDir = again }, Log.Null).Run();
+            int last = int.Parse(File.ReadAllText(NsCountFile).Split(' ')[0]);
+            Live.WaitPidsFree([root], within: TimeSpan.FromSeconds(30));
+            tree = new Restorer(new RestoreOptions { ImagesDir = again, Detached = true }, Log.Null).Run();
+            root = tree.RootPid;
+            seen = Counts(until: last + 2, NsCountFile, " crisp-fixture").SkipWhile(n => n == last).ToList();
+            Assert.True(seen[0] == last + 1 && seen.SequenceEqual(Enumerable.Range(last + 1, seen.Count)),
+                $"counts after crisp's images (last before: {last}): {string.Join(' ', seen)}");
+        }
+        finally
+        {
+            // Killing init ends its pid namespace.
+            if (root > 0)
+                RawSyscall.TryCall(Sysno.kill, root, 9);
+        }
+    }
+
     /// <summary>Every value the count file takes, from its next change on, until it reaches <paramref name="until"/>.</summary>
-    private static List<int> Counts(int until)
+    private static List<int> Counts(int until, string file = CountFile, string suffix = "")
     {
         var seen = new List<int>();
         Live.WaitFor(() =>
         {
-            if (File.Exists(CountFile) && int.TryParse(File.ReadAllText(CountFile).Trim(), out int n) && (seen.Count == 0 || seen[^1] != n))
+            string text = File.Exists(file) ? File.ReadAllText(file).Trim() : "";
+            if (text.EndsWith(suffix, StringComparison.Ordinal) && int.TryParse(text[..^suffix.Length], out int n) && (seen.Count == 0 || seen[^1] != n))
                 seen.Add(n);
             return seen.Count > 0 && seen[^1] >= until || seen.Count > 10;
         }, $"the pipeline to count to {until}", TimeSpan.FromSeconds(15));
