@@ -17,7 +17,7 @@ public class TaskAttributesStateTests
         using var w = new DirWorkload("crisp-taskattrs-") { SkipStateCheck = "compared here, with and without the not-restored-yet entries" };
         w.Start(Support.Workloads.Build("taskattrs", "-pthread"), [], newSession: true);
         w.WaitReady("taskattrs", f => f.Length == 3);
-        var before = TaskStateSnapshot.OfTree(w.Pid);
+        var before = TaskStateSnapshot.OfQuietTree(w.Pid);
         string images = w.NewImagesDir("images");
         w.Dump(new DumpOptions { RootPid = w.Pid, ImagesDir = images });
         Live.WaitPidsFree(Live.CheckpointPids(images));

@@ -53,7 +53,7 @@ public class HardenedRestoreTests : IDisposable
         if (frozenBefore)
             CgroupFreezer.Open(cgroup!).Freeze(TimeSpan.FromSeconds(5));
 
-        var state = TaskStateSnapshot.OfTree(pid);
+        var state = TaskStateSnapshot.OfQuietTree(pid);
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images, FreezeCgroup = cgroup }, Log.Null).Run();
         _bench.WaitDumpedPidsFree(pid);
         if (cgroup is not null)
@@ -129,7 +129,7 @@ public class HardenedRestoreTests : IDisposable
         Assert.Equal(2, childBefore.Filters[child].Count);
         Assert.Equal(parentBefore.Filters[pid][0], childBefore.Filters[child][0]);
 
-        var state = TaskStateSnapshot.OfTree(pid);
+        var state = TaskStateSnapshot.OfQuietTree(pid);
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images, FreezeCgroup = cgroup }, Log.Null).Run();
         var dir = ImageDirectory.Open(_bench.Images);
         var filters = dir.ReadAll<seccomp_entry>(new ImageFile(ImageKind.Seccomp, null)).Single().SeccompFilters;
@@ -171,7 +171,7 @@ public class HardenedRestoreTests : IDisposable
         int child = ProcTasks.AllChildren(pid)[0];
         var before = Bench.Status(child, child);
 
-        var state = TaskStateSnapshot.OfTree(pid);
+        var state = TaskStateSnapshot.OfQuietTree(pid);
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
         var core = ImageDirectory.Open(_bench.Images).ReadAll<core_entry>(ImageFile.Core(child)).Single();
         Assert.Equal(seccomp_mode.Strict, core.ThreadCore.SeccompMode);
@@ -226,7 +226,7 @@ public class HardenedRestoreTests : IDisposable
         var before = Bench.Observe(pid);
         checkBefore(pid, before);
 
-        var state = TaskStateSnapshot.OfTree(pid);
+        var state = TaskStateSnapshot.OfQuietTree(pid);
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run();
         Assert.Equal(pid, _bench.RestoreDumped(pid));
         StateDiff.AssertRestored(state, Counting);
@@ -248,7 +248,7 @@ public class HardenedRestoreTests : IDisposable
         Bench.WaitFor(() => ProcTasks.Threads(pid).Length == 3
             && ProcTasks.Threads(pid).Sum(t => ProcStatus.ReadThread(pid, t).SeccompFilters ?? 0) == 4, "three threads with their filters");
         var before = Bench.Observe(pid);
-        var state = TaskStateSnapshot.OfTree(pid);
+        var state = TaskStateSnapshot.OfQuietTree(pid);
         var dump = Task.Run(() => new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _bench.Images }, Log.Null).Run());
         Assert.True(dump.Wait(TimeSpan.FromSeconds(20)), "the dump did not finish (waiting for the killed threads?)");
         _bench.WaitDumpedPidsFree(pid);

@@ -16,7 +16,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => Live.WithStatecheck((dir, pid, pids) =>
         {
             string images = dir.Images, pidfile = Path.Combine(dir.Path, "restored.pid");
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             var dump = CrispCli.Run("dump", "--no-default-config", "--log-file", "dump.log", "--images-dir", images,
                 "--verbosity=4", "--tree", pid.ToString(), "--timeout", "10");
             Assert.True(dump.ExitCode == 0, $"dump: {dump.Stderr}");
@@ -107,7 +107,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path, failAt: "pre-dump");
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.Equal(1, dump.ExitCode);
             Assert.Contains("pre-dump script failed with exit code 5", dump.Stderr);
@@ -122,7 +122,7 @@ public class DropInCliTests(ITestOutputHelper output)
         => WithSleeper((dir, pid) =>
         {
             string script = WriteHook(dir.Path, failAt: "post-dump");
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--action-script", script);
             Assert.Equal(5, dump.ExitCode);   // CRIU: the post-dump script's exit code is the dump's
             Assert.Equal("crisp: error: post-dump script failed with exit code 5", dump.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
@@ -218,7 +218,7 @@ public class DropInCliTests(ITestOutputHelper output)
             Live.WaitFor(() => File.ReadAllText(Path.Combine(dir.Path, "out")).EndsWith('\n'), "vfork_wait's ready line");
             child = int.Parse(File.ReadAllText(Path.Combine(dir.Path, "out")).Split(' ')[2]);
             Live.WaitFor(() => Status(pid, "State").StartsWith('D'), "the vfork parent to wait");
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images, "--timeout", "2");
             Assert.Equal(1, dump.ExitCode);
             Assert.Equal($"crisp: error: task {pid} did not stop within 2 s (--timeout); it is in state 'D'", dump.Stderr.Trim());

@@ -21,7 +21,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
         => Live.WithStatecheck((dir, pid, pids) =>
         {
             var before = pids.ToDictionary(p => p, Snapshot);
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             foreach (string point in DumpPoints)
             {
                 string images = Path.Combine(dir.Path, point.Replace(':', '-'));
@@ -47,7 +47,7 @@ public class FailureSafetyTests(ITestOutputHelper output)
     public void FailedRestoreAtEveryStageLeavesNothingAndKeepsTheImages()
         => Live.WithStatecheck((dir, pid, pids) =>
         {
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             Live.WaitPidsFree(pids, pid);
             var hashes = Live.Hashes(dir.Images);

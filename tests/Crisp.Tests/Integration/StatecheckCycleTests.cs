@@ -24,7 +24,7 @@ public class StatecheckCycleTests(ITestOutputHelper output)
         string images = Path.Combine(dir.Path, name);
         return Live.Logged(output, log =>
         {
-            var before = TaskStateSnapshot.OfTree(pid);
+            var before = TaskStateSnapshot.OfQuietTree(pid);
             var clock = Stopwatch.StartNew();
             var stats = new Dumper(new DumpOptions { RootPid = pid, ImagesDir = images }, log).Run();
             long dumpMs = clock.ElapsedMilliseconds;

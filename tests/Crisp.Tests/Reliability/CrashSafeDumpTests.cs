@@ -50,7 +50,7 @@ public class CrashSafeDumpTests(ITestOutputHelper output)
             Live.WaitFor(() => Lines(stdout).FirstOrDefault() == $"ready {pid}", "the workload's ready line", TimeSpan.FromSeconds(20));
             int checks = 0;
             Check(pid, stdout, ref checks, "before any dump");
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
 
             // How long a whole dump takes, and when the seize happens, as this machine runs them now.
             var normal = new List<(double Seized, double Total)>();

@@ -24,7 +24,7 @@ public class CrashedRestoreTests(ITestOutputHelper output)
         var (pid, child) = Live.StartStatecheck(dir.Path, exe);
         try
         {
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", dir.Images);
             Assert.True(dump.ExitCode == 0, $"dump: {dump.Stderr}");
             var pids = Live.CheckpointPids(dir.Images);

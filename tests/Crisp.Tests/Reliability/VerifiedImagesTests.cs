@@ -16,7 +16,7 @@ public class VerifiedImagesTests(ITestOutputHelper output)
     public void EveryDamageIsRefusedByNameAndTheSkipFlagRestoresUnverifiedImages()
         => Live.WithStatecheck((dir, pid, pids) =>
         {
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             Live.WaitPidsFree(pids, pid);
             string manifest = Path.Combine(dir.Images, ImageManifest.FileName);

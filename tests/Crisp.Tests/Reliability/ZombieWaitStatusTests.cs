@@ -24,7 +24,7 @@ public class ZombieWaitStatusTests(ITestOutputHelper output)
         try
         {
             string exitCodes = ExitCodes(tree);
-            var state = TaskStateSnapshot.OfTree(tree.Pid);
+            var state = TaskStateSnapshot.OfQuietTree(tree.Pid);
             var dump = CrispCli.Run("dump", "-v4", "-t", tree.Pid.ToString(), "-D", dir.Images, "-o", "dump.log");
             Assert.True(dump.ExitCode == 0, $"dump failed: {dump.Stderr}");
             var entries = ImageDirectory.Open(dir.Images).ReadAll<pstree_entry>(ImageFile.Pstree);

@@ -81,7 +81,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         // --leave-running: nothing changes (a zombie is not touched, the stopped child is stopped again).
         string first = Path.Combine(w.Dir, "leave");
         Directory.CreateDirectory(first);
-        var before = TaskStateSnapshot.OfTree(w.Pid);
+        var before = TaskStateSnapshot.OfQuietTree(w.Pid);
         new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = first, LeaveRunning = true }, Log.Null).Run();
         AssertTreeStates(w, "after dump -R");
         StateDiff.AssertRestored(before);
@@ -92,7 +92,7 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
         {
             string images = Path.Combine(w.Dir, $"images{cycle}");
             Directory.CreateDirectory(images);
-            before = TaskStateSnapshot.OfTree(w.Pid);
+            before = TaskStateSnapshot.OfQuietTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
             // The dumper's tracer (a thread of this process, the root's parent) may have reaped it already.
             try { Spawn.Reap(w.Pid); } catch (SyscallException) { }

@@ -13,7 +13,7 @@ public class FilesDumpTests
     /// <summary>Dumps with --leave-running; the tree must be left in the state it was in (<see cref="StateDiff"/>).</summary>
     internal static void DumpLeavingRunning(int pid, string dir)
     {
-        var state = TaskStateSnapshot.OfTree(pid);
+        var state = TaskStateSnapshot.OfQuietTree(pid);
         new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir, LeaveRunning = true }, Log.Null).Run();
         StateDiff.AssertRestored(state, when: "after dump --leave-running");
     }

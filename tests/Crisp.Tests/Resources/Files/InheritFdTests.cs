@@ -35,7 +35,7 @@ public class InheritFdTests
             FdOps.SetStatusFlags(oldRead.Fd, FileIo.O_NONBLOCK);
             Assert.Equal($"ready {pid}\n", ReadLine(oldRead.Fd));
             ulong oldIno = FdOps.Stat(oldRead.Fd).Ino;
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images }, Log.Null).Run();
             try { Spawn.Reap(pid); } catch (SyscallException) { }
             alive = false;

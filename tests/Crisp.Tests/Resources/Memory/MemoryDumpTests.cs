@@ -15,7 +15,7 @@ public sealed class MemoryDumpTests
     public void DumpStoresExactlyThePresentPrivatePagesAndLeavesTheWorkloadIntact()
     {
         using var w = MemWorkload.Start();
-        var state = TaskStateSnapshot.OfTree(w.Pid);
+        var state = TaskStateSnapshot.OfQuietTree(w.Pid);
         new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir, LeaveRunning = true }, Log.Null).Run();
         StateDiff.AssertRestored(state, when: "after dump --leave-running");
 

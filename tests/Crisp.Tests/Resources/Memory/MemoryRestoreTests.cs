@@ -19,7 +19,7 @@ public sealed class MemoryRestoreTests(ITestOutputHelper output)
         string exe = File.ResolveLinkTarget($"/proc/{w.Pid}/exe", false)!.FullName;
         byte[] cmdline = File.ReadAllBytes($"/proc/{w.Pid}/cmdline");
         byte[] environ = File.ReadAllBytes($"/proc/{w.Pid}/environ");
-        var before = TaskStateSnapshot.OfTree(w.Pid);
+        var before = TaskStateSnapshot.OfQuietTree(w.Pid);
 
         new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir }, Log.Null).Run();
         w.WaitGone();

@@ -58,7 +58,7 @@ public class SeccompTests : IDisposable
         {
             WaitFor(() => File.Exists($"/proc/{pid}/exe") && ProcStatus.Read(pid).SeccompFilters == 2
                 && File.ReadAllText($"/proc/{pid}/comm").Trim() == "sleep");
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = _dir, LeaveRunning = true }, Log.Null).Run();
             StateDiff.AssertRestored(state, when: "after dump --leave-running");
 

@@ -62,7 +62,7 @@ public class TaskStateRoundTripTests
         {
             using var w = new TracedWorkload(tracer, "ts_state", [], "-pthread");
             var ready = ReadReady(w);
-            var state = TaskStateSnapshot.OfTree(w.Pid);
+            var state = TaskStateSnapshot.OfQuietTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = dir, LeaveRunning = true, ShellJob = true }, Log.Null).Run();
             StateDiff.AssertRestored(state, when: "after dump --leave-running");
 

@@ -38,7 +38,7 @@ public class ExternalUnixSocketTests
             Assert.DoesNotContain('\n', refused.Message);
             Assert.True(Directory.Exists($"/proc/{pid}"), "a refused dump leaves the workload running");
 
-            var state = TaskStateSnapshot.OfTree(pid);
+            var state = TaskStateSnapshot.OfQuietTree(pid);
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = dir.Images, ExtUnixSk = true }, Log.Null).Run();
             Live.WaitPidsFree([pid], pid);
             Live.AssertCritDecodesAll(dir.Images);

@@ -82,7 +82,7 @@ public class FanotifyRestoreTests
         for (int cycle = 0; cycle < 2; cycle++)
         {
             string images = Path.Combine(w.Dir, $"images{cycle}");
-            var state = TaskStateSnapshot.OfTree(w.Pid);
+            var state = TaskStateSnapshot.OfQuietTree(w.Pid);
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run();
             try { Spawn.Reap(w.Pid); } catch (SyscallException) { }
             w.Alive = false;
