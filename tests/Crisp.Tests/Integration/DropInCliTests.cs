@@ -297,7 +297,8 @@ public class DropInCliTests(ITestOutputHelper output)
     private static void AssertRunsUntraced(int pid)
     {
         Assert.Equal("0", Status(pid, "TracerPid"));
-        Assert.StartsWith("S", Status(pid, "State"));
+        // Running or sleeping, not stopped (a busy machine may catch the sleeper between two sleeps).
+        Assert.Matches("^[SR] ", Status(pid, "State"));
     }
 
     private static string CrispExe() => CrispCli.Exe;

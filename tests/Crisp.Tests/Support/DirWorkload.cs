@@ -61,7 +61,7 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     /// snapshotted first, for <see cref="Restore"/> to compare (unless <see cref="SkipStateCheck"/>).</summary>
     public TimeSpan Dump(DumpOptions options)
     {
-        _before = SkipStateCheck is null ? TaskStateSnapshot.OfTree(options.RootPid) : null;
+        _before = SkipStateCheck is null ? TaskStateSnapshot.OfQuietTree(options.RootPid) : null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         new Dumper(options, Log.Null).Run();
         var took = clock.Elapsed;
