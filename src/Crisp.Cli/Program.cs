@@ -20,6 +20,7 @@ public static class Program
         ["x"] = ExploreCommand.Run,
         ["service"] = ServiceCommand.Run,
         ["install"] = InstallCommand.Run,
+        ["inspect"] = InspectCommand.Run,
     };
 
     /// <summary>crit's verbs, where -o names the output file rather than the log.</summary>
@@ -214,6 +215,7 @@ public static class Program
           crisp manifest DIR [--update]       check, or after an edit rewrite, crisp-manifest.sha256
           crisp x DIR ps|fds|mems|rss         explore a checkpoint (crit x)
           crisp demo                          dump and restore a live hardened process
+          crisp inspect DIR|ARCHIVE [--format json]   a checkpoint as checkpointctl shows it
           crisp swrk FD                       serve CRIU RPC on socket FD (what runc, Podman and libcriu start)
           crisp service --address SOCKET      serve CRIU RPC on a unix socket, one connection after another
           crisp install [--as-criu] [--prefix DIR] [--undo]   put crisp (and `criu`) into DIR/bin (/usr/local)

@@ -115,6 +115,7 @@ public static class CriuOptions
         Value("out", null, "decode/encode: output file, as -o (default stdout)"),
         Flag("pretty", null, "decode: indented, with crit's readable numbers (as show)"),
         Flag("update", null, "manifest: rewrite crisp-manifest.sha256 for the images as they are now"),
+        Value("format", null, "inspect: tree (default) or json"),
         // crisp's own, for `crisp install`.
         Flag("as-criu", null, "install: also as `criu` (a symlink to crisp), for runc, Podman and scripts"),
         Value("prefix", null, "install: under DIR/bin (default /usr/local)"),
