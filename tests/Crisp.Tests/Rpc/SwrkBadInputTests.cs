@@ -58,6 +58,23 @@ public class SwrkBadInputTests
     }
 
     [RootFact]
+    public void DumpingAProcessThatIsNotThereAnswersEsrch()
+    {
+        using var dir = new Live.TempDir();
+        string images = SwrkTests.MakeDir(dir.Images);
+        using var imagesFd = FileIo.Open(images, FileIo.O_RDONLY | FileIo.O_DIRECTORY);
+        int gone = Spawn.Start("/bin/true", ["true"], new SpawnOptions { Opens = Live.DevNullStdio });
+        Spawn.Reap(gone);
+        using var client = new RpcClient(dir.Path);
+        var resp = client.Call(new criu_req { Type = criu_req_type.Dump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd, Pid = gone } });
+        AssertOneError(resp, criu_req_type.Dump);
+        Assert.Equal(Errnos.ESRCH, resp.CrErrno);
+        Assert.Equal($"process {gone} not found", resp.CrErrmsg);
+        client.AssertCleanExit();
+        Assert.Empty(Directory.EnumerateFileSystemEntries(images));
+    }
+
+    [RootFact]
     public void ARelativeImagesDirIsRefused()
     {
         using var dir = new Live.TempDir();

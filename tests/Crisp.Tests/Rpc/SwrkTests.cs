@@ -126,6 +126,15 @@ public class SwrkTests
             Assert.False(File.Exists(Path.Combine(images, "criu.log")), "no log_file: no log");
             StateDiff.AssertRestored(state, when: "after a leave_running dump");
             Assert.Equal("0", Status(pid, "TracerPid"));
+
+            // Restoring it while it runs: its PIDs are taken (EEXIST), and nothing happens to it.
+            using var again = new RpcClient(dir.Path);
+            var restore = again.Call(new criu_req { Type = criu_req_type.Restore, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd, RstSibling = true } });
+            Assert.False(restore.Success);
+            Assert.Equal(Errnos.EEXIST, restore.CrErrno);
+            Assert.Contains("is already in use", restore.CrErrmsg);
+            again.AssertCleanExit();
+            StateDiff.AssertRestored(state, when: "after a refused restore");
             Live.SignalAndExpectPass(pid, dir.Path, () =>
             {
                 var status = Live.ReapWithin(pid);
