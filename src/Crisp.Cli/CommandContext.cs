@@ -18,6 +18,18 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>crisp made the images dir for this dump (it did not exist).</summary>
     public bool CreatedImagesDir { get; init; }
 
+    /// <summary>Told at every action point before the scripts run (the RPC service's NOTIFY); null on the command line.</summary>
+    public Crisp.Scripts.IActionNotifier? Notifier { get; init; }
+
+    /// <summary>Whether a progress line may be drawn on stderr (never in swrk/service mode: stderr is the caller's).</summary>
+    public bool ShowProgress { get; init; } = true;
+
+    /// <summary>Called once a restored tree runs (the RPC service answers with its root's pid).</summary>
+    public Action<Crisp.Restore.RestoredTree>? OnRestored { get; init; }
+
+    /// <summary>Started under the name `criu` (installed as CRIU, `crisp install --as-criu`): answers in CRIU's shape.</summary>
+    public bool AsCriu { get; init; }
+
     public string ImagesDir => ResolvedImagesDir ?? Args.Get("images-dir") ?? ".";
 
     public string RequireImagesDir() =>
@@ -25,7 +37,7 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
 
     /// <summary>The --action-script programs, in the order given.</summary>
     public Crisp.Scripts.ActionScripts Scripts(string imagesDir) =>
-        new(Args.GetAll("action-script").OfType<string>().ToList(), imagesDir, Log);
+        new(Args.GetAll("action-script").OfType<string>().ToList(), imagesDir, Log) { Notifier = Notifier };
 
     /// <summary>--images-mode OCTAL; private (0600 files, 0700 directory) without it.</summary>
     public Crisp.Security.ImageModes ImagesMode() => ImagesMode(Args);

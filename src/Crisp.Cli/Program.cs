@@ -18,6 +18,9 @@ public static class Program
         ["encode"] = EncodeCommand.Run,
         ["manifest"] = ManifestCommand.Run,
         ["x"] = ExploreCommand.Run,
+        ["service"] = ServiceCommand.Run,
+        ["install"] = InstallCommand.Run,
+        ["inspect"] = InspectCommand.Run,
     };
 
     /// <summary>crit's verbs, where -o names the output file rather than the log.</summary>
@@ -35,9 +38,14 @@ public static class Program
             Console.Error.WriteLine($"crisp: {e.Message}");
             return 1;
         }
+        // Before anything that could print: in swrk mode fds 0-2 belong to the caller (a container's stdio).
+        if (args.Positionals is ["swrk", ..])
+            return SwrkCommand.Run(args);
         if (args.Has("version"))
         {
-            Console.WriteLine($"Version: {typeof(Program).Assembly.GetName().Version?.ToString(3)} (crisp)");
+            // CRIU's shape ("Version: X.Y"), as the CRIU release crisp answers for; then crisp's own.
+            Console.WriteLine($"Version: {Rpc.CriuCompat.Version}");
+            Console.WriteLine($"Name: {Rpc.CriuCompat.Name}");
             return 0;
         }
         if (args.Has("help") || args.Positionals.Count == 0)
@@ -66,7 +74,10 @@ public static class Program
             return 1;
         }
         using (log)
-            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir });
+            return RunVerb(run, new CommandContext(args, log, Console.Out)
+            {
+                ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir, AsCriu = StartedAsCriu(),
+            });
     }
 
     private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
@@ -98,6 +109,21 @@ public static class Program
             ctx.Log.Debug(e.ToString());
             Console.Error.WriteLine($"crisp: error: {line}");
             return 1;
+        }
+    }
+
+    /// <summary>argv[0] is `criu` (crisp installed under CRIU's name): /proc/self/exe would name crisp.</summary>
+    private static bool StartedAsCriu()
+    {
+        try
+        {
+            string cmdline = File.ReadAllText("/proc/self/cmdline");
+            int end = cmdline.IndexOf('\0');
+            return Path.GetFileName(end >= 0 ? cmdline[..end] : cmdline) == "criu";
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 
@@ -189,6 +215,10 @@ public static class Program
           crisp manifest DIR [--update]       check, or after an edit rewrite, crisp-manifest.sha256
           crisp x DIR ps|fds|mems|rss         explore a checkpoint (crit x)
           crisp demo                          dump and restore a live hardened process
+          crisp inspect DIR|ARCHIVE [--format json]   a checkpoint as checkpointctl shows it
+          crisp swrk FD                       serve CRIU RPC on socket FD (what runc, Podman and libcriu start)
+          crisp service --address SOCKET      serve CRIU RPC on a unix socket, one connection after another
+          crisp install [--as-criu] [--prefix DIR] [--undo]   put crisp (and `criu`) into DIR/bin (/usr/local)
 
         Options:
         {CriuOptions.Help("")}

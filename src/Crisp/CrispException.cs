@@ -6,4 +6,8 @@ public class CrispException : Exception
 {
     public CrispException(string message) : base(message) { }
     public CrispException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>The errno a caller that wants a number gets (CRIU's cr_errno in an RPC response): EINVAL unless
+    /// the error knows better (ESRCH for a task that is gone, EEXIST for a PID already taken, …).</summary>
+    public int Errno { get; init; } = Linux.Errnos.EINVAL;
 }

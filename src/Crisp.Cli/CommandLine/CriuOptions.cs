@@ -77,7 +77,7 @@ public static class CriuOptions
         .. Bool("track-mem", null, "track memory changes", supported: false),
         Value("prev-images-dir", null, "images of a previous pre-dump", supported: false),
         .. Bool("page-server", null, "send pages to a page server", supported: false),
-        Value("address", null, "page server address", supported: false),
+        Value("address", null, "service: the unix socket to listen on (no page server yet)"),
         Value("port", null, "page server port", supported: false),
         Flag("lazy-pages", null, "restore pages lazily", supported: false),
         .. Bool("auto-dedup", null, "deduplicate pages with the parent", supported: false),
@@ -115,6 +115,11 @@ public static class CriuOptions
         Value("out", null, "decode/encode: output file, as -o (default stdout)"),
         Flag("pretty", null, "decode: indented, with crit's readable numbers (as show)"),
         Flag("update", null, "manifest: rewrite crisp-manifest.sha256 for the images as they are now"),
+        Value("format", null, "inspect: tree (default) or json"),
+        // crisp's own, for `crisp install`.
+        Flag("as-criu", null, "install: also as `criu` (a symlink to crisp), for runc, Podman and scripts"),
+        Value("prefix", null, "install: under DIR/bin (default /usr/local)"),
+        Flag("undo", null, "install: take back what `crisp install` put there"),
     ];
 
     public static string Help(string verb) =>

@@ -45,7 +45,7 @@ public static class DumpCommand
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
         };
         DumpStats stats;
-        using (ProgressLine.Start("dump", meter, allowed: !options.ShellJob))
+        using (ProgressLine.Start("dump", meter, allowed: !options.ShellJob && ctx.ShowProgress))
             stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         // CRIU writes stats-dump into the work dir (crisp's current directory by now).
         var entry = StatsImage.ForDump(stats.Counters);

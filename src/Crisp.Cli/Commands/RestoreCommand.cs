@@ -42,7 +42,7 @@ public static class RestoreCommand
             return CheckOnly(ctx, options);
         RestoredTree tree;
         // Gone before the tree is waited for: from then on the terminal is the restored tree's.
-        using (ProgressLine.Start("restore", meter, allowed: !options.ShellJob))
+        using (ProgressLine.Start("restore", meter, allowed: !options.ShellJob && ctx.ShowProgress))
             tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);
         StatsImage.Write(StatsImage.RestoreFile, entry, ctx.ImagesMode().File);
@@ -50,6 +50,7 @@ public static class RestoreCommand
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");
         status?.Ready();
+        ctx.OnRestored?.Invoke(tree);
         if (options.Detached)
             return 0;
         // As CRIU: a foreground restore waits for the restored root, then exits 0; its status goes to the log.

@@ -13,7 +13,7 @@ public static class TreeSeizer
     {
         int rootPid = ctx.Options.RootPid;
         if (rootPid <= 0 || !Directory.Exists($"/proc/{rootPid}"))
-            throw new CrispException($"process {rootPid} not found");
+            throw new CrispException($"process {rootPid} not found") { Errno = Linux.Errnos.ESRCH };
         if (IsSelfOrAncestor(rootPid))
             throw new CrispException($"process {rootPid} is crisp itself or one of its ancestors");
 

@@ -80,6 +80,6 @@ public static class CheckpointLoader
     {
         foreach (var tid in tasks.SelectMany(t => t.Threads.Select(th => th.Tid).Concat(t.Zombies.Select(z => z.Pid))))
             if (Directory.Exists($"/proc/{tid}"))
-                throw new CrispException($"PID {tid} is already in use");
+                throw new CrispException($"PID {tid} is already in use") { Errno = Linux.Errnos.EEXIST };
     }
 }

@@ -10,6 +10,14 @@ public enum ScriptAction
     SetupNamespaces, PostSetupNamespaces, PreResume, PostResume, StatusReady,
 }
 
+/// <summary>Tells someone else about an action point and waits for the answer: CRIU's RPC NOTIFY (criu_notify
+/// with the script name, and the root's pid for setup-namespaces and post-restore), acked by the RPC client.</summary>
+public interface IActionNotifier
+{
+    /// <summary>Null when the other side acked; else why not (a refusal, a closed socket, no answer in time).</summary>
+    string? Notify(string action, int? initPid);
+}
+
 /// <summary>Runs the user's --action-script programs at CRIU's call points, with CRIU's environment:
 /// CRTOOLS_SCRIPT_ACTION, CRTOOLS_IMAGE_DIR (/proc/&lt;crisp&gt;/fd/N of the open images directory) and,
 /// once the root task exists, CRTOOLS_INIT_PID. Scripts run in the order given; each is run even if an
@@ -31,6 +39,12 @@ public sealed class ActionScripts : IDisposable
     public static ActionScripts None => new([], ".", Log.Null);
 
     public string ImagesDir { get; }
+
+    /// <summary>Told first at every action point (CRIU's RPC notify_scripts); the scripts run only when it acked.</summary>
+    public IActionNotifier? Notifier { get; init; }
+
+    /// <summary>Why the last failing notify failed (for the error that aborts the operation).</summary>
+    private string? _notifyFailure;
 
     /// <summary>The root task's PID once it exists (the dumpee; on restore the restored root).</summary>
     public int? InitPid { get; set; }
@@ -55,9 +69,22 @@ public sealed class ActionScripts : IDisposable
     /// (128 + signal for a script killed by a signal).</summary>
     public int Run(ScriptAction action)
     {
+        string name = Name(action);
+        _notifyFailure = null;
+        if (Notifier is not null)
+        {
+            // As CRIU: the root's pid goes with the two actions that need it; a failed notify skips the scripts.
+            int? notifyPid = action is ScriptAction.SetupNamespaces or ScriptAction.PostRestore ? InitPid : null;
+            _log.Debug($"Notifying {name} over RPC");
+            if (Notifier.Notify(name, notifyPid) is { } failure)
+            {
+                _log.Error($"RPC notify {name}: {failure}");
+                _notifyFailure = failure;
+                return 1;
+            }
+        }
         if (_paths.Count == 0)
             return 0;
-        string name = Name(action);
         _log.Debug($"Running {name} scripts");
         var env = Environment.GetEnvironmentVariables().Keys.Cast<string>()
             .Where(k => !k.StartsWith("CRTOOLS_", StringComparison.Ordinal))
@@ -97,7 +124,7 @@ public sealed class ActionScripts : IDisposable
     {
         int code = Run(action);
         if (code != 0)
-            throw new ActionScriptException(Name(action), code);
+            throw new ActionScriptException(Name(action), code, _notifyFailure);
     }
 
     /// <summary>An O_PATH descriptor of the images directory kept open while crisp runs, as CRIU
@@ -113,8 +140,8 @@ public sealed class ActionScripts : IDisposable
 
 /// <summary>An action script failed; <see cref="ExitCode"/> is its exit status, which a failed
 /// post-dump hands back as crisp's own (as CRIU's cr_dump_finish does).</summary>
-public sealed class ActionScriptException(string action, int exitCode)
-    : CrispException($"{action} script failed with exit code {exitCode}")
+public sealed class ActionScriptException(string action, int exitCode, string? notifyFailure = null)
+    : CrispException(notifyFailure is null ? $"{action} script failed with exit code {exitCode}" : $"{action} notify failed: {notifyFailure}")
 {
     public string Action { get; } = action;
     public int ExitCode { get; } = exitCode;

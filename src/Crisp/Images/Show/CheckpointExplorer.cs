@@ -70,16 +70,29 @@ public sealed class CheckpointExplorer
         var sb = new StringBuilder();
         foreach (var t in _tree)
         {
-            var ids = _dir.Exists(ImageFile.Ids(t.Pid)) ? _dir.ReadOne<task_kobj_ids_entry>(ImageFile.Ids(t.Pid))
-                : Core(t.Pid).Ids ?? throw new CrispException($"task {t.Pid}: no ids (neither ids-{t.Pid}.img nor core ids)");
             sb.Append(CultureInfo.InvariantCulture, $"{t.Pid}\n");
-            foreach (var fd in _dir.ReadAll<fdinfo_entry>(ImageFile.Fdinfo(ids.FilesId)))
-                sb.Append(CultureInfo.InvariantCulture, $"\t{fd.Fd,7}: {FileString(fd.Type, fd.Id)}\n");
-            var fs = _dir.ReadOne<fs_entry>(ImageFile.Fs(t.Pid));
-            sb.Append(CultureInfo.InvariantCulture, $"\t{"cwd",7}: {FileString(fd_types.Reg, fs.CwdId)}\n");
-            sb.Append(CultureInfo.InvariantCulture, $"\t{"root",7}: {FileString(fd_types.Reg, fs.RootId)}\n");
+            foreach (var (fd, file) in FilesOf(t.Pid))
+                sb.Append(CultureInfo.InvariantCulture, $"\t{fd,7}: {file}\n");
         }
         return sb.ToString();
+    }
+
+    /// <summary>The checkpoint in <paramref name="path"/>, for callers that want its facts rather than crit's text.</summary>
+    public static CheckpointExplorer Open(string path) => new(ImageDirectory.Open(path));
+
+    public IReadOnlyList<pstree_entry> Tree => _tree;
+
+    /// <summary>A task's fds in order, then its cwd and root, each with crit's name for the file.</summary>
+    public List<(string Fd, string File)> FilesOf(uint pid)
+    {
+        var ids = _dir.Exists(ImageFile.Ids(pid)) ? _dir.ReadOne<task_kobj_ids_entry>(ImageFile.Ids(pid))
+            : Core(pid).Ids ?? throw new CrispException($"task {pid}: no ids (neither ids-{pid}.img nor core ids)");
+        var list = _dir.ReadAll<fdinfo_entry>(ImageFile.Fdinfo(ids.FilesId))
+            .Select(fd => (fd.Fd.ToString(CultureInfo.InvariantCulture), FileString(fd.Type, fd.Id))).ToList();
+        var fs = _dir.ReadOne<fs_entry>(ImageFile.Fs(pid));
+        list.Add(("cwd", FileString(fd_types.Reg, fs.CwdId)));
+        list.Add(("root", FileString(fd_types.Reg, fs.RootId)));
+        return list;
     }
 
     private string Mems()
