@@ -55,6 +55,7 @@ public static class Program
         Log log;
         string? imagesDir;
         bool createdImagesDir;
+        string startDirectory = Environment.CurrentDirectory;
         try
         {
             (imagesDir, createdImagesDir) = EnterWorkDir(verb, args);
@@ -66,7 +67,7 @@ public static class Program
             return 1;
         }
         using (log)
-            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir });
+            return RunVerb(run, new CommandContext(args, log, Console.Out) { ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir, StartDirectory = startDirectory });
     }
 
     private static int RunVerb(Func<CommandContext, int> run, CommandContext ctx)
