@@ -10,8 +10,9 @@
  * After SIGUSR1 (only inside sigsuspend: never lost) it copies /proc/self/mountinfo to /ext/mountinfo-after,
  * checks what the container's files look like (tmpfs contents with owners, modes, links and device nodes, the
  * masked file, the read-only bind, proc of its own pid namespace, its open fd), checks the child's counter goes
- * on, sends SIGUSR1 on to the child (which checks its fd still names /mnt/bind/counter and the file holds its
- * last value) and writes /ext/verdict: PASS, or FAIL and what failed.
+ * on, writes into the memory it shares with the child (anonymous shared, and a memfd mapped shared), sends
+ * SIGUSR1 on to the child (which checks its fd still names /mnt/bind/counter, the file holds its last value and
+ * it sees what init wrote) and writes /ext/verdict: PASS, or FAIL and what failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,6 +36,8 @@ static const char *dir = "/ext";
 static volatile sig_atomic_t go;
 static sigset_t wait_mask;
 static char failures[4096];
+/* Shared between init and child: anonymous shared memory, and a memfd mapped shared. */
+static volatile long *shared_anon, *shared_memfd;
 
 static void on_usr1(int s) { (void)s; go = 1; }
 
@@ -161,6 +165,8 @@ static void child_main(void)
     struct stat a, b;
     if (fstat(fd, &a) != 0 || stat("/mnt/bind/counter", &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
         fail("child: its fd is not /mnt/bind/counter");
+    if (shared_anon[0] != 4242 || shared_memfd[0] != 4343)
+        fail("child: shared memory holds %ld and %ld, not what init wrote after the restore", shared_anon[0], shared_memfd[0]);
     if (read_counter(fd) != counter)
         fail("child: the file holds %ld, not its counter %ld", read_counter(fd), counter);
     if (failures[0]) {
@@ -184,6 +190,14 @@ int main(void)
     if (hello < 0 || counter < 0)
         return 3;
     copy_mountinfo("mountinfo-0");
+    shared_anon = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int memfd = memfd_create("mntns", 0);
+    if (shared_anon == MAP_FAILED || memfd < 0 || ftruncate(memfd, 4096) != 0)
+        return 3;
+    shared_memfd = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    close(memfd);
+    if (shared_memfd == MAP_FAILED)
+        return 3;
     pid_t child = fork();
     if (child == 0)
         child_main();
@@ -202,6 +216,8 @@ int main(void)
     long after = read_counter(counter);
     if (before < 3 || after <= before)
         fail("the child's counter went from %ld to %ld in 200 ms", before, after);
+    shared_anon[0] = 4242;
+    shared_memfd[0] = 4343;
     kill(child, SIGUSR1);
     int status;
     pid_t r;

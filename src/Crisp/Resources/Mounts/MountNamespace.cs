@@ -114,6 +114,17 @@ public sealed class MountNamespace : INamespaceContent
         if (state.Holder is not { } holder || state.Plan is not { } plan)
             return;
         var root = ctx.Root.Puppet;
+        // crisp's own fds (shared memory, memfds) are handed to the puppets as /proc/CRISP/fd/N, which the
+        // container's /proc does not show: the host's directory is kept open at a known number, inherited by
+        // every task cloned from the root, until the files stage replaces all fds.
+        string crispFds = $"/proc/{Environment.ProcessId}/fd";
+        ulong dirAt = root.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(crispFds + "\0"));
+        int dir = (int)root.Call($"open({crispFds})", Sysno.openat, FileIo.AT_FDCWD, (long)dirAt, FileIo.O_PATH | FileIo.O_DIRECTORY | FileIo.O_CLOEXEC);
+        if (dir != CrispFdDir)
+        {
+            root.Call("dup3", Sysno.dup3, dir, CrispFdDir, FileIo.O_CLOEXEC);
+            root.Remote.Syscall(Sysno.close, dir);
+        }
         string ns = $"/proc/{holder.Pid}/ns/mnt";
         ulong at = root.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(ns + "\0"));
         int fd = (int)root.Call($"open({ns})", Sysno.openat, FileIo.AT_FDCWD, (long)at, FileIo.O_RDONLY | FileIo.O_CLOEXEC);
@@ -133,6 +144,22 @@ public sealed class MountNamespace : INamespaceContent
         state.PathPrefix = $"/proc/{root.Pid}/root";
         KillHolder(ctx);
         ctx.Log.Info($"mounts: the root joined the new mount namespace; {plan.Mounts.Count(m => m.Late)} mount(s) made by it");
+    }
+
+    /// <summary>The fd number at which every puppet of a tree with its own mount namespace holds crisp's
+    /// /proc/CRISP/fd directory during the memory stage (see <see cref="OpenInPuppet"/>).</summary>
+    public const int CrispFdDir = 1000;
+
+    /// <summary>openat in a puppet for a path crisp names: /proc/CRISP/fd/N through the held directory when the
+    /// puppet is in another mount namespace than crisp (the container's /proc does not show crisp), else as is.</summary>
+    public static int OpenInPuppet(RestoreTask task, string path, int flags)
+    {
+        string prefix = $"/proc/{Environment.ProcessId}/fd/";
+        bool viaDir = path.StartsWith(prefix, StringComparison.Ordinal)
+            && NamespaceKind.Mnt.InodeOf(task.HostPid) != NamespaceKind.Mnt.InodeOf(Environment.ProcessId);
+        string name = viaDir ? path[prefix.Length..] : path;
+        ulong at = task.Puppet.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(name + "\0"));
+        return (int)task.Call($"openat({path})", Sysno.openat, viaDir ? CrispFdDir : FileIo.AT_FDCWD, (long)at, flags | FileIo.O_CLOEXEC);
     }
 
     /// <summary>Where crisp finds a path of the tree: inside its mount namespace when it has one of its own.</summary>
