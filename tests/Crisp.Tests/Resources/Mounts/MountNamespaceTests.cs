@@ -132,8 +132,26 @@ public class MountNamespaceTests(ITestOutputHelper output)
         var gone = CrispCli.Run("restore", "-D", images, "-d", "--root", rootfs, "--external", $"mnt[{ExternalKey}]:{ext}-gone");
         Assert.NotEqual(0, gone.ExitCode);
         Assert.Contains("does not exist", Assert.Single(gone.Stderr.Trim().Split('\n')));
+        // A failure once the new tree is built and the root is in it: the namespace goes with the puppets.
+        foreach (string point in new[] { "restore:puppets", "restore:files" })
+        {
+            var late = Live.Crisp(new Dictionary<string, string> { [FaultInjection.Variable] = point }, "restore", "-D", images, "-d",
+                "--root", rootfs, "--external", $"mnt[{ExternalKey}]:{ext}");
+            Assert.NotEqual(0, late.ExitCode);
+            Assert.Single(late.Stderr.Trim().Split('\n'));
+        }
         Assert.Equal(digest, Digest(images));
         Assert.Equal(hostMounts, File.ReadAllText("/proc/self/mountinfo"));
+        // No task is left in a mount namespace built from the rootfs (a holder or a puppet would see its root).
+        Assert.DoesNotContain(Directory.EnumerateDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)),
+            d => ReadOrEmpty(Path.Combine(d, "mountinfo")).Contains($" {rootfs} / "));
+    }
+
+    private static string ReadOrEmpty(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (IOException) { return ""; }
+        catch (UnauthorizedAccessException) { return ""; }
     }
 
     /// <summary>crit decodes every image; mountpoints-NSID.img has every mount, the tree's mnt ns id is not
@@ -236,7 +254,6 @@ public class MountNamespaceTests(ITestOutputHelper output)
         return long.TryParse(text, out long v) ? v : 0;
     }
 
-    private static string ReadOrEmpty(string path) => File.Exists(path) ? File.ReadAllText(path) : "";
 
     private static string Digest(string dir) => Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n",
         Directory.EnumerateFiles(dir).Order(StringComparer.Ordinal).Select(f => Path.GetFileName(f) + ":" + Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))))))));
