@@ -30,6 +30,39 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>Started under the name `criu` (installed as CRIU, `crisp install --as-criu`): answers in CRIU's shape.</summary>
     public bool AsCriu { get; init; }
 
+    /// <summary>crisp's current directory when it started, before it entered the work dir: relative paths of
+    /// options such as --root are taken from there.</summary>
+    public string StartDirectory { get; init; } = Environment.CurrentDirectory;
+
+    /// <summary>--external mnt[A]:B and --ext-mount-map A:B, as A → B (dump: mount point → key; restore: key →
+    /// host path). Other kinds of --external are refused by name.</summary>
+    public IReadOnlyDictionary<string, string> ExternalMounts()
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        void Add(string a, string b, string given)
+        {
+            if (a.Length == 0 || b.Length == 0)
+                throw new UsageException($"bad external mount '{given}': both sides must be given (mnt[A]:B)");
+            if (!map.TryAdd(a, b) && map[a] != b)
+                throw new UsageException($"external mount {a} is given twice, as {map[a]} and {b}");
+        }
+        foreach (string? v in Args.GetAll("external"))
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(v ?? "", @"^mnt\[(.*)\]:(.*)$");
+            if (!m.Success)
+                throw new UsageException($"--external '{v}': crisp takes only mnt[A]:B external resources yet");
+            Add(m.Groups[1].Value, m.Groups[2].Value, v!);
+        }
+        foreach (string? v in Args.GetAll("ext-mount-map"))
+        {
+            int colon = (v ?? "").IndexOf(':');
+            if (v == "auto" || colon < 0)
+                throw new UsageException($"--ext-mount-map '{v}': crisp takes A:B (auto is not supported)");
+            Add(v![..colon], v[(colon + 1)..], v);
+        }
+        return map;
+    }
+
     public string ImagesDir => ResolvedImagesDir ?? Args.Get("images-dir") ?? ".";
 
     public string RequireImagesDir() =>

@@ -63,6 +63,7 @@ public static class Program
         Log log;
         string? imagesDir;
         bool createdImagesDir;
+        string startDirectory = Environment.CurrentDirectory;
         try
         {
             (imagesDir, createdImagesDir) = EnterWorkDir(verb, args);
@@ -76,7 +77,7 @@ public static class Program
         using (log)
             return RunVerb(run, new CommandContext(args, log, Console.Out)
             {
-                ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir, AsCriu = StartedAsCriu(),
+                ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir, AsCriu = StartedAsCriu(), StartDirectory = startDirectory,
             });
     }
 

@@ -28,6 +28,7 @@ public static class DumpCommand
             RootPid = pid,
             ImagesDir = imagesDir,
             ImagesDirCreated = ctx.CreatedImagesDir,
+            ExternalMounts = ctx.ExternalMounts(),
             LeaveRunning = ctx.Args.Has("leave-running"),
             LeaveStopped = ctx.Args.Has("leave-stopped"),
             ShellJob = ctx.Args.Has("shell-job"),

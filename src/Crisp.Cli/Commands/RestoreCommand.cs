@@ -22,6 +22,8 @@ public static class RestoreCommand
         {
             Progress = meter,
             ImagesDir = imagesDir,
+            Root = ctx.Args.Get("root") is { } root ? Path.GetFullPath(root, ctx.StartDirectory) : null,
+            ExternalMounts = ctx.ExternalMounts(),
             Detached = detached,
             Sibling = sibling,
             PidFile = ctx.Args.Get("pidfile"),

@@ -5,6 +5,8 @@ public sealed record DumpOptions
 {
     public required int RootPid { get; init; }
     public required string ImagesDir { get; init; }
+    /// <summary>--external mnt[PATH]:KEY: mounts of the tree's mount namespace (by mount point) the caller provides.</summary>
+    public IReadOnlyDictionary<string, string> ExternalMounts { get; init; } = new Dictionary<string, string>();
     /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>
     public ProgressMeter? Progress { get; init; }
     /// <summary>The caller made <see cref="ImagesDir"/> for this dump: a failed dump removes it again (when empty).</summary>

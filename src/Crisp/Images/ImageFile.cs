@@ -43,4 +43,5 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile IpcnsMsg(long nsId) => new(ImageKind.IpcnsMsg, nsId);
     public static ImageFile IpcnsSem(long nsId) => new(ImageKind.IpcnsSem, nsId);
     public static ImageFile Utsns(long nsId) => new(ImageKind.Utsns, nsId);
+    public static ImageFile Mountpoints(long nsId) => new(ImageKind.Mnts, nsId);
 }

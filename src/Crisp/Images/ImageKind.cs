@@ -98,6 +98,8 @@ public sealed partial class ImageKind
     public static readonly ImageKind IpcnsSem = new("IPCNS_SEM", ImageMagic.IpcnsSem, "ipcns-sem", true, () => ipc_sem_entry.Descriptor, null, ExtraPayload.IpcSemValues);
     /// <summary>utsns-NSID.img: hostname and domainname of a UTS namespace the tree has of its own.</summary>
     public static readonly ImageKind Utsns = new("UTSNS", ImageMagic.Utsns, "utsns", true, () => utsns_entry.Descriptor);
+    /// <summary>mountpoints-NSID.img: every mount of a mount namespace the tree has of its own.</summary>
+    public static readonly ImageKind Mnts = new("MNTS", ImageMagic.Mnts, "mountpoints", true, () => mnt_entry.Descriptor);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
     public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, () => stats_entry.Descriptor);
 
@@ -106,7 +108,7 @@ public sealed partial class ImageKind
         Inventory, Pstree, Core, Ids, Creds, Fs, Mm, Vmas, Pagemap, ShmemPagemap, Pages, Fdinfo, Files, RegFiles,
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
-        RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem, Utsns,
+        RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem, Utsns, Mnts,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

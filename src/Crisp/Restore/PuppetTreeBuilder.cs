@@ -12,7 +12,8 @@ public static class PuppetTreeBuilder
 {
     public static void Build(RestoreContext ctx)
     {
-        ulong namespaces = Resources.Namespaces.NamespacesRestore.RootCloneFlags(ctx);
+        // A mount namespace of the tree's own is built beforehand by a holder puppet; the root joins it by setns.
+        ulong namespaces = Resources.Namespaces.NamespacesRestore.RootCloneFlags(ctx) & ~Clone3.CLONE_NEWNS;
         if (ctx.Options.Sibling)
             ctx.Root.Puppet = Puppet.SpawnSibling(ctx.Seizer, ctx.Root.Pid, namespaces);
         else
@@ -29,6 +30,7 @@ public static class PuppetTreeBuilder
         }
         // Namespaces the tree had of its own are made by the root before it clones anyone.
         Resources.Ipc.IpcRestore.EnterNamespace(ctx);
+        Resources.Mounts.MountNamespace.EnterNamespace(ctx);
         // CRIU's call points once the root is in its namespaces, before any other task exists.
         if (namespaces != 0 && ctx.Options.Scripts is { } scripts)
         {
@@ -100,6 +102,7 @@ public static class PuppetTreeBuilder
     /// <summary>Kills every puppet made so far (they are traced with EXITKILL too, should crisp die).</summary>
     public static void KillAll(RestoreContext ctx)
     {
+        Resources.Mounts.MountNamespace.KillHolder(ctx);
         foreach (var zombie in ctx.Tasks.SelectMany(t => t.Zombies))
         {
             if (zombie.Puppet is { Thread.IsDetached: false } puppet)

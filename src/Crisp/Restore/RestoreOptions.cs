@@ -4,6 +4,10 @@ namespace Crisp.Restore;
 public sealed record RestoreOptions
 {
     public required string ImagesDir { get; init; }
+    /// <summary>--root: the root filesystem a tree with a mount namespace of its own gets its mounts built under.</summary>
+    public string? Root { get; init; }
+    /// <summary>--external mnt[KEY]:PATH: the host path bound where a mount dumped as external KEY was.</summary>
+    public IReadOnlyDictionary<string, string> ExternalMounts { get; init; } = new Dictionary<string, string>();
     /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>
     public ProgressMeter? Progress { get; init; }
     /// <summary>Return once the tree runs instead of waiting for the root to exit (-d).</summary>

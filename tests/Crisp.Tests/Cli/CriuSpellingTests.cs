@@ -103,12 +103,19 @@ public class CriuSpellingTests
         Assert.Equal(["/a", "/b"], Parse("--action-script", "/a", "--action-script=/b").GetAll("action-script"));
     }
 
+    [Fact]
+    public void ExternalMountsAreTakenInBothSpellings()
+    {
+        var ctx = new Crisp.Cli.CommandContext(Parse("restore", "--external", "mnt[key]:/host/a", "--ext-mount-map", "other:/host/b", "-r", "/root"), Crisp.Log.Null, TextWriter.Null);
+        Assert.Equal(new Dictionary<string, string> { ["key"] = "/host/a", ["other"] = "/host/b" }, ctx.ExternalMounts());
+        Assert.Equal("/root", ctx.Args.Get("root"));
+        foreach (var bad in new[] { new[] { "--external", "net[123]:x" }, ["--ext-mount-map", "auto"], ["--external", "mnt[]:x"] })
+            Assert.Throws<UsageException>(() => new Crisp.Cli.CommandContext(Parse(["restore", .. bad]), Crisp.Log.Null, TextWriter.Null).ExternalMounts());
+    }
+
     [Theory]
     [InlineData("--manage-cgroups=full", "manage-cgroups")]
     [InlineData("--manage-cgroups", "manage-cgroups")]
-    [InlineData("--external=mnt[]", "external")]
-    [InlineData("--root=/", "root")]
-    [InlineData("-r/", "root")]
     [InlineData("--config=/etc/criu.conf", "config")]
     public void UnsupportedOptionsAreRefusedByName(string arg, string name)
     {

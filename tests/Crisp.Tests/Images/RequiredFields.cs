@@ -15,8 +15,8 @@ public static class RequiredFields
         var missing = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var path in Directory.EnumerateFiles(dir, "*.img").Order(StringComparer.Ordinal))
         {
-            if (Path.GetFileName(path).StartsWith("pages-", StringComparison.Ordinal))
-                continue;   // raw page data, no entries
+            if (Path.GetFileName(path).StartsWith("pages-", StringComparison.Ordinal) || Path.GetFileName(path).StartsWith("tmpfs-dev-", StringComparison.Ordinal))
+                continue;   // raw page data, a tmpfs's tar: no entries
             var kind = ImageJson.DetectKind(path);
             if (kind.IsRaw)
                 continue;

@@ -12,7 +12,7 @@ namespace Crisp.Tests.Namespaces;
 public class NamespaceRefusalTests
 {
     [RootFact]
-    public void ATreeInAMountNamespaceOfItsOwnIsRefusedAtDumpAndRunsOn()
+    public void ATreeInAMountNamespaceWithTheHostsMountsIsRefusedAtDumpAndRunsOn()
     {
         string exe = Support.Workloads.Build("pidns_tree");
         using var dir = new Live.TempDir();
@@ -24,7 +24,9 @@ public class NamespaceRefusalTests
             int root = PidNamespaceTests.Children(unshare).Single();
             var r = CrispCli.Run("dump", "-t", root.ToString(), "-D", dir.Images);
             Assert.Equal(1, r.ExitCode);
-            FailureSafetyTests.AssertOneLine(r.Stderr, $"task {root} (the tree's root) is in a mnt namespace of its own: crisp cannot dump mnt namespaces yet");
+            // unshare --mount copies the host's mounts (devtmpfs, cgroup, ...): not the tree's, not external.
+            FailureSafetyTests.AssertOneLine(r.Stderr, "is neither in the tree nor external");
+            Assert.Matches(@"mount \d+ \(/\S*, type \S+\) is neither in the tree nor external", r.Stderr);
             AssertRunsUntraced(root);
         }
         finally
@@ -62,7 +64,7 @@ public class NamespaceRefusalTests
     }
 
     /// <summary>One dump of pidns_tree, then restores of edited copies: a namespace kind this crisp does not know
-    /// (an unknown field of the ids), a kind it cannot restore yet (the root's mnt namespace differs from crisp's),
+    /// (an unknown field of the ids), a mount namespace of the tree's own without its mountpoints image,
     /// a task in another pid namespace than the root's, a missing utsns image.</summary>
     [RootFact]
     public void NamespacesTheRestoreCannotMakeAreRefusedInOneLineLeavingNothing()
@@ -85,8 +87,12 @@ public class NamespaceRefusalTests
 
         AssertRefused(dir, "unknown-kind", images => EditIds(images, 1, ids => ids.MergeFrom(new byte[] { 13 << 3, 7 })),
             "ids-1.img: the ids name a kind of namespace crisp does not know (task_kobj_ids_entry field 13)");
-        AssertRefused(dir, "own-mnt", images => EditIds(images, 1, ids => ids.MntNsId = 999),
-            "the checkpoint's tree has a mnt namespace of its own: crisp cannot restore mnt namespaces yet");
+        AssertRefused(dir, "own-mnt", images =>
+            {
+                foreach (var f in Directory.EnumerateFiles(images, "ids-*.img"))
+                    EditIds(images, int.Parse(Path.GetFileNameWithoutExtension(f)[4..]), ids => ids.MntNsId = 999);
+            },
+            "mountpoints-999.img: missing (the root task has a mount namespace of its own)");
         AssertRefused(dir, "nested-pid", images => EditIds(images, 2, ids => ids.PidNsId = 999),
             "ids-2.img: task 2 is in another pid namespace than the root task 1: nested pid namespaces are not supported yet");
         AssertRefused(dir, "no-utsns", images => File.Delete(Directory.EnumerateFiles(images, "utsns-*.img").Single()),

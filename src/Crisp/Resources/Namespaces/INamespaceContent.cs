@@ -25,7 +25,7 @@ public interface INamespaceContent
 /// <summary>The kinds of namespace crisp can carry. A new kind (ipc, net, mnt…) is one more class here.</summary>
 public static class NamespaceContents
 {
-    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace()];
+    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new Mounts.MountNamespace()];
 
     public static INamespaceContent? Of(NamespaceKind kind) => All.FirstOrDefault(c => c.Kind == kind);
 }

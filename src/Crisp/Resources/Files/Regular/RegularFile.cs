@@ -61,7 +61,7 @@ public sealed class RegularFile : IFileKind
         UnixFd fd;
         try
         {
-            fd = Ghost.GhostFile.OpenRemapped(ctx, reg) ?? FileIo.Open(reg.Name, flags);
+            fd = Ghost.GhostFile.OpenRemapped(ctx, reg) ?? FileIo.Open(Mounts.MountNamespace.PathInTree(ctx, reg.Name), flags);
         }
         catch (SyscallException e)
         {

@@ -1,0 +1,186 @@
+using Crisp.Compel.Puppets;
+using Crisp.Dump;
+using Crisp.Images;
+using Crisp.Images.Proto;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+using Crisp.Resources.Namespaces;
+using Crisp.Restore;
+
+namespace Crisp.Resources.Mounts;
+
+/// <summary>A mount namespace of the tree's own (CRIU's model, criu/mount.c): every mount of the root task's
+/// /proc/PID/mountinfo goes to mountpoints-NSID.img and every tmpfs's files to tmpfs-dev-DEV.tar.gz.img. At
+/// restore the tree is rebuilt under --root in a new namespace made by a single-threaded holder puppet (crisp,
+/// multithreaded, cannot enter a mount namespace): it unshares, makes everything it inherited private, makes the
+/// mounts in the order <see cref="MountPlan"/> gives, then pivots into the new root and detaches the host's. The
+/// files stages open the tree's files through /proc/HOLDER/root meanwhile (<see cref="PathInTree"/>). Once the
+/// root puppet exists it joins the namespace by setns and makes the mounts that belong to its pid, ipc and net
+/// namespaces (proc, sysfs, mqueue, cgroup); then the holder is killed.</summary>
+public sealed class MountNamespace : INamespaceContent
+{
+    public NamespaceKind Kind => NamespaceKind.Mnt;
+
+    public void Dump(DumpContext ctx, DumpTask root, uint id)
+    {
+        var mounts = MountInfo.Read(root.Pid);
+        var external = ctx.Options.ExternalMounts;
+        foreach (string path in external.Keys)
+            if (!mounts.Any(m => m.MountPoint == path))
+                throw new CrispException($"--external mnt[{path}]:{external[path]}: the tree's mount namespace has no mount at {path}");
+        var entries = mounts.Select(m => Entry(m, external.GetValueOrDefault(m.MountPoint))).ToList();
+        var plan = MountPlan.Of(entries, $"mount namespace of task {root.Pid}");
+        ctx.Images.Write(ImageFile.Mountpoints(id), [.. entries]);
+        foreach (var tmpfs in plan.Mounts.Where(m => m.Origin == MountOrigin.Fresh && m.Entry.Fstype == MountFsTypes.Tmpfs))
+        {
+            string file = TmpfsArchive.FileName(tmpfs.Entry.RootDev);
+            using var output = Security.PrivateFile.Create(Path.Combine(ctx.Images.Path, file), ctx.Images.Modes.File, 1 << 16);
+            int n = TmpfsArchive.Write($"/proc/{root.Pid}/root{MountMaker.Join(tmpfs.Path)}", output);
+            ctx.Log.Debug($"mounts: {n} entries of tmpfs {tmpfs.Path} in {file}");
+        }
+        ctx.Log.Info($"mount namespace {id}: {entries.Count} mount(s), {plan.Mounts.Count(m => m.Origin == MountOrigin.External)} external");
+    }
+
+    /// <summary>A mountinfo line as CRIU's mnt_entry (dump_one_mountpoint): root_dev in the kernel's encoding
+    /// (major &lt;&lt; 20 | minor), flags of the mount and its propagation, the superblock's flags and its other options.</summary>
+    internal static mnt_entry Entry(MountInfoEntry m, string? externalKey)
+    {
+        var (sbFlags, rest) = MountFlags.OfSuper(m.SuperOptions);
+        var e = new mnt_entry
+        {
+            Fstype = MountFsTypes.Code(m.FsType),
+            MntId = (uint)m.MountId,
+            RootDev = (m.Major << 20) | m.Minor,
+            ParentMntId = (uint)m.ParentId,
+            Flags = MountFlags.OfMount(m.Options, m.OptionalFields),
+            Root = m.Root,
+            Mountpoint = m.MountPoint,
+            Source = m.Source,
+            Options = rest,
+            SharedId = (uint)m.SharedGroup,
+            MasterId = (uint)m.MasterGroup,
+            SbFlags = sbFlags,
+            Fsname = m.FsType,
+        };
+        if (externalKey is not null)
+            e.ExtKey = externalKey;
+        return e;
+    }
+
+    public void Prepare(RestoreContext ctx, uint id)
+    {
+        var file = ImageFile.Mountpoints(id);
+        if (!ctx.Images.Exists(file))
+            throw new CrispException($"{ctx.Images.PathOf(file)}: missing (the root task has a mount namespace of its own)");
+        var plan = MountPlan.Of(ctx.Images.ReadAll<mnt_entry>(file), file.FileName);
+        string root = ctx.Options.Root
+            ?? throw new CrispException("the checkpoint's tree has a mount namespace of its own: restore needs --root PATH (its root file system)");
+        if (!Directory.Exists(root))
+            throw new CrispException($"--root {root}: not a directory");
+        root = MountMaker.Join(root);
+        foreach (var m in plan.Mounts.Where(m => m.Origin == MountOrigin.External))
+        {
+            if (!ctx.Options.ExternalMounts.TryGetValue(m.Entry.ExtKey, out var host))
+                throw new CrispException($"{m.Describe} is external ({m.Entry.ExtKey}): restore needs --external mnt[{m.Entry.ExtKey}]:PATH");
+            if (PathCalls.TryLstat(host) is null)
+                throw new CrispException($"--external mnt[{m.Entry.ExtKey}]:{host}: {host} does not exist");
+        }
+        foreach (var m in plan.Mounts.Where(m => m.Origin == MountOrigin.Fresh && m.Entry.Fstype == MountFsTypes.Tmpfs))
+            if (!File.Exists(Path.Combine(ctx.Images.Path, TmpfsArchive.FileName(m.Entry.RootDev))))
+                throw new CrispException($"{Path.Combine(ctx.Images.Path, TmpfsArchive.FileName(m.Entry.RootDev))}: missing (the files of tmpfs {m.Path})");
+
+        var state = ctx.Shared<State>();
+        state.Plan = plan;
+        state.Holder = Puppet.Spawn(ctx.Seizer);
+        var holder = state.Holder;
+        holder.Call("unshare(CLONE_NEWNS)", Sysno.unshare, (long)Clone3.CLONE_NEWNS);
+        var maker = new MountMaker(holder, root, $"/proc/{holder.Pid}/root{root}", ctx.Images, ctx.Options.ExternalMounts, ctx.Log);
+        // Nothing made from here on may reach the host's mounts: all of the copy is private first.
+        maker.Mount("make the new namespace private", null, "/", null, MountFlags.MS_REC | MountFlags.MS_PRIVATE, null);
+        foreach (var m in plan.Mounts.Where(m => !m.Late))
+            maker.Make(m);
+        maker.Pivot(root);
+        state.PathPrefix = $"/proc/{holder.Pid}/root";
+        ctx.Log.Info($"mounts: {plan.Mounts.Count(m => !m.Late)} mount(s) made under {root} in a new mount namespace");
+    }
+
+    public void Restore(RestoreContext ctx, RestoreTask root, uint id) { }
+
+    /// <summary>Right after the root puppet exists, before it makes any other task: it joins the new mount
+    /// namespace (setns: it is single-threaded), makes the mounts of its own namespaces, and the holder goes.</summary>
+    public static void EnterNamespace(RestoreContext ctx)
+    {
+        var state = ctx.Shared<State>();
+        if (state.Holder is not { } holder || state.Plan is not { } plan)
+            return;
+        var root = ctx.Root.Puppet;
+        // crisp's own fds (shared memory, memfds) are handed to the puppets as /proc/CRISP/fd/N, which the
+        // container's /proc does not show: the host's directory is kept open at a known number, inherited by
+        // every task cloned from the root, until the files stage replaces all fds.
+        string crispFds = $"/proc/{Environment.ProcessId}/fd";
+        ulong dirAt = root.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(crispFds + "\0"));
+        int dir = (int)root.Call($"open({crispFds})", Sysno.openat, FileIo.AT_FDCWD, (long)dirAt, FileIo.O_PATH | FileIo.O_DIRECTORY | FileIo.O_CLOEXEC);
+        if (dir != CrispFdDir)
+        {
+            root.Call("dup3", Sysno.dup3, dir, CrispFdDir, FileIo.O_CLOEXEC);
+            root.Remote.Syscall(Sysno.close, dir);
+        }
+        string ns = $"/proc/{holder.Pid}/ns/mnt";
+        ulong at = root.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(ns + "\0"));
+        int fd = (int)root.Call($"open({ns})", Sysno.openat, FileIo.AT_FDCWD, (long)at, FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+        try
+        {
+            root.Call("setns(CLONE_NEWNS)", Sysno.setns, fd, (long)Clone3.CLONE_NEWNS);
+        }
+        finally
+        {
+            root.Remote.Syscall(Sysno.close, fd);
+        }
+        var maker = new MountMaker(root, "", $"/proc/{root.Pid}/root", ctx.Images, ctx.Options.ExternalMounts, ctx.Log);
+        foreach (var m in plan.Mounts.Where(m => m.Late))
+            maker.Make(m);
+        foreach (var m in plan.Mounts)
+            maker.MakeUnbindable(m);
+        state.PathPrefix = $"/proc/{root.Pid}/root";
+        KillHolder(ctx);
+        ctx.Log.Info($"mounts: the root joined the new mount namespace; {plan.Mounts.Count(m => m.Late)} mount(s) made by it");
+    }
+
+    /// <summary>The fd number at which every puppet of a tree with its own mount namespace holds crisp's
+    /// /proc/CRISP/fd directory during the memory stage (see <see cref="OpenInPuppet"/>).</summary>
+    public const int CrispFdDir = 1000;
+
+    /// <summary>openat in a puppet for a path crisp names: /proc/CRISP/fd/N through the held directory when the
+    /// puppet is in another mount namespace than crisp (the container's /proc does not show crisp), else as is.</summary>
+    public static int OpenInPuppet(RestoreTask task, string path, int flags)
+    {
+        string prefix = $"/proc/{Environment.ProcessId}/fd/";
+        bool viaDir = path.StartsWith(prefix, StringComparison.Ordinal)
+            && NamespaceKind.Mnt.InodeOf(task.HostPid) != NamespaceKind.Mnt.InodeOf(Environment.ProcessId);
+        string name = viaDir ? path[prefix.Length..] : path;
+        ulong at = task.Puppet.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(name + "\0"));
+        return (int)task.Call($"openat({path})", Sysno.openat, viaDir ? CrispFdDir : FileIo.AT_FDCWD, (long)at, flags | FileIo.O_CLOEXEC);
+    }
+
+    /// <summary>Where crisp finds a path of the tree: inside its mount namespace when it has one of its own.</summary>
+    public static string PathInTree(RestoreContext ctx, string path) =>
+        ctx.Shared<State>().PathPrefix is { } prefix && path.StartsWith('/') ? prefix + path : path;
+
+    /// <summary>Kills the holder (a failed restore: its namespace goes with it and with the puppets).</summary>
+    public static void KillHolder(RestoreContext ctx)
+    {
+        var state = ctx.Shared<State>();
+        if (state.Holder is not { } holder)
+            return;
+        state.Holder = null;
+        try { holder.Kill(); }
+        catch (Exception e) { ctx.Log.Error($"killing the mount namespace holder {holder.Pid}: {e.Message}"); }
+    }
+
+    private sealed class State
+    {
+        public MountPlan? Plan { get; set; }
+        public Puppet? Holder { get; set; }
+        public string? PathPrefix { get; set; }
+    }
+}
