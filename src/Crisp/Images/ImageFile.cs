@@ -43,4 +43,8 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile IpcnsMsg(long nsId) => new(ImageKind.IpcnsMsg, nsId);
     public static ImageFile IpcnsSem(long nsId) => new(ImageKind.IpcnsSem, nsId);
     public static ImageFile Utsns(long nsId) => new(ImageKind.Utsns, nsId);
+    public static ImageFile Timens(long nsId) => new(ImageKind.Timens, nsId);
+    public static ImageFile Netdev(long nsId) => new(ImageKind.Netdev, nsId);
+    public static ImageFile Netns(long nsId) => new(ImageKind.Netns, nsId);
+    public static ImageFile Cgroup => new(ImageKind.Cgroup, null);
 }

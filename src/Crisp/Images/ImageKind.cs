@@ -98,6 +98,14 @@ public sealed partial class ImageKind
     public static readonly ImageKind IpcnsSem = new("IPCNS_SEM", ImageMagic.IpcnsSem, "ipcns-sem", true, () => ipc_sem_entry.Descriptor, null, ExtraPayload.IpcSemValues);
     /// <summary>utsns-NSID.img: hostname and domainname of a UTS namespace the tree has of its own.</summary>
     public static readonly ImageKind Utsns = new("UTSNS", ImageMagic.Utsns, "utsns", true, () => utsns_entry.Descriptor);
+    /// <summary>timens-NSID.img: the clocks a time namespace of the tree's own showed at dump.</summary>
+    public static readonly ImageKind Timens = new("TIMENS", ImageMagic.Timens, "timens", true, () => timens_entry.Descriptor);
+    /// <summary>netdev-NSID.img: the links of a network namespace of the tree's own.</summary>
+    public static readonly ImageKind Netdev = new("NETDEV", ImageMagic.Netdev, "netdev", true, () => net_device_entry.Descriptor);
+    /// <summary>netns-NSID.img: a network namespace's sysctls (CRIU restores a namespace only with it).</summary>
+    public static readonly ImageKind Netns = new("NETNS", ImageMagic.Netns, "netns", true, () => netns_entry.Descriptor);
+    /// <summary>cgroup.img: the tree's cgroup sets, hierarchies and their dirs (--manage-cgroups).</summary>
+    public static readonly ImageKind Cgroup = new("CGROUP", ImageMagic.Cgroup, "cgroup", false, () => cgroup_entry.Descriptor);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
     public static readonly ImageKind Stats = new("STATS", ImageMagic.Stats, "stats", false, () => stats_entry.Descriptor);
 
@@ -107,6 +115,7 @@ public sealed partial class ImageKind
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
         RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem, Utsns,
+        Timens, Netdev, Netns, Cgroup,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

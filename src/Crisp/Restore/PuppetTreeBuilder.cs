@@ -29,6 +29,7 @@ public static class PuppetTreeBuilder
         }
         // Namespaces the tree had of its own are made by the root before it clones anyone.
         Resources.Ipc.IpcRestore.EnterNamespace(ctx);
+        Resources.Namespaces.NamespacesRestore.EnterNamespaces(ctx);
         // CRIU's call points once the root is in its namespaces, before any other task exists.
         if (namespaces != 0 && ctx.Options.Scripts is { } scripts)
         {

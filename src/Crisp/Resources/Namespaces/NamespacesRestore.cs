@@ -19,7 +19,8 @@ public sealed class NamespacesRestore : IRestoreStage
         ulong flags = Check(ctx.Inventory, ctx.Tasks);
         foreach (var kind in Kinds(flags))
             NamespaceContents.Of(kind)!.Prepare(ctx, kind.IdIn(ctx.Root.Ids)!.Value);
-        ctx.Shared<State>().CloneFlags = flags;
+        ctx.Shared<State>().OwnFlags = flags;
+        ctx.Shared<State>().CloneFlags = Kinds(flags).Where(k => NamespaceContents.Of(k)!.MadeByClone).Aggregate(0UL, (f, k) => f | k.CloneFlag);
         if (flags != 0)
             ctx.Log.Info($"the root gets namespaces of its own: {NamespaceKind.Names(flags)}");
     }
@@ -28,8 +29,16 @@ public sealed class NamespacesRestore : IRestoreStage
     {
         if (task != ctx.Root)
             return;
-        foreach (var kind in Kinds(RootCloneFlags(ctx)))
+        foreach (var kind in Kinds(ctx.Shared<State>().OwnFlags))
             NamespaceContents.Of(kind)!.Restore(ctx, task, kind.IdIn(task.Ids)!.Value);
+    }
+
+    /// <summary>The hook in the puppet tree builder: the root puppet, alone so far, enters the namespaces it was
+    /// not cloned into (time), which every task cloned from it then shares.</summary>
+    public static void EnterNamespaces(RestoreContext ctx)
+    {
+        foreach (var kind in Kinds(ctx.Shared<State>().OwnFlags))
+            NamespaceContents.Of(kind)!.Enter(ctx, ctx.Root, kind.IdIn(ctx.Root.Ids)!.Value);
     }
 
     /// <summary>The CLONE_NEW* flags of the tree's own namespaces, after refusing (one line) ids fields this crisp
@@ -90,6 +99,8 @@ public sealed class NamespacesRestore : IRestoreStage
 
     private sealed class State
     {
+        /// <summary>Every kind the tree has of its own.</summary>
+        public ulong OwnFlags { get; set; }
         public ulong CloneFlags { get; set; }
     }
 }
