@@ -56,6 +56,39 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         return (fd, m.Groups[2].Value);
     }).ToList();
 
+    /// <summary>--empty-ns KIND: CLONE_NEW* flags; crisp knows net only (as CRIU).</summary>
+    public ulong EmptyNs() => Args.GetAll("empty-ns").Aggregate(0UL, (flags, v) => v == "net"
+        ? flags | Crisp.Linux.Clone3.CLONE_NEWNET
+        : throw new UsageException($"--empty-ns {v}: only net can be made empty"));
+
+    /// <summary>--join-ns KIND:PATH (CRIU's KIND:PID is /proc/PID/ns/KIND).</summary>
+    public IReadOnlyList<(string Kind, string Path)> JoinNs() => Args.GetAll("join-ns").Select(v =>
+    {
+        int colon = (v ?? "").IndexOf(':');
+        if (colon <= 0 || colon == v!.Length - 1)
+            throw new UsageException($"bad --join-ns '{v}': KIND:PATH, e.g. net:/run/netns/pod");
+        string kind = v[..colon], target = v[(colon + 1)..];
+        return (kind, target.All(char.IsAsciiDigit) ? $"/proc/{target}/ns/{kind}" : target);
+    }).ToList();
+
+    /// <summary>--manage-cgroups[=MODE]; without it CRIU's default, soft.</summary>
+    public Crisp.Resources.Cgroups.CgroupMode CgroupMode()
+    {
+        try { return Crisp.Resources.Cgroups.CgroupModes.Parse(Args.Has("manage-cgroups") ? Args.Get("manage-cgroups") : null); }
+        catch (CrispException e) { throw new UsageException(e.Message); }
+    }
+
+    /// <summary>--cgroup-root [CTRL:]PATH ("" controller: every one not named).</summary>
+    public IReadOnlyList<(string Controller, string Path)> CgroupRoots() => Args.GetAll("cgroup-root").Select(v =>
+    {
+        string s = v ?? "";
+        int colon = s.IndexOf(':');
+        var (ctrl, path) = colon < 0 ? ("", s) : (s[..colon], s[(colon + 1)..]);
+        if (!path.StartsWith('/'))
+            throw new UsageException($"bad --cgroup-root '{v}': [CONTROLLER:]/PATH");
+        return (ctrl, path);
+    }).ToList();
+
     /// <summary>-x/--ext-unix-sk; CRIU's form with an inode list is refused.</summary>
     public bool ExtUnixSk() => Args.GetAll("ext-unix-sk") switch
     {

@@ -2,14 +2,15 @@
  * A small tree in namespaces of its own, started by the test as `unshare --fork --time --net ... nsbox DIR [net]`:
  * the root (its own session) forks one child that only waits. With "net" the root first brings `lo` up and gives it
  * 10.77.0.1/8 and fd77::1/64 (by `ip`), then holds a UDP socket bound to 10.77.0.1:7777 and a TCP listener on
- * [fd77::1]:7778 — inet sockets that only exist inside this network namespace. It writes "ready CHILDPID" to
- * DIR/ready.
+ * [fd77::1]:7778 — inet sockets that only exist inside this network namespace; with "lo" it only brings lo up.
+ * It writes "ready CHILDPID" to DIR/ready.
  *
  * The root reads CLOCK_MONOTONIC and CLOCK_BOOTTIME every 2 ms and remembers the largest step forward (gap) and
  * the largest step back (back) between two reads. On each SIGUSR1 it writes DIR/report-N (N = 1, 2, …):
- * "MONO_GAP MONO_BACK BOOT_GAP BOOT_BACK MONO BOOT LOFLAGS SOCKETS ADDRS…" (nanoseconds; LOFLAGS of SIOCGIFFLAGS
- * in hex; SOCKETS "ok" when both sockets still have their addresses, else what they have; ADDRS "inet A/P" and
- * "inet6 A/P" of every address of lo), then starts measuring anew. SIGTERM ends both tasks.
+ * "MONO_GAP MONO_BACK BOOT_GAP BOOT_BACK MONO BOOT LOFLAGS SOCKETS PIDSCG ADDRS…" (nanoseconds; LOFLAGS of
+ * SIOCGIFFLAGS in hex; SOCKETS "ok" when both sockets still have their addresses, else what they have; PIDSCG the
+ * pids cgroup /proc/self/cgroup shows inside (its cgroup namespace); ADDRS "inet A/P" and "inet6 A/P" of every
+ * address of lo), then starts measuring anew. SIGTERM ends both tasks.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -72,9 +73,28 @@ static void sockets_state(char *out, size_t size)
         snprintf(out, size, "udp=%s:%d,tcp=[%s]:%d", sa, ntohs(a.sin_port), sb, ntohs(b.sin6_port));
 }
 
+/* The path of the pids hierarchy in /proc/self/cgroup ("-" when there is none). */
+static void pids_cgroup(char *out, size_t size)
+{
+    snprintf(out, size, "-");
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, ":pids:");
+        if (p) {
+            p += 6;
+            p[strcspn(p, "\n")] = 0;
+            snprintf(out, size, "%s", p);
+        }
+    }
+    fclose(f);
+}
+
 static void write_report(const char *dir, int n, long long mgap, long long mback, long long bgap, long long bback)
 {
-    char text[4096], socks[256];
+    char text[4096], socks[256], cg[1024];
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
@@ -85,8 +105,9 @@ static void write_report(const char *dir, int n, long long mgap, long long mback
     if (s >= 0)
         close(s);
     sockets_state(socks, sizeof socks);
-    int len = snprintf(text, sizeof text, "%lld %lld %lld %lld %lld %lld %x %s", mgap, mback, bgap, bback,
-                       now(CLOCK_MONOTONIC), now(CLOCK_BOOTTIME), flags, socks);
+    pids_cgroup(cg, sizeof cg);
+    int len = snprintf(text, sizeof text, "%lld %lld %lld %lld %lld %lld %x %s %s", mgap, mback, bgap, bback,
+                       now(CLOCK_MONOTONIC), now(CLOCK_BOOTTIME), flags, socks, cg);
     struct ifaddrs *ifs;
     if (getifaddrs(&ifs) == 0) {
         for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
@@ -116,6 +137,8 @@ int main(int argc, char **argv)
         return 2;
     const char *dir = argv[1];
     setsid();
+    if (argc > 2 && strcmp(argv[2], "lo") == 0 && system("ip link set lo up") != 0)
+        return 3;
     if (argc > 2 && strcmp(argv[2], "net") == 0) {
         if (system("ip link set lo up && ip addr add 10.77.0.1/8 dev lo && ip -6 addr add fd77::1/64 dev lo nodad") != 0)
             return 3;

@@ -104,6 +104,11 @@ public sealed partial class ImageKind
     public static readonly ImageKind Netdev = new("NETDEV", ImageMagic.Netdev, "netdev", true, () => net_device_entry.Descriptor);
     /// <summary>netns-NSID.img: a network namespace's sysctls (CRIU restores a namespace only with it).</summary>
     public static readonly ImageKind Netns = new("NETNS", ImageMagic.Netns, "netns", true, () => netns_entry.Descriptor);
+    /// <summary>ifaddr-NSID.img, route-NSID.img, route6-NSID.img: raw, as `ip addr save` / `ip route save` write them
+    /// (a 32-bit magic, then the kernel's RTM_NEWADDR / RTM_NEWROUTE messages); crit does not read them.</summary>
+    public static readonly ImageKind Ifaddr = new("IFADDR", ImageMagic.Raw, "ifaddr", true, null);
+    public static readonly ImageKind Route = new("ROUTE", ImageMagic.Raw, "route", true, null);
+    public static readonly ImageKind Route6 = new("ROUTE6", ImageMagic.Raw, "route6", true, null);
     /// <summary>cgroup.img: the tree's cgroup sets, hierarchies and their dirs (--manage-cgroups).</summary>
     public static readonly ImageKind Cgroup = new("CGROUP", ImageMagic.Cgroup, "cgroup", false, () => cgroup_entry.Descriptor);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
@@ -115,7 +120,7 @@ public sealed partial class ImageKind
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
         RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem, Utsns,
-        Timens, Netdev, Netns, Cgroup,
+        Timens, Netdev, Netns, Ifaddr, Route, Route6, Cgroup,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

@@ -104,9 +104,6 @@ public class CriuSpellingTests
     }
 
     [Theory]
-    [InlineData("--manage-cgroups=full", "manage-cgroups")]
-    [InlineData("--manage-cgroups", "manage-cgroups")]
-    [InlineData("--external=mnt[]", "external")]
     [InlineData("--root=/", "root")]
     [InlineData("-r/", "root")]
     [InlineData("--config=/etc/criu.conf", "config")]
@@ -117,7 +114,10 @@ public class CriuSpellingTests
     }
 
     [Theory]
-    [InlineData(new[] { "dump", "--manage-cgroups", "-t", "1", "-D", "/tmp" }, "crisp: option --manage-cgroups is not supported by crisp yet")]
+    [InlineData(new[] { "dump", "--manage-cgroups=bogus", "-t", "1", "-D", "/tmp" }, "crisp: --manage-cgroups=bogus: unknown cgroups mode (none, props, soft, full, strict or ignore)")]
+    [InlineData(new[] { "restore", "--manage-cgroups=soft,full", "-D", "/tmp" }, "crisp: --manage-cgroups=soft,full: unknown cgroups mode (none, props, soft, full, strict or ignore)")]
+    [InlineData(new[] { "dump", "--external", "mnt[]:x", "-t", "1", "-D", "/tmp" }, "crisp: --external mnt[]:x: crisp takes only net[INODE]:KEY yet")]
+    [InlineData(new[] { "restore", "--empty-ns", "mnt", "-D", "/tmp" }, "crisp: --empty-ns mnt: only net can be made empty")]
     [InlineData(new[] { "restore", "--inherit-fd", "fd1:x", "-D", "/tmp" }, "crisp: bad --inherit-fd 'fd1:x': fd[N]:KEY, e.g. fd[3]:pipe:[12345]")]
     [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]
     [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map, --extra)")]

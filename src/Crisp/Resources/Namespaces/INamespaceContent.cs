@@ -27,12 +27,15 @@ public interface INamespaceContent
 
     /// <summary>Restore, in the root puppet once it exists and before it clones any other task.</summary>
     void Enter(RestoreContext ctx, RestoreTask root, uint id) { }
+
+    /// <summary>Restore, at the end (success or not): releases what Prepare holds.</summary>
+    void Cleanup(RestoreContext ctx) { }
 }
 
 /// <summary>The kinds of namespace crisp can carry. A new kind (ipc, net, mnt…) is one more class here.</summary>
 public static class NamespaceContents
 {
-    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new TimeNamespace()];
+    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new TimeNamespace(), new NetNamespace()];
 
     public static INamespaceContent? Of(NamespaceKind kind) => All.FirstOrDefault(c => c.Kind == kind);
 }

@@ -23,11 +23,15 @@ internal sealed class NsBox : IDisposable
     /// <summary>The child's host pid.</summary>
     public int Child => PidNamespaceTestsChildren(Root).Single();
 
-    public NsBox(IReadOnlyList<string> unshareFlags, bool net)
+    /// <param name="mode">nsbox's second argument: "net" (lo up, addresses, sockets), "lo" (lo up) or null.</param>
+    /// <param name="before">Shell commands run before unshare, in the process that becomes it (e.g. joining cgroups).</param>
+    public NsBox(IReadOnlyList<string> unshareFlags, string? mode = null, string? before = null)
     {
         string exe = Support.Workloads.Build("nsbox");
-        _unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", "--time", "--monotonic", $"{MonotonicOffset}",
-            "--boottime", $"{BoottimeOffset}", .. unshareFlags, exe, _dir.Path, .. (net ? new[] { "net" } : [])],
+        string[] unshare = ["unshare", "--fork", "--pid", "--time", "--monotonic", $"{MonotonicOffset}",
+            "--boottime", $"{BoottimeOffset}", .. unshareFlags, exe, _dir.Path, .. (mode is null ? Array.Empty<string>() : [mode])];
+        string[] argv = before is null ? unshare : ["sh", "-c", before + "\nexec \"$@\"", "sh", "/usr/bin/unshare", .. unshare[1..]];
+        _unshare = Spawn.Start(before is null ? "/usr/bin/unshare" : "/bin/sh", argv,
             new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
         string ready = Path.Combine(Dir, "ready");
         Live.WaitFor(() =>
@@ -63,6 +67,11 @@ internal sealed class NsBox : IDisposable
         Root = int.Parse(File.ReadAllText(pidfile).Trim(), CultureInfo.InvariantCulture);
         return Root;
     }
+
+    /// <summary>The tree restored by the test itself (as this process's child).</summary>
+    public void Adopt(int root) => Root = root;
+
+    internal static string NsLink(int pid, string kind) => new FileInfo($"/proc/{pid}/ns/{kind}").LinkTarget!;
 
     /// <summary>SIGUSR1, then the words of the next report-N.</summary>
     public string[] Report()

@@ -17,7 +17,7 @@ public class TimeNamespaceTests(ITestOutputHelper output)
     [RootFact]
     public void ClocksInATimeNamespaceGoOnFromTheirDumpedValuesAcrossTwoCycles()
     {
-        using var box = new NsBox([], net: false);
+        using var box = new NsBox([]);
         Assert.Equal((NsBox.MonotonicOffset, NsBox.BoottimeOffset), Offsets(box.Root));
         for (int cycle = 1; cycle <= 2; cycle++)
         {
