@@ -71,10 +71,13 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         return (kind, target.All(char.IsAsciiDigit) ? $"/proc/{target}/ns/{kind}" : target);
     }).ToList();
 
-    /// <summary>--manage-cgroups[=MODE]; without it CRIU's default, soft.</summary>
+    /// <summary>--manage-cgroups[=MODE] (alone: soft); without it crisp leaves cgroups alone (ignore), as it always
+    /// has — CRIU's default would be soft (runtimes pass the option explicitly).</summary>
     public Crisp.Resources.Cgroups.CgroupMode CgroupMode()
     {
-        try { return Crisp.Resources.Cgroups.CgroupModes.Parse(Args.Has("manage-cgroups") ? Args.Get("manage-cgroups") : null); }
+        if (!Args.Has("manage-cgroups"))
+            return Crisp.Resources.Cgroups.CgroupMode.Ignore;
+        try { return Crisp.Resources.Cgroups.CgroupModes.Parse(Args.Get("manage-cgroups")); }
         catch (CrispException e) { throw new UsageException(e.Message); }
     }
 

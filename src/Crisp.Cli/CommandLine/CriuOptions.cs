@@ -43,7 +43,7 @@ public static class CriuOptions
         .. Bool("tcp-established", null, "checkpoint established TCP connections (TCP_REPAIR)"),
         Maybe("ext-unix-sk", 'x', "reconnect datagram unix sockets connected outside the tree (e.g. /dev/log)"),
         .. Bool("file-locks", 'l', "handle file locks"),
-        Maybe("manage-cgroups", null, "cgroups mode: none, props, soft (the default), full, strict or ignore"),
+        Maybe("manage-cgroups", null, "cgroups mode: none, props, soft (the option alone), full, strict or ignore (without the option: cgroups are left alone)"),
         Value("cgroup-root", null, "[CTRL:]PATH — restore: the root task's cgroup (of CTRL, or of every controller) becomes PATH"),
         Value("libdir", 'L', "load CRIU plugin libraries (*.so) from DIR (default: $CRISP_LIBS_DIR)"),
         Value("pidfile", null, "write the restored root's pid to FILE"),

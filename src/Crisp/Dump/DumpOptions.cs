@@ -46,6 +46,6 @@ public sealed record DumpOptions
     /// <summary>--empty-ns: CLONE_NEW* kinds whose contents are left to the caller (net: links other than lo are
     /// not refused, addresses and routes not dumped).</summary>
     public ulong EmptyNs { get; init; }
-    /// <summary>--manage-cgroups and its mode (CRIU's default: soft).</summary>
-    public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Soft;
+    /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>
+    public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
 }

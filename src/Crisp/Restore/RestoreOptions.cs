@@ -36,8 +36,8 @@ public sealed record RestoreOptions
     public ulong EmptyNs { get; init; }
     /// <summary>--join-ns KIND:PATH: the restored tree enters these existing namespaces instead of new ones.</summary>
     public IReadOnlyList<(string Kind, string Path)> JoinNs { get; init; } = [];
-    /// <summary>--manage-cgroups and its mode (CRIU's default: soft).</summary>
-    public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Soft;
+    /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>
+    public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
     /// <summary>--cgroup-root [CTRL:]PATH: where the tree's cgroups go instead of where they were ("" key: every controller).</summary>
     public IReadOnlyList<(string Controller, string Path)> CgroupRoots { get; init; } = [];
 }

@@ -1,7 +1,7 @@
 namespace Crisp.Resources.Cgroups;
 
 /// <summary>--manage-cgroups modes, CRIU's meanings (criu/cgroup.c): which cgroup dirs restore may make and whose
-/// properties it sets. Without the option CRIU's default is soft.</summary>
+/// properties it sets. The option alone means soft; without it crisp ignores cgroups (CRIU's default is soft).</summary>
 public enum CgroupMode
 {
     /// <summary>Cgroups are neither dumped nor restored: the tree stays where crisp is.</summary>

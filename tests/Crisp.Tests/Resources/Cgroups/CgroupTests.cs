@@ -38,14 +38,14 @@ public class CgroupTests(ITestOutputHelper output)
         output.WriteLine(string.Join(' ', box.Report()));
 
         // soft: the dirs exist; what they hold now is kept.
-        string images2 = box.Dump("images2");
+        string images2 = box.Dump("images2", "--manage-cgroups");
         File.WriteAllText(Path.Combine(cg.PidsDir, "pids.max"), "100");
-        box.Restore(images2);
+        box.Restore(images2, "--manage-cgroups=soft");
         cg.AssertPlaced(box.Root, box.Child, cg.Name);
         Assert.Equal("100", Read(cg.PidsDir, "pids.max"));
 
         // --cgroup-root: the root's pids cgroup moves; the child's stays below it; the new dirs get the dumped limits.
-        string images3 = box.Dump("images3");
+        string images3 = box.Dump("images3", "--manage-cgroups=soft");
         box.Restore(images3, "--manage-cgroups", "--cgroup-root", $"pids:/{cg.Name}-moved");
         cg.Extra.Add(Path.Combine(Pids, $"{cg.Name}-moved", "child"));
         cg.Extra.Add(Path.Combine(Pids, $"{cg.Name}-moved"));
