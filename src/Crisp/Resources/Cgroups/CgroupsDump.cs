@@ -33,6 +33,11 @@ public sealed class CgroupsDump : IDumpStage
         {
             var set = new cg_set_entry { Id = (uint)(i + 1) };
             set.Ctls.AddRange(state.Sets[i].Select(m => new cg_member_entry { Name = m.Key, Path = m.Value }));
+            // The tree's cgroup namespace root (CRIU copies the root's prefix to every set of the tree).
+            if (i > 0)
+                foreach (var member in set.Ctls)
+                    if (ctx.Shared<Namespaces.CgroupNamespaceRoots>().Prefixes.TryGetValue(member.Name, out uint prefix) && prefix > 0 && prefix <= member.Path.Length)
+                        member.CgnsPrefix = prefix;
             entry.Sets.Add(set);
         }
         var mounts = Linux.Proc.MountInfo.Read(0);

@@ -50,6 +50,8 @@ public sealed class CgroupsRestore : IRestoreStage
                         plan.Add((dir, original is null || controller is null ? null : FindDir(controller, original), member.Name));
                 }
                 targets.Add(CgroupMounts.Dir(mount, newPath));
+                if (id == ctx.Root.TaskCore.CgSet && member.HasCgnsPrefix && member.CgnsPrefix > 0 && member.CgnsPrefix <= member.Path.Length)
+                    state.NamespaceRoots.Add(CgroupMounts.Dir(mount, Reroot(ctx.Options.CgroupRoots, member.Name, member.Path[..(int)member.CgnsPrefix], rootPath).Path));
             }
         }
         var allTargets = state.Targets.Values.SelectMany(t => t).ToHashSet();
@@ -94,6 +96,19 @@ public sealed class CgroupsRestore : IRestoreStage
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new CrispException($"task {task.Pid}: joining cgroup {dir}: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>The root puppet, about to unshare its cgroup namespace, goes into the dirs that are its roots.</summary>
+    public static void EnterNamespaceRoots(RestoreContext ctx, RestoreTask root)
+    {
+        foreach (var dir in ctx.Shared<State>().NamespaceRoots)
+        {
+            try { File.WriteAllText(Path.Combine(dir, "cgroup.procs"), root.HostPid.ToString(System.Globalization.CultureInfo.InvariantCulture)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CrispException($"the root task: entering cgroup {dir} (its cgroup namespace's root): {e.Message}");
             }
         }
     }
@@ -210,6 +225,8 @@ public sealed class CgroupsRestore : IRestoreStage
     {
         /// <summary>Set id → the dirs (one per hierarchy) its tasks join.</summary>
         public Dictionary<uint, List<string>> Targets { get; } = [];
+        /// <summary>Dirs the root's cgroup namespace is rooted at (cgns_prefix of the root's set).</summary>
+        public List<string> NamespaceRoots { get; } = [];
         /// <summary>Dirs this restore made, parents first.</summary>
         public List<string> Created { get; } = [];
     }

@@ -35,7 +35,7 @@ public interface INamespaceContent
 /// <summary>The kinds of namespace crisp can carry. A new kind (ipc, net, mnt…) is one more class here.</summary>
 public static class NamespaceContents
 {
-    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new TimeNamespace(), new NetNamespace()];
+    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new TimeNamespace(), new NetNamespace(), new CgroupNamespace()];
 
     public static INamespaceContent? Of(NamespaceKind kind) => All.FirstOrDefault(c => c.Kind == kind);
 }

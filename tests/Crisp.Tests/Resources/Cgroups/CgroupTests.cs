@@ -20,9 +20,11 @@ public class CgroupTests(ITestOutputHelper output)
     public void TasksLandInTheirCgroupsWithTheirLimitsInFullSoftAndMovedRoots()
     {
         using var cg = new Cgroups();
-        using var box = new NsBox([], before: cg.JoinScript);
+        // The tree's cgroup namespace is rooted at its cgroups (it unshares after joining them).
+        using var box = new NsBox(["--cgroup"], before: cg.JoinScript);
         File.WriteAllText(Path.Combine(cg.PidsDir, "child", "cgroup.procs"), box.Child.ToString());
         cg.AssertPlaced(box.Root, box.Child, cg.Name);
+        Assert.Equal("/", box.Report()[8]);
 
         // full: the dirs are gone at restore; they come back with their limits.
         string images1 = box.Dump("images1", "--manage-cgroups=full");
@@ -35,7 +37,11 @@ public class CgroupTests(ITestOutputHelper output)
         Assert.Equal("64", Read(cg.PidsDir, "pids.max"));
         Assert.Equal("16", Read(Path.Combine(cg.PidsDir, "child"), "pids.max"));
         Assert.Equal((256L << 20).ToString(), Read(cg.MemoryDir, "memory.limit_in_bytes"));
-        output.WriteLine(string.Join(' ', box.Report()));
+        Assert.NotEqual(NsBox.NsLink(Environment.ProcessId, "cgroup"), NsBox.NsLink(box.Root, "cgroup"));
+        Assert.Equal(NsBox.NsLink(box.Root, "cgroup"), NsBox.NsLink(box.Child, "cgroup"));
+        var report = box.Report();
+        output.WriteLine(string.Join(' ', report));
+        Assert.Equal("/", report[8]);   // still at its namespace's root
 
         // soft: the dirs exist; what they hold now is kept.
         string images2 = box.Dump("images2", "--manage-cgroups");
@@ -54,7 +60,7 @@ public class CgroupTests(ITestOutputHelper output)
         Assert.Equal("100", Read(Path.Combine(Pids, $"{cg.Name}-moved"), "pids.max"));
         Assert.Equal("16", Read(Path.Combine(Pids, $"{cg.Name}-moved", "child"), "pids.max"));
         Assert.Equal(Member(box.Root, "memory"), cg.MemoryPath);
-        Assert.Equal($"/{cg.Name}-moved", box.Report()[8]);
+        Assert.Equal("/", box.Report()[8]);   // the namespace's root moved with it
     }
 
     [RootFact]
