@@ -91,6 +91,22 @@ public class NetNamespaceTests(ITestOutputHelper output)
         Assert.DoesNotContain(NsBox.PidNamespaceTestsChildren(Environment.ProcessId), p => File.ReadAllText($"/proc/{p}/comm").Trim() is "nsbox" or "crisp-puppet");
     }
 
+    [RootFact]
+    public void ALinkCrispCannotCarryIsRefusedAtDumpByNameAndTheTreeRunsOn()
+    {
+        using var box = new NsBox(["--net"], "lo");
+        var add = Live.RunProcess("/usr/bin/nsenter", TimeSpan.FromSeconds(30), null, $"--net=/proc/{box.Root}/ns/net", "ip", "link", "add", "crisp-v0", "type", "veth", "peer", "name", "crisp-v1");
+        Assert.True(add.ExitCode == 0, add.Stderr);
+        string images = Path.Combine(box.Dir, "images");
+        Directory.CreateDirectory(images, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var r = CrispCli.Run("dump", "-t", box.Root.ToString(), "-D", images);
+        Assert.Equal(1, r.ExitCode);
+        FailureSafetyTests.AssertOneLine(r.Stderr, $"task {box.Root}'s network namespace has link crisp-v");
+        Assert.Contains("(veth): crisp dumps only lo yet", r.Stderr);
+        Assert.Equal("0", File.ReadAllLines($"/proc/{box.Root}/status").Single(l => l.StartsWith("TracerPid:")).Split('\t')[1].Trim());
+        Assert.Equal("0", box.Report()[1]);   // it runs on, its clock never went back
+    }
+
     private void AssertInside(string[] r, int cycle)
     {
         string all = string.Join(' ', r);
