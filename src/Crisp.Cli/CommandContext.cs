@@ -48,9 +48,11 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         }
         foreach (string? v in Args.GetAll("external"))
         {
+            if (v?.StartsWith("net[", StringComparison.Ordinal) == true)
+                continue;   // the network namespace's (DumpOptions.External)
             var m = System.Text.RegularExpressions.Regex.Match(v ?? "", @"^mnt\[(.*)\]:(.*)$");
             if (!m.Success)
-                throw new UsageException($"--external '{v}': crisp takes only mnt[A]:B external resources yet");
+                throw new UsageException($"--external '{v}': crisp takes only mnt[A]:B and net[INODE]:KEY external resources yet");
             Add(m.Groups[1].Value, m.Groups[2].Value, v!);
         }
         foreach (string? v in Args.GetAll("ext-mount-map"))
@@ -99,6 +101,42 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         if (!m.Success || !int.TryParse(m.Groups[1].Value, out int fd))
             throw new UsageException($"bad --inherit-fd '{v}': fd[N]:KEY, e.g. fd[3]:pipe:[12345]");
         return (fd, m.Groups[2].Value);
+    }).ToList();
+
+    /// <summary>--empty-ns KIND: CLONE_NEW* flags; crisp knows net only (as CRIU).</summary>
+    public ulong EmptyNs() => Args.GetAll("empty-ns").Aggregate(0UL, (flags, v) => v == "net"
+        ? flags | Crisp.Linux.Clone3.CLONE_NEWNET
+        : throw new UsageException($"--empty-ns {v}: only net can be made empty"));
+
+    /// <summary>--join-ns KIND:PATH (CRIU's KIND:PID is /proc/PID/ns/KIND).</summary>
+    public IReadOnlyList<(string Kind, string Path)> JoinNs() => Args.GetAll("join-ns").Select(v =>
+    {
+        int colon = (v ?? "").IndexOf(':');
+        if (colon <= 0 || colon == v!.Length - 1)
+            throw new UsageException($"bad --join-ns '{v}': KIND:PATH, e.g. net:/run/netns/pod");
+        string kind = v[..colon], target = v[(colon + 1)..];
+        return (kind, target.All(char.IsAsciiDigit) ? $"/proc/{target}/ns/{kind}" : target);
+    }).ToList();
+
+    /// <summary>--manage-cgroups[=MODE] (alone: soft); without it crisp leaves cgroups alone (ignore), as it always
+    /// has — CRIU's default would be soft (runtimes pass the option explicitly).</summary>
+    public Crisp.Resources.Cgroups.CgroupMode CgroupMode()
+    {
+        if (!Args.Has("manage-cgroups"))
+            return Crisp.Resources.Cgroups.CgroupMode.Ignore;
+        try { return Crisp.Resources.Cgroups.CgroupModes.Parse(Args.Get("manage-cgroups")); }
+        catch (CrispException e) { throw new UsageException(e.Message); }
+    }
+
+    /// <summary>--cgroup-root [CTRL:]PATH ("" controller: every one not named).</summary>
+    public IReadOnlyList<(string Controller, string Path)> CgroupRoots() => Args.GetAll("cgroup-root").Select(v =>
+    {
+        string s = v ?? "";
+        int colon = s.IndexOf(':');
+        var (ctrl, path) = colon < 0 ? ("", s) : (s[..colon], s[(colon + 1)..]);
+        if (!path.StartsWith('/'))
+            throw new UsageException($"bad --cgroup-root '{v}': [CONTROLLER:]/PATH");
+        return (ctrl, path);
     }).ToList();
 
     /// <summary>-x/--ext-unix-sk; CRIU's form with an inode list is refused.</summary>

@@ -18,6 +18,9 @@ public static class DumpCommand
             throw new UsageException($"bad --timeout {timeout}: seconds, more than 0");
         if (ctx.Args.Has("leave-running") && ctx.Args.Has("leave-stopped"))
             throw new UsageException("--leave-running and --leave-stopped contradict each other");
+        foreach (var external in ctx.Args.GetAll("external"))
+            if (external?.StartsWith("net[", StringComparison.Ordinal) != true && external?.StartsWith("mnt[", StringComparison.Ordinal) != true)
+                throw new UsageException($"--external {external}: crisp takes only mnt[PATH]:KEY and net[INODE]:KEY yet");
         var status = ctx.StatusFd();
         string imagesDir = ctx.RequireImagesDir();
         using var scripts = ctx.Scripts(imagesDir);
@@ -44,6 +47,9 @@ public static class DumpCommand
             SignKey = ctx.Args.Get("sign-key"),
             EncryptKey = ctx.Args.Get("encrypt-key"),
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
+            External = [.. ctx.Args.GetAll("external").Select(v => v ?? "")],
+            EmptyNs = ctx.EmptyNs(),
+            CgroupMode = ctx.CgroupMode(),
         };
         DumpStats stats;
         using (ProgressLine.Start("dump", meter, allowed: !options.ShellJob && ctx.ShowProgress))

@@ -39,6 +39,10 @@ public static class RestoreCommand
             InsecureImages = ctx.Args.Has("insecure-images"),
             VerifyKey = ctx.Args.Get("verify-key"),
             EncryptKey = ctx.Args.Get("encrypt-key"),
+            EmptyNs = ctx.EmptyNs(),
+            JoinNs = ctx.JoinNs(),
+            CgroupMode = ctx.CgroupMode(),
+            CgroupRoots = ctx.CgroupRoots(),
         };
         if (ctx.Args.Has("check-only"))
             return CheckOnly(ctx, options);

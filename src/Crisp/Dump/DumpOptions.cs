@@ -43,4 +43,11 @@ public sealed record DumpOptions
     public string? SignKey { get; init; }
     /// <summary>--encrypt-key: file holding a 32-byte key; pages-*.img are written AES-256-GCM encrypted with it.</summary>
     public string? EncryptKey { get; init; }
+    /// <summary>--external values as given (net[INODE]:KEY: the tree's network namespace is the caller's).</summary>
+    public IReadOnlyList<string> External { get; init; } = [];
+    /// <summary>--empty-ns: CLONE_NEW* kinds whose contents are left to the caller (net: links other than lo are
+    /// not refused, addresses and routes not dumped).</summary>
+    public ulong EmptyNs { get; init; }
+    /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>
+    public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
 }

@@ -15,6 +15,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     [
         new Resources.Core.CoreDump(),
         new Resources.Namespaces.NamespacesDump(),
+        new Resources.Cgroups.CgroupsDump(),
         new Resources.Registers.RegistersDump(),
         new Resources.Memory.MemoryDump(),
         new Resources.Ipc.IpcDump(),

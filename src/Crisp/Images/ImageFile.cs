@@ -43,5 +43,12 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile IpcnsMsg(long nsId) => new(ImageKind.IpcnsMsg, nsId);
     public static ImageFile IpcnsSem(long nsId) => new(ImageKind.IpcnsSem, nsId);
     public static ImageFile Utsns(long nsId) => new(ImageKind.Utsns, nsId);
+    public static ImageFile Timens(long nsId) => new(ImageKind.Timens, nsId);
+    public static ImageFile Netdev(long nsId) => new(ImageKind.Netdev, nsId);
+    public static ImageFile Netns(long nsId) => new(ImageKind.Netns, nsId);
+    public static ImageFile Ifaddr(long nsId) => new(ImageKind.Ifaddr, nsId);
+    public static ImageFile Route(long nsId) => new(ImageKind.Route, nsId);
+    public static ImageFile Route6(long nsId) => new(ImageKind.Route6, nsId);
+    public static ImageFile Cgroup => new(ImageKind.Cgroup, null);
     public static ImageFile Mountpoints(long nsId) => new(ImageKind.Mnts, nsId);
 }

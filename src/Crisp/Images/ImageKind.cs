@@ -98,6 +98,19 @@ public sealed partial class ImageKind
     public static readonly ImageKind IpcnsSem = new("IPCNS_SEM", ImageMagic.IpcnsSem, "ipcns-sem", true, () => ipc_sem_entry.Descriptor, null, ExtraPayload.IpcSemValues);
     /// <summary>utsns-NSID.img: hostname and domainname of a UTS namespace the tree has of its own.</summary>
     public static readonly ImageKind Utsns = new("UTSNS", ImageMagic.Utsns, "utsns", true, () => utsns_entry.Descriptor);
+    /// <summary>timens-NSID.img: the clocks a time namespace of the tree's own showed at dump.</summary>
+    public static readonly ImageKind Timens = new("TIMENS", ImageMagic.Timens, "timens", true, () => timens_entry.Descriptor);
+    /// <summary>netdev-NSID.img: the links of a network namespace of the tree's own.</summary>
+    public static readonly ImageKind Netdev = new("NETDEV", ImageMagic.Netdev, "netdev", true, () => net_device_entry.Descriptor);
+    /// <summary>netns-NSID.img: a network namespace's sysctls (CRIU restores a namespace only with it).</summary>
+    public static readonly ImageKind Netns = new("NETNS", ImageMagic.Netns, "netns", true, () => netns_entry.Descriptor);
+    /// <summary>ifaddr-NSID.img, route-NSID.img, route6-NSID.img: raw, as `ip addr save` / `ip route save` write them
+    /// (a 32-bit magic, then the kernel's RTM_NEWADDR / RTM_NEWROUTE messages); crit does not read them.</summary>
+    public static readonly ImageKind Ifaddr = new("IFADDR", ImageMagic.Raw, "ifaddr", true, null);
+    public static readonly ImageKind Route = new("ROUTE", ImageMagic.Raw, "route", true, null);
+    public static readonly ImageKind Route6 = new("ROUTE6", ImageMagic.Raw, "route6", true, null);
+    /// <summary>cgroup.img: the tree's cgroup sets, hierarchies and their dirs (--manage-cgroups).</summary>
+    public static readonly ImageKind Cgroup = new("CGROUP", ImageMagic.Cgroup, "cgroup", false, () => cgroup_entry.Descriptor);
     /// <summary>mountpoints-NSID.img: every mount of a mount namespace the tree has of its own.</summary>
     public static readonly ImageKind Mnts = new("MNTS", ImageMagic.Mnts, "mountpoints", true, () => mnt_entry.Descriptor);
     /// <summary>stats-dump / stats-restore (service images named without ".img"; not in <see cref="All"/>).</summary>
@@ -109,6 +122,7 @@ public sealed partial class ImageKind
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
         RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem, Utsns, Mnts,
+        Timens, Netdev, Netns, Ifaddr, Route, Route6, Cgroup,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

@@ -50,6 +50,10 @@ public static class ImageMagic
     public const uint GhostFile = 0x52583605;
     public const uint FileLocks = 0x54323616;
     public const uint Utsns = 0x54473203;
+    public const uint Timens = 0x43114433;
+    public const uint Netdev = 0x57373951;
+    public const uint Netns = 0x55933752;
+    public const uint Cgroup = 0x59383330;
     public const uint Mnts = 0x55563928;
     /// <summary>stats-dump / stats-restore: a service image (IMG_SERVICE head), named without ".img".</summary>
     public const uint Stats = 0x57093306;

@@ -30,6 +30,9 @@ public static class PuppetTreeBuilder
         }
         // Namespaces the tree had of its own are made by the root before it clones anyone.
         Resources.Ipc.IpcRestore.EnterNamespace(ctx);
+        // time, net and cgroup before mnt: the root still sees the host's /proc/CRISP/fd (net's namespace fd), and
+        // the sysfs it mounts in its new mount namespace shows the network namespace it is in by then.
+        Resources.Namespaces.NamespacesRestore.EnterNamespaces(ctx);
         Resources.Mounts.MountNamespace.EnterNamespace(ctx);
         // CRIU's call points once the root is in its namespaces, before any other task exists.
         if (namespaces != 0 && ctx.Options.Scripts is { } scripts)

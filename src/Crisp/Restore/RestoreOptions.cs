@@ -36,4 +36,12 @@ public sealed record RestoreOptions
     public string? VerifyKey { get; init; }
     /// <summary>--encrypt-key: the key the checkpoint's pages were encrypted with.</summary>
     public string? EncryptKey { get; init; }
+    /// <summary>--empty-ns: CLONE_NEW* kinds made new and empty (net: only lo, up as it was).</summary>
+    public ulong EmptyNs { get; init; }
+    /// <summary>--join-ns KIND:PATH: the restored tree enters these existing namespaces instead of new ones.</summary>
+    public IReadOnlyList<(string Kind, string Path)> JoinNs { get; init; } = [];
+    /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>
+    public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
+    /// <summary>--cgroup-root [CTRL:]PATH: where the tree's cgroups go instead of where they were ("" key: every controller).</summary>
+    public IReadOnlyList<(string Controller, string Path)> CgroupRoots { get; init; } = [];
 }

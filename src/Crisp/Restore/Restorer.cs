@@ -14,6 +14,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     public static IReadOnlyList<IRestoreStage> Stages { get; } =
     [
         new Resources.Namespaces.NamespacesRestore(),
+        new Resources.Cgroups.CgroupsRestore(),
         new Resources.Ipc.IpcRestore(),
         new Resources.Memory.MemoryRestore(),
         new ThreadBuilder(),

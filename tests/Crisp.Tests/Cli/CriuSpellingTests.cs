@@ -109,13 +109,11 @@ public class CriuSpellingTests
         var ctx = new Crisp.Cli.CommandContext(Parse("restore", "--external", "mnt[key]:/host/a", "--ext-mount-map", "other:/host/b", "-r", "/root"), Crisp.Log.Null, TextWriter.Null);
         Assert.Equal(new Dictionary<string, string> { ["key"] = "/host/a", ["other"] = "/host/b" }, ctx.ExternalMounts());
         Assert.Equal("/root", ctx.Args.Get("root"));
-        foreach (var bad in new[] { new[] { "--external", "net[123]:x" }, ["--ext-mount-map", "auto"], ["--external", "mnt[]:x"] })
+        foreach (var bad in new[] { new[] { "--external", "tty[123]:x" }, ["--ext-mount-map", "auto"], ["--external", "mnt[]:x"] })
             Assert.Throws<UsageException>(() => new Crisp.Cli.CommandContext(Parse(["restore", .. bad]), Crisp.Log.Null, TextWriter.Null).ExternalMounts());
     }
 
     [Theory]
-    [InlineData("--manage-cgroups=full", "manage-cgroups")]
-    [InlineData("--manage-cgroups", "manage-cgroups")]
     [InlineData("--config=/etc/criu.conf", "config")]
     public void UnsupportedOptionsAreRefusedByName(string arg, string name)
     {
@@ -124,7 +122,10 @@ public class CriuSpellingTests
     }
 
     [Theory]
-    [InlineData(new[] { "dump", "--manage-cgroups", "-t", "1", "-D", "/tmp" }, "crisp: option --manage-cgroups is not supported by crisp yet")]
+    [InlineData(new[] { "dump", "--manage-cgroups=bogus", "-t", "1", "-D", "/tmp" }, "crisp: --manage-cgroups=bogus: unknown cgroups mode (none, props, soft, full, strict or ignore)")]
+    [InlineData(new[] { "restore", "--manage-cgroups=soft,full", "-D", "/tmp" }, "crisp: --manage-cgroups=soft,full: unknown cgroups mode (none, props, soft, full, strict or ignore)")]
+    [InlineData(new[] { "dump", "--external", "mnt[]:x", "-t", "1", "-D", "/tmp" }, "crisp: --external mnt[]:x: crisp takes only net[INODE]:KEY yet")]
+    [InlineData(new[] { "restore", "--empty-ns", "mnt", "-D", "/tmp" }, "crisp: --empty-ns mnt: only net can be made empty")]
     [InlineData(new[] { "restore", "--inherit-fd", "fd1:x", "-D", "/tmp" }, "crisp: bad --inherit-fd 'fd1:x': fd[N]:KEY, e.g. fd[3]:pipe:[12345]")]
     [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]
     [InlineData(new[] { "dump", "--ext", "x" }, "crisp: option --ext is ambiguous (--ext-unix-sk, --external, --ext-mount-map, --extra)")]

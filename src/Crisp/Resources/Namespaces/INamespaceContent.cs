@@ -20,12 +20,23 @@ public interface INamespaceContent
 
     /// <summary>Restore, in the root puppet that was just cloned into the new namespace.</summary>
     void Restore(RestoreContext ctx, RestoreTask root, uint id);
+
+    /// <summary>False for a kind the root puppet is not cloned into: it enters the namespace itself in
+    /// <see cref="Enter"/> (a time namespace's offsets can only be set before any task is in it).</summary>
+    bool MadeByClone => true;
+
+    /// <summary>Restore, in the root puppet once it exists and before it clones any other task.</summary>
+    void Enter(RestoreContext ctx, RestoreTask root, uint id) { }
+
+    /// <summary>Restore, at the end (success or not): releases what Prepare holds.</summary>
+    void Cleanup(RestoreContext ctx) { }
 }
 
 /// <summary>The kinds of namespace crisp can carry. A new kind (ipc, net, mnt…) is one more class here.</summary>
 public static class NamespaceContents
 {
-    public static IReadOnlyList<INamespaceContent> All { get; } = [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new Mounts.MountNamespace()];
+    public static IReadOnlyList<INamespaceContent> All { get; } =
+        [new PidNamespace(), new UtsNamespace(), new IpcNamespace(), new Mounts.MountNamespace(), new TimeNamespace(), new NetNamespace(), new CgroupNamespace()];
 
     public static INamespaceContent? Of(NamespaceKind kind) => All.FirstOrDefault(c => c.Kind == kind);
 }

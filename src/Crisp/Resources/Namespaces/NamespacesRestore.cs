@@ -16,10 +16,11 @@ public sealed class NamespacesRestore : IRestoreStage
 
     public void Prepare(RestoreContext ctx)
     {
-        ulong flags = Check(ctx.Inventory, ctx.Tasks);
+        ulong flags = Check(ctx.Inventory, ctx.Tasks) | Joined(ctx.Options);
         foreach (var kind in Kinds(flags))
-            NamespaceContents.Of(kind)!.Prepare(ctx, kind.IdIn(ctx.Root.Ids)!.Value);
-        ctx.Shared<State>().CloneFlags = flags;
+            NamespaceContents.Of(kind)!.Prepare(ctx, kind.IdIn(ctx.Root.Ids) ?? 0);
+        ctx.Shared<State>().OwnFlags = flags;
+        ctx.Shared<State>().CloneFlags = Kinds(flags).Where(k => NamespaceContents.Of(k)!.MadeByClone).Aggregate(0UL, (f, k) => f | k.CloneFlag);
         if (flags != 0)
             ctx.Log.Info($"the root gets namespaces of its own: {NamespaceKind.Names(flags)}");
     }
@@ -28,8 +29,37 @@ public sealed class NamespacesRestore : IRestoreStage
     {
         if (task != ctx.Root)
             return;
-        foreach (var kind in Kinds(RootCloneFlags(ctx)))
-            NamespaceContents.Of(kind)!.Restore(ctx, task, kind.IdIn(task.Ids)!.Value);
+        foreach (var kind in Kinds(ctx.Shared<State>().OwnFlags))
+            NamespaceContents.Of(kind)!.Restore(ctx, task, kind.IdIn(task.Ids) ?? 0);
+    }
+
+    public void Cleanup(RestoreContext ctx)
+    {
+        foreach (var content in NamespaceContents.All)
+            content.Cleanup(ctx);
+    }
+
+    /// <summary>--join-ns kinds: entered by the root even when the tree shared crisp's namespace at dump.</summary>
+    private static ulong Joined(RestoreOptions options)
+    {
+        ulong flags = 0;
+        foreach (var (name, path) in options.JoinNs)
+        {
+            var kind = NamespaceKind.All.FirstOrDefault(k => k.Name == name)
+                ?? throw new CrispException($"--join-ns {name}:{path}: no such kind of namespace");
+            if (kind != NamespaceKind.Net)
+                throw new CrispException($"--join-ns {name}:{path}: crisp joins only net namespaces yet");
+            flags |= kind.CloneFlag;
+        }
+        return flags;
+    }
+
+    /// <summary>The hook in the puppet tree builder: the root puppet, alone so far, enters the namespaces it was
+    /// not cloned into (time), which every task cloned from it then shares.</summary>
+    public static void EnterNamespaces(RestoreContext ctx)
+    {
+        foreach (var kind in Kinds(ctx.Shared<State>().OwnFlags))
+            NamespaceContents.Of(kind)!.Enter(ctx, ctx.Root, kind.IdIn(ctx.Root.Ids) ?? 0);
     }
 
     /// <summary>The CLONE_NEW* flags of the tree's own namespaces, after refusing (one line) ids fields this crisp
@@ -90,6 +120,8 @@ public sealed class NamespacesRestore : IRestoreStage
 
     private sealed class State
     {
+        /// <summary>Every kind the tree has of its own.</summary>
+        public ulong OwnFlags { get; set; }
         public ulong CloneFlags { get; set; }
     }
 }

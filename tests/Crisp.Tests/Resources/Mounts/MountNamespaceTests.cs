@@ -47,7 +47,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
                 Assert.True(Spawn.TryReap(unshare) is null, $"the container's setup failed: {ReadOrEmpty(Path.Combine(ext, "setup.log"))}");
                 return File.Exists(Path.Combine(ext, "ready")) && File.ReadAllText(Path.Combine(ext, "ready")).EndsWith('\n');
             }, "mntns_tree's ready line");
-            root = Namespaces.PidNamespaceTests.Children(unshare).Single();
+            root = Crisp.Tests.Namespaces.PidNamespaceTests.Children(unshare).Single();
             var original = Table(File.ReadAllText(Path.Combine(ext, "mountinfo-0")));
             Assert.Equal(original, Table(File.ReadAllText($"/proc/{root}/mountinfo")));
             output.WriteLine(string.Join("\n", original));
@@ -112,7 +112,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
             "--external", $"mnt[{ExternalKey}]:{ext}", "--pidfile", pidfile, "-v4", "-o", "restore.log"]);
         int root = int.Parse(File.ReadAllText(pidfile).Trim());
         Assert.Equal(["ns", "1"], [ProcStatus.Read(root).NSpid.Length == 2 ? "ns" : "host", ProcStatus.Read(root).NSpid[^1].ToString()]);
-        Assert.NotEqual(Namespaces.PidNamespaceTests.NsLink(Environment.ProcessId, "mnt"), Namespaces.PidNamespaceTests.NsLink(root, "mnt"));
+        Assert.NotEqual(Crisp.Tests.Namespaces.PidNamespaceTests.NsLink(Environment.ProcessId, "mnt"), Crisp.Tests.Namespaces.PidNamespaceTests.NsLink(root, "mnt"));
         return root;
     }
 

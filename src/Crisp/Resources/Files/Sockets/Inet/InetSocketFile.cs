@@ -73,7 +73,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
             switch (state)
             {
                 case TCP_LISTEN:
-                    var diag = SockDiag.Inet(family, IPPROTO_TCP, entry.Ino) ?? throw new CrispException($"{what}: inet_diag does not know it");
+                    var diag = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Inet(family, IPPROTO_TCP, entry.Ino)) ?? throw new CrispException($"{what}: inet_diag does not know it");
                     if (diag.RQueue > 0)
                         throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted, which is not supported yet");
                     entry.Backlog = diag.WQueue;
@@ -155,7 +155,8 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
         if (!(tcp && e.Type == Crisp.Linux.Sockets.SOCK_STREAM) && !(e.Proto == IPPROTO_UDP && e.Type == Crisp.Linux.Sockets.SOCK_DGRAM))
             throw new CrispException($"{what}: type {e.Type} protocol {e.Proto} is not supported");
         var src = InetAddress.FromEntry(family, e.SrcAddr, e.SrcPort, what);
-        var sock = Socket(family, (int)e.Type, (int)e.Proto);
+        // In the tree's network namespace: a socket belongs to the one it was made in.
+        var sock = NetNamespaces.Socket(Namespaces.NetNamespace.Of(ctx), family, (int)e.Type, (int)e.Proto);
         try
         {
             int s = sock.Fd;

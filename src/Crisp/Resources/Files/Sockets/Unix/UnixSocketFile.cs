@@ -25,10 +25,10 @@ public sealed class UnixSocketFile : IFileKind
     {
         uint ino = (uint)fd.Stat.Ino;
         string what = $"task {fd.Pid} fd {fd.Fd}: unix socket {ino}";
-        var d = SockDiag.Unix(ino) ?? throw new CrispException($"{what}: unix_diag does not know it");
+        var d = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(ino)) ?? throw new CrispException($"{what}: unix_diag does not know it");
         if (d.Icons.Length > 0)
             throw new CrispException($"{what} has {d.Icons.Length} connection(s) not yet accepted, which is not supported yet");
-        if (d.PeerIno != 0 && SockDiag.Unix(d.PeerIno) is { } outside && !ctx.Shared<UnixPeers>().InTree(ctx, d.PeerIno))
+        if (d.PeerIno != 0 && Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(d.PeerIno)) is { } outside && !ctx.Shared<UnixPeers>().InTree(ctx, d.PeerIno))
             ExternalPeer.Dump(ctx, d, outside, what);
 
         var entry = new unix_sk_entry

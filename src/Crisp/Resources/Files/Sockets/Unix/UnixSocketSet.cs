@@ -18,7 +18,8 @@ public sealed class UnixSocketSet
 
     public UnixFd Take(RestoreContext ctx, unix_sk_entry e)
     {
-        _made ??= Build(ctx);
+        // Made in the tree's network namespace (abstract names and sock_diag are per namespace).
+        _made ??= Namespaces.NetNamespace.Of(ctx) is { } netns ? NetNamespaces.Run(netns, () => Build(ctx)) : Build(ctx);
         if (!_made.Remove(e.Ino, out var fd))
             throw new CrispException($"unix socket {e.Ino}: opened twice or not made");
         return fd;
