@@ -41,4 +41,9 @@ public sealed record DumpOptions
     public string? SignKey { get; init; }
     /// <summary>--encrypt-key: file holding a 32-byte key; pages-*.img are written AES-256-GCM encrypted with it.</summary>
     public string? EncryptKey { get; init; }
+    /// <summary>--prev-images-dir: the previous pre-dump of a chain, as given (relative to the images dir, as CRIU
+    /// takes it); the dump stores only pages written since and links it as DIR/parent.</summary>
+    public string? PrevImagesDir { get; init; }
+    /// <summary>--track-mem: leave memory tracking armed after this dump (pre-dump always does).</summary>
+    public bool TrackMem { get; init; }
 }

@@ -57,7 +57,11 @@ public sealed class PagemapWriter : IDisposable
     }
 
     /// <summary>Stores a batch of runs whose pages lie back to back in <paramref name="data"/>, with one write.</summary>
-    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data)
+    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data) => AddBatch(runs, data, []);
+
+    /// <summary>As <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte})"/>, with runs kept in the
+    /// parent images (PE_PARENT) placed before the data run of index Before (address order).</summary>
+    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data, IReadOnlyList<(int Before, Linux.RemoteRange Range)> parentRuns)
     {
         long total = 0;
         foreach (var r in runs)
@@ -68,12 +72,24 @@ public sealed class PagemapWriter : IDisposable
         }
         if (total != data.Length)
             throw new ArgumentException($"runs cover {total} bytes, the batch holds {data.Length}");
-        if (data.Length == 0)
-            return;
-        WriteData(data);
-        foreach (var r in runs)
-            Add(r.Address, (uint)(r.Length / PageSize), PagemapFlags.Present);
+        if (data.Length > 0)
+            WriteData(data);
+        int hole = 0;
+        for (int i = 0; i <= runs.Length; i++)
+        {
+            for (; hole < parentRuns.Count && parentRuns[hole].Before == i; hole++)
+            {
+                var h = parentRuns[hole].Range;
+                Add(h.Address, (uint)(h.Length / PageSize), PagemapFlags.Parent);
+                PagesInParent += (long)h.Length / PageSize;
+            }
+            if (i < runs.Length)
+                Add(runs[i].Address, (uint)(runs[i].Length / PageSize), PagemapFlags.Present);
+        }
     }
+
+    /// <summary>Pages recorded as kept in the parent images (CRIU's pages_skipped_parent).</summary>
+    public long PagesInParent { get; private set; }
 
     /// <summary>Records a run whose data is not stored here (in the parent, or lazy).</summary>
     public void AddRun(ulong vaddr, uint nrPages, PagemapFlags flags)
