@@ -50,6 +50,7 @@ public static class DumpCommand
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
             PrevImagesDir = ctx.Args.Get("prev-images-dir"),
             TrackMem = pre || ctx.Args.Has("track-mem"),
+            PageServer = PageServerCommand.ForDump(ctx),
         };
         if (pre && (options.LeaveStopped || options.SignKey is not null))
             throw new UsageException("pre-dump leaves the tree running and writes no signed manifest: --leave-stopped and --sign-key are for dump");

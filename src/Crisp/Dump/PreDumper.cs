@@ -45,6 +45,8 @@ public sealed class PreDumper(DumpOptions options, Log log)
         var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
         var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, pagesKey);
         images.Progress = options.Progress;
+        using var pageServer = Dumper.ConnectPageServer(options);
+        images.PageServer = pageServer;
         ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
         var ctx = new DumpContext(options, log, images, tracer, FaultInjection.None);
@@ -86,6 +88,7 @@ public sealed class PreDumper(DumpOptions options, Log log)
             counters.AddPrivate(p.Plan.Sum(r => (long)r.Length) / PagemapWriter.PageSize, writer);
             log.Debug($"pre-dump of {p.Task.Pid}: {writer.PagesWritten} pages stored, {writer.PagesInParent} in the parent");
         }
+        pageServer?.Finish();
         counters.MemDump = Stopwatch.GetElapsedTime(memStart);
         images.Write(ImageFile.Inventory, new inventory_entry
         {
