@@ -14,6 +14,14 @@ public sealed class PagemapReader : IDisposable
     /// <summary>Pages files by source: [0] this directory's, then the parent chain's (DIR/parent, its parent…).</summary>
     private Security.Encryption.PagesFile?[] _sources;
     private PagemapReader? _parent;
+    private string? _missingParent;
+
+    /// <summary>For a restore: every page this pagemap names can be read (a PE_PARENT run needs DIR/parent).</summary>
+    public void RequireAllPages()
+    {
+        if (_missingParent is { } why)
+            throw new CrispException(why);
+    }
 
     /// <summary>One pagemap entry and, when present, the offset of its data in pages-N.img (of the parent chain's
     /// <paramref name="Source"/>-th directory: a PE_PARENT run is replaced by the runs that hold its pages there).</summary>
@@ -88,7 +96,11 @@ public sealed class PagemapReader : IDisposable
     {
         string parentPath = System.IO.Path.Combine(dir.Path, "parent");
         if (!Directory.Exists(parentPath))
-            throw new ImageFormatException(mapPath, 0, $"has pages kept in a parent checkpoint, but {parentPath} is missing");
+        {
+            // Read as it is (crisp show, tools); a restore stops at RequireAllPages.
+            _missingParent = $"{mapPath}: has pages kept in a parent checkpoint, but {parentPath} is missing";
+            return;
+        }
         var parentDir = ImageDirectory.Open(parentPath, dir.PagesKey);
         parentDir.Progress = dir.Progress;
         if (!parentDir.Exists(mapFile))
