@@ -49,7 +49,9 @@ public sealed class PagemapReader : IDisposable
 
     public static PagemapReader Open(ImageDirectory dir, long pid) => Open(dir, ImageFile.Pagemap(pid));
 
-    public static PagemapReader Open(ImageDirectory dir, ImageFile mapFile)
+    /// <param name="throughParent">Replace PE_PARENT runs by where DIR/parent holds their pages (restore); false:
+    /// the runs as written (a dump that only asks what its parent covers).</param>
+    public static PagemapReader Open(ImageDirectory dir, ImageFile mapFile, bool throughParent = true)
     {
         string mapPath = dir.PathOf(mapFile);
         using var reader = ImageReader.Open(mapPath, mapFile.Kind);
@@ -75,7 +77,7 @@ public sealed class PagemapReader : IDisposable
             throw new ImageFormatException(pagesPath, len, $"holds {len} bytes but {mapPath} describes {offset}");
         }
         var result = new PagemapReader(head.PagesId, [.. runs], pagesPath, handle) { Progress = dir.Progress };
-        if (runs.Any(r => (r.Flags & PagemapFlags.Parent) != 0))
+        if (throughParent && runs.Any(r => (r.Flags & PagemapFlags.Parent) != 0))
         {
             try
             {

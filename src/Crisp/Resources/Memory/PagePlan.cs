@@ -21,7 +21,7 @@ public sealed class ParentCoverage
     {
         if (!parent.Exists(ImageFile.Pagemap(virtualPid)))
             return null;
-        using var map = PagemapReader.Open(parent, virtualPid);
+        using var map = PagemapReader.Open(parent, ImageFile.Pagemap(virtualPid), throughParent: false);
         var merged = new List<(ulong Start, ulong End)>();
         foreach (var r in map.Runs.Where(r => (r.Flags & (PagemapFlags.Present | PagemapFlags.Parent)) != 0))
         {
