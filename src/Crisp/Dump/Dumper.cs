@@ -120,6 +120,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             WriteTree(ctx);
             pageServer?.Finish();   // every page is on the server before the dump counts as done
             ctx.Faults.At("dump:images");
+            // DIR/parent and crisp-mem-track last: a dump that failed before leaves no link to a chain.
+            ctx.Shared<Resources.Memory.MemoryChain>().Finish(ctx);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             ImageManifest.Write(ctx.Images);

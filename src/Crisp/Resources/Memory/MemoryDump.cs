@@ -64,8 +64,6 @@ public sealed class MemoryDump : IDumpStage
             shared.DumpOnce(ctx, pid, vma);
     }
 
-    public void Finish(DumpContext ctx) => ctx.Shared<MemoryChain>().Finish(ctx);
-
     /// <summary>A dump in a pre-dump chain: pages written since the parent (and those it lacks) are stored, the
     /// rest recorded as PE_PARENT runs. Then tracking is armed again for the next dump (--track-mem with
     /// --leave-running) or its userfaultfd closed in the task: this dump is the chain's last.</summary>
