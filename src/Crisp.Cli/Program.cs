@@ -12,6 +12,8 @@ public static class Program
         ["check"] = CheckCommand.Run,
         ["show"] = ShowCommand.Run,
         ["dump"] = DumpCommand.Run,
+        ["pre-dump"] = DumpCommand.RunPreDump,
+        ["page-server"] = PageServerCommand.Run,
         ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
         ["decode"] = DecodeCommand.Run,
@@ -138,12 +140,12 @@ public static class Program
     /// (null for verbs that take none) and whether it was made here (a failed dump removes it again).</summary>
     private static (string? ImagesDir, bool Created) EnterWorkDir(string verb, ParsedArguments args)
     {
-        if (verb is not ("dump" or "restore"))
+        if (verb is not ("dump" or "pre-dump" or "page-server" or "restore"))
             return (null, false);
         bool created = false;
         string? images = args.Get("images-dir");
         string? full = images is null ? null : Path.GetFullPath(images);
-        if (verb == "dump" && full is not null && !Directory.Exists(full))
+        if (verb is "dump" or "pre-dump" or "page-server" && full is not null && !Directory.Exists(full))
         {
             Crisp.Security.PrivateFile.CreateDirectory(full, CommandContext.ImagesMode(args).Directory);
             created = true;
@@ -209,6 +211,8 @@ public static class Program
         Usage:
           crisp check                         probe this kernel for what crisp needs
           crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
+          crisp pre-dump -t PID -D DIR        copy the tree's memory while it runs on (a chain: --prev-images-dir)
+          crisp page-server --port P -D DIR   receive one dump's pages (dump --page-server --address A --port P)
           crisp restore -D DIR [-d]           restore a checkpoint
           crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
           crisp decode [-i IMG] [-o JSON] [--pretty]   an image as crit's JSON (crit decode)

@@ -8,7 +8,12 @@ namespace Crisp.Cli.Commands;
 /// (--display-stats prints it) and signals --status-fd once the dump is complete.</summary>
 public static class DumpCommand
 {
-    public static int Run(CommandContext ctx)
+    public static int Run(CommandContext ctx) => Run(ctx, pre: false);
+
+    /// <summary>`crisp pre-dump -t PID -D DIR [--prev-images-dir P]`: the tree's memory, copied while it runs on.</summary>
+    public static int RunPreDump(CommandContext ctx) => Run(ctx, pre: true);
+
+    private static int Run(CommandContext ctx, bool pre)
     {
         string tree = ctx.Args.Get("tree") ?? throw new UsageException("dump needs the root of the tree: -t PID");
         if (!int.TryParse(tree, out int pid) || pid <= 0)
@@ -50,16 +55,22 @@ public static class DumpCommand
             External = [.. ctx.Args.GetAll("external").Select(v => v ?? "")],
             EmptyNs = ctx.EmptyNs(),
             CgroupMode = ctx.CgroupMode(),
+            PrevImagesDir = ctx.Args.Get("prev-images-dir"),
+            TrackMem = pre || ctx.Args.Has("track-mem"),
+            PageServer = PageServerCommand.ForDump(ctx),
         };
+        if (pre && (options.LeaveStopped || options.SignKey is not null))
+            throw new UsageException("pre-dump leaves the tree running and writes no signed manifest: --leave-stopped and --sign-key are for dump");
         DumpStats stats;
-        using (ProgressLine.Start("dump", meter, allowed: !options.ShellJob && ctx.ShowProgress))
-            stats = new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
+        using (ProgressLine.Start(pre ? "pre-dump" : "dump", meter, allowed: !options.ShellJob && ctx.ShowProgress))
+            stats = pre ? new PreDumper(options with { LeaveRunning = true }, ctx.Log).Run()
+                : new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         // CRIU writes stats-dump into the work dir (crisp's current directory by now).
         var entry = StatsImage.ForDump(stats.Counters);
         StatsImage.Write(StatsImage.DumpFile, entry, options.ImagesMode.File);
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
-        ctx.Log.Info($"Dumping finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");
+        ctx.Log.Info($"{(pre ? "Pre-dumping" : "Dumping")} finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");
         status?.Ready();
         return 0;
     }

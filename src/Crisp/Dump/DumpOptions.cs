@@ -50,4 +50,12 @@ public sealed record DumpOptions
     public ulong EmptyNs { get; init; }
     /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>
     public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
+    /// <summary>--prev-images-dir: the previous pre-dump of a chain, as given (relative to the images dir, as CRIU
+    /// takes it); the dump stores only pages written since and links it as DIR/parent.</summary>
+    public string? PrevImagesDir { get; init; }
+    /// <summary>--track-mem: leave memory tracking armed after this dump (pre-dump always does).</summary>
+    public bool TrackMem { get; init; }
+    /// <summary>--page-server --address A --port P: task and shared-memory pages are sent to this CRIU-protocol page
+    /// server instead of pagemap-*.img/pages-*.img (the other images still go to the images dir); null: no server.</summary>
+    public (string Address, int Port)? PageServer { get; init; }
 }

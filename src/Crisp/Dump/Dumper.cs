@@ -73,6 +73,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         if (options.ImagesMode.ExposureWarning(images.Path) is { } exposed)
             log.Warn(exposed);
         images.Progress = options.Progress;
+        // Before the tree is touched: a page server that cannot be reached fails the dump here.
+        using var pageServer = ConnectPageServer(options);
+        images.PageServer = pageServer;
         Footprint.CgroupHeadroom.BeforeDump(log);
         options.Progress?.Begin("seizing");
         ImageManifest.Invalidate(images);
@@ -116,7 +119,10 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             options.Progress?.Begin("writing images");
             WriteTree(ctx);
+            pageServer?.Finish();   // every page is on the server before the dump counts as done
             ctx.Faults.At("dump:images");
+            // DIR/parent and crisp-mem-track last: a dump that failed before leaves no link to a chain.
+            ctx.Shared<Resources.Memory.MemoryChain>().Finish(ctx);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             ImageManifest.Write(ctx.Images);
@@ -165,6 +171,10 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
         return stats;
     }
+
+    /// <summary>The page server of --page-server, connected (null without one).</summary>
+    public static Images.PageServer.PageServerClient? ConnectPageServer(DumpOptions options) =>
+        options.PageServer is { } ps ? Images.PageServer.PageServerClient.Connect(ps.Address, ps.Port, options.Timeout) : null;
 
     /// <summary>Seizes the tree. A zombie child met while seizing (a shell's child that has just exited:
     /// its parent reaps it as soon as it runs) makes us let the tree go for a moment and try again;

@@ -93,12 +93,16 @@ public sealed class ImageDirectory
             .Select(n => (n, ImageKind.FromFileName(n)))
             .ToList();
 
-    public PagemapWriter CreatePagemap(long pid, uint pagesId) => PagemapWriter.Create(this, pid, pagesId);
+    /// <summary>--page-server: task and shared-memory pagemaps (with their pages) go to this server instead of here.</summary>
+    public PageServer.PageServerClient? PageServer { get; set; }
+
+    public PagemapWriter CreatePagemap(long pid, uint pagesId) => CreatePagemap(ImageFile.Pagemap(pid), pagesId);
 
     public PagemapReader OpenPagemap(long pid) => PagemapReader.Open(this, pid);
 
     /// <summary>A pagemap of another kind than pagemap-PID.img (e.g. pagemap-shmem-SHMID.img).</summary>
-    public PagemapWriter CreatePagemap(ImageFile map, uint pagesId) => PagemapWriter.Create(this, map, pagesId);
+    public PagemapWriter CreatePagemap(ImageFile map, uint pagesId) =>
+        PageServer is { } server ? PagemapWriter.ToServer(server, map, Progress) : PagemapWriter.Create(this, map, pagesId);
 
     public PagemapReader OpenPagemap(ImageFile map) => PagemapReader.Open(this, map);
 }

@@ -9,11 +9,23 @@ namespace Crisp.Images;
 public sealed class PagemapReader : IDisposable
 {
     private const int PageSize = PagemapWriter.PageSize;
-    private readonly Run[] _runs;
+    private Run[] _runs;
     private readonly Security.Encryption.PagesFile? _pages;
+    /// <summary>Pages files by source: [0] this directory's, then the parent chain's (DIR/parent, its parent…).</summary>
+    private Security.Encryption.PagesFile?[] _sources;
+    private PagemapReader? _parent;
+    private string? _missingParent;
 
-    /// <summary>One pagemap entry and, when present, the offset of its data in pages-N.img.</summary>
-    public readonly record struct Run(ulong Vaddr, uint NrPages, PagemapFlags Flags, long FileOffset)
+    /// <summary>For a restore: every page this pagemap names can be read (a PE_PARENT run needs DIR/parent).</summary>
+    public void RequireAllPages()
+    {
+        if (_missingParent is { } why)
+            throw new CrispException(why);
+    }
+
+    /// <summary>One pagemap entry and, when present, the offset of its data in pages-N.img (of the parent chain's
+    /// <paramref name="Source"/>-th directory: a PE_PARENT run is replaced by the runs that hold its pages there).</summary>
+    public readonly record struct Run(ulong Vaddr, uint NrPages, PagemapFlags Flags, long FileOffset, int Source = 0)
     {
         public ulong End => Vaddr + (ulong)NrPages * PageSize;
         public bool IsPresent => (Flags & PagemapFlags.Present) != 0;
@@ -25,6 +37,7 @@ public sealed class PagemapReader : IDisposable
         _runs = runs;
         PagesPath = pagesPath;
         _pages = pages;
+        _sources = [pages];
     }
 
     public uint PagesId { get; }
@@ -36,7 +49,9 @@ public sealed class PagemapReader : IDisposable
 
     public static PagemapReader Open(ImageDirectory dir, long pid) => Open(dir, ImageFile.Pagemap(pid));
 
-    public static PagemapReader Open(ImageDirectory dir, ImageFile mapFile)
+    /// <param name="throughParent">Replace PE_PARENT runs by where DIR/parent holds their pages (restore); false:
+    /// the runs as written (a dump that only asks what its parent covers).</param>
+    public static PagemapReader Open(ImageDirectory dir, ImageFile mapFile, bool throughParent = true)
     {
         string mapPath = dir.PathOf(mapFile);
         using var reader = ImageReader.Open(mapPath, mapFile.Kind);
@@ -61,7 +76,60 @@ public sealed class PagemapReader : IDisposable
             handle.Dispose();
             throw new ImageFormatException(pagesPath, len, $"holds {len} bytes but {mapPath} describes {offset}");
         }
-        return new PagemapReader(head.PagesId, [.. runs], pagesPath, handle) { Progress = dir.Progress };
+        var result = new PagemapReader(head.PagesId, [.. runs], pagesPath, handle) { Progress = dir.Progress };
+        if (throughParent && runs.Any(r => (r.Flags & PagemapFlags.Parent) != 0))
+        {
+            try
+            {
+                result.ReadThroughParent(dir, mapFile, mapPath);
+            }
+            catch
+            {
+                result.Dispose();
+                throw;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>A dump of a pre-dump chain: its PE_PARENT runs are read from DIR/parent (CRIU's parent link), whose
+    /// pagemap for the same task may point further up.</summary>
+    private void ReadThroughParent(ImageDirectory dir, ImageFile mapFile, string mapPath)
+    {
+        string parentPath = System.IO.Path.Combine(dir.Path, "parent");
+        if (!Directory.Exists(parentPath))
+        {
+            // Read as it is (crisp show, tools); a restore stops at RequireAllPages.
+            _missingParent = $"{mapPath}: has pages kept in a parent checkpoint, but {parentPath} is missing";
+            return;
+        }
+        var parentDir = ImageDirectory.Open(parentPath, dir.PagesKey);
+        parentDir.Progress = dir.Progress;
+        if (!parentDir.Exists(mapFile))
+            throw new ImageFormatException(mapPath, 0, $"has pages kept in the parent checkpoint, which has no {mapFile.FileName}");
+        ImageManifest.VerifyFile(parentDir.PathOf(mapFile));
+        _parent = Open(parentDir, mapFile);
+        if (File.Exists(_parent.PagesPath))
+            ImageManifest.VerifyFile(_parent.PagesPath);
+        var runs = new List<Run>(_runs.Length);
+        foreach (var r in _runs)
+        {
+            if ((r.Flags & PagemapFlags.Parent) == 0)
+            {
+                runs.Add(r);
+                continue;
+            }
+            ulong covered = 0;
+            foreach (var (vaddr, length, offset, source) in _parent.Resolve(r.Vaddr, r.End))
+            {
+                runs.Add(new Run(vaddr, (uint)(length / PageSize), PagemapFlags.Present, offset, source + 1));
+                covered += length;
+            }
+            if (covered != r.End - r.Vaddr)
+                throw new ImageFormatException(mapPath, 0, $"pages 0x{r.Vaddr:x}-0x{r.End:x} are kept in the parent checkpoint ({parentPath}), which lacks some of them");
+        }
+        _runs = [.. runs];
+        _sources = [_pages, .. _parent._sources];
     }
 
     /// <summary>The run holding <paramref name="vaddr"/>, if any.</summary>
@@ -91,7 +159,7 @@ public sealed class PagemapReader : IDisposable
         TryFind(vaddr, out var r) && r.IsPresent ? r.FileOffset + (long)(vaddr - r.Vaddr) : -1;
 
     /// <summary>Stored runs overlapping [start, end), clipped, with their file offsets.</summary>
-    public IEnumerable<(ulong Vaddr, ulong Length, long FileOffset)> Resolve(ulong start, ulong end)
+    public IEnumerable<(ulong Vaddr, ulong Length, long FileOffset, int Source)> Resolve(ulong start, ulong end)
     {
         // Binary search for the first run ending after start: a task with many VMAs and runs stays linear.
         int lo = 0, hi = _runs.Length;
@@ -109,7 +177,7 @@ public sealed class PagemapReader : IDisposable
             if (!r.IsPresent)
                 continue;
             ulong s = Math.Max(r.Vaddr, start), e = Math.Min(r.End, end);
-            yield return (s, e - s, r.FileOffset + (long)(s - r.Vaddr));
+            yield return (s, e - s, r.FileOffset + (long)(s - r.Vaddr), r.Source);
         }
     }
 
@@ -119,16 +187,21 @@ public sealed class PagemapReader : IDisposable
         long offset = FileOffsetOf(vaddr);
         if (offset < 0 || !TryFind(vaddr, out var r) || vaddr + (ulong)buffer.Length > r.End)
             throw new ArgumentOutOfRangeException(nameof(vaddr), $"0x{vaddr:x}+{buffer.Length} is not within one stored run");
-        ReadStored(buffer, offset);
+        ReadStored(buffer, offset, r.Source);
     }
 
     /// <summary>Reads page data at <paramref name="fileOffset"/> of the pages file (decrypted when it is encrypted).</summary>
-    public void ReadStored(Span<byte> buffer, long fileOffset)
+    public void ReadStored(Span<byte> buffer, long fileOffset, int source = 0)
     {
-        if (_pages is null)
-            throw new ImageFormatException(PagesPath, 0, "file not found");
-        _pages.ReadExactly(buffer, fileOffset);
+        var pages = _sources[source];
+        if (pages is null)
+            throw new ImageFormatException(source == 0 ? PagesPath : $"{PagesPath} (parent {source})", 0, "file not found");
+        pages.ReadExactly(buffer, fileOffset);
     }
 
-    public void Dispose() => _pages?.Dispose();
+    public void Dispose()
+    {
+        _pages?.Dispose();
+        _parent?.Dispose();
+    }
 }

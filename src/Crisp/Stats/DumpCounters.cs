@@ -8,6 +8,8 @@ public sealed class DumpCounters
     public long PagesScanned { get; set; }
     /// <summary>Private pages stored in pages-*.img.</summary>
     public long PagesWritten { get; set; }
+    /// <summary>Private pages left in the parent images (a pre-dump chain: PE_PARENT runs).</summary>
+    public long PagesSkippedParent { get; set; }
     /// <summary>Shared anonymous memory: pages of the objects looked at, and stored.</summary>
     public long ShPagesScanned { get; set; }
     public long ShPagesWritten { get; set; }
@@ -24,6 +26,7 @@ public sealed class DumpCounters
     {
         PagesScanned += scanned;
         PagesWritten += writer.PagesWritten;
+        PagesSkippedParent += writer.PagesInParent;
         MemWrite += writer.WriteTime;
     }
 

@@ -20,7 +20,7 @@ public static class StatsImage
             MemdumpTime = Micros(c.MemDump),
             MemwriteTime = Micros(c.MemWrite),
             PagesScanned = (ulong)c.PagesScanned,
-            PagesSkippedParent = 0,     // no pre-dump parent images yet
+            PagesSkippedParent = (ulong)c.PagesSkippedParent,
             PagesWritten = (ulong)c.PagesWritten,
             IrmapResolve = 0,
             PagesLazy = 0,

@@ -80,8 +80,8 @@ public class PagemapImageTests
         using var r = tmp.Dir.OpenPagemap(Pid);
         Assert.Equal(
         [
-            (0x12000UL, (ulong)(2 * P), (long)(2 * P)),
-            (0x24000UL, (ulong)P, (long)(4 * P)),
+            (0x12000UL, (ulong)(2 * P), (long)(2 * P), 0),
+            (0x24000UL, (ulong)P, (long)(4 * P), 0),
         ], r.Resolve(0x12000, 0x25000).ToList());
         Assert.Empty(r.Resolve(0x20000, 0x24000));
     }

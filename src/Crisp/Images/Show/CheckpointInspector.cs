@@ -179,9 +179,9 @@ public sealed class CheckpointInspector
             return null;
         var bytes = new byte[end - start];
         ulong covered = 0;
-        foreach (var (vaddr, length, offset) in pages.Resolve(start, end))
+        foreach (var (vaddr, length, offset, source) in pages.Resolve(start, end))
         {
-            pages.ReadStored(bytes.AsSpan((int)(vaddr - start), (int)length), offset);
+            pages.ReadStored(bytes.AsSpan((int)(vaddr - start), (int)length), offset, source);
             covered += length;
         }
         if (covered != end - start)

@@ -199,6 +199,57 @@ public sealed unsafe partial class Pagemap : IDisposable
         }
     }
 
+    public const ulong PM_SCAN_WP_MATCHING = 1 << 0, PM_SCAN_CHECK_WPASYNC = 1 << 1;
+
+    /// <summary>PAGEMAP_SCAN over [start, end) with the given masks: every region the kernel reports (adjacent
+    /// regions with the same categories are merged by the kernel). With <see cref="PM_SCAN_WP_MATCHING"/> the
+    /// matching pages are write-protected again as they are reported (userfaultfd async write-protection).</summary>
+    public IEnumerable<PageRegion> ScanRegions(ulong start, ulong end, ulong flags, ulong inverted, ulong mask, ulong anyOf, ulong returnMask)
+    {
+        var vec = new PageRegion[ScanVecLength];
+        for (ulong at = start; at < end;)
+        {
+            int n = ScanBatch(at, end, flags, inverted, mask, anyOf, returnMask, vec, out ulong walkEnd);
+            for (int i = 0; i < n; i++)
+                yield return vec[i];
+            if (walkEnd <= at)
+                break;
+            at = walkEnd;
+        }
+    }
+
+    private int ScanBatch(ulong at, ulong end, ulong flags, ulong inverted, ulong mask, ulong anyOf, ulong returnMask, PageRegion[] vec, out ulong walkEnd)
+    {
+        fixed (PageRegion* v = vec)
+        {
+            var arg = new PmScanArg
+            {
+                Size = (ulong)sizeof(PmScanArg),
+                Flags = flags,
+                Start = at,
+                End = end,
+                Vec = (ulong)v,
+                VecLength = (ulong)vec.Length,
+                CategoryInverted = inverted,
+                CategoryMask = mask,
+                CategoryAnyOfMask = anyOf,
+                ReturnMask = returnMask,
+            };
+            int n = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg);
+            if (n < 0)
+                throw new SyscallException($"ioctl(/proc/{Pid}/pagemap, PAGEMAP_SCAN 0x{flags:x} @0x{at:x})", Marshal.GetLastPInvokeError());
+            walkEnd = arg.WalkEnd;
+            return n;
+        }
+    }
+
+    /// <summary>Write-protects every written page of [start, end) again (a range registered with an async
+    /// write-protect userfaultfd): from now on a write shows as PAGE_IS_WRITTEN.</summary>
+    public void ResetWritten(ulong start, ulong end)
+    {
+        foreach (var _ in ScanRegions(start, end, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, 0, PAGE_IS_WRITTEN, PAGE_IS_WRITTEN)) { }
+    }
+
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     private static partial int ioctl(int fd, ulong request, PmScanArg* arg);
 }

@@ -19,8 +19,11 @@ public sealed class FilesDump : IDumpStage
         var table = ctx.Shared<FileTable>();
         var fdinfos = new List<fdinfo_entry>();
         using var pidfd = PidFd.Open(task.Pid);
+        var memoryChain = ctx.Shared<Memory.MemoryChain>();
         foreach (var link in ProcFds.Read(task.Pid))
         {
+            if (memoryChain.IsTrackerFd(task.Pid, link.Fd))
+                continue;   // crisp's dirty tracking (Memory/WriteTracking.cs), not the program's
             using var copy = pidfd.GetFd(link.Fd);
             var fd = new OpenFd(task.Pid, link.Fd, link.Target, copy, FdOps.Stat(copy.Fd), FdInfo.Read(task.Pid, link.Fd));
             var kind = FileKinds.Claiming(fd)

@@ -9,6 +9,9 @@ public sealed record DumpedVma(MapsEntry Maps, vma_entry Entry)
 {
     public ulong Start => Entry.Start;
     public ulong End => Entry.End;
+    /// <summary>Registered for userfaultfd write-protection (smaps VmFlags "uw"): crisp's dirty tracking.</summary>
+    public bool WriteProtectRegistered { get; init; }
+
     public bool Is(uint status) => VmaStatus.Is(Entry.Status, status);
 
     /// <summary>Private memory whose pages are stored in pagemap-PID.img (the vdso's too, as CRIU; never the

@@ -47,10 +47,15 @@ public sealed class MemoryDump : IDumpStage
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
         ctx.Images.Write(ImageFile.Mm(task.VirtualPid), mm);
 
+        var chain = ctx.Shared<MemoryChain>();
+        chain.Load(ctx);
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer);
-            pages.Dump(vmas);
+            if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
+                pages.Dump(vmas);
+            else
+                DumpIncremental(ctx, task, chain, vmas, pages);
             ctx.Shared<Stats.DumpCounters>().AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
@@ -59,6 +64,29 @@ public sealed class MemoryDump : IDumpStage
             shared.DumpOnce(ctx, pid, vma);
     }
 
+    /// <summary>A dump in a pre-dump chain: pages written since the parent (and those it lacks) are stored, the
+    /// rest recorded as PE_PARENT runs. Then tracking is armed again for the next dump (--track-mem with
+    /// --leave-running) or its userfaultfd closed in the task: this dump is the chain's last.</summary>
+    private static void DumpIncremental(DumpContext ctx, DumpTask task, MemoryChain chain, List<DumpedVma> vmas, PrivatePagesDump pages)
+    {
+        chain.Previous.TryGetValue(task.Pid, out var previous);
+        bool held = WriteTracker.StillHeld(task, previous);
+        if (previous is not null && !held)
+            ctx.Log.Info($"task {task.Pid}: the tracking of the previous dump is gone (fd {previous.Fd} closed, or another process): storing every page");
+        var parent = chain.Parent is null ? null : ParentCoverage.Open(chain.Parent, task.VirtualPid);
+        using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
+        var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), v => WriteTracker.TrackedSince(v, previous, held), parent);
+        pages.Dump(plan, taskRuns: false);
+        if (ctx.Options.TrackMem && ctx.Options.LeaveRunning)
+        {
+            var armed = WriteTracker.Arm(task, vmas, held ? previous : null, ctx.Log);
+            WriteTracker.Reset(pagemap, armed);
+            chain.Armed.Add(armed);
+            chain.NoteTracker(armed);
+        }
+        else if (held)
+            WriteTracker.Stop(task, previous!);
+    }
 
     private static string ExePath(int pid)
     {

@@ -50,6 +50,7 @@ public sealed class MemoryRestore : IRestoreStage
         space.MoveVdso();
         using (var pages = ctx.Images.OpenPagemap(task.Pid))
         {
+            pages.RequireAllPages();
             space.MapAll(pages);
             var clock = Stopwatch.StartNew();
             var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill);

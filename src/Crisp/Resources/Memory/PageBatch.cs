@@ -10,6 +10,8 @@ internal sealed class PageBatch
 {
     private readonly List<RemoteRange> _ranges = new(64);
     private readonly List<long> _fileOffsets = new(64);
+    private readonly List<int> _sources = new(64);
+    private readonly List<(int Before, RemoteRange Range)> _parentRuns = [];
 
     public PageBatch(int capacity) => Buffer = GC.AllocateUninitializedArray<byte>(capacity, pinned: true);
 
@@ -23,22 +25,34 @@ internal sealed class PageBatch
 
     public ReadOnlySpan<RemoteRange> Ranges => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ranges);
     public IReadOnlyList<long> FileOffsets => _fileOffsets;
+    /// <summary>Restore: which pages file of the parent chain each range is read from (0: the checkpoint's own).</summary>
+    public IReadOnlyList<int> Sources => _sources;
+    /// <summary>Dump with a parent: runs whose pages the parent images hold (no data here), each with the index
+    /// of the range it comes before, so the pagemap keeps address order.</summary>
+    public IReadOnlyList<(int Before, RemoteRange Range)> ParentRuns => _parentRuns;
+    public bool HasNothing => Bytes == 0 && _parentRuns.Count == 0;
     public Span<byte> Data => Buffer.AsSpan(0, Bytes);
 
     /// <summary>Appends a range (at most <see cref="Room"/> bytes) and, at restore, its offset in the pages file.</summary>
-    public void Add(RemoteRange range, long fileOffset = -1)
+    public void Add(RemoteRange range, long fileOffset = -1, int source = 0)
     {
         if (range.Length > (ulong)Room)
             throw new ArgumentOutOfRangeException(nameof(range), "range does not fit the batch");
         _ranges.Add(range);
         _fileOffsets.Add(fileOffset);
+        _sources.Add(source);
         Bytes += (int)range.Length;
     }
 
+    /// <summary>Records a run kept in the parent images (after the ranges added so far).</summary>
+    public void AddParentRun(RemoteRange range) => _parentRuns.Add((_ranges.Count, range));
+
     public void Clear()
     {
+        _parentRuns.Clear();
         _ranges.Clear();
         _fileOffsets.Clear();
+        _sources.Clear();
         Bytes = 0;
         Accessible = false;
     }

@@ -34,8 +34,8 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
                     !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate)))
                     continue;
                 bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
-                foreach (var (vaddr, length, offset) in pages.Resolve(v.Start, v.End))
-                    Add(pipe, new RemoteRange(vaddr, length), offset, writable);
+                foreach (var (vaddr, length, offset, source) in pages.Resolve(v.Start, v.End))
+                    Add(pipe, new RemoteRange(vaddr, length), offset, source, writable);
             }
             Flush(pipe);
             pipe.Complete();
@@ -47,7 +47,7 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         }
     }
 
-    private void Add(PagePipe pipe, RemoteRange run, long fileOffset, bool writable)
+    private void Add(PagePipe pipe, RemoteRange run, long fileOffset, int source, bool writable)
     {
         if (_batch is { } b && b.Accessible != writable)
             Flush(pipe);
@@ -61,7 +61,7 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
                 _batch.Accessible = writable;
             }
             ulong take = Math.Min(run.Length, (ulong)_batch.Room);
-            _batch.Add(run with { Length = take }, fileOffset);
+            _batch.Add(run with { Length = take }, fileOffset, source);
             run = new RemoteRange(run.Address + take, run.Length - take);
             fileOffset += (long)take;
         }
@@ -75,14 +75,15 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         // Runs are in file order: read the batch with as few preads as the file layout allows.
         var ranges = batch.Ranges;
         var offsets = batch.FileOffsets;
+        var sources = batch.Sources;
         int at = 0;
         for (int i = 0; i < ranges.Length;)
         {
             int j = i;
             long len = (long)ranges[i].Length;
-            while (j + 1 < ranges.Length && offsets[j + 1] == offsets[j] + (long)ranges[j].Length)
+            while (j + 1 < ranges.Length && sources[j + 1] == sources[i] && offsets[j + 1] == offsets[j] + (long)ranges[j].Length)
                 len += (long)ranges[++j].Length;
-            ReadFile(batch.Buffer.AsSpan(at, (int)len), offsets[i]);
+            ReadFile(batch.Buffer.AsSpan(at, (int)len), offsets[i], sources[i]);
             at += (int)len;
             i = j + 1;
         }
@@ -109,9 +110,9 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
     }
 
     /// <summary>Through the pagemap's pages file: plain positioned reads, or chunks decrypted as they stream.</summary>
-    private void ReadFile(Span<byte> span, long offset)
+    private void ReadFile(Span<byte> span, long offset, int source)
     {
-        pages.ReadStored(span, offset);
+        pages.ReadStored(span, offset, source);
         pages.Progress?.Add(span.Length);
     }
 }

@@ -18,6 +18,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
 
     private PageBatch? _batch;
     private SafeFileHandle? _mem;
+    private bool _taskRuns;
 
     /// <summary>Pages stored so far (the count a stats counter reads).</summary>
     public long Pages => writer.PagesWritten;
@@ -45,6 +46,38 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
             _mem?.Dispose();
         }
     }
+    /// <summary>Stores the runs of a plan (a dump with a parent): copied runs read from the task, PE_PARENT runs
+    /// only recorded. <paramref name="taskRuns"/>: the task was let go before its pages are copied (pre-dump),
+    /// so a run unmapped meanwhile is stored as zeros — no later dump refers to it, as a VMA mapped anew is not
+    /// tracked (<see cref="WriteTracker.TrackedSince"/>).</summary>
+    public void Dump(IReadOnlyList<PlannedRun> plan, bool taskRuns)
+    {
+        _taskRuns = taskRuns;
+        var pipe = new PagePipe(b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns));
+        try
+        {
+            foreach (var run in plan)
+            {
+                if (run.InParent)
+                {
+                    _batch ??= pipe.Rent();
+                    _batch.AddParentRun(new RemoteRange(run.Start, run.Length));
+                    continue;
+                }
+                if (_batch is { IsEmpty: false } b && b.Accessible != run.Readable)
+                    Flush(pipe);
+                Add(pipe, new RemoteRange(run.Start, run.Length), run.Readable);
+            }
+            Flush(pipe);
+            pipe.Complete();
+        }
+        finally
+        {
+            pipe.Dispose();
+            _mem?.Dispose();
+        }
+    }
+
     /// <summary>Runs of pages to store: PAGEMAP_SCAN (present or swapped, and not file pages where only
     /// anonymous copies are wanted) or, on older kernels, pagemap entries read in chunks.</summary>
     private static IEnumerable<RemoteRange> Runs(Pagemap pagemap, ulong start, ulong end, bool onlyAnonCopies) =>
@@ -93,7 +126,8 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
             if (_batch is { Room: 0 })
                 Flush(pipe);
             _batch ??= pipe.Rent();
-            _batch.Accessible = readable;
+            if (_batch.IsEmpty)
+                _batch.Accessible = readable;
             ulong take = Math.Min(run.Length, (ulong)_batch.Room);
             _batch.Add(run with { Length = take });
             run = new RemoteRange(run.Address + take, run.Length - take);
@@ -104,9 +138,9 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
     /// overlaps writing this one (two cores: one copies out of the task, one into the page cache).</summary>
     private void Flush(PagePipe pipe)
     {
-        if (_batch is not { IsEmpty: false } batch)
+        if (_batch is not { HasNothing: false } batch)
             return;
-        long done = batch.Accessible ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
+        long done = batch.Accessible && batch.Bytes > 0 ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
         if (done < batch.Bytes)
             ReadThroughProcMem(batch, done);
         _batch = null;
@@ -130,7 +164,14 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
                 int got = 0;
                 while (got < span.Length)
                 {
-                    int n = RandomAccess.Read(_mem, span[got..], addr + got);
+                    int n;
+                    try { n = RandomAccess.Read(_mem, span[got..], addr + got); }
+                    catch (IOException) when (_taskRuns) { n = 0; }
+                    if (n <= 0 && _taskRuns)
+                    {
+                        span[got..].Clear();   // unmapped since the task was let go (see Dump(plan))
+                        break;
+                    }
                     if (n <= 0)
                         throw new SyscallException($"pread(/proc/{pid}/mem, 0x{addr + got:x})", Errnos.EIO);
                     got += n;

@@ -27,7 +27,7 @@ public static class VmaCollector
                     list[^1] = prev with { Maps = prev.Maps with { End = entry.End } };
                     continue;
                 }
-                list.Add(new DumpedVma(maps, entry));
+                list.Add(new DumpedVma(maps, entry) { WriteProtectRegistered = smaps.HasFlag("uw") });
             }
         }
         return list;

@@ -1,0 +1,65 @@
+using System.Net;
+using System.Net.Sockets;
+using Crisp.Cli.CommandLine;
+using Crisp.Images;
+using Crisp.Images.PageServer;
+
+namespace Crisp.Cli.Commands;
+
+/// <summary>`crisp page-server --port P [--address A] [-D DIR]`: receives one dump's pages (CRIU's protocol) into
+/// DIR as pagemap-*.img and pages-*.img, then exits — 0 once the dump said every page was sent, 1 with one line
+/// (and nothing kept) when the connection ended early or sent garbage. --status-fd is signalled once listening.</summary>
+public static class PageServerCommand
+{
+    public static int Run(CommandContext ctx)
+    {
+        int port = Port(ctx) ?? throw new UsageException("page-server needs --port P");
+        string address = ctx.Args.Get("address") ?? "0.0.0.0";
+        if (!IPAddress.TryParse(address, out var ip))
+            throw new UsageException($"bad --address '{address}': an IPv4 or IPv6 address");
+        var status = ctx.StatusFd();
+        var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode());
+        using var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(new IPEndPoint(ip, port));
+            listener.Listen(1);
+        }
+        catch (SocketException e)
+        {
+            throw new CrispException($"page server: cannot listen on {address}:{port} ({e.Message})");
+        }
+        ctx.Log.Info($"page server: listening on {address}:{port}, images to {dir.Path}");
+        status?.Ready();
+        using var socket = listener.Accept();
+        socket.NoDelay = true;
+        ctx.Log.Info($"page server: connection from {socket.RemoteEndPoint}");
+        new PageServerSession(socket, dir, ctx.Log).Run();
+        return 0;
+    }
+
+    /// <summary>--port for page-server and for dump/pre-dump --page-server.</summary>
+    public static int? Port(CommandContext ctx)
+    {
+        if (ctx.Args.Get("port") is not { } v)
+            return null;
+        if (!int.TryParse(v, out int port) || port is <= 0 or > 65535)
+            throw new UsageException($"bad --port '{v}'");
+        return port;
+    }
+
+    /// <summary>dump/pre-dump --page-server: the server's address and port (both needed).</summary>
+    public static (string, int)? ForDump(CommandContext ctx)
+    {
+        if (!ctx.Args.Has("page-server"))
+            return null;
+        string address = ctx.Args.Get("address") ?? throw new UsageException("--page-server needs --address A (and --port P)");
+        int port = Port(ctx) ?? throw new UsageException("--page-server needs --port P");
+        if (ctx.Args.Has("prev-images-dir"))
+            throw new UsageException("--page-server with --prev-images-dir is not supported yet: the parent's pagemaps would be on the server");
+        if (ctx.Args.Has("encrypt-key"))
+            throw new UsageException("--page-server with --encrypt-key is not supported yet: the server writes the pages it receives as they come");
+        return (address, port);
+    }
+}

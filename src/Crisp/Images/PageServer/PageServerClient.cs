@@ -1,0 +1,113 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Crisp.Images.PageServer;
+
+/// <summary>The dump's end of a page server connection (--page-server): pagemaps and their pages go over one TCP
+/// connection in CRIU's protocol instead of into pagemap-*.img/pages-*.img. Opened before the tree is seized, so an
+/// unreachable server fails the dump before anything is touched; <see cref="Finish"/> sends PS_IOV_CLOSE and waits
+/// for the server's status once every page is sent. A dump that fails just drops the connection: the server then
+/// sees the stream end before PS_IOV_CLOSE and keeps nothing.</summary>
+public sealed class PageServerClient : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly byte[] _iov = new byte[PageServerIov.Size];
+
+    private PageServerClient(Socket socket, string peer)
+    {
+        _socket = socket;
+        Peer = peer;
+    }
+
+    public string Peer { get; }
+
+    public static PageServerClient Connect(string address, int port, TimeSpan timeout)
+    {
+        string peer = $"{address}:{port}";
+        if (!IPAddress.TryParse(address, out var ip))
+        {
+            try { ip = Dns.GetHostAddresses(address).First(); }
+            catch (Exception e) when (e is SocketException or InvalidOperationException or ArgumentException)
+            {
+                throw new CrispException($"page server {peer}: cannot resolve the address");
+            }
+        }
+        var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            socket.ConnectAsync(new IPEndPoint(ip, port), cts.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            socket.Dispose();
+            throw new CrispException($"page server {peer}: cannot connect ({(e is SocketException se ? se.Message : "timed out")})");
+        }
+        return new PageServerClient(socket, peer);
+    }
+
+    /// <summary>PS_IOV_OPEN2 for a pagemap: the runs sent next belong to it. Returns whether the server has its
+    /// parent (a previous pre-dump) for it.</summary>
+    public bool Open(ImageFile map)
+    {
+        Send(new PageServerIov(PageServerIov.Open2, 0, 0, PageServerIov.DstIdOf(map)), []);
+        Span<byte> answer = stackalloc byte[1];
+        Receive(answer, "the answer to PS_IOV_OPEN2");
+        return answer[0] != 0;
+    }
+
+    /// <summary>One pagemap run (PS_IOV_ADD_F with its flags), its pages after it when they are present.</summary>
+    public void Add(ulong dstId, ulong vaddr, ulong nrPages, PagemapFlags flags, ReadOnlySpan<byte> data) =>
+        Send(new PageServerIov(PageServerIov.WithFlags(PageServerIov.AddF, flags), nrPages, vaddr, dstId), data);
+
+    /// <summary>PS_IOV_CLOSE: every page is sent; the server answers once it has them all.</summary>
+    public void Finish()
+    {
+        Send(new PageServerIov(PageServerIov.Close, 0, 0, 0), []);
+        Span<byte> status = stackalloc byte[4];
+        Receive(status, "the final status");
+        int code = BitConverter.ToInt32(status);
+        if (code != 0)
+            throw new CrispException($"page server {Peer}: it reported status {code} for the pages sent");
+    }
+
+    public void Dispose() => _socket.Dispose();
+
+    private void Send(PageServerIov iov, ReadOnlySpan<byte> data)
+    {
+        iov.Write(_iov);
+        try
+        {
+            SendAll(_iov);
+            SendAll(data);
+        }
+        catch (SocketException e)
+        {
+            throw new CrispException($"page server {Peer}: connection lost while sending pages ({e.Message})");
+        }
+    }
+
+    private void SendAll(ReadOnlySpan<byte> data)
+    {
+        while (data.Length > 0)
+            data = data[_socket.Send(data)..];
+    }
+
+    private void Receive(Span<byte> buffer, string what)
+    {
+        try
+        {
+            for (int got = 0; got < buffer.Length;)
+            {
+                int n = _socket.Receive(buffer[got..]);
+                if (n == 0)
+                    throw new CrispException($"page server {Peer}: connection closed while waiting for {what}");
+                got += n;
+            }
+        }
+        catch (SocketException e)
+        {
+            throw new CrispException($"page server {Peer}: connection lost while waiting for {what} ({e.Message})");
+        }
+    }
+}

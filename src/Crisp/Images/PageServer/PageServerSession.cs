@@ -1,0 +1,140 @@
+using System.Net.Sockets;
+
+namespace Crisp.Images.PageServer;
+
+/// <summary>`crisp page-server`: one dump's connection, received into an images directory as pagemap-*.img and
+/// pages-N.img (CRIU's protocol, so a CRIU dump can send here too). The session is complete only when the dump
+/// says PS_IOV_CLOSE; a connection that ends before that, or sends anything that is not a page server command,
+/// fails the session and every file it wrote is removed — no half checkpoint is left to restore from.</summary>
+public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log)
+{
+    private const int ChunkBytes = 1 << 20;
+    /// <summary>Larger runs are not pages of a real address space (47-bit user space): garbage on the port.</summary>
+    private const ulong MaxPages = 1UL << 35;
+
+    private readonly byte[] _iov = new byte[PageServerIov.Size];
+    private readonly byte[] _chunk = GC.AllocateUninitializedArray<byte>(ChunkBytes);
+    private readonly List<string> _written = [];
+    private PagemapWriter? _writer;
+    private uint _nextPagesId = 1;
+
+    public long PagesReceived { get; private set; }
+    public int Pagemaps { get; private set; }
+
+    public void Run()
+    {
+        try
+        {
+            Receive();
+        }
+        catch
+        {
+            _writer?.Dispose();
+            _writer = null;
+            foreach (var path in _written)
+                File.Delete(path);
+            throw;
+        }
+    }
+
+    private void Receive()
+    {
+        for (;;)
+        {
+            if (!ReadExactly(_iov))
+                throw new CrispException("page server: the dump's connection ended before it sent every page (no PS_IOV_CLOSE): the pages received were removed");
+            var iov = PageServerIov.Read(_iov);
+            switch (iov.Command)
+            {
+                case PageServerIov.Open:
+                case PageServerIov.Open2:
+                    OpenMap(iov);
+                    if (iov.Command == PageServerIov.Open2)
+                        socket.Send([HasParent(iov) ? (byte)1 : (byte)0]);
+                    break;
+                case PageServerIov.Parent:
+                    socket.Send(BitConverter.GetBytes(HasParent(iov) ? 1 : 0));
+                    break;
+                case PageServerIov.Add:
+                case PageServerIov.AddF:
+                case PageServerIov.Hole:
+                    var flags = iov.Command == PageServerIov.AddF ? (PagemapFlags)iov.Flags
+                        : iov.Command == PageServerIov.Add ? PagemapFlags.Present : PagemapFlags.Parent;
+                    AddRun(iov, flags);
+                    break;
+                case PageServerIov.Close:
+                case PageServerIov.ForceClose:
+                    _writer?.Dispose();
+                    _writer = null;
+                    socket.Send(BitConverter.GetBytes(0));
+                    // As CRIU: wait for the dump to close its end (no TIME_WAIT here).
+                    try { while (socket.Receive(_chunk) > 0) { } } catch (SocketException) { }
+                    log.Info($"page server: {Pagemaps} pagemap(s), {PagesReceived} pages received into {dir.Path}");
+                    return;
+                default:
+                    throw new CrispException($"page server: unknown command 0x{iov.Cmd:x} from the dump (not CRIU's page server protocol?): the pages received were removed");
+            }
+        }
+    }
+
+    private void OpenMap(PageServerIov iov)
+    {
+        var map = PageServerIov.MapOf(iov.DstId)
+            ?? throw new CrispException($"page server: unknown pagemap type in dst_id 0x{iov.DstId:x}: the pages received were removed");
+        _writer?.Dispose();
+        uint pagesId = _nextPagesId++;
+        _written.Add(dir.PathOf(map));
+        _written.Add(dir.PathOf(ImageFile.Pages(pagesId)));
+        _writer = PagemapWriter.Create(dir, map, pagesId);
+        Pagemaps++;
+        log.Debug($"page server: receiving {map.FileName} (pages-{pagesId}.img)");
+    }
+
+    private bool HasParent(PageServerIov iov) =>
+        PageServerIov.MapOf(iov.DstId) is { } map && File.Exists(Path.Combine(dir.Path, "parent", map.FileName));
+
+    private void AddRun(PageServerIov iov, PagemapFlags flags)
+    {
+        if (_writer is null)
+            throw new CrispException("page server: pages sent before any pagemap was opened: the pages received were removed");
+        if (iov.NrPages == 0 || iov.NrPages > MaxPages || iov.Vaddr % PagemapWriter.PageSize != 0)
+            throw new CrispException($"page server: a run of {iov.NrPages} pages at 0x{iov.Vaddr:x} is not a run of pages: the pages received were removed");
+        if ((flags & PagemapFlags.Present) == 0)
+        {
+            _writer.AddRun(iov.Vaddr, (uint)iov.NrPages, flags);
+            return;
+        }
+        ulong left = iov.NrPages * PagemapWriter.PageSize, vaddr = iov.Vaddr;
+        while (left > 0)
+        {
+            int n = (int)Math.Min(left, (ulong)_chunk.Length);
+            if (!ReadExactly(_chunk.AsSpan(0, n)))
+                throw new CrispException($"page server: the dump's connection ended in the middle of the pages at 0x{vaddr:x}: the pages received were removed");
+            _writer.AddPages(vaddr, _chunk.AsSpan(0, n));
+            vaddr += (ulong)n;
+            left -= (ulong)n;
+            PagesReceived += n / PagemapWriter.PageSize;
+        }
+    }
+
+    /// <summary>False when the stream ends first.</summary>
+    private bool ReadExactly(Span<byte> buffer)
+    {
+        int got = 0;
+        try
+        {
+            while (got < buffer.Length)
+            {
+                int n = socket.Receive(buffer[got..]);
+                if (n == 0)
+                    return false;
+                got += n;
+            }
+        }
+        catch (SocketException e)
+        {
+            throw new CrispException($"page server: the dump's connection failed ({e.Message}): the pages received were removed");
+        }
+        return true;
+    }
+}

@@ -1,0 +1,109 @@
+using Crisp.Images;
+using Crisp.Linux.Proc;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>One run of pages a dump with a parent stores: copied from the task, or kept in the parent images
+/// (pagemap PE_PARENT).</summary>
+public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable);
+
+/// <summary>The address ranges a parent checkpoint (a pre-dump) has pages for, in one task: every pagemap run,
+/// stored there or in its own parent (CRIU's check_pagehole_in_parent accepts either).</summary>
+public sealed class ParentCoverage
+{
+    private readonly (ulong Start, ulong End)[] _runs;
+
+    private ParentCoverage((ulong, ulong)[] runs) => _runs = runs;
+
+    /// <summary>The task's pagemap in <paramref name="parent"/>; null when the parent has none for it (a task
+    /// born since: all its pages are stored).</summary>
+    public static ParentCoverage? Open(ImageDirectory parent, int virtualPid)
+    {
+        if (!parent.Exists(ImageFile.Pagemap(virtualPid)))
+            return null;
+        using var map = PagemapReader.Open(parent, ImageFile.Pagemap(virtualPid), throughParent: false);
+        var merged = new List<(ulong Start, ulong End)>();
+        foreach (var r in map.Runs.Where(r => (r.Flags & (PagemapFlags.Present | PagemapFlags.Parent)) != 0))
+        {
+            if (merged.Count > 0 && merged[^1].End >= r.Vaddr)
+                merged[^1] = (merged[^1].Start, Math.Max(merged[^1].End, r.End));
+            else
+                merged.Add((r.Vaddr, r.End));
+        }
+        return new ParentCoverage([.. merged]);
+    }
+
+    /// <summary>[start, end) cut where the parent's coverage starts or stops.</summary>
+    public IEnumerable<(ulong Start, ulong End, bool Covered)> Split(ulong start, ulong end)
+    {
+        int lo = 0, hi = _runs.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_runs[mid].End <= start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        ulong at = start;
+        for (int i = lo; i < _runs.Length && at < end; i++)
+        {
+            var (s, e) = _runs[i];
+            if (s >= end)
+                break;
+            if (s > at)
+            {
+                yield return (at, s, false);
+                at = s;
+            }
+            ulong stop = Math.Min(e, end);
+            if (stop > at)
+            {
+                yield return (at, stop, true);
+                at = stop;
+            }
+        }
+        if (at < end)
+            yield return (at, end, false);
+    }
+}
+
+/// <summary>What a dump in a pre-dump chain stores of one task: in VMAs tracked without a break since the parent,
+/// the pages written since (PAGE_IS_WRITTEN) and those the parent lacks; the rest of their pages as PE_PARENT
+/// runs; every other VMA whole (new or remapped since, or not trackable).</summary>
+public static class PagePlan
+{
+    private const ulong Data = Pagemap.PAGE_IS_PRESENT | Pagemap.PAGE_IS_SWAPPED;
+
+    public static List<PlannedRun> Make(Pagemap pagemap, IEnumerable<DumpedVma> vmas, Func<DumpedVma, bool> trackedSince, ParentCoverage? parent)
+    {
+        var plan = new List<PlannedRun>();
+        foreach (var vma in vmas)
+        {
+            bool readable = vma.Maps.CanRead;
+            bool anonOnly = vma.Is(VmaStatus.FilePrivate);
+            ulong file = anonOnly ? Pagemap.PAGE_IS_FILE : 0;
+            bool tracked = parent is not null && trackedSince(vma);
+            ulong returned = Data | file | (tracked ? Pagemap.PAGE_IS_WRITTEN : 0);
+            foreach (var region in pagemap.ScanRegions(vma.Start, vma.End, 0, file, file, Data, returned))
+            {
+                if (!tracked || (region.Categories & Pagemap.PAGE_IS_WRITTEN) != 0)
+                {
+                    Add(plan, new PlannedRun(region.Start, region.End - region.Start, false, readable));
+                    continue;
+                }
+                foreach (var (s, e, covered) in parent!.Split(region.Start, region.End))
+                    Add(plan, new PlannedRun(s, e - s, covered, readable));
+            }
+        }
+        return plan;
+    }
+
+    private static void Add(List<PlannedRun> plan, PlannedRun run)
+    {
+        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Readable == run.Readable && last.Start + last.Length == run.Start)
+            plan[^1] = last with { Length = last.Length + run.Length };
+        else
+            plan.Add(run);
+    }
+}

@@ -1,0 +1,170 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Crisp.Dump;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>One task's dirty tracking as a pre-dump (or a dump with --track-mem -R) left it: the userfaultfd it
+/// keeps open inside the task, and the address ranges registered with it for async write-protection.</summary>
+public sealed record TrackedTask(int Pid, ulong StartTime, int Fd, IReadOnlyList<(ulong Start, ulong End)> Ranges)
+{
+    public bool Covers(ulong start, ulong end) => Ranges.Any(r => r.Start <= start && end <= r.End);
+}
+
+/// <summary>crisp-mem-track in an images directory: what the next dump of a pre-dump chain needs to trust the
+/// tracking (one line per task: host pid, start time, fd, then START-END ranges in hex). Not a CRIU image:
+/// CRIU tracks with soft-dirty bits, which need nothing kept between runs.</summary>
+public static class TrackFile
+{
+    public const string Name = "crisp-mem-track";
+
+    public static void Write(string dir, IEnumerable<TrackedTask> tasks, Security.ImageModes modes)
+    {
+        var lines = tasks.Select(t => string.Join(' ', new[] { t.Pid.ToString(CultureInfo.InvariantCulture),
+            t.StartTime.ToString(CultureInfo.InvariantCulture), t.Fd.ToString(CultureInfo.InvariantCulture) }
+            .Concat(t.Ranges.Select(r => $"{r.Start:x}-{r.End:x}"))));
+        Security.PrivateFile.WriteAllBytes(Path.Combine(dir, Name), System.Text.Encoding.ASCII.GetBytes(string.Join('\n', lines) + "\n"), modes.File);
+    }
+
+    /// <summary>The tasks tracked by the dump in <paramref name="dir"/>, by host pid; empty when it left none.</summary>
+    public static Dictionary<int, TrackedTask> Read(string dir)
+    {
+        var result = new Dictionary<int, TrackedTask>();
+        string path = Path.Combine(dir, Name);
+        if (!File.Exists(path))
+            return result;
+        foreach (var line in File.ReadAllLines(path))
+        {
+            var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 3)
+                continue;
+            try
+            {
+                var ranges = f.Skip(3).Select(r => r.Split('-')).Select(p => (ulong.Parse(p[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                    ulong.Parse(p[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture))).ToList();
+                var t = new TrackedTask(int.Parse(f[0], CultureInfo.InvariantCulture), ulong.Parse(f[1], CultureInfo.InvariantCulture),
+                    int.Parse(f[2], CultureInfo.InvariantCulture), ranges);
+                result[t.Pid] = t;
+            }
+            catch (Exception e) when (e is FormatException or OverflowException or IndexOutOfRangeException)
+            {
+                throw new CrispException($"{path}: bad line '{line}'");
+            }
+        }
+        return result;
+    }
+}
+
+/// <summary>Dirty-page tracking by userfaultfd async write-protection and PAGEMAP_SCAN (Linux 6.7+; this kernel
+/// has no soft-dirty bits). The userfaultfd must belong to the task's own mm, so it is made in the task by
+/// remote syscalls (UFFD_USER_MODE_ONLY: allowed without privilege; async WP resolves faults in the kernel
+/// without a reader, so nothing ever waits on it) and stays open there between crisp runs, at a high fd
+/// number (below RLIMIT_NOFILE, at most 1023), close-on-exec. The program can see it in /proc/self/fd; the final
+/// dump leaves it out of the images and closes it (the kernel then drops the registration and the wp bits).
+/// A write to a protected page clears its wp bit: PAGEMAP_SCAN reports it PAGE_IS_WRITTEN until the next
+/// PM_SCAN_WP_MATCHING scan protects it again.</summary>
+public static class WriteTracker
+{
+    private const long UFFD_USER_MODE_ONLY = 1;
+    private const ulong UFFD_API = 0xAA, FEATURE_WP_UNPOPULATED = 1 << 13, FEATURE_WP_ASYNC = 1 << 15;
+    private const long UFFDIO_API = 0xC018AA3F, UFFDIO_REGISTER = 0xC020AA00;
+    private const ulong MODE_WP = 2;
+    private const int HighestFd = 1023;
+
+    /// <summary>Private writable memory whose pages the dumps store: what is tracked.</summary>
+    public static bool Trackable(DumpedVma vma) => vma.HasPrivatePages && vma.Maps.CanWrite && !vma.Is(VmaStatus.Vdso);
+
+    /// <summary>Whether <paramref name="previous"/> still describes the task: same process (pid and start time) and
+    /// its fd still a userfaultfd.</summary>
+    public static bool StillHeld(DumpTask task, TrackedTask? previous) =>
+        previous is { } p && p.Pid == task.Pid && p.StartTime == task.Stat.StartTime && IsUserfaultfd(task.Pid, p.Fd);
+
+    /// <summary>The VMA was tracked without a break since <paramref name="previous"/> was armed: registered now,
+    /// and inside a range registered then (a VMA mapped anew at the same place is not registered).</summary>
+    public static bool TrackedSince(DumpedVma vma, TrackedTask? previous, bool held) =>
+        held && previous is { } p && vma.WriteProtectRegistered && p.Covers(vma.Start, vma.End);
+
+    /// <summary>Arms tracking in the seized task: the previous userfaultfd when it is still held, else a new one;
+    /// every trackable VMA registered. Pages are not protected yet: <see cref="Reset"/> does that once the
+    /// pages to store are known.</summary>
+    public static TrackedTask Arm(DumpTask task, IReadOnlyList<DumpedVma> vmas, TrackedTask? previous, Log log)
+    {
+        bool held = StillHeld(task, previous);
+        int fd = held ? previous!.Fd : Create(task);
+        var ranges = new List<(ulong, ulong)>();
+        foreach (var vma in vmas.Where(Trackable))
+        {
+            if (Register(task, fd, vma.Start, vma.End) is { } error)
+                log.Debug($"task {task.Pid}: {vma.Start:x}-{vma.End:x} not tracked ({error}): its pages are stored whole each time");
+            else
+                ranges.Add((vma.Start, vma.End));
+        }
+        return new TrackedTask(task.Pid, task.Stat.StartTime, fd, ranges);
+    }
+
+    /// <summary>Write-protects every page of the registered ranges: writes from now on are what the next dump stores.</summary>
+    public static void Reset(Pagemap pagemap, TrackedTask tracked)
+    {
+        foreach (var (start, end) in tracked.Ranges)
+            pagemap.ResetWritten(start, end);
+    }
+
+    /// <summary>Closes the task's tracking userfaultfd (the final dump): registration and wp bits go with it.</summary>
+    public static void Stop(DumpTask task, TrackedTask tracked) => task.Call("close(tracking userfaultfd)", Sysno.close, tracked.Fd);
+
+    private static bool IsUserfaultfd(int pid, int fd)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget == "anon_inode:[userfaultfd]";
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static int Create(DumpTask task)
+    {
+        long fd = task.Remote.Syscall(Sysno.userfaultfd, FileIo.O_CLOEXEC | FileIo.O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        if (fd < 0)
+            throw new CrispException($"task {task.Pid}: userfaultfd in the task failed ({Errnos.Describe((int)-fd)}): memory tracking needs it (see crisp check --feature mem_dirty_track)");
+        try
+        {
+            Span<ulong> api = [UFFD_API, FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED, 0];
+            ulong at = task.Remote.PutOnScratch(MemoryMarshal.AsBytes(api));
+            long r = task.Remote.Syscall(Sysno.ioctl, fd, UFFDIO_API, (long)at);
+            if (r < 0)
+                throw new CrispException($"task {task.Pid}: UFFDIO_API with async write-protection failed ({Errnos.Describe((int)-r)}): this kernel cannot track memory this way");
+            int high = FreeHighFd(task.Pid);
+            task.Call("dup3(tracking userfaultfd)", Sysno.dup3, fd, high, FileIo.O_CLOEXEC);
+            return high;
+        }
+        finally
+        {
+            task.Remote.Syscall(Sysno.close, fd);
+        }
+    }
+
+    /// <returns>null when registered, else why not.</returns>
+    private static string? Register(DumpTask task, int fd, ulong start, ulong end)
+    {
+        Span<ulong> reg = [start, end - start, MODE_WP, 0];
+        ulong at = task.Remote.PutOnScratch(MemoryMarshal.AsBytes(reg));
+        long r = task.Remote.Syscall(Sysno.ioctl, fd, UFFDIO_REGISTER, (long)at);
+        return r < 0 ? $"UFFDIO_REGISTER: {Errnos.Describe((int)-r)}" : null;
+    }
+
+    /// <summary>The highest free fd below the task's RLIMIT_NOFILE (and 1024: a larger fd table costs the task memory).</summary>
+    private static int FreeHighFd(int pid)
+    {
+        ulong soft = ProcLimits.Read(pid).FirstOrDefault(l => l.Name == "Max open files")?.Soft ?? 1024;
+        int fd = (int)Math.Min(soft, (ulong)HighestFd + 1) - 1;
+        for (; fd > 2; fd--)
+            if (!File.Exists($"/proc/{pid}/fd/{fd}") && !Directory.Exists($"/proc/{pid}/fd/{fd}"))
+                return fd;
+        throw new CrispException($"task {pid}: no free fd for the tracking userfaultfd");
+    }
+}

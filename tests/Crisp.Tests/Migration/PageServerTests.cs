@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Crisp.Images.PageServer;
+using Crisp.Tests.Integration;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Crisp.Tests.Migration;
+
+/// <summary>Issue 17 part 2: the page server (CRIU's protocol) on 127.0.0.1.</summary>
+public class PageServerTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Slow = TimeSpan.FromMinutes(3);
+
+    /// <summary>A free TCP port on 127.0.0.1 (bound and released: nothing else here picks ports in this range).</summary>
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    /// <summary>`crisp page-server` as a child process, once it listens (seen in /proc/net/tcp).</summary>
+    private sealed class Server : IDisposable
+    {
+        private readonly Process _p;
+        public int Port { get; }
+        public string Dir { get; }
+
+        public Server(string dir, int port)
+        {
+            Dir = dir;
+            Port = port;
+            var psi = new ProcessStartInfo(CrispCli.Exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var a in new[] { "page-server", "--address", "127.0.0.1", "--port", port.ToString(), "-D", dir })
+                psi.ArgumentList.Add(a);
+            _p = Process.Start(psi)!;
+            string hexPort = $":{port:X4} ";
+            Live.WaitFor(() => _p.HasExited || File.ReadLines("/proc/net/tcp").Any(l => l.Contains(hexPort) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "0A"),
+                "the page server to listen", TimeSpan.FromSeconds(20));
+            if (_p.HasExited)
+                Assert.Fail($"page-server exited: {_p.StandardError.ReadToEnd()}");
+        }
+
+        public (int ExitCode, string Stderr) Wait()
+        {
+            Assert.True(_p.WaitForExit(60_000), "page-server did not end");
+            return (_p.ExitCode, _p.StandardError.ReadToEnd());
+        }
+
+        public void Dispose()
+        {
+            if (!_p.HasExited)
+                _p.Kill();
+            _p.Dispose();
+        }
+    }
+
+    private void Ok(CrispCli.Result r, string what)
+    {
+        output.WriteLine($"{what}: exit {r.ExitCode} {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 0, $"{what} failed: {r.Stderr}");
+    }
+
+    [RootFact]
+    public void ADumpSentToAPageServerRestoresFromTheServersDirectory()
+    {
+        using var w = MigDirty.Start(64, 10);
+        string remote = w.Images("remote"), local = w.Images("local");
+        using var server = new Server(remote, FreePort());
+        Ok(CrispCli.Run(Slow, "dump", "-t", w.Pid.ToString(), "-D", local, "--page-server", "--address", "127.0.0.1", "--port", server.Port.ToString()), "dump");
+        var (rc, err) = server.Wait();
+        Assert.True(rc == 0, $"page-server failed: {err}");
+        Assert.Empty(Directory.GetFiles(local, "pages-*.img"));
+        Assert.Empty(Directory.GetFiles(local, "pagemap-*.img"));
+        Assert.True(MigDirty.StoredPages(remote) >= 64 * 256, "the server holds the buffer's pages");
+        Live.AssertCritDecodesAll(remote);
+        foreach (var f in Directory.GetFiles(local, "*.img"))
+            File.Copy(f, Path.Combine(remote, Path.GetFileName(f)));
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        Ok(CrispCli.Run(Slow, "restore", "-d", "-D", remote, "--skip-image-verify"), "restore");
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void APreDumpSentToAPageServerKeepsTheTreeRunning()
+    {
+        using var w = MigDirty.Start(16, 10);
+        using var server = new Server(w.Images("remote"), FreePort());
+        Ok(CrispCli.Run(Slow, "pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("local"), "--page-server", "--address", "127.0.0.1", "--port", server.Port.ToString()), "pre-dump");
+        Assert.Equal(0, server.Wait().ExitCode);
+        Assert.True(MigDirty.StoredPages(w.Images("remote")) >= 16 * 256);
+        Assert.True(File.Exists(Path.Combine(w.Images("local"), "inventory.img")));
+        w.Round();
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void AConnectionClosedMidStreamFailsTheDumpInOneLineAndTheTreeRunsOn()
+    {
+        using var w = MigDirty.Start(64, 10);
+        // A server that takes the first pagemap's opening and a little data, then hangs up.
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var fake = Task.Run(() =>
+        {
+            using var s = listener.AcceptSocket();
+            var buf = new byte[PageServerIov.Size];
+            int got = 0;
+            while (got < buf.Length)
+                got += s.Receive(buf, got, buf.Length - got, SocketFlags.None);
+            s.Send([0]);   // no parent
+            var data = new byte[1 << 20];
+            s.Receive(data);
+            s.Close();
+        });
+        var r = CrispCli.Run(Slow, "dump", "-t", w.Pid.ToString(), "-D", w.Images("local"), "--page-server", "--address", "127.0.0.1", "--port", port.ToString());
+        fake.Wait();
+        listener.Stop();
+        output.WriteLine(r.Stderr);
+        Assert.Equal(1, r.ExitCode);
+        FailureSafetyTests.AssertOneLine(r.Stderr, $"page server 127.0.0.1:{port}");
+        Assert.False(Directory.Exists(w.Images("local")), "the failed dump left its images directory");
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void AnUnreachablePageServerFailsTheDumpBeforeTheTreeIsTouched()
+    {
+        using var w = MigDirty.Start(8, 10);
+        var r = CrispCli.Run(Slow, "dump", "-t", w.Pid.ToString(), "-D", w.Images("local"), "--page-server", "--address", "127.0.0.1", "--port", FreePort().ToString());
+        Assert.Equal(1, r.ExitCode);
+        FailureSafetyTests.AssertOneLine(r.Stderr, "cannot connect");
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void GarbageOnThePortFailsTheServerInOneLineAndLeavesNoFiles()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"crisp-ps-{Guid.NewGuid():N}");
+        try
+        {
+            using var server = new Server(dir, FreePort());
+            using (var c = new TcpClient("127.0.0.1", server.Port))
+                c.GetStream().Write("GET / HTTP/1.1\r\nHost: x\r\n\r\n and then some more bytes"u8);
+            var (rc, err) = server.Wait();
+            Assert.Equal(1, rc);
+            FailureSafetyTests.AssertOneLine(err, "page server: unknown command");
+            Assert.Empty(Directory.GetFiles(dir));
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [RootFact]
+    public void AClientThatHangsUpInTheMiddleOfItsPagesLeavesNoFilesOnTheServer()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"crisp-ps-{Guid.NewGuid():N}");
+        try
+        {
+            using var server = new Server(dir, FreePort());
+            using (var c = new TcpClient("127.0.0.1", server.Port))
+            {
+                var s = c.GetStream();
+                var iov = new byte[PageServerIov.Size];
+                new PageServerIov(PageServerIov.Open2, 0, 0, PageServerIov.DstIdOf(Crisp.Images.ImageFile.Pagemap(42))).Write(iov);
+                s.Write(iov);
+                Assert.Equal(0, s.ReadByte());   // no parent
+                new PageServerIov(PageServerIov.WithFlags(PageServerIov.AddF, Crisp.Images.PagemapFlags.Present), 16, 0x10000, PageServerIov.DstIdOf(Crisp.Images.ImageFile.Pagemap(42))).Write(iov);
+                s.Write(iov);
+                s.Write(new byte[4096 * 3]);   // 3 of the 16 pages, then the connection ends
+            }
+            var (rc, err) = server.Wait();
+            Assert.Equal(1, rc);
+            FailureSafetyTests.AssertOneLine(err, "connection ended in the middle of the pages");
+            Assert.Empty(Directory.GetFiles(dir));
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+using Crisp.Tests.Integration;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Crisp.Tests.Migration;
+
+/// <summary>Issue 17 part 1: pre-dump chains with dirty tracking by userfaultfd async write-protection.</summary>
+public class PreDumpTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Slow = TimeSpan.FromMinutes(3);
+
+    private CrispCli.Result Crisp(params string[] args)
+    {
+        var r = CrispCli.Run(Slow, args);
+        output.WriteLine($"crisp {string.Join(' ', args)}: exit {r.ExitCode} {r.Stderr.Trim()}");
+        return r;
+    }
+
+    private void Ok(params string[] args)
+    {
+        var r = Crisp(args);
+        Assert.True(r.ExitCode == 0, $"crisp {args[0]} failed: {r.Stderr}");
+    }
+
+    /// <summary>Within 10% (and never fewer: every page written must be stored).</summary>
+    private static void AssertNear(long expected, long actual, string what)
+    {
+        Assert.True(actual >= expected && actual <= expected * 11 / 10, $"{what}: {actual} pages stored, {expected} written since the previous dump");
+    }
+
+    [RootFact]
+    public void TwoPreDumpsThenADumpStoreOnlyWhatWasWrittenAndTheRestoreReadsThroughTheChain()
+    {
+        using var w = MigDirty.Start(128, 10);
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre1"));
+        Assert.True(MigDirty.StoredPages(w.Images("pre1")) >= 128 * 256, "the first pre-dump stores the whole buffer");
+        Assert.Equal(1, MigDirty.UserfaultFds(w.Pid));   // the tracking kept in the task between runs
+
+        long written1 = w.Round();
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre2"), "--prev-images-dir", "../pre1");
+        AssertNear(written1, MigDirty.StoredPages(w.Images("pre2")), "second pre-dump");
+        Assert.Equal("../pre1", new FileInfo(Path.Combine(w.Images("pre2"), "parent")).LinkTarget);
+
+        long written2 = w.Round();
+        Ok("dump", "-t", w.Pid.ToString(), "-D", w.Images("final"), "--prev-images-dir", "../pre2", "--track-mem");
+        AssertNear(written2, MigDirty.StoredPages(w.Images("final")), "final dump");
+        foreach (var d in new[] { "pre1", "pre2", "final" })
+            Live.AssertCritDecodesAll(w.Images(d));
+        var stats = Crisp("show", Path.Combine(w.Images("final"), "stats-dump"));
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+
+        Ok("restore", "-d", "-D", w.Images("final"));
+        Assert.Equal(0, MigDirty.UserfaultFds(w.Pid));   // tracking never travels into the restored tree
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void ADumpThatLeavesTheTreeRunningEndsTheTrackingAndTheTreeRunsOnUnharmed()
+    {
+        using var w = MigDirty.Start(32, 25);
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre1"));
+        long written = w.Round();
+        Ok("dump", "-R", "-t", w.Pid.ToString(), "-D", w.Images("final"), "--prev-images-dir", "../pre1");
+        AssertNear(written, MigDirty.StoredPages(w.Images("final")), "dump -R");
+        Assert.Equal(0, MigDirty.UserfaultFds(w.Pid));
+        Assert.DoesNotContain(File.ReadAllLines($"/proc/{w.Pid}/smaps"), l => l.StartsWith("VmFlags:") && l.Contains(" uw"));
+        w.Round();   // writes after the tracking is gone
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void DumpWithTrackMemAndLeaveRunningKeepsTrackingForTheNextDump()
+    {
+        using var w = MigDirty.Start(32, 25);
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre1"));
+        w.Round();
+        Ok("dump", "-R", "--track-mem", "-t", w.Pid.ToString(), "-D", w.Images("d1"), "--prev-images-dir", "../pre1");
+        Assert.Equal(1, MigDirty.UserfaultFds(w.Pid));
+        Assert.DoesNotContain("userfaultfd", Crisp("show", w.Images("d1")).Stdout);
+        long written = w.Round();
+        Ok("dump", "-t", w.Pid.ToString(), "-D", w.Images("d2"), "--prev-images-dir", "../d1");
+        AssertNear(written, MigDirty.StoredPages(w.Images("d2")), "second dump of the chain");
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        Ok("restore", "-d", "-D", w.Images("d2"));
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void AMissingPreviousImagesDirIsOneErrorAndTheTreeRunsOn()
+    {
+        using var w = MigDirty.Start(8, 10);
+        var r = Crisp("dump", "-t", w.Pid.ToString(), "-D", w.Images("final"), "--prev-images-dir", "../nowhere");
+        Assert.Equal(1, r.ExitCode);
+        FailureSafetyTests.AssertOneLine(r.Stderr, "--prev-images-dir ../nowhere");
+        Assert.False(Directory.Exists(w.Images("final")), "the failed dump left its directory");
+        Assert.True(Directory.Exists($"/proc/{w.Pid}"));
+        w.ExpectPass();
+    }
+
+    [RootFact]
+    public void ARestoreWhoseParentIsGoneFailsClearlyAndLeavesNothing()
+    {
+        using var w = MigDirty.Start(8, 10);
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre1"));
+        w.Round();
+        Ok("dump", "-t", w.Pid.ToString(), "-D", w.Images("final"), "--prev-images-dir", "../pre1");
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        var hashes = Live.Hashes(w.Images("final"));
+        Directory.Move(w.Images("pre1"), w.Images("moved"));
+        var r = Crisp("restore", "-d", "-D", w.Images("final"));
+        Assert.Equal(1, r.ExitCode);
+        FailureSafetyTests.AssertOneLine(r.Stderr, "parent");
+        Assert.False(Directory.Exists($"/proc/{w.Pid}"), "a task of the failed restore is left");
+        Directory.Move(w.Images("moved"), w.Images("pre1"));
+        Assert.Equal(hashes, Live.Hashes(w.Images("final")));
+        Ok("restore", "-d", "-D", w.Images("final"));
+        w.ExpectPass();
+    }
+}
