@@ -37,6 +37,29 @@ public class NamespaceRefusalTests
     }
 
     [RootFact]
+    public void ATreeInAUserNamespaceOfItsOwnIsRefusedAtDumpAndRunsOn()
+    {
+        string exe = Support.Workloads.Build("pidns_tree");
+        using var dir = new Live.TempDir();
+        int unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--user", "--map-root-user", "--fork", "--pid", "--uts", exe, dir.Path],
+            new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
+        try
+        {
+            PidNamespaceTests.WaitReady(dir.Path, unshare);
+            int root = PidNamespaceTests.Children(unshare).Single();
+            var r = CrispCli.Run("dump", "-t", root.ToString(), "-D", dir.Images);
+            Assert.Equal(1, r.ExitCode);
+            FailureSafetyTests.AssertOneLine(r.Stderr, "user namespace");
+            AssertRunsUntraced(root);
+        }
+        finally
+        {
+            RawSyscall.TryCall(Sysno.kill, unshare, Live.SIGKILL);
+            Live.ReapWithin(unshare);
+        }
+    }
+
+    [RootFact]
     public void ANestedPidNamespaceInsideTheTreeIsRefusedAtDumpNamingTheTask()
     {
         using var dir = new Live.TempDir();

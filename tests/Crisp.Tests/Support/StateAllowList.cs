@@ -65,8 +65,8 @@ internal sealed class StateAllowList
     /// while an entry is no longer needed (taskattrs sets each of these).</summary>
     public static readonly IReadOnlyList<Rule> NotRestoredYet =
     [
-        // cgroup membership: --manage-cgroups is not supported; a restored task lands in crisp's own cgroup.
-        new("cgroup", @"\d+", "cgroup membership (--manage-cgroups unsupported)"),
+        // cgroup membership: without --manage-cgroups crisp leaves cgroups alone, so a restored task lands in crisp's own.
+        new("cgroup", @"\d+", "cgroup membership (only with --manage-cgroups)"),
     ];
 
     public static StateAllowList Default { get; } = new([.. Volatile, .. Unobservable, .. NotRestoredYet]);
