@@ -84,6 +84,11 @@ public sealed class ImageDirectory
         return all.Count == 1 ? all[0] : throw new CrispException($"{file}: expected one entry, found {all.Count}");
     }
 
+    /// <summary>The one entry of an image the checkpoint must have; a missing file is refused naming
+    /// <paramref name="why"/> it is needed.</summary>
+    public T ReadRequired<T>(ImageFile file, string why) where T : class, Google.Protobuf.IMessage<T>, new() =>
+        Exists(file) ? ReadOne<T>(file) : throw new CrispException($"{PathOf(file)}: missing ({why})");
+
     /// <summary>Image files present, with their kind where the name is a known one.</summary>
     public IReadOnlyList<(string FileName, ImageFile? File)> List() =>
         Directory.EnumerateFiles(Path)

@@ -12,36 +12,20 @@ namespace Crisp.Tests.Namespaces;
 public class NamespaceRefusalTests
 {
     [RootFact]
-    public void ATreeInAMountNamespaceWithTheHostsMountsIsRefusedAtDumpAndRunsOn()
-    {
-        string exe = Support.Workloads.Build("pidns_tree");
-        using var dir = new Live.TempDir();
-        int unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", "--uts", "--mount-proc", exe, dir.Path],
-            new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
-        try
-        {
-            PidNamespaceTests.WaitReady(dir.Path, unshare);
-            int root = PidNamespaceTests.Children(unshare).Single();
-            var r = CrispCli.Run("dump", "-t", root.ToString(), "-D", dir.Images);
-            Assert.Equal(1, r.ExitCode);
-            // unshare --mount copies the host's mounts (devtmpfs, cgroup, ...): not the tree's, not external.
-            FailureSafetyTests.AssertOneLine(r.Stderr, "is neither in the tree nor external");
-            Assert.Matches(@"mount \d+ \(/\S*, type \S+\) is neither in the tree nor external", r.Stderr);
-            AssertRunsUntraced(root);
-        }
-        finally
-        {
-            RawSyscall.TryCall(Sysno.kill, unshare, Live.SIGKILL);
-            Live.ReapWithin(unshare);
-        }
-    }
+    public void ATreeInAMountNamespaceWithTheHostsMountsIsRefusedAtDumpAndRunsOn() =>
+        // unshare --mount copies the host's mounts (devtmpfs, cgroup, ...): not the tree's, not external.
+        AssertDumpRefused(["--pid", "--uts", "--mount-proc"], "is neither in the tree nor external", @"mount \d+ \(/\S*, type \S+\) is neither in the tree nor external");
 
     [RootFact]
-    public void ATreeInAUserNamespaceOfItsOwnIsRefusedAtDumpAndRunsOn()
+    public void ATreeInAUserNamespaceOfItsOwnIsRefusedAtDumpAndRunsOn() =>
+        AssertDumpRefused(["--user", "--map-root-user", "--pid", "--uts"], "user namespace", "user namespace");
+
+    /// <summary>pidns_tree under `unshare --fork FLAGS`: its dump fails with one line, and the tree runs on untraced.</summary>
+    private static void AssertDumpRefused(string[] flags, string line, string pattern)
     {
         string exe = Support.Workloads.Build("pidns_tree");
         using var dir = new Live.TempDir();
-        int unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--user", "--map-root-user", "--fork", "--pid", "--uts", exe, dir.Path],
+        int unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", .. flags, exe, dir.Path],
             new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
         try
         {
@@ -49,7 +33,8 @@ public class NamespaceRefusalTests
             int root = PidNamespaceTests.Children(unshare).Single();
             var r = CrispCli.Run("dump", "-t", root.ToString(), "-D", dir.Images);
             Assert.Equal(1, r.ExitCode);
-            FailureSafetyTests.AssertOneLine(r.Stderr, "user namespace");
+            FailureSafetyTests.AssertOneLine(r.Stderr, line);
+            Assert.Matches(pattern, r.Stderr);
             AssertRunsUntraced(root);
         }
         finally

@@ -41,9 +41,7 @@ public sealed class TimeNamespace : INamespaceContent
     public void Prepare(RestoreContext ctx, uint id)
     {
         var file = ImageFile.Timens(id);
-        if (!ctx.Images.Exists(file))
-            throw new CrispException($"{ctx.Images.PathOf(file)}: missing (the root task has a time namespace of its own)");
-        var entry = ctx.Images.ReadOne<timens_entry>(file);
+        var entry = ctx.Images.ReadRequired<timens_entry>(file, "the root task has a time namespace of its own");
         foreach (var (what, t) in new[] { ("monotonic", entry.Monotonic), ("boottime", entry.Boottime) })
             if (t is null || t.TvNsec >= NsPerSec || t.TvSec > long.MaxValue / NsPerSec)
                 throw new CrispException($"{file.FileName}: {what} clock {t?.TvSec}.{t?.TvNsec} is not a time");

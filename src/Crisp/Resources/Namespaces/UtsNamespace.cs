@@ -31,9 +31,7 @@ public sealed class UtsNamespace : INamespaceContent
     public void Prepare(RestoreContext ctx, uint id)
     {
         var file = ImageFile.Utsns(id);
-        if (!ctx.Images.Exists(file))
-            throw new CrispException($"{ctx.Images.PathOf(file)}: missing (the root task has a uts namespace of its own)");
-        var entry = ctx.Images.ReadOne<utsns_entry>(file);
+        var entry = ctx.Images.ReadRequired<utsns_entry>(file, "the root task has a uts namespace of its own");
         foreach (var (what, name) in new[] { ("hostname", entry.Nodename), ("domainname", entry.Domainname) })
             if (Encoding.UTF8.GetByteCount(name) > MaxLength)
                 throw new CrispException($"{file.FileName}: {what} of {Encoding.UTF8.GetByteCount(name)} bytes (the kernel allows {MaxLength})");
