@@ -47,7 +47,11 @@ public sealed class EpollRestore : IRestoreStage
                 task.Puppet.Remote.ReadMemory(at, fired);
                 var firedData = Enumerable.Range(0, fired.Length / 12).Select(k => BitConverter.ToUInt64(fired, 12 * k + 4)).ToHashSet();
                 foreach (var item in disarmed.Where(i => !firedData.Contains(i.Data)))
+                {
                     Add(task, fi.Fd, (int)item.Tfd, item.Events, item.Data, EventObjects.EPOLL_CTL_MOD);
+                    ctx.Log.Warn($"task {task.Pid} fd {fi.Fd}: the fired one-shot epoll watch of fd {item.Tfd} is armed again " +
+                        "for EPOLLERR|EPOLLHUP (its file is ready for nothing, so it cannot be disarmed by firing it)");
+                }
             }
             foreach (var item in ep.Tfd.Except(disarmed))
                 Add(task, fi.Fd, (int)item.Tfd, item.Events, item.Data, EventObjects.EPOLL_CTL_ADD);
