@@ -69,7 +69,7 @@ public static class CriuOptions
         Flag("all", null, "check every feature"),
         .. Bool("extra", null, "check extra features too"),
         .. Bool("experimental", null, "check experimental features too"),
-        .. Bool("evasive-devices", null, "allow devices to be opened by another name", supported: false),
+        .. Bool("evasive-devices", null, "allow a device to be opened by another path with the same device number (crisp always reopens devices by path)"),
         .. Bool("link-remap", null, "allow link remaps of deleted files", supported: false),
         Value("ghost-limit", null, "size limit of ghost files (bytes, or with K/M/G)"),
         Value("file-validation", null, "how to validate files on restore", supported: false),

@@ -29,6 +29,12 @@ public static class FdInstaller
     public static void Install(Puppet puppet, IReadOnlyList<FdToInstall> fds)
     {
         CloseInherited(puppet);
+        Add(puppet, fds);
+    }
+
+    /// <summary>Installs <paramref name="fds"/> at their numbers, leaving the puppet's other fds as they are.</summary>
+    public static void Add(Puppet puppet, IReadOnlyList<FdToInstall> fds)
+    {
         if (fds.Count == 0)
             return;
         var targets = new HashSet<int>();

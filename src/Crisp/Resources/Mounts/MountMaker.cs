@@ -38,7 +38,7 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
                 Mount($"bind {m.From!.Path}{m.SubPath} at {m.Path}", Join(basePath, m.From.Path, m.SubPath), target, null, MS_BIND, null);
                 break;
             case MountOrigin.External:
-                Mount($"bind external {e.ExtKey} at {m.Path}", externals[e.ExtKey], target, null, MS_BIND, null);
+                AttachExternal(e.ExtKey, externals[e.ExtKey], target);
                 break;
         }
         Mount($"flags of {m.Path}", null, target, null, MS_REMOUNT | MS_BIND | (e.Flags & PerMount), null);
@@ -101,6 +101,36 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
         else
             using (new FileStream(here, FileMode.CreateNew, FileAccess.Write)) { }
         log.Debug($"mounts: made mount point {m.Path}");
+    }
+
+    /// <summary>Binds the caller's <paramref name="source"/> at <paramref name="target"/>. The source is a path in
+    /// crisp's own mount namespace, which the root puppet no longer sees after the pivot (runc's cgroup v1 binds
+    /// sit below /sys, made late): crisp clones it with open_tree, the puppet receives that detached mount and
+    /// attaches it with move_mount.</summary>
+    private void AttachExternal(string key, string source, string target)
+    {
+        const int OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = 0x80000, MOVE_MOUNT_F_EMPTY_PATH = 4, InPuppet = 100;
+        long fd = OpenTree(source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fd < 0)
+            throw new CrispException($"external mount {key}: cannot open {source}: {Errnos.Describe((int)-fd)}");
+        using (var clone = new UnixFd((int)fd))
+            Compel.Puppets.FdInstaller.Add(puppet, [new(InPuppet, clone.Fd, true)]);
+        var (buffer, at) = Strings("", target);
+        ulong scratch = puppet.Remote.PutOnScratch(buffer);
+        long r = puppet.Remote.Syscall(Sysno.move_mount, InPuppet, (long)scratch + at[0], AT_FDCWD, (long)scratch + at[1], MOVE_MOUNT_F_EMPTY_PATH);
+        puppet.Remote.Syscall(Sysno.close, InPuppet);
+        if (r < 0)
+            throw new CrispException($"mount (bind external {key} from {source} at {target}): {Errnos.Describe((int)-r)}");
+    }
+
+    private const long AT_FDCWD = -100;
+
+    /// <summary>open_tree(2) in crisp: a detached copy of the mount at <paramref name="path"/>.</summary>
+    private static unsafe long OpenTree(string path, int flags)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            return RawSyscall.TryCall(Sysno.open_tree, AT_FDCWD, (long)p, flags);
     }
 
     public void Pivot(string root)

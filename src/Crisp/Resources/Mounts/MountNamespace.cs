@@ -25,9 +25,11 @@ public sealed class MountNamespace : INamespaceContent
     {
         var mounts = MountInfo.Read(root.Pid);
         var external = ctx.Options.ExternalMounts;
+        // An entry naming no mount of the tree is unused, as in CRIU: runc names every device node and masked
+        // path that might have been bind-mounted (rootless, user namespaces) whether or not it was.
         foreach (string path in external.Keys)
             if (!mounts.Any(m => m.MountPoint == path))
-                throw new CrispException($"--external mnt[{path}]:{external[path]}: the tree's mount namespace has no mount at {path}");
+                ctx.Log.Debug($"--external mnt[{path}]:{external[path]}: no mount at {path} in the tree: unused");
         var entries = mounts.Select(m => Entry(m, external.GetValueOrDefault(m.MountPoint))).ToList();
         var plan = MountPlan.Of(entries, $"mount namespace of task {root.Pid}");
         ctx.Images.Write(ImageFile.Mountpoints(id), [.. entries]);
@@ -165,6 +167,12 @@ public sealed class MountNamespace : INamespaceContent
     /// <summary>Where crisp finds a path of the tree: inside its mount namespace when it has one of its own.</summary>
     public static string PathInTree(RestoreContext ctx, string path) =>
         ctx.Shared<State>().PathPrefix is { } prefix && path.StartsWith('/') ? prefix + path : path;
+
+    /// <summary>As <see cref="PathInTree"/> for a file dumped on mount <paramref name="mntId"/>: one that is not a
+    /// mount of the tree's namespace was on crisp's own (the host's: a runtime's /dev/null or log file given as
+    /// stdio) and is opened there, as CRIU opens files of its own root namespace.</summary>
+    public static string PathOnMount(RestoreContext ctx, string path, int mntId) =>
+        ctx.Shared<State>().Plan is { } plan && mntId > 0 && !plan.Mounts.Any(m => m.Entry.MntId == (uint)mntId) ? path : PathInTree(ctx, path);
 
     /// <summary>Kills the holder (a failed restore: its namespace goes with it and with the puppets).</summary>
     public static void KillHolder(RestoreContext ctx)

@@ -89,7 +89,9 @@ public sealed class MountPlan
                 ?? throw new CrispException($"{where}: {Describe(e)} is a slave of peer group {e.MasterId}, which is outside the tree: not supported");
             return Bound(e, from, parentLate);
         }
-        if (MountFsTypes.IsFresh(e.Fstype) && e.Root == "/" && !made.Any(p => p.Entry.RootDev == e.RootDev))
+        // An external mount of the same superblock (runc's masked paths: binds of /dev's /null) does not make
+        // this one a bind: the caller provides it from outside.
+        if (MountFsTypes.IsFresh(e.Fstype) && e.Root == "/" && !made.Any(p => p.Entry.RootDev == e.RootDev && p.Origin != MountOrigin.External))
             return new PlannedMount(e, MountOrigin.Fresh, null, "", parentLate || MountFsTypes.NeedsTreeNamespaces(e.Fstype));
         from = Below(made, e, _ => true)
             ?? throw new CrispException($"{where}: {Describe(e)} is neither in the tree nor external " +

@@ -20,7 +20,13 @@ public sealed class RegularFile : IFileKind
             || (fd.Stat.Type == FileStat.S_IFCHR && !FileKinds.IsTty(fd.Stat))
             || (fd.Flags & FileIo.O_PATH) != 0);   // O_PATH: any file type, nothing but the path to keep
 
-    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd) => new()
+    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
+    {
+        ctx.Shared<Mounts.TreeMounts>().Check(ctx, fd);
+        return Entry(id, fd);
+    }
+
+    private file_entry Entry(uint id, OpenFd fd) => new()
     {
         Type = Type,
         Id = id,
@@ -61,7 +67,7 @@ public sealed class RegularFile : IFileKind
         UnixFd fd;
         try
         {
-            fd = Ghost.GhostFile.OpenRemapped(ctx, reg) ?? FileIo.Open(Mounts.MountNamespace.PathInTree(ctx, reg.Name), flags);
+            fd = Ghost.GhostFile.OpenRemapped(ctx, reg) ?? FileIo.Open(Mounts.MountNamespace.PathOnMount(ctx, reg.Name, reg.MntId), flags);
         }
         catch (SyscallException e)
         {

@@ -1,0 +1,112 @@
+using System.Text.Json.Nodes;
+using Crisp.Linux.Proc;
+using Crisp.Tests.Hardened;
+using Crisp.Tests.Support;
+
+namespace Crisp.Tests.Runtimes;
+
+/// <summary>Debian's runc checkpoints and restores a busybox container through crisp installed as `criu`: runc
+/// starts `criu swrk`, sends its RPC (root, external mounts for masked paths, devices and cgroup binds, cgroup
+/// roots, inherit_fd for the stdio pipes, evasive devices, rst_sibling) and expects the container back as its
+/// own. The counter goes on with no gap and no repeat, twice; the hardened container (uid 1000, no capabilities,
+/// no_new_privs, a seccomp profile) comes back with the same status lines and byte-identical filters.</summary>
+[Collection("Hardened")]
+public class RuncTests
+{
+    [RootFact]
+    public void ABusyboxContainerIsCheckpointedAndRestoredTwice()
+    {
+        using var c = new RuncContainer("plain");
+        c.Run();
+        c.WaitCounting(5, "the container to count");
+        for (int n = 0; n < 2; n++)
+        {
+            c.Checkpoint(n);
+            Assert.Throws<Xunit.Sdk.TrueException>(() => c.Runc(TimeSpan.FromSeconds(20), "state", c.Id));   // runc forgot it
+            int stoppedAt = c.Numbers().Count;
+            Thread.Sleep(200);
+            Assert.Equal(stoppedAt, c.Numbers().Count);
+            c.Restore(n);
+            Assert.Equal("running", c.Status);
+            c.WaitCounting(stoppedAt + 5, "the restored container to count on");
+            Assert.Equal(1, ProcStatus.Read(c.Pid).NSpid.Last());   // its init is PID 1 of its own pid namespace
+        }
+        c.AssertContinuous();
+    }
+
+    [RootFact]
+    public void LeaveRunningKeepsTheContainerAndItsImagesRestore()
+    {
+        using var c = new RuncContainer("leave");
+        c.Run();
+        c.WaitCounting(5, "the container to count");
+        int pid = c.Pid;
+        c.Checkpoint(0, "--leave-running");
+        Assert.Equal("running", c.Status);
+        Assert.Equal(pid, c.Pid);
+        int after = c.Numbers().Count;
+        c.WaitCounting(after + 5, "the container to count on after a --leave-running checkpoint");
+        c.Runc(TimeSpan.FromSeconds(20), "delete", "-f", c.Id);
+        Bench.WaitFor(() => !Directory.Exists($"/proc/{pid}"), "the container's init to go", 15);
+        Thread.Sleep(100);
+        File.WriteAllText(c.CountFile, "");
+        c.Restore(0);
+        Assert.Equal("running", c.Status);
+        c.WaitCounting(5, "the container restored from a --leave-running checkpoint to count");
+        var numbers = c.Numbers();
+        Assert.Equal(Enumerable.Range(0, numbers.Count).Select(i => numbers[0] + i), numbers);
+        Assert.InRange(numbers[0], 1, after);   // it starts where the checkpoint caught it
+    }
+
+    [RootFact]
+    public void AHardenedContainerKeepsItsCredentialsAndFiltersByteForByte()
+    {
+        using var c = new RuncContainer("hardened", Harden);
+        c.Run();
+        c.WaitCounting(5, "the hardened container to count");
+        int pid = c.Pid;
+        var status = Bench.Status(pid, pid);
+        Assert.Equal("2", status["Seccomp"]);
+        Assert.Equal("1", status["NoNewPrivs"]);
+        Assert.StartsWith("1000", status["Uid"]);
+        var filters = Bench.Filters(pid, pid);
+        Assert.NotEmpty(filters);
+
+        c.Checkpoint(0);
+        int stoppedAt = c.Numbers().Count;
+        c.Restore(0);
+        c.WaitCounting(stoppedAt + 5, "the restored hardened container to count on");
+        int now = c.Pid;
+        var after = Bench.Status(now, now);
+        foreach (var key in Bench.StatusKeys)
+            Assert.True(status[key] == after[key], $"{key} was '{status[key]}', now '{after[key]}'");
+        var filtersAfter = Bench.Filters(now, now);
+        Assert.Equal(filters.Count, filtersAfter.Count);
+        for (int i = 0; i < filters.Count; i++)
+            Assert.True(filters[i] == filtersAfter[i], $"filter {i} differs after restore");
+        c.AssertContinuous();
+    }
+
+    /// <summary>What a hardened pod spec asks of runc: uid/gid 1000, every capability set empty, no_new_privs, and
+    /// a seccomp profile (allow by default, EPERM for calls a container must not make).</summary>
+    private static void Harden(JsonObject config)
+    {
+        var process = config["process"]!.AsObject();
+        process["user"] = new JsonObject { ["uid"] = 1000, ["gid"] = 1000 };
+        process["noNewPrivileges"] = true;
+        process["capabilities"] = new JsonObject
+        {
+            ["bounding"] = new JsonArray(), ["effective"] = new JsonArray(), ["permitted"] = new JsonArray(),
+            ["inheritable"] = new JsonArray(), ["ambient"] = new JsonArray(),
+        };
+        var denied = new JsonArray();
+        foreach (var name in new[] { "mount", "umount2", "unshare", "setns", "keyctl", "add_key", "request_key", "ptrace", "kexec_load", "reboot", "swapon" })
+            denied.Add(name);
+        config["linux"]!["seccomp"] = new JsonObject
+        {
+            ["defaultAction"] = "SCMP_ACT_ALLOW",
+            ["architectures"] = new JsonArray("SCMP_ARCH_X86_64"),
+            ["syscalls"] = new JsonArray(new JsonObject { ["names"] = denied, ["action"] = "SCMP_ACT_ERRNO", ["errnoRet"] = 1 }),
+        };
+    }
+}
