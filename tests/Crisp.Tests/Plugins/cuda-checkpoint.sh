@@ -27,6 +27,13 @@ done
 dir=${CUDA_STANDIN_DIR:?CUDA_STANDIN_DIR not set}
 [ -n "$pid" ] && [ -d /proc/$pid ] || { echo "no such process ${pid:-?}"; exit 1; }
 
+# The driver keeps a process's state, not its pid: a process in a container (NSpid with more than one entry) is
+# known by its container's freezer cgroup and its pid there, which a checkpoint and restore of the container keep.
+key=$pid
+if [ "$(awk '/^NSpid:/ { print NF }' /proc/$pid/status)" -gt 2 ]; then
+    key="ct$(sed -n 's/^[0-9]*:freezer://p' /proc/$pid/cgroup | tr / _)-$(awk '/^NSpid:/ { print $NF }' /proc/$pid/status)"
+fi
+
 state_of() { awk '{ sub(/.*\) /, ""); print $1 }' "$1" 2>/dev/null; }
 
 restore_tid() {
@@ -50,7 +57,7 @@ frozen() {
     return 1
 }
 
-get_state() { cat "$dir/$pid.state" 2>/dev/null || echo running; }
+get_state() { cat "$dir/$key.state" 2>/dev/null || echo running; }
 refuse() { log "$action $pid refused: $*"; echo "cuda-checkpoint: $action $pid: $*"; exit 1; }
 
 rtid=$(restore_tid) || { echo "process $pid is not a CUDA process"; [ -z "$query" ] && log "$action $pid refused: not CUDA"; exit 1; }
@@ -75,6 +82,6 @@ case $action in
         case $action in checkpoint) next=checkpointed ;; restore) next=locked ;; unlock) next=running ;; esac ;;
     *) echo "unknown action $action"; exit 2 ;;
 esac
-echo $next > "$dir/$pid.state"
+echo $next > "$dir/$key.state"
 log "$action $pid${timeout:+ timeout=$timeout}"
 echo ok

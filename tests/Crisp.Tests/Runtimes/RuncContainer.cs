@@ -24,8 +24,12 @@ internal sealed class RuncContainer : IDisposable
     private string Prefix => Path.Combine(_dir, "prefix");
     private string RuncLog => Path.Combine(_dir, "runc.log");
 
-    public RuncContainer(string name, Action<JsonObject>? configure = null)
+    private readonly Dictionary<string, string> _env;
+
+    /// <summary><paramref name="env"/>: more environment for runc and so for crisp (e.g. the CUDA stand-in's).</summary>
+    public RuncContainer(string name, Action<JsonObject>? configure = null, Dictionary<string, string>? env = null)
     {
+        _env = env ?? [];
         _dir = Directory.CreateTempSubdirectory("crisp-runc-").FullName;
         Id = $"crisp-{name}-{Environment.ProcessId}";
         var install = CrispCli.Run("install", "--as-criu", "--prefix", Prefix);
@@ -100,8 +104,12 @@ internal sealed class RuncContainer : IDisposable
         Assert.True(p.ExitCode == 0, $"runc {string.Join(' ', args)}: exit {p.ExitCode}\n{Tail(RuncLog)}\n{CrispLog(work, "restore.log")}");
     }
 
-    private Dictionary<string, string> Env() =>
-        new() { ["PATH"] = $"{Path.Combine(Prefix, "bin")}:{Environment.GetEnvironmentVariable("PATH")}" };
+    private Dictionary<string, string> Env()
+    {
+        var env = new Dictionary<string, string>(_env);
+        env["PATH"] = $"{Path.Combine(Prefix, "bin")}:{_env.GetValueOrDefault("PATH") ?? Environment.GetEnvironmentVariable("PATH")}";
+        return env;
+    }
 
     private static string CrispLog(string? dir, string? name) =>
         dir is null || name is null ? "" : Tail(Path.Combine(dir, name));

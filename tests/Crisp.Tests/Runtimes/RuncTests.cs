@@ -87,6 +87,83 @@ public class RuncTests
         c.AssertContinuous();
     }
 
+    /// <summary>The seed's case through runc: a hardened container whose process is a CUDA stand-in (three threads,
+    /// one the driver's restore thread), with the CUDA plugin forced on and the stand-in cuda-checkpoint on PATH, paused
+    /// (`runc pause`, as CRI-O and containerd do before a checkpoint). `checkpoint --leave-running` goes through the
+    /// frozen cgroup and the plugin's interrupt-only seize, records every thread's seccomp mode, and leaves the
+    /// container paused; a second checkpoint kills it and `runc restore` brings it back with the same credentials
+    /// and filters, the driver state restored and unlocked, counting on with no gap.</summary>
+    [RootFact]
+    public void APausedHardenedCudaContainerIsCheckpointedThroughThePluginAndStaysPaused()
+    {
+        string standIn = Directory.CreateTempSubdirectory("crisp-runc-cuda-").FullName;
+        try
+        {
+            string bin = Path.Combine(standIn, "bin");
+            Directory.CreateDirectory(bin);
+            string tool = Path.Combine(bin, "cuda-checkpoint");
+            File.Copy(Path.Combine(AppContext.BaseDirectory, "Plugins", "cuda-checkpoint.sh"), tool);
+            File.SetUnixFileMode(tool, (UnixFileMode)0x1ED);
+            var env = new Dictionary<string, string>
+            {
+                ["PATH"] = $"{bin}:{Environment.GetEnvironmentVariable("PATH")}",
+                ["CRISP_PLUGIN_CUDA_FORCE"] = "1",
+                ["CUDA_STANDIN_DIR"] = standIn,
+            };
+            using var c = new RuncContainer("cuda", config =>
+            {
+                Harden(config);
+                config["process"]!["args"] = new JsonArray("/hard_cuda", "/tmp/count");
+            }, env);
+            string exe = Path.Combine(c.Rootfs, "hard_cuda");
+            File.Copy(Support.Workloads.Build("hard_cuda", "-pthread -static"), exe);
+            File.SetUnixFileMode(exe, (UnixFileMode)0x1ED);
+            List<string> Calls() => File.Exists(Path.Combine(standIn, "calls.log")) ? [.. File.ReadAllLines(Path.Combine(standIn, "calls.log"))] : [];
+
+            c.Run();
+            c.WaitCounting(3, "the CUDA stand-in to count");
+            int pid = c.Pid;
+            Bench.WaitFor(() => ProcTasks.Threads(pid).Length == 3 && ProcTasks.Threads(pid).All(t => ProcStatus.ReadThread(pid, t).Seccomp == 2),
+                "three filtered threads");
+            var status = Bench.Status(pid, pid);
+            var filters = Bench.Filters(pid, pid);
+
+            c.Runc(TimeSpan.FromSeconds(20), "pause", c.Id);
+            c.Checkpoint(0, "--leave-running");
+            Assert.Equal("paused", c.Status);
+            Assert.Equal([$"lock {pid} timeout=10000", $"checkpoint {pid}", $"restore {pid}", $"unlock {pid}"], Calls());
+            foreach (int tid in ProcTasks.Threads(pid))
+                Assert.Equal(0, ProcStatus.ReadThread(pid, tid).TracerPid);
+            var images = Crisp.Images.ImageDirectory.Open(c.Images(0));
+            var tree = images.ReadAll<Crisp.Images.Proto.pstree_entry>(Crisp.Images.ImageFile.Pstree).Single();
+            Assert.Equal(3, tree.Threads.Count);
+            foreach (var tid in tree.Threads)
+                Assert.Equal(Crisp.Images.Proto.seccomp_mode.Filter,
+                    images.ReadAll<Crisp.Images.Proto.core_entry>(Crisp.Images.ImageFile.Core((int)tid)).Single().ThreadCore.SeccompMode);
+            int frozenAt = c.Numbers().Count;
+            Thread.Sleep(300);
+            Assert.Equal(frozenAt, c.Numbers().Count);
+
+            c.Checkpoint(1);
+            Assert.Equal([$"lock {pid} timeout=10000", $"checkpoint {pid}"], Calls().Skip(4));
+            c.Restore(1);
+            Assert.Equal("running", c.Status);
+            int now = c.Pid;
+            Assert.Equal([$"restore {now}", $"unlock {now}"], Calls().Skip(6));
+            c.WaitCounting(frozenAt + 5, "the restored CUDA stand-in to count on");
+            Assert.Equal(3, ProcTasks.Threads(now).Length);
+            var after = Bench.Status(now, now);
+            foreach (var key in Bench.StatusKeys)
+                Assert.True(status[key] == after[key], $"{key} was '{status[key]}', now '{after[key]}'");
+            Assert.Equal(filters, Bench.Filters(now, now));
+            c.AssertContinuous();
+        }
+        finally
+        {
+            Directory.Delete(standIn, recursive: true);
+        }
+    }
+
     /// <summary>What a hardened pod spec asks of runc: uid/gid 1000, every capability set empty, no_new_privs, and
     /// a seccomp profile (allow by default, EPERM for calls a container must not make).</summary>
     private static void Harden(JsonObject config)

@@ -1,0 +1,93 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using Crisp.Linux.Proc;
+using Crisp.Tests.Hardened;
+using Crisp.Tests.Integration;
+using Crisp.Tests.Support;
+
+namespace Crisp.Tests.Runtimes;
+
+/// <summary>Debian's Podman (4.3, `--runtime runc`) checkpoints and restores containers through crisp installed as
+/// `criu`: in place, with --leave-running, and as an exported archive (the format Kubernetes' checkpoint API makes)
+/// imported after the container was removed — the hardened pod (uid 1000, every capability dropped,
+/// no-new-privileges, Podman's default seccomp profile) with its credentials and filters byte for byte. Podman 4.3
+/// itself refuses to checkpoint a paused container; the paused case runs through runc (RuncTests).</summary>
+[Collection("Hardened")]
+public class PodmanTests
+{
+    [RootFact]
+    public void ACheckpointIsRestoredInPlaceAndLeaveRunningKeepsItRunning()
+    {
+        using var c = new PodmanContainer("inplace");
+        c.Run();
+        c.WaitCounting(5, "the container to count");
+        c.Podman("container", "checkpoint", c.Name);
+        Assert.Equal("exited", c.Status);
+        int stoppedAt = c.Numbers().Count;
+        c.Podman("container", "restore", c.Name);
+        Assert.Equal("running", c.Status);
+        c.WaitCounting(stoppedAt + 5, "the restored container to count on");
+        Assert.Equal(1, ProcStatus.Read(c.Pid).NSpid.Last());
+        c.AssertContinuous();
+
+        int pid = c.Pid;
+        c.Podman("container", "checkpoint", "--leave-running", c.Name);
+        Assert.Equal("running", c.Status);
+        Assert.Equal(pid, c.Pid);
+        int after = c.Numbers().Count;
+        c.WaitCounting(after + 5, "the container to count on after --leave-running");
+        c.AssertContinuous();
+    }
+
+    [RootFact]
+    public void TheHardenedPodIsExportedAndImportedWithItsFiltersByteForByte()
+    {
+        using var c = new PodmanContainer("hardened");
+        c.Run("--user", "1000:1000", "--cap-drop", "all", "--security-opt", "no-new-privileges");
+        c.WaitCounting(5, "the hardened container to count");
+        int pid = c.Pid;
+        var status = Bench.Status(pid, pid);
+        Assert.Equal("2", status["Seccomp"]);
+        Assert.Equal("1", status["NoNewPrivs"]);
+        Assert.StartsWith("1000", status["Uid"]);
+        Assert.Equal("0000000000000000", status["CapBnd"]);
+        var filters = Bench.Filters(pid, pid);
+
+        string archive = Path.Combine(c.Data, "..", "checkpoint.tar.gz");
+        c.Podman("container", "checkpoint", "--export", archive, "--compress", "gzip", c.Name);   // Podman 4.3 defaults to zstd
+        int stoppedAt = c.Numbers().Count;
+        c.Podman("rm", "-f", c.Name);
+        AssertArchiveImagesDecode(archive);
+        var inspect = CrispCli.Run("inspect", archive);
+        Assert.True(inspect.ExitCode == 0, inspect.Stderr);
+        Assert.Contains("usleep", inspect.Stdout);   // the process tree as checkpointctl shows it
+
+        c.Podman("container", "restore", "--import", archive);
+        Assert.Equal("running", c.Status);
+        c.WaitCounting(stoppedAt + 5, "the imported container to count on");
+        int now = c.Pid;
+        var after = Bench.Status(now, now);
+        foreach (var key in Bench.StatusKeys)
+            Assert.True(status[key] == after[key], $"{key} was '{status[key]}', now '{after[key]}'");
+        Assert.Equal(filters, Bench.Filters(now, now));
+        c.AssertContinuous();
+    }
+
+    /// <summary>The archive holds CRIU images under checkpoint/ that Debian's crit decodes.</summary>
+    private static void AssertArchiveImagesDecode(string archive)
+    {
+        string dir = Directory.CreateTempSubdirectory("crisp-podman-archive-").FullName;
+        try
+        {
+            using (var gz = new GZipStream(File.OpenRead(archive), CompressionMode.Decompress))
+                TarFile.ExtractToDirectory(gz, dir, overwriteFiles: false);
+            string images = Path.Combine(dir, "checkpoint");
+            Assert.True(File.Exists(Path.Combine(images, "inventory.img")), "the archive has no checkpoint/inventory.img");
+            Live.AssertCritDecodesAll(images);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
