@@ -22,7 +22,7 @@ public static class CriuOptsWords
                 Add(field, "--" + option);
         }
 
-        if (type == criu_req_type.Dump)
+        if (type is criu_req_type.Dump or criu_req_type.PreDump or criu_req_type.SinglePreDump)
         {
             if (!o.HasPid)
                 throw Refuse("pid", "is not set: crisp does not dump the calling process itself (give the pid of the tree to dump)");

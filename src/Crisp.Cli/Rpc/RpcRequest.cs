@@ -22,7 +22,12 @@ public sealed class RpcRequest : IDisposable
     {
         if (opts is null)
             throw new RpcRequestException($"a {type} request needs criu_opts");
-        string verb = type == criu_req_type.Dump ? "dump" : "restore";
+        string verb = type switch
+        {
+            criu_req_type.Dump => "dump",
+            criu_req_type.PreDump or criu_req_type.SinglePreDump => "pre-dump",
+            _ => "restore",
+        };
         int caller = CallerFiles.PeerPid(channel.Fd);
 
         // The config file first: its images-dir, work-dir and log-file win over the request's (cr-service.c).

@@ -73,8 +73,7 @@ public sealed class RpcSession(RpcChannel channel, bool standalone, TimeSpan not
                 criu_req_type.Dump => Dump(req.Opts),
                 criu_req_type.Restore => Restore(req.Opts),
                 criu_req_type.WaitPid => WaitPid(req),
-                criu_req_type.PreDump or criu_req_type.SinglePreDump =>
-                    throw new RpcRequestException($"{req.Type} is not supported by crisp yet: there is no pre-dump (iterative migration); send DUMP"),
+                criu_req_type.PreDump or criu_req_type.SinglePreDump => PreDump(req.Type, req.Opts),
                 criu_req_type.PageServer or criu_req_type.PageServerChld =>
                     throw new RpcRequestException($"{req.Type} is not supported by crisp yet: there is no page server"),
                 criu_req_type.CpuinfoDump or criu_req_type.CpuinfoCheck =>
@@ -140,6 +139,15 @@ public sealed class RpcSession(RpcChannel channel, bool standalone, TimeSpan not
         using var request = RpcRequest.Open(channel, opts, criu_req_type.Dump, standalone, notifyTimeout);
         request.Run(DumpCommand.Run);
         return new criu_resp { Type = criu_req_type.Dump, Success = true, Dump = new criu_dump_resp { Restored = false } };
+    }
+
+    /// <summary>PRE_DUMP (runc checkpoint --pre-dump): the tree's memory copied while it runs on, dirty tracking armed
+    /// for the next dump of the chain (parent_img).</summary>
+    private criu_resp PreDump(criu_req_type type, criu_opts? opts)
+    {
+        using var request = RpcRequest.Open(channel, opts, type, standalone, notifyTimeout);
+        request.Run(DumpCommand.RunPreDump);
+        return new criu_resp { Type = type, Success = true };
     }
 
     private criu_resp Restore(criu_opts? opts)

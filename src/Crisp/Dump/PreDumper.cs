@@ -84,7 +84,17 @@ public sealed class PreDumper(DumpOptions options, Log log)
         foreach (var p in planned)
         {
             using var writer = images.CreatePagemap(p.VirtualPid, ctx.NewId());
-            new PrivatePagesDump(p.Task.Pid, writer).Dump(p.Plan, taskRuns: true);
+            try
+            {
+                new PrivatePagesDump(p.Task.Pid, writer).Dump(p.Plan, taskRuns: true);
+            }
+            catch (Exception e) when (Gone(p.Task.Pid, e))
+            {
+                // The tree runs on while its memory is copied: a task that exited meanwhile (a shell's short-lived
+                // child) is in no later dump; its tracking went with it, so a task that reuses its pid is stored whole.
+                log.Info($"pre-dump: task {p.Task.Pid} exited while its memory was copied; left out");
+                continue;
+            }
             counters.AddPrivate(p.Plan.Sum(r => (long)r.Length) / PagemapWriter.PageSize, writer);
             log.Debug($"pre-dump of {p.Task.Pid}: {writer.PagesWritten} pages stored, {writer.PagesInParent} in the parent");
         }
@@ -128,6 +138,16 @@ public sealed class PreDumper(DumpOptions options, Log log)
         var plan = PagePlan.Make(pagemap, tracked, v => WriteTracker.TrackedSince(v, previous, held), parent);
         WriteTracker.Reset(pagemap, armed);
         return new Planned(task, task.VirtualPid, plan);
+    }
+
+    private static bool Gone(int pid, Exception e) =>
+        (e is Linux.SyscallException { Errno: Linux.Errnos.ESRCH } || e.InnerException is Linux.SyscallException { Errno: Linux.Errnos.ESRCH })
+        || !Alive(pid);
+
+    private static bool Alive(int pid)
+    {
+        try { return Linux.Proc.ProcStat.Read(pid).State is not ('Z' or 'X'); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>Registers back, every task detached, the cgroup freezer as it was: the tree runs on.</summary>

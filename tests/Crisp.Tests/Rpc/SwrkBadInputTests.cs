@@ -86,15 +86,15 @@ public class SwrkBadInputTests
     }
 
     [RootFact]
-    public void PreDumpAnOptionCrispLacksAndKeepOpenOnADumpAreRefusedByName()
+    public void APreDumpWithoutPidAnOptionCrispLacksAndKeepOpenOnADumpAreRefusedByName()
     {
         using var dir = new Live.TempDir();
         string images = SwrkTests.MakeDir(dir.Images);
         using var imagesFd = FileIo.Open(images, FileIo.O_RDONLY | FileIo.O_DIRECTORY);
         var cases = new (criu_req Req, string Message)[]
         {
-            (new criu_req { Type = criu_req_type.PreDump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd, Pid = 1 } },
-                "PreDump is not supported by crisp yet: there is no pre-dump"),
+            (new criu_req { Type = criu_req_type.PreDump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd } },
+                "criu_opts.pid is not set"),
             (new criu_req { Type = criu_req_type.Dump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd, Pid = 1, LazyPages = true } },
                 "criu_opts.lazy_pages (--lazy-pages) is not supported by crisp yet"),
             (new criu_req { Type = criu_req_type.Dump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd } },

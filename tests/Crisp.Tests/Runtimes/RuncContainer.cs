@@ -115,7 +115,8 @@ internal sealed class RuncContainer : IDisposable
         dir is null || name is null ? "" : Tail(Path.Combine(dir, name));
 
     private static string Tail(string file) =>
-        File.Exists(file) ? string.Join('\n', File.ReadAllLines(file).Where(l => !l.Contains("Debug:")).TakeLast(15)) : $"(no {file})";
+        File.Exists(file) ? string.Join('\n', File.ReadAllLines(file).Where(l => l.Contains("Error:"))
+            .Concat(File.ReadAllLines(file).Where(l => !l.Contains("Debug:")).TakeLast(10))) : $"(no {file})";
 
     public void Dispose()
     {

@@ -34,6 +34,25 @@ public class RuncTests
         c.AssertContinuous();
     }
 
+    /// <summary>`runc checkpoint --pre-dump` sends PRE_DUMP (after asking FEATURE_CHECK for memory tracking); the
+    /// final checkpoint names it with --parent-path and stores only what changed; the restore reads through the chain.</summary>
+    [RootFact]
+    public void APreDumpChainIsCheckpointedAndRestored()
+    {
+        using var c = new RuncContainer("predump");
+        c.Run();
+        c.WaitCounting(5, "the container to count");
+        c.Checkpoint(0, "--pre-dump");
+        Assert.Equal("running", c.Status);
+        Assert.NotEmpty(Directory.GetFiles(c.Images(0), "pages-*.img"));
+        c.WaitCounting(c.Numbers().Count + 5, "the container to count on after the pre-dump");
+        c.Checkpoint(1, "--parent-path", "../images0");
+        int stoppedAt = c.Numbers().Count;
+        c.Restore(1);
+        c.WaitCounting(stoppedAt + 5, "the container restored through the chain to count on");
+        c.AssertContinuous();
+    }
+
     [RootFact]
     public void LeaveRunningKeepsTheContainerAndItsImagesRestore()
     {

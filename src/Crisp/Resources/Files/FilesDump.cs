@@ -22,7 +22,7 @@ public sealed class FilesDump : IDumpStage
         var memoryChain = ctx.Shared<Memory.MemoryChain>();
         foreach (var link in ProcFds.Read(task.Pid))
         {
-            if (memoryChain.IsTrackerFd(task.Pid, link.Fd))
+            if (memoryChain.IsTrackerFd(task.Pid, link.Fd) || Memory.WriteTracker.IsCrispTracker(task.Pid, link.Fd, link.Target))
                 continue;   // crisp's dirty tracking (Memory/WriteTracking.cs), not the program's
             using var copy = pidfd.GetFd(link.Fd);
             var fd = new OpenFd(task.Pid, link.Fd, link.Target, copy, FdOps.Stat(copy.Fd), FdInfo.Read(task.Pid, link.Fd));

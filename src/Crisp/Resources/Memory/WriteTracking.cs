@@ -73,6 +73,21 @@ public static class WriteTracker
     private const ulong MODE_WP = 2;
     private const int HighestFd = 1023;
 
+    /// <summary>A userfaultfd with the write-protect-async features crisp arms (fdinfo "API: aa:FEATURES:IOCTLS"): a
+    /// tracker a pre-dump left whose chain this dump does not continue (a chain given up, a plain checkpoint after a
+    /// pre-dump). It is crisp's, not the program's: left out of the images like the chain's own.</summary>
+    public static bool IsCrispTracker(int pid, int fd, string target)
+    {
+        if (target != "anon_inode:[userfaultfd]")
+            return false;
+        string? api;
+        try { api = Linux.Proc.ProcFiles.ReadText(pid, $"fdinfo/{fd}").Split('\n').FirstOrDefault(l => l.StartsWith("API:", StringComparison.Ordinal)); }
+        catch (IOException) { return false; }
+        var parts = api?[4..].Trim().Split(':');
+        return parts is { Length: >= 2 } && ulong.TryParse(parts[1], System.Globalization.NumberStyles.HexNumber, null, out ulong features)
+            && (features & (FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED)) == (FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED);
+    }
+
     /// <summary>Private writable memory whose pages the dumps store: what is tracked.</summary>
     public static bool Trackable(DumpedVma vma) => vma.HasPrivatePages && vma.Maps.CanWrite && !vma.Is(VmaStatus.Vdso);
 
