@@ -202,9 +202,6 @@ public static class Program
         return (int)Math.Clamp(sign * n, int.MinValue, int.MaxValue);
     }
 
-    private static Func<CommandContext, int> NotYet(string verb) =>
-        _ => throw new CrispException($"'{verb}' is not implemented yet in this build of crisp");
-
     private static string Usage() => $"""
         crisp: checkpoint/restore in userspace (CRIU-compatible images and options)
 
