@@ -30,9 +30,13 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>Started under the name `criu` (installed as CRIU, `crisp install --as-criu`): answers in CRIU's shape.</summary>
     public bool AsCriu { get; init; }
 
-    /// <summary>crisp's current directory when it started, before it entered the work dir: relative paths of
-    /// options such as --root are taken from there.</summary>
+    /// <summary>crisp's current directory (it never changes it): relative paths of options such as --root are
+    /// taken from there.</summary>
     public string StartDirectory { get; init; } = Environment.CurrentDirectory;
+
+    /// <summary>The work dir (-W, default the images dir) of dump, pre-dump, page-server and restore; null for
+    /// other verbs. Relative paths of the log, pidfile, stats, scripts, keys and libraries are taken from it.</summary>
+    public WorkDirectory? WorkDir { get; init; }
 
     /// <summary>--external mnt[A]:B and --ext-mount-map A:B, as A → B (dump: mount point → key; restore: key →
     /// host path). Other kinds of --external are refused by name.</summary>
@@ -72,7 +76,11 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
 
     /// <summary>The --action-script programs, in the order given.</summary>
     public Crisp.Scripts.ActionScripts Scripts(string imagesDir) =>
-        new(Args.GetAll("action-script").OfType<string>().ToList(), imagesDir, Log) { Notifier = Notifier };
+        new(Args.GetAll("action-script").OfType<string>().ToList(), imagesDir, Log) { Notifier = Notifier, WorkDir = WorkDir };
+
+    /// <summary>A path an option names, as a full path: a relative one is taken from the work dir (as CRIU, which
+    /// has changed into it by then); null stays null.</summary>
+    public string? InWorkDir(string? path) => path is null ? null : WorkDir?.Resolve(path) ?? Path.GetFullPath(path);
 
     /// <summary>--images-mode OCTAL; private (0600 files, 0700 directory) without it.</summary>
     public Crisp.Security.ImageModes ImagesMode() => ImagesMode(Args);

@@ -65,21 +65,24 @@ public static class Program
         Log log;
         string? imagesDir;
         bool createdImagesDir;
+        WorkDirectory? workDir;
         string startDirectory = Environment.CurrentDirectory;
         try
         {
-            (imagesDir, createdImagesDir) = EnterWorkDir(verb, args);
-            log = OpenLog(args, logToFile: !OutputVerbs.Contains(verb));
+            (imagesDir, createdImagesDir, workDir) = OpenWorkDir(verb, args);
+            log = OpenLog(args, workDir, logToFile: !OutputVerbs.Contains(verb));
         }
         catch (Exception e) when (e is UsageException or IOException or UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"crisp: {e.Message}");
             return 1;
         }
+        using (workDir)
         using (log)
             return RunVerb(run, new CommandContext(args, log, Console.Out)
             {
                 ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir, AsCriu = StartedAsCriu(), StartDirectory = startDirectory,
+                WorkDir = workDir,
             });
     }
 
@@ -134,14 +137,15 @@ public static class Program
     private static string OneLine(string message) =>
         string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    /// <summary>As CRIU: the images dir is resolved where crisp was started, then crisp changes into the
-    /// work dir (-W, default the images dir), so a relative log file, pidfile, action script and the
-    /// stats files are all under it. A dump creates its images dir first. Returns the full images dir
-    /// (null for verbs that take none) and whether it was made here (a failed dump removes it again).</summary>
-    private static (string? ImagesDir, bool Created) EnterWorkDir(string verb, ParsedArguments args)
+    /// <summary>As CRIU: the images dir is resolved where crisp was started, and a relative log file, pidfile,
+    /// action script and the stats files are under the work dir (-W, default the images dir) — CRIU changes into
+    /// it; crisp holds it open instead (<see cref="WorkDirectory"/>) and keeps its own current directory. A dump
+    /// creates its images dir first. Returns the full images dir (null for verbs that take none), whether it was
+    /// made here (a failed dump removes it again) and the work dir.</summary>
+    private static (string? ImagesDir, bool Created, WorkDirectory? WorkDir) OpenWorkDir(string verb, ParsedArguments args)
     {
         if (verb is not ("dump" or "pre-dump" or "page-server" or "restore"))
-            return (null, false);
+            return (null, false, null);
         bool created = false;
         string? images = args.Get("images-dir");
         string? full = images is null ? null : Path.GetFullPath(images);
@@ -155,17 +159,17 @@ public static class Program
         {
             if (!Directory.Exists(work))
                 throw new UsageException($"Can't change directory to {work}: No such file or directory");
-            Environment.CurrentDirectory = work;
         }
-        return (full, created);
+        return (full, created, work is null ? null : WorkDirectory.Open(work));
     }
 
-    private static Log OpenLog(ParsedArguments args, bool logToFile)
+    private static Log OpenLog(ParsedArguments args, WorkDirectory? workDir, bool logToFile)
     {
         int verbosity = Verbosity(args);
         string? file = logToFile ? args.Get("log-file") : null;
         if (file is null || file == "-")
             return new Log(Console.Error, verbosity);
+        file = workDir?.Resolve(file) ?? file;
         // Private as the images: a -v4 log names files, addresses and paths of the dumped process.
         var stream = Crisp.Security.PrivateFile.CreateLog(file, CommandContext.ImagesMode(args).File);
         return new Log(new StreamWriter(stream), verbosity, ownsWriter: true);
@@ -201,9 +205,6 @@ public static class Program
             n = n * 10 + (t[i] - '0');
         return (int)Math.Clamp(sign * n, int.MinValue, int.MaxValue);
     }
-
-    private static Func<CommandContext, int> NotYet(string verb) =>
-        _ => throw new CrispException($"'{verb}' is not implemented yet in this build of crisp");
 
     private static string Usage() => $"""
         crisp: checkpoint/restore in userspace (CRIU-compatible images and options)

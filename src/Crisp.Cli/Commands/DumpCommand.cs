@@ -47,10 +47,10 @@ public static class DumpCommand
             NetworkLock = ctx.NetworkLock() ?? Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
             ExtUnixSk = ctx.ExtUnixSk(),
             FileLocks = ctx.Args.Has("file-locks"),
-            LibDir = ctx.Args.Get("libdir"),
+            LibDir = ctx.InWorkDir(ctx.Args.Get("libdir")),
             ImagesMode = ctx.ImagesMode(),
-            SignKey = ctx.Args.Get("sign-key"),
-            EncryptKey = ctx.Args.Get("encrypt-key"),
+            SignKey = ctx.InWorkDir(ctx.Args.Get("sign-key")),
+            EncryptKey = ctx.InWorkDir(ctx.Args.Get("encrypt-key")),
             GhostLimit = ctx.Args.Get("ghost-limit") is { } g ? Sizes.Parse(g, "--ghost-limit") : 1 << 20,
             External = [.. ctx.Args.GetAll("external").Select(v => v ?? "")],
             EmptyNs = ctx.EmptyNs(),
@@ -65,9 +65,9 @@ public static class DumpCommand
         using (ProgressLine.Start(pre ? "pre-dump" : "dump", meter, allowed: !options.ShellJob && ctx.ShowProgress))
             stats = pre ? new PreDumper(options with { LeaveRunning = true }, ctx.Log).Run()
                 : new Dumper(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
-        // CRIU writes stats-dump into the work dir (crisp's current directory by now).
+        // CRIU writes stats-dump into the work dir.
         var entry = StatsImage.ForDump(stats.Counters);
-        StatsImage.Write(StatsImage.DumpFile, entry, options.ImagesMode.File);
+        StatsImage.Write(ctx.InWorkDir(StatsImage.DumpFile)!, entry, options.ImagesMode.File);
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"{(pre ? "Pre-dumping" : "Dumping")} finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");

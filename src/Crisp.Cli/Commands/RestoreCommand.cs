@@ -26,19 +26,19 @@ public static class RestoreCommand
             ExternalMounts = ctx.ExternalMounts(),
             Detached = detached,
             Sibling = sibling,
-            PidFile = ctx.Args.Get("pidfile"),
+            PidFile = ctx.InWorkDir(ctx.Args.Get("pidfile")),
             ShellJob = ctx.Args.Has("shell-job"),
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
             NetworkLock = ctx.NetworkLock(),
             ExtUnixSk = ctx.ExtUnixSk(),
             FileLocks = ctx.Args.Has("file-locks"),
-            LibDir = ctx.Args.Get("libdir"),
+            LibDir = ctx.InWorkDir(ctx.Args.Get("libdir")),
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
             InheritFds = ctx.InheritFds(),
             InsecureImages = ctx.Args.Has("insecure-images"),
-            VerifyKey = ctx.Args.Get("verify-key"),
-            EncryptKey = ctx.Args.Get("encrypt-key"),
+            VerifyKey = ctx.InWorkDir(ctx.Args.Get("verify-key")),
+            EncryptKey = ctx.InWorkDir(ctx.Args.Get("encrypt-key")),
             EmptyNs = ctx.EmptyNs(),
             JoinNs = ctx.JoinNs(),
             CgroupMode = ctx.CgroupMode(),
@@ -51,7 +51,7 @@ public static class RestoreCommand
         using (ProgressLine.Start("restore", meter, allowed: !options.ShellJob && ctx.ShowProgress))
             tree = new Restorer(options, ctx.Log, FaultInjection.FromEnvironment()).Run();
         var entry = StatsImage.ForRestore(tree.Counters);
-        StatsImage.Write(StatsImage.RestoreFile, entry, ctx.ImagesMode().File);
+        StatsImage.Write(ctx.InWorkDir(StatsImage.RestoreFile)!, entry, ctx.ImagesMode().File);
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");

@@ -12,10 +12,11 @@ public sealed class RpcRequest : IDisposable
     private readonly string _imagesDir;
     private readonly Log _log;
     private readonly Crisp.Scripts.IActionNotifier? _notifier;
+    private readonly WorkDirectory _workDir;
 
-    private RpcRequest(ParsedArguments args, string imagesDir, Log log, Crisp.Scripts.IActionNotifier? notifier)
+    private RpcRequest(ParsedArguments args, string imagesDir, WorkDirectory workDir, Log log, Crisp.Scripts.IActionNotifier? notifier)
     {
-        (_args, _imagesDir, _log, _notifier) = (args, imagesDir, log, notifier);
+        (_args, _imagesDir, _workDir, _log, _notifier) = (args, imagesDir, workDir, log, notifier);
     }
 
     public static RpcRequest Open(RpcChannel channel, criu_opts? opts, criu_req_type type, bool standalone, TimeSpan notifyTimeout)
@@ -85,20 +86,32 @@ public sealed class RpcRequest : IDisposable
             throw new RpcRequestException(e.Message);
         }
 
+        // The request's own work dir, held open: the service's current directory is never changed, so requests
+        // one after another each get theirs.
+        WorkDirectory work;
         try
         {
-            Environment.CurrentDirectory = workDir;
+            work = WorkDirectory.Open(workDir);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (CrispException e)
         {
             throw new CrispException($"Can't change directory to the work dir {workDir}: {e.Message}");
         }
-        Log log = logFile is null ? Log.Null
-            : new Log(new StreamWriter(Crisp.Security.PrivateFile.CreateLog(logFile, CommandContext.ImagesMode(args).File)),
-                Program.Verbosity(args), ownsWriter: true);
+        Log log;
+        try
+        {
+            log = logFile is null ? Log.Null
+                : new Log(new StreamWriter(Crisp.Security.PrivateFile.CreateLog(work.Resolve(logFile), CommandContext.ImagesMode(args).File)),
+                    Program.Verbosity(args), ownsWriter: true);
+        }
+        catch
+        {
+            work.Dispose();
+            throw;
+        }
         log.Info($"crisp {verb} over RPC (caller pid {caller}{(standalone ? ", service" : ", swrk")}): images {imagesDir}, work dir {workDir}");
         var notifier = opts.NotifyScripts ? new RpcNotifier(channel, notifyTimeout) : null;
-        return new RpcRequest(args, imagesDir, log, notifier);
+        return new RpcRequest(args, imagesDir, work, log, notifier);
     }
 
     /// <summary>Runs the CLI's command for the request; returns the restored root's pid (-1 for a dump). A failure is
@@ -109,6 +122,7 @@ public sealed class RpcRequest : IDisposable
         var ctx = new CommandContext(_args, _log, TextWriter.Null)
         {
             ResolvedImagesDir = _imagesDir,
+            WorkDir = _workDir,
             Notifier = _notifier,
             ShowProgress = false,
             OnRestored = tree => restored = tree.RootPid,
@@ -126,7 +140,11 @@ public sealed class RpcRequest : IDisposable
         return restored;
     }
 
-    public void Dispose() => _log.Dispose();
+    public void Dispose()
+    {
+        _log.Dispose();
+        _workDir.Dispose();
+    }
 
     private static bool IsDirectoryWord(string word) =>
         word.StartsWith("--images-dir=", StringComparison.Ordinal) || word.StartsWith("--work-dir=", StringComparison.Ordinal)

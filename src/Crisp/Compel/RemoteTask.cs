@@ -211,7 +211,7 @@ public sealed class RemoteTask : IDisposable
     public void Abandon()
     {
         if (IsCrashSafe && !_disposed)
-            VdsoTrampoline.Release(Thread.Pid, Thread.Tid, putBack: false);
+            _tracer.Trampolines.Release(Thread.Pid, Thread.Tid, putBack: false);
         _disposed = true;
         _mem?.Dispose();
         _tracer.Unpin();
@@ -312,7 +312,7 @@ public sealed class RemoteTask : IDisposable
             _log.Info($"remote syscalls in thread {tid} are not crash-safe: seized without PTRACE_O_TRACESYSGOOD");
             return;
         }
-        ulong trampoline = VdsoTrampoline.Acquire(Thread.Pid, tid, out string why);
+        ulong trampoline = _tracer.Trampolines.Acquire(Thread.Pid, tid, out string why);
         if (trampoline == 0)
         {
             _log.Info($"remote syscalls in thread {tid} are not crash-safe: {why}");
@@ -334,7 +334,7 @@ public sealed class RemoteTask : IDisposable
         }
         catch (Exception e) when (e is IOException or SyscallException or UnauthorizedAccessException)
         {
-            VdsoTrampoline.Release(Thread.Pid, tid);
+            _tracer.Trampolines.Release(Thread.Pid, tid);
             _log.Info($"remote syscalls in thread {tid} are not crash-safe: no room for a frame below rsp 0x{regs.Rsp:x} ({e.Message})");
         }
     }
@@ -349,7 +349,7 @@ public sealed class RemoteTask : IDisposable
         {
             try { WriteMemory(_frame!.Start, _underFrame); }
             catch (IOException) { }   // killed meanwhile
-            VdsoTrampoline.Release(Thread.Pid, Thread.Tid);
+            _tracer.Trampolines.Release(Thread.Pid, Thread.Tid);
         }
         _log.Debug($"remote: thread {Thread.Tid} released");
     }

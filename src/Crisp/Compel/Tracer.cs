@@ -24,6 +24,10 @@ public sealed class Tracer : IDisposable
     /// <summary>Kernel thread id of the tracer thread.</summary>
     public int ThreadId { get; private set; }
 
+    /// <summary>The vdso trampolines of the processes this tracer's remote sessions work in (one per process, shared
+    /// by its threads): state of this tracer's run, not of the crisp process.</summary>
+    public VdsoTrampoline Trampolines { get; } = new();
+
     public Tracer(string name = "crisp-tracer")
     {
         EnsureSigchldNotIgnored();

@@ -10,8 +10,9 @@ namespace Crisp.Compel;
 /// register is changed and stays until the last remote call of the process ends, so a thread parked
 /// on it always finds it, also after crisp itself died. Written with PTRACE_POKEDATA (FOLL_FORCE: the
 /// task gets a private copy of that page, as with a debugger's breakpoint); zeros are put back at the
-/// end. crisp never dumps vdso contents, and the bytes are not code of the task.</summary>
-public static class VdsoTrampoline
+/// end. crisp never dumps vdso contents, and the bytes are not code of the task. One instance per
+/// <see cref="Tracer"/>: what a run holds goes with the run.</summary>
+public sealed class VdsoTrampoline
 {
     /// <summary>syscall (0f 05); mov eax, 15 (b8 0f 00 00 00); syscall (0f 05).</summary>
     public static ReadOnlySpan<byte> Code => [0x0f, 0x05, 0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
@@ -20,8 +21,8 @@ public static class VdsoTrampoline
     public const int SigreturnOffset = 2;
 
     private const int Slot = 16;
-    private static readonly object Gate = new();
-    private static readonly Dictionary<int, Entry> Held = [];
+    private readonly Lock _gate = new();
+    private readonly Dictionary<int, Entry> _held = [];
 
     private sealed class Entry(ulong address)
     {
@@ -32,12 +33,12 @@ public static class VdsoTrampoline
     /// <summary>Puts the code in the vdso tail of process <paramref name="pid"/> (through its stopped thread
     /// <paramref name="tid"/>, on the tracer thread) or takes another reference to it. Returns its address,
     /// or 0 with <paramref name="why"/> when the task has no vdso with a free zero tail.</summary>
-    public static ulong Acquire(int pid, int tid, out string why)
+    public ulong Acquire(int pid, int tid, out string why)
     {
         why = "";
-        lock (Gate)
+        lock (_gate)
         {
-            if (Held.TryGetValue(pid, out var held))
+            if (_held.TryGetValue(pid, out var held))
             {
                 held.Users++;
                 return held.Address;
@@ -55,22 +56,22 @@ public static class VdsoTrampoline
         }
         Ptrace.PokeData(tid, at, c0);
         Ptrace.PokeData(tid, at + 8, c1);
-        lock (Gate)
-            Held[pid] = new Entry(at) { Users = 1 };
+        lock (_gate)
+            _held[pid] = new Entry(at) { Users = 1 };
         return at;
     }
 
     /// <summary>Drops one reference; the last one puts the zeros back (the thread must be stopped and no
     /// thread of the process may be parked on the code any more). With <paramref name="putBack"/> false the
     /// bytes stay (a task crisp no longer holds).</summary>
-    public static void Release(int pid, int tid, bool putBack = true)
+    public void Release(int pid, int tid, bool putBack = true)
     {
         Entry? last = null;
-        lock (Gate)
+        lock (_gate)
         {
-            if (Held.TryGetValue(pid, out var held) && --held.Users == 0)
+            if (_held.TryGetValue(pid, out var held) && --held.Users == 0)
             {
-                Held.Remove(pid);
+                _held.Remove(pid);
                 last = held;
             }
         }

@@ -3,13 +3,14 @@ using Crisp.Images;
 
 namespace Crisp.Dump;
 
-/// <summary>Everything one dump run shares: options, log, images, the tracer and the seized tree.
-/// Resources keep dump-wide state of their own through <see cref="Shared{T}"/>, so adding a kind
-/// of object does not touch this class.</summary>
-public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory images, Tracer tracer, FaultInjection faults)
+/// <summary>Everything one dump run shares: options, log, images, the tracer, the seized tree and each resource
+/// kind's dump-wide state, one typed property per kind, so what a kind reads of another's is visible in the types
+/// (memory's mapped files and memfd mappings are entries of the files' table). The context disposes what the
+/// kinds hold open.</summary>
+public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory images, Tracer tracer, FaultInjection faults) : IDisposable
 {
-    private readonly Dictionary<Type, object> _shared = [];
     private uint _nextId = 1;
+    private Resources.Memory.MemoryDumpState? _memory;
 
     public DumpOptions Options { get; } = options;
     public Log Log { get; } = log;
@@ -26,6 +27,16 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     /// <summary>Seized tasks, parents before children (the root first).</summary>
     public List<DumpTask> Tasks { get; } = [];
 
+    /// <summary>Times and page counts for stats-dump.</summary>
+    public Stats.DumpCounters Counters { get; } = new();
+    public Resources.Namespaces.NamespacesDumpState Namespaces { get; } = new();
+    public Resources.Cgroups.CgroupsDump.State Cgroups { get; } = new();
+    public Resources.Ipc.IpcNamespaces Ipc { get; } = new();
+    public Resources.Files.FilesDumpState Files { get; } = new();
+    /// <summary>Built on the files' table and memfd inodes (mapped files are files.img entries).</summary>
+    public Resources.Memory.MemoryDumpState Memory => _memory ??= new(Files.Table, Files.Memfds);
+    public Resources.Seccomp.SeccompChains Seccomp { get; } = new();
+
     /// <summary>The images' number for host pid <paramref name="hostPid"/> (a task's, zombie's, group's or session's):
     /// its pid in the tree's own pid namespace when it belongs to the tree, else the pid as it is.</summary>
     public int VirtualPidOf(int hostPid) =>
@@ -36,11 +47,6 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     /// <summary>A new id for an image object (files, pipes, vm/fs/files sets) — unique in this dump.</summary>
     public uint NewId() => _nextId++;
 
-    /// <summary>The one instance of a resource's dump-wide state, created on first use.</summary>
-    public T Shared<T>() where T : class, new()
-    {
-        if (!_shared.TryGetValue(typeof(T), out var o))
-            _shared[typeof(T)] = o = new T();
-        return (T)o;
-    }
+    /// <summary>Closes what the kinds held for the dump (network namespaces opened for sock_diag).</summary>
+    public void Dispose() => Namespaces.Dispose();
 }

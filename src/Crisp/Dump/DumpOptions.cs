@@ -35,7 +35,8 @@ public sealed record DumpOptions
     public bool TcpEstablished { get; init; }
     /// <summary>--network-lock: how established connections are kept quiet from their dump to their restore.</summary>
     public Resources.Files.Sockets.Inet.NetworkLockMethod NetworkLock { get; init; } = Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables;
-    /// <summary>Accepted by the command line, refused there until an engine feature carries it out.</summary>
+    /// <summary>--ext-unix-sk: a datagram unix socket connected to a named socket outside the tree is dumped as an
+    /// external peer (reconnected to that name at restore); without it such a socket fails the dump.</summary>
     public bool ExtUnixSk { get; init; }
     /// <summary>Modes of what the dump creates (--images-mode): private, 0600 files in a 0700 directory, by default.</summary>
     public Security.ImageModes ImagesMode { get; init; } = Security.ImageModes.Private;

@@ -10,28 +10,11 @@ namespace Crisp.Dump;
 /// images, then kill the tree or let it run on. Any failure leaves the tree running as it was.</summary>
 public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults = null)
 {
-    /// <summary>Kinds of state, in the order they are collected. One line per kind (Resources/&lt;Kind&gt;).</summary>
-    public static IReadOnlyList<IDumpStage> Stages { get; } =
-    [
-        new Resources.Core.CoreDump(),
-        new Resources.Namespaces.NamespacesDump(),
-        new Resources.Cgroups.CgroupsDump(),
-        new Resources.Registers.RegistersDump(),
-        new Resources.Memory.MemoryDump(),
-        new Resources.Ipc.IpcDump(),
-        new Resources.Files.FilesDump(),
-        new Resources.Files.Locks.FileLocksDump(),
-        new Resources.Fs.FsDump(),
-        new Resources.Seccomp.SeccompDump(),
-        new Resources.Rlimits.RlimitsDump(),
-        new Resources.Signals.SignalsDump(),
-        new Resources.Timers.TimersDump(),
-        new Resources.Sched.SchedDump(),
-        new Resources.TaskState.TaskStateDump(),
-        new Resources.Rseq.RseqDump(),
-        new Resources.Membarrier.MembarrierDump(),
-        new Resources.Creds.CredsDump(),
-    ];
+    /// <summary>The dump's phases and participants (<see cref="DumpPipeline"/>).</summary>
+    public static DumpPipeline Pipeline => DumpPipeline.Dump;
+
+    /// <summary>Kinds of state, in the order they are collected.</summary>
+    public static IReadOnlyList<IDumpStage> Stages => Pipeline.Collect;
 
     /// <summary>PIDs of the tree once seized (for the full-disk message after a failure).</summary>
     private readonly List<int> _treePids = [options.RootPid];
@@ -81,9 +64,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         ImageManifest.Invalidate(images);
         Security.CheckpointSignature.Invalidate(images);
         using var tracer = new Tracer();
-        var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
+        using var ctx = new DumpContext(options, log, images, tracer, faults ?? FaultInjection.None);
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
-        var counters = stats.Counters = ctx.Shared<Stats.DumpCounters>();
+        var counters = stats.Counters = ctx.Counters;
         // CRIU runs pre-dump before the tree is touched: a failing script leaves it as it was.
         scripts.InitPid = options.RootPid;
         scripts.RunOrThrow(Scripts.ScriptAction.PreDump);
@@ -109,8 +92,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                     ctx.Log.Debug($"dump {stage.Name} of {task.Pid}");
                     long stageStart = Stopwatch.GetTimestamp();
                     stage.Dump(ctx, task);
-                    if (stage is Resources.Memory.MemoryDump)
-                        counters.MemDump += Stopwatch.GetElapsedTime(stageStart);
+                    counters.AddStageTime(stage.Name, Stopwatch.GetElapsedTime(stageStart));
                     ctx.Faults.At($"dump:{stage.Name}");
                 }
             }
@@ -122,7 +104,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             pageServer?.Finish();   // every page is on the server before the dump counts as done
             ctx.Faults.At("dump:images");
             // DIR/parent and crisp-mem-track last: a dump that failed before leaves no link to a chain.
-            ctx.Shared<Resources.Memory.MemoryChain>().Finish(ctx);
+            ctx.Memory.Chain.Finish(ctx);
             foreach (var task in ctx.Tasks)
                 task.Dispose();
             ImageManifest.Write(ctx.Images);

@@ -49,9 +49,9 @@ public sealed class PreDumper(DumpOptions options, Log log)
         images.PageServer = pageServer;
         ImageManifest.Invalidate(images);
         using var tracer = new Tracer();
-        var ctx = new DumpContext(options, log, images, tracer, FaultInjection.None);
-        var counters = stats.Counters = ctx.Shared<Stats.DumpCounters>();
-        var chain = ctx.Shared<MemoryChain>();
+        using var ctx = new DumpContext(options, log, images, tracer, FaultInjection.None);
+        var counters = stats.Counters = ctx.Counters;
+        var chain = ctx.Memory.Chain;
         chain.Load(ctx);
         var planned = new List<Planned>();
         var created = new List<TrackedTask>();

@@ -20,6 +20,9 @@ public sealed class SpawnOptions
 
     /// <summary>Start a new session (setsid).</summary>
     public bool NewSession { get; init; }
+    /// <summary>The child's current directory (an open directory fd, fchdir'ed before exec: a relative program path
+    /// is found there too); -1: crisp's own.</summary>
+    public int WorkingDirectoryFd { get; init; } = -1;
 }
 
 /// <summary>posix_spawn(3) for processes crisp will trace. All signals are reset to default and none
@@ -66,6 +69,8 @@ public static unsafe partial class Spawn
 
             foreach (var (source, target) in options.Fds)
                 Check(posix_spawn_file_actions_adddup2(actions, source, target), "posix_spawn_file_actions_adddup2");
+            if (options.WorkingDirectoryFd >= 0)
+                Check(posix_spawn_file_actions_addfchdir_np(actions, options.WorkingDirectoryFd), "posix_spawn_file_actions_addfchdir_np");
             foreach (var (target, file, oflags, mode) in options.Opens)
             {
                 nint s = Marshal.StringToCoTaskMemUTF8(file);
@@ -143,6 +148,7 @@ public static unsafe partial class Spawn
             throw new SyscallException(call, err);
     }
 
+    [LibraryImport("libc")] private static partial int posix_spawn_file_actions_addfchdir_np(byte* actions, int fd);
     [LibraryImport("libc")] private static partial int posix_spawn(int* pid, nint path, byte* actions, byte* attr, nint* argv, nint* envp);
     [LibraryImport("libc")] private static partial int posix_spawnattr_init(byte* attr);
     [LibraryImport("libc")] private static partial int posix_spawnattr_destroy(byte* attr);

@@ -14,4 +14,9 @@ public interface IRestoreStage
 
     /// <summary>After every task (success or not): release what Prepare made.</summary>
     void Cleanup(RestoreContext ctx) { }
+
+    /// <summary>Participants that run right after this one, in each of its phases (the fd kinds' steps after the
+    /// files stage has installed a task's fds, as CRIU's post_open). They are pipeline participants of their own:
+    /// prepared, restored per task, cleaned up, and named for fault injection.</summary>
+    IEnumerable<IRestoreStage> Then => [];
 }

@@ -7,10 +7,11 @@ namespace Crisp.Restore;
 /// from a spawned puppet, so it is crisp's own child, then every other task inside its parent. The root gets
 /// the tree's own namespaces (CLONE_NEWPID: it is PID 1 of a new pid namespace, and set_tid gives every
 /// other task its pid there; the host numbers them as it likes). Then sessions and process groups, leaders
-/// before members (by the images' pids, from inside the tasks).</summary>
-public static class PuppetTreeBuilder
+/// before members (by the images' pids, from inside the tasks). <paramref name="rootEnters"/>: what the root does
+/// once it exists, before it clones anyone (it enters the tree's namespaces).</summary>
+public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters)
 {
-    public static void Build(RestoreContext ctx)
+    public void Build(RestoreContext ctx)
     {
         // A mount namespace of the tree's own is built beforehand by a holder puppet; the root joins it by setns.
         ulong namespaces = Resources.Namespaces.NamespacesRestore.RootCloneFlags(ctx) & ~Clone3.CLONE_NEWNS;
@@ -29,11 +30,11 @@ public static class PuppetTreeBuilder
             }
         }
         // Namespaces the tree had of its own are made by the root before it clones anyone.
-        Resources.Ipc.IpcRestore.EnterNamespace(ctx);
-        // time, net and cgroup before mnt: the root still sees the host's /proc/CRISP/fd (net's namespace fd), and
-        // the sysfs it mounts in its new mount namespace shows the network namespace it is in by then.
-        Resources.Namespaces.NamespacesRestore.EnterNamespaces(ctx);
-        Resources.Mounts.MountNamespace.EnterNamespace(ctx);
+        foreach (var step in rootEnters)
+        {
+            ctx.Log.Debug($"root puppet: {step.Name}");
+            step.Run(ctx);
+        }
         // CRIU's call points once the root is in its namespaces, before any other task exists.
         if (namespaces != 0 && ctx.Options.Scripts is { } scripts)
         {
@@ -103,7 +104,7 @@ public static class PuppetTreeBuilder
     }
 
     /// <summary>Kills every puppet made so far (they are traced with EXITKILL too, should crisp die).</summary>
-    public static void KillAll(RestoreContext ctx)
+    public void KillAll(RestoreContext ctx)
     {
         Resources.Mounts.MountNamespace.KillHolder(ctx);
         foreach (var zombie in ctx.Tasks.SelectMany(t => t.Zombies))

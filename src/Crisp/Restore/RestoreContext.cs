@@ -4,13 +4,12 @@ using Crisp.Images.Proto;
 
 namespace Crisp.Restore;
 
-/// <summary>Everything one restore run shares. The image directory is only ever read.
-/// Resources keep restore-wide state of their own through <see cref="Shared{T}"/>.</summary>
+/// <summary>Everything one restore run shares: options, log, the images (only ever read), the tracer, the tasks
+/// and each resource kind's restore-wide state, built here up front, one typed property per kind. Disposing the
+/// context closes every fd crisp made for the tree.</summary>
 public sealed class RestoreContext(RestoreOptions options, Log log, ImageDirectory images, Tracer tracer, Seizer seizer,
-    FaultInjection faults, inventory_entry inventory)
+    FaultInjection faults, inventory_entry inventory) : IDisposable
 {
-    private readonly Dictionary<Type, object> _shared = [];
-
     public RestoreOptions Options { get; } = options;
     public Log Log { get; } = log;
     public ImageDirectory Images { get; } = images;
@@ -28,10 +27,21 @@ public sealed class RestoreContext(RestoreOptions options, Log log, ImageDirecto
     public bool Released { get; set; }
     public RestoreTask Root => Tasks[0];
 
-    public T Shared<T>() where T : class, new()
+    public Resources.Namespaces.NamespacesRestoreState Namespaces { get; } = new();
+    public Resources.Cgroups.CgroupsRestore.State Cgroups { get; } = new();
+    /// <summary>SysV objects, and the segments' sizes the memory stage attaches them by.</summary>
+    public Resources.Ipc.IpcRestoreState Ipc { get; } = new();
+    /// <summary>Mms, mapped files, shared anonymous objects; memfd mappings come from <see cref="Files"/>.</summary>
+    public Resources.Memory.MemoryRestore.State Memory { get; } = new();
+    public Resources.Files.FilesRestoreState Files { get; } = new();
+    public Resources.Fs.FsPaths Fs { get; } = new();
+    public Resources.Seccomp.SeccompRestore.Loaded Seccomp { get; } = new();
+
+    /// <summary>Closes what the kinds made in crisp for the tree (shared memory, file descriptions, held namespaces).</summary>
+    public void Dispose()
     {
-        if (!_shared.TryGetValue(typeof(T), out var o))
-            _shared[typeof(T)] = o = new T();
-        return (T)o;
+        Memory.Dispose();
+        Files.Dispose();
+        Namespaces.Dispose();
     }
 }

@@ -18,10 +18,13 @@ public sealed record RestoreOptions
     public bool Sibling { get; init; }
     /// <summary>--action-script hooks (pre-restore, post-restore, pre-resume, post-resume, ...); null = none.</summary>
     public Scripts.ActionScripts? Scripts { get; init; }
-    /// <summary>Accepted by the command line, refused there until an engine feature carries them out.</summary>
+    /// <summary>--tcp-established: established TCP connections in the images are re-made through TCP_REPAIR;
+    /// without it images holding one are refused.</summary>
     public bool TcpEstablished { get; init; }
     /// <summary>--network-lock; null: the dump's method from the inventory (nftables unless it was skip).</summary>
     public Resources.Files.Sockets.Inet.NetworkLockMethod? NetworkLock { get; init; }
+    /// <summary>--ext-unix-sk: sockets dumped with an outside peer are connected to its name again; without it
+    /// images holding one are refused.</summary>
     public bool ExtUnixSk { get; init; }
     public bool FileLocks { get; init; }
     /// <summary>CRIU plugin libraries, *.so (--libdir); null: CRISP_LIBS_DIR, else built-in plugins only.</summary>

@@ -9,31 +9,11 @@ namespace Crisp.Restore;
 /// is only ever read.</summary>
 public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? faults = null)
 {
-    /// <summary>Kinds of state in the order they are restored (ARCHITECTURE.md "Restore order").
-    /// One line per kind (Resources/&lt;Kind&gt;); registers and detach come last, in TaskRelease.</summary>
-    public static IReadOnlyList<IRestoreStage> Stages { get; } =
-    [
-        new Resources.Namespaces.NamespacesRestore(),
-        new Resources.Cgroups.CgroupsRestore(),
-        new Resources.Ipc.IpcRestore(),
-        new Resources.Memory.MemoryRestore(),
-        new ThreadBuilder(),
-        new Resources.Core.CoreRestore(),
-        new Resources.Files.FilesRestore(),
-        new Resources.Files.Tty.TtyRestore(),
-        new Resources.Files.Epoll.EpollRestore(),
-        new Resources.Files.Locks.FileLocksRestore(),
-        new Resources.Fs.FsRestore(),
-        new Resources.Rlimits.RlimitsRestore(),
-        new Resources.Signals.SignalsRestore(),
-        new Resources.TaskState.TaskStateRestore(),
-        new Resources.Timers.TimersRestore(),
-        new Resources.Rseq.RseqRestore(),
-        new Resources.Membarrier.MembarrierRestore(),
-        new Resources.Seccomp.SeccompRestore(),
-        new Resources.Creds.CredsRestore(),
-        new Resources.Sched.SchedRestore(),
-    ];
+    /// <summary>The restore's phases and participants (<see cref="RestorePipeline"/>).</summary>
+    public static RestorePipeline Pipeline => RestorePipeline.Restore;
+
+    /// <summary>The shape phase's participants in the order they run (ARCHITECTURE.md "Restore order").</summary>
+    public static IReadOnlyList<IRestoreStage> Stages => Pipeline.Participants;
 
     /// <summary>Restores the tree; returns the root's PID once every task runs.</summary>
     public RestoredTree Run()
@@ -80,13 +60,14 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             tracer.Dispose();
             throw;
         }
+        var pipeline = Pipeline;
         try
         {
-            foreach (var stage in Stages)
+            foreach (var stage in pipeline.Participants)
                 stage.Prepare(ctx);
             options.Progress?.Begin("building the process tree");
             long forking = System.Diagnostics.Stopwatch.GetTimestamp();
-            PuppetTreeBuilder.Build(ctx);
+            pipeline.Puppets.Build(ctx);
             counters.Forking = System.Diagnostics.Stopwatch.GetElapsedTime(forking);
             scripts.InitPid = ctx.Root.HostPid;
             ctx.Plugins.PostForking();
@@ -94,7 +75,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             options.Progress?.Begin("restoring memory and state");
             foreach (var task in ctx.Tasks)
             {
-                foreach (var stage in Stages)
+                foreach (var stage in pipeline.Participants)
                 {
                     ctx.Log.Debug($"restore {stage.Name} of {task.Pid}");
                     stage.Restore(ctx, task);
@@ -103,7 +84,8 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             }
             options.Progress?.Begin("releasing the tree");
             foreach (var task in ctx.Tasks)
-                TaskRelease.Prepare(ctx, task);
+                foreach (var step in pipeline.Release)
+                    step.Release(ctx, task);
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.ResumeDevicesLate(task.HostPid);
             ctx.Faults.At("restore:release");
@@ -113,24 +95,26 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             // CRIU only reports failing pre-resume and post-resume scripts; the restore stands.
             if (scripts.Run(Scripts.ScriptAction.PreResume) is not 0 and var pre)
                 ctx.Log.Error($"Pre-resume script ret code {pre}");
-            TaskRelease.DetachAll(ctx);
+            TaskRelease.DetachAll(ctx, pipeline.Release);
             ctx.Released = true;
         }
         catch
         {
-            ThreadBuilder.KillThreads(ctx);
-            PuppetTreeBuilder.KillAll(ctx);
+            foreach (var step in pipeline.Release)
+                step.Abort(ctx);
+            pipeline.Puppets.KillAll(ctx);
             ctx.Plugins.Exit(succeeded: false);
             tracer.Dispose();
             throw;
         }
         finally
         {
-            foreach (var stage in Stages)
+            foreach (var stage in pipeline.Participants)
             {
                 try { stage.Cleanup(ctx); }
                 catch (Exception e) { ctx.Log.Error($"cleanup of {stage.Name}: {e.Message}"); }
             }
+            ctx.Dispose();
         }
         ctx.Plugins.Exit(succeeded: true);
         tracer.Dispose();

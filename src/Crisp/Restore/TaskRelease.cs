@@ -6,14 +6,16 @@ namespace Crisp.Restore;
 
 /// <summary>The end of a puppet: its own pages are unmapped by its last syscall (stopping at the syscall's
 /// exit, where rip is no longer needed), its registers and signal mask become the task's, and — once
-/// every task is ready — all are detached together.</summary>
-public static class TaskRelease
+/// every task is ready — all are detached together. The release phase's last participant: the other threads
+/// (<see cref="ThreadBuilder"/>) have their registers by then.</summary>
+public sealed class TaskRelease : IReleaseStep
 {
     private const int SyscallStop = 5 | 0x80;   // SIGTRAP | 0x80 with PTRACE_O_TRACESYSGOOD
 
-    public static void Prepare(RestoreContext ctx, RestoreTask task)
+    public string Name => "registers";
+
+    public void Release(RestoreContext ctx, RestoreTask task)
     {
-        ThreadBuilder.Release(ctx, task);   // other threads first: final registers, left stopped
         task.Puppet.Dispose();   // ends remote syscalls: the puppet's own registers are back
         ctx.Tracer.Run(() =>
         {
@@ -27,7 +29,8 @@ public static class TaskRelease
         });
     }
 
-    public static void DetachAll(RestoreContext ctx) => ctx.Tracer.Run(() =>
+    /// <summary>Every release step's threads of every task let go, on the tracer thread.</summary>
+    public static void DetachAll(RestoreContext ctx, IReadOnlyList<IReleaseStep> steps) => ctx.Tracer.Run(() =>
     {
         // Every thread is ready: from here on crisp's death must leave the whole tree running, not kill
         // the tasks still traced when it comes (EXITKILL) while those detached before run on. So EXITKILL
@@ -44,11 +47,17 @@ public static class TaskRelease
             // traced, as CRIU does: once detached it takes it before running any of its own code.
             if (task.TaskCore.TaskState == Resources.Core.TaskStates.Stopped)
                 RawSyscall.TryCall(Sysno.kill, task.HostPid, task.TaskCore.HasStopSigno && task.TaskCore.StopSigno is > 0 and < 65 ? task.TaskCore.StopSigno : 19);
-            ThreadBuilder.Detach(task);
-            Ptrace.Detach(task.Puppet.Thread.Tid);
-            task.Puppet.Thread.IsDetached = true;
+            foreach (var step in steps)
+                step.Detach(task);
         }
     });
+
+    /// <summary>The leader (the puppet's own thread), after the task's other threads.</summary>
+    public void Detach(RestoreTask task)
+    {
+        Ptrace.Detach(task.Puppet.Thread.Tid);
+        task.Puppet.Thread.IsDetached = true;
+    }
 
     /// <summary>munmap of the puppet program's pages, run as the thread's last syscall in the two-stop form.</summary>
     private static void UnmapPuppetPages(int tid)

@@ -12,7 +12,7 @@ namespace Crisp.Restore;
 /// the later stages restore per-thread state (comm, signals, robust list, rseq, seccomp, credentials)
 /// inside each thread by its own <see cref="RestoreThread.Remote"/>, and <see cref="TaskRelease"/> gives
 /// every thread its registers and lets them all go together.</summary>
-public sealed class ThreadBuilder : IRestoreStage
+public sealed class ThreadBuilder : IRestoreStage, IReleaseStep
 {
     public string Name => "threads";
 
@@ -45,7 +45,7 @@ public sealed class ThreadBuilder : IRestoreStage
 
     /// <summary>Ends remote syscalls in the non-leader threads and gives each its own registers, FPU state
     /// and signal mask. They stay stopped (they never ran puppet code) until <see cref="Detach"/>.</summary>
-    public static void Release(RestoreContext ctx, RestoreTask task)
+    public void Release(RestoreContext ctx, RestoreTask task)
     {
         foreach (var thread in task.OtherThreads)
             thread.Remote!.Dispose();
@@ -57,7 +57,7 @@ public sealed class ThreadBuilder : IRestoreStage
     }
 
     /// <summary>Detaches the non-leader threads (on the tracer thread).</summary>
-    public static void Detach(RestoreTask task)
+    public void Detach(RestoreTask task)
     {
         foreach (var thread in task.OtherThreads)
         {
@@ -68,7 +68,7 @@ public sealed class ThreadBuilder : IRestoreStage
 
     /// <summary>After a failure: kills every process that has threads made by us and reaps those threads
     /// (traced threads stay zombies until their tracer waits for them, and so would their leader).</summary>
-    public static void KillThreads(RestoreContext ctx)
+    public void Abort(RestoreContext ctx)
     {
         foreach (var task in ctx.Tasks)
         {

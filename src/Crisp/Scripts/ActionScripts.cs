@@ -40,6 +40,9 @@ public sealed class ActionScripts : IDisposable
 
     public string ImagesDir { get; }
 
+    /// <summary>Where the scripts run (and a relative script path is found): the run's work dir; null: crisp's own.</summary>
+    public WorkDirectory? WorkDir { get; init; }
+
     /// <summary>Told first at every action point (CRIU's RPC notify_scripts); the scripts run only when it acked.</summary>
     public IActionNotifier? Notifier { get; init; }
 
@@ -100,7 +103,7 @@ public sealed class ActionScripts : IDisposable
             int code;
             try
             {
-                int child = Spawn.Start(path, [path], new SpawnOptions { Environment = env });
+                int child = Spawn.Start(path, [path], new SpawnOptions { Environment = env, WorkingDirectoryFd = WorkDir?.Handle.Fd ?? -1 });
                 var status = Spawn.Reap(child);
                 code = status.Signaled ? 128 + status.TermSignal : status.ExitCode;
             }

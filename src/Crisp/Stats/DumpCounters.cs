@@ -1,7 +1,7 @@
 namespace Crisp.Stats;
 
 /// <summary>What CRIU's stats-dump records, gathered while the dump runs. The memory code adds what its
-/// page writers stored (ctx.Shared&lt;DumpCounters&gt;()), so the counts are those of pages-*.img.</summary>
+/// page writers stored (DumpContext.Counters), so the counts are those of pages-*.img.</summary>
 public sealed class DumpCounters
 {
     /// <summary>Pages of private mappings looked at (present or not).</summary>
@@ -16,9 +16,19 @@ public sealed class DumpCounters
 
     public TimeSpan Freezing { get; set; }
     public TimeSpan Frozen { get; set; }
-    public TimeSpan MemDump { get; set; }
+    /// <summary>The memory stage's time (CRIU's memdump_time), or what a pre-dump spent copying pages.</summary>
+    public TimeSpan MemDump
+    {
+        get => StageTimes.GetValueOrDefault(MemoryStage);
+        set => StageTimes[MemoryStage] = value;
+    }
+    /// <summary>Time each collect participant took, over every task, by name.</summary>
+    public Dictionary<string, TimeSpan> StageTimes { get; } = [];
+    private const string MemoryStage = "memory";
     /// <summary>Time spent writing page data to pages-*.img (inside MemDump).</summary>
     public TimeSpan MemWrite { get; set; }
+
+    public void AddStageTime(string stage, TimeSpan time) => StageTimes[stage] = StageTimes.GetValueOrDefault(stage) + time;
 
     /// <summary>One task's private pages: <paramref name="scanned"/> pages looked at, and what the
     /// writer stored. Call after the writer's last AddPages.</summary>

@@ -16,7 +16,7 @@ public sealed class CgroupsDump : IDumpStage
     {
         if (ctx.Options.CgroupMode == CgroupMode.Ignore)
             return;
-        var state = ctx.Shared<State>();
+        var state = ctx.Cgroups;
         if (state.Sets.Count == 0)
             state.IdOf(CgroupMembership.Read(Environment.ProcessId));
         task.Leader.Core.Tc.CgSet = state.IdOf(CgroupMembership.Read(task.Pid));
@@ -25,7 +25,7 @@ public sealed class CgroupsDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Cgroups;
         if (ctx.Options.CgroupMode == CgroupMode.Ignore || state.Used.All(id => id == 1))
             return;
         var entry = new cgroup_entry();
@@ -36,7 +36,7 @@ public sealed class CgroupsDump : IDumpStage
             // The tree's cgroup namespace root (CRIU copies the root's prefix to every set of the tree).
             if (i > 0)
                 foreach (var member in set.Ctls)
-                    if (ctx.Shared<Namespaces.CgroupNamespaceRoots>().Prefixes.TryGetValue(member.Name, out uint prefix) && prefix > 0 && prefix <= member.Path.Length)
+                    if (ctx.Namespaces.CgroupRoots.Prefixes.TryGetValue(member.Name, out uint prefix) && prefix > 0 && prefix <= member.Path.Length)
                         member.CgnsPrefix = prefix;
             entry.Sets.Add(set);
         }
@@ -104,7 +104,8 @@ public sealed class CgroupsDump : IDumpStage
         };
     }
 
-    private sealed class State
+    /// <summary>Dump-wide: the cgroup sets met, numbered in order, and those a task uses.</summary>
+    public sealed class State
     {
         public List<SortedDictionary<string, string>> Sets { get; } = [];
         public HashSet<uint> Used { get; } = [];

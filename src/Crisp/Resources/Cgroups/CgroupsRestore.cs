@@ -27,7 +27,7 @@ public sealed class CgroupsRestore : IRestoreStage
             throw new CrispException($"core-{task.Pid}.img: cgroup set {task.TaskCore.CgSet} is not in cgroup.img");
         var rootSet = sets.GetValueOrDefault(ctx.Root.TaskCore.CgSet);
         var mounts = MountInfo.Read(0);
-        var state = ctx.Shared<State>();
+        var state = ctx.Cgroups;
         var plan = new List<(string Dir, cgroup_dir_entry? Image, string Hierarchy)>();
         foreach (var id in ctx.Tasks.Select(t => t.TaskCore.CgSet).Where(id => id > 1).Distinct())
         {
@@ -88,7 +88,7 @@ public sealed class CgroupsRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        if (!ctx.Shared<State>().Targets.TryGetValue(task.TaskCore.CgSet, out var targets))
+        if (!ctx.Cgroups.Targets.TryGetValue(task.TaskCore.CgSet, out var targets))
             return;
         foreach (var dir in targets)
         {
@@ -103,7 +103,7 @@ public sealed class CgroupsRestore : IRestoreStage
     /// <summary>The root puppet, about to unshare its cgroup namespace, goes into the dirs that are its roots.</summary>
     public static void EnterNamespaceRoots(RestoreContext ctx, RestoreTask root)
     {
-        foreach (var dir in ctx.Shared<State>().NamespaceRoots)
+        foreach (var dir in ctx.Cgroups.NamespaceRoots)
         {
             try { File.WriteAllText(Path.Combine(dir, "cgroup.procs"), root.HostPid.ToString(System.Globalization.CultureInfo.InvariantCulture)); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -116,7 +116,7 @@ public sealed class CgroupsRestore : IRestoreStage
     /// <summary>A failed restore removes the dirs it made (deepest first; killed puppets leave them shortly).</summary>
     public void Cleanup(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Cgroups;
         if (ctx.Released)
             return;
         foreach (var dir in Enumerable.Reverse(state.Created))
@@ -221,7 +221,8 @@ public sealed class CgroupsRestore : IRestoreStage
         }
     }
 
-    private sealed class State
+    /// <summary>Restore-wide: where each set's tasks go and what this restore made.</summary>
+    public sealed class State
     {
         /// <summary>Set id → the dirs (one per hierarchy) its tasks join.</summary>
         public Dictionary<uint, List<string>> Targets { get; } = [];

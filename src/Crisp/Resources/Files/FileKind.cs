@@ -20,7 +20,8 @@ public interface IFileKind
 {
     fd_types Type { get; }
 
-    /// <summary>Is this fd of this kind?</summary>
+    /// <summary>Is this fd of this kind? Kinds are asked in <see cref="FileKinds.All"/>'s order; each claims for
+    /// itself, a more particular kind (memfd, ghost, terminal) coming before the general one (regular).</summary>
     bool Claims(OpenFd fd);
 
     /// <summary>The file_entry (type, id and the kind's part) of a description seen first at <paramref name="fd"/>.</summary>
@@ -29,26 +30,30 @@ public interface IFileKind
     /// <summary>Creates the description in crisp (restore Prepare); crisp owns the returned fd.</summary>
     UnixFd Open(RestoreContext ctx, file_entry entry);
 
-    /// <summary>After every task's fds: writes this kind's tree-wide images (sk-queues…).</summary>
+    /// <summary>After every task's fds: writes this kind's tree-wide images (pipes-data, memfd, sk-queues…).</summary>
     void FinishDump(DumpContext ctx) { }
 
     /// <summary>After the tree was killed or let go, or the dump failed (<paramref name="killed"/> false).</summary>
     void ReleaseDump(DumpContext ctx, bool killed) { }
-}
 
-/// <summary>A kind with dump-wide or restore-wide state of its own (ghost files, FIFO data): written
-/// once every task is dumped, released once every task is restored (or the restore failed).</summary>
-public interface IFileKindState
-{
-    void FinishDump(DumpContext ctx) { }
+    /// <summary>This kind's step in each task once the task's fds are installed (CRIU's post_open: epoll items,
+    /// the controlling terminal), run right after the files stage as a participant of its own; null: none.</summary>
+    IRestoreStage? AfterInstall => null;
+
+    /// <summary>After every task is restored or the restore failed, for work beyond closing fds (the context
+    /// closes those): e.g. the network lock of restored connections.</summary>
     void CleanupRestore(RestoreContext ctx) { }
 }
 
 /// <summary>The kinds crisp dumps and restores; every other fd is refused by name.</summary>
 public static class FileKinds
 {
+    /// <summary>In claiming order: memfds and ghosts (a path that is gone) and terminals before files opened by path.</summary>
     public static IReadOnlyList<IFileKind> All { get; } =
     [
+        new Memfd.MemfdFile(),
+        new Ghost.GhostFile(),
+        new Tty.PtyFile(),
         new Regular.RegularFile(),
         new Pipes.PipeFile(),
         new EventFd.EventFdFile(),
@@ -57,18 +62,22 @@ public static class FileKinds
         new Epoll.EpollFile(),
         new Inotify.InotifyFile(),
         new Fanotify.FanotifyFile(),
-        new Ghost.GhostFile(),
         new Fifo.FifoFile(),
-        new Memfd.MemfdFile(),
         new Sockets.Unix.UnixSocketFile(),
         new Sockets.Inet.InetSocketFile(),
-        new Tty.PtyFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));
 
+    /// <summary>The kind that opens a files.img entry of <paramref name="type"/> (ghosts are REG entries: the
+    /// regular kind opens them, through the ghost's remap).</summary>
     public static IFileKind ForType(fd_types type) =>
-        All.FirstOrDefault(k => k.Type == type) ?? throw new CrispException($"files.img: fd type {type} is not supported yet");
+        (type == fd_types.Reg ? All.OfType<Regular.RegularFile>().First() : All.FirstOrDefault(k => k.Type == type))
+        ?? throw new CrispException($"files.img: fd type {type} is not supported yet");
+
+    /// <summary>The one-line refusal of an fd no kind can carry.</summary>
+    public static CrispException Unsupported(OpenFd fd) =>
+        new($"task {fd.Pid} fd {fd.Fd}: {Describe(fd)} ({fd.Target}) is not supported yet");
 
     /// <summary>A short name for what an fd is, for the "not supported" line.</summary>
     public static string Describe(OpenFd fd)

@@ -16,18 +16,17 @@ public sealed class FilesDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var table = ctx.Shared<FileTable>();
+        var table = ctx.Files.Table;
         var fdinfos = new List<fdinfo_entry>();
         using var pidfd = PidFd.Open(task.Pid);
-        var memoryChain = ctx.Shared<Memory.MemoryChain>();
+        var memoryChain = ctx.Memory.Chain;
         foreach (var link in ProcFds.Read(task.Pid))
         {
             if (memoryChain.IsTrackerFd(task.Pid, link.Fd) || Memory.WriteTracker.IsCrispTracker(task.Pid, link.Fd, link.Target))
                 continue;   // crisp's dirty tracking (Memory/WriteTracking.cs), not the program's
             using var copy = pidfd.GetFd(link.Fd);
             var fd = new OpenFd(task.Pid, link.Fd, link.Target, copy, FdOps.Stat(copy.Fd), FdInfo.Read(task.Pid, link.Fd));
-            var kind = FileKinds.Claiming(fd)
-                ?? throw new CrispException($"task {task.Pid} fd {link.Fd}: {FileKinds.Describe(fd)} ({link.Target}) is not supported yet");
+            var kind = FileKinds.Claiming(fd) ?? throw FileKinds.Unsupported(fd);
             uint id = table.IdOf(ctx, kind, fd);
             fdinfos.Add(new fdinfo_entry
             {
@@ -44,11 +43,9 @@ public sealed class FilesDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        ctx.Shared<FileTable>().Write(ctx.Images);
-        ctx.Shared<PipeDataDump>().Write(ctx.Images);
+        ctx.Files.Table.Write(ctx.Images);
         foreach (var kind in FileKinds.All)
             kind.FinishDump(ctx);
-        ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
     }
 
     public void Release(DumpContext ctx, bool killed)

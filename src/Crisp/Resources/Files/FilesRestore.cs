@@ -14,9 +14,16 @@ public sealed class FilesRestore : IRestoreStage
 {
     public string Name => "files";
 
+    /// <summary>Right after this stage, task by task: each fd kind's step once the fds are in (terminal, epoll
+    /// items), then the file locks, taken by the task that held them.</summary>
+    public IEnumerable<IRestoreStage> Then =>
+        FileKinds.All.Select(k => k.AfterInstall).OfType<IRestoreStage>().Append(FileLocks);
+
+    private static readonly Locks.FileLocksRestore FileLocks = new();
+
     public void Prepare(RestoreContext ctx)
     {
-        var open = ctx.Shared<OpenDescriptions>();
+        var open = ctx.Files.Open;
         var entries = ctx.Images.ReadAll<file_entry>(ImageFile.Files).ToDictionary(e => e.Id);
         foreach (uint filesId in ctx.Tasks.Select(t => t.Ids.FilesId).Distinct())
         {
@@ -38,7 +45,7 @@ public sealed class FilesRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var open = ctx.Shared<OpenDescriptions>();
+        var open = ctx.Files.Open;
         var fds = open.Fdinfos.TryGetValue(task.Ids.FilesId, out var list) ? list : [];
         FdInstaller.Install(task.Puppet, fds
             .Select(fi => new FdToInstall((int)fi.Fd, open.ById[fi.Id].Fd, (fi.Flags & FdOps.FD_CLOEXEC) != 0))
@@ -47,12 +54,8 @@ public sealed class FilesRestore : IRestoreStage
 
     public void Cleanup(RestoreContext ctx)
     {
-        var open = ctx.Shared<OpenDescriptions>();
-        foreach (var fd in open.ById.Values)
-            fd.Dispose();
-        open.ById.Clear();
-        ctx.Shared<PipeSet>().Dispose();
-        foreach (var kind in FileKinds.All.OfType<IFileKindState>())
+        // crisp's fds of the descriptions are closed by the context (FilesRestoreState); kinds with work of their own here:
+        foreach (var kind in FileKinds.All)
             kind.CleanupRestore(ctx);
     }
 }

@@ -15,7 +15,7 @@ public sealed class FsDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var table = ctx.Shared<FileTable>();
+        var table = ctx.Files.Table;
         uint cwd = table.Add(ctx, id => Directory(id, task.Pid, "cwd"));
         uint root = table.Add(ctx, id => Directory(id, task.Pid, "root"));
         ctx.Images.Write(ImageFile.Fs(task.VirtualPid), new fs_entry { CwdId = cwd, RootId = root, Umask = task.Status.Umask });

@@ -17,7 +17,7 @@ public sealed class FsRestore : IRestoreStage
         if (!ctx.Images.Exists(ImageFile.Fs(task.Pid)))
             throw new CrispException($"{ImageFile.Fs(task.Pid)} is missing");
         var fs = ctx.Images.ReadOne<fs_entry>(ImageFile.Fs(task.Pid));
-        var files = ctx.Shared<FsPaths>().Get(ctx.Images);
+        var files = ctx.Fs.Get(ctx.Images);
         string cwd = PathOf(files, fs.CwdId, "cwd", task);
         string root = PathOf(files, fs.RootId, "root", task);
 

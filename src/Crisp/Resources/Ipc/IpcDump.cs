@@ -15,7 +15,7 @@ public sealed class IpcDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var state = ctx.Shared<IpcNamespaces>();
+        var state = ctx.Ipc;
         ulong ns = IpcNamespaces.InodeOf(task.Pid);
         state.TreeNs ??= ns;
         if (ns != state.TreeNs)
@@ -32,7 +32,7 @@ public sealed class IpcDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        var state = ctx.Shared<IpcNamespaces>();
+        var state = ctx.Ipc;
         if (state.TreeNs is not { } ns)
             return;
         uint nsId = state.IdOf(ctx, ns);

@@ -29,12 +29,12 @@ public sealed class IpcRestore : IRestoreStage
         var ids = ctx.Root.Ids;
         if (ids is not { HasIpcNsId: true })
             return;
-        var state = ctx.Shared<State>();
+        var state = ctx.Ipc.Namespace;
         state.OwnNamespace = ctx.Inventory.RootIds is { HasIpcNsId: true } dumper && dumper.IpcNsId != ids.IpcNsId;
         if (ctx.Tasks.FirstOrDefault(t => t.Ids is { HasIpcNsId: true } i && i.IpcNsId != ids.IpcNsId) is { } nested)
             throw new CrispException($"task {nested.Pid} is in IPC namespace {nested.Ids.IpcNsId}, not in its root's ({ids.IpcNsId}): nested IPC namespaces are not supported");
         state.Image = IpcNamespaceImage.Read(ctx.Images, ids.IpcNsId, whole: state.OwnNamespace);
-        var sizes = ctx.Shared<ShmAttachments>().Sizes;
+        var sizes = ctx.Ipc.Attachments.Sizes;
         foreach (var s in state.Image.Segments)
             sizes[s.Desc.Id] = s.Size;
         if (!state.OwnNamespace)
@@ -45,7 +45,7 @@ public sealed class IpcRestore : IRestoreStage
     /// namespace, which every task cloned from it then shares.</summary>
     public static void EnterNamespace(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Ipc.Namespace;
         if (!state.OwnNamespace)
             return;
         var root = ctx.Root.Puppet;
@@ -56,7 +56,7 @@ public sealed class IpcRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Ipc.Namespace;
         if (task != ctx.Root || state.Image is not { } image)
             return;
         var objects = state.Objects = new SysvObjectsRestore(ctx.Images, ctx.Log);
@@ -89,7 +89,7 @@ public sealed class IpcRestore : IRestoreStage
     /// while attached) are marked again now that their attachments exist; then the sysctls that had to wait.</summary>
     public static void AfterAllAttached(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Ipc.Namespace;
         if (state.Image is not { } image)
             return;
         var destroyed = image.Segments.Where(s => (s.Desc.Mode & SysvIpc.SHM_DEST) != 0 && !state.Reused.Contains((int)s.Desc.Id)).ToList();
@@ -105,7 +105,7 @@ public sealed class IpcRestore : IRestoreStage
 
     public void Cleanup(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Ipc.Namespace;
         // A failed restore in crisp's namespace removes the segments it made (the puppets' attachments die
         // with them); a namespace of the tree's own goes with its last puppet.
         if (!ctx.Released && !state.OwnNamespace && state.Objects is { Created.Count: > 0 } objects)

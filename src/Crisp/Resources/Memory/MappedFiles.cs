@@ -6,14 +6,14 @@ namespace Crisp.Resources.Memory;
 
 /// <summary>Files mapped by VMAs (and the exe), one entry per path. They go into files.img as REG entries
 /// that no fd refers to, as current CRIU writes them; restore also reads the legacy reg-files.img.</summary>
-public sealed class MappedFiles
+public sealed class MappedFiles(FileTable table)
 {
     private readonly Dictionary<string, uint> _byPath = new(StringComparer.Ordinal);
 
     public uint IdOf(Dump.DumpContext ctx, string path)
     {
         if (!_byPath.TryGetValue(path, out uint id))
-            _byPath[path] = id = ctx.Shared<FileTable>().Add(ctx, newId => new file_entry
+            _byPath[path] = id = table.Add(ctx, newId => new file_entry
             {
                 Type = fd_types.Reg,
                 Id = newId,

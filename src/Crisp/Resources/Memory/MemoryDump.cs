@@ -19,8 +19,8 @@ public sealed class MemoryDump : IDumpStage
         ulong brk = (ulong)task.Call("brk(0)", Sysno.brk, 0);
         int dumpable = (int)task.Call("prctl(PR_GET_DUMPABLE)", Sysno.prctl, Prctl.PR_GET_DUMPABLE);
         bool thpDisabled = task.Call("prctl(PR_GET_THP_DISABLE)", Sysno.prctl, Prctl.PR_GET_THP_DISABLE) != 0;
-        var files = ctx.Shared<MappedFiles>();
-        var memfds = ctx.Shared<Files.Memfd.MemfdInodesDump>();
+        var files = ctx.Memory.MappedFiles;
+        var memfds = ctx.Memory.Memfds;
         var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path),
             m => memfds.MappingFileIdOf(ctx, pid, m));
 
@@ -47,7 +47,7 @@ public sealed class MemoryDump : IDumpStage
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
         ctx.Images.Write(ImageFile.Mm(task.VirtualPid), mm);
 
-        var chain = ctx.Shared<MemoryChain>();
+        var chain = ctx.Memory.Chain;
         chain.Load(ctx);
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
@@ -56,10 +56,10 @@ public sealed class MemoryDump : IDumpStage
                 pages.Dump(vmas);
             else
                 DumpIncremental(ctx, task, chain, vmas, pages);
-            ctx.Shared<Stats.DumpCounters>().AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
+            ctx.Counters.AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
-        var shared = ctx.Shared<SharedAnonDump>();
+        var shared = ctx.Memory.SharedAnon;
         foreach (var vma in vmas.Where(v => v.Is(VmaStatus.Regular | VmaStatus.AnonShared) && !v.Is(VmaStatus.SysvIpc)))
             shared.DumpOnce(ctx, pid, vma);
     }

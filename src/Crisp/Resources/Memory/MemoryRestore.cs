@@ -14,18 +14,20 @@ public sealed class MemoryRestore : IRestoreStage
     public string Name => "memory";
 
     /// <summary>Restore-wide state: every task's mm entry, the mapped files, the shared objects.</summary>
-    public sealed class State
+    public sealed class State : IDisposable
     {
         public Dictionary<int, mm_entry> Mms { get; } = [];
         public Dictionary<uint, string> Files { get; set; } = [];
         public SharedAnonObjects Shared { get; } = new();
         public long BytesFilled { get; set; }
         public TimeSpan FillTime { get; set; }
+
+        public void Dispose() => Shared.Dispose();
     }
 
     public void Prepare(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Memory;
         foreach (var task in ctx.Tasks)
         {
             var file = ImageFile.Mm(task.Pid);
@@ -40,10 +42,10 @@ public sealed class MemoryRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Memory;
         var mm = state.Mms[task.Pid];
         var memfds = Files.Memfd.MemfdInodes.Of(ctx);
-        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, memfds, ctx.Shared<Ipc.ShmAttachments>());
+        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, memfds, ctx.Ipc.Attachments);
         space.CheckFits();
         space.AnonymizePuppetText();
         space.ClearLeftovers();
@@ -80,11 +82,5 @@ public sealed class MemoryRestore : IRestoreStage
             Ipc.IpcRestore.AfterAllAttached(ctx);
         }
         ctx.Log.Debug($"memory of {task.Pid}: {mm.Vmas.Count} VMAs");
-    }
-
-    public void Cleanup(RestoreContext ctx)
-    {
-        ctx.Shared<State>().Shared.Dispose();
-        ctx.Shared<Files.Memfd.MemfdInodes>().Dispose();
     }
 }

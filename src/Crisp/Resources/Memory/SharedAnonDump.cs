@@ -40,7 +40,7 @@ public sealed class SharedAnonDump
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         }
-        ctx.Shared<Stats.DumpCounters>().AddShared(size / PagemapWriter.PageSize, writer);
+        ctx.Counters.AddShared(size / PagemapWriter.PageSize, writer);
         return writer.PagesWritten;
     }
 

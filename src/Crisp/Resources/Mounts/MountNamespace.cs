@@ -91,7 +91,7 @@ public sealed class MountNamespace : INamespaceContent
             if (!File.Exists(Path.Combine(ctx.Images.Path, TmpfsArchive.FileName(m.Entry.RootDev))))
                 throw new CrispException($"{Path.Combine(ctx.Images.Path, TmpfsArchive.FileName(m.Entry.RootDev))}: missing (the files of tmpfs {m.Path})");
 
-        var state = ctx.Shared<State>();
+        var state = ctx.Namespaces.Mounts;
         state.Plan = plan;
         state.Holder = Puppet.Spawn(ctx.Seizer);
         var holder = state.Holder;
@@ -112,7 +112,7 @@ public sealed class MountNamespace : INamespaceContent
     /// namespace (setns: it is single-threaded), makes the mounts of its own namespaces, and the holder goes.</summary>
     public static void EnterNamespace(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Namespaces.Mounts;
         if (state.Holder is not { } holder || state.Plan is not { } plan)
             return;
         var root = ctx.Root.Puppet;
@@ -166,18 +166,18 @@ public sealed class MountNamespace : INamespaceContent
 
     /// <summary>Where crisp finds a path of the tree: inside its mount namespace when it has one of its own.</summary>
     public static string PathInTree(RestoreContext ctx, string path) =>
-        ctx.Shared<State>().PathPrefix is { } prefix && path.StartsWith('/') ? prefix + path : path;
+        ctx.Namespaces.Mounts.PathPrefix is { } prefix && path.StartsWith('/') ? prefix + path : path;
 
     /// <summary>As <see cref="PathInTree"/> for a file dumped on mount <paramref name="mntId"/>: one that is not a
     /// mount of the tree's namespace was on crisp's own (the host's: a runtime's /dev/null or log file given as
     /// stdio) and is opened there, as CRIU opens files of its own root namespace.</summary>
     public static string PathOnMount(RestoreContext ctx, string path, int mntId) =>
-        ctx.Shared<State>().Plan is { } plan && mntId > 0 && !plan.Mounts.Any(m => m.Entry.MntId == (uint)mntId) ? path : PathInTree(ctx, path);
+        ctx.Namespaces.Mounts.Plan is { } plan && mntId > 0 && !plan.Mounts.Any(m => m.Entry.MntId == (uint)mntId) ? path : PathInTree(ctx, path);
 
     /// <summary>Kills the holder (a failed restore: its namespace goes with it and with the puppets).</summary>
     public static void KillHolder(RestoreContext ctx)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Namespaces.Mounts;
         if (state.Holder is not { } holder)
             return;
         state.Holder = null;
@@ -185,7 +185,7 @@ public sealed class MountNamespace : INamespaceContent
         catch (Exception e) { ctx.Log.Error($"killing the mount namespace holder {holder.Pid}: {e.Message}"); }
     }
 
-    private sealed class State
+    public sealed class State
     {
         public MountPlan? Plan { get; set; }
         public Puppet? Holder { get; set; }

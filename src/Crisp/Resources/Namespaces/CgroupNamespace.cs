@@ -20,7 +20,7 @@ public sealed class CgroupNamespace : INamespaceContent
     {
         var full = CgroupMembership.Read(root.Pid);
         var inside = NamespaceThread.Run(root.Pid, Kind, () => CgroupMembership.Read(root.Pid));
-        var prefixes = ctx.Shared<CgroupNamespaceRoots>().Prefixes;
+        var prefixes = ctx.Namespaces.CgroupRoots.Prefixes;
         foreach (var (name, path) in full)
         {
             // Inside "/x" for "/a/b/x" outside: the namespace's root is "/a/b".

@@ -14,7 +14,7 @@ public sealed class NamespacesDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var numbering = ctx.Shared<NamespaceIds>();
+        var numbering = ctx.Namespaces.Ids;
         var ids = task.Leader.Core.Ids;
         numbering.Number(task.Pid, ids);
         RefuseUnsharedForChildren(task, NamespaceKind.Pid, "pid_for_children");
@@ -30,7 +30,7 @@ public sealed class NamespacesDump : IDumpStage
     /// namespaces), so a restore sees which namespaces are the tree's own by comparing the root task's.</summary>
     public static task_kobj_ids_entry InventoryRootIds(DumpContext ctx)
     {
-        var own = ctx.Shared<NamespaceIds>().Own?.Clone() ?? new task_kobj_ids_entry();
+        var own = ctx.Namespaces.Ids.Own?.Clone() ?? new task_kobj_ids_entry();
         own.VmId = ctx.NewId();
         own.FilesId = ctx.NewId();
         own.FsId = ctx.NewId();

@@ -19,8 +19,8 @@ public sealed class NamespacesRestore : IRestoreStage
         ulong flags = Check(ctx.Inventory, ctx.Tasks) | Joined(ctx.Options);
         foreach (var kind in Kinds(flags))
             NamespaceContents.Of(kind)!.Prepare(ctx, kind.IdIn(ctx.Root.Ids) ?? 0);
-        ctx.Shared<State>().OwnFlags = flags;
-        ctx.Shared<State>().CloneFlags = Kinds(flags).Where(k => NamespaceContents.Of(k)!.MadeByClone).Aggregate(0UL, (f, k) => f | k.CloneFlag);
+        ctx.Namespaces.Own.OwnFlags = flags;
+        ctx.Namespaces.Own.CloneFlags = Kinds(flags).Where(k => NamespaceContents.Of(k)!.MadeByClone).Aggregate(0UL, (f, k) => f | k.CloneFlag);
         if (flags != 0)
             ctx.Log.Info($"the root gets namespaces of its own: {NamespaceKind.Names(flags)}");
     }
@@ -29,7 +29,7 @@ public sealed class NamespacesRestore : IRestoreStage
     {
         if (task != ctx.Root)
             return;
-        foreach (var kind in Kinds(ctx.Shared<State>().OwnFlags))
+        foreach (var kind in Kinds(ctx.Namespaces.Own.OwnFlags))
             NamespaceContents.Of(kind)!.Restore(ctx, task, kind.IdIn(task.Ids) ?? 0);
     }
 
@@ -58,7 +58,7 @@ public sealed class NamespacesRestore : IRestoreStage
     /// not cloned into (time), which every task cloned from it then shares.</summary>
     public static void EnterNamespaces(RestoreContext ctx)
     {
-        foreach (var kind in Kinds(ctx.Shared<State>().OwnFlags))
+        foreach (var kind in Kinds(ctx.Namespaces.Own.OwnFlags))
             NamespaceContents.Of(kind)!.Enter(ctx, ctx.Root, kind.IdIn(ctx.Root.Ids) ?? 0);
     }
 
@@ -85,7 +85,7 @@ public sealed class NamespacesRestore : IRestoreStage
     }
 
     /// <summary>CLONE_NEW* flags the root puppet is cloned with (after <see cref="Prepare"/>).</summary>
-    public static ulong RootCloneFlags(RestoreContext ctx) => ctx.Shared<State>().CloneFlags;
+    public static ulong RootCloneFlags(RestoreContext ctx) => ctx.Namespaces.Own.CloneFlags;
 
     /// <summary>Whether the tree has a pid namespace of its own: its pids are then free by construction.</summary>
     public static bool HasOwnPidNamespace(inventory_entry inventory, task_kobj_ids_entry rootIds)
@@ -118,7 +118,7 @@ public sealed class NamespacesRestore : IRestoreStage
         }
     }
 
-    private sealed class State
+    public sealed class Flags
     {
         /// <summary>Every kind the tree has of its own.</summary>
         public ulong OwnFlags { get; set; }

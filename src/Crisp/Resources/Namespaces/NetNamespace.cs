@@ -83,7 +83,7 @@ public sealed partial class NetNamespace : INamespaceContent
 
     public void Prepare(RestoreContext ctx, uint id)
     {
-        var state = ctx.Shared<State>();
+        var state = ctx.Namespaces.Net;
         var join = ctx.Options.JoinNs.Where(j => j.Kind == Kind.Name).Select(j => j.Path).LastOrDefault();
         if (join is not null)
         {
@@ -173,7 +173,7 @@ public sealed partial class NetNamespace : INamespaceContent
 
     public void Enter(RestoreContext ctx, RestoreTask root, uint id)
     {
-        var ns = ctx.Shared<State>().Namespace ?? throw new InvalidOperationException("no network namespace prepared");
+        var ns = ctx.Namespaces.Net.Namespace ?? throw new InvalidOperationException("no network namespace prepared");
         string path = $"/proc/{Environment.ProcessId}/fd/{ns.Fd}";
         ulong at = root.Puppet.Remote.PutOnScratch(Encoding.ASCII.GetBytes(path + "\0"));
         long fd = root.Call($"open({path})", Sysno.openat, -100, (long)at, FileIo.O_RDONLY | FileIo.O_CLOEXEC);
@@ -189,21 +189,16 @@ public sealed partial class NetNamespace : INamespaceContent
 
     public void Restore(RestoreContext ctx, RestoreTask root, uint id) { }
 
-    public void Cleanup(RestoreContext ctx)
-    {
-        var state = ctx.Shared<State>();
-        state.Namespace?.Dispose();
-        state.Namespace = null;
-    }
+    public void Cleanup(RestoreContext ctx) => ctx.Namespaces.Net.Dispose();
 
     /// <summary>The network namespace the restored tree's sockets are made in; null when it is crisp's own.</summary>
-    public static UnixFd? Of(RestoreContext ctx) => ctx.Shared<State>().Namespace;
+    public static UnixFd? Of(RestoreContext ctx) => ctx.Namespaces.Net.Namespace;
 
     /// <summary>Runs <paramref name="work"/> (sock_diag queries) in task <paramref name="pid"/>'s network namespace
     /// when it is not crisp's: the kernel answers them per namespace.</summary>
     public static T InTaskNamespace<T>(DumpContext ctx, int pid, Func<T> work)
     {
-        var held = ctx.Shared<DumpNamespaces>();
+        var held = ctx.Namespaces.Net;
         ulong? inode = NamespaceKind.Net.InodeOf(pid);
         held.Own ??= NamespaceKind.Net.InodeOf(Environment.ProcessId);
         if (inode is null || inode == held.Own)
@@ -285,14 +280,29 @@ public sealed partial class NetNamespace : INamespaceContent
         }
     }
 
-    private sealed class State
+    /// <summary>Restore: the namespace the tree goes into, held from Prepare to Cleanup.</summary>
+    public sealed class Held : IDisposable
     {
         public UnixFd? Namespace { get; set; }
+
+        public void Dispose()
+        {
+            Namespace?.Dispose();
+            Namespace = null;
+        }
     }
 
-    private sealed class DumpNamespaces
+    /// <summary>Dump: crisp's own namespace and the tree's others, opened once each for sock_diag queries.</summary>
+    public sealed class HeldNamespaces : IDisposable
     {
         public ulong? Own { get; set; }
         public Dictionary<ulong, UnixFd> ByInode { get; } = [];
+
+        public void Dispose()
+        {
+            foreach (var fd in ByInode.Values)
+                fd.Dispose();
+            ByInode.Clear();
+        }
     }
 }

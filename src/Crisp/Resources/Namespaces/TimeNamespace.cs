@@ -45,12 +45,12 @@ public sealed class TimeNamespace : INamespaceContent
         foreach (var (what, t) in new[] { ("monotonic", entry.Monotonic), ("boottime", entry.Boottime) })
             if (t is null || t.TvNsec >= NsPerSec || t.TvSec > long.MaxValue / NsPerSec)
                 throw new CrispException($"{file.FileName}: {what} clock {t?.TvSec}.{t?.TvNsec} is not a time");
-        ctx.Shared<Clocks>().ById[id] = entry;
+        ctx.Namespaces.Time.ById[id] = entry;
     }
 
     public void Enter(RestoreContext ctx, RestoreTask root, uint id)
     {
-        var entry = ctx.Shared<Clocks>().ById[id];
+        var entry = ctx.Namespaces.Time.ById[id];
         root.Call("unshare(CLONE_NEWTIME)", Sysno.unshare, (long)Clone3.CLONE_NEWTIME);
         var own = Offsets.Read("self");
         // Both offsets from one look at crisp's clocks; crisp's own offsets turn them into the host's.
@@ -124,7 +124,7 @@ public sealed class TimeNamespace : INamespaceContent
     }
 
     /// <summary>The clocks read at Prepare, by namespace id.</summary>
-    private sealed class Clocks
+    public sealed class Clocks
     {
         public Dictionary<uint, timens_entry> ById { get; } = [];
     }

@@ -35,12 +35,12 @@ public sealed class UtsNamespace : INamespaceContent
         foreach (var (what, name) in new[] { ("hostname", entry.Nodename), ("domainname", entry.Domainname) })
             if (Encoding.UTF8.GetByteCount(name) > MaxLength)
                 throw new CrispException($"{file.FileName}: {what} of {Encoding.UTF8.GetByteCount(name)} bytes (the kernel allows {MaxLength})");
-        ctx.Shared<Names>().ById[id] = entry;
+        ctx.Namespaces.Uts.ById[id] = entry;
     }
 
     public void Restore(RestoreContext ctx, RestoreTask root, uint id)
     {
-        var entry = ctx.Shared<Names>().ById[id];
+        var entry = ctx.Namespaces.Uts.ById[id];
         Set(root, "sethostname", Sysno.sethostname, entry.Nodename);
         Set(root, "setdomainname", Sysno.setdomainname, entry.Domainname);
     }
@@ -53,7 +53,7 @@ public sealed class UtsNamespace : INamespaceContent
     }
 
     /// <summary>The names read at Prepare, by namespace id.</summary>
-    private sealed class Names
+    public sealed class Names
     {
         public Dictionary<uint, utsns_entry> ById { get; } = [];
     }

@@ -16,7 +16,7 @@ public sealed class SeccompDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var chains = ctx.Shared<SeccompChains>();
+        var chains = ctx.Seccomp;
         foreach (var thread in task.Threads)
         {
             if (thread.Thread.SeccompMode != Linux.Seccomp.SECCOMP_MODE_FILTER)
@@ -30,7 +30,7 @@ public sealed class SeccompDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        var chains = ctx.Shared<SeccompChains>();
+        var chains = ctx.Seccomp;
         if (chains.Filters.Count == 0)
             return;
         var entry = new seccomp_entry();

@@ -14,7 +14,8 @@ public sealed class SeccompRestore : IRestoreStage
 {
     public string Name => "seccomp";
 
-    private sealed class Loaded
+    /// <summary>Restore-wide: seccomp.img's filters, read at Prepare.</summary>
+    public sealed class Loaded
     {
         public List<seccomp_filter>? Filters;
     }
@@ -23,7 +24,7 @@ public sealed class SeccompRestore : IRestoreStage
     {
         var file = new ImageFile(ImageKind.Seccomp, null);
         var entries = ctx.Images.ReadAll<seccomp_entry>(file);
-        ctx.Shared<Loaded>().Filters = entries.SelectMany(e => e.SeccompFilters).ToList();
+        ctx.Seccomp.Filters = entries.SelectMany(e => e.SeccompFilters).ToList();
     }
 
     public void Restore(RestoreContext ctx, RestoreTask task)
@@ -37,7 +38,7 @@ public sealed class SeccompRestore : IRestoreStage
     /// <summary>One thread's seccomp mode and filter chain, installed in that thread.</summary>
     public static void RestoreThread(RestoreContext ctx, RemoteTask remote, int tid, thread_core_entry? thread)
     {
-        if (thread is not null && RestoreThread(remote, tid, thread, ctx.Shared<Loaded>().Filters ?? []))
+        if (thread is not null && RestoreThread(remote, tid, thread, ctx.Seccomp.Filters ?? []))
             ctx.Log.Debug($"seccomp: restored the seccomp state of thread {tid}");
     }
 

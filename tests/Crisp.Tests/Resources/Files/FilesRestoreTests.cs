@@ -48,7 +48,7 @@ public class FilesRestoreTests
                 files.Restore(ctx, task);
                 fs.Restore(ctx, task);
             }
-            files.Cleanup(ctx);
+            ctx.Dispose();   // crisp's copies of the descriptions closed (the context owns them)
 
             int p = ctx.Tasks.Single(t => t.Pid == workloadPid).Puppet.Pid;
             int c = ctx.Tasks.Single(t => t.Pid == childPid).Puppet.Pid;
@@ -77,7 +77,7 @@ public class FilesRestoreTests
         }
         finally
         {
-            files.Cleanup(ctx);
+            ctx.Dispose();   // crisp's copies of the descriptions closed (the context owns them)
             foreach (var t in ctx.Tasks)
                 (t.Puppet as Puppet)?.Kill();
             Directory.Delete(dir, recursive: true);

@@ -17,6 +17,9 @@ public sealed class EpollFile : IFileKind
 {
     public fd_types Type => fd_types.Eventpoll;
 
+    /// <summary>Items are added by epoll_ctl in the task once the fds they watch are installed.</summary>
+    public IRestoreStage AfterInstall { get; } = new EpollRestore();
+
     public bool Claims(OpenFd fd) => AnonInode.Is(fd, "eventpoll");
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)

@@ -15,7 +15,7 @@ public sealed class EpollRestore : IRestoreStage
 
     public void Prepare(RestoreContext ctx)
     {
-        var state = ctx.Shared<EpollItems>();
+        var state = ctx.Files.Epolls;
         if (!ctx.Images.Exists(ImageFile.Files))
             return;
         foreach (var e in ctx.Images.ReadAll<file_entry>(ImageFile.Files))
@@ -25,10 +25,10 @@ public sealed class EpollRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var state = ctx.Shared<EpollItems>();
+        var state = ctx.Files.Epolls;
         if (state.ById.Count == 0)
             return;
-        var fds = ctx.Shared<OpenDescriptions>().Fdinfos.TryGetValue(task.Ids.FilesId, out var list) ? list : [];
+        var fds = ctx.Files.Open.Fdinfos.TryGetValue(task.Ids.FilesId, out var list) ? list : [];
         foreach (var fi in fds)
         {
             if (fi.Type != fd_types.Eventpoll || !state.ById.Remove(fi.Id, out var ep))

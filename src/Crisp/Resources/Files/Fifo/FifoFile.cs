@@ -12,7 +12,7 @@ namespace Crisp.Resources.Files.Fifo;
 /// fifo-data.img the way pipes-data.img keeps a pipe's (tee, so the task keeps it too). Restore opens
 /// the path O_RDWR once per FIFO (so no open blocks or fails for want of the other end), refills it,
 /// then opens each description with its own flags; crisp's O_RDWR end is closed after the restore.</summary>
-public sealed class FifoFile : IFileKind, IFileKindState
+public sealed class FifoFile : IFileKind
 {
     public fd_types Type => fd_types.Fifo;
 
@@ -23,10 +23,10 @@ public sealed class FifoFile : IFileKind, IFileKindState
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
         uint pipeId = (uint)fd.Stat.Ino;
-        var data = ctx.Shared<FifoDataDump>();
+        var data = ctx.Files.FifoData;
         if (!data.Seen.ContainsKey(pipeId))
             data.Seen[pipeId] = PipeData.Peek(fd.Copy.Fd, fd.Flags);
-        uint regId = ctx.Shared<FileTable>().Add(ctx, rid => new file_entry
+        uint regId = ctx.Files.Table.Add(ctx, rid => new file_entry
         {
             Type = fd_types.Reg,
             Id = rid,
@@ -46,7 +46,7 @@ public sealed class FifoFile : IFileKind, IFileKindState
 
     public void FinishDump(DumpContext ctx)
     {
-        var withData = ctx.Shared<FifoDataDump>().Seen.Where(p => p.Value.Bytes.Length > 0).OrderBy(p => p.Key).ToList();
+        var withData = ctx.Files.FifoData.Seen.Where(p => p.Value.Bytes.Length > 0).OrderBy(p => p.Key).ToList();
         if (withData.Count == 0)
             return;
         using var w = ctx.Images.CreateWriter(ImageFile.FifoData);
@@ -57,7 +57,7 @@ public sealed class FifoFile : IFileKind, IFileKindState
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var fe = entry.Fifo ?? throw new CrispException($"files.img: FIFO entry {entry.Id} has no fifo part");
-        var set = ctx.Shared<FifoSet>();
+        var set = ctx.Files.Fifos;
         var reg = set.Reg(ctx.Images, fe.RegfId)
             ?? throw new CrispException($"files.img: FIFO entry {entry.Id} names path entry {fe.RegfId}, which is missing");
         set.Hold(ctx.Images, fe.PipeId, reg.Name);
@@ -88,8 +88,6 @@ public sealed class FifoFile : IFileKind, IFileKindState
             throw;
         }
     }
-
-    public void CleanupRestore(RestoreContext ctx) => ctx.Shared<FifoSet>().Dispose();
 }
 
 /// <summary>Dump-wide: the unread bytes (and size) of each FIFO, by pipe_id, taken once per FIFO.</summary>

@@ -13,14 +13,13 @@ namespace Crisp.Resources.Files.Ghost;
 /// saved once per inode and refused over --ghost-limit. Restore creates the file under a temporary
 /// name next to the old path, refills it, unlinks it at once and keeps one fd; every description
 /// is then opened through that fd (/proc/self/fd), so they all share the one inode, nameless as before.</summary>
-public sealed class GhostFile : IFileKind, IFileKindState
+public sealed class GhostFile : IFileKind
 {
     public fd_types Type => fd_types.Reg;
 
     public bool Claims(OpenFd fd) =>
         fd.Target.StartsWith('/')
         && fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
-        && !fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
         && fd.Stat.Type == FileStat.S_IFREG
         && !FileKinds.IsMqueue(fd);
 
@@ -31,7 +30,7 @@ public sealed class GhostFile : IFileKind, IFileKindState
         if (st.Nlink != 0)
             throw new CrispException($"task {fd.Pid} fd {fd.Fd}: {name} was unlinked but still has {st.Nlink} link(s) " +
                 "elsewhere (CRIU's --link-remap) is not supported");
-        var ghosts = ctx.Shared<GhostDump>();
+        var ghosts = ctx.Files.Ghosts;
         if (!ghosts.ByInode.TryGetValue((fd.Stat.Dev, fd.Stat.Ino), out uint ghostId))
         {
             if (fd.Stat.Size > ctx.Options.GhostLimit)
@@ -86,7 +85,7 @@ public sealed class GhostFile : IFileKind, IFileKindState
 
     public void FinishDump(DumpContext ctx)
     {
-        var remaps = ctx.Shared<GhostDump>().Remaps;
+        var remaps = ctx.Files.Ghosts.Remaps;
         if (remaps.Count > 0)
             ctx.Images.Write(ImageFile.RemapFpath, [.. remaps]);
     }
@@ -94,7 +93,7 @@ public sealed class GhostFile : IFileKind, IFileKindState
     /// <summary>The description of a REG entry that remap-fpath.img sends to a ghost, or null for a plain file.</summary>
     public static UnixFd? OpenRemapped(RestoreContext ctx, reg_file_entry reg)
     {
-        var ghosts = ctx.Shared<GhostRestore>();
+        var ghosts = ctx.Files.Ghosts;
         ghosts.Load(ctx.Images);
         if (!ghosts.Remaps.TryGetValue(reg.Id, out uint ghostId))
             return null;
@@ -106,8 +105,6 @@ public sealed class GhostFile : IFileKind, IFileKindState
 
     public UnixFd Open(RestoreContext ctx, file_entry entry) =>
         new Regular.RegularFile().Open(ctx, entry);
-
-    public void CleanupRestore(RestoreContext ctx) => ctx.Shared<GhostRestore>().Dispose();
 }
 
 /// <summary>Dump-wide: the ghost id of each deleted inode saved, and the remap of each description.</summary>

@@ -17,7 +17,7 @@ public sealed class FileLocksDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var state = ctx.Shared<LocksSeen>();
+        var state = ctx.Files.Locks;
         foreach (var link in ProcFds.Read(task.Pid))
         {
             FdInfo info;
@@ -43,7 +43,7 @@ public sealed class FileLocksDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        var entries = ctx.Shared<LocksSeen>().Entries;
+        var entries = ctx.Files.Locks.Entries;
         if (entries.Count > 0)
             ctx.Images.Write(ImageFile.FileLocks, [.. entries]);
     }

@@ -16,7 +16,7 @@ public sealed class FileLocksRestore : IRestoreStage
 
     public void Prepare(RestoreContext ctx)
     {
-        var byPid = ctx.Shared<LocksByPid>().ByPid;
+        var byPid = ctx.Files.Locks.ByPid;
         if (!ctx.Images.Exists(ImageFile.FileLocks))
             return;
         foreach (var e in ctx.Images.ReadAll<file_lock_entry>(ImageFile.FileLocks))
@@ -29,7 +29,7 @@ public sealed class FileLocksRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        if (!ctx.Shared<LocksByPid>().ByPid.TryGetValue(task.Pid, out var locks))
+        if (!ctx.Files.Locks.ByPid.TryGetValue(task.Pid, out var locks))
             return;
         foreach (var e in locks)
         {

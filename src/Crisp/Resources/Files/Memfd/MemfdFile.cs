@@ -10,6 +10,9 @@ namespace Crisp.Resources.Files.Memfd;
 /// open of the one re-created inode, so fds, mappings and other tasks see the same contents.</summary>
 public sealed class MemfdFile : IFileKind
 {
+    /// <summary>memfd.img: every inode met through an fd or a mapping.</summary>
+    public void FinishDump(DumpContext ctx) => ctx.Files.Memfds.Write(ctx.Images);
+
     public fd_types Type => fd_types.Memfd;
 
     public bool Claims(OpenFd fd) =>
@@ -17,7 +20,7 @@ public sealed class MemfdFile : IFileKind
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
-        uint inode = ctx.Shared<MemfdInodesDump>().InodeIdOf(ctx, fd.Copy.Fd, fd.Target, fd.Stat);
+        uint inode = ctx.Files.Memfds.InodeIdOf(ctx, fd.Copy.Fd, fd.Target, fd.Stat);
         return new file_entry
         {
             Type = Type,

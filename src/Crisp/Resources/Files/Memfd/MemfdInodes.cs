@@ -20,7 +20,7 @@ public sealed class MemfdInodes : IDisposable
     /// <summary>The restore's inodes, created on first use (by the memory or the files stage).</summary>
     public static MemfdInodes Of(RestoreContext ctx)
     {
-        var inodes = ctx.Shared<MemfdInodes>();
+        var inodes = ctx.Files.Memfds;
         if (!inodes._loaded)
             inodes.Load(ctx.Images);
         return inodes;

@@ -10,7 +10,7 @@ namespace Crisp.Resources.Files.Memfd;
 /// <summary>Dump-wide registry of memfd inodes (CRIU's memfd.img): each inode — however many fds and
 /// mappings reach it — gets one memfd_inode_entry (name, owner, mode, size, seals) and its contents once,
 /// in pagemap-shmem-INO.img like any shmem object (shmid = inode number, as CRIU does).</summary>
-public sealed class MemfdInodesDump
+public sealed class MemfdInodesDump(FileTable table)
 {
     private const string Prefix = "/memfd:", DeletedSuffix = " (deleted)";
 
@@ -52,7 +52,7 @@ public sealed class MemfdInodesDump
         if (_mappingFileIds.TryGetValue(st.Ino, out uint id))
             return id;
         uint inodeId = InodeIdOf(ctx, fd.Fd, m.Path + (m.Deleted ? DeletedSuffix : ""), st);
-        id = ctx.Shared<FileTable>().Add(ctx, fileId => new file_entry
+        id = table.Add(ctx, fileId => new file_entry
         {
             Type = fd_types.Memfd,
             Id = fileId,

@@ -11,6 +11,8 @@ namespace Crisp.Resources.Files.Pipes;
 /// task still has it, and written back into the new pipe on restore.</summary>
 public sealed class PipeFile : IFileKind
 {
+    public void FinishDump(DumpContext ctx) => ctx.Files.PipeData.Write(ctx.Images);
+
     public fd_types Type => fd_types.Pipe;
 
     public bool Claims(OpenFd fd) =>
@@ -19,7 +21,7 @@ public sealed class PipeFile : IFileKind
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
         uint pipeId = (uint)fd.Stat.Ino;
-        var data = ctx.Shared<PipeDataDump>();
+        var data = ctx.Files.PipeData;
         if (!data.Seen.ContainsKey(pipeId))
             data.Seen[pipeId] = PipeData.Peek(fd.Copy.Fd, fd.Flags);
         return new file_entry
@@ -33,7 +35,7 @@ public sealed class PipeFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var pe = entry.Pipe ?? throw new CrispException($"files.img: PIPE entry {entry.Id} has no pipe part");
-        var pipe = ctx.Shared<PipeSet>().Get(ctx, pe.PipeId);
+        var pipe = ctx.Files.Pipes.Get(ctx, pe.PipeId);
         bool reader = ((int)pe.Flags & FileIo.O_ACCMODE) == FileIo.O_RDONLY;
         var fd = pipe.TakeEnd(reader);
         try

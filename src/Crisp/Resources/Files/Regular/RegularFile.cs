@@ -11,18 +11,17 @@ public sealed class RegularFile : IFileKind
 {
     public fd_types Type => fd_types.Reg;
 
+    /// <summary>A path that still names the file (memfds, ghosts and terminals are claimed before this kind is asked).</summary>
     public bool Claims(OpenFd fd) =>
         fd.Target.StartsWith('/')
         && !fd.Target.EndsWith(" (deleted)", StringComparison.Ordinal)
-        && !fd.Target.StartsWith("/memfd:", StringComparison.Ordinal)
         && !FileKinds.IsMqueue(fd)
-        && (fd.Stat.Type is FileStat.S_IFREG or FileStat.S_IFDIR
-            || (fd.Stat.Type == FileStat.S_IFCHR && !FileKinds.IsTty(fd.Stat))
+        && (fd.Stat.Type is FileStat.S_IFREG or FileStat.S_IFDIR or FileStat.S_IFCHR
             || (fd.Flags & FileIo.O_PATH) != 0);   // O_PATH: any file type, nothing but the path to keep
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
-        ctx.Shared<Mounts.TreeMounts>().Check(ctx, fd);
+        ctx.Files.TreeMounts.Check(ctx, fd);
         return Entry(id, fd);
     }
 

@@ -21,7 +21,7 @@ public sealed class TtyRestore : IRestoreStage
 
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
-        var ptys = ctx.Shared<PtySet>();
+        var ptys = ctx.Files.Ptys;
         if (task.Entry.Sid == task.Entry.Pid)
         {
             var infos = ptys.Infos(ctx);

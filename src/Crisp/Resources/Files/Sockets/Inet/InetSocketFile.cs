@@ -11,7 +11,7 @@ namespace Crisp.Resources.Files.Sockets.Inet;
 /// getsockname/getpeername, the TCP state by TCP_INFO, the listen backlog by inet_diag, options by
 /// getsockopt. An established TCP connection is read through TCP_REPAIR into tcp-stream-INO.img, only with
 /// --tcp-established (otherwise refused, as CRIU does).</summary>
-public sealed class InetSocketFile : IFileKind, IFileKindState
+public sealed class InetSocketFile : IFileKind
 {
     public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
     public const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
@@ -96,7 +96,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
     /// away without FIN or RST, so the peer waits for the restored one) and writes tcp-stream-INO.img.</summary>
     private static void DumpStream(DumpContext ctx, OpenFd fd, inet_sk_entry entry, InetAddress src, InetAddress dst, string what)
     {
-        var dump = ctx.Shared<TcpRepairedDump>();
+        var dump = ctx.Files.TcpRepaired;
         // Locked before the queues are read: nothing the peer sends from now on is taken (and lost).
         (dump.Lock ??= new NetworkLock(ctx.Options.NetworkLock, ctx.Options.RootPid, ctx.Log)).Lock(src, dst);
         var held = new UnixFd(FdOps.Fcntl(fd.Copy.Fd, FdOps.F_DUPFD_CLOEXEC, 0));
@@ -116,7 +116,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
     /// silently, and stay locked until their restore.</summary>
     public void ReleaseDump(DumpContext ctx, bool killed)
     {
-        var dump = ctx.Shared<TcpRepairedDump>();
+        var dump = ctx.Files.TcpRepaired;
         var held = dump.Sockets;
         foreach (var s in held)
         {
@@ -136,7 +136,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
     /// leaves the lock as it found it.</summary>
     public void CleanupRestore(RestoreContext ctx)
     {
-        var state = ctx.Shared<TcpRestoreState>();
+        var state = ctx.Files.Tcp;
         if (ctx.Released)
             state.Lock?.Unlock();
         else
@@ -233,7 +233,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
         var outQ = r.ReadExtra(stream.OutqLen);
         // Locked (again, or for the first time on another host) until the tree runs: the new socket's
         // window probe and the peer's retransmissions wait for the task that owns it.
-        var state = ctx.Shared<TcpRestoreState>();
+        var state = ctx.Files.Tcp;
         (state.Lock ??= new NetworkLock(RestoreLockMethod(ctx), ctx.Root.Pid, ctx.Log)).Lock(src, dst);
         TcpRepair.On(s);
         TcpRepair.Restore(s, stream, src, dst, inQ, outQ);

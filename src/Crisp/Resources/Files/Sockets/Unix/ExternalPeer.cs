@@ -20,10 +20,10 @@ public static class ExternalPeer
             throw new CrispException($"{where}: an external stream connection cannot be restored (only datagram sockets are reconnected)");
         if (peer.Name.Length == 0)
             throw new CrispException($"{where}, which has no name to reconnect to");
-        var known = ctx.Shared<ExternalPeersDump>().Inodes;
+        var known = ctx.Files.ExternalPeers.Inodes;
         if (!known.Add(peer.Ino))
             return;
-        ctx.Shared<FileTable>().Add(ctx, id => new file_entry
+        ctx.Files.Table.Add(ctx, id => new file_entry
         {
             Type = fd_types.Unixsk,
             Id = id,

@@ -28,7 +28,7 @@ public sealed class UnixSocketFile : IFileKind
         var d = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(ino)) ?? throw new CrispException($"{what}: unix_diag does not know it");
         if (d.Icons.Length > 0)
             throw new CrispException($"{what} has {d.Icons.Length} connection(s) not yet accepted, which is not supported yet");
-        if (d.PeerIno != 0 && Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(d.PeerIno)) is { } outside && !ctx.Shared<UnixPeers>().InTree(ctx, d.PeerIno))
+        if (d.PeerIno != 0 && Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(d.PeerIno)) is { } outside && !ctx.Files.UnixPeers.InTree(ctx, d.PeerIno))
             ExternalPeer.Dump(ctx, d, outside, what);
 
         var entry = new unix_sk_entry
@@ -51,7 +51,7 @@ public sealed class UnixSocketFile : IFileKind
         // Listening and unconnected stream sockets have no data queue to peek (recvmsg fails).
         if (d.Type == Crisp.Linux.Sockets.SOCK_DGRAM || d.State == TCP_ESTABLISHED)
             foreach (var m in SocketQueue.Peek(fd.Copy.Fd, what))
-                ctx.Shared<SkQueuesDump>().Packets.Add((id, m));
+                ctx.Files.SkQueues.Packets.Add((id, m));
         return new file_entry { Type = Type, Id = id, Usk = entry };
     }
 
@@ -87,12 +87,12 @@ public sealed class UnixSocketFile : IFileKind
         return (info.Uid, info.Gid);
     }
 
-    public void FinishDump(DumpContext ctx) => ctx.Shared<SkQueuesDump>().Write(ctx.Images);
+    public void FinishDump(DumpContext ctx) => ctx.Files.SkQueues.Write(ctx.Images);
 
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var usk = entry.Usk ?? throw new CrispException($"files.img: UNIXSK entry {entry.Id} has no usk part");
-        return ctx.Shared<UnixSocketSet>().Take(ctx, usk);
+        return ctx.Files.UnixSockets.Take(ctx, usk);
     }
 }
 

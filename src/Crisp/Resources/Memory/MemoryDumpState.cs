@@ -1,0 +1,14 @@
+using Crisp.Resources.Files;
+using Crisp.Resources.Files.Memfd;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>Dump-wide memory state. Mapped files and memfd mappings are entries of the files' table, so both
+/// come from the files' state.</summary>
+public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
+{
+    public MappedFiles MappedFiles { get; } = new(files);
+    public MemfdInodesDump Memfds { get; } = memfds;
+    public SharedAnonDump SharedAnon { get; } = new();
+    public MemoryChain Chain { get; } = new();
+}
