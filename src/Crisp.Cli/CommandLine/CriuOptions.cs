@@ -37,6 +37,7 @@ public static class CriuOptions
         Value("tree", 't', "pid of the root of the process tree to dump"),
         Flag("leave-running", 'R', "let the tree run on after dump"),
         Flag("leave-stopped", 's', "leave the tree stopped after dump"),
+        .. Bool("orphan-pts-master", null, "a terminal whose pty master is the caller's: dump its slave alone; restore hands a new master to the RPC caller"),
         .. Bool("shell-job", 'j', "a tree attached to the caller's terminal: dump its terminal as external, restore it onto crisp's stdin"),
         Value("freeze-cgroup", null, "seize the tree through this (v1 freezer or v2) cgroup"),
         Value("timeout", null, "seize time limit in seconds (default 10)"),

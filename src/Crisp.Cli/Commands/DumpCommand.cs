@@ -40,6 +40,7 @@ public static class DumpCommand
             LeaveRunning = ctx.Args.Has("leave-running"),
             LeaveStopped = ctx.Args.Has("leave-stopped"),
             ShellJob = ctx.Args.Has("shell-job"),
+            OrphanPtsMaster = ctx.Args.Has("orphan-pts-master"),
             Timeout = TimeSpan.FromSeconds(timeout),
             FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
             Scripts = scripts,

@@ -28,6 +28,7 @@ public static class RestoreCommand
             Sibling = sibling,
             PidFile = ctx.InWorkDir(ctx.Args.Get("pidfile")),
             ShellJob = ctx.Args.Has("shell-job"),
+            OrphanPtsMaster = ctx.Args.Has("orphan-pts-master"),
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
             NetworkLock = ctx.NetworkLock(),

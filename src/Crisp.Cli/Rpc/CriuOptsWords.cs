@@ -137,8 +137,7 @@ public static class CriuOptsWords
         Flag(o.DisplayStats, "display_stats", "display-stats");
         if (o.LogToStderr)
             throw Refuse("log_to_stderr", "is refused: in swrk/service mode crisp never writes to its stdin/stdout/stderr (the container's); use log_file");
-        // orphan_pts_master: nothing to hand over unless the tree has a terminal whose master was outside it, and such
-        // a tree is refused by the restore itself, as on the command line (runc sets the flag on every restore).
+        Flag(o.OrphanPtsMaster, "orphan_pts_master", "orphan-pts-master");
         foreach (var item in items)
             CheckSupported(item);
         return items;

@@ -8,7 +8,11 @@ namespace Crisp.Cli.Rpc;
 /// that stopped answering cannot keep a tree frozen.</summary>
 public sealed class RpcNotifier(RpcChannel channel, TimeSpan timeout) : Crisp.Scripts.IActionNotifier
 {
-    public string? Notify(string action, int? initPid)
+    public string? Notify(string action, int? initPid) => Send(action, initPid, -1);
+
+    public string? NotifyWithFd(string action, int fd) => Send(action, null, fd);
+
+    private string? Send(string action, int? initPid, int passFd)
     {
         var notify = new criu_notify { Script = action };
         if (initPid is int pid)
@@ -16,7 +20,7 @@ public sealed class RpcNotifier(RpcChannel channel, TimeSpan timeout) : Crisp.Sc
         criu_req? ack;
         try
         {
-            channel.Send(new criu_resp { Type = criu_req_type.Notify, Success = true, Notify = notify });
+            channel.Send(new criu_resp { Type = criu_req_type.Notify, Success = true, Notify = notify }, passFd);
             ack = channel.Receive(timeout);
         }
         catch (Exception e) when (e is TimeoutException or CrispException or Linux.SyscallException)

@@ -15,6 +15,9 @@ public sealed record DumpOptions
     public bool LeaveRunning { get; init; }
     /// <summary>Allow a session leader / controlling terminal outside the tree.</summary>
     public bool ShellJob { get; init; }
+    /// <summary>--orphan-pts-master: the tree's terminal is a pty whose master the caller holds (a container with a
+    /// terminal: runc's console socket); its slave is dumped without the master.</summary>
+    public bool OrphanPtsMaster { get; init; }
     /// <summary>Seize through this cgroup (v1 freezer or v2): frozen while tasks are attached, and put
     /// back in the freezer state it had afterwards.</summary>
     public string? FreezeCgroup { get; init; }

@@ -84,7 +84,7 @@ public static class RestoreCheck
         {
             "--ext-unix-sk" => options.ExtUnixSk,
             "--tcp-established" => options.TcpEstablished,
-            "--shell-job" => options.ShellJob,
+            "--shell-job" => options.ShellJob || options.OrphanPtsMaster,   // or a new master for the RPC caller
             _ => true,   // a one-ended pipe is restored as a new pipe unless --inherit-fd passes one in
         };
         return new(e.What, given, given ? $"{e.Option}" : $"needs {e.Option}");

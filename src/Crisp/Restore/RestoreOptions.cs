@@ -14,6 +14,9 @@ public sealed record RestoreOptions
     public bool Detached { get; init; }
     public string? PidFile { get; init; }
     public bool ShellJob { get; init; }
+    /// <summary>--orphan-pts-master: a dumped pty slave without its master gets a new pty whose master goes to the
+    /// caller (RPC: the "orphan-pts-master" notify carries it; runc passes it to the console socket).</summary>
+    public bool OrphanPtsMaster { get; init; }
     /// <summary>The restored root becomes a child of crisp's parent (--restore-sibling), not of crisp.</summary>
     public bool Sibling { get; init; }
     /// <summary>--action-script hooks (pre-restore, post-restore, pre-resume, post-resume, ...); null = none.</summary>

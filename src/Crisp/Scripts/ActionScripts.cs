@@ -16,6 +16,9 @@ public interface IActionNotifier
 {
     /// <summary>Null when the other side acked; else why not (a refusal, a closed socket, no answer in time).</summary>
     string? Notify(string action, int? initPid);
+
+    /// <summary>A notify carrying an fd (CRIU's "orphan-pts-master": the new master of the tree's terminal).</summary>
+    string? NotifyWithFd(string action, int fd) => $"{action}: this caller takes no fds";
 }
 
 /// <summary>Runs the user's --action-script programs at CRIU's call points, with CRIU's environment:

@@ -52,13 +52,13 @@ internal sealed class RuncContainer : IDisposable
     }
 
     /// <summary>`runc run -d`: the container runs on after runc returns.</summary>
-    public void Run() => Detached("run", "-d", "--bundle", Bundle, Id);
+    public void Run(params string[] extra) => Detached(["run", "-d", "--bundle", Bundle, .. extra, Id]);
 
     public void Checkpoint(int n, params string[] extra) =>
         Runc(TimeSpan.FromSeconds(60), ["checkpoint", "--image-path", Images(n), "--work-path", Work(n), .. extra, Id], Work(n), "dump.log");
 
-    public void Restore(int n) =>
-        Detached("restore", "-d", "--bundle", Bundle, "--image-path", Images(n), "--work-path", Work(n), Id);
+    public void Restore(int n, params string[] extra) =>
+        Detached(["restore", "-d", "--bundle", Bundle, "--image-path", Images(n), "--work-path", Work(n), .. extra, Id]);
 
     /// <summary>The container's init as the host sees it, from `runc state`.</summary>
     public int Pid => (int)JsonNode.Parse(Runc(TimeSpan.FromSeconds(20), "state", Id))!["pid"]!;

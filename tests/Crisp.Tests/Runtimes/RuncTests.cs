@@ -53,6 +53,40 @@ public class RuncTests
         c.AssertContinuous();
     }
 
+    /// <summary>`terminal: true`: the container's stdio is a pty whose master runc sent to the console socket. The dump
+    /// takes the slave alone (orphan_pts_master); the restore makes pty 0 again in the container's devpts before
+    /// /dev/console is bound to it, and hands the new master to runc by the "orphan-pts-master" notify, which runc
+    /// sends to the console socket: what the restored shell prints arrives there.</summary>
+    [RootFact]
+    public void AContainerWithATerminalGetsItsNewMasterThroughTheConsoleSocket()
+    {
+        using var c = new RuncContainer("tty", config =>
+        {
+            config["process"]!["terminal"] = true;
+            config["process"]!["args"] = new JsonArray("/bin/sh", "-c", "i=0; while :; do echo $i >> /tmp/count; echo tick$i; i=$((i+1)); usleep 20000; done");
+        });
+        using var console = new ConsoleSocket(Path.Combine(c.Bundle, "console.sock"));
+        c.Run("--console-socket", console.Path);
+        c.WaitCounting(5, "the container with a terminal to count");
+        Assert.Equal(1, console.Masters);
+        Assert.Contains("tick3", console.Output(0));
+        int pid = c.Pid;
+        int ttyNr = ProcStat.Read(pid).TtyNr;
+        Assert.NotEqual(0, ttyNr);
+
+        c.Checkpoint(0);
+        int stoppedAt = c.Numbers().Count;
+        c.Restore(0, "--console-socket", console.Path);
+        c.WaitCounting(stoppedAt + 5, "the restored container to count on");
+        Assert.Equal(2, console.Masters);
+        Bench.WaitFor(() => console.Output(1).Contains($"tick{stoppedAt + 3}"), "the restored shell's output on the new master");
+        int now = c.Pid;
+        Assert.Equal(ttyNr, ProcStat.Read(now).TtyNr);   // /dev/pts/0 is its controlling terminal again
+        foreach (int fd in new[] { 0, 1, 2 })
+            Assert.Equal("/dev/pts/0", new FileInfo($"/proc/{now}/fd/{fd}").LinkTarget);
+        c.AssertContinuous();
+    }
+
     [RootFact]
     public void LeaveRunningKeepsTheContainerAndItsImagesRestore()
     {

@@ -65,7 +65,7 @@ public sealed class CheckpointNeeds
         }
         var ttys = dir.ReadAll<tty_info_entry>(ImageFile.TtyInfo);
         foreach (var slave in ttys.Where(t => (t.Id & 1) == 0 && !ttys.Any(m => m.Id == (t.Id | 1))))
-            external.Add(new($"the caller's terminal (/dev/pts/{slave.Id >> 1} without its master)", "--shell-job"));
+            external.Add(new($"the caller's terminal (/dev/pts/{slave.Id >> 1} without its master; or --orphan-pts-master over RPC)", "--shell-job"));
         foreach (var pipe in OneEndedPipes(dir, files))
             external.Add(new($"pipe:[{pipe}] with its other end outside the tree (restored as a new pipe unless passed in)", $"--inherit-fd fd[N]:pipe:[{pipe}]"));
 

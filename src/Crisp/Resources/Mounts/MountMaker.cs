@@ -14,10 +14,18 @@ namespace Crisp.Resources.Mounts;
 internal sealed class MountMaker(Puppet puppet, string basePath, string crispBase, ImageDirectory images,
     IReadOnlyDictionary<string, string> externals, Log log)
 {
+    /// <summary>Makes pty N of a devpts (given its ptmx, as crisp sees it) before a bind of /dev/pts/N (a container's
+    /// /dev/console) can be made: the pty must exist first, and it is the very one the tree's fds will get.</summary>
+    public Action<uint, string>? MakePty { get; init; }
+
     public void Make(PlannedMount m)
     {
         var e = m.Entry;
         string target = Join(basePath, m.Path);
+        // Before the mount point is made: it takes the type (file or directory) of what is bound.
+        if (m.Origin == MountOrigin.Bind && m.From!.Entry.Fstype == MountFsTypes.Devpts && MakePty is not null
+            && uint.TryParse(m.SubPath.TrimStart('/'), out uint pty) && PathCalls.TryLstat(Join(crispBase, m.From.Path, m.SubPath)) is null)
+            MakePty(pty, Join(crispBase, m.From.Path, "ptmx"));
         if (m.Origin != MountOrigin.Root)
             EnsureMountPoint(m);
         switch (m.Origin)

@@ -96,7 +96,10 @@ public sealed class MountNamespace : INamespaceContent
         state.Holder = Puppet.Spawn(ctx.Seizer);
         var holder = state.Holder;
         holder.Call("unshare(CLONE_NEWNS)", Sysno.unshare, (long)Clone3.CLONE_NEWNS);
-        var maker = new MountMaker(holder, root, $"/proc/{holder.Pid}/root{root}", ctx.Images, ctx.Options.ExternalMounts, ctx.Log);
+        var maker = new MountMaker(holder, root, $"/proc/{holder.Pid}/root{root}", ctx.Images, ctx.Options.ExternalMounts, ctx.Log)
+        {
+            MakePty = (index, ptmx) => ctx.Files.Ptys.MakeForMount(ctx, index, ptmx),
+        };
         // Nothing made from here on may reach the host's mounts: all of the copy is private first.
         maker.Mount("make the new namespace private", null, "/", null, MountFlags.MS_REC | MountFlags.MS_PRIVATE, null);
         foreach (var m in plan.Mounts.Where(m => !m.Late))
@@ -138,7 +141,10 @@ public sealed class MountNamespace : INamespaceContent
         {
             root.Remote.Syscall(Sysno.close, fd);
         }
-        var maker = new MountMaker(root, "", $"/proc/{root.Pid}/root", ctx.Images, ctx.Options.ExternalMounts, ctx.Log);
+        var maker = new MountMaker(root, "", $"/proc/{root.Pid}/root", ctx.Images, ctx.Options.ExternalMounts, ctx.Log)
+        {
+            MakePty = (index, ptmx) => ctx.Files.Ptys.MakeForMount(ctx, index, ptmx),
+        };
         foreach (var m in plan.Mounts.Where(m => m.Late))
             maker.Make(m);
         foreach (var m in plan.Mounts)

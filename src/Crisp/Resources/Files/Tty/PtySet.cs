@@ -40,11 +40,75 @@ public sealed class PtySet : IDisposable
         uint index = info.Pty.Index;
         if (_infos.ContainsKey((index << 1) | 1))
         {
-            MakePair(ctx, index);
+            MakePair(ctx, index, Mounts.MountNamespace.PathInTree(ctx, "/dev/ptmx"));
+            return _ready.Remove(tfe.Id, out made) ? made
+                : throw new CrispException($"pty {index}: description {tfe.Id} was not made");
+        }
+        if (ctx.Options.OrphanPtsMaster)
+        {
+            MakeOrphan(ctx, index, info, Mounts.MountNamespace.PathInTree(ctx, "/dev/ptmx"));
             return _ready.Remove(tfe.Id, out made) ? made
                 : throw new CrispException($"pty {index}: description {tfe.Id} was not made");
         }
         return OpenInherited(ctx, tfe, info);
+    }
+
+    /// <summary>Pty <paramref name="index"/> made early, from the devpts whose ptmx is <paramref name="ptmx"/>: a bind
+    /// mount of its slave is about to be made. Its descriptions wait for the files stage as any other.</summary>
+    public void MakeForMount(RestoreContext ctx, uint index, string ptmx)
+    {
+        Load(ctx);
+        if (_infos!.ContainsKey((index << 1) | 1))
+            MakePair(ctx, index, ptmx);
+        else if (ctx.Options.OrphanPtsMaster && _infos.TryGetValue(index << 1, out var slave))
+            MakeOrphan(ctx, index, slave, ptmx);
+        else
+            throw new CrispException($"a mount binds /dev/pts/{index}, which is no pty of the checkpoint" +
+                (_infos.ContainsKey(index << 1) ? " crisp can make (its master was outside the tree: --orphan-pts-master)" : ""));
+    }
+
+    /// <summary>--orphan-pts-master (CRIU's pty_open_unpaired_slave): the tree's terminal had its master outside the
+    /// tree (a container's console). A new pty of the same index is made in the tree's devpts, given the slave's
+    /// settings, every slave description opened from it, and its master handed to the RPC caller by the
+    /// "orphan-pts-master" notify (runc passes it on to the console socket); crisp keeps no copy.</summary>
+    private void MakeOrphan(RestoreContext ctx, uint index, tty_info_entry slaveInfo, string ptmx)
+    {
+        var notifier = ctx.Options.Scripts?.Notifier
+            ?? throw new CrispException($"/dev/pts/{index} had its master outside the tree: --orphan-pts-master hands a new master to an RPC caller (crisp swrk or service), and there is none");
+        var made = new List<(uint Id, UnixFd Fd)>();
+        try
+        {
+            using var master = OpenPtmx(ptmx, (int)index);
+            Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 0);
+            foreach (var sf in _files.Where(f => f.TtyInfoId == slaveInfo.Id))
+            {
+                int access = (int)sf.Flags & FileIo.O_ACCMODE;
+                var slave = new UnixFd((int)RawSyscall.Call($"ioctl(TIOCGPTPEER) on pty {index}", Sysno.ioctl, master.Fd,
+                    Terminals.TIOCGPTPEER, access | FileIo.O_NOCTTY | FileIo.O_CLOEXEC));
+                made.Add((sf.Id, slave));
+                if (slaveInfo.Termios is not null && _paramsSet.Add(slaveInfo.Id))
+                    SetParams(ctx, slave.Fd, slaveInfo);
+                FdOps.SetStatusFlags(slave.Fd, (int)sf.Flags);
+                TryOwner(ctx, slave.Fd, sf);
+            }
+            if (notifier.NotifyWithFd("orphan-pts-master", master.Fd) is { } why)
+                throw new CrispException($"orphan-pts-master: {why}");
+            ctx.Log.Debug($"pty {index}: new master handed to the caller, {made.Count} slave description(s)");
+        }
+        catch (SyscallException e)
+        {
+            foreach (var (_, fd) in made)
+                fd.Dispose();
+            throw new CrispException($"pty {index}: {e.Message}");
+        }
+        catch
+        {
+            foreach (var (_, fd) in made)
+                fd.Dispose();
+            throw;
+        }
+        foreach (var (id, fd) in made)
+            _ready[id] = fd;
     }
 
     private UnixFd OpenInherited(RestoreContext ctx, tty_file_entry tfe, tty_info_entry info)
@@ -77,7 +141,7 @@ public sealed class PtySet : IDisposable
         return RawSyscall.TryCall(Sysno.ioctl, fd, Terminals.TCGETS2, (long)t) == 0;
     }
 
-    private void MakePair(RestoreContext ctx, uint index)
+    private void MakePair(RestoreContext ctx, uint index, string ptmx)
     {
         uint masterId = (index << 1) | 1, slaveId = index << 1;
         var masterInfo = _infos![masterId];
@@ -87,7 +151,7 @@ public sealed class PtySet : IDisposable
         UnixFd? master = null;
         try
         {
-            master = OpenPtmx((int)index);
+            master = OpenPtmx(ptmx, (int)index);
             made.Add((masterFile.Id, master));
             Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 0);
             if (masterInfo.Termios is not null)
@@ -142,14 +206,14 @@ public sealed class PtySet : IDisposable
 
     /// <summary>/dev/ptmx hands out the lowest free index; the wrong ones are held open until the right one
     /// comes (CRIU's __pty_open_ptmx_index), so an index below ours that is free only briefly cannot win.</summary>
-    private static UnixFd OpenPtmx(int index)
+    private static UnixFd OpenPtmx(string ptmx, int index)
     {
         var wrong = new List<UnixFd>();
         try
         {
             for (int i = 0; i < MaxPtmxTries; i++)
             {
-                var fd = FileIo.Open("/dev/ptmx", FileIo.O_RDWR | FileIo.O_NOCTTY | FileIo.O_CLOEXEC);
+                var fd = FileIo.Open(ptmx, FileIo.O_RDWR | FileIo.O_NOCTTY | FileIo.O_CLOEXEC);
                 int got = Terminals.GetInt(fd.Fd, Terminals.TIOCGPTN);
                 if (got == index)
                     return fd;

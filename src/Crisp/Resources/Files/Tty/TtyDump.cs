@@ -100,7 +100,7 @@ public sealed class TtyDump
         foreach (uint id in unpaired)
         {
             var (pid, fd, target) = _firstFd[id];
-            if (!ctx.Options.ShellJob)
+            if (!ctx.Options.ShellJob && !ctx.Options.OrphanPtsMaster)
                 throw new CrispException($"task {pid} fd {fd}: tty {target} (pty slave whose master is outside the dumped tree) is not supported (a shell job? use --shell-job)");
         }
         if (unpaired.Count > 1)
@@ -142,9 +142,11 @@ public sealed class TtyDump
         if (ctx.Options.ShellJob)
             return;
         var pids = ctx.Tasks.Select(t => t.Pid).ToHashSet();
+        // With --orphan-pts-master the unpaired slave is the tree's terminal too: restore makes its pair.
+        bool Held(tty_info_entry i) => (i.Id & 1) == 1 || ctx.Options.OrphanPtsMaster;
         foreach (var task in ctx.Tasks.Where(t => t.Stat.TtyNr != 0))
         {
-            bool ours = _infos.Values.Any(i => (i.Id & 1) == 1 && Terminals.TtyNr(MakeSlaveDev(i.Pty.Index)) == task.Stat.TtyNr);
+            bool ours = _infos.Values.Any(i => Held(i) && Terminals.TtyNr(MakeSlaveDev(i.Pty.Index)) == task.Stat.TtyNr);
             if (!ours || !pids.Contains(task.Stat.Session))
                 throw new CrispException($"task {task.Pid} has a controlling terminal the tree does not hold the master of (a shell job? use --shell-job)");
         }

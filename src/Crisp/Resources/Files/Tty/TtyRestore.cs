@@ -26,7 +26,8 @@ public sealed class TtyRestore : IRestoreStage
         {
             var infos = ptys.Infos(ctx);
             // The master's entry knows the session; a slave's too when a member had it as terminal.
-            var ctty = infos.Values.Where(i => i.Sid == task.Entry.Pid && i.Pty is not null && infos.ContainsKey((i.Pty.Index << 1) | 1))
+            var ctty = infos.Values.Where(i => i.Sid == task.Entry.Pid && i.Pty is not null
+                    && (infos.ContainsKey((i.Pty.Index << 1) | 1) || ctx.Options.OrphanPtsMaster))
                 .OrderByDescending(i => i.Id & 1).FirstOrDefault();
             if (ctty is not null)
                 TakeTerminal(ctx, task, ctty);
