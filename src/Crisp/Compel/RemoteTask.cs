@@ -59,19 +59,19 @@ public sealed class RemoteTask : IDisposable
     /// <param name="scratchDataAddress">Read-write memory already in the task to use for pointer arguments
     /// (a puppet's data pages, <paramref name="scratchDataSize"/> bytes); it is never unmapped.</param>
     /// <param name="log">Where the crash-safe set-up (or why a thread is not crash-safe) is logged.</param>
-    public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
+    public RemoteTask(SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
         ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize, Log? log = null)
     {
         _log = log ?? Log.Null;
         _knownData = scratchDataAddress;
         ScratchDataSize = scratchDataAddress != 0 ? scratchDataSize : PageSize;
-        _tracer = tracer;
+        _tracer = thread.Tracer;
         Thread = thread;
         _useScratch = useScratchPage && gadgetAddress == 0;
         _knownGadget = gadgetAddress;
         if (thread.IsDetached)
             throw new InvalidOperationException($"{thread} is detached");
-        (SavedRegs, _savedSigMask) = tracer.Run(() =>
+        (SavedRegs, _savedSigMask) = _tracer.Run(() =>
         {
             var regs = Ptrace.GetRegs(thread.Tid);
             ulong mask = Ptrace.GetSigMask(thread.Tid);
@@ -83,7 +83,7 @@ public sealed class RemoteTask : IDisposable
             return (regs, mask);
         });
         if (pinTracer)
-            tracer.PinToCpuOf(thread.Tid);
+            _tracer.PinToCpuOf(thread.Tid);
         if (SwapsSignalMask(SavedRegs))
             ReadMaskSavedBySyscall();
     }
@@ -320,7 +320,7 @@ public sealed class RemoteTask : IDisposable
         }
         try
         {
-            var frame = new SigreturnFrame(regs, mask, Xsave.GetXstate(tid));
+            var frame = new SigreturnFrame(regs, mask, Ptrace.GetXstate(tid));
             var under = new byte[frame.Bytes.Length];
             ReadMemory(frame.Start, under);
             WriteMemory(frame.Start, frame.Bytes);
@@ -359,38 +359,16 @@ public sealed class RemoteTask : IDisposable
     /// rt_sigreturn. No int3 (a SIGTRAP nobody catches would kill the task) and no single-step.</summary>
     private long InvokeOnTrampoline(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
     {
-        const int SyscallStop = SIGTRAP | 0x80;
         int tid = Thread.Tid;
         var regs = CallRegisters(_trampoline, nr, a1, a2, a3, a4, a5, a6);
         regs.Rsp = _frame!.Ucontext;
-        Ptrace.SetRegs(tid, regs);
-        Ptrace.Syscall(tid, 0);
-        bool entered = false;
-        while (true)
-        {
-            var status = NextStop(tid);
-            if (!status.Stopped)
-                continue;
-            if (status.Event == 0 && status.StopSignal == SyscallStop)
-            {
-                if (entered)
-                {
-                    var after = Ptrace.GetRegs(tid);
-                    if (after.Rip != _trampoline + VdsoTrampoline.SigreturnOffset)
-                        throw new InvalidOperationException(
-                            $"remote syscall {nr} in {tid}: syscall exit at rip 0x{after.Rip:x} (trampoline 0x{_trampoline:x})");
-                    CallCount++;
-                    return (long)after.Rax;
-                }
-                entered = true;
-            }
-            else if (status.Event == 0)
-            {
-                // An unblockable signal (SIGSTOP): resume without it; it is re-sent on Dispose.
-                _suppressedSignals.Add(status.StopSignal);
-            }
-            Ptrace.Syscall(tid, 0);
-        }
+        // An unblockable signal (SIGSTOP) on the way: resumed without it; it is re-sent on Dispose.
+        var after = SyscallStops.Run(tid, regs, Died, _suppressedSignals.Add);
+        if (after.Rip != _trampoline + VdsoTrampoline.SigreturnOffset)
+            throw new InvalidOperationException(
+                $"remote syscall {nr} in {tid}: syscall exit at rip 0x{after.Rip:x} (trampoline 0x{_trampoline:x})");
+        CallCount++;
+        return (long)after.Rax;
     }
 
     /// <summary>The saved registers with syscall <paramref name="nr"/> and its arguments loaded, rip at
@@ -416,8 +394,13 @@ public sealed class RemoteTask : IDisposable
         Wait.WaitPid(tid, out var status, Wait.WALL);
         if (!status.Dead)
             return status;
+        throw Died(status);
+    }
+
+    private TaskGoneException Died(WaitStatus status)
+    {
         _gone = true;
-        throw new TaskGoneException(Thread, status);
+        return new TaskGoneException(Thread, status);
     }
 
     /// <summary>First-call form: the gadget is written over the 3 bytes at rip and put back afterwards.</summary>

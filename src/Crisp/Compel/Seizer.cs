@@ -148,7 +148,7 @@ public sealed class Seizer
         int groupStopSignal = WaitForInterruptStop(p.Tid, StopTimeout);
         if (groupStopSignal < 0)
             return null;
-        var thread = new SeizedThread(p.Pid, p.Tid, p.Options, groupStopSignal);
+        var thread = new SeizedThread(_tracer, p.Pid, p.Tid, p.Options, groupStopSignal);
         if (p.Seccomp == SeccompSuspend.Auto && thread.SeccompMode > 0)
         {
             thread.Options = p.Options | PtraceOptions.SuspendSeccomp;
@@ -210,7 +210,7 @@ public sealed class Seizer
             if (status.Dead)
                 throw new SyscallException($"adopt {tid}: it died before its first stop ({status})", Errnos.ESRCH);
             if (status.Stopped && status.Event == PtraceEvent.Stop)
-                return new SeizedThread(pid, tid, options, 0);
+                return new SeizedThread(_tracer, pid, tid, options, 0);
             Ptrace.Cont(tid, 0);
         }
     });

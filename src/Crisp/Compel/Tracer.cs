@@ -7,19 +7,15 @@ namespace Crisp.Compel;
 
 /// <summary>The one OS thread that owns every ptrace request and every waitpid on tracees.
 /// The kernel binds a tracee to the thread that seized it, so all Compel work is queued here.
-/// Calls made from the tracer thread itself run inline.</summary>
+/// Calls made from the tracer thread itself run inline. There is no process-wide one: whoever seizes
+/// (a dump, a restore, a probe child) owns its tracer and disposes it.</summary>
 public sealed class Tracer : IDisposable
 {
-    private static readonly Lazy<Tracer> SharedInstance = new(() => new Tracer());
-
     private readonly BlockingCollection<WorkItem> _queue = new();
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _started = new();
     private ulong[]? _originalAffinity;
     private int _pinnedCpu = -1;
-
-    /// <summary>A process-wide tracer (created on first use, lives until the process exits).</summary>
-    public static Tracer Shared => SharedInstance.Value;
 
     /// <summary>Kernel thread id of the tracer thread.</summary>
     public int ThreadId { get; private set; }

@@ -23,7 +23,7 @@ public sealed class Puppet : IDisposable
     public Tracer Tracer => _seizer.Tracer;
 
     /// <summary>Remote syscalls through the puppet's own gadget, pointer arguments on its data page.</summary>
-    public RemoteTask Remote => _remote ??= new RemoteTask(Tracer, Thread, pinTracer: false,
+    public RemoteTask Remote => _remote ??= new RemoteTask(Thread, pinTracer: false,
         gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
         scratchDataSize: (int)PuppetElf.DataSize);
 
@@ -150,7 +150,7 @@ public sealed class Puppet : IDisposable
 
     /// <summary>Remote syscalls in another thread of this puppet (one made by <see cref="CloneThread"/>),
     /// through the same gadget and data pages (calls are serialised on the tracer thread).</summary>
-    public RemoteTask RemoteFor(SeizedThread thread) => new(Tracer, thread, pinTracer: false,
+    public RemoteTask RemoteFor(SeizedThread thread) => new(thread, pinTracer: false,
         gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
         scratchDataSize: (int)PuppetElf.DataSize);
 
@@ -246,6 +246,27 @@ public sealed class Puppet : IDisposable
         _remote?.Abandon();
         _remote = null;
         return result;
+    }
+
+    /// <summary>munmap of the puppet program's pages, run as the thread's last syscall in the two-stop form
+    /// (stopping at the syscall's exit, where rip is no longer needed). Its registers are then whatever the
+    /// caller gives the task. Stray signals on the way are dropped.</summary>
+    public void UnmapOwnPages()
+    {
+        int tid = Thread.Tid;
+        long result = Tracer.Run(() =>
+        {
+            var regs = Ptrace.GetRegs(tid);
+            regs.Rip = PuppetElf.SyscallGadgetAddress;
+            regs.Rax = (ulong)Sysno.munmap;
+            regs.OrigRax = ulong.MaxValue;
+            regs.Rdi = PuppetElf.BaseAddress;
+            regs.Rsi = PuppetElf.End - PuppetElf.BaseAddress;
+            var after = SyscallStops.Run(tid, regs, status => new CrispException($"task {tid} died while being released ({status})"));
+            return (long)after.Rax;
+        });
+        if (result != 0)
+            throw new SyscallException($"munmap of the puppet pages in task {tid}", (int)-result);
     }
 
     /// <summary>Kills the puppet (SIGKILL) and, when it is crisp's own child, reaps it.</summary>
