@@ -29,7 +29,7 @@ public sealed class ProbeChild : IDisposable
         try
         {
             string prefix = $"{PuppetElf.BaseAddress:x8}-";
-            child.WaitFor(() => File.ReadLines($"/proc/{child.Pid}/maps").FirstOrDefault()?.StartsWith(prefix) == true);
+            child.WaitFor(() => File.ReadLines(Procfs.Host.Path(child.Pid, "maps")).FirstOrDefault()?.StartsWith(prefix) == true);
         }
         catch
         {
@@ -72,17 +72,10 @@ public sealed class ProbeChild : IDisposable
         _disposed = true;
         foreach (int pid in _adopted.Append(Pid))
         {
-            RawSyscall.TryCall(Sysno.kill, pid, Signals.SIGKILL);
-            Tracer.Run(() => ReapQuietly(pid));
+            Signals.TryKill(pid);
+            Tracer.Reap([pid]);
         }
         Tracer.Dispose();
-    }
-
-    private static void ReapQuietly(int pid)
-    {
-        while (Wait.TryWaitPid(pid, out var status, Wait.WALL) >= 0 && !status.Dead)
-        {
-        }
     }
 
     private void WaitFor(Func<bool> ready)

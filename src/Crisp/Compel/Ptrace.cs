@@ -40,6 +40,25 @@ internal static class NtType
     public const int PRSTATUS = 1, PRFPREG = 2, X86_XSTATE = 0x202;
 }
 
+/// <summary>struct seccomp_metadata for PTRACE_SECCOMP_GET_METADATA.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct SeccompMetadata
+{
+    public ulong FilterOff;
+    public ulong Flags;
+}
+
+/// <summary>struct ptrace_rseq_configuration (PTRACE_GET_RSEQ_CONFIGURATION).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct RseqConfiguration
+{
+    public ulong RseqAbiPointer;
+    public uint RseqAbiSize;
+    public uint Signature;
+    public uint Flags;
+    public uint Pad;
+}
+
 /// <summary>ptrace(2) bindings, Compel's own: nothing outside src/Crisp/Compel calls them (CompelEdgeTests).
 /// Must be called from the thread that seized the tracee (see <see cref="Tracer"/>); from any other thread
 /// the kernel answers ESRCH. The rest of crisp asks a <see cref="SeizedThread"/>, whose methods move

@@ -98,6 +98,14 @@ public sealed class Tracer : IDisposable
         }
     }
 
+    /// <summary>Consumes the exit of each (killed) task, in order, on the tracer thread: a traced task is
+    /// reported to its tracer first and stays a zombie until then. Returns when each is dead or not ours.</summary>
+    public void Reap(IEnumerable<int> tids) => Run(() =>
+    {
+        foreach (int tid in tids)
+            while (Wait.TryWaitPid(tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
+    });
+
     public void Dispose()
     {
         if (_thread == Thread.CurrentThread)
@@ -127,14 +135,13 @@ public sealed class Tracer : IDisposable
     /// <summary>With SIGCHLD ignored the kernel auto-reaps children and their exit status is lost.</summary>
     private static unsafe void EnsureSigchldNotIgnored()
     {
-        const int SIGCHLD = 17;
         // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes each).
         ulong* old = stackalloc ulong[4];
-        RawSyscall.Call("rt_sigaction(SIGCHLD)", Sysno.rt_sigaction, SIGCHLD, 0, (long)old, 8);
+        RawSyscall.Call("rt_sigaction(SIGCHLD)", Sysno.rt_sigaction, Signals.SIGCHLD, 0, (long)old, 8);
         if (old[0] == 1 /* SIG_IGN */)
         {
             ulong* dfl = stackalloc ulong[4];
-            RawSyscall.Call("rt_sigaction(SIGCHLD, SIG_DFL)", Sysno.rt_sigaction, SIGCHLD, (long)dfl, 0, 8);
+            RawSyscall.Call("rt_sigaction(SIGCHLD, SIG_DFL)", Sysno.rt_sigaction, Signals.SIGCHLD, (long)dfl, 0, 8);
         }
     }
 

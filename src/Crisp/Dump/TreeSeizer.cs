@@ -12,7 +12,7 @@ public static class TreeSeizer
     public static void SeizeTree(DumpContext ctx)
     {
         int rootPid = ctx.Options.RootPid;
-        if (rootPid <= 0 || !Directory.Exists($"/proc/{rootPid}"))
+        if (rootPid <= 0 || !Procfs.Host.Exists(rootPid))
             throw new CrispException($"process {rootPid} not found") { Errno = Linux.Errnos.ESRCH };
         if (IsSelfOrAncestor(rootPid))
             throw new CrispException($"process {rootPid} is crisp itself or one of its ancestors");

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Crisp.Linux;
 
 /// <summary>PTRACE_O_* options for PTRACE_SEIZE / PTRACE_SETOPTIONS.</summary>
@@ -24,23 +22,4 @@ public static class PtraceEvent
 {
     public const int Fork = 1, Vfork = 2, Clone = 3, Exec = 4, VforkDone = 5, Exit = 6, Seccomp = 7,
         Stop = 128;
-}
-
-/// <summary>struct seccomp_metadata for PTRACE_SECCOMP_GET_METADATA.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct SeccompMetadata
-{
-    public ulong FilterOff;
-    public ulong Flags;
-}
-
-/// <summary>struct ptrace_rseq_configuration (PTRACE_GET_RSEQ_CONFIGURATION).</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct RseqConfiguration
-{
-    public ulong RseqAbiPointer;
-    public uint RseqAbiSize;
-    public uint Signature;
-    public uint Flags;
-    public uint Pad;
 }

@@ -38,7 +38,7 @@ public static class TaskRelease
             // A task dumped in group-stop (CRIU's TASK_STOPPED) gets its stop signal again while still
             // traced, as CRIU does: once detached it takes it before running any of its own code.
             if (task.TaskCore.TaskState == Resources.Core.TaskStates.Stopped)
-                RawSyscall.TryCall(Sysno.kill, task.HostPid, task.TaskCore.HasStopSigno && task.TaskCore.StopSigno is > 0 and < 65 ? task.TaskCore.StopSigno : 19);
+                RawSyscall.TryCall(Sysno.kill, task.HostPid, task.TaskCore.HasStopSigno && task.TaskCore.StopSigno is > 0 and < 65 ? task.TaskCore.StopSigno : Signals.SIGSTOP);
             ThreadBuilder.Detach(task);
             task.Puppet.Thread.Detach();
         }

@@ -73,12 +73,8 @@ public sealed class ThreadBuilder : IRestoreStage
                 continue;
             foreach (var t in threads)
                 t.Remote?.Abandon();
-            RawSyscall.TryCall(Sysno.kill, task.HostPid, 9);
-            ctx.Tracer.Run(() =>
-            {
-                foreach (var t in threads)
-                    while (Wait.TryWaitPid(t.HostTid, out var status, Wait.WALL) > 0 && !status.Dead) { }
-            });
+            Signals.TryKill(task.HostPid);
+            ctx.Tracer.Reap(threads.Select(t => t.HostTid));
         }
     }
 }

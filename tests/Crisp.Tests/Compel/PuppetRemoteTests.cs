@@ -23,8 +23,8 @@ public sealed class PuppetRemoteTests
             using (var remote = new RemoteTask(p.Leader, gadgetAddress: PuppetElf.SyscallGadgetAddress))
             {
                 Assert.Equal(pid, remote.Getpid());
-                long addr = remote.Mmap(0, 4096, RemoteTask.PROT_READ | RemoteTask.PROT_WRITE,
-                    RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+                long addr = remote.Mmap(0, 4096, Mman.PROT_READ | Mman.PROT_WRITE,
+                    Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
                 Assert.True(addr > 0);
                 // The kernel writes into the scratch data page for a pointer argument.
                 ulong buf = remote.PutOnScratch(new byte[256]);

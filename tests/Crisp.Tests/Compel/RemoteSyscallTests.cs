@@ -56,8 +56,8 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         ulong scratch;
         using (var remote = new RemoteTask(p.Leader))
         {
-            long addr = remote.Mmap(0, 3 * 4096, RemoteTask.PROT_READ | RemoteTask.PROT_WRITE,
-                RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+            long addr = remote.Mmap(0, 3 * 4096, Mman.PROT_READ | Mman.PROT_WRITE,
+                Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
             Assert.True(addr > 0, $"mmap returned {addr}");
             // (It may have merged with a neighbouring anonymous mapping.)
             Assert.Contains(Crisp.Linux.Proc.ProcMaps.Read(w.Pid), m => m.Start <= (ulong)addr && m.End >= (ulong)addr + 3 * 4096 && m.CanWrite);
@@ -104,7 +104,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
             {
                 for (int i = 0; i < 50; i++)
                     Assert.Equal(w.Pid, remote.Getpid());
-                long addr = remote.Mmap(0, 4096, RemoteTask.PROT_READ, RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+                long addr = remote.Mmap(0, 4096, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
                 Assert.Equal(0, remote.Munmap((ulong)addr, 4096));
             }
             p.Detach();
@@ -245,7 +245,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         // The path before crash-safety: CONT to a `syscall; int3` gadget page (one stop per call, not two).
         using (var safe = new RemoteTask(p.Leader))
         {
-            long page = safe.Mmap(0, 4096, RemoteTask.PROT_READ | RemoteTask.PROT_EXEC, RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+            long page = safe.Mmap(0, 4096, Mman.PROT_READ | Mman.PROT_EXEC, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
             safe.WriteMemory((ulong)page, [0x0f, 0x05, 0xcc]);
             using (var gadget = new RemoteTask(p.Leader, gadgetAddress: (ulong)page))
             {

@@ -118,7 +118,7 @@ public static class WriteTracker
     {
         try
         {
-            return new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget == "anon_inode:[userfaultfd]";
+            return new FileInfo(Procfs.Host.Path(pid, $"fd/{fd}")).LinkTarget == "anon_inode:[userfaultfd]";
         }
         catch (IOException)
         {
@@ -163,7 +163,7 @@ public static class WriteTracker
         ulong soft = ProcLimits.Read(pid).FirstOrDefault(l => l.Name == "Max open files")?.Soft ?? 1024;
         int fd = (int)Math.Min(soft, (ulong)HighestFd + 1) - 1;
         for (; fd > 2; fd--)
-            if (!File.Exists($"/proc/{pid}/fd/{fd}") && !Directory.Exists($"/proc/{pid}/fd/{fd}"))
+            if (!File.Exists(Procfs.Host.Path(pid, $"fd/{fd}")) && !Directory.Exists(Procfs.Host.Path(pid, $"fd/{fd}")))
                 return fd;
         throw new CrispException($"task {pid}: no free fd for the tracking userfaultfd");
     }

@@ -44,15 +44,14 @@ public static class RegistersRestore
         return regs;
     }
 
-    private const long NrFutex = 202, NrRestartSyscall = 219;
 
-    /// <summary>rax holds restart_syscall's number and rip points at a syscall instruction (0f 05).</summary>
+    /// <summary>rax holds restart_syscall's number and rip points at a syscall instruction.</summary>
     private static bool AboutToRunRestartSyscall(SeizedThread thread, UserRegs regs) =>
-        (long)regs.Rax == NrRestartSyscall && (thread.PeekData(regs.Rip) & 0xffff) == 0x050f;
+        (long)regs.Rax == Sysno.restart_syscall && SyscallInstruction.StartsWord(thread.PeekData(regs.Rip));
     private const int FUTEX_CMD_MASK = ~(128 | 256), FUTEX_WAIT_BITSET = 9;
 
     private static bool IsAbsoluteFutexWait(UserRegs regs) =>
-        (long)regs.OrigRax == NrFutex && ((int)regs.Rsi & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
+        (long)regs.OrigRax == Sysno.futex && ((int)regs.Rsi & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
 
     public static void Apply(SeizedThread thread, core_entry core, ulong blockedSignals)
     {
@@ -64,7 +63,7 @@ public static class RegistersRestore
             // thread's restart block holds — a puppet's own interrupted 30 s sleep. Give the program the
             // EINTR a lost restart block gives (as for -ERESTART_RESTARTBLOCK above).
             regs.Rax = unchecked((ulong)-EINTR);
-            regs.Rip += 2;
+            regs.Rip += SyscallInstruction.Length;
             regs.OrigRax = ulong.MaxValue;
         }
         thread.SetRegs(regs);
