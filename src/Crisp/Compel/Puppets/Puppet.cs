@@ -202,7 +202,8 @@ public sealed class Puppet : IDisposable
         if (signal != 0)
         {
             // Only a fatal signal can make a zombie; CRIU substitutes SIGABRT for anything else.
-            if (signal is 17 or 18 or 19 or 20 or 21 or 22 or 23 or 28 or > 64)
+            if (signal is Signals.SIGCHLD or Signals.SIGCONT or Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN
+                or Signals.SIGTTOU or Signals.SIGURG or Signals.SIGWINCH or > Signals.SIGRTMAX)
                 signal = Signals.SIGABRT;
             // No core file from a re-enacted death (so the 0x80 "core dumped" bit cannot come back either).
             Call("prctl(PR_SET_DUMPABLE, 0)", Sysno.prctl, 4, 0);
