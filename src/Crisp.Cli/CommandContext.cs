@@ -1,4 +1,5 @@
 using Crisp.Cli.CommandLine;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Cli;
 
@@ -123,7 +124,7 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         if (colon <= 0 || colon == v!.Length - 1)
             throw new UsageException($"bad --join-ns '{v}': KIND:PATH, e.g. net:/run/netns/pod");
         string kind = v[..colon], target = v[(colon + 1)..];
-        return (kind, target.All(char.IsAsciiDigit) ? $"/proc/{target}/ns/{kind}" : target);
+        return (kind, target.All(char.IsAsciiDigit) ? Procfs.Host.Path($"{target}/ns/{kind}") : target);
     }).ToList();
 
     /// <summary>--manage-cgroups[=MODE] (alone: soft); without it crisp leaves cgroups alone (ignore), as it always

@@ -40,7 +40,7 @@ public static class DemoCommand
             // Killed tasks that were not our children linger as zombies until init reaps them.
             var pids = Images.ImageDirectory.Open(images).ReadAll<Images.Proto.pstree_entry>(Images.ImageFile.Pstree)
                 .SelectMany(e => e.Threads).ToList();
-            WaitFor(() => pids.All(p => !Directory.Exists($"/proc/{p}")), "the dumped PIDs to be free");
+            WaitFor(() => pids.All(p => !Procfs.Host.Exists((int)p)), "the dumped PIDs to be free");
             int lastBefore = Numbers(counter).Last();
             Thread.Sleep(500);
             Check(Numbers(counter).Last() == lastBefore, "the counter stopped while dumped");
@@ -53,7 +53,7 @@ public static class DemoCommand
             var after = Status(pid);
             foreach (var key in StatusKeys)
                 Check(before[key] == after[key], $"{key} is the same after restore ({before[key]} / {after[key]})");
-            o.WriteLine($"  /proc/{pid}/status: {string.Join(", ", StatusKeys.Select(k => $"{k} {after[k]}"))} — as before");
+            o.WriteLine($"  {Procfs.Host.Path(pid, "status")}: {string.Join(", ", StatusKeys.Select(k => $"{k} {after[k]}"))} — as before");
             WaitFor(() => Numbers(counter).Last() >= lastBefore + 5, "the counter to go on");
             var numbers = Numbers(counter);
             Check(numbers.SequenceEqual(Enumerable.Range(0, numbers.Count)), "the numbers go on with no gap and no repeat");
@@ -67,7 +67,7 @@ public static class DemoCommand
         {
             if (pid > 0 && Signals.Exists(pid))
             {
-                RawSyscall.TryCall(Sysno.kill, pid, 9);
+                Signals.TryKill(pid);
                 Wait.TryWaitPid(pid, out _, Wait.WALL);
             }
             work.Delete(recursive: true);

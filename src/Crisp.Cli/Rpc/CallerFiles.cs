@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Cli.Rpc;
@@ -23,7 +24,7 @@ public static unsafe partial class CallerFiles
     /// caller's root, else the /proc link itself. <paramref name="field"/> names the option in errors.</summary>
     public static string Directory(int callerPid, int fd, string field)
     {
-        string link = $"/proc/{callerPid}/fd/{fd}";
+        string link = Procfs.Host.Path(callerPid, $"fd/{fd}");
         var id = Identity(link) ?? throw new CrispException($"criu_opts.{field} {fd} is not an open descriptor of the caller (pid {callerPid})");
         if (!id.IsDirectory)
             throw new CrispException($"criu_opts.{field} {fd} of the caller (pid {callerPid}) is not a directory");
@@ -32,7 +33,7 @@ public static unsafe partial class CallerFiles
         catch (IOException) { }
         if (target is not null && target.StartsWith('/'))
         {
-            foreach (string candidate in new[] { target, $"/proc/{callerPid}/root{target}" })
+            foreach (string candidate in new[] { target, Procfs.Host.Path(callerPid, $"root{target}") })
                 if (Identity(candidate) is { } c && c.Dev == id.Dev && c.Ino == id.Ino)
                     return candidate;
         }
@@ -44,7 +45,7 @@ public static unsafe partial class CallerFiles
     {
         try
         {
-            return FileIo.Open($"/proc/{callerPid}/fd/{fd}", FileIo.O_WRONLY).Detach();
+            return FileIo.Open(Procfs.Host.Path(callerPid, $"fd/{fd}"), FileIo.O_WRONLY).Detach();
         }
         catch (SyscallException e)
         {

@@ -12,7 +12,6 @@ public sealed unsafe class RpcChannel(int fd)
     /// KiB, and a packet this big is a broken or hostile client rather than a long list of mounts.</summary>
     public const int MaxRequest = 1 << 20;
 
-    private const long SysPoll = 7;
     private const short POLLIN = 0x1;
     private const int MSG_PEEK = 2, MSG_TRUNC = 0x20;
 
@@ -85,7 +84,7 @@ public sealed unsafe class RpcChannel(int fd)
         while (true)
         {
             int ms = (int)Math.Clamp((deadline - DateTime.UtcNow).TotalMilliseconds, 0, int.MaxValue);
-            long r = RawSyscall.TryCall(SysPoll, (long)&pollfd, 1, ms);
+            long r = RawSyscall.TryCall(Sysno.poll, (long)&pollfd, 1, ms);
             if (r == -Errnos.EINTR)
                 continue;
             if (r < 0)

@@ -179,38 +179,23 @@ public sealed class CompatCrProbe() : CriuProbe("compat_cr")
 /// with SIGTRAP; some hypervisors do not virtualize debug registers.</summary>
 public sealed class BreakpointsProbe() : CriuProbe("breakpoints")
 {
-    private const int PTRACE_POKEUSER = 6;
-    private const int DebugRegs = 848;   // offsetof(struct user, u_debugreg) on x86-64
-
     protected override ProbeResult Check()
     {
         using var child = ProbeChild.StartPuppet();
         var process = child.Seize();
-        int tid = process.Leader.Tid;
-        return ProbeChild.Tracer.Run(() =>
+        // Stopped in its nanosleep: resume at the next instruction (no syscall restart) and put the
+        // breakpoint one instruction further, on exit_group's "mov eax, 231". Without a working
+        // breakpoint the child simply exits.
+        var (status, rip) = HardwareBreakpoint.RunTo(process.Leader, PuppetElf.EntryAddress + 16, PuppetElf.EntryAddress + 21);
+        // An event stop (e.g. PTRACE_EVENT_EXIT) is also a SIGTRAP stop, but not the breakpoint's.
+        if (status.Stopped && status.StopSignal == Signals.SIGTRAP && status.Event == 0)
         {
-            // Stopped in its nanosleep: resume at the next instruction (no syscall restart) and put the
-            // breakpoint one instruction further, on exit_group's "mov eax, 231". Without a working
-            // breakpoint the child simply exits.
-            var regs = Ptrace.GetRegs(tid);
-            regs.OrigRax = ulong.MaxValue;
-            regs.Rip = PuppetElf.EntryAddress + 16;
-            Ptrace.SetRegs(tid, regs);
-            Ptrace.Request(PTRACE_POKEUSER, tid, DebugRegs, (nint)(PuppetElf.EntryAddress + 21));
-            Ptrace.Request(PTRACE_POKEUSER, tid, DebugRegs + 7 * 8, 1);   // DR7: local enable of DR0, execute
-            Ptrace.Cont(tid);
-            Wait.WaitPid(tid, out var status, Wait.WALL);
-            // An event stop (e.g. PTRACE_EVENT_EXIT) is also a SIGTRAP stop, but not the breakpoint's.
-            if (status.Stopped && status.StopSignal == Signals.SIGTRAP && status.Event == 0)
-            {
-                ulong rip = Ptrace.GetRegs(tid).Rip;
-                return rip == PuppetElf.EntryAddress + 21
-                    ? ProbeResult.Supported("a DR0 execute breakpoint stopped a traced child with SIGTRAP")
-                    : ProbeResult.Missing($"SIGTRAP at 0x{rip:x}, breakpoint was at 0x{PuppetElf.EntryAddress + 21:x}");
-            }
-            return ProbeResult.Missing(status.Dead || status.Event != 0
-                ? "the child ran past a hardware breakpoint (debug registers not virtualized?)"
-                : $"child stopped with signal {status.StopSignal} instead of SIGTRAP");
-        });
+            return rip == PuppetElf.EntryAddress + 21
+                ? ProbeResult.Supported("a DR0 execute breakpoint stopped a traced child with SIGTRAP")
+                : ProbeResult.Missing($"SIGTRAP at 0x{rip:x}, breakpoint was at 0x{PuppetElf.EntryAddress + 21:x}");
+        }
+        return ProbeResult.Missing(status.Dead || status.Event != 0
+            ? "the child ran past a hardware breakpoint (debug registers not virtualized?)"
+            : $"child stopped with signal {status.StopSignal} instead of SIGTRAP");
     }
 }

@@ -60,7 +60,7 @@ public sealed class SoftDirtyProbe : IFeatureProbe
         ulong address = ProcStat.Read(child.Pid).StartStack;
         try
         {
-            File.WriteAllText($"/proc/{child.Pid}/clear_refs", "4");
+            File.WriteAllText(Procfs.Host.Path(child.Pid, "clear_refs"), "4");
         }
         catch (IOException e)
         {
@@ -81,7 +81,7 @@ public sealed class SoftDirtyProbe : IFeatureProbe
 
     private static PagemapEntry Entry(int pid, ulong address)
     {
-        using var pagemap = File.OpenHandle($"/proc/{pid}/pagemap", FileMode.Open, FileAccess.Read);
+        using var pagemap = File.OpenHandle(Procfs.Host.Path(pid, "pagemap"), FileMode.Open, FileAccess.Read);
         var raw = new byte[8];
         RandomAccess.Read(pagemap, raw, (long)(address / 4096 * 8));
         return new PagemapEntry(BitConverter.ToUInt64(raw));

@@ -6,7 +6,8 @@ using Crisp.Linux.Proc;
 namespace Crisp.Check;
 
 /// <summary>A harmless child to probe on: the spinning puppet ELF run from a memfd (or any program).
-/// Dispose kills and reaps it (on the tracer thread, which may be its tracer) and any task adopted.</summary>
+/// It owns the tracer that seizes it; Dispose kills and reaps it (on that tracer's thread) and any task
+/// adopted, then ends the tracer.</summary>
 public sealed class ProbeChild : IDisposable
 {
     private readonly List<int> _adopted = [];
@@ -16,7 +17,8 @@ public sealed class ProbeChild : IDisposable
 
     public int Pid { get; }
 
-    public static Tracer Tracer => Tracer.Shared;
+    /// <summary>The tracer of this probe (its thread is the one ptrace binds the child to).</summary>
+    public Tracer Tracer { get; } = new("crisp-probe");
 
     /// <summary>Starts the puppet and waits until it runs its own code (exec done).</summary>
     public static ProbeChild StartPuppet(SpawnOptions? options = null)
@@ -27,7 +29,7 @@ public sealed class ProbeChild : IDisposable
         try
         {
             string prefix = $"{PuppetElf.BaseAddress:x8}-";
-            child.WaitFor(() => File.ReadLines($"/proc/{child.Pid}/maps").FirstOrDefault()?.StartsWith(prefix) == true);
+            child.WaitFor(() => File.ReadLines(Procfs.Host.Path(child.Pid, "maps")).FirstOrDefault()?.StartsWith(prefix) == true);
         }
         catch
         {
@@ -58,7 +60,7 @@ public sealed class ProbeChild : IDisposable
 
     /// <summary>Remote syscalls through the puppet's own <c>syscall; int3</c>.</summary>
     public static RemoteTask Remote(SeizedProcess process)
-        => new(Tracer, process.Leader, gadgetAddress: PuppetElf.SyscallGadgetAddress);
+        => new(process.Leader, gadgetAddress: PuppetElf.SyscallGadgetAddress);
 
     /// <summary>A task this child created that we are now responsible for (killed and reaped first).</summary>
     public void Adopt(int pid) => _adopted.Add(pid);
@@ -70,16 +72,10 @@ public sealed class ProbeChild : IDisposable
         _disposed = true;
         foreach (int pid in _adopted.Append(Pid))
         {
-            RawSyscall.TryCall(Sysno.kill, pid, Signals.SIGKILL);
-            Tracer.Run(() => ReapQuietly(pid));
+            Signals.TryKill(pid);
+            Tracer.Reap([pid]);
         }
-    }
-
-    private static void ReapQuietly(int pid)
-    {
-        while (Wait.TryWaitPid(pid, out var status, Wait.WALL) >= 0 && !status.Dead)
-        {
-        }
+        Tracer.Dispose();
     }
 
     private void WaitFor(Func<bool> ready)

@@ -54,7 +54,7 @@ public sealed class Clone3SetTidProbe : IFeatureProbe
         for (int i = 0; i < 1000; i++)
         {
             int pid = Random.Shared.Next(Math.Max(300, max / 2), max);
-            if (!Directory.Exists($"/proc/{pid}"))
+            if (!Procfs.Host.Exists(pid))
                 return pid;
         }
         throw new CrispException("no free PID found for the clone3 probe");
@@ -111,11 +111,11 @@ public sealed class MapFilesProbe : IFeatureProbe
     public ProbeResult Probe()
     {
         using var child = ProbeChild.StartPuppet();
-        string range = File.ReadLines($"/proc/{child.Pid}/maps").First().Split(' ')[0];
+        string range = File.ReadLines(Procfs.Host.Path(child.Pid, "maps")).First().Split(' ')[0];
         // map_files names are "%lx-%lx": no leading zeros, unlike maps.
         var ends = range.Split('-');
         range = $"{Convert.ToUInt64(ends[0], 16):x}-{Convert.ToUInt64(ends[1], 16):x}";
-        string link = $"/proc/{child.Pid}/map_files/{range}";
+        string link = Procfs.Host.Path(child.Pid, $"map_files/{range}");
         string target = new FileInfo(link).LinkTarget ?? "?";
         using (File.OpenHandle(link, FileMode.Open, FileAccess.Read))
         {
@@ -142,7 +142,7 @@ public sealed class MmMapProbe : IFeatureProbe
         var process = child.Seize();
         using var remote = ProbeChild.Remote(process);
         var stat = ProcStat.Read(child.Pid);
-        byte[] auxv = File.ReadAllBytes($"/proc/{child.Pid}/auxv");
+        byte[] auxv = File.ReadAllBytes(Procfs.Host.Path(child.Pid, "auxv"));
         long brk = remote.Syscall(Sysno.brk, 0);
         remote.PutOnScratch(new byte[ours + auxv.Length]);
         ulong at = remote.ScratchData;

@@ -75,8 +75,8 @@ internal static class ProbeSeccompFilter
             throw new SyscallException("remote seccomp(SECCOMP_SET_MODE_FILTER)", (int)-r);
     }
 
-    /// <summary>Runs <paramref name="read"/> on the tracer thread against a puppet that has the filter.</summary>
-    public static ProbeResult WithFilteredChild(Func<int, ProbeResult> read)
+    /// <summary>Runs <paramref name="read"/> against a puppet that has the filter.</summary>
+    public static ProbeResult WithFilteredChild(Func<SeizedThread, ProbeResult> read)
     {
         using var child = ProbeChild.StartPuppet();
         var process = child.Seize();
@@ -84,7 +84,7 @@ internal static class ProbeSeccompFilter
             Install(remote);
         try
         {
-            return ProbeChild.Tracer.Run(() => read(process.Leader.Tid));
+            return read(process.Leader);
         }
         catch (SyscallException e)
         {
@@ -100,9 +100,9 @@ public sealed class SeccompGetFilterProbe : IFeatureProbe
     public string? CriuFeature => "seccomp_filters";
     public bool Required => true;
 
-    public ProbeResult Probe() => ProbeSeccompFilter.WithFilteredChild(tid =>
+    public ProbeResult Probe() => ProbeSeccompFilter.WithFilteredChild(thread =>
     {
-        byte[]? got = Ptrace.SeccompGetFilter(tid, 0);
+        byte[]? got = thread.SeccompFilter(0);
         if (got == null)
             return ProbeResult.Missing("no filter found at index 0 after installing one");
         return got.AsSpan().SequenceEqual(ProbeSeccompFilter.Bytes)
@@ -118,12 +118,12 @@ public sealed class SeccompGetMetadataProbe : IFeatureProbe
     public string? CriuFeature => null;
     public bool Required => true;
 
-    public ProbeResult Probe() => ProbeSeccompFilter.WithFilteredChild(tid =>
+    public ProbeResult Probe() => ProbeSeccompFilter.WithFilteredChild(thread =>
     {
-        var meta = Ptrace.SeccompGetMetadata(tid, 0);
-        return meta.Flags == 0
+        ulong flags = thread.SeccompFilterFlags(0);
+        return flags == 0
             ? ProbeResult.Supported("metadata of the installed filter: flags 0")
-            : ProbeResult.Missing($"unexpected flags 0x{meta.Flags:x} for a filter installed without flags");
+            : ProbeResult.Missing($"unexpected flags 0x{flags:x} for a filter installed without flags");
     });
 }
 
@@ -140,7 +140,7 @@ public sealed class RseqConfigurationProbe : IFeatureProbe
         var process = child.Seize();
         try
         {
-            var conf = ProbeChild.Tracer.Run(() => Ptrace.GetRseqConfiguration(process.Leader.Tid));
+            var conf = process.Leader.RseqConfiguration();
             return ProbeResult.Supported(conf.RseqAbiPointer != 0
                 ? $"rseq area 0x{conf.RseqAbiPointer:x}, size {conf.RseqAbiSize}, signature 0x{conf.Signature:x8}"
                 : "request works (probe child has no rseq registered)");

@@ -7,19 +7,18 @@ namespace Crisp.Compel;
 /// checkpoints or restores the device state). CRIU's cuda plugin does the same dance.</summary>
 public static class LoneThread
 {
-    private const int SIGTRAP = 5;
-
     /// <summary>Blocks every signal but SIGTRAP in the thread (nothing may run a handler meanwhile), clears its
     /// ptrace options (its seccomp filters apply while it runs, as for any running thread), resumes it, runs
     /// <paramref name="action"/>, then interrupts it again and puts its signal mask and ptrace options (seccomp
     /// suspension included) back.</summary>
-    public static void Run(Tracer tracer, SeizedThread thread, Action action)
+    public static void Run(SeizedThread thread, Action action)
     {
+        var tracer = thread.Tracer;
         int tid = thread.Tid;
         ulong mask = tracer.Run(() =>
         {
             ulong saved = Ptrace.GetSigMask(tid);
-            Ptrace.SetSigMask(tid, ~(1UL << (SIGTRAP - 1)));
+            Ptrace.SetSigMask(tid, ~(1UL << (Signals.SIGTRAP - 1)));
             try
             {
                 Ptrace.SetOptions(tid, PtraceOptions.None);

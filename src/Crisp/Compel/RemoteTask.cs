@@ -1,3 +1,4 @@
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Microsoft.Win32.SafeHandles;
 
@@ -14,12 +15,7 @@ namespace Crisp.Compel;
 /// mask and FPU state. Nothing is ever patched into the task's code.</summary>
 public sealed class RemoteTask : IDisposable
 {
-    public const int PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-    public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20;
-
-    private const int SIGTRAP = 5, PageSize = 4096;
-    private const ulong GadgetCode = 0xcc050f;   // syscall (0f 05); int3 (cc)
-    private const ulong GadgetMask = 0xffffff;
+    private const int PageSize = Mman.PageSize;
 
     private readonly Tracer _tracer;
     private readonly Log _log;
@@ -59,19 +55,19 @@ public sealed class RemoteTask : IDisposable
     /// <param name="scratchDataAddress">Read-write memory already in the task to use for pointer arguments
     /// (a puppet's data pages, <paramref name="scratchDataSize"/> bytes); it is never unmapped.</param>
     /// <param name="log">Where the crash-safe set-up (or why a thread is not crash-safe) is logged.</param>
-    public RemoteTask(Tracer tracer, SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
+    public RemoteTask(SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
         ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize, Log? log = null)
     {
         _log = log ?? Log.Null;
         _knownData = scratchDataAddress;
         ScratchDataSize = scratchDataAddress != 0 ? scratchDataSize : PageSize;
-        _tracer = tracer;
+        _tracer = thread.Tracer;
         Thread = thread;
         _useScratch = useScratchPage && gadgetAddress == 0;
         _knownGadget = gadgetAddress;
         if (thread.IsDetached)
             throw new InvalidOperationException($"{thread} is detached");
-        (SavedRegs, _savedSigMask) = tracer.Run(() =>
+        (SavedRegs, _savedSigMask) = _tracer.Run(() =>
         {
             var regs = Ptrace.GetRegs(thread.Tid);
             ulong mask = Ptrace.GetSigMask(thread.Tid);
@@ -83,7 +79,7 @@ public sealed class RemoteTask : IDisposable
             return (regs, mask);
         });
         if (pinTracer)
-            tracer.PinToCpuOf(thread.Tid);
+            _tracer.PinToCpuOf(thread.Tid);
         if (SwapsSignalMask(SavedRegs))
             ReadMaskSavedBySyscall();
     }
@@ -97,8 +93,9 @@ public sealed class RemoteTask : IDisposable
     private static bool SwapsSignalMask(UserRegs regs)
     {
         long nr = (long)regs.OrigRax, rax = (long)regs.Rax;
-        bool swaps = nr is Sysno.rt_sigsuspend or 270 or 271 or 281 or 441;   // pselect6, ppoll, epoll_pwait, epoll_pwait2
-        return swaps && rax is -4 or -512 or -513 or -514 or -516;
+        bool swaps = nr is Sysno.rt_sigsuspend or Sysno.pselect6 or Sysno.ppoll or Sysno.epoll_pwait or Sysno.epoll_pwait2;
+        return swaps && rax is -Errnos.EINTR or UserRegs.ERESTARTSYS or UserRegs.ERESTARTNOINTR or UserRegs.ERESTARTNOHAND
+            or UserRegs.ERESTART_RESTARTBLOCK;
     }
 
     /// <summary>The first resume puts saved_sigmask back (restore_saved_sigmask, as no signal is delivered):
@@ -190,7 +187,7 @@ public sealed class RemoteTask : IDisposable
         {
             int n = RandomAccess.Read(Mem(), buffer[done..], (long)address + done);
             if (n <= 0)
-                throw new SyscallException($"pread(/proc/{Thread.Pid}/mem, 0x{address + (ulong)done:x})", Errnos.EIO);
+                throw new SyscallException($"pread({Procfs.Host.Path(Thread.Pid, "mem")}, 0x{address + (ulong)done:x})", Errnos.EIO);
             done += n;
         }
     }
@@ -271,14 +268,14 @@ public sealed class RemoteTask : IDisposable
     }
 
     private SafeFileHandle Mem() =>
-        _mem ??= File.OpenHandle($"/proc/{Thread.Pid}/mem", FileMode.Open, FileAccess.ReadWrite);
+        _mem ??= File.OpenHandle(Procfs.Host.Path(Thread.Pid, "mem"), FileMode.Open, FileAccess.ReadWrite);
 
     private void MapScratch()
     {
         if (IsCrashSafe)
         {
             // Code needs no page of its own here: one data page.
-            long data = InvokeOnTrampoline(Sysno.mmap, 0, PageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            long data = InvokeOnTrampoline(Sysno.mmap, 0, PageSize, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0);
             if (data < 0 && data > -4096)
                 throw new SyscallException($"remote mmap(scratch) in {Thread.Tid}", (int)-data);
             _scratch = (ulong)data;
@@ -287,15 +284,14 @@ public sealed class RemoteTask : IDisposable
         // r-x first (allowed even under PR_SET_MDWE), gadget written through /proc/PID/mem,
         // then the second page made writable for data.
         long addr = _knownGadget != 0
-            ? InvokeAt(_knownGadget, Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            : InvokeAtRip(Sysno.mmap, 0, 2 * PageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            ? InvokeAt(_knownGadget, Sysno.mmap, 0, 2 * PageSize, Mman.PROT_READ | Mman.PROT_EXEC, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0)
+            : InvokeAtRip(Sysno.mmap, 0, 2 * PageSize, Mman.PROT_READ | Mman.PROT_EXEC, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0);
         if (addr < 0 && addr > -4096)
             throw new SyscallException($"remote mmap(scratch) in {Thread.Tid}", (int)-addr);
-        Span<byte> code = [0x0f, 0x05, 0xcc];
-        WriteMemory((ulong)addr, code);
+        WriteMemory((ulong)addr, SyscallInstruction.Gadget);
         _scratch = (ulong)addr;
         long r = InvokeAt(_knownGadget != 0 ? _knownGadget : _scratch, Sysno.mprotect, (long)ScratchData, PageSize,
-            PROT_READ | PROT_WRITE, 0, 0, 0);
+            Mman.PROT_READ | Mman.PROT_WRITE, 0, 0, 0);
         if (r < 0)
             throw new SyscallException($"remote mprotect(scratch) in {Thread.Tid}", (int)-r);
     }
@@ -320,7 +316,7 @@ public sealed class RemoteTask : IDisposable
         }
         try
         {
-            var frame = new SigreturnFrame(regs, mask, Xsave.GetXstate(tid));
+            var frame = new SigreturnFrame(regs, mask, Ptrace.GetXstate(tid));
             var under = new byte[frame.Bytes.Length];
             ReadMemory(frame.Start, under);
             WriteMemory(frame.Start, frame.Bytes);
@@ -359,56 +355,22 @@ public sealed class RemoteTask : IDisposable
     /// rt_sigreturn. No int3 (a SIGTRAP nobody catches would kill the task) and no single-step.</summary>
     private long InvokeOnTrampoline(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
     {
-        const int SyscallStop = SIGTRAP | 0x80;
         int tid = Thread.Tid;
         var regs = CallRegisters(_trampoline, nr, a1, a2, a3, a4, a5, a6);
         regs.Rsp = _frame!.Ucontext;
-        Ptrace.SetRegs(tid, regs);
-        Ptrace.Syscall(tid, 0);
-        bool entered = false;
-        while (true)
-        {
-            var status = NextStop(tid);
-            if (!status.Stopped)
-                continue;
-            if (status.Event == 0 && status.StopSignal == SyscallStop)
-            {
-                if (entered)
-                {
-                    var after = Ptrace.GetRegs(tid);
-                    if (after.Rip != _trampoline + VdsoTrampoline.SigreturnOffset)
-                        throw new InvalidOperationException(
-                            $"remote syscall {nr} in {tid}: syscall exit at rip 0x{after.Rip:x} (trampoline 0x{_trampoline:x})");
-                    CallCount++;
-                    return (long)after.Rax;
-                }
-                entered = true;
-            }
-            else if (status.Event == 0)
-            {
-                // An unblockable signal (SIGSTOP): resume without it; it is re-sent on Dispose.
-                _suppressedSignals.Add(status.StopSignal);
-            }
-            Ptrace.Syscall(tid, 0);
-        }
+        // An unblockable signal (SIGSTOP) on the way: resumed without it; it is re-sent on Dispose.
+        var after = SyscallStops.Run(tid, regs, Died, _suppressedSignals.Add);
+        if (after.Rip != _trampoline + VdsoTrampoline.SigreturnOffset)
+            throw new InvalidOperationException(
+                $"remote syscall {nr} in {tid}: syscall exit at rip 0x{after.Rip:x} (trampoline 0x{_trampoline:x})");
+        CallCount++;
+        return after.SyscallResult;
     }
 
     /// <summary>The saved registers with syscall <paramref name="nr"/> and its arguments loaded, rip at
-    /// <paramref name="rip"/>; orig_rax -1 so our resume applies no syscall-restart fixups.</summary>
+    /// <paramref name="rip"/>.</summary>
     private UserRegs CallRegisters(ulong rip, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
-    {
-        var regs = SavedRegs;
-        regs.Rax = (ulong)nr;
-        regs.OrigRax = ulong.MaxValue;
-        regs.Rdi = (ulong)a1;
-        regs.Rsi = (ulong)a2;
-        regs.Rdx = (ulong)a3;
-        regs.R10 = (ulong)a4;
-        regs.R8 = (ulong)a5;
-        regs.R9 = (ulong)a6;
-        regs.Rip = rip;
-        return regs;
-    }
+        => SavedRegs.WithSyscall(rip, nr, a1, a2, a3, a4, a5, a6);
 
     /// <summary>The thread's next wait status; throws (and remembers) when it died.</summary>
     private WaitStatus NextStop(int tid)
@@ -416,8 +378,13 @@ public sealed class RemoteTask : IDisposable
         Wait.WaitPid(tid, out var status, Wait.WALL);
         if (!status.Dead)
             return status;
+        throw Died(status);
+    }
+
+    private TaskGoneException Died(WaitStatus status)
+    {
         _gone = true;
-        throw new TaskGoneException(Thread, status);
+        return new TaskGoneException(Thread, status);
     }
 
     /// <summary>First-call form: the gadget is written over the 3 bytes at rip and put back afterwards.</summary>
@@ -425,7 +392,7 @@ public sealed class RemoteTask : IDisposable
     {
         ulong at = SavedRegs.Rip;
         ulong original = Ptrace.PeekData(Thread.Tid, at);
-        Ptrace.PokeData(Thread.Tid, at, (original & ~GadgetMask) | GadgetCode);
+        Ptrace.PokeData(Thread.Tid, at, (original & ~SyscallInstruction.GadgetMask) | SyscallInstruction.GadgetWord);
         try
         {
             return InvokeAt(at, nr, a1, a2, a3, a4, a5, a6);
@@ -446,13 +413,13 @@ public sealed class RemoteTask : IDisposable
             var status = NextStop(tid);
             if (!status.Stopped)
                 continue;
-            if (status.Event == 0 && status.StopSignal == SIGTRAP)
+            if (status.Event == 0 && status.StopSignal == Signals.SIGTRAP)
             {
                 var after = Ptrace.GetRegs(tid);
-                if (after.Rip == gadget + 3)
+                if (after.Rip == gadget + (ulong)SyscallInstruction.Gadget.Length)
                 {
                     CallCount++;
-                    return (long)after.Rax;
+                    return after.SyscallResult;
                 }
                 throw new InvalidOperationException(
                     $"remote syscall {nr} in {tid}: unexpected SIGTRAP at rip 0x{after.Rip:x} (gadget 0x{gadget:x})");

@@ -5,9 +5,13 @@ namespace Crisp.Compel;
 
 /// <summary>A thread crisp holds in a ptrace-stop. Created only by <see cref="Seizer"/>; the constructor
 /// records the seccomp mode, so every seize path records it (the CRIU bug this project grew from was
-/// a seize path that skipped that record).</summary>
+/// a seize path that skipped that record). Its operations are the only ptrace requests the rest of crisp
+/// can make, and each moves itself onto the <see cref="Tracer"/> thread that seized it (the kernel answers
+/// ESRCH to any other thread); called from the tracer thread they run inline.</summary>
 public sealed class SeizedThread
 {
+    private readonly Tracer _tracer;
+
     public int Pid { get; }
     public int Tid { get; }
 
@@ -25,8 +29,9 @@ public sealed class SeizedThread
 
     public bool IsDetached { get; internal set; }
 
-    internal SeizedThread(int pid, int tid, PtraceOptions options, int groupStopSignal)
+    internal SeizedThread(Tracer tracer, int pid, int tid, PtraceOptions options, int groupStopSignal)
     {
+        _tracer = tracer;
         Pid = pid;
         Tid = tid;
         Options = options;
@@ -34,6 +39,61 @@ public sealed class SeizedThread
         WasGroupStopped = groupStopSignal != 0;
         SeccompMode = ReadSeccompMode(pid, tid);
     }
+
+    /// <summary>The tracer thread this thread is bound to.</summary>
+    public Tracer Tracer => _tracer;
+
+    /// <summary>General-purpose registers.</summary>
+    public UserRegs GetRegs() => _tracer.Run(() => Ptrace.GetRegs(Tid));
+
+    public void SetRegs(UserRegs regs) => _tracer.Run(() => Ptrace.SetRegs(Tid, regs));
+
+    /// <summary>The blocked-signal mask (bit n-1 = signal n).</summary>
+    public ulong GetSigMask() => _tracer.Run(() => Ptrace.GetSigMask(Tid));
+
+    public void SetSigMask(ulong mask) => _tracer.Run(() => Ptrace.SetSigMask(Tid, mask));
+
+    /// <summary>One word of the task's memory (PTRACE_PEEKDATA).</summary>
+    public ulong PeekData(ulong address) => _tracer.Run(() => Ptrace.PeekData(Tid, address));
+
+    /// <summary>The XSAVE area (standard layout, length as the kernel reports it).</summary>
+    public byte[] GetXstate() => _tracer.Run(() => Ptrace.GetXstate(Tid));
+
+    public void SetXstate(byte[] area) => _tracer.Run(() => Ptrace.SetXstate(Tid, area));
+
+    /// <summary>The 512-byte FXSAVE area (x87 + SSE).</summary>
+    public byte[] GetFpregs() => _tracer.Run(() => Ptrace.GetFpregs(Tid));
+
+    public void SetFpregs(byte[] area) => _tracer.Run(() => Ptrace.SetFpregs(Tid, area));
+
+    /// <summary>The seccomp filter at <paramref name="index"/> (0 = oldest) as raw sock_filter instructions
+    /// (8 bytes each); null past the last one.</summary>
+    public byte[]? SeccompFilter(int index) => _tracer.Run(() => Ptrace.SeccompGetFilter(Tid, index));
+
+    /// <summary>The flags that filter was installed with (PTRACE_SECCOMP_GET_METADATA).</summary>
+    public ulong SeccompFilterFlags(int index) => _tracer.Run(() => Ptrace.SeccompGetMetadata(Tid, index).Flags);
+
+    /// <summary>The thread's rseq registration (PTRACE_GET_RSEQ_CONFIGURATION); a zero pointer when none.</summary>
+    public RseqConfiguration RseqConfiguration() => _tracer.Run(() => Ptrace.GetRseqConfiguration(Tid));
+
+    /// <summary>Copies queued siginfos from <paramref name="offset"/> on into <paramref name="buffer"/> without
+    /// dequeuing them (PTRACE_PEEKSIGINFO; <paramref name="shared"/>: the process-wide queue); returns how many.</summary>
+    public int PeekSigInfo(ulong offset, bool shared, byte[] buffer) => _tracer.Run(() => Ptrace.PeekSigInfo(Tid, offset, shared, buffer));
+
+    /// <summary>Replaces the ptrace options in effect.</summary>
+    public void SetOptions(PtraceOptions options) => _tracer.Run(() =>
+    {
+        Ptrace.SetOptions(Tid, options);
+        Options = options;
+    });
+
+    /// <summary>PTRACE_DETACH of a thread whose registers are already what it must resume with; throws when
+    /// it fails (<see cref="Seizer.Detach"/> is the forgiving form that leaves a dumped task as it was).</summary>
+    public void Detach() => _tracer.Run(() =>
+    {
+        Ptrace.Detach(Tid);
+        IsDetached = true;
+    });
 
     /// <summary>"Seccomp:" of the thread's status: 0 off, 1 strict, 2 filter; -1 if unreadable.</summary>
     private static int ReadSeccompMode(int pid, int tid)

@@ -15,8 +15,6 @@ public enum SeccompSuspend
 /// <summary>Seizes threads and processes with PTRACE_SEIZE + PTRACE_INTERRUPT, and detaches them.</summary>
 public sealed class Seizer
 {
-    private const int SIGTRAP = 5, SIGSTOP = 19, SIGTSTP = 20, SIGTTIN = 21, SIGTTOU = 22;
-
     /// <summary>Options every seize uses: TRACESYSGOOD tells syscall-stops from SIGTRAP.
     /// Deliberately no EXITKILL: if crisp dies, the dumped tree must live on.</summary>
     public const PtraceOptions BaseOptions = PtraceOptions.TraceSysGood;
@@ -82,13 +80,13 @@ public sealed class Seizer
         }
     });
 
-    /// <summary>The thread sleeps in its group stop (SIGSTOP & co.). A frozen thread shows 'D' in /proc
+    /// <summary>The thread sleeps in its group stop (Signals.SIGSTOP & co.). A frozen thread shows 'D' in /proc
     /// whatever it was doing, so the kernel function it sleeps in (wchan) tells.</summary>
     private static bool InGroupStop(int pid, int tid)
     {
         try
         {
-            return File.ReadAllText($"/proc/{pid}/task/{tid}/wchan").Trim() == "do_signal_stop"
+            return File.ReadAllText(Procfs.Host.Path(pid, $"task/{tid}/wchan")).Trim() == "do_signal_stop"
                 || ThreadState(pid, tid) is 'T';
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -131,7 +129,7 @@ public sealed class Seizer
             if (tracer == 0)
                 return null;
             string comm;
-            try { comm = File.ReadAllText($"/proc/{tracer}/comm").Trim(); }
+            try { comm = File.ReadAllText(Procfs.Host.Path(tracer, "comm")).Trim(); }
             catch (IOException) { comm = "?"; }
             return (tracer, comm);
         }
@@ -148,7 +146,7 @@ public sealed class Seizer
         int groupStopSignal = WaitForInterruptStop(p.Tid, StopTimeout);
         if (groupStopSignal < 0)
             return null;
-        var thread = new SeizedThread(p.Pid, p.Tid, p.Options, groupStopSignal);
+        var thread = new SeizedThread(_tracer, p.Pid, p.Tid, p.Options, groupStopSignal);
         if (p.Seccomp == SeccompSuspend.Auto && thread.SeccompMode > 0)
         {
             thread.Options = p.Options | PtraceOptions.SuspendSeccomp;
@@ -172,7 +170,7 @@ public sealed class Seizer
                     throw new InvalidOperationException($"threads of {pid} did not settle after {pass} passes");
                 var tids = ThreadsOrNull(pid);
                 if (tids == null)
-                    throw new SyscallException($"seize {pid}: /proc/{pid}/task", Errnos.ESRCH);
+                    throw new SyscallException($"seize {pid}: {Procfs.Host.Path(pid, "task")}", Errnos.ESRCH);
                 bool found = false;
                 // Leader first, so it is stopped before we chase the threads it creates.
                 foreach (int tid in tids.OrderBy(t => t == pid ? 0 : 1))
@@ -210,7 +208,7 @@ public sealed class Seizer
             if (status.Dead)
                 throw new SyscallException($"adopt {tid}: it died before its first stop ({status})", Errnos.ESRCH);
             if (status.Stopped && status.Event == PtraceEvent.Stop)
-                return new SeizedThread(pid, tid, options, 0);
+                return new SeizedThread(_tracer, pid, tid, options, 0);
             Ptrace.Cont(tid, 0);
         }
     });
@@ -291,11 +289,11 @@ public sealed class Seizer
             if (status.Event == PtraceEvent.Stop)
             {
                 int sig = status.StopSignal;
-                return sig is SIGSTOP or SIGTSTP or SIGTTIN or SIGTTOU ? sig : 0;
+                return sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU ? sig : 0;
             }
             // A signal-delivery stop (event 0) carries a signal for the tracee: hand it back.
             // Any other event stop: just continue. The pending interrupt stops it again.
-            int inject = status.Event == 0 && status.StopSignal != (SIGTRAP | 0x80) ? status.StopSignal : 0;
+            int inject = status.Event == 0 && status.StopSignal != (Signals.SIGTRAP | 0x80) ? status.StopSignal : 0;
             long c = Ptrace.TryRequest(PtraceRequest.CONT, tid, 0, inject);
             if (c == -Errnos.ESRCH)
                 continue;   // killed meanwhile: the next wait reports it

@@ -7,19 +7,15 @@ namespace Crisp.Compel;
 
 /// <summary>The one OS thread that owns every ptrace request and every waitpid on tracees.
 /// The kernel binds a tracee to the thread that seized it, so all Compel work is queued here.
-/// Calls made from the tracer thread itself run inline.</summary>
+/// Calls made from the tracer thread itself run inline. There is no process-wide one: whoever seizes
+/// (a dump, a restore, a probe child) owns its tracer and disposes it.</summary>
 public sealed class Tracer : IDisposable
 {
-    private static readonly Lazy<Tracer> SharedInstance = new(() => new Tracer());
-
     private readonly BlockingCollection<WorkItem> _queue = new();
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _started = new();
     private ulong[]? _originalAffinity;
     private int _pinnedCpu = -1;
-
-    /// <summary>A process-wide tracer (created on first use, lives until the process exits).</summary>
-    public static Tracer Shared => SharedInstance.Value;
 
     /// <summary>Kernel thread id of the tracer thread.</summary>
     public int ThreadId { get; private set; }
@@ -106,6 +102,14 @@ public sealed class Tracer : IDisposable
         }
     }
 
+    /// <summary>Consumes the exit of each (killed) task, in order, on the tracer thread: a traced task is
+    /// reported to its tracer first and stays a zombie until then. Returns when each is dead or not ours.</summary>
+    public void Reap(IEnumerable<int> tids) => Run(() =>
+    {
+        foreach (int tid in tids)
+            while (Wait.TryWaitPid(tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
+    });
+
     public void Dispose()
     {
         if (_thread == Thread.CurrentThread)
@@ -135,14 +139,13 @@ public sealed class Tracer : IDisposable
     /// <summary>With SIGCHLD ignored the kernel auto-reaps children and their exit status is lost.</summary>
     private static unsafe void EnsureSigchldNotIgnored()
     {
-        const int SIGCHLD = 17;
         // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes each).
         ulong* old = stackalloc ulong[4];
-        RawSyscall.Call("rt_sigaction(SIGCHLD)", Sysno.rt_sigaction, SIGCHLD, 0, (long)old, 8);
+        RawSyscall.Call("rt_sigaction(SIGCHLD)", Sysno.rt_sigaction, Signals.SIGCHLD, 0, (long)old, 8);
         if (old[0] == 1 /* SIG_IGN */)
         {
             ulong* dfl = stackalloc ulong[4];
-            RawSyscall.Call("rt_sigaction(SIGCHLD, SIG_DFL)", Sysno.rt_sigaction, SIGCHLD, (long)dfl, 0, 8);
+            RawSyscall.Call("rt_sigaction(SIGCHLD, SIG_DFL)", Sysno.rt_sigaction, Signals.SIGCHLD, (long)dfl, 0, 8);
         }
     }
 

@@ -102,7 +102,7 @@ public sealed class VdsoTrampoline
             return 0;
         }
         var image = new byte[vdso.Length];
-        using (var mem = File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Read))
+        using (var mem = File.OpenHandle(Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Read))
             if (RandomAccess.Read(mem, image, (long)vdso.Start) != image.Length)
             {
                 why = "the [vdso] is not readable";

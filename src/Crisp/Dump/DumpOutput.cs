@@ -1,4 +1,5 @@
 using Crisp.Images;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Dump;
@@ -94,7 +95,7 @@ public sealed class DumpOutput
         try
         {
             long kib = 0;
-            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            foreach (var line in File.ReadLines(Procfs.Host.Path(pid, "status")))
                 if (line.StartsWith("RssAnon:", StringComparison.Ordinal) || line.StartsWith("RssShmem:", StringComparison.Ordinal))
                     kib += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
             return kib * 1024;

@@ -7,13 +7,11 @@ namespace Crisp.Dump;
 /// <summary>One seized process of the tree being dumped, and the core entries its resources fill in.</summary>
 public sealed class DumpTask : IDisposable
 {
-    private readonly Tracer _tracer;
     private readonly Log? _log;
     private RemoteTask? _remote;
 
-    public DumpTask(Tracer tracer, SeizedProcess process, DumpTask? parent, Log? log = null)
+    public DumpTask(SeizedProcess process, DumpTask? parent, Log? log = null)
     {
-        _tracer = tracer;
         _log = log;
         Process = process;
         Parent = parent;
@@ -55,7 +53,7 @@ public sealed class DumpTask : IDisposable
     public task_core_entry TaskCore => Leader.Core.Tc;
 
     /// <summary>Remote syscalls in the leader, opened on first use and closed (registers put back) on Dispose.</summary>
-    public RemoteTask Remote => _remote ??= new RemoteTask(_tracer, Process.Leader, log: _log);
+    public RemoteTask Remote => _remote ??= new RemoteTask(Process.Leader, log: _log);
 
     /// <summary>Runs a remote syscall in the leader; throws naming it when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)

@@ -138,7 +138,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         {
             // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
             foreach (var task in ctx.Tasks)
-                RawSyscall.TryCall(Sysno.kill, task.Pid, 19);
+                Signals.TryKill(task.Pid, Signals.SIGSTOP);
             DetachAll(ctx);
         }
         else
@@ -288,18 +288,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     private static void KillAll(DumpContext ctx)
     {
         foreach (var task in ctx.Tasks)
-            RawSyscall.TryCall(Sysno.kill, task.Pid, 9);
-        ctx.Tracer.Run(() =>
-        {
-            // Non-leader threads first: a traced zombie leader is not reported while its group still
-            // has threads (delay_group_leader), so waiting for it first would block for ever. Children before
-            // parents: the init of a pid namespace does not finish dying until every other task of it is reaped.
-            foreach (var thread in ctx.Tasks.AsEnumerable().Reverse().SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0))
-            {
-                while (Wait.TryWaitPid(thread.Tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
-                thread.Thread.IsDetached = true;
-            }
-        });
+            Signals.TryKill(task.Pid);
+        // Non-leader threads first: a traced zombie leader is not reported while its group still
+        // has threads (delay_group_leader), so waiting for it first would block for ever. Children before
+        // parents: the init of a pid namespace does not finish dying until every other task of it is reaped.
+        var threads = ctx.Tasks.AsEnumerable().Reverse().SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0).ToList();
+        ctx.Tracer.Reap(threads.Select(t => t.Tid));
+        foreach (var thread in threads)
+            thread.Thread.IsDetached = true;
     }
 }
 

@@ -12,7 +12,7 @@ public static class TreeSeizer
     public static void SeizeTree(DumpContext ctx)
     {
         int rootPid = ctx.Options.RootPid;
-        if (rootPid <= 0 || !Directory.Exists($"/proc/{rootPid}"))
+        if (rootPid <= 0 || !Procfs.Host.Exists(rootPid))
             throw new CrispException($"process {rootPid} not found") { Errno = Linux.Errnos.ESRCH };
         if (IsSelfOrAncestor(rootPid))
             throw new CrispException($"process {rootPid} is crisp itself or one of its ancestors");
@@ -94,7 +94,7 @@ public static class TreeSeizer
             foreach (int pid in order)
             {
                 var parent = parentOf[pid] is int pp ? tasks[pp] : null;
-                var task = new DumpTask(ctx.Tracer, processes[pid], parent, ctx.Log);
+                var task = new DumpTask(processes[pid], parent, ctx.Log);
                 processes.Remove(pid);
                 tasks[pid] = task;
                 ctx.Tasks.Add(task);
@@ -149,7 +149,7 @@ public static class TreeSeizer
         DumpTask task;
         try
         {
-            task = new DumpTask(ctx.Tracer, process, parent, ctx.Log);
+            task = new DumpTask(process, parent, ctx.Log);
             // A PID listed as a child but reaped and reused before the seize is someone else's task.
             if (parent is not null && task.Stat.PPid != parent.Pid)
             {

@@ -8,7 +8,7 @@ namespace Crisp.Images;
 /// </summary>
 public sealed class PagemapWriter : IDisposable
 {
-    public const int PageSize = 4096;
+    public const int PageSize = Linux.Mman.PageSize;
 
     private readonly ImageWriter? _map;
     private readonly Stream? _pages;

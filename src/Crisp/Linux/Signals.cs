@@ -19,6 +19,9 @@ public static partial class Signals
 
     public static void Kill(int pid, int signal) => SyscallException.Check(kill(pid, signal), $"kill({pid}, {signal})");
 
+    /// <summary>kill(2) that ignores failure (the task may be gone already); SIGKILL unless told.</summary>
+    public static void TryKill(int pid, int signal = SIGKILL) => kill(pid, signal);
+
     public static void TgKill(int tgid, int tid, int signal)
         => SyscallException.Check(tgkill(tgid, tid, signal), $"tgkill({tgid}, {tid}, {signal})");
 

@@ -18,7 +18,6 @@ public static unsafe class SocketCalls
     public const int MSG_PEEK = 2, MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
     public const int SIOCINQ = 0x541B, SIOCOUTQ = 0x5411, SIOCOUTQNSD = 0x894B;
     private const int ENOTCONN = 107;
-    private const long Sys_accept4 = 288, Sys_sendto = 44, Sys_recvfrom = 45, Sys_getsockname = 51, Sys_getpeername = 52;
 
     public static UnixFd Socket(int domain, int type, int protocol = 0)
         => new((int)RawSyscall.Call("socket", Sysno.socket, domain, type | Sockets.SOCK_CLOEXEC, protocol));
@@ -37,16 +36,16 @@ public static unsafe class SocketCalls
 
     public static void Listen(int fd, int backlog) => RawSyscall.Call("listen", Sysno.listen, fd, backlog);
 
-    public static UnixFd Accept(int fd) => new((int)RawSyscall.Call("accept4", Sys_accept4, fd, 0, 0, Sockets.SOCK_CLOEXEC));
+    public static UnixFd Accept(int fd) => new((int)RawSyscall.Call("accept4", Sysno.accept4, fd, 0, 0, Sockets.SOCK_CLOEXEC));
 
     public static void Shutdown(int fd, int how) => RawSyscall.Call("shutdown", Sysno.shutdown, fd, how);
 
-    public static byte[] SockName(int fd) => Name(fd, Sys_getsockname, "getsockname");
+    public static byte[] SockName(int fd) => Name(fd, Sysno.getsockname, "getsockname");
 
     /// <summary>The peer's address, or empty when not connected.</summary>
     public static byte[] PeerName(int fd)
     {
-        try { return Name(fd, Sys_getpeername, "getpeername"); }
+        try { return Name(fd, Sysno.getpeername, "getpeername"); }
         catch (SyscallException e) when (e.Errno == ENOTCONN) { return []; }
     }
 
@@ -94,7 +93,7 @@ public static unsafe class SocketCalls
     public static long TryRecv(int fd, Span<byte> buffer, int flags)
     {
         fixed (byte* b = buffer)
-            return RawSyscall.TryCall(Sys_recvfrom, fd, (long)b, buffer.Length, flags, 0, 0);
+            return RawSyscall.TryCall(Sysno.recvfrom, fd, (long)b, buffer.Length, flags, 0, 0);
     }
 
     /// <summary>sendto (to <paramref name="addr"/> when given); returns the bytes sent.</summary>
@@ -102,7 +101,7 @@ public static unsafe class SocketCalls
     {
         fixed (byte* d = data)
         fixed (byte* a = addr)
-            return RawSyscall.Call("sendto", Sys_sendto, fd, (long)d, data.Length, flags | MSG_NOSIGNAL,
+            return RawSyscall.Call("sendto", Sysno.sendto, fd, (long)d, data.Length, flags | MSG_NOSIGNAL,
                 addr.IsEmpty ? 0 : (long)a, addr.Length);
     }
 

@@ -7,8 +7,6 @@ namespace Crisp.Linux;
 /// IPC namespace of the calling thread, so a thread that setns'ed into another one sees that one.</summary>
 public static unsafe class SysvIpc
 {
-    public const long SysShmget = 29, SysShmat = 30, SysShmctl = 31, SysShmdt = 67, SysSemget = 64, SysSemctl = 66,
-        SysMsgget = 68, SysMsgsnd = 69, SysMsgrcv = 70, SysMsgctl = 71;
 
     public const int EIDRM = 43;
     public const int IPC_CREAT = 0x200, IPC_EXCL = 0x400, IPC_NOWAIT = 0x800, IPC_PRIVATE = 0;
@@ -57,7 +55,7 @@ public static unsafe class SysvIpc
     // --- shared memory ---
 
     /// <summary>Highest index in use (SHM_INFO), -1 when none was ever used.</summary>
-    public static int ShmMaxIndex() => (int)Ctl(SysShmctl, 0, SHM_INFO, stackalloc byte[ShmDsSize], "shmctl(SHM_INFO)");
+    public static int ShmMaxIndex() => (int)Ctl(Sysno.shmctl, 0, SHM_INFO, stackalloc byte[ShmDsSize], "shmctl(SHM_INFO)");
 
     /// <summary>The segment at kernel index <paramref name="index"/> (SHM_STAT_ANY), null when the slot is empty.</summary>
     public static ShmInfo? ShmAtIndex(int index) => ShmStat(index, SHM_STAT_ANY);
@@ -68,7 +66,7 @@ public static unsafe class SysvIpc
     private static ShmInfo? ShmStat(int idOrIndex, int cmd)
     {
         Span<byte> ds = stackalloc byte[ShmDsSize];
-        long r = TryCtl(SysShmctl, idOrIndex, cmd, ds);
+        long r = TryCtl(Sysno.shmctl, idOrIndex, cmd, ds);
         if (r is -Errnos.EINVAL or -SysvIpc.EIDRM)
             return null;
         if (r < 0)
@@ -77,22 +75,22 @@ public static unsafe class SysvIpc
         return new ShmInfo(id, ReadPerm(ds), BinaryPrimitives.ReadUInt64LittleEndian(ds[48..]), BinaryPrimitives.ReadUInt64LittleEndian(ds[88..]));
     }
 
-    public static int ShmGet(int key, ulong size, int flags) => (int)RawSyscall.Call("shmget", SysShmget, key, (long)size, flags);
+    public static int ShmGet(int key, ulong size, int flags) => (int)RawSyscall.Call("shmget", Sysno.shmget, key, (long)size, flags);
 
     public static void ShmSet(int id, uint uid, uint gid, uint mode)
     {
         Span<byte> ds = stackalloc byte[ShmDsSize];
-        Ctl(SysShmctl, id, IPC_STAT, ds, "shmctl(IPC_STAT)");
+        Ctl(Sysno.shmctl, id, IPC_STAT, ds, "shmctl(IPC_STAT)");
         WritePerm(ds, uid, gid, mode);
-        Ctl(SysShmctl, id, IPC_SET, ds, "shmctl(IPC_SET)");
+        Ctl(Sysno.shmctl, id, IPC_SET, ds, "shmctl(IPC_SET)");
     }
 
-    public static void ShmCtl(int id, int cmd, string name) => RawSyscall.Call(name, SysShmctl, id, cmd, 0);
-    public static long TryShmCtl(int id, int cmd) => RawSyscall.TryCall(SysShmctl, id, cmd, 0);
+    public static void ShmCtl(int id, int cmd, string name) => RawSyscall.Call(name, Sysno.shmctl, id, cmd, 0);
+    public static long TryShmCtl(int id, int cmd) => RawSyscall.TryCall(Sysno.shmctl, id, cmd, 0);
 
     /// <summary>Attaches segment <paramref name="id"/> somewhere in crisp; returns its address.</summary>
-    public static nint ShmAttach(int id, int flags) => (nint)RawSyscall.Call("shmat", SysShmat, id, 0, flags);
-    public static void ShmDetach(nint at) => RawSyscall.Call("shmdt", SysShmdt, at);
+    public static nint ShmAttach(int id, int flags) => (nint)RawSyscall.Call("shmat", Sysno.shmat, id, 0, flags);
+    public static void ShmDetach(nint at) => RawSyscall.Call("shmdt", Sysno.shmdt, at);
 
     // --- semaphores ---
 
@@ -100,7 +98,7 @@ public static unsafe class SysvIpc
     {
         Span<byte> info = stackalloc byte[SemDsSize];   // struct seminfo is smaller
         fixed (byte* p = info)
-            return (int)RawSyscall.Call("semctl(SEM_INFO)", SysSemctl, 0, 0, SEM_INFO, (long)p);
+            return (int)RawSyscall.Call("semctl(SEM_INFO)", Sysno.semctl, 0, 0, SEM_INFO, (long)p);
     }
 
     public static SemInfo? SemAtIndex(int index)
@@ -108,7 +106,7 @@ public static unsafe class SysvIpc
         Span<byte> ds = stackalloc byte[SemDsSize];
         fixed (byte* p = ds)
         {
-            long r = RawSyscall.TryCall(SysSemctl, index, 0, SEM_STAT_ANY, (long)p);
+            long r = RawSyscall.TryCall(Sysno.semctl, index, 0, SEM_STAT_ANY, (long)p);
             if (r is -Errnos.EINVAL or -SysvIpc.EIDRM)
                 return null;
             if (r < 0)
@@ -121,37 +119,37 @@ public static unsafe class SysvIpc
     {
         var values = new ushort[nsems];
         fixed (ushort* p = values)
-            RawSyscall.Call("semctl(GETALL)", SysSemctl, id, 0, GETALL, (long)p);
+            RawSyscall.Call("semctl(GETALL)", Sysno.semctl, id, 0, GETALL, (long)p);
         return values;
     }
 
     public static void SemSetAll(int id, ushort[] values)
     {
         fixed (ushort* p = values)
-            RawSyscall.Call("semctl(SETALL)", SysSemctl, id, 0, SETALL, (long)p);
+            RawSyscall.Call("semctl(SETALL)", Sysno.semctl, id, 0, SETALL, (long)p);
     }
 
-    public static int SemGet(int key, uint nsems, int flags) => (int)RawSyscall.Call("semget", SysSemget, key, nsems, flags);
+    public static int SemGet(int key, uint nsems, int flags) => (int)RawSyscall.Call("semget", Sysno.semget, key, nsems, flags);
 
     public static void SemSet(int id, uint uid, uint gid, uint mode)
     {
         Span<byte> ds = stackalloc byte[SemDsSize];
         fixed (byte* p = ds)
         {
-            RawSyscall.Call("semctl(IPC_STAT)", SysSemctl, id, 0, IPC_STAT, (long)p);
+            RawSyscall.Call("semctl(IPC_STAT)", Sysno.semctl, id, 0, IPC_STAT, (long)p);
             WritePerm(ds, uid, gid, mode);
-            RawSyscall.Call("semctl(IPC_SET)", SysSemctl, id, 0, IPC_SET, (long)p);
+            RawSyscall.Call("semctl(IPC_SET)", Sysno.semctl, id, 0, IPC_SET, (long)p);
         }
     }
 
     // --- message queues ---
 
-    public static int MsgMaxIndex() => (int)Ctl(SysMsgctl, 0, MSG_INFO, stackalloc byte[MsgDsSize], "msgctl(MSG_INFO)");
+    public static int MsgMaxIndex() => (int)Ctl(Sysno.msgctl, 0, MSG_INFO, stackalloc byte[MsgDsSize], "msgctl(MSG_INFO)");
 
     public static MsgInfo? MsgAtIndex(int index)
     {
         Span<byte> ds = stackalloc byte[MsgDsSize];
-        long r = TryCtl(SysMsgctl, index, MSG_STAT_ANY, ds);
+        long r = TryCtl(Sysno.msgctl, index, MSG_STAT_ANY, ds);
         if (r is -Errnos.EINVAL or -SysvIpc.EIDRM)
             return null;
         if (r < 0)
@@ -159,17 +157,17 @@ public static unsafe class SysvIpc
         return new MsgInfo((int)r, ReadPerm(ds), BinaryPrimitives.ReadUInt64LittleEndian(ds[88..]), BinaryPrimitives.ReadUInt64LittleEndian(ds[80..]));
     }
 
-    public static int MsgGet(int key, int flags) => (int)RawSyscall.Call("msgget", SysMsgget, key, flags);
+    public static int MsgGet(int key, int flags) => (int)RawSyscall.Call("msgget", Sysno.msgget, key, flags);
 
     /// <summary>IPC_SET of owner and mode; queue size too when <paramref name="qbytes"/> is given. Returns -errno.</summary>
     public static long TryMsgSet(int id, uint uid, uint gid, uint mode, ulong? qbytes)
     {
         Span<byte> ds = stackalloc byte[MsgDsSize];
-        Ctl(SysMsgctl, id, IPC_STAT, ds, "msgctl(IPC_STAT)");
+        Ctl(Sysno.msgctl, id, IPC_STAT, ds, "msgctl(IPC_STAT)");
         WritePerm(ds, uid, gid, mode);
         if (qbytes is { } q)
             BinaryPrimitives.WriteUInt64LittleEndian(ds[88..], q);
-        long r = TryCtl(SysMsgctl, id, IPC_SET, ds);
+        long r = TryCtl(Sysno.msgctl, id, IPC_SET, ds);
         return r < 0 ? r : 0;
     }
 
@@ -180,7 +178,7 @@ public static unsafe class SysvIpc
         var buffer = new byte[8 + maxText];
         fixed (byte* p = buffer)
         {
-            long n = RawSyscall.Call("msgrcv(MSG_COPY)", SysMsgrcv, id, (long)p, maxText, index, IPC_NOWAIT | MSG_COPY);
+            long n = RawSyscall.Call("msgrcv(MSG_COPY)", Sysno.msgrcv, id, (long)p, maxText, index, IPC_NOWAIT | MSG_COPY);
             return (BinaryPrimitives.ReadInt64LittleEndian(buffer), buffer.AsSpan(8, (int)n).ToArray());
         }
     }
@@ -191,6 +189,6 @@ public static unsafe class SysvIpc
         BinaryPrimitives.WriteInt64LittleEndian(buffer, type);
         text.CopyTo(buffer.AsSpan(8));
         fixed (byte* p = buffer)
-            RawSyscall.Call("msgsnd", SysMsgsnd, id, (long)p, text.Length, IPC_NOWAIT);
+            RawSyscall.Call("msgsnd", Sysno.msgsnd, id, (long)p, text.Length, IPC_NOWAIT);
     }
 }

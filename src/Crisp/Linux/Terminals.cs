@@ -117,8 +117,8 @@ public static unsafe class Terminals
     /// lets a blocked-SIGTTOU caller change it even from a background group (tty_check_change).</summary>
     public static void WithoutSigttou(Action action)
     {
-        const int SIG_BLOCK = 0, SIG_SETMASK = 2, SIGTTOU = 22;
-        ulong set = 1UL << (SIGTTOU - 1), old = 0;
+        const int SIG_BLOCK = 0, SIG_SETMASK = 2;
+        ulong set = 1UL << (Signals.SIGTTOU - 1), old = 0;
         RawSyscall.Call("rt_sigprocmask", Sysno.rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, 8);
         try { action(); }
         finally { RawSyscall.TryCall(Sysno.rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8); }

@@ -38,8 +38,8 @@ public sealed class PluginContext
     /// then the action just runs.</summary>
     public void RunWithThreadAlone(int pid, int tid, Action action)
     {
-        if (_run.FindThread(pid, tid) is { IsDetached: false } thread && _run.Tracer is { } tracer)
-            LoneThread.Run(tracer, thread, action);
+        if (_run.FindThread(pid, tid) is { IsDetached: false } thread)
+            LoneThread.Run(thread, action);
         else
             action();
     }

@@ -1,5 +1,6 @@
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Restore;
 
@@ -79,7 +80,7 @@ public static class CheckpointLoader
     public static void CheckPidsFree(IEnumerable<RestoreTask> tasks)
     {
         foreach (var tid in tasks.SelectMany(t => t.Threads.Select(th => th.Tid).Concat(t.Zombies.Select(z => z.Pid))))
-            if (Directory.Exists($"/proc/{tid}"))
+            if (Procfs.Host.Exists(tid))
                 throw new CrispException($"PID {tid} is already in use") { Errno = Linux.Errnos.EEXIST };
     }
 }

@@ -49,11 +49,8 @@ public sealed class ThreadBuilder : IRestoreStage, IReleaseStep
     {
         foreach (var thread in task.OtherThreads)
             thread.Remote!.Dispose();
-        ctx.Tracer.Run(() =>
-        {
-            foreach (var thread in task.OtherThreads)
-                RegistersRestore.Apply(thread.HostTid, thread.Core, BlockedSignals(thread.Core));
-        });
+        foreach (var thread in task.OtherThreads)
+            RegistersRestore.Apply(thread.Seized!, thread.Core, BlockedSignals(thread.Core));
     }
 
     /// <summary>Detaches the non-leader threads (on the tracer thread).</summary>
@@ -61,8 +58,7 @@ public sealed class ThreadBuilder : IRestoreStage, IReleaseStep
     {
         foreach (var thread in task.OtherThreads)
         {
-            Ptrace.Detach(thread.HostTid);
-            thread.Seized!.IsDetached = true;
+            thread.Seized!.Detach();
         }
     }
 
@@ -77,12 +73,8 @@ public sealed class ThreadBuilder : IRestoreStage, IReleaseStep
                 continue;
             foreach (var t in threads)
                 t.Remote?.Abandon();
-            RawSyscall.TryCall(Sysno.kill, task.HostPid, 9);
-            ctx.Tracer.Run(() =>
-            {
-                foreach (var t in threads)
-                    while (Wait.TryWaitPid(t.HostTid, out var status, Wait.WALL) > 0 && !status.Dead) { }
-            });
+            Signals.TryKill(task.HostPid);
+            ctx.Tracer.Reap(threads.Select(t => t.HostTid));
         }
     }
 }

@@ -1,4 +1,5 @@
 using Crisp.Linux;
+using Crisp.Linux.Proc;
 
 namespace Crisp.Scripts;
 
@@ -96,7 +97,7 @@ public sealed class ActionScripts : IDisposable
             .Where(k => !k.StartsWith("CRTOOLS_", StringComparison.Ordinal))
             .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}").ToList();
         env.Add($"CRTOOLS_SCRIPT_ACTION={name}");
-        env.Add($"CRTOOLS_IMAGE_DIR=/proc/{ProcessIds.Pid}/fd/{ImagesDirFd()}");
+        env.Add($"CRTOOLS_IMAGE_DIR={Procfs.Host.Path(ProcessIds.Pid, $"fd/{ImagesDirFd()}")}");
         if (InitPid is int pid)
             env.Add($"CRTOOLS_INIT_PID={pid}");
         int result = 0;

@@ -13,21 +13,20 @@ namespace Crisp.Tests.Compel;
 public sealed class CrashSafeRemoteTests
 {
     private const int SIGUSR1 = 10, SIGRT = 40;
-    private static Tracer Tracer => Tracer.Shared;
-    private static readonly Seizer Seizer = new(Tracer.Shared);
+    private static Tracer Tracer => TestTracer.Shared;
+    private static readonly Seizer Seizer = new(TestTracer.Shared);
 
     /// <summary>Runs a few calls the way a dump does (one needs the scratch page), then lets the thread go
     /// as a dying crisp would.</summary>
     private static void CallsThenDie(SeizedProcess p, Action<RemoteTask>? more = null)
     {
-        var remote = new RemoteTask(Tracer, p.Leader);
+        var remote = new RemoteTask(p.Leader);
         Assert.True(remote.IsCrashSafe, "remote syscalls are not crash-safe here");
         Assert.Equal(p.Pid, remote.Getpid());
         ulong at = remote.PutOnScratch(new byte[8]);
         Assert.Equal(0, remote.Syscall(Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)at));
         more?.Invoke(remote);
-        Tracer.Run(() => Ptrace.Detach(p.Leader.Tid));
-        p.Leader.IsDetached = true;
+        p.Leader.Detach();
         remote.Abandon();
     }
 
@@ -64,7 +63,7 @@ public sealed class CrashSafeRemoteTests
         w.ExpectByte('R');
         Thread.Sleep(100);
         var p = Seizer.SeizeProcess(w.Pid);
-        Assert.Equal(UserRegs.ERESTART_RESTARTBLOCK, (long)Registers.Get(Tracer, p.Leader).Rax);
+        Assert.Equal(UserRegs.ERESTART_RESTARTBLOCK, (long)p.Leader.GetRegs().Rax);
         CallsThenDie(p);
         var status = w.WaitExit();
         Assert.True(status.Exited && status.ExitCode == 0, $"workload: {status} (3 = EINTR leaked, 4 = slept too short)");
@@ -77,7 +76,7 @@ public sealed class CrashSafeRemoteTests
         w.ExpectByte('R');
         Thread.Sleep(100);
         var p = Seizer.SeizeProcess(w.Pid);
-        Assert.True(Registers.Get(Tracer, p.Leader).InRestartableSyscall);
+        Assert.True(p.Leader.GetRegs().InRestartableSyscall);
         CallsThenDie(p);
         w.Write("hello\n");
         Assert.Equal("got:hello\n", w.ReadToEnd());
@@ -90,13 +89,13 @@ public sealed class CrashSafeRemoteTests
         using var w = new TracedWorkload(Tracer, "compel_loop", []);
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
-        var regs = Registers.Get(Tracer, p.Leader);
+        var regs = p.Leader.GetRegs();
         var vdso = ProcMaps.Read(w.Pid).Single(m => m.Kind == VmaKind.Vdso);
         byte[] vdsoBefore = ReadMem(w.Pid, vdso.Start, (int)vdso.Length);
         const int Below = 8192;
         byte[] stackBefore = ReadMem(w.Pid, regs.Rsp - Below, Below);
         ulong scratch;
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
         {
             Assert.True(remote.IsCrashSafe);
             for (int i = 0; i < 20; i++)
@@ -105,13 +104,13 @@ public sealed class CrashSafeRemoteTests
             // While open: code in the vdso tail, the frame below the red zone, the thread parked on them.
             Assert.NotEqual(vdsoBefore, ReadMem(w.Pid, vdso.Start, (int)vdso.Length));
             Assert.NotEqual(stackBefore, ReadMem(w.Pid, regs.Rsp - Below, Below));
-            var parked = Registers.Get(Tracer, p.Leader);
+            var parked = p.Leader.GetRegs();
             Assert.InRange(parked.Rip, vdso.Start, vdso.End - 1);
             Assert.True(parked.Rsp < regs.Rsp - 128);
         }
         Assert.Equal(vdsoBefore, ReadMem(w.Pid, vdso.Start, (int)vdso.Length));
         Assert.Equal(stackBefore, ReadMem(w.Pid, regs.Rsp - Below, Below));
-        Assert.Equal(regs, Registers.Get(Tracer, p.Leader));
+        Assert.Equal(regs, p.Leader.GetRegs());
         Assert.DoesNotContain(ProcMaps.Read(w.Pid), m => m.Start == scratch);
         p.Detach();
         w.ExpectByte('p');
@@ -126,10 +125,10 @@ public sealed class CrashSafeRemoteTests
         var p = Seizer.SeizeProcess(w.Pid);
         var vdso = ProcMaps.Read(w.Pid).Single(m => m.Kind == VmaKind.Vdso);
         byte[] vdsoBefore = ReadMem(w.Pid, vdso.Start, (int)vdso.Length);
-        using (var leader = new RemoteTask(Tracer, p.Leader))
+        using (var leader = new RemoteTask(p.Leader))
         {
             foreach (var t in p.Threads.Where(t => t != p.Leader))
-                using (var remote = new RemoteTask(Tracer, t))
+                using (var remote = new RemoteTask(t))
                 {
                     Assert.True(remote.IsCrashSafe);
                     Assert.Equal(t.Tid, remote.Syscall(Sysno.gettid));

@@ -11,7 +11,7 @@ public sealed class PuppetRemoteTests
     [RootFact]
     public void RemoteSyscallsThroughThePuppetsOwnGadget()
     {
-        var tracer = Tracer.Shared;
+        var tracer = TestTracer.Shared;
         string path = Path.Combine(Path.GetTempPath(), $"crisp-puppet-compel-{Environment.ProcessId}");
         File.WriteAllBytes(path, PuppetElf.Build());
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserExecute);
@@ -20,11 +20,11 @@ public sealed class PuppetRemoteTests
         {
             RemoteSyscallTests.SpinUntil(() => File.ReadAllLines($"/proc/{pid}/maps")[0].StartsWith($"{PuppetElf.BaseAddress:x8}"));
             var p = new Seizer(tracer).SeizeProcess(pid);
-            using (var remote = new RemoteTask(tracer, p.Leader, gadgetAddress: PuppetElf.SyscallGadgetAddress))
+            using (var remote = new RemoteTask(p.Leader, gadgetAddress: PuppetElf.SyscallGadgetAddress))
             {
                 Assert.Equal(pid, remote.Getpid());
-                long addr = remote.Mmap(0, 4096, RemoteTask.PROT_READ | RemoteTask.PROT_WRITE,
-                    RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+                long addr = remote.Mmap(0, 4096, Mman.PROT_READ | Mman.PROT_WRITE,
+                    Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
                 Assert.True(addr > 0);
                 // The kernel writes into the scratch data page for a pointer argument.
                 ulong buf = remote.PutOnScratch(new byte[256]);

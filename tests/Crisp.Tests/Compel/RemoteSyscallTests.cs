@@ -10,8 +10,8 @@ namespace Crisp.Tests.Compel;
 public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
 {
     private const int SIGUSR1 = 10;
-    private static Tracer Tracer => Tracer.Shared;
-    private static readonly Seizer Seizer = new(Tracer.Shared);
+    private static Tracer Tracer => TestTracer.Shared;
+    private static readonly Seizer Seizer = new(TestTracer.Shared);
 
     [RootFact]
     public void RemoteGetpidReturnsTheTaskPid()
@@ -19,7 +19,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         using var w = new TracedWorkload(Tracer, "compel_loop", []);
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
         {
             Assert.Equal(w.Pid, remote.Getpid());
             Assert.Equal(w.Pid, remote.Syscall(Sysno.gettid));
@@ -34,15 +34,15 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         using var w = new TracedWorkload(Tracer, "compel_loop", []);
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
-        var regs = Registers.Get(Tracer, p.Leader);
-        ulong before = Tracer.Run(() => Ptrace.PeekData(p.Leader.Tid, regs.Rip));
-        using (var remote = new RemoteTask(Tracer, p.Leader, useScratchPage: false))
+        var regs = p.Leader.GetRegs();
+        ulong before = p.Leader.PeekData(regs.Rip);
+        using (var remote = new RemoteTask(p.Leader, useScratchPage: false))
         {
             for (int i = 0; i < 10; i++)
                 Assert.Equal(w.Pid, remote.Getpid());
         }
-        Assert.Equal(before, Tracer.Run(() => Ptrace.PeekData(p.Leader.Tid, regs.Rip)));
-        Assert.Equal(regs, Registers.Get(Tracer, p.Leader));
+        Assert.Equal(before, p.Leader.PeekData(regs.Rip));
+        Assert.Equal(regs, p.Leader.GetRegs());
         p.Detach();
         w.FinishAndExpectExitZero();
     }
@@ -54,10 +54,10 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
         ulong scratch;
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
         {
-            long addr = remote.Mmap(0, 3 * 4096, RemoteTask.PROT_READ | RemoteTask.PROT_WRITE,
-                RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+            long addr = remote.Mmap(0, 3 * 4096, Mman.PROT_READ | Mman.PROT_WRITE,
+                Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
             Assert.True(addr > 0, $"mmap returned {addr}");
             // (It may have merged with a neighbouring anonymous mapping.)
             Assert.Contains(Crisp.Linux.Proc.ProcMaps.Read(w.Pid), m => m.Start <= (ulong)addr && m.End >= (ulong)addr + 3 * 4096 && m.CanWrite);
@@ -100,11 +100,11 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         for (int round = 0; round < 20; round++)
         {
             var p = Seizer.SeizeProcess(w.Pid);
-            using (var remote = new RemoteTask(Tracer, p.Leader, useScratchPage: round % 2 == 0))
+            using (var remote = new RemoteTask(p.Leader, useScratchPage: round % 2 == 0))
             {
                 for (int i = 0; i < 50; i++)
                     Assert.Equal(w.Pid, remote.Getpid());
-                long addr = remote.Mmap(0, 4096, RemoteTask.PROT_READ, RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+                long addr = remote.Mmap(0, 4096, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
                 Assert.Equal(0, remote.Munmap((ulong)addr, 4096));
             }
             p.Detach();
@@ -123,15 +123,15 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         w.ExpectByte('R');
         Thread.Sleep(100);
         var p = Seizer.SeizeProcess(w.Pid);
-        var regs = Registers.Get(Tracer, p.Leader);
+        var regs = p.Leader.GetRegs();
         Assert.Equal(Sysno.read, (long)regs.OrigRax);
         Assert.True(regs.InRestartableSyscall, $"not in a restartable syscall: {regs}");
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
         {
             Assert.Equal(w.Pid, remote.Getpid());
             Assert.Equal(w.Pid, remote.Getpid());
         }
-        Assert.Equal(regs, Registers.Get(Tracer, p.Leader));
+        Assert.Equal(regs, p.Leader.GetRegs());
         p.Detach();
         w.Write("hello\n");
         Assert.Equal("got:hello\n", w.ReadToEnd());
@@ -146,9 +146,9 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         w.ExpectByte('R');
         Thread.Sleep(100);
         var p = Seizer.SeizeProcess(w.Pid);
-        var regs = Registers.Get(Tracer, p.Leader);
+        var regs = p.Leader.GetRegs();
         Assert.True(regs.InRestartableSyscall, $"not in a restartable syscall: {regs}");
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
         {
             for (int i = 0; i < 10; i++)
                 Assert.Equal(w.Pid, remote.Getpid());
@@ -168,7 +168,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         {
             w.Signal(SIGRT);   // in flight while we seize: must be neither lost nor duplicated
             var p = Seizer.SeizeProcess(w.Pid);
-            using (var remote = new RemoteTask(Tracer, p.Leader))
+            using (var remote = new RemoteTask(p.Leader))
             {
                 Assert.Equal(w.Pid, remote.Getpid());
                 w.Signal(SIGRT);   // arrives mid-injection: stays pending until detach
@@ -189,7 +189,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         using var w = new TracedWorkload(Tracer, "compel_loop", []);
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
-        var remote = new RemoteTask(Tracer, p.Leader);
+        var remote = new RemoteTask(p.Leader);
         Assert.Equal(w.Pid, remote.Getpid());
         var gone = Assert.Throws<TaskGoneException>(() => remote.Syscall(Sysno.exit_group, 42));
         Assert.True(gone.Status.Exited && gone.Status.ExitCode == 42, gone.Status.ToString());
@@ -209,7 +209,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         var p = Seizer.SeizeProcess(w.Pid);
         Assert.True(p.WasGroupStopped);
         Assert.Equal(SIGSTOP, p.Leader.GroupStopSignal);
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
             Assert.Equal(w.Pid, remote.Getpid());
         p.Detach();
         Thread.Sleep(100);
@@ -227,7 +227,7 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
         var p = Seizer.SeizeProcess(w.Pid);
         foreach (bool pin in new[] { false, true })
         {
-            using var remote = new RemoteTask(Tracer, p.Leader, pinTracer: pin);
+            using var remote = new RemoteTask(p.Leader, pinTracer: pin);
             remote.Getpid();
             double us = Tracer.Run(() =>
             {
@@ -243,11 +243,11 @@ public sealed partial class RemoteSyscallTests(ITestOutputHelper output)
             Console.WriteLine(line);
         }
         // The path before crash-safety: CONT to a `syscall; int3` gadget page (one stop per call, not two).
-        using (var safe = new RemoteTask(Tracer, p.Leader))
+        using (var safe = new RemoteTask(p.Leader))
         {
-            long page = safe.Mmap(0, 4096, RemoteTask.PROT_READ | RemoteTask.PROT_EXEC, RemoteTask.MAP_PRIVATE | RemoteTask.MAP_ANONYMOUS);
+            long page = safe.Mmap(0, 4096, Mman.PROT_READ | Mman.PROT_EXEC, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
             safe.WriteMemory((ulong)page, [0x0f, 0x05, 0xcc]);
-            using (var gadget = new RemoteTask(Tracer, p.Leader, gadgetAddress: (ulong)page))
+            using (var gadget = new RemoteTask(p.Leader, gadgetAddress: (ulong)page))
             {
                 gadget.Getpid();
                 double us = Tracer.Run(() =>

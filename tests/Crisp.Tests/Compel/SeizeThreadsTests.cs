@@ -7,8 +7,8 @@ namespace Crisp.Tests.Compel;
 [Collection("compel")]
 public sealed class SeizeThreadsTests
 {
-    private static Tracer Tracer => Tracer.Shared;
-    private static readonly Seizer Seizer = new(Tracer.Shared);
+    private static Tracer Tracer => TestTracer.Shared;
+    private static readonly Seizer Seizer = new(TestTracer.Shared);
 
     [RootFact]
     public void AllThreadsSeizedWithSeccompModeRecorded()
@@ -22,9 +22,9 @@ public sealed class SeizeThreadsTests
         Assert.Equal(Directory.GetDirectories($"/proc/{w.Pid}/task").Length, p.Threads.Count);
         var filtered = Assert.Single(p.Threads, t => t.SeccompMode == 2);
         Assert.All(p.Threads.Where(t => t != filtered), t => Assert.Equal(0, t.SeccompMode));
-        using (var remote = new RemoteTask(Tracer, filtered))
+        using (var remote = new RemoteTask(filtered))
             Assert.Equal(-Errnos.EPERM, remote.Getpid());
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
             Assert.Equal(w.Pid, remote.Getpid());
         p.Detach();
 
@@ -32,13 +32,13 @@ public sealed class SeizeThreadsTests
         p = Seizer.SeizeProcess(w.Pid);
         filtered = Assert.Single(p.Threads, t => t.SeccompMode == 2);
         Assert.True(filtered.Options.HasFlag(PtraceOptions.SuspendSeccomp));
-        using (var remote = new RemoteTask(Tracer, filtered))
+        using (var remote = new RemoteTask(filtered))
         {
             Assert.Equal(w.Pid, remote.Getpid());
             Assert.Equal(filtered.Tid, remote.Syscall(Sysno.gettid));
         }
         foreach (var t in p.Threads)
-            using (var remote = new RemoteTask(Tracer, t))
+            using (var remote = new RemoteTask(t))
                 Assert.Equal(t.Tid, remote.Syscall(Sysno.gettid));
         p.Detach();
 

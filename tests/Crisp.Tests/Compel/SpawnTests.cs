@@ -27,7 +27,7 @@ public sealed class SpawnTests
         finally
         {
             Assert.Equal(0, RawSyscall.Call("kill", Sysno.kill, pid, 9));
-            var st = Tracer.Shared.Run(() => Spawn.Reap(pid));
+            var st = TestTracer.Shared.Run(() => Spawn.Reap(pid));
             Assert.True(st.Signaled && st.TermSignal == 9, st.ToString());
         }
     }
@@ -43,7 +43,7 @@ public sealed class SpawnTests
                 Environment = ["X=yes", "PATH=/usr/bin:/bin"],
                 Opens = [(1, file, 0x241 /* O_WRONLY|O_CREAT|O_TRUNC */, 0x1a4 /* 0644 */)],
             });
-            var st = Tracer.Shared.Run(() => Spawn.Reap(pid));
+            var st = TestTracer.Shared.Run(() => Spawn.Reap(pid));
             Assert.True(st.Exited && st.ExitCode == 7, st.ToString());
             Assert.Equal("out-yes\n", File.ReadAllText(file));
         }

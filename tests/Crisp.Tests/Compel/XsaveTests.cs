@@ -8,8 +8,8 @@ namespace Crisp.Tests.Compel;
 public sealed class XsaveTests
 {
     private const int SIGUSR1 = 10;
-    private static Tracer Tracer => Tracer.Shared;
-    private static readonly Seizer Seizer = new(Tracer.Shared);
+    private static Tracer Tracer => TestTracer.Shared;
+    private static readonly Seizer Seizer = new(TestTracer.Shared);
 
     private static byte Pattern(int reg, int j) => (byte)(0x40 + (reg - 8) * 32 + j);
 
@@ -19,7 +19,7 @@ public sealed class XsaveTests
         using var w = new TracedWorkload(Tracer, "compel_avx", [], "-mgeneral-regs-only");
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
-        var area = Registers.GetXstate(Tracer, p.Leader);
+        var area = p.Leader.GetXstate();
         Assert.True(area.Length >= 832, $"xstate only {area.Length} bytes");
         for (int reg = 8; reg < 16; reg++)
             for (int j = 0; j < 16; j++)
@@ -27,16 +27,16 @@ public sealed class XsaveTests
                 Assert.Equal(Pattern(reg, j), area[Xsave.XmmOffset + reg * 16 + j]);
                 Assert.Equal(Pattern(reg, 16 + j), area[Xsave.YmmHiOffset + reg * 16 + j]);
             }
-        var fx = Registers.GetFpregs(Tracer, p.Leader);
+        var fx = p.Leader.GetFpregs();
         Assert.Equal(512, fx.Length);
         Assert.Equal(area.AsSpan(Xsave.XmmOffset, 256).ToArray(), fx.AsSpan(Xsave.XmmOffset, 256).ToArray());
 
-        using (var remote = new RemoteTask(Tracer, p.Leader))
+        using (var remote = new RemoteTask(p.Leader))
             remote.Getpid();
-        Registers.SetXstate(Tracer, p.Leader, area);
-        Registers.SetFpregs(Tracer, p.Leader, fx);
+        p.Leader.SetXstate(area);
+        p.Leader.SetFpregs(fx);
         // XSTATE_BV in the header may gain init-state bits; the register contents must not change.
-        var again = Registers.GetXstate(Tracer, p.Leader);
+        var again = p.Leader.GetXstate();
         Assert.Equal(area.AsSpan(Xsave.XmmOffset, 256).ToArray(), again.AsSpan(Xsave.XmmOffset, 256).ToArray());
         Assert.Equal(area.AsSpan(Xsave.YmmHiOffset, 256).ToArray(), again.AsSpan(Xsave.YmmHiOffset, 256).ToArray());
         p.Detach();
@@ -52,11 +52,11 @@ public sealed class XsaveTests
         using var w = new TracedWorkload(Tracer, "compel_avx", [], "-mgeneral-regs-only");
         w.ExpectByte('R');
         var p = Seizer.SeizeProcess(w.Pid);
-        var area = Registers.GetXstate(Tracer, p.Leader);
+        var area = p.Leader.GetXstate();
         // ymm9 := 0xA5 in all 32 bytes (low half in the legacy area, high half in YMM_Hi128).
         area.AsSpan(Xsave.XmmOffset + 9 * 16, 16).Fill(0xA5);
         area.AsSpan(Xsave.YmmHiOffset + 9 * 16, 16).Fill(0xA5);
-        Registers.SetXstate(Tracer, p.Leader, area);
+        p.Leader.SetXstate(area);
         p.Detach();
         w.Signal(SIGUSR1);
         var regs = w.Read(256);

@@ -40,7 +40,7 @@ public class StateTableTests
             .ToList();
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "crisp.slnx")))

@@ -102,13 +102,10 @@ internal sealed class Bench : IDisposable
         var thread = seizer.SeizeThread(pid, tid) ?? throw new InvalidOperationException($"thread {tid} vanished");
         try
         {
-            return tracer.Run(() =>
-            {
-                var chain = new List<(string, ulong)>();
-                for (int i = 0; Ptrace.SeccompGetFilter(tid, i) is { } program; i++)
-                    chain.Add((Convert.ToHexString(program), Ptrace.SeccompGetMetadata(tid, i).Flags));
-                return chain;
-            });
+            var chain = new List<(string, ulong)>();
+            for (int i = 0; thread.SeccompFilter(i) is { } program; i++)
+                chain.Add((Convert.ToHexString(program), thread.SeccompFilterFlags(i)));
+            return chain;
         }
         finally
         {

@@ -12,7 +12,7 @@ namespace Crisp.Tests.Runtimes;
 /// imported after the container was removed — the hardened pod (uid 1000, every capability dropped,
 /// no-new-privileges, Podman's default seccomp profile) with its credentials and filters byte for byte. Podman 4.3
 /// itself refuses to checkpoint a paused container; the paused case runs through runc (RuncTests).</summary>
-[Collection("Hardened")]
+[Collection(ContainerEngines.Name)]
 public class PodmanTests
 {
     [RootFact]

@@ -10,7 +10,7 @@ namespace Crisp.Tests.Runtimes;
 /// roots, inherit_fd for the stdio pipes, evasive devices, rst_sibling) and expects the container back as its
 /// own. The counter goes on with no gap and no repeat, twice; the hardened container (uid 1000, no capabilities,
 /// no_new_privs, a seccomp profile) comes back with the same status lines and byte-identical filters.</summary>
-[Collection("Hardened")]
+[Collection(ContainerEngines.Name)]
 public class RuncTests
 {
     [RootFact]

@@ -115,7 +115,7 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
         Put(_task, "cmdline", "", Text("cmdline").Replace("\0", "\\0"));
         Put(_task, "environ", "", Text("environ").Replace("\0", "\\0"));
         foreach (var name in new[] { "cwd", "root", "exe" })
-            Put(_task, name, "", Link(ProcFiles.PathOf(pid, name)));
+            Put(_task, name, "", Link(Procfs.Host.Path(pid, name)));
         foreach (var ns in Entries("ns"))
             Put(_task, "ns", Path.GetFileName(ns), Link(ns));
         foreach (var line in Lines("cgroup"))
@@ -272,7 +272,7 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(ProcFiles.PathOf(pid, "auxv"));
+            bytes = File.ReadAllBytes(Procfs.Host.Path(pid, "auxv"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -312,7 +312,7 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
     {
         try
         {
-            return ProcFiles.ReadText(pid, name);
+            return Procfs.Host.ReadText(pid, name);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -330,7 +330,7 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
     {
         try
         {
-            return Directory.GetFileSystemEntries(ProcFiles.PathOf(pid, name)).Order(StringComparer.Ordinal).ToList();
+            return Directory.GetFileSystemEntries(Procfs.Host.Path(pid, name)).Order(StringComparer.Ordinal).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Compel.Puppets;
@@ -13,8 +14,6 @@ public sealed class Puppet : IDisposable
     public const PtraceOptions Options = PtraceOptions.ExitKill | PtraceOptions.TraceFork | PtraceOptions.TraceClone
         | PtraceOptions.TraceVfork;
 
-    private const ulong SIGCHLD = 17;
-
     private readonly Seizer _seizer;
     private RemoteTask? _remote;
 
@@ -23,7 +22,7 @@ public sealed class Puppet : IDisposable
     public Tracer Tracer => _seizer.Tracer;
 
     /// <summary>Remote syscalls through the puppet's own gadget, pointer arguments on its data page.</summary>
-    public RemoteTask Remote => _remote ??= new RemoteTask(Tracer, Thread, pinTracer: false,
+    public RemoteTask Remote => _remote ??= new RemoteTask(Thread, pinTracer: false,
         gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
         scratchDataSize: (int)PuppetElf.DataSize);
 
@@ -48,7 +47,7 @@ public sealed class Puppet : IDisposable
         }
         catch
         {
-            RawSyscall.TryCall(Sysno.kill, pid, 9);
+            Signals.TryKill(pid);
             seizer.Tracer.Run(() => Linux.Spawn.TryReap(pid));
             throw;
         }
@@ -73,7 +72,7 @@ public sealed class Puppet : IDisposable
         catch
         {
             // Not our child: crisp's parent reaps it.
-            RawSyscall.TryCall(Sysno.kill, started, 9);
+            Signals.TryKill(started);
             throw;
         }
     }
@@ -87,8 +86,8 @@ public sealed class Puppet : IDisposable
         // clone3 refuses an exit signal with CLONE_PARENT; the caller's own (SIGCHLD) is used.
         ulong flags = (sibling ? Clone3.CLONE_PARENT : 0) | namespaceFlags;
         int host = (namespaceFlags & Clone3.CLONE_NEWPID) != 0
-            ? CloneNewPidNamespace(flags, sibling ? 0 : SIGCHLD)
-            : CloneWithId(flags, sibling ? 0 : SIGCHLD, pid, "PID");
+            ? CloneNewPidNamespace(flags, sibling ? 0 : (ulong)Signals.SIGCHLD)
+            : CloneWithId(flags, sibling ? 0 : (ulong)Signals.SIGCHLD, pid, "PID");
         return new Puppet(_seizer, _seizer.Adopt(host, host, Thread.Options));
     }
 
@@ -150,7 +149,7 @@ public sealed class Puppet : IDisposable
 
     /// <summary>Remote syscalls in another thread of this puppet (one made by <see cref="CloneThread"/>),
     /// through the same gadget and data pages (calls are serialised on the tracer thread).</summary>
-    public RemoteTask RemoteFor(SeizedThread thread) => new(Tracer, thread, pinTracer: false,
+    public RemoteTask RemoteFor(SeizedThread thread) => new(thread, pinTracer: false,
         gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
         scratchDataSize: (int)PuppetElf.DataSize);
 
@@ -167,13 +166,7 @@ public sealed class Puppet : IDisposable
         int tid = Thread.Tid;
         Tracer.Run(() =>
         {
-            var regs = Ptrace.GetRegs(tid);
-            regs.Rip = PuppetElf.SyscallGadgetAddress;
-            regs.Rax = (ulong)Sysno.execve;
-            regs.OrigRax = ulong.MaxValue;
-            regs.Rdi = pathAt;
-            regs.Rsi = argvAt;
-            regs.Rdx = envpAt;
+            var regs = Ptrace.GetRegs(tid).WithSyscall(PuppetElf.SyscallGadgetAddress, Sysno.execve, (long)pathAt, (long)argvAt, (long)envpAt);
             Ptrace.SetOptions(tid, Thread.Options | PtraceOptions.TraceExec);
             Ptrace.SetSigMask(tid, 0);
             Ptrace.SetRegs(tid, regs);
@@ -185,9 +178,9 @@ public sealed class Puppet : IDisposable
                     throw new CrispException($"puppet {Pid} died in execve({path}): {status}");
                 if (status.Stopped && status.Event == PtraceEvent.Exec)
                     break;
-                if (status.Stopped && status.Event == 0 && status.StopSignal == 5)
+                if (status.Stopped && status.Event == 0 && status.StopSignal == Signals.SIGTRAP)
                 {
-                    long r = (long)Ptrace.GetRegs(tid).Rax;
+                    long r = Ptrace.GetRegs(tid).SyscallResult;
                     throw new SyscallException($"execve({path}) in puppet {Pid}", (int)-r);
                 }
                 Ptrace.Cont(tid, 0);
@@ -209,11 +202,12 @@ public sealed class Puppet : IDisposable
         if (signal != 0)
         {
             // Only a fatal signal can make a zombie; CRIU substitutes SIGABRT for anything else.
-            if (signal is 17 or 18 or 19 or 20 or 21 or 22 or 23 or 28 or > 64)
-                signal = 6;
+            if (signal is Signals.SIGCHLD or Signals.SIGCONT or Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN
+                or Signals.SIGTTOU or Signals.SIGURG or Signals.SIGWINCH or > Signals.SIGRTMAX)
+                signal = Signals.SIGABRT;
             // No core file from a re-enacted death (so the 0x80 "core dumped" bit cannot come back either).
             Call("prctl(PR_SET_DUMPABLE, 0)", Sysno.prctl, 4, 0);
-            if (signal != 9)
+            if (signal != Signals.SIGKILL)
                 Call("rt_sigaction(SIG_DFL)", Sysno.rt_sigaction, signal, (long)Remote.PutOnScratch(new byte[32]), 0, 8);
         }
         int tid = Thread.Tid;
@@ -222,13 +216,7 @@ public sealed class Puppet : IDisposable
             var regs = Ptrace.GetRegs(tid);
             Ptrace.SetSigMask(tid, 0);
             if (signal == 0)
-            {
-                regs.Rip = PuppetElf.SyscallGadgetAddress;
-                regs.Rax = (ulong)Sysno.exit_group;
-                regs.OrigRax = ulong.MaxValue;
-                regs.Rdi = (ulong)code;
-                Ptrace.SetRegs(tid, regs);
-            }
+                Ptrace.SetRegs(tid, regs.WithSyscall(PuppetElf.SyscallGadgetAddress, Sysno.exit_group, code));
             else
                 RawSyscall.TryCall(Sysno.tgkill, Pid, tid, signal);
             Ptrace.Cont(tid, 0);
@@ -248,15 +236,28 @@ public sealed class Puppet : IDisposable
         return result;
     }
 
+    /// <summary>munmap of the puppet program's pages, run as the thread's last syscall in the two-stop form
+    /// (stopping at the syscall's exit, where rip is no longer needed). Its registers are then whatever the
+    /// caller gives the task. Stray signals on the way are dropped.</summary>
+    public void UnmapOwnPages()
+    {
+        int tid = Thread.Tid;
+        long result = Tracer.Run(() =>
+        {
+            var regs = Ptrace.GetRegs(tid).WithSyscall(PuppetElf.SyscallGadgetAddress, Sysno.munmap,
+                (long)PuppetElf.BaseAddress, (long)(PuppetElf.End - PuppetElf.BaseAddress));
+            var after = SyscallStops.Run(tid, regs, status => new CrispException($"task {tid} died while being released ({status})"));
+            return after.SyscallResult;
+        });
+        if (result != 0)
+            throw new SyscallException($"munmap of the puppet pages in task {tid}", (int)-result);
+    }
+
     /// <summary>Kills the puppet (SIGKILL) and, when it is crisp's own child, reaps it.</summary>
     public void Kill()
     {
-        RawSyscall.TryCall(Sysno.kill, Pid, 9);
-        Tracer.Run(() =>
-        {
-            // A traced task is reaped by its tracer first; its real parent (if crisp) gets it after.
-            while (Wait.TryWaitPid(Pid, out var status, Wait.WALL) > 0 && !status.Dead) { }
-        });
+        Signals.TryKill(Pid);
+        Tracer.Reap([Pid]);   // a traced task is reaped by its tracer first; its real parent (if crisp) gets it after
     }
 
     public void Dispose() => _remote?.Dispose();
@@ -269,7 +270,7 @@ public sealed class Puppet : IDisposable
         {
             try
             {
-                if (File.ReadLines($"/proc/{pid}/maps").FirstOrDefault()?.StartsWith(prefix, StringComparison.Ordinal) == true)
+                if (File.ReadLines(Procfs.Host.Path(pid, "maps")).FirstOrDefault()?.StartsWith(prefix, StringComparison.Ordinal) == true)
                     return;
             }
             catch (IOException) { }

@@ -14,7 +14,7 @@ public static class PuppetElf
     /// <summary>Load address of the text page; low, below where ld.so and non-PIE binaries go.</summary>
     public const ulong BaseAddress = 0x10000;
 
-    public const ulong PageSize = 0x1000;
+    public const ulong PageSize = Linux.Mman.PageSize;
 
     /// <summary>The read-write pages right after the text page (zero-filled, like a .bss).</summary>
     public const ulong DataAddress = BaseAddress + PageSize;

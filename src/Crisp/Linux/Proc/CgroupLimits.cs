@@ -74,7 +74,7 @@ public static class CgroupLimits
     private static IEnumerable<(string Dir, string Name)> Levels(int pid, string controller)
     {
         var mounts = MountInfo.Read(pid);
-        foreach (var line in ProcFiles.ReadLines(pid, "cgroup"))
+        foreach (var line in Procfs.Host.ReadLines(pid, "cgroup"))
         {
             var parts = line.Split(':', 3);
             if (parts.Length != 3)

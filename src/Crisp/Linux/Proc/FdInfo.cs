@@ -33,7 +33,7 @@ public sealed class FdInfo
                 yield return e.Value;
     }
 
-    public static FdInfo Read(int pid, int fd) => Parse(ProcFiles.ReadText(pid, $"fdinfo/{fd}"));
+    public static FdInfo Read(int pid, int fd) => Parse(Procfs.Host.ReadText(pid, $"fdinfo/{fd}"));
 
     public static FdInfo Parse(string text)
     {

@@ -22,7 +22,7 @@ public sealed record MountInfoEntry(
 /// <summary>/proc/PID/mountinfo.</summary>
 public static class MountInfo
 {
-    public static List<MountInfoEntry> Read(int pid) => Parse(ProcFiles.ReadText(pid, "mountinfo"));
+    public static List<MountInfoEntry> Read(int pid) => Parse(Procfs.Host.ReadText(pid, "mountinfo"));
 
     public static List<MountInfoEntry> Parse(string text)
     {

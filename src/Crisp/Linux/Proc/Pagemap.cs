@@ -30,7 +30,7 @@ public readonly record struct PageRun(ulong Start, ulong PageCount)
 /// <summary>/proc/PID/pagemap: read entries with one pread per range, and PAGEMAP_SCAN (Linux 6.7+).</summary>
 public sealed unsafe partial class Pagemap : IDisposable
 {
-    public const ulong PageSize = 4096;
+    public const ulong PageSize = Mman.PageSize;
 
     // PAGEMAP_SCAN = _IOWR('f', 16, struct pm_scan_arg) with sizeof(pm_scan_arg) = 96.
     public const ulong PAGEMAP_SCAN = (3UL << 30) | (96UL << 16) | ((ulong)'f' << 8) | 16;
@@ -51,7 +51,7 @@ public sealed unsafe partial class Pagemap : IDisposable
         _fd = fd;
     }
 
-    public static Pagemap Open(int pid) => new(pid, FileIo.Open(ProcFiles.PathOf(pid, "pagemap"), FileIo.O_RDONLY));
+    public static Pagemap Open(int pid) => new(pid, FileIo.Open(Procfs.Host.Path(pid, "pagemap"), FileIo.O_RDONLY));
 
     public void Dispose() => _fd.Dispose();
 
@@ -71,7 +71,7 @@ public sealed unsafe partial class Pagemap : IDisposable
         long offset = (long)(start / PageSize * 8);
         long n = FileIo.PReadFully(_fd.Fd, bytes, offset);
         if (n != bytes.Length)
-            throw new SyscallException($"pread(/proc/{Pid}/pagemap @0x{start:x}): short read {n}/{bytes.Length}", Errnos.EIO);
+            throw new SyscallException($"pread({Procfs.Host.Path(Pid, "pagemap")} @0x{start:x}): short read {n}/{bytes.Length}", Errnos.EIO);
     }
 
     /// <summary>Most entries one pread of <see cref="ReadRuns"/> covers (8 MiB of entries, 4 GiB of address
@@ -193,7 +193,7 @@ public sealed unsafe partial class Pagemap : IDisposable
             };
             int n = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg);
             if (n < 0)
-                throw new SyscallException($"ioctl(/proc/{Pid}/pagemap, PAGEMAP_SCAN @0x{at:x})", Marshal.GetLastPInvokeError());
+                throw new SyscallException($"ioctl({Procfs.Host.Path(Pid, "pagemap")}, PAGEMAP_SCAN @0x{at:x})", Marshal.GetLastPInvokeError());
             walkEnd = arg.WalkEnd;
             return n;
         }
@@ -237,7 +237,7 @@ public sealed unsafe partial class Pagemap : IDisposable
             };
             int n = ioctl(_fd.Fd, PAGEMAP_SCAN, &arg);
             if (n < 0)
-                throw new SyscallException($"ioctl(/proc/{Pid}/pagemap, PAGEMAP_SCAN 0x{flags:x} @0x{at:x})", Marshal.GetLastPInvokeError());
+                throw new SyscallException($"ioctl({Procfs.Host.Path(Pid, "pagemap")}, PAGEMAP_SCAN 0x{flags:x} @0x{at:x})", Marshal.GetLastPInvokeError());
             walkEnd = arg.WalkEnd;
             return n;
         }

@@ -10,7 +10,7 @@ public static class ProcFds
     public static List<FdLink> Read(int pid)
     {
         var list = new List<FdLink>();
-        string dir = ProcFiles.PathOf(pid, "fd");
+        string dir = Procfs.Host.Path(pid, "fd");
         foreach (var entry in Directory.EnumerateFileSystemEntries(dir))
         {
             if (!int.TryParse(Path.GetFileName(entry), out int fd))

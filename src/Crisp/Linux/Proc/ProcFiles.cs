@@ -4,14 +4,9 @@ using System.Text;
 
 namespace Crisp.Linux.Proc;
 
-/// <summary>Shared helpers for /proc text.</summary>
+/// <summary>Shared helpers for /proc text (paths come from <see cref="Procfs"/>).</summary>
 public static class ProcFiles
 {
-    /// <summary>"/proc/PID/name"; pid 0 means "self".</summary>
-    public static string PathOf(int pid, string name) => pid == 0 ? $"/proc/self/{name}" : $"/proc/{pid}/{name}";
-
-    public static string ReadText(int pid, string name) => ReadText(PathOf(pid, name));
-
     /// <summary>A /proc file as one string. /proc files stat as empty, so File.ReadAllText grows a StringBuilder
     /// through a StreamReader — several times the text in garbage for every smaps, status or fdinfo read of a
     /// dump. Here: large reads into one pooled buffer, one decode.</summary>
@@ -42,11 +37,6 @@ public static class ProcFiles
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
-
-    /// <summary>The non-empty lines of a /proc file, read as they are parsed: maps and smaps of a task with
-    /// many VMAs run to megabytes, which crisp should not hold as one string (issue 24).</summary>
-    public static IEnumerable<string> ReadLines(int pid, string name) =>
-        File.ReadLines(PathOf(pid, name)).Where(l => l.Length > 0);
 
     public static ulong Hex(ReadOnlySpan<char> s) => ulong.Parse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
 

@@ -15,7 +15,7 @@ public static class ProcLimits
         "Max realtime priority", "Max realtime timeout",
     ];
 
-    public static List<LimitEntry> Read(int pid) => Parse(ProcFiles.ReadText(pid, "limits"));
+    public static List<LimitEntry> Read(int pid) => Parse(Procfs.Host.ReadText(pid, "limits"));
 
     /// <summary>Rows are "%-25s %-20s %-20s %-10s"; the name is the first 25 columns.</summary>
     public static List<LimitEntry> Parse(string text)

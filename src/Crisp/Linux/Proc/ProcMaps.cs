@@ -8,7 +8,7 @@ public static class ProcMaps
     public static List<MapsEntry> Read(int pid) => Enumerate(pid).ToList();
 
     /// <summary>The VMAs one at a time, as the file is read.</summary>
-    public static IEnumerable<MapsEntry> Enumerate(int pid) => ProcFiles.ReadLines(pid, "maps").Select(ParseLine);
+    public static IEnumerable<MapsEntry> Enumerate(int pid) => Procfs.Host.ReadLines(pid, "maps").Select(ParseLine);
 
     public static List<MapsEntry> Parse(string text)
     {

@@ -36,7 +36,7 @@ public static class ProcSmaps
     public static List<SmapsEntry> Read(int pid) => Enumerate(pid).ToList();
 
     /// <summary>The VMAs one at a time, as the file is read (a task with many VMAs has megabytes of smaps).</summary>
-    public static IEnumerable<SmapsEntry> Enumerate(int pid) => Parse(ProcFiles.ReadLines(pid, "smaps"));
+    public static IEnumerable<SmapsEntry> Enumerate(int pid) => Parse(Procfs.Host.ReadLines(pid, "smaps"));
 
     public static List<SmapsEntry> Parse(string text) => Parse(ProcFiles.Lines(text)).ToList();
 

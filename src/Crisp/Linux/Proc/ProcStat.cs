@@ -91,8 +91,8 @@ public sealed class ProcStat
     public ulong EnvEnd => Opt(51);
     public int ExitCode => (int)Opt(52);
 
-    public static ProcStat Read(int pid) => Parse(ProcFiles.ReadText(pid, "stat"));
-    public static ProcStat ReadThread(int pid, int tid) => Parse(ProcFiles.ReadText(pid, $"task/{tid}/stat"));
+    public static ProcStat Read(int pid) => Parse(Procfs.Host.ReadText(pid, "stat"));
+    public static ProcStat ReadThread(int pid, int tid) => Parse(Procfs.Host.ReadText(pid, $"task/{tid}/stat"));
 
     /// <summary>comm is everything between the first '(' and the LAST ')': a name may itself hold ") ".</summary>
     public static ProcStat Parse(string text)

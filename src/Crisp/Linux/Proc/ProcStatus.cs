@@ -51,10 +51,10 @@ public sealed class ProcStatus
 
     public string? this[string key] => Fields.GetValueOrDefault(key);
 
-    public static ProcStatus Read(int pid) => Parse(ProcFiles.ReadText(pid, "status"));
+    public static ProcStatus Read(int pid) => Parse(Procfs.Host.ReadText(pid, "status"));
 
     /// <summary>/proc/PID/task/TID/status: per-thread signal mask, seccomp, caps.</summary>
-    public static ProcStatus ReadThread(int pid, int tid) => Parse(ProcFiles.ReadText(pid, $"task/{tid}/status"));
+    public static ProcStatus ReadThread(int pid, int tid) => Parse(Procfs.Host.ReadText(pid, $"task/{tid}/status"));
 
     public static ProcStatus Parse(string text)
     {

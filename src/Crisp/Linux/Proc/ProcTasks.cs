@@ -7,7 +7,7 @@ public static class ProcTasks
     public static int[] Threads(int pid)
     {
         var tids = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories(ProcFiles.PathOf(pid, "task")))
+        foreach (var dir in Directory.EnumerateDirectories(Procfs.Host.Path(pid, "task")))
             if (int.TryParse(Path.GetFileName(dir), out int tid))
                 tids.Add(tid);
         tids.Sort();
@@ -15,7 +15,7 @@ public static class ProcTasks
     }
 
     /// <summary>Children created by thread <paramref name="tid"/> (needs CONFIG_PROC_CHILDREN).</summary>
-    public static int[] Children(int pid, int tid) => ParseChildren(ProcFiles.ReadText(pid, $"task/{tid}/children"));
+    public static int[] Children(int pid, int tid) => ParseChildren(Procfs.Host.ReadText(pid, $"task/{tid}/children"));
 
     /// <summary>Children of every thread of <paramref name="pid"/>, ascending.</summary>
     public static int[] AllChildren(int pid)

@@ -7,7 +7,7 @@ public sealed record PosixTimerInfo(int Id, int Signal, ulong SigevValue, string
 /// "ID: 0 / signal: 14/0000000000000000 / notify: signal/pid.1234 / ClockID: 1".</summary>
 public static class ProcTimers
 {
-    public static List<PosixTimerInfo> Read(int pid) => Parse(ProcFiles.ReadText(pid, "timers"));
+    public static List<PosixTimerInfo> Read(int pid) => Parse(Procfs.Host.ReadText(pid, "timers"));
 
     public static List<PosixTimerInfo> Parse(string text)
     {

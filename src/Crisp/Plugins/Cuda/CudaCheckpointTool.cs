@@ -77,7 +77,7 @@ public sealed class CudaCheckpointTool(string path, Log log)
         {
             if (clock.Elapsed > limit)
             {
-                RawSyscall.TryCall(Sysno.kill, pid, Signals.SIGKILL);
+                Signals.TryKill(pid);
                 Spawn.Reap(pid);
                 throw new CrispException($"{FileName} {string.Join(' ', args)} did not finish within {limit.TotalSeconds:F0} s");
             }

@@ -10,13 +10,13 @@ public static class CgroupMembership
     {
         var set = new SortedDictionary<string, string>(StringComparer.Ordinal);
         string text;
-        try { text = File.ReadAllText($"/proc/{pid}/cgroup"); }
+        try { text = File.ReadAllText(Procfs.Host.Path(pid, "cgroup")); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CrispException($"task {pid}: reading its cgroups: {e.Message}"); }
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(':', 3);
             if (parts.Length != 3)
-                throw new CrispException($"/proc/{pid}/cgroup: unexpected line '{line}'");
+                throw new CrispException($"{Procfs.Host.Path(pid, "cgroup")}: unexpected line '{line}'");
             set[parts[1]] = parts[2];
         }
         return set;

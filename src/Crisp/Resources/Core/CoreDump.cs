@@ -18,7 +18,7 @@ public sealed class CoreDump : IDumpStage
         {
             TaskState = task.Process.WasGroupStopped ? TaskStates.Stopped : TaskStates.Alive,
             ExitCode = 0,
-            Personality = uint.Parse(ProcFiles.ReadText(task.Pid, "personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+            Personality = uint.Parse(Procfs.Host.ReadText(task.Pid, "personality").Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
             Flags = task.Stat.Flags,
             Comm = task.Stat.Comm,
         };
@@ -35,7 +35,7 @@ public sealed class CoreDump : IDumpStage
         foreach (var thread in task.Threads)
         {
             var tc = thread.Core.ThreadCore;
-            tc.Comm = ProcFiles.ReadText(task.Pid, $"task/{thread.Tid}/comm").TrimEnd('\n');
+            tc.Comm = Procfs.Host.ReadText(task.Pid, $"task/{thread.Tid}/comm").TrimEnd('\n');
             tc.SeccompMode = (seccomp_mode)thread.Thread.SeccompMode;
         }
     }

@@ -18,7 +18,7 @@ public sealed class CredsDump : IDumpStage
         {
             var s = ProcStatus.ReadThread(task.Pid, thread.Tid);
             if (s.Uid.Length != 4 || s.Gid.Length != 4)
-                throw new CrispException($"/proc/{task.Pid}/task/{thread.Tid}/status: cannot read Uid/Gid");
+                throw new CrispException($"{Procfs.Host.Path(task.Pid, thread.Tid, "status")}: cannot read Uid/Gid");
             var creds = new creds_entry
             {
                 Uid = s.Uid[0], Euid = s.Uid[1], Suid = s.Uid[2], Fsuid = s.Uid[3],

@@ -21,7 +21,6 @@ public static unsafe class FdOps
     public const int FD_CLOEXEC = 1;
     /// <summary>Status flags F_SETFL can change (CRIU's SETFL_MASK).</summary>
     public const int SetflMask = FileIo.O_APPEND | FileIo.O_ASYNC | FileIo.O_NONBLOCK | FileIo.O_DIRECT | FileIo.O_NOATIME;
-    private const long SysTee = 276;
     private const int SPLICE_F_NONBLOCK = 2;
 
     public static FileStat Stat(int fd)
@@ -78,7 +77,7 @@ public static unsafe class FdOps
     /// <summary>tee(2) without blocking: bytes copied, 0 when the pipe is empty.</summary>
     public static long TeeNonBlocking(int fdIn, int fdOut, long length)
     {
-        long r = RawSyscall.TryCall(SysTee, fdIn, fdOut, length, SPLICE_F_NONBLOCK);
+        long r = RawSyscall.TryCall(Sysno.tee, fdIn, fdOut, length, SPLICE_F_NONBLOCK);
         if (r == -Errnos.EAGAIN)
             return 0;
         if (r < 0)

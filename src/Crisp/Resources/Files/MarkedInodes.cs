@@ -57,7 +57,7 @@ public static class MarkedInodes
             try
             {
                 // open_by_handle_at refuses an O_PATH mount fd (EBADF)
-                using var mount = FileIo.Open($"/proc/{fd.Pid}/root{m.MountPoint}", FileIo.O_RDONLY | FileIo.O_DIRECTORY);
+                using var mount = FileIo.Open(Procfs.Host.Path(fd.Pid, $"root{m.MountPoint}"), FileIo.O_RDONLY | FileIo.O_DIRECTORY);
                 using var target = FileHandles.Open(mount.Fd, type, handle, FileIo.O_PATH);
                 string? path = new FileInfo($"/proc/self/fd/{target.Fd}").LinkTarget;
                 if (path is null || !path.StartsWith('/'))

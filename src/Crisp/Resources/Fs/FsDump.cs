@@ -23,7 +23,7 @@ public sealed class FsDump : IDumpStage
 
     private static file_entry Directory(uint id, int pid, string which)
     {
-        string path = ProcFiles.PathOf(pid, which);
+        string path = Procfs.Host.Path(pid, which);
         string target = new FileInfo(path).LinkTarget
             ?? throw new CrispException($"task {pid}: cannot read its {which}");
         if (target.EndsWith(" (deleted)", StringComparison.Ordinal))

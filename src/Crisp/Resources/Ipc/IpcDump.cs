@@ -39,7 +39,7 @@ public sealed class IpcDump : IDumpStage
         IpcNamespaceImage image;
         if (state.TreeHasOwn)
         {
-            using var fd = FileIo.Open($"/proc/{ctx.Tasks[0].Pid}/ns/ipc", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+            using var fd = FileIo.Open(Procfs.Host.Path(ctx.Tasks[0].Pid, "ns/ipc"), FileIo.O_RDONLY | FileIo.O_CLOEXEC);
             image = IpcNamespaceThread.Run(fd, () => IpcNamespaceDump.Whole(ctx, ctx.Tasks[0].Pid));
         }
         else if (state.Attached.Count > 0)
@@ -74,8 +74,8 @@ public sealed class IpcNamespaces
     /// <summary>Inode of /proc/PID/ns/ipc (0: crisp's own).</summary>
     public static ulong InodeOf(int pid)
     {
-        string link = new FileInfo(pid == 0 ? "/proc/self/ns/ipc" : $"/proc/{pid}/ns/ipc").LinkTarget
-            ?? throw new CrispException($"task {pid}: /proc/{pid}/ns/ipc is not readable");
+        string link = new FileInfo(Procfs.Host.Path(pid, "ns/ipc")).LinkTarget
+            ?? throw new CrispException($"task {pid}: {Procfs.Host.Path(pid, "ns/ipc")} is not readable");
         // "ipc:[4026531839]"
         return ulong.Parse(link.AsSpan(5, link.Length - 6), System.Globalization.CultureInfo.InvariantCulture);
     }

@@ -10,7 +10,6 @@ namespace Crisp.Resources.Ipc;
 public static class IpcNamespaceThread
 {
     private const int CLONE_NEWIPC = 0x08000000;
-    private const long SysSetresuid = 117, SysSetresgid = 119;
 
     public static T Run<T>(UnixFd? ns, Func<T> work)
     {
@@ -42,22 +41,22 @@ public static class IpcNamespaceThread
     /// the real and saved ids stay root, so the capabilities come back with euid 0.</summary>
     public static T AsCreator<T>(uint uid, uint gid, Func<T> work)
     {
-        RawSyscall.Call("setresgid", SysSetresgid, -1, gid, -1);
+        RawSyscall.Call("setresgid", Sysno.setresgid, -1, gid, -1);
         try
         {
-            RawSyscall.Call("setresuid", SysSetresuid, -1, uid, -1);
+            RawSyscall.Call("setresuid", Sysno.setresuid, -1, uid, -1);
             try
             {
                 return work();
             }
             finally
             {
-                RawSyscall.Call("setresuid", SysSetresuid, -1, 0, -1);
+                RawSyscall.Call("setresuid", Sysno.setresuid, -1, 0, -1);
             }
         }
         finally
         {
-            RawSyscall.Call("setresgid", SysSetresgid, -1, 0, -1);
+            RawSyscall.Call("setresgid", Sysno.setresgid, -1, 0, -1);
         }
     }
 }

@@ -1,3 +1,4 @@
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Crisp.Restore;
 
@@ -51,7 +52,7 @@ public sealed class IpcRestore : IRestoreStage
         var root = ctx.Root.Puppet;
         // The root puppet was cloned into a new IPC namespace with the tree's other namespaces (IpcNamespace in
         // NamespaceContents): the same test of the root's ids against root_ids that set OwnNamespace.
-        state.Namespace = FileIo.Open($"/proc/{root.Pid}/ns/ipc", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+        state.Namespace = FileIo.Open(Procfs.Host.Path(root.Pid, "ns/ipc"), FileIo.O_RDONLY | FileIo.O_CLOEXEC);
     }
 
     public void Restore(RestoreContext ctx, RestoreTask task)

@@ -8,7 +8,6 @@ namespace Crisp.Resources.Ipc;
 /// (fsopen/fsmount from a thread in it; nothing is attached to any mount tree).</summary>
 public static class PosixQueues
 {
-    private const long SysFsopen = 430, SysFsconfig = 431, SysFsmount = 432;
     private const int FSOPEN_CLOEXEC = 1, FSCONFIG_CMD_CREATE = 6, FSMOUNT_CLOEXEC = 1;
 
     /// <summary>Names of the queues in the calling thread's IPC namespace; null when they cannot be listed.</summary>
@@ -18,20 +17,20 @@ public static class PosixQueues
         byte[] type = "mqueue\0"u8.ToArray();
         long fs;
         fixed (byte* t = type)
-            fs = RawSyscall.TryCall(SysFsopen, (long)t, FSOPEN_CLOEXEC);
+            fs = RawSyscall.TryCall(Sysno.fsopen, (long)t, FSOPEN_CLOEXEC);
         if (fs < 0)
         {
             why = $"fsopen(mqueue): {Errnos.Describe((int)-fs)}";
             return null;
         }
         using var fsFd = new UnixFd((int)fs);
-        long r = RawSyscall.TryCall(SysFsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+        long r = RawSyscall.TryCall(Sysno.fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
         if (r < 0)
         {
             why = $"fsconfig(mqueue): {Errnos.Describe((int)-r)}";
             return null;
         }
-        long mnt = RawSyscall.TryCall(SysFsmount, fs, FSMOUNT_CLOEXEC, 0);
+        long mnt = RawSyscall.TryCall(Sysno.fsmount, fs, FSMOUNT_CLOEXEC, 0);
         if (mnt < 0)
         {
             why = $"fsmount(mqueue): {Errnos.Describe((int)-mnt)}";

@@ -11,7 +11,7 @@ namespace Crisp.Resources.Ipc;
 /// the segment from start to end (a hole, a partial munmap) are refused, as in CRIU.</summary>
 public sealed class ShmAttachments
 {
-    private const ulong PageSize = 4096;
+    private const ulong PageSize = Mman.PageSize;
 
     /// <summary>Size of each segment of the images, by id (set by <see cref="IpcRestore"/>).</summary>
     public Dictionary<uint, ulong> Sizes { get; } = [];
@@ -39,7 +39,7 @@ public sealed class ShmAttachments
         bool writable = chain.Any(p => (p.Fdflags & FileIo.O_ACCMODE) == FileIo.O_RDWR);
         bool exec = chain.Any(p => (p.Prot & Mman.PROT_EXEC) != 0);
         int flags = (writable ? 0 : SysvIpc.SHM_RDONLY) | (exec ? SysvIpc.SHM_EXEC : 0);
-        long at = task.Call($"shmat({id}, 0x{v.Start:x})", SysvIpc.SysShmat, id, (long)v.Start, flags);
+        long at = task.Call($"shmat({id}, 0x{v.Start:x})", Sysno.shmat, id, (long)v.Start, flags);
         if ((ulong)at != v.Start)
             throw new CrispException($"task {task.Pid}: shmat of SysV segment {id} gave 0x{at:x}, not 0x{v.Start:x}");
         uint attached = (uint)(Mman.PROT_READ | (writable ? Mman.PROT_WRITE : 0) | (exec ? Mman.PROT_EXEC : 0));

@@ -1,4 +1,5 @@
 using Crisp.Dump;
+using Crisp.Linux;
 
 namespace Crisp.Resources.Membarrier;
 
@@ -12,7 +13,7 @@ public sealed class MembarrierDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        long mask = task.Remote.Syscall(MembarrierCmds.SysMembarrier, MembarrierCmds.GetRegistrations, 0, 0);
+        long mask = task.Remote.Syscall(Sysno.membarrier, MembarrierCmds.GetRegistrations, 0, 0);
         if (mask < 0)
             mask = Probe(task);   // before Linux 6.3: issue each private barrier; success means registered
         if (mask != 0)
@@ -26,7 +27,7 @@ public sealed class MembarrierDump : IDumpStage
     {
         long mask = 0;
         foreach (int cmd in (int[])[MembarrierCmds.PrivateExpedited, MembarrierCmds.PrivateExpeditedSyncCore, MembarrierCmds.PrivateExpeditedRseq])
-            if (task.Remote.Syscall(MembarrierCmds.SysMembarrier, cmd, 0, 0) == 0)
+            if (task.Remote.Syscall(Sysno.membarrier, cmd, 0, 0) == 0)
                 mask |= (long)cmd << 1;   // MEMBARRIER_CMD_REGISTER_x == MEMBARRIER_CMD_x << 1
         return mask;
     }
@@ -35,7 +36,6 @@ public sealed class MembarrierDump : IDumpStage
 /// <summary>membarrier(2) command bits (include/uapi/linux/membarrier.h).</summary>
 internal static class MembarrierCmds
 {
-    public const long SysMembarrier = 324;
     public const int PrivateExpedited = 1 << 3, PrivateExpeditedSyncCore = 1 << 5, PrivateExpeditedRseq = 1 << 7,
         GetRegistrations = 1 << 9;
 }

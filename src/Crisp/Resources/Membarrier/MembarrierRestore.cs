@@ -1,3 +1,4 @@
+using Crisp.Linux;
 using Crisp.Restore;
 
 namespace Crisp.Resources.Membarrier;
@@ -15,6 +16,6 @@ public sealed class MembarrierRestore : IRestoreStage
         uint mask = task.TaskCore.MembarrierRegistrationMask;
         for (int bit = 0; bit < 32; bit++)
             if ((mask & (1u << bit)) != 0)
-                task.Call($"membarrier(register 0x{1u << bit:x})", MembarrierCmds.SysMembarrier, 1L << bit, 0, 0);
+                task.Call($"membarrier(register 0x{1u << bit:x})", Sysno.membarrier, 1L << bit, 0, 0);
     }
 }

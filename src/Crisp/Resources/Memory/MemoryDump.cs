@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Resources.Memory;
@@ -41,7 +42,7 @@ public sealed class MemoryDump : IDumpStage
             ExeFileId = files.IdOf(ctx, ExePath(pid)),
             Dumpable = dumpable,
             ThpDisabled = thpDisabled,
-            CoredumpFilter = (uint)Linux.Proc.ProcFiles.Hex(Linux.Proc.ProcFiles.ReadText(pid, "coredump_filter").Trim()),
+            CoredumpFilter = (uint)Linux.Proc.ProcFiles.Hex(Procfs.Host.ReadText(pid, "coredump_filter").Trim()),
         };
         mm.MmSavedAuxv.AddRange(SavedAuxv(pid));
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
@@ -90,8 +91,8 @@ public sealed class MemoryDump : IDumpStage
 
     private static string ExePath(int pid)
     {
-        string? target = new FileInfo($"/proc/{pid}/exe").LinkTarget;
-        return target ?? throw new CrispException($"task {pid}: /proc/{pid}/exe is not readable");
+        string? target = new FileInfo(Procfs.Host.Path(pid, "exe")).LinkTarget;
+        return target ?? throw new CrispException($"task {pid}: {Procfs.Host.Path(pid, "exe")} is not readable");
     }
 
     /// <summary>/proc/PID/auxv without its AT_NULL terminator pair: the kernel puts one back (PR_SET_MM_MAP
@@ -99,7 +100,7 @@ public sealed class MemoryDump : IDumpStage
     /// a 23-entry vector (this kernel's) would exceed.</summary>
     private static ulong[] SavedAuxv(int pid)
     {
-        var words = MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes($"/proc/{pid}/auxv")).ToArray();
+        var words = MemoryMarshal.Cast<byte, ulong>(File.ReadAllBytes(Procfs.Host.Path(pid, "auxv"))).ToArray();
         int n = words.Length & ~1;
         while (n >= 2 && words[n - 2] == 0 && words[n - 1] == 0)
             n -= 2;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Crisp.Restore;
 
@@ -75,7 +76,7 @@ public sealed class MemoryRestore : IRestoreStage
             task.Call("prctl(PR_SET_THP_DISABLE)", Sysno.prctl, Prctl.PR_SET_THP_DISABLE, 1);
         // Also the mm's: which mappings a core dump includes. Written from crisp, as a shell would.
         if (mm.HasCoredumpFilter)
-            File.WriteAllText($"/proc/{task.HostPid}/coredump_filter", $"0x{mm.CoredumpFilter:x}");
+            File.WriteAllText(Procfs.Host.Path(task.HostPid, "coredump_filter"), $"0x{mm.CoredumpFilter:x}");
         if (task == ctx.Tasks[^1])
         {
             memfds.ApplySeals();   // every task's mappings exist now

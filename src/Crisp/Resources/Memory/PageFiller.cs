@@ -1,5 +1,6 @@
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Microsoft.Win32.SafeHandles;
 
@@ -98,7 +99,7 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
             ProcessVm.WriteExactly(pid, batch.Ranges, data);
         else
         {
-            _mem ??= File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Write);
+            _mem ??= File.OpenHandle(Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Write);
             int offset = 0;
             foreach (var range in batch.Ranges)
             {

@@ -151,7 +151,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
     /// reads pages process_vm_readv refuses).</summary>
     private void ReadThroughProcMem(PageBatch batch, long from)
     {
-        _mem ??= File.OpenHandle($"/proc/{pid}/mem", FileMode.Open, FileAccess.Read);
+        _mem ??= File.OpenHandle(Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Read);
         long offset = 0;
         foreach (var r in batch.Ranges)
         {
@@ -173,7 +173,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
                         break;
                     }
                     if (n <= 0)
-                        throw new SyscallException($"pread(/proc/{pid}/mem, 0x{addr + got:x})", Errnos.EIO);
+                        throw new SyscallException($"pread({Procfs.Host.Path(pid, "mem")}, 0x{addr + got:x})", Errnos.EIO);
                     got += n;
                 }
             }

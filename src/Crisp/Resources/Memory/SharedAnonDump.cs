@@ -1,5 +1,6 @@
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Resources.Memory;
@@ -18,7 +19,7 @@ public sealed class SharedAnonDump
         ulong shmid = vma.Entry.Shmid;
         if (!_dumped.Add(shmid))
             return;
-        using var fd = FileIo.Open($"/proc/{pid}/map_files/{vma.Start:x}-{vma.End:x}", FileIo.O_RDONLY);
+        using var fd = FileIo.Open(Procfs.Host.Path(pid, $"map_files/{vma.Start:x}-{vma.End:x}"), FileIo.O_RDONLY);
         Pages += DumpObject(ctx, fd.Fd, shmid, $"task {pid}: shared memory 0x{vma.Start:x}");
     }
 

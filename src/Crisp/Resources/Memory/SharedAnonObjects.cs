@@ -1,5 +1,6 @@
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Resources.Memory;
@@ -14,7 +15,7 @@ public sealed class SharedAnonObjects : IDisposable
     private readonly Dictionary<ulong, UnixFd> _fds = [];
 
     /// <summary>Path a puppet opens to reach object <paramref name="shmid"/>.</summary>
-    public string PathOf(ulong shmid) => $"/proc/{Environment.ProcessId}/fd/{_fds[shmid].Fd}";
+    public string PathOf(ulong shmid) => Procfs.Host.Path(Environment.ProcessId, $"fd/{_fds[shmid].Fd}");
 
     public void Create(ImageDirectory images, IEnumerable<mm_entry> mms)
     {

@@ -81,7 +81,7 @@ public static class WriteTracker
         if (target != "anon_inode:[userfaultfd]")
             return false;
         string? api;
-        try { api = Linux.Proc.ProcFiles.ReadText(pid, $"fdinfo/{fd}").Split('\n').FirstOrDefault(l => l.StartsWith("API:", StringComparison.Ordinal)); }
+        try { api = Linux.Proc.Procfs.Host.ReadText(pid, $"fdinfo/{fd}").Split('\n').FirstOrDefault(l => l.StartsWith("API:", StringComparison.Ordinal)); }
         catch (IOException) { return false; }
         var parts = api?[4..].Trim().Split(':');
         return parts is { Length: >= 2 } && ulong.TryParse(parts[1], System.Globalization.NumberStyles.HexNumber, null, out ulong features)
@@ -133,7 +133,7 @@ public static class WriteTracker
     {
         try
         {
-            return new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget == "anon_inode:[userfaultfd]";
+            return new FileInfo(Procfs.Host.Path(pid, $"fd/{fd}")).LinkTarget == "anon_inode:[userfaultfd]";
         }
         catch (IOException)
         {
@@ -178,7 +178,7 @@ public static class WriteTracker
         ulong soft = ProcLimits.Read(pid).FirstOrDefault(l => l.Name == "Max open files")?.Soft ?? 1024;
         int fd = (int)Math.Min(soft, (ulong)HighestFd + 1) - 1;
         for (; fd > 2; fd--)
-            if (!File.Exists($"/proc/{pid}/fd/{fd}") && !Directory.Exists($"/proc/{pid}/fd/{fd}"))
+            if (!File.Exists(Procfs.Host.Path(pid, $"fd/{fd}")) && !Directory.Exists(Procfs.Host.Path(pid, $"fd/{fd}")))
                 return fd;
         throw new CrispException($"task {pid}: no free fd for the tracking userfaultfd");
     }

@@ -37,7 +37,7 @@ public sealed class MountNamespace : INamespaceContent
         {
             string file = TmpfsArchive.FileName(tmpfs.Entry.RootDev);
             using var output = Security.PrivateFile.Create(Path.Combine(ctx.Images.Path, file), ctx.Images.Modes.File, 1 << 16);
-            int n = TmpfsArchive.Write($"/proc/{root.Pid}/root{MountMaker.Join(tmpfs.Path)}", output);
+            int n = TmpfsArchive.Write(Procfs.Host.Path(root.Pid, $"root{MountMaker.Join(tmpfs.Path)}"), output);
             ctx.Log.Debug($"mounts: {n} entries of tmpfs {tmpfs.Path} in {file}");
         }
         ctx.Log.Info($"mount namespace {id}: {entries.Count} mount(s), {plan.Mounts.Count(m => m.Origin == MountOrigin.External)} external");
@@ -96,7 +96,7 @@ public sealed class MountNamespace : INamespaceContent
         state.Holder = Puppet.Spawn(ctx.Seizer);
         var holder = state.Holder;
         holder.Call("unshare(CLONE_NEWNS)", Sysno.unshare, (long)Clone3.CLONE_NEWNS);
-        var maker = new MountMaker(holder, root, $"/proc/{holder.Pid}/root{root}", ctx.Images, ctx.Options.ExternalMounts, ctx.Log)
+        var maker = new MountMaker(holder, root, Procfs.Host.Path(holder.Pid, $"root{root}"), ctx.Images, ctx.Options.ExternalMounts, ctx.Log)
         {
             MakePty = (index, ptmx) => ctx.Files.Ptys.MakeForMount(ctx, index, ptmx),
         };
@@ -105,7 +105,7 @@ public sealed class MountNamespace : INamespaceContent
         foreach (var m in plan.Mounts.Where(m => !m.Late))
             maker.Make(m);
         maker.Pivot(root);
-        state.PathPrefix = $"/proc/{holder.Pid}/root";
+        state.PathPrefix = Procfs.Host.Path(holder.Pid, "root");
         ctx.Log.Info($"mounts: {plan.Mounts.Count(m => !m.Late)} mount(s) made under {root} in a new mount namespace");
     }
 
@@ -122,7 +122,7 @@ public sealed class MountNamespace : INamespaceContent
         // crisp's own fds (shared memory, memfds) are handed to the puppets as /proc/CRISP/fd/N, which the
         // container's /proc does not show: the host's directory is kept open at a known number, inherited by
         // every task cloned from the root, until the files stage replaces all fds.
-        string crispFds = $"/proc/{Environment.ProcessId}/fd";
+        string crispFds = Procfs.Host.Path(Environment.ProcessId, "fd");
         ulong dirAt = root.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(crispFds + "\0"));
         int dir = (int)root.Call($"open({crispFds})", Sysno.openat, FileIo.AT_FDCWD, (long)dirAt, FileIo.O_PATH | FileIo.O_DIRECTORY | FileIo.O_CLOEXEC);
         if (dir != CrispFdDir)
@@ -130,7 +130,7 @@ public sealed class MountNamespace : INamespaceContent
             root.Call("dup3", Sysno.dup3, dir, CrispFdDir, FileIo.O_CLOEXEC);
             root.Remote.Syscall(Sysno.close, dir);
         }
-        string ns = $"/proc/{holder.Pid}/ns/mnt";
+        string ns = Procfs.Host.Path(holder.Pid, "ns/mnt");
         ulong at = root.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(ns + "\0"));
         int fd = (int)root.Call($"open({ns})", Sysno.openat, FileIo.AT_FDCWD, (long)at, FileIo.O_RDONLY | FileIo.O_CLOEXEC);
         try
@@ -141,7 +141,7 @@ public sealed class MountNamespace : INamespaceContent
         {
             root.Remote.Syscall(Sysno.close, fd);
         }
-        var maker = new MountMaker(root, "", $"/proc/{root.Pid}/root", ctx.Images, ctx.Options.ExternalMounts, ctx.Log)
+        var maker = new MountMaker(root, "", Procfs.Host.Path(root.Pid, "root"), ctx.Images, ctx.Options.ExternalMounts, ctx.Log)
         {
             MakePty = (index, ptmx) => ctx.Files.Ptys.MakeForMount(ctx, index, ptmx),
         };
@@ -149,7 +149,7 @@ public sealed class MountNamespace : INamespaceContent
             maker.Make(m);
         foreach (var m in plan.Mounts)
             maker.MakeUnbindable(m);
-        state.PathPrefix = $"/proc/{root.Pid}/root";
+        state.PathPrefix = Procfs.Host.Path(root.Pid, "root");
         KillHolder(ctx);
         ctx.Log.Info($"mounts: the root joined the new mount namespace; {plan.Mounts.Count(m => m.Late)} mount(s) made by it");
     }
@@ -162,7 +162,7 @@ public sealed class MountNamespace : INamespaceContent
     /// puppet is in another mount namespace than crisp (the container's /proc does not show crisp), else as is.</summary>
     public static int OpenInPuppet(RestoreTask task, string path, int flags)
     {
-        string prefix = $"/proc/{Environment.ProcessId}/fd/";
+        string prefix = Procfs.Host.Path(Environment.ProcessId, "fd/");
         bool viaDir = path.StartsWith(prefix, StringComparison.Ordinal)
             && NamespaceKind.Mnt.InodeOf(task.HostPid) != NamespaceKind.Mnt.InodeOf(Environment.ProcessId);
         string name = viaDir ? path[prefix.Length..] : path;

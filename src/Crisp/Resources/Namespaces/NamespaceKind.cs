@@ -1,5 +1,6 @@
 using System.Globalization;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Resources.Namespaces;
@@ -37,13 +38,13 @@ public sealed class NamespaceKind
     /// link of the same kind (pid_for_children, time_for_children).</summary>
     public ulong? InodeOf(int hostPid, string? entry = null)
     {
-        string link = $"/proc/{hostPid}/ns/{entry ?? Name}";
+        string link = Procfs.Host.Path(hostPid, $"ns/{entry ?? Name}");
         string? target;
         try { target = new FileInfo(link).LinkTarget; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { target = null; }
         if (target is null)
         {
-            if (!Directory.Exists($"/proc/{hostPid}"))
+            if (!Procfs.Host.Exists(hostPid))
                 throw new CrispException($"task {hostPid} is gone (reading {link})");
             return null;
         }

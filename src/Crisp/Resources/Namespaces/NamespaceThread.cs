@@ -1,4 +1,5 @@
 using System.Runtime.ExceptionServices;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 
 namespace Crisp.Resources.Namespaces;
@@ -12,14 +13,14 @@ public static class NamespaceThread
     {
         if (kind == NamespaceKind.Mnt || kind == NamespaceKind.User)
             throw new InvalidOperationException($"a thread of a multithreaded process cannot join a {kind} namespace");
-        using var ns = FileIo.Open($"/proc/{hostPid}/ns/{kind.Name}", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+        using var ns = FileIo.Open(Procfs.Host.Path(hostPid, $"ns/{kind.Name}"), FileIo.O_RDONLY | FileIo.O_CLOEXEC);
         T result = default!;
         ExceptionDispatchInfo? error = null;
         var thread = new Thread(() =>
         {
             try
             {
-                RawSyscall.Call($"setns(/proc/{hostPid}/ns/{kind.Name})", Sysno.setns, ns.Fd, (long)kind.CloneFlag);
+                RawSyscall.Call($"setns({Procfs.Host.Path(hostPid, $"ns/{kind.Name}")})", Sysno.setns, ns.Fd, (long)kind.CloneFlag);
                 result = work();
             }
             catch (Exception e) { error = ExceptionDispatchInfo.Capture(e); }

@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Crisp.Resources.Net;
 using Crisp.Restore;
@@ -37,7 +38,7 @@ public sealed partial class NetNamespace : INamespaceContent
             return;
         }
         bool empty = (ctx.Options.EmptyNs & Clone3.CLONE_NEWNET) != 0;
-        using var ns = FileIo.Open($"/proc/{root.Pid}/ns/net", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+        using var ns = FileIo.Open(Procfs.Host.Path(root.Pid, "ns/net"), FileIo.O_RDONLY | FileIo.O_CLOEXEC);
         using var nl = RtNetlink.Open(ns);
         var devices = new List<net_device_entry>();
         foreach (var m in nl.Dump(RtNetlink.RTM_GETLINK, 0, 16))
@@ -174,7 +175,7 @@ public sealed partial class NetNamespace : INamespaceContent
     public void Enter(RestoreContext ctx, RestoreTask root, uint id)
     {
         var ns = ctx.Namespaces.Net.Namespace ?? throw new InvalidOperationException("no network namespace prepared");
-        string path = $"/proc/{Environment.ProcessId}/fd/{ns.Fd}";
+        string path = Procfs.Host.Path(Environment.ProcessId, $"fd/{ns.Fd}");
         ulong at = root.Puppet.Remote.PutOnScratch(Encoding.ASCII.GetBytes(path + "\0"));
         long fd = root.Call($"open({path})", Sysno.openat, -100, (long)at, FileIo.O_RDONLY | FileIo.O_CLOEXEC);
         try
@@ -204,7 +205,7 @@ public sealed partial class NetNamespace : INamespaceContent
         if (inode is null || inode == held.Own)
             return work();
         if (!held.ByInode.TryGetValue(inode.Value, out var fd))
-            held.ByInode[inode.Value] = fd = FileIo.Open($"/proc/{pid}/ns/net", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+            held.ByInode[inode.Value] = fd = FileIo.Open(Procfs.Host.Path(pid, "ns/net"), FileIo.O_RDONLY | FileIo.O_CLOEXEC);
         return NetNamespaces.Run(fd, work);
     }
 

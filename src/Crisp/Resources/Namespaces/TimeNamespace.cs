@@ -3,6 +3,7 @@ using System.Text;
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Crisp.Restore;
 
@@ -27,8 +28,8 @@ public sealed class TimeNamespace : INamespaceContent
     /// should crisp itself run in a time namespace).</summary>
     public void Dump(DumpContext ctx, DumpTask root, uint id)
     {
-        var own = Offsets.Read("self");
-        var tree = Offsets.Read(root.Pid.ToString(CultureInfo.InvariantCulture));
+        var own = Offsets.Read(0);
+        var tree = Offsets.Read(root.Pid);
         var entry = new timens_entry
         {
             Monotonic = Spec(Now(CLOCK_MONOTONIC) + tree.Monotonic - own.Monotonic),
@@ -52,14 +53,14 @@ public sealed class TimeNamespace : INamespaceContent
     {
         var entry = ctx.Namespaces.Time.ById[id];
         root.Call("unshare(CLONE_NEWTIME)", Sysno.unshare, (long)Clone3.CLONE_NEWTIME);
-        var own = Offsets.Read("self");
+        var own = Offsets.Read(0);
         // Both offsets from one look at crisp's clocks; crisp's own offsets turn them into the host's.
         long monotonic = Nanos(entry.Monotonic) - (Now(CLOCK_MONOTONIC) - own.Monotonic);
         long boottime = Nanos(entry.Boottime) - (Now(CLOCK_BOOTTIME) - own.Boottime);
         string offsets = $"{CLOCK_MONOTONIC} {Sec(monotonic)} {NsecOf(monotonic)}\n{CLOCK_BOOTTIME} {Sec(boottime)} {NsecOf(boottime)}\n";
         try
         {
-            File.WriteAllText($"/proc/{root.HostPid}/timens_offsets", offsets);
+            File.WriteAllText(Procfs.Host.Path(root.HostPid, "timens_offsets"), offsets);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -98,12 +99,12 @@ public sealed class TimeNamespace : INamespaceContent
         return new timespec { TvSec = (ulong)(ns / NsPerSec), TvNsec = (ulong)(ns % NsPerSec) };
     }
 
-    /// <summary>/proc/PID/timens_offsets: "monotonic SEC NSEC" and "boottime SEC NSEC", in nanoseconds.</summary>
+    /// <summary>/proc/PID/timens_offsets (pid 0: crisp's own): "monotonic SEC NSEC" and "boottime SEC NSEC", in nanoseconds.</summary>
     private readonly record struct Offsets(long Monotonic, long Boottime)
     {
-        public static Offsets Read(string pid)
+        public static Offsets Read(int pid)
         {
-            string path = $"/proc/{pid}/timens_offsets";
+            string path = Procfs.Host.Path(pid, "timens_offsets");
             long mono = 0, boot = 0;
             string text;
             try { text = File.ReadAllText(path); }

@@ -15,8 +15,8 @@ public sealed class RegistersDump : IDumpStage
     {
         foreach (var thread in task.Threads)
         {
-            var regs = Compel.Registers.Get(ctx.Tracer, thread.Thread);
-            byte[] xsave = Compel.Registers.GetXstate(ctx.Tracer, thread.Thread);
+            var regs = thread.Thread.GetRegs();
+            byte[] xsave = thread.Thread.GetXstate();
             thread.Core.ThreadInfo = new thread_info_x86
             {
                 Gpregs = GpregsCodec.Encode(regs),
@@ -35,7 +35,7 @@ public sealed class RegistersDump : IDumpStage
             task.Call("prctl(PR_GET_TID_ADDRESS)", Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)at);
             return ReadU64(task.Remote, at);
         }
-        using var remote = new RemoteTask(ctx.Tracer, thread.Thread, log: ctx.Log);
+        using var remote = new RemoteTask(thread.Thread, log: ctx.Log);
         ulong scratch = remote.PutOnScratch(new byte[8]);
         long r = remote.Syscall(Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)scratch);
         if (r < 0)

@@ -1,10 +1,11 @@
+using Crisp.Compel;
 using Crisp.Images.Proto;
 using Crisp.Linux;
 
 namespace Crisp.Resources.Registers;
 
 /// <summary>Puts a thread's registers back: general (with the syscall-restart fix-up), FPU/SSE/AVX and
-/// the signal mask. Called on the tracer thread as the last step before the task is let go.</summary>
+/// the signal mask. The last step before the task is let go.</summary>
 public static class RegistersRestore
 {
     private const long EINTR = 4;
@@ -43,36 +44,35 @@ public static class RegistersRestore
         return regs;
     }
 
-    private const long NrFutex = 202, NrRestartSyscall = 219;
 
-    /// <summary>rax holds restart_syscall's number and rip points at a syscall instruction (0f 05).</summary>
-    private static bool AboutToRunRestartSyscall(int tid, UserRegs regs) =>
-        (long)regs.Rax == NrRestartSyscall && (Ptrace.PeekData(tid, regs.Rip) & 0xffff) == 0x050f;
+    /// <summary>rax holds restart_syscall's number and rip points at a syscall instruction.</summary>
+    private static bool AboutToRunRestartSyscall(SeizedThread thread, UserRegs regs) =>
+        (long)regs.Rax == Sysno.restart_syscall && SyscallInstruction.StartsWord(thread.PeekData(regs.Rip));
     private const int FUTEX_CMD_MASK = ~(128 | 256), FUTEX_WAIT_BITSET = 9;
 
     private static bool IsAbsoluteFutexWait(UserRegs regs) =>
-        (long)regs.OrigRax == NrFutex && ((int)regs.Rsi & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
+        (long)regs.OrigRax == Sysno.futex && ((int)regs.Rsi & FUTEX_CMD_MASK) == FUTEX_WAIT_BITSET;
 
-    public static void Apply(int tid, core_entry core, ulong blockedSignals)
+    public static void Apply(SeizedThread thread, core_entry core, ulong blockedSignals)
     {
         var regs = ResumeRegisters(core.ThreadInfo);
-        if (AboutToRunRestartSyscall(tid, regs))
+        if (AboutToRunRestartSyscall(thread, regs))
         {
             // Dumped after the kernel had set up restart_syscall() on its way out (rax = its number, rip
             // back on the syscall instruction) but before it ran. Run here it would resume whatever this
             // thread's restart block holds — a puppet's own interrupted 30 s sleep. Give the program the
             // EINTR a lost restart block gives (as for -ERESTART_RESTARTBLOCK above).
             regs.Rax = unchecked((ulong)-EINTR);
-            regs.Rip += 2;
+            regs.Rip += SyscallInstruction.Length;
             regs.OrigRax = ulong.MaxValue;
         }
-        Ptrace.SetRegs(tid, regs);
+        thread.SetRegs(regs);
         if (core.ThreadInfo.Fpregs is { } fp)
         {
-            byte[] area = Xsave.GetXstate(tid);
+            byte[] area = thread.GetXstate();
             FpregsCodec.Encode(fp, area);
-            Xsave.SetXstate(tid, area);
+            thread.SetXstate(area);
         }
-        Ptrace.SetSigMask(tid, blockedSignals);
+        thread.SetSigMask(blockedSignals);
     }
 }

@@ -16,7 +16,7 @@ namespace Crisp.Resources.Registers;
 /// interrupting it with PTRACE_INTERRUPT — was tried: the interrupt did not end the re-armed sleep.)</summary>
 public static class SleepRestart
 {
-    private const long NrNanosleep = 35, NrClockNanosleep = 230, TIMER_ABSTIME = 1;
+    private const long TIMER_ABSTIME = 1;
 
     /// <summary>Registers that continue the interrupted sleep of <paramref name="regs"/>, or null.</summary>
     public static UserRegs? Continue(UserRegs regs)
@@ -25,10 +25,10 @@ public static class SleepRestart
             return null;
         switch ((long)regs.OrigRax)
         {
-            case NrNanosleep when regs.Rsi != 0:
+            case Sysno.nanosleep when regs.Rsi != 0:
                 regs.Rdi = regs.Rsi;   // nanosleep(rem, rem): the request is read before rem is written
                 break;
-            case NrClockNanosleep when ((long)regs.Rsi & TIMER_ABSTIME) == 0 && regs.R10 != 0:
+            case Sysno.clock_nanosleep when ((long)regs.Rsi & TIMER_ABSTIME) == 0 && regs.R10 != 0:
                 regs.Rdx = regs.R10;   // clock_nanosleep(clock, 0, rem, rem)
                 break;
             default:

@@ -17,7 +17,7 @@ public sealed class RlimitsDump : IDumpStage
         var limits = ProcLimits.ToRlimits(rows);
         var missing = Enumerable.Range(0, Linux.Rlimits.RLIM_NLIMITS).Where(r => rows.All(e => e.Resource != r)).ToList();
         if (missing.Count > 0)
-            throw new CrispException($"/proc/{task.Pid}/limits lacks {string.Join(", ", missing.Select(r => RlimitNames.Of(r)))}");
+            throw new CrispException($"{Procfs.Host.Path(task.Pid, "limits")} lacks {string.Join(", ", missing.Select(r => RlimitNames.Of(r)))}");
         var entry = new task_rlimits_entry();
         foreach (var l in limits)
             entry.Rlimits.Add(new rlimit_entry { Cur = l.Cur, Max = l.Max });

@@ -14,7 +14,7 @@ public sealed class RseqDump : IDumpStage
     {
         foreach (var thread in task.Threads)
         {
-            var conf = ctx.Tracer.Run(() => Ptrace.GetRseqConfiguration(thread.Tid));
+            var conf = thread.Thread.RseqConfiguration();
             if (conf.RseqAbiPointer == 0)
                 continue;
             thread.Core.ThreadCore.RseqEntry = new rseq_entry

@@ -1,3 +1,4 @@
+using Crisp.Compel;
 using Crisp.Dump;
 using Crisp.Images;
 using Crisp.Images.Proto;
@@ -22,7 +23,7 @@ public sealed class SeccompDump : IDumpStage
             if (thread.Thread.SeccompMode != Linux.Seccomp.SECCOMP_MODE_FILTER)
                 continue;
             RequireCapSysAdmin(task.Pid, thread.Tid);
-            var chain = ctx.Tracer.Run(() => ReadChain(thread.Tid));
+            var chain = ReadChain(thread.Thread);
             thread.Core.ThreadCore.SeccompFilter = (uint)chains.Add(chain);
             ctx.Log.Debug($"seccomp: thread {thread.Tid} has {chain.Count} filter(s)");
         }
@@ -39,18 +40,18 @@ public sealed class SeccompDump : IDumpStage
     }
 
     /// <summary>The kernel numbers filters from the oldest (index 0) on; ENOENT ends the chain.</summary>
-    private static List<(byte[] Program, uint Flags)> ReadChain(int tid)
+    private static List<(byte[] Program, uint Flags)> ReadChain(SeizedThread thread)
     {
         var chain = new List<(byte[], uint)>();
         for (int i = 0; ; i++)
         {
-            byte[]? program = Ptrace.SeccompGetFilter(tid, i);
+            byte[]? program = thread.SeccompFilter(i);
             if (program is null)
                 break;
-            chain.Add((program, (uint)Ptrace.SeccompGetMetadata(tid, i).Flags));
+            chain.Add((program, (uint)thread.SeccompFilterFlags(i)));
         }
         if (chain.Count == 0)
-            throw new CrispException($"seccomp: thread {tid} is in filter mode but no filter could be read");
+            throw new CrispException($"seccomp: thread {thread.Tid} is in filter mode but no filter could be read");
         return chain;
     }
 

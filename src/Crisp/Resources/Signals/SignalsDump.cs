@@ -18,7 +18,7 @@ public sealed class SignalsDump : IDumpStage
         foreach (var thread in task.Threads)
         {
             var tc = thread.Core.ThreadCore;
-            tc.SignalsP = ctx.Tracer.Run(() => PendingSignals.Peek(thread.Tid, shared: false));
+            tc.SignalsP = PendingSignals.Peek(thread.Thread, shared: false);
             using var remote = new ThreadRemote(ctx, task, thread);
             // An open RemoteTask blocks every signal of its thread and keeps the thread's own mask, which
             // is not the one /proc shows while it sits in sigsuspend/ppoll/pselect/epoll_pwait.
@@ -28,7 +28,7 @@ public sealed class SignalsDump : IDumpStage
             tc.Sas = AltStack.Read(ss);
         }
         task.TaskCore.BlkSigset = task.Leader.Core.ThreadCore.BlkSigset;
-        task.TaskCore.SignalsS = ctx.Tracer.Run(() => PendingSignals.Peek(task.Pid, shared: true));
+        task.TaskCore.SignalsS = PendingSignals.Peek(task.Leader.Thread, shared: true);
     }
 
     /// <summary>rt_sigaction(sig, NULL, &amp;old) for every signal, each answer at its own slot of the

@@ -28,8 +28,8 @@ public sealed class TaskStateDump : IDumpStage
             byte[] sub = leader.CallForBytes(4, at => leader.Call("prctl(PR_GET_CHILD_SUBREAPER)", Sysno.prctl, Prctl.PR_GET_CHILD_SUBREAPER, (long)at));
             task.TaskCore.ChildSubreaper = BinaryPrimitives.ReadInt32LittleEndian(sub) != 0;
         }
-        task.TaskCore.OomScoreAdj = (int)ProcFiles.Dec(ProcFiles.ReadText(task.Pid, "oom_score_adj").Trim());
-        task.TaskCore.Loginuid = (uint)ProcFiles.UDec(ProcFiles.ReadText(task.Pid, "loginuid").Trim());
+        task.TaskCore.OomScoreAdj = (int)ProcFiles.Dec(Procfs.Host.ReadText(task.Pid, "oom_score_adj").Trim());
+        task.TaskCore.Loginuid = (uint)ProcFiles.UDec(Procfs.Host.ReadText(task.Pid, "loginuid").Trim());
     }
 
     /// <summary>get_robust_list(tid) answers for any thread we may ptrace.</summary>

@@ -28,11 +28,11 @@ public sealed class TaskStateRestore : IRestoreStage
     /// which root lacks on some hosts: then the value is not restored and the log says so.</summary>
     private static void RestoreOomScoreAdj(RestoreContext ctx, RestoreTask task, int value)
     {
-        if ((int)ProcFiles.Dec(ProcFiles.ReadText(task.HostPid, "oom_score_adj").Trim()) == value)
+        if ((int)ProcFiles.Dec(Procfs.Host.ReadText(task.HostPid, "oom_score_adj").Trim()) == value)
             return;
         try
         {
-            File.WriteAllText(ProcFiles.PathOf(task.HostPid, "oom_score_adj"), value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            File.WriteAllText(Procfs.Host.Path(task.HostPid, "oom_score_adj"), value.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
@@ -44,7 +44,7 @@ public sealed class TaskStateRestore : IRestoreStage
     /// unless unlocked): written by the puppet into its own /proc/self/loginuid, as CRIU does.</summary>
     private static void RestoreLoginuid(RestoreContext ctx, RestoreTask task, uint loginuid)
     {
-        if (ProcFiles.UDec(ProcFiles.ReadText(task.HostPid, "loginuid").Trim()) == loginuid)
+        if (ProcFiles.UDec(Procfs.Host.ReadText(task.HostPid, "loginuid").Trim()) == loginuid)
             return;
         var remote = task.Puppet.Remote;
         byte[] text = System.Text.Encoding.ASCII.GetBytes(loginuid.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -20,7 +20,7 @@ public sealed class ThreadRemote : IDisposable
         if (thread.Tid == task.Pid)
             Remote = task.Remote;
         else
-            Remote = _owned = new RemoteTask(ctx.Tracer, thread.Thread, log: ctx.Log);
+            Remote = _owned = new RemoteTask(thread.Thread, log: ctx.Log);
     }
 
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0)

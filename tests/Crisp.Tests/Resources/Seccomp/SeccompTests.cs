@@ -92,13 +92,10 @@ public class SeccompTests : IDisposable
                 stage.Prepare(ctx);
                 stage.Restore(ctx, task);
                 Assert.Equal(2, ProcStatus.Read(puppet.Pid).SeccompFilters);
-                tracer.Run(() =>
-                {
-                    Assert.Equal(oldest.Filter.ToByteArray(), Ptrace.SeccompGetFilter(puppet.Pid, 0));
-                    Assert.Equal(newest.Filter.ToByteArray(), Ptrace.SeccompGetFilter(puppet.Pid, 1));
-                    Assert.Equal(0UL, Ptrace.SeccompGetMetadata(puppet.Pid, 0).Flags);
-                    Assert.Equal((ulong)Crisp.Linux.Seccomp.SECCOMP_FILTER_FLAG_LOG, Ptrace.SeccompGetMetadata(puppet.Pid, 1).Flags);
-                });
+                Assert.Equal(oldest.Filter.ToByteArray(), puppet.Thread.SeccompFilter(0));
+                Assert.Equal(newest.Filter.ToByteArray(), puppet.Thread.SeccompFilter(1));
+                Assert.Equal(0UL, puppet.Thread.SeccompFilterFlags(0));
+                Assert.Equal((ulong)Crisp.Linux.Seccomp.SECCOMP_FILTER_FLAG_LOG, puppet.Thread.SeccompFilterFlags(1));
                 // Filters suspended for us: remote syscalls still work (getpriority is blocked by the filter).
                 Assert.Equal(puppet.Pid, puppet.Remote.Getpid());
             }

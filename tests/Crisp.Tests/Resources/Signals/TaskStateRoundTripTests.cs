@@ -199,7 +199,7 @@ public class TaskStateRoundTripTests
             {
                 System.Runtime.InteropServices.Marshal.FreeHGlobal(robust);
             }
-            var conf = tracer.Run(() => Ptrace.GetRseqConfiguration(puppet.Pid));
+            var conf = puppet.Thread.RseqConfiguration();
             Assert.Equal(core.ThreadCore.RseqEntry.RseqAbiPointer, conf.RseqAbiPointer);
             Assert.Equal(core.ThreadCore.RseqEntry.Signature, conf.Signature);
         }

@@ -1,5 +1,6 @@
 using Crisp.Images;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Crisp.Restore;
 
@@ -102,7 +103,7 @@ public sealed class MemfdInodes : IDisposable
     {
         if (!_inodeOfFile.TryGetValue(fileId, out ulong inode) || !_inodes.TryGetValue(inode, out var i))
             throw new CrispException($"memfd file {fileId} is not in files.img/memfd.img");
-        return $"/proc/{Environment.ProcessId}/fd/{i.Fd.Fd}";
+        return Procfs.Host.Path(Environment.ProcessId, $"fd/{i.Fd.Fd}");
     }
 
     /// <summary>A new open file description of inode <paramref name="inodeId"/> with <paramref name="flags"/>.

@@ -47,7 +47,7 @@ public sealed class MemfdInodesDump(FileTable table)
     /// inode, reached through /proc/PID/map_files, so a mapping whose fd was closed long ago is covered too.</summary>
     public uint MappingFileIdOf(DumpContext ctx, int pid, MapsEntry m)
     {
-        using var fd = FileIo.Open($"/proc/{pid}/map_files/{m.Start:x}-{m.End:x}", FileIo.O_RDONLY);
+        using var fd = FileIo.Open(Procfs.Host.Path(pid, $"map_files/{m.Start:x}-{m.End:x}"), FileIo.O_RDONLY);
         var st = FdOps.Stat(fd.Fd);
         if (_mappingFileIds.TryGetValue(st.Ino, out uint id))
             return id;

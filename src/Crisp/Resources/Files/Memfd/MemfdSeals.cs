@@ -7,7 +7,6 @@ internal static unsafe class MemfdSeals
 {
     public const int F_ADD_SEALS = 1033, F_GET_SEALS = 1034;
     public const uint F_SEAL_SEAL = 1;
-    private const long SysFchmod = 91, SysFchown = 93;
 
     public static uint Get(int fd) => (uint)FdOps.Fcntl(fd, F_GET_SEALS);
 
@@ -23,7 +22,7 @@ internal static unsafe class MemfdSeals
 
     public static void SetOwner(int fd, uint uid, uint gid, uint mode)
     {
-        RawSyscall.Call("fchown", SysFchown, fd, uid, gid);
-        RawSyscall.Call("fchmod", SysFchmod, fd, mode & 0xfff);
+        RawSyscall.Call("fchown", Sysno.fchown, fd, uid, gid);
+        RawSyscall.Call("fchmod", Sysno.fchmod, fd, mode & 0xfff);
     }
 }

@@ -159,7 +159,7 @@ public static unsafe class TcpRepair
             var part = data[..Math.Min(chunk, data.Length)];
             long n;
             fixed (byte* p = part)
-                n = RawSyscall.TryCall(44, fd, (long)p, part.Length, MSG_NOSIGNAL | MSG_DONTWAIT, 0, 0);
+                n = RawSyscall.TryCall(Sysno.sendto, fd, (long)p, part.Length, MSG_NOSIGNAL | MSG_DONTWAIT, 0, 0);
             if (n <= 0)
             {
                 // Only a lack of memory is worth a smaller chunk; anything else is the connection's error.

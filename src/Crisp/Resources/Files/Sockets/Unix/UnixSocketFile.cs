@@ -1,6 +1,7 @@
 using System.Text;
 using Crisp.Dump;
 using Crisp.Images.Proto;
+using Crisp.Linux.Proc;
 using Crisp.Linux;
 using Crisp.Restore;
 
@@ -61,7 +62,7 @@ public sealed class UnixSocketFile : IFileKind
     {
         string path = Encoding.UTF8.GetString(d.Name).TrimEnd('\0');
         if (!path.StartsWith('/'))
-            entry.NameDir = new FileInfo($"/proc/{pid}/cwd").LinkTarget ?? "/";
+            entry.NameDir = new FileInfo(Procfs.Host.Path(pid, "cwd")).LinkTarget ?? "/";
         string full = path.StartsWith('/') ? path : Path.Combine(entry.NameDir, path);
         try
         {

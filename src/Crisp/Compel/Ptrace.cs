@@ -1,11 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace Crisp.Linux;
+using Crisp.Linux;
+
+namespace Crisp.Compel;
 
 /// <summary>ptrace(2) requests used by crisp (x86-64 numbering).</summary>
-public static class PtraceRequest
+internal static class PtraceRequest
 {
-    public const int PEEKDATA = 2, POKEDATA = 5, CONT = 7, KILL = 8, SINGLESTEP = 9,
+    public const int PEEKDATA = 2, POKEDATA = 5, POKEUSER = 6, CONT = 7, KILL = 8, SINGLESTEP = 9,
         GETREGS = 12, SETREGS = 13, GETFPREGS = 14, SETFPREGS = 15, ATTACH = 16, DETACH = 17,
         SYSCALL = 24, SETOPTIONS = 0x4200, GETEVENTMSG = 0x4201, GETSIGINFO = 0x4202,
         SETSIGINFO = 0x4203, GETREGSET = 0x4204, SETREGSET = 0x4205, SEIZE = 0x4206,
@@ -15,7 +17,7 @@ public static class PtraceRequest
 
     public static string Name(int request) => request switch
     {
-        PEEKDATA => "PTRACE_PEEKDATA", POKEDATA => "PTRACE_POKEDATA", CONT => "PTRACE_CONT",
+        PEEKDATA => "PTRACE_PEEKDATA", POKEDATA => "PTRACE_POKEDATA", POKEUSER => "PTRACE_POKEUSER", CONT => "PTRACE_CONT",
         KILL => "PTRACE_KILL", SINGLESTEP => "PTRACE_SINGLESTEP", GETREGS => "PTRACE_GETREGS",
         SETREGS => "PTRACE_SETREGS", GETFPREGS => "PTRACE_GETFPREGS", SETFPREGS => "PTRACE_SETFPREGS",
         ATTACH => "PTRACE_ATTACH", DETACH => "PTRACE_DETACH", SYSCALL => "PTRACE_SYSCALL",
@@ -32,39 +34,15 @@ public static class PtraceRequest
     };
 }
 
-/// <summary>PTRACE_O_* options for PTRACE_SEIZE / PTRACE_SETOPTIONS.</summary>
-[Flags]
-public enum PtraceOptions : long
-{
-    None = 0,
-    TraceSysGood = 1,
-    TraceFork = 1 << 1,
-    TraceVfork = 1 << 2,
-    TraceClone = 1 << 3,
-    TraceExec = 1 << 4,
-    TraceVforkDone = 1 << 5,
-    TraceExit = 1 << 6,
-    TraceSeccomp = 1 << 7,
-    ExitKill = 1 << 20,
-    SuspendSeccomp = 1 << 21,
-}
-
-/// <summary>PTRACE_EVENT_* codes, found in bits 16..23 of a wait status.</summary>
-public static class PtraceEvent
-{
-    public const int Fork = 1, Vfork = 2, Clone = 3, Exec = 4, VforkDone = 5, Exit = 6, Seccomp = 7,
-        Stop = 128;
-}
-
 /// <summary>ELF note types for PTRACE_GETREGSET / SETREGSET.</summary>
-public static class NtType
+internal static class NtType
 {
     public const int PRSTATUS = 1, PRFPREG = 2, X86_XSTATE = 0x202;
 }
 
 /// <summary>struct seccomp_metadata for PTRACE_SECCOMP_GET_METADATA.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct SeccompMetadata
+internal struct SeccompMetadata
 {
     public ulong FilterOff;
     public ulong Flags;
@@ -81,9 +59,11 @@ public struct RseqConfiguration
     public uint Pad;
 }
 
-/// <summary>ptrace(2) bindings. Must be called from the thread that seized the tracee
-/// (see Crisp.Compel.Tracer); from any other thread the kernel answers ESRCH.</summary>
-public static unsafe partial class Ptrace
+/// <summary>ptrace(2) bindings, Compel's own: nothing outside src/Crisp/Compel calls them (CompelEdgeTests).
+/// Must be called from the thread that seized the tracee (see <see cref="Tracer"/>); from any other thread
+/// the kernel answers ESRCH. The rest of crisp asks a <see cref="SeizedThread"/>, whose methods move
+/// themselves onto the tracer thread.</summary>
+internal static unsafe partial class Ptrace
 {
     // The raw syscall, not glibc's variadic wrapper: PEEK* then store the word at *data
     // and -1 is unambiguously an error.
@@ -211,6 +191,58 @@ public static unsafe partial class Ptrace
         RseqConfiguration conf;
         Request(PtraceRequest.GET_RSEQ_CONFIGURATION, tid, sizeof(RseqConfiguration), (nint)(&conf));
         return conf;
+    }
+
+    // Bigger than any xstate today (AMX is ~11 KiB); the kernel shortens iov_len to the real size.
+    private const int XstateProbeSize = 64 * 1024;
+
+    /// <summary>The whole XSAVE area (NT_X86_XSTATE, standard layout), exactly as long as the kernel says.</summary>
+    public static byte[] GetXstate(int tid)
+    {
+        var buffer = new byte[XstateProbeSize];
+        int length = GetRegSet(tid, NtType.X86_XSTATE, buffer);
+        return buffer.AsSpan(0, length).ToArray();
+    }
+
+    public static void SetXstate(int tid, ReadOnlySpan<byte> area) => SetRegSet(tid, NtType.X86_XSTATE, area);
+
+    /// <summary>The legacy 512-byte FXSAVE area (NT_PRFPREG).</summary>
+    public static byte[] GetFpregs(int tid)
+    {
+        var buffer = new byte[Xsave.FxsaveSize];
+        int length = GetRegSet(tid, NtType.PRFPREG, buffer);
+        return buffer.AsSpan(0, length).ToArray();
+    }
+
+    public static void SetFpregs(int tid, ReadOnlySpan<byte> area) => SetRegSet(tid, NtType.PRFPREG, area);
+
+    /// <summary>Up to buffer.Length / SigInfo.Size queued siginfos from <paramref name="offset"/> on, without
+    /// dequeuing them; returns how many were copied.</summary>
+    public static int PeekSigInfo(int tid, ulong offset, bool shared, byte[] buffer)
+    {
+        var args = new PeekSigInfoArgs
+        {
+            Off = offset,
+            Flags = shared ? PEEKSIGINFO_SHARED : 0,
+            Nr = buffer.Length / SigInfo.Size,
+        };
+        long n;
+        fixed (byte* p = buffer)
+            n = TryRequest(PtraceRequest.PEEKSIGINFO, tid, (nint)(&args), (nint)p);
+        if (n < 0)
+            throw new SyscallException($"ptrace(PTRACE_PEEKSIGINFO{(shared ? ", shared" : "")}, {tid})", (int)-n);
+        return (int)n;
+    }
+
+    /// <summary>Peek the process-wide queue instead of the thread's private one.</summary>
+    private const uint PEEKSIGINFO_SHARED = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PeekSigInfoArgs
+    {
+        public ulong Off;
+        public uint Flags;
+        public int Nr;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -20,6 +20,27 @@ public struct UserRegs
     public readonly bool InRestartableSyscall =>
         (long)OrigRax >= 0 && (long)Rax is ERESTARTSYS or ERESTARTNOINTR or ERESTARTNOHAND or ERESTART_RESTARTBLOCK;
 
+    /// <summary>These registers loaded for syscall <paramref name="nr"/>: the number in rax, the arguments in
+    /// rdi, rsi, rdx, r10, r8, r9 (the kernel's convention: r10, not the C ABI's rcx), rip at a syscall
+    /// instruction; orig_rax -1 so that resuming applies no syscall-restart fix-up.</summary>
+    public readonly UserRegs WithSyscall(ulong rip, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+    {
+        var regs = this;
+        regs.Rax = (ulong)nr;
+        regs.OrigRax = ulong.MaxValue;
+        regs.Rdi = (ulong)a1;
+        regs.Rsi = (ulong)a2;
+        regs.Rdx = (ulong)a3;
+        regs.R10 = (ulong)a4;
+        regs.R8 = (ulong)a5;
+        regs.R9 = (ulong)a6;
+        regs.Rip = rip;
+        return regs;
+    }
+
+    /// <summary>A syscall's raw result (-errno on failure), read at its exit.</summary>
+    public readonly long SyscallResult => (long)Rax;
+
     public override readonly string ToString() =>
         $"rip={Rip:x} rsp={Rsp:x} rax={(long)Rax} orig_rax={(long)OrigRax} rdi={Rdi:x} rsi={Rsi:x} rdx={Rdx:x}";
 }

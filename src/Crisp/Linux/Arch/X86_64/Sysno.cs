@@ -1,7 +1,8 @@
 namespace Crisp.Linux;
 
-/// <summary>x86-64 system call numbers. Used for raw syscall() from crisp and for remote syscalls
-/// run inside a stopped task (Compel). Partial: add numbers in another file rather than editing here.</summary>
+/// <summary>x86-64 system call numbers: the one table (no number is written anywhere else). Used for raw
+/// syscall() from crisp and for remote syscalls run inside a stopped task (Compel). Partial: the other
+/// Sysno.*.cs files of this folder group numbers by user.</summary>
 public static partial class Sysno
 {
     public const long read = 0, write = 1, open = 2, close = 3, fstat = 5, lseek = 8, mmap = 9,
@@ -28,5 +29,9 @@ public static partial class Sysno
         pipe2 = 293, rt_tgsigqueueinfo = 297, prlimit64 = 302, process_vm_readv = 310,
         process_vm_writev = 311, kcmp = 312, seccomp = 317, getrandom = 318, memfd_create = 319,
         userfaultfd = 323, membarrier = 324, rseq = 334, pidfd_send_signal = 424,
-        pidfd_open = 434, clone3 = 435, close_range = 436, openat2 = 437, pidfd_getfd = 438;
+        pidfd_open = 434, clone3 = 435, close_range = 436, openat2 = 437, pidfd_getfd = 438,
+        poll = 7, sendto = 44, recvfrom = 45, getsockname = 51, getpeername = 52, shmget = 29, shmat = 30,
+        shmctl = 31, semget = 64, semctl = 66, shmdt = 67, msgget = 68, msgsnd = 69, msgrcv = 70, msgctl = 71,
+        restart_syscall = 219, pselect6 = 270, ppoll = 271, tee = 276, epoll_pwait = 281, accept4 = 288,
+        fsopen = 430, fsconfig = 431, fsmount = 432, epoll_pwait2 = 441;
 }
