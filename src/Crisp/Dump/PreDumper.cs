@@ -84,7 +84,7 @@ public sealed class PreDumper(DumpOptions options, Log log)
         foreach (var p in planned)
         {
             using var writer = images.CreatePagemap(p.VirtualPid, ctx.NewId());
-            new PrivatePagesDump(p.Task.Pid, writer).Dump(p.Plan, taskRuns: true);
+            new PrivatePagesDump(p.Task.Pid, writer, ctx.Shared<Resources.Memory.PageBatchPool>()).Dump(p.Plan, taskRuns: true);
             counters.AddPrivate(p.Plan.Sum(r => (long)r.Length) / PagemapWriter.PageSize, writer);
             log.Debug($"pre-dump of {p.Task.Pid}: {writer.PagesWritten} pages stored, {writer.PagesInParent} in the parent");
         }

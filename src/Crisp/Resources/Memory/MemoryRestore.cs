@@ -53,8 +53,9 @@ public sealed class MemoryRestore : IRestoreStage
             pages.RequireAllPages();
             space.MapAll(pages);
             var clock = Stopwatch.StartNew();
-            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill);
+            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill, ctx.Shared<PageBatchPool>());
             filler.Fill(mm.Vmas);
+            pages.VerifyRest();   // this task's pages against the manifest, as they streamed
             state.BytesFilled += filler.BytesWritten;
             state.FillTime += clock.Elapsed;
         }
