@@ -3,51 +3,81 @@ using Crisp.Bench;
 using Crisp.Dump;
 using Crisp.Restore;
 
-// crisp's memory path against the machine's own limits (docs/bench.md). Run through ./bench/run.
+// crisp's memory path against the machine's own limits (docs/bench.md). Run through ./bench/run. Each target
+// directory (by default the disk's page cache and a tmpfs) gets its own limits and crisp figures, from the same run.
 var opt = BenchOptions.Parse(args);
 if (opt is null)
     return 2;
-Directory.CreateDirectory(opt.Dir);
-var bench = new Bench(opt);
-try
+int result = 0;
+var tables = new List<string>();
+foreach (string target in opt.Targets)
 {
-    return bench.Run();
+    var one = opt with { Dir = Path.Combine(target, $"crisp-bench-{Environment.ProcessId}") };
+    Directory.CreateDirectory(one.Dir);
+    try
+    {
+        var bench = new Bench(one);
+        result |= bench.Run();
+        tables.Add(bench.Table());
+    }
+    finally
+    {
+        try { Directory.Delete(one.Dir, recursive: true); } catch (IOException) { }
+    }
 }
-finally
-{
-    try { Directory.Delete(opt.Dir, recursive: true); } catch (IOException) { }
-}
+Console.WriteLine();
+foreach (var t in tables)
+    Console.WriteLine(t);
+return result;
 
 namespace Crisp.Bench
 {
     public sealed record BenchOptions(string Tools, string Dir, int Runs, long[] SizesMiB, bool Scaling, int SparseGiB, string? EncryptKey = null, string? Crisp = null)
     {
+        /// <summary>Directories the images go to, each measured on its own (--dir, repeatable).</summary>
+        public IReadOnlyList<string> Targets { get; init; } = DefaultTargets;
+        /// <summary>Small-tree latencies through the CLI (bench/small-tree), rounds per case; 0: none.</summary>
+        public int SmallTreeRounds { get; init; }
+        public string SmallTreeScript { get; init; } = "";
+
+        /// <summary>The disk's page cache and a tmpfs, where the limits are near memcpy and crisp's own costs show.</summary>
+        public static readonly string[] DefaultTargets = ["/var/tmp", "/dev/shm"];
+
         public static BenchOptions? Parse(string[] args)
         {
-            string tools = "", dir = Path.Combine("/var/tmp", $"crisp-bench-{Environment.ProcessId}");
-            bool quick = false, scaling = true;
+            string tools = "";
+            bool quick = false, scaling = true, smallTree = true;
             int? runs = null;
             long[]? sizes = null;
-            string? encryptKey = null, crisp = null;
+            string? encryptKey = null, crisp = null, script = null;
+            var targets = new List<string>();
             for (int i = 0; i < args.Length; i++)
             {
                 switch (args[i])
                 {
                     case "--tools": tools = args[++i]; break;
-                    case "--dir": dir = Path.Combine(args[++i], $"crisp-bench-{Environment.ProcessId}"); break;
+                    case "--dir": targets.Add(Path.GetFullPath(args[++i])); break;
                     case "--quick": quick = true; break;
                     case "--runs": runs = int.Parse(args[++i]); break;
                     case "--sizes": sizes = [.. args[++i].Split(',').Select(long.Parse)]; break;
                     case "--no-scaling": scaling = false; break;
+                    case "--no-small-tree": smallTree = false; break;
+                    case "--small-tree": script = Path.GetFullPath(args[++i]); break;
                     case "--encrypt-key": encryptKey = Path.GetFullPath(args[++i]); break;
                     case "--crisp": crisp = Path.GetFullPath(args[++i]); break;
                     default:
                         Console.Error.WriteLine($"crisp-bench: unknown option {args[i]}");
-                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--dir DIR] [--encrypt-key KEYFILE] [--crisp CLI]");
+                        Console.Error.WriteLine("usage: bench/run [--quick] [--runs N] [--sizes MiB,MiB] [--no-scaling] [--no-small-tree] [--dir DIR]... [--encrypt-key KEYFILE] [--crisp CLI]");
                         return null;
                 }
             }
-            return new BenchOptions(tools, dir, runs ?? 3, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64, encryptKey, crisp);
+            int r = runs ?? 3;
+            return new BenchOptions(tools, "", r, sizes ?? (quick ? [256, 1024] : [256, 1024, 4096]), scaling, 64, encryptKey, crisp)
+            {
+                Targets = targets.Count > 0 ? targets : DefaultTargets,
+                SmallTreeRounds = smallTree && crisp is not null && script is not null ? Math.Max(3, 2 * r) : 0,
+                SmallTreeScript = script ?? "",
+            };
         }
     }
 
@@ -70,52 +100,96 @@ namespace Crisp.Bench
 
         public int Run()
         {
-            Console.Error.WriteLine($"crisp-bench: images in {opt.Dir}, {opt.Runs} run(s) per size");
+            Console.Error.WriteLine($"crisp-bench: images in {opt.Dir} ({FsType(opt.Dir)}), {opt.Runs} run(s) per size");
             Cycle("dense", 16, out _, out _, out _, out _, leaveRunning: true);   // warm-up: JIT and page cache, not counted
-            double memcpy = MemcpySeconds(1024);
-            _rows.Add(["memcpy 1 GiB", Ms(memcpy), Ms(memcpy), Gbs(1024, memcpy), "", ""]);
+            _memcpy = MemcpySeconds(1024);
+            _rows.Add(["memcpy 1 GiB", Ms(_memcpy), Ms(_memcpy), Gbs(1024, _memcpy), "", ""]);
             foreach (long mib in opt.SizesMiB)
                 Size(mib);
             if (opt.Scaling)
                 Scaling();
-            Print();
+            if (opt.SmallTreeRounds > 0)
+                SmallTrees();
             Console.WriteLine(_allVerified ? "restored memory: verified identical in every run" : "restored memory: MISMATCH (see above)");
             return _allVerified ? 0 : 1;
         }
 
+        private double _memcpy;
+
+        /// <summary>Limits and crisp figures of one size. Every run measures the limits on the target directory
+        /// (best of three probes each) right before crisp's cycle, and each crisp figure is given as a ratio to the
+        /// limit of its own run (the median of the runs' ratios): a machine whose disk or load changes between runs
+        /// does not skew the ratio.</summary>
         private void Size(long mib)
         {
             Sample write = new(), read = new(), readWarm = new(), dump = new(), restore = new(), freeze = new(), lrDump = new();
+            Sample dumpRatio = new(), restoreRatio = new(), restoreWarmRatio = new();
             long imageBytes = 0;
             for (int run = 0; run < opt.Runs; run++)
             {
                 Console.Error.WriteLine($"  {Label(mib)} run {run + 1}/{opt.Runs}");
                 string file = Path.Combine(opt.Dir, "limit.bin");
-                write.Add(Tool("write", file, mib.ToString()));
-                read.Add(Tool("read", file));
-                readWarm.Add(Tool("readwarm", file));
+                double w = double.MaxValue, r = double.MaxValue, rw = double.MaxValue;
+                for (int probe = 0; probe < 3; probe++)
+                {
+                    w = Math.Min(w, Tool("write", file, mib.ToString()));
+                    r = Math.Min(r, Tool("read", file));
+                    rw = Math.Min(rw, Tool("readwarm", file));
+                }
                 File.Delete(file);
-                Cycle("dense", mib, out var d, out var r, out imageBytes, out var lr, leaveRunning: true);
+                write.Add(w);
+                read.Add(r);
+                readWarm.Add(rw);
+                Cycle("dense", mib, out var d, out var rs, out imageBytes, out var lr, leaveRunning: true);
                 dump.Add(d);
-                restore.Add(r);
+                restore.Add(rs);
                 freeze.Add(lr.Gap);
                 lrDump.Add(lr.Dump);
+                dumpRatio.Add(w / d);
+                restoreRatio.Add(r / rs);
+                restoreWarmRatio.Add(rw / rs);
             }
             Console.Error.WriteLine($"  {Label(mib)} through the CLI (peak RSS)");
             var rss = CliFootprint("dense", mib, leaveRunning: true);
             string l = Label(mib);
-            _rows.Add([$"{l}: write limit", Ms(write.Best), Ms(write.Median), Gbs(mib, write.Best), "1", ""]);
-            _rows.Add([$"{l}: read limit", Ms(read.Best), Ms(read.Median), Gbs(mib, read.Best), "1", ""]);
+            double copy = _memcpy * mib / 1024.0;
+            _rows.Add([$"{l}: write limit", Ms(write.Best), Ms(write.Median), Gbs(mib, write.Best), "1 MiB writes from a hot buffer into a new file", ""]);
+            _rows.Add([$"{l}: read limit", Ms(read.Best), Ms(read.Median), Gbs(mib, read.Best), "into fresh memory (as a restore fills a puppet)", ""]);
             _rows.Add([$"{l}: read into touched memory", Ms(readWarm.Best), Ms(readWarm.Median), Gbs(mib, readWarm.Best), "copy alone, no fresh-page faults", ""]);
-            _rows.Add([$"{l}: crisp dump", Ms(dump.Best), Ms(dump.Median), Gbs(mib, dump.Best), Ratio(write.Best, dump.Best) + " of write", MiB(rss?.Dump)]);
-            _rows.Add([$"{l}: crisp restore", Ms(restore.Best), Ms(restore.Median), Gbs(mib, restore.Best), Ratio(read.Best, restore.Best) + " of read, " + Ratio(readWarm.Best, restore.Best) + " of touched read", MiB(rss?.Restore)]);
-            _rows.Add([$"{l}: dump -R, frozen", Ms(freeze.Best), Ms(freeze.Median), "", $"dump -R total {Ms(lrDump.Best)} ms", MiB(rss?.DumpR)]);
+            _rows.Add([$"{l}: crisp dump", Ms(dump.Best), Ms(dump.Median), Gbs(mib, dump.Best), $"{dumpRatio.Median:F2} of write (goal 0.80)", MiB(rss?.Dump)]);
+            _rows.Add([$"{l}: crisp restore", Ms(restore.Best), Ms(restore.Median), Gbs(mib, restore.Best), $"{restoreRatio.Median:F2} of read (goal 0.80), {restoreWarmRatio.Median:F2} of touched read", MiB(rss?.Restore)]);
+            _rows.Add([$"{l}: dump -R, frozen ms", Ms(freeze.Best), Ms(freeze.Median), "", $"memcpy of the pages {Ms(copy)} ms (goal: + 20 ms); dump -R total {Ms(lrDump.Best)} ms", MiB(rss?.DumpR)]);
             _rows.Add([$"{l}: image size", $"{imageBytes / 1048576.0:F1} MiB", "", "", $"{(double)imageBytes / (mib << 20):F3} of memory", ""]);
             if (mib == 1024)
-                _oneGiB = (dump.Best, write.Best, restore.Best, read.Best);
+                _oneGiB = (dump.Best, write.Best, restore.Best, read.Best, dumpRatio.Median, restoreRatio.Median);
         }
 
-        private (double Dump, double Write, double Restore, double Read)? _oneGiB;
+        /// <summary>Small trees through the CLI, as a user runs them (bench/small-tree): start-up included.</summary>
+        private void SmallTrees()
+        {
+            Console.Error.WriteLine($"  small trees through the CLI, {opt.SmallTreeRounds} rounds each");
+            var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true };
+            foreach (var a in new[] { opt.SmallTreeScript, "--crisp", opt.Crisp!, "--dir", opt.Dir, "--rounds", opt.SmallTreeRounds.ToString(), "--tools", opt.Tools, "--json" })
+                psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            string output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0)
+            {
+                _rows.Add(["small trees", "", "", "", $"bench/small-tree failed ({p.ExitCode})", ""]);
+                return;
+            }
+            foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var row = System.Text.Json.JsonDocument.Parse(line);
+                var e = row.RootElement;
+                string what = e.GetProperty("case").GetString()!;
+                _rows.Add([$"{what}: CLI dump", "", e.GetProperty("dump_ms").GetDouble().ToString("F0"), "", "median (goal 30 ms)", MiB(e.GetProperty("dump_rss_kib").GetInt64())]);
+                _rows.Add([$"{what}: CLI restore -d", "", e.GetProperty("restore_ms").GetDouble().ToString("F0"), "", "median (goal 30 ms)", MiB(e.GetProperty("restore_rss_kib").GetInt64())]);
+            }
+        }
+
+        private (double Dump, double Write, double Restore, double Read, double DumpRatio, double RestoreRatio)? _oneGiB;
 
         private void Scaling()
         {
@@ -244,25 +318,37 @@ namespace Crisp.Bench
             return double.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture);
         }
 
-        private void Print()
+        /// <summary>This target's table (markdown), printed once every target has run.</summary>
+        public string Table()
         {
-            Console.WriteLine();
-            Console.WriteLine($"crisp bench: {Environment.ProcessorCount} CPUs, {MemGiB():F0} GiB RAM, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, images on {opt.Dir}");
-            Console.WriteLine();
-            string[] head = ["what", "best ms", "median ms", "GiB/s (best)", "ratio to limit / note", "crisp peak RSS MiB (CLI)"];
-            Console.WriteLine("| " + string.Join(" | ", head) + " |");
-            Console.WriteLine("|" + string.Concat(head.Select((_, i) => i == 0 ? "---|" : "---:|")));
+            var sb = new System.Text.StringBuilder();
+            sb.AppendLine($"crisp bench: {Environment.ProcessorCount} CPUs, {MemGiB():F0} GiB RAM, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}, images on {Path.GetDirectoryName(opt.Dir)} ({FsType(opt.Dir)})");
+            sb.AppendLine();
+            string[] head = ["what", "best ms", "median ms", "GiB/s (best)", "ratio to the limit of the same run / note", "crisp peak RSS MiB (CLI)"];
+            sb.AppendLine("| " + string.Join(" | ", head) + " |");
+            sb.AppendLine("|" + string.Concat(head.Select((_, i) => i == 0 ? "---|" : "---:|")));
             foreach (var r in _rows)
-                Console.WriteLine("| " + string.Join(" | ", r) + " |");
-            Console.WriteLine();
-            Console.WriteLine(opt.Crisp is null
+                sb.AppendLine("| " + string.Join(" | ", r) + " |");
+            sb.AppendLine();
+            sb.AppendLine(opt.Crisp is null
                 ? "peak RSS: not measured (no --crisp CLI given)"
                 : "peak RSS: ru_maxrss of the crisp CLI (wait4, bench/workloads/peak_rss.c), one run per case; CRIU 4.2 peaks at ~8 MiB on the 256 MiB case (issue 24)");
             if (_oneGiB is { } g)
+                sb.AppendLine($"1 GiB goal (median of the runs' ratios): dump {g.DumpRatio:F2} of the write limit (goal 0.80), restore {g.RestoreRatio:F2} of the read limit (goal 0.80)");
+            return sb.ToString();
+        }
+
+        /// <summary>The file system the directory is on (longest mount point of /proc/mounts that holds it).</summary>
+        private static string FsType(string dir)
+        {
+            string full = Path.GetFullPath(dir), best = "", type = "?";
+            foreach (var line in File.ReadLines("/proc/mounts"))
             {
-                Console.WriteLine();
-                Console.WriteLine($"1 GiB goal (best of {opt.Runs}): dump {g.Write / g.Dump:F2} of the write limit (goal 0.80), restore {g.Read / g.Restore:F2} of the read limit (goal 0.80)");
+                var f = line.Split(' ');
+                if (f.Length > 2 && (full == f[1] || full.StartsWith(f[1].TrimEnd('/') + "/", StringComparison.Ordinal)) && f[1].Length >= best.Length)
+                    (best, type) = (f[1], f[2]);
             }
+            return type;
         }
 
         private static double MemGiB() =>
@@ -272,6 +358,5 @@ namespace Crisp.Bench
         private static string MiB(long? kib) => kib is > 0 ? $"{kib.Value / 1024.0:F1}" : "";
         private static string Ms(double s) => double.IsNaN(s) ? "" : (s * 1000).ToString("F0");
         private static string Gbs(long mib, double s) => (mib / 1024.0 / s).ToString("F2");
-        private static string Ratio(double limit, double t) => (limit / t).ToString("F2");
     }
 }

@@ -114,7 +114,7 @@ public sealed class DumpOutput
         return false;
     }
 
-    private static bool IsDumpFile(string name) => ImageManifest.IsImageName(name) || name == ImageManifest.FileName;
+    private static bool IsDumpFile(string name) => ImageManifest.IsImageName(name) || ImageManifest.IsManifestName(name);
 
     private static IEnumerable<string> Names(string dir) =>
         Directory.EnumerateFiles(dir).Select(Path.GetFileName).OfType<string>();

@@ -53,6 +53,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         using var signKey = options.SignKey is { } keyPath ? Security.SigningKey.LoadPrivate(keyPath) : null;
         var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
         var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, pagesKey);
+        // A signature is only as strong as the hash it covers: SHA-256 then, else the fast XXH128.
+        if (signKey is not null)
+            images.ManifestHash = Images.Manifest.ManifestHash.Sha256;
         if (options.ImagesMode.ExposureWarning(images.Path) is { } exposed)
             log.Warn(exposed);
         images.Progress = options.Progress;

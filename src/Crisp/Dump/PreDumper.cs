@@ -86,7 +86,7 @@ public sealed class PreDumper(DumpOptions options, Log log)
             using var writer = images.CreatePagemap(p.VirtualPid, ctx.NewId());
             try
             {
-                new PrivatePagesDump(p.Task.Pid, writer).Dump(p.Plan, taskRuns: true);
+                new PrivatePagesDump(p.Task.Pid, writer, ctx.Memory.Batches).Dump(p.Plan, taskRuns: true);
             }
             catch (Exception e) when (Gone(p.Task.Pid, e))
             {

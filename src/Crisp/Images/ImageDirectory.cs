@@ -24,11 +24,11 @@ public sealed class ImageDirectory
     public Security.Encryption.PagesKey? PagesKey { get; }
 
     /// <summary>Opens an existing directory.</summary>
-    public static ImageDirectory Open(string path, Security.Encryption.PagesKey? pagesKey = null)
+    public static ImageDirectory Open(string path, Security.Encryption.PagesKey? pagesKey = null, bool verifyOnOpen = false)
     {
         if (!Directory.Exists(path))
             throw new DirectoryNotFoundException($"{path}: image directory not found");
-        return new ImageDirectory(path, ImageModes.Private, pagesKey);
+        return new ImageDirectory(path, ImageModes.Private, pagesKey) { VerifyOnOpen = verifyOnOpen };
     }
 
     /// <summary>Opens a directory for writing, creating it when missing (0700 unless <paramref name="modes"/>
@@ -40,14 +40,44 @@ public sealed class ImageDirectory
         return new ImageDirectory(path, modes, pagesKey);
     }
 
-    /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key. Unbuffered:
-    /// page data comes in whole batches (no per-file buffer to allocate for each task's pages).</summary>
-    public Stream CreatePages(uint pagesId) => PagesKey is { } key
-        ? new Security.Encryption.EncryptingPagesStream(CreateFile(ImageFile.Pages(pagesId), 0), key)
-        : CreateFile(ImageFile.Pages(pagesId), 0);
+    /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key, and hashed for
+    /// the manifest as it goes (what reaches the disk, ciphertext included). Unbuffered: page data comes in whole
+    /// batches (no per-file buffer to allocate for each task's pages).</summary>
+    public Stream CreatePages(uint pagesId)
+    {
+        var file = ImageFile.Pages(pagesId);
+        Stream stream = CreateFile(file, 0);
+        stream = new Manifest.HashingStream(stream, file.FileName, Written);
+        return PagesKey is { } key ? new Security.Encryption.EncryptingPagesStream(stream, key) : stream;
+    }
 
-    /// <summary>Opens a pages-N.img for positioned reads of its page data (decrypted when it is encrypted).</summary>
-    public Security.Encryption.PagesFile OpenPages(string path) => Security.Encryption.PagesFile.Open(path, PagesKey);
+    /// <summary>Hashes of the files hashed as they were written here (the pages), for the manifest; the
+    /// algorithm is the one the manifest will name (SHA-256 for a signed checkpoint).</summary>
+    public Manifest.WrittenHashes Written { get; private set; } = new(Manifest.ManifestHash.Xxh128);
+
+    /// <summary>The manifest's hash for this dump; set before any page is written.</summary>
+    public Manifest.ManifestHash ManifestHash
+    {
+        get => Written.Algorithm;
+        set => Written = new(value);
+    }
+
+    /// <summary>At restore: the pages files whose manifest hashes are checked as their pages stream (every other
+    /// image was verified before anything was made); null: nothing left to check.</summary>
+    public Manifest.StreamedVerification? Pending { get; set; }
+
+    /// <summary>Opens a pages-N.img for positioned reads of its page data (decrypted when it is encrypted),
+    /// checked against the manifest as it is read when its check was left to the stream.</summary>
+    public Security.Encryption.PagesFile OpenPages(string path)
+    {
+        if (VerifyOnOpen)
+            ImageManifest.VerifyFile(path, Pending);
+        return Security.Encryption.PagesFile.Open(path, PagesKey, Pending?.For(path));
+    }
+
+    /// <summary>A parent checkpoint read through a pre-dump chain: each file is checked against the parent's own
+    /// manifest when it is opened (a pages file as it streams when <see cref="Pending"/> is set).</summary>
+    public bool VerifyOnOpen { get; init; }
 
     /// <summary>A new raw file in the directory with the directory's file mode.</summary>
     public FileStream CreateFile(ImageFile file, int bufferSize) => PrivateFile.Create(PathOf(file), Modes.File, bufferSize);
@@ -107,7 +137,7 @@ public sealed class ImageDirectory
 
     /// <summary>A pagemap of another kind than pagemap-PID.img (e.g. pagemap-shmem-SHMID.img).</summary>
     public PagemapWriter CreatePagemap(ImageFile map, uint pagesId) =>
-        PageServer is { } server ? PagemapWriter.ToServer(server, map, Progress) : PagemapWriter.Create(this, map, pagesId);
+        new(PageServer is { } server ? new Pages.PageServerSink(server, map) : new Pages.PageFileSink(this, map, pagesId), Progress);
 
     public PagemapReader OpenPagemap(ImageFile map) => PagemapReader.Open(this, map);
 }

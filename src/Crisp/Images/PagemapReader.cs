@@ -103,14 +103,15 @@ public sealed class PagemapReader : IDisposable
             _missingParent = $"{mapPath}: has pages kept in a parent checkpoint, but {parentPath} is missing";
             return;
         }
-        var parentDir = ImageDirectory.Open(parentPath, dir.PagesKey);
+        // The parent's files against its own manifest: its pagemap now, its pages as they stream (or when opened,
+        // outside a restore).
+        var parentDir = ImageDirectory.Open(parentPath, dir.PagesKey, verifyOnOpen: true);
         parentDir.Progress = dir.Progress;
+        parentDir.Pending = dir.Pending;
         if (!parentDir.Exists(mapFile))
             throw new ImageFormatException(mapPath, 0, $"has pages kept in the parent checkpoint, which has no {mapFile.FileName}");
         ImageManifest.VerifyFile(parentDir.PathOf(mapFile));
         _parent = Open(parentDir, mapFile);
-        if (File.Exists(_parent.PagesPath))
-            ImageManifest.VerifyFile(_parent.PagesPath);
         var runs = new List<Run>(_runs.Length);
         foreach (var r in _runs)
         {
@@ -197,6 +198,14 @@ public sealed class PagemapReader : IDisposable
         if (pages is null)
             throw new ImageFormatException(source == 0 ? PagesPath : $"{PagesPath} (parent {source})", 0, "file not found");
         pages.ReadExactly(buffer, fileOffset);
+    }
+
+    /// <summary>Completes the manifest checks of the pages files read through this pagemap (its own and the
+    /// parent chain's) that were left to the stream: the restore of a task's memory ends with this.</summary>
+    public void VerifyRest()
+    {
+        foreach (var source in _sources)
+            source?.VerifyRest();
     }
 
     public void Dispose()

@@ -97,7 +97,8 @@ public static unsafe partial class ProcessVm
         if (total > localLength)
             throw new ArgumentException($"buffer holds {localLength} bytes, ranges need {total}");
 
-        Span<Iovec> remote = new Iovec[Math.Min(ranges.Length, IovMax)];
+        // 16 KiB at most: on the stack, so a batch moves without an allocation.
+        Span<Iovec> remote = stackalloc Iovec[Math.Min(ranges.Length, IovMax)];
         long done = 0;
         int index = 0;        // first range not fully transferred
         ulong skip = 0;       // bytes of ranges[index] already transferred

@@ -33,10 +33,10 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             if (options.SkipImageVerify)
                 throw new CrispException($"{Security.CheckpointSignature.VerifyOption} and {ImageManifest.SkipFlag} contradict each other: a signature covers the images through the manifest");
             using var key = Security.SigningKey.LoadPublic(keyPath);
-            Security.CheckpointSignature.Verify(images, key);
+            Security.CheckpointSignature.Verify(images, key, images.Pending = new());
         }
         else if (!options.SkipImageVerify)
-            ImageManifest.Verify(images);
+            ImageManifest.Verify(images, images.Pending = new());   // the pages as they stream (FinishAll below)
         Security.Encryption.EncryptedPages.CheckReadable(images);   // no key, or the wrong one: refused before anything exists
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
@@ -82,6 +82,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
                     ctx.Faults.At($"restore:{stage.Name}");
                 }
             }
+            images.Pending?.FinishAll();   // every page checked against the manifest before any task runs
             options.Progress?.Begin("releasing the tree");
             foreach (var task in ctx.Tasks)
                 foreach (var step in pipeline.Release)

@@ -4,7 +4,8 @@ using Crisp.Images;
 namespace Crisp.Security;
 
 /// <summary>
-/// crisp-manifest.sig: an ECDSA P-256/SHA-256 signature over crisp-manifest.sha256, whose SHA-256 lines cover
+/// crisp-manifest.sig: an ECDSA P-256/SHA-256 signature over crisp-manifest, whose SHA-256 lines (a signed dump
+/// hashes with SHA-256, not XXH128) cover
 /// every image, so one signature covers the checkpoint. Whoever changes an image must re-make the manifest,
 /// and cannot re-make the signature without the private key. Text, one "name value" per line: format,
 /// algorithm, the key's fingerprint, the public key (so `crisp show` can say who signed) and the signature.
@@ -41,7 +42,7 @@ public static class CheckpointSignature
     /// <summary>Refuses, in one line, a checkpoint that is unsigned, signed by another key, or whose manifest
     /// does not match its signature; then checks every image against that same manifest (read once, so what
     /// was verified is what is checked). Returns the number of images checked.</summary>
-    public static int Verify(ImageDirectory dir, SigningKey key)
+    public static int Verify(ImageDirectory dir, SigningKey key, Images.Manifest.StreamedVerification? streamed = null)
     {
         string sigPath = Path.Combine(dir.Path, FileName);
         if (!File.Exists(sigPath))
@@ -55,7 +56,7 @@ public static class CheckpointSignature
         byte[] manifest = File.ReadAllBytes(manifestPath);
         if (!key.Verify(SignedBytes(manifest), signed.Signature))
             throw new SignatureException(manifestPath, $"does not match its signature by {key.Fingerprint}: the checkpoint was altered after it was signed");
-        return ImageManifest.Verify(dir, Encoding.UTF8.GetString(manifest));
+        return ImageManifest.Verify(dir, Encoding.UTF8.GetString(manifest), streamed);
     }
 
     /// <summary>For `crisp show`: who signed, and whether the signature holds for the key it names (that says
@@ -73,7 +74,7 @@ public static class CheckpointSignature
             : $"signature by key {signed.Fingerprint} does NOT match the manifest (altered after signing)";
     }
 
-    private static string ManifestPath(ImageDirectory dir) => Path.Combine(dir.Path, ImageManifest.FileName);
+    private static string ManifestPath(ImageDirectory dir) => ImageManifest.PathIn(dir);
 
     private static byte[] SignedBytes(byte[] manifest) => [.. Context, .. manifest];
 

@@ -32,7 +32,7 @@ public static class StrictModes
 
     /// <summary>Files whose contents restore trusts: the images, the manifest and its signature.</summary>
     public static bool IsCheckpointFile(string name) =>
-        ImageManifest.IsImageName(name) || name is ImageManifest.FileName || name == CheckpointSignature.FileName;
+        ImageManifest.IsImageName(name) || ImageManifest.IsManifestName(name) || name == CheckpointSignature.FileName;
 
     private static void CheckOne(string path, FileStatus st, uint uid, bool isDir)
     {

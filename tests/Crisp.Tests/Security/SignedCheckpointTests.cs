@@ -27,6 +27,11 @@ public class SignedCheckpointTests(ITestOutputHelper output)
             var show = CrispCli.Run("show", dir.Images);
             Assert.True(show.ExitCode == 0, show.Stderr);
             Assert.Contains($"signature: signed by key {mine.Fingerprint}", show.Stdout);
+            // A signed manifest hashes with SHA-256 (a signature is only as strong as its hash), in the tagged lines
+            // the stock tool checks.
+            Assert.Contains("(SHA256)", show.Stdout);
+            var sum = Live.RunProcess("/bin/sh", TimeSpan.FromSeconds(30), null, "-c", $"cd '{dir.Images}' && sha256sum --strict -c {ImageManifest.FileName}");
+            Assert.True(sum.ExitCode == 0, $"sha256sum -c: {sum.Stdout}{sum.Stderr}");
 
             string pages = Directory.EnumerateFiles(dir.Images, "pages-*.img").Select(Path.GetFileName).First()!;
             var cases = new (string Name, Action<string> Damage, string Key, Func<string, string> Named, string Expect)[]

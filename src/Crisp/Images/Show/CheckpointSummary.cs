@@ -23,7 +23,7 @@ public static class CheckpointSummary
         if (!dir.Exists(ImageFile.Inventory))
             throw new CrispException($"{path}: not a checkpoint directory (no inventory.img)");
         string integrity = !verify ? "not verified (--skip-image-verify)"
-            : ImageManifest.Exists(dir) ? $"{ImageManifest.Verify(dir)} files match {ImageManifest.FileName} (SHA-256)"
+            : ImageManifest.Exists(dir) ? $"{ImageManifest.Verify(dir)} files match {Path.GetFileName(ImageManifest.PathIn(dir))} ({ImageManifest.Algorithms(dir)})"
             : $"not verified (no {ImageManifest.FileName}: not written by crisp)";
 
         var inventory = ReadOne<inventory_entry>(dir, ImageFile.Inventory);

@@ -52,7 +52,7 @@ public sealed class MemoryDump : IDumpStage
         chain.Load(ctx);
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
-            var pages = new PrivatePagesDump(pid, writer);
+            var pages = new PrivatePagesDump(pid, writer, ctx.Memory.Batches);
             if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
                 pages.Dump(vmas);
             else

@@ -11,4 +11,6 @@ public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
     public MemfdInodesDump Memfds { get; } = memfds;
     public SharedAnonDump SharedAnon { get; } = new();
     public MemoryChain Chain { get; } = new();
+    /// <summary>The page batches every task's copy reuses (bounded memory, no per-batch allocation).</summary>
+    public PageBatchPool Batches { get; } = new();
 }

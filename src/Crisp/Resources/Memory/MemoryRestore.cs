@@ -21,6 +21,8 @@ public sealed class MemoryRestore : IRestoreStage
         public Dictionary<uint, string> Files { get; set; } = [];
         public SharedAnonObjects Shared { get; } = new();
         public long BytesFilled { get; set; }
+        /// <summary>The page batches every task's fill reuses.</summary>
+        public PageBatchPool Batches { get; } = new();
         public TimeSpan FillTime { get; set; }
 
         public void Dispose() => Shared.Dispose();
@@ -56,8 +58,9 @@ public sealed class MemoryRestore : IRestoreStage
             pages.RequireAllPages();
             space.MapAll(pages);
             var clock = Stopwatch.StartNew();
-            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill);
+            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill, ctx.Memory.Batches);
             filler.Fill(mm.Vmas);
+            pages.VerifyRest();   // this task's pages against the manifest, as they streamed
             state.BytesFilled += filler.BytesWritten;
             state.FillTime += clock.Elapsed;
         }

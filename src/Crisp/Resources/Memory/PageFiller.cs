@@ -14,9 +14,8 @@ namespace Crisp.Resources.Memory;
 /// fresh pages in through get_user_pages, which is several times cheaper than faulting them one trap
 /// at a time inside read() on virtual machines (docs/bench.md), and the extra copy is from page cache
 /// into a warm buffer.</summary>
-public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_entry> writableForFill)
+public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_entry> writableForFill, PageBatchPool batches)
 {
-    private PageBatch? _batch;
     private SafeFileHandle? _mem;
     private long _bytesWritten;
 
@@ -25,7 +24,7 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
 
     public void Fill(IEnumerable<vma_entry> vmas)
     {
-        var pipe = new PagePipe(Write);
+        var pipe = new PagePipe(batches, Read, Write);
         try
         {
             foreach (var v in vmas)
@@ -36,9 +35,8 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
                     continue;
                 bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
                 foreach (var (vaddr, length, offset, source) in pages.Resolve(v.Start, v.End))
-                    Add(pipe, new RemoteRange(vaddr, length), offset, source, writable);
+                    pipe.Add(new RemoteRange(vaddr, length), writable, offset, source);
             }
-            Flush(pipe);
             pipe.Complete();
         }
         finally
@@ -48,32 +46,10 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         }
     }
 
-    private void Add(PagePipe pipe, RemoteRange run, long fileOffset, int source, bool writable)
+    /// <summary>Reads a batch from the page source (on the restoring thread, while the pipe's thread writes the
+    /// batches before it into the puppet). Runs are in file order: as few preads as the file layout allows.</summary>
+    private void Read(PageBatch batch)
     {
-        if (_batch is { } b && b.Accessible != writable)
-            Flush(pipe);
-        while (run.Length > 0)
-        {
-            if (_batch is { Room: 0 })
-                Flush(pipe);
-            if (_batch is null)
-            {
-                _batch = pipe.Rent();
-                _batch.Accessible = writable;
-            }
-            ulong take = Math.Min(run.Length, (ulong)_batch.Room);
-            _batch.Add(run with { Length = take }, fileOffset, source);
-            run = new RemoteRange(run.Address + take, run.Length - take);
-            fileOffset += (long)take;
-        }
-    }
-
-    /// <summary>Reads the batch from the pages file, then queues it for the thread that writes into the puppet.</summary>
-    private void Flush(PagePipe pipe)
-    {
-        if (_batch is not { IsEmpty: false } batch)
-            return;
-        // Runs are in file order: read the batch with as few preads as the file layout allows.
         var ranges = batch.Ranges;
         var offsets = batch.FileOffsets;
         var sources = batch.Sources;
@@ -84,12 +60,11 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
             long len = (long)ranges[i].Length;
             while (j + 1 < ranges.Length && sources[j + 1] == sources[i] && offsets[j + 1] == offsets[j] + (long)ranges[j].Length)
                 len += (long)ranges[++j].Length;
-            ReadFile(batch.Buffer.AsSpan(at, (int)len), offsets[i], sources[i]);
+            pages.ReadStored(batch.Buffer.AsSpan(at, (int)len), offsets[i], sources[i]);
+            pages.Progress?.Add((int)len);
             at += (int)len;
             i = j + 1;
         }
-        _batch = null;
-        pipe.Submit(batch);
     }
 
     private void Write(PageBatch batch)
@@ -108,12 +83,5 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
             }
         }
         Interlocked.Add(ref _bytesWritten, data.Length);
-    }
-
-    /// <summary>Through the pagemap's pages file: plain positioned reads, or chunks decrypted as they stream.</summary>
-    private void ReadFile(Span<byte> span, long offset, int source)
-    {
-        pages.ReadStored(span, offset, source);
-        pages.Progress?.Add(span.Length);
     }
 }

@@ -1,14 +1,15 @@
 using System.Collections.Concurrent;
+using Crisp.Linux;
 
 namespace Crisp.Resources.Memory;
 
-/// <summary>Page batches from the thread that fills them to a second thread that drains them, in order: at dump
-/// one thread copies out of the task while the other writes pages-N.img, at restore one reads the file while
-/// the other writes into the puppet. A few small batches go round (<see cref="Depth"/> × <see cref="BatchBytes"/>):
-/// the drain finds the next batch queued when it finishes one, so neither side waits on a thread wake-up per
-/// batch, and crisp's memory does not grow with the tree (issue 24: peak RSS, not only speed, counts inside a
-/// container's memory limit). The batches are kept for the whole process: touching fresh memory costs more
-/// than the copy itself in this VM (docs/bench.md).</summary>
+/// <summary>The one batching of page data, for both directions: runs are packed into fixed batches; a full batch
+/// is filled on the calling thread (dump: read out of the task; restore: read from the page source) and queued
+/// for a second thread that drains it, in order (dump: into the page sink; restore: into the puppet). A few
+/// small batches go round (<see cref="Depth"/> × <see cref="BatchBytes"/>): the drain finds the next batch queued
+/// when it finishes one, so neither side waits on a thread wake-up per batch, the copy overlaps the I/O, and
+/// crisp's memory does not grow with the tree (issue 24: peak RSS, not only speed, counts inside a container's
+/// memory limit). Nothing is allocated per batch: batches come from the session's <see cref="PageBatchPool"/>.</summary>
 internal sealed class PagePipe : IDisposable
 {
     /// <summary>Bytes per batch: large enough that one syscall moves many pages, small enough to stay in cache.</summary>
@@ -16,21 +17,25 @@ internal sealed class PagePipe : IDisposable
     /// <summary>Batches in flight: one being filled, one being drained, the rest queued.</summary>
     public const int Depth = 4;
 
-    private static readonly Stack<PageBatch> s_pool = new();
-
     private readonly BlockingCollection<PageBatch> _free = new(new ConcurrentQueue<PageBatch>(), Depth);
     private readonly BlockingCollection<PageBatch> _full = new(new ConcurrentQueue<PageBatch>(), Depth);
     private readonly CancellationTokenSource _failed = new();
-    private readonly Action<PageBatch> _drain;
+    private readonly PageBatchPool _pool;
+    private readonly Action<PageBatch> _fill, _drain;
     private readonly Task _drainer;
     private readonly PageBatch[] _batches;
+    private PageBatch? _batch;
     private Exception? _drainError;
     private bool _disposed;
 
-    public PagePipe(Action<PageBatch> drain)
+    /// <param name="fill">Puts the batch's bytes in its buffer (its ranges are set); runs on the caller's thread.</param>
+    /// <param name="drain">Takes a filled batch away; runs on the pipe's own thread, batches in order.</param>
+    public PagePipe(PageBatchPool pool, Action<PageBatch> fill, Action<PageBatch> drain)
     {
+        _pool = pool;
+        _fill = fill;
         _drain = drain;
-        _batches = Take();
+        _batches = pool.Take(Depth, BatchBytes);
         foreach (var b in _batches)
             _free.Add(b);
         // Its own thread, not a pool one: it blocks for the whole task's memory, and a starved pool (many dumps in
@@ -38,25 +43,42 @@ internal sealed class PagePipe : IDisposable
         _drainer = Task.Factory.StartNew(Drain, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    /// <summary>An empty batch to fill; waits while every batch is queued or being drained.</summary>
-    public PageBatch Rent()
+    /// <summary>Adds a run of pages. <paramref name="accessible"/>: readable by process_vm_readv (dump) or writable
+    /// by process_vm_writev (restore); a batch never mixes the two. At restore, where the run's bytes are in the
+    /// page source (<paramref name="fileOffset"/> in its <paramref name="source"/>-th file).</summary>
+    public void Add(RemoteRange run, bool accessible, long fileOffset = -1, int source = 0)
     {
-        try
+        if (_batch is { IsEmpty: false } open && open.Accessible != accessible)
+            Flush();
+        while (run.Length > 0)
         {
-            var batch = _free.Take(_failed.Token);
-            batch.Clear();
-            return batch;
-        }
-        catch (OperationCanceledException)
-        {
-            ThrowDrainFailure();
-            throw;
+            if (_batch is { Room: 0 })
+                Flush();
+            _batch ??= Rent();
+            if (_batch.IsEmpty)
+                _batch.Accessible = accessible;
+            ulong take = Math.Min(run.Length, (ulong)_batch.Room);
+            _batch.Add(run with { Length = take }, fileOffset, source);
+            run = new RemoteRange(run.Address + take, run.Length - take);
+            if (fileOffset >= 0)
+                fileOffset += (long)take;
         }
     }
 
-    /// <summary>Queues a filled batch for the drain (batches are drained in the order they are submitted).</summary>
-    public void Submit(PageBatch batch)
+    /// <summary>Dump with a parent: a run the parent images hold (no data), kept in address order.</summary>
+    public void AddParentRun(RemoteRange run)
     {
+        _batch ??= Rent();
+        _batch.AddParentRun(run);
+    }
+
+    /// <summary>Fills the open batch and queues it for the drain.</summary>
+    public void Flush()
+    {
+        if (_batch is not { HasNothing: false } batch)
+            return;
+        _fill(batch);
+        _batch = null;
         try
         {
             _full.Add(batch, _failed.Token);
@@ -67,9 +89,10 @@ internal sealed class PagePipe : IDisposable
         }
     }
 
-    /// <summary>Waits until every submitted batch is drained; rethrows the drain's failure.</summary>
+    /// <summary>Flushes the open batch and waits until every batch is drained; rethrows the drain's failure.</summary>
     public void Complete()
     {
+        Flush();
         _full.CompleteAdding();
         try { _drainer.Wait(); } catch (AggregateException) { }
         if (_drainError is not null)
@@ -89,10 +112,26 @@ internal sealed class PagePipe : IDisposable
             _full.CompleteAdding();
         }
         try { _drainer.Wait(); } catch (AggregateException) { }
-        Give(_batches);
+        _pool.Give(_batches);
         _free.Dispose();
         _full.Dispose();
         _failed.Dispose();
+    }
+
+    /// <summary>An empty batch to fill; waits while every batch is queued or being drained.</summary>
+    private PageBatch Rent()
+    {
+        try
+        {
+            var batch = _free.Take(_failed.Token);
+            batch.Clear();
+            return batch;
+        }
+        catch (OperationCanceledException)
+        {
+            ThrowDrainFailure();
+            throw;
+        }
     }
 
     private void Drain()
@@ -123,21 +162,5 @@ internal sealed class PagePipe : IDisposable
         if (_drainError is { } e)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
         throw new ObjectDisposedException(nameof(PagePipe));
-    }
-
-    private static PageBatch[] Take()
-    {
-        var batches = new PageBatch[Depth];
-        lock (s_pool)
-            for (int i = 0; i < Depth; i++)
-                batches[i] = s_pool.Count > 0 ? s_pool.Pop() : new PageBatch(BatchBytes);
-        return batches;
-    }
-
-    private static void Give(PageBatch[] batches)
-    {
-        lock (s_pool)
-            foreach (var b in batches)
-                s_pool.Push(b);
     }
 }

@@ -9,14 +9,13 @@ namespace Crisp.Resources.Memory;
 /// page that is present or swapped, in private file VMAs only the anonymous (copied-on-write) ones.
 /// Pages are found with PAGEMAP_SCAN where the kernel has it (time follows populated pages, not VMA size),
 /// read in batches with process_vm_readv (/proc/PID/mem covers what it cannot read: PROT_NONE or
-/// otherwise unreadable VMAs), and written by a second thread while the next batches are read (<see cref="PagePipe"/>:
-/// a few MiB whatever the task's size).</summary>
-public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
+/// otherwise unreadable VMAs), and handed to the page sink by a second thread while the next batches are read
+/// (<see cref="PagePipe"/>: a few MiB whatever the task's size).</summary>
+public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPool batches)
 {
     private const ulong PageSize = Pagemap.PageSize;
     private const ulong PresentOrSwapped = 3UL << 62, FilePage = 1UL << 61;
 
-    private PageBatch? _batch;
     private SafeFileHandle? _mem;
     private bool _taskRuns;
 
@@ -26,7 +25,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
     public void Dump(IEnumerable<DumpedVma> vmas)
     {
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(b => writer.AddBatch(b.Ranges, b.Data));
+        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data));
         try
         {
             foreach (var vma in vmas)
@@ -35,8 +34,10 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
                     continue;
                 bool fileBacked = vma.Is(VmaStatus.FilePrivate);
                 foreach (var run in Runs(pagemap, vma.Start, vma.End, fileBacked))
-                    Add(pipe, run, vma.Maps.CanRead);
-                Flush(pipe);   // a batch never mixes readable and unreadable VMAs
+                    pipe.Add(run, vma.Maps.CanRead);
+                // Each VMA starts a batch: batches that ran on across VMAs (misaligned with a large VMA's pages) made
+                // 1 GiB dumps onto ext4 take 2-4x the kernel time (bench, 2026-12-04).
+                pipe.Flush();
             }
             pipe.Complete();
         }
@@ -46,6 +47,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
             _mem?.Dispose();
         }
     }
+
     /// <summary>Stores the runs of a plan (a dump with a parent): copied runs read from the task, PE_PARENT runs
     /// only recorded. <paramref name="taskRuns"/>: the task was let go before its pages are copied (pre-dump),
     /// so a run unmapped meanwhile is stored as zeros — no later dump refers to it, as a VMA mapped anew is not
@@ -53,22 +55,16 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
     public void Dump(IReadOnlyList<PlannedRun> plan, bool taskRuns)
     {
         _taskRuns = taskRuns;
-        var pipe = new PagePipe(b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns));
+        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns));
         try
         {
             foreach (var run in plan)
             {
                 if (run.InParent)
-                {
-                    _batch ??= pipe.Rent();
-                    _batch.AddParentRun(new RemoteRange(run.Start, run.Length));
-                    continue;
-                }
-                if (_batch is { IsEmpty: false } b && b.Accessible != run.Readable)
-                    Flush(pipe);
-                Add(pipe, new RemoteRange(run.Start, run.Length), run.Readable);
+                    pipe.AddParentRun(new RemoteRange(run.Start, run.Length));
+                else
+                    pipe.Add(new RemoteRange(run.Start, run.Length), run.Readable);
             }
-            Flush(pipe);
             pipe.Complete();
         }
         finally
@@ -119,32 +115,13 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer)
             yield return new RemoteRange(runStart, runEnd - runStart);
     }
 
-    private void Add(PagePipe pipe, RemoteRange run, bool readable)
+    /// <summary>Reads a batch out of the task (on the dumping thread, while the pipe's thread writes the batches
+    /// before it: two cores, one copies out of the task, one into the page sink).</summary>
+    private void Read(PageBatch batch)
     {
-        while (run.Length > 0)
-        {
-            if (_batch is { Room: 0 })
-                Flush(pipe);
-            _batch ??= pipe.Rent();
-            if (_batch.IsEmpty)
-                _batch.Accessible = readable;
-            ulong take = Math.Min(run.Length, (ulong)_batch.Room);
-            _batch.Add(run with { Length = take });
-            run = new RemoteRange(run.Address + take, run.Length - take);
-        }
-    }
-
-    /// <summary>Reads the batch out of the task, then queues it for the writer thread: reading the next batches
-    /// overlaps writing this one (two cores: one copies out of the task, one into the page cache).</summary>
-    private void Flush(PagePipe pipe)
-    {
-        if (_batch is not { HasNothing: false } batch)
-            return;
         long done = batch.Accessible && batch.Bytes > 0 ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
         if (done < batch.Bytes)
             ReadThroughProcMem(batch, done);
-        _batch = null;
-        pipe.Submit(batch);
     }
 
     /// <summary>The rest of the batch from byte <paramref name="from"/> on, through /proc/PID/mem (FOLL_FORCE

@@ -90,7 +90,7 @@ internal sealed class EncryptedPagesFile : PagesFile
     {
         _sealed ??= ArrayPool<byte>.Shared.Rent(ChunkSize + TagSize);
         var sealedChunk = _sealed.AsSpan(0, plain.Length + TagSize);
-        ReadAll(_handle, Path, sealedChunk, HeaderSize + chunk * (ChunkSize + TagSize));
+        ReadRaw(_handle, sealedChunk, HeaderSize + chunk * (ChunkSize + TagSize));
         Nonce(_nonce, chunk);
         bool last = chunk == _chunks - 1;
         try

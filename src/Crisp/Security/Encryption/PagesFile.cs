@@ -20,7 +20,21 @@ public abstract class PagesFile : IDisposable
 
     /// <summary>Opens a pages file, encrypted or not as its first bytes say. An encrypted one opened without a key
     /// (<paramref name="key"/> null) still tells its length (`crisp show`); reading it fails in one line.</summary>
-    public static PagesFile Open(string path, PagesKey? key)
+    /// <param name="check">The manifest check fed with the file's bytes as they are read (restore), or null.</param>
+    public static PagesFile Open(string path, PagesKey? key, Images.Manifest.StreamedVerification.FileCheck? check = null)
+    {
+        var file = Open(path, key);
+        file._check = check;
+        return file;
+    }
+
+    private Images.Manifest.StreamedVerification.FileCheck? _check;
+
+    /// <summary>Completes the manifest check of the file when it is checked as it streams: hashes what no read
+    /// reached and compares (throws <see cref="Images.ImageVerifyException"/> on a mismatch).</summary>
+    public void VerifyRest() => _check?.Finish();
+
+    private static PagesFile Open(string path, PagesKey? key)
     {
         var handle = File.OpenHandle(path);
         try
@@ -51,7 +65,14 @@ public abstract class PagesFile : IDisposable
             : (false, "");
     }
 
-    protected static void ReadAll(SafeFileHandle handle, string path, Span<byte> buffer, long offset)
+    /// <summary>Reads stored bytes of the file, fed to the manifest check as they pass.</summary>
+    protected void ReadRaw(SafeFileHandle handle, Span<byte> buffer, long offset)
+    {
+        ReadAll(handle, Path, buffer, offset);
+        _check?.Read(handle, buffer, offset);
+    }
+
+    private static void ReadAll(SafeFileHandle handle, string path, Span<byte> buffer, long offset)
     {
         int done = 0;
         while (done < buffer.Length)
@@ -69,7 +90,7 @@ internal sealed class PlainPagesFile(string path, SafeFileHandle handle) : Pages
 {
     public override long Length { get; } = RandomAccess.GetLength(handle);
 
-    public override void ReadExactly(Span<byte> buffer, long offset) => ReadAll(handle, Path, buffer, offset);
+    public override void ReadExactly(Span<byte> buffer, long offset) => ReadRaw(handle, buffer, offset);
 
     public override void Dispose() => handle.Dispose();
 }

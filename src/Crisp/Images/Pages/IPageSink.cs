@@ -1,0 +1,15 @@
+namespace Crisp.Images.Pages;
+
+/// <summary>Where a dump's page data goes: a pagemap's runs in address order, with the pages of the present
+/// ones back to back. <see cref="PageFileSink"/> writes pagemap-*.img + pages-N.img (hashed as written),
+/// <see cref="PageServerSink"/> sends them to a page server (CRIU's protocol). A PE_PARENT run names pages an
+/// earlier checkpoint of the chain holds: it carries no data on any transport.</summary>
+public interface IPageSink : IDisposable
+{
+    /// <summary>Takes runs and the data of their present runs, in order (<paramref name="data"/> is their
+    /// concatenation). The data is the caller's again when this returns.</summary>
+    void Write(ReadOnlySpan<PageRun> runs, ReadOnlySpan<byte> data);
+
+    /// <summary>Every run is written: entries still held back (to merge with a next run) go out.</summary>
+    void Complete();
+}

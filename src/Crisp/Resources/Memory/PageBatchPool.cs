@@ -1,0 +1,25 @@
+namespace Crisp.Resources.Memory;
+
+/// <summary>The page batches of one dump or restore (<see cref="PagePipe"/>), kept from task to task: touching
+/// fresh memory costs more than the copy itself in this VM (docs/bench.md), so each pipe takes the batches the
+/// previous one gave back. Owned by the session, not the process: two sessions side by side share nothing.</summary>
+public sealed class PageBatchPool
+{
+    private readonly Stack<PageBatch> _free = new();
+
+    internal PageBatch[] Take(int count, int bytes)
+    {
+        var batches = new PageBatch[count];
+        lock (_free)
+            for (int i = 0; i < count; i++)
+                batches[i] = _free.Count > 0 ? _free.Pop() : new PageBatch(bytes);
+        return batches;
+    }
+
+    internal void Give(PageBatch[] batches)
+    {
+        lock (_free)
+            foreach (var b in batches)
+                _free.Push(b);
+    }
+}
