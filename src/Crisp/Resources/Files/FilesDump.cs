@@ -44,10 +44,10 @@ public sealed class FilesDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        ctx.Shared<FileTable>().Write(ctx.Images);
         ctx.Shared<PipeDataDump>().Write(ctx.Images);
         foreach (var kind in FileKinds.All)
             kind.FinishDump(ctx);
+        ctx.Shared<FileTable>().Write(ctx.Images);   // after the kinds: they may order or add entries
         ctx.Shared<Memfd.MemfdInodesDump>().Write(ctx.Images);
     }
 

@@ -22,7 +22,7 @@ public sealed class MemoryDump : IDumpStage
         var files = ctx.Shared<MappedFiles>();
         var memfds = ctx.Shared<Files.Memfd.MemfdInodesDump>();
         var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path),
-            m => memfds.MappingFileIdOf(ctx, pid, m));
+            m => m.IsMemfd ? memfds.MappingFileIdOf(ctx, pid, m) : ctx.Shared<Files.Ghost.GhostReferences>().MappingFileIdOf(ctx, pid, m));
 
         var stat = task.Stat;
         var mm = new mm_entry
