@@ -83,10 +83,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return 2;
-    syscall(SYS_close_range, 3, ~0U, 0);
-    setvbuf(stdout, NULL, _IONBF, 0);
     sigset_t mask;
-    usr1_only_in_sigsuspend(on_usr1, &mask);
+    workload_begin(on_usr1, &mask);
     char priv[300], shared[300], shm[300], gone[300];
     snprintf(priv, sizeof priv, "%s/priv", argv[1]);
     snprintf(shared, sizeof shared, "%s/shared", argv[1]);

@@ -1,7 +1,7 @@
 /*
  * pidfd_state -- pidfds of live tasks of the tree and of a process that has exited.
  *
- * argv[1] "outside" adds fd 8, a pidfd of the workload's parent (outside the tree).
+ * argv[1] a directory (unused); argv[2] "outside" adds fd 8, a pidfd of the workload's parent (outside the tree).
  * Prints "ready PID CHILDPID\n", waits for SIGUSR1 (sigsuspend), checks, prints PASS or FAIL lines on
  * stderr; exit 0 on pass.
  *
@@ -41,13 +41,7 @@ static void on_usr1(int sig) { (void)sig; go = 1; }
 static int pidfd_open(pid_t pid, unsigned flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 static int pidfd_signal(int fd, int sig) { return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0); }
 
-static void at(int want, int fd)
-{
-    if (fd < 0)
-        DIE("pidfd_open");
-    if (fd != want && (dup2(fd, want) != want || close(fd)))
-        DIE("dup2");
-}
+#define at(want, fd) workload_fd_at(want, fd, "pidfd_open")
 
 /* fdinfo's "Pid:" of fd. */
 static int fdinfo_pid(int fd)
@@ -72,10 +66,8 @@ static int readable(int fd, int ms)
 
 int main(int argc, char **argv)
 {
-    syscall(SYS_close_range, 3, ~0U, 0);
-    setvbuf(stdout, NULL, _IONBF, 0);
     sigset_t mask;
-    usr1_only_in_sigsuspend(on_usr1, &mask);
+    workload_begin(on_usr1, &mask);
     pid_t parent = getpid();
 
     pid_t dead = fork();
@@ -99,7 +91,7 @@ int main(int argc, char **argv)
     at(3, pidfd_open(child, 0));
     at(4, pidfd_open(child, PIDFD_NONBLOCK));
     at(5, pidfd_open(parent, 0));
-    if (argc > 1 && !strcmp(argv[1], "outside"))
+    if (argc > 2 && !strcmp(argv[2], "outside"))
         at(8, pidfd_open(getppid(), 0));   /* a process the dump does not take: refused */
     while (fdinfo_pid(6) != -1)
         usleep(1000);

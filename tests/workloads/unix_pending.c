@@ -102,12 +102,10 @@ int main(int argc, char **argv)
     if (argc < 2)
         return 2;
     const char *mode = argc > 2 ? argv[2] : "ok";
-    syscall(SYS_close_range, 3, ~0U, 0);
-    setvbuf(stdout, NULL, _IONBF, 0);
     snprintf(path, sizeof path, "%s/p.sock", argv[1]);
     snprintf(abstract, sizeof abstract, "crisp-pending-%d", getpid());
     sigset_t mask;
-    usr1_only_in_sigsuspend(on_usr1, &mask);
+    workload_begin(on_usr1, &mask);
 
     struct sockaddr_un a;
     socklen_t l = addr(&a, 0);

@@ -33,13 +33,7 @@ static volatile sig_atomic_t go;
 static void on_usr1(int sig) { (void)sig; go = 1; }
 #define DIE(what) do { perror(what); exit(2); } while (0)
 
-static void at(int want, int fd)
-{
-    if (fd < 0)
-        DIE("open");
-    if (fd != want && (dup2(fd, want) != want || close(fd)))
-        DIE("dup2");
-}
+#define at(want, fd) workload_fd_at(want, fd, "open")
 
 static void send_fds(int sock, const char *text, const int *fds, int n)
 {
@@ -90,10 +84,8 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return 2;
-    syscall(SYS_close_range, 3, ~0U, 0);
-    setvbuf(stdout, NULL, _IONBF, 0);
     sigset_t mask;
-    usr1_only_in_sigsuspend(on_usr1, &mask);
+    workload_begin(on_usr1, &mask);
     char path[4096];
     snprintf(path, sizeof path, "%s/f", argv[1]);
 

@@ -47,9 +47,20 @@ public sealed class FilesRestore : IRestoreStage
         foreach (var fi in fds)
             if (open.Late.Remove(fi.Id, out var late))
                 open.ById[fi.Id] = FileKinds.ForType(late.Type).Open(ctx, late);
+        ctx.Shared<PendingOwners>().Apply(ctx);   // the tree exists now
         FdInstaller.Install(task.Puppet, fds
             .Select(fi => new FdToInstall((int)fi.Fd, open.ById[fi.Id].Fd, (fi.Flags & FdOps.FD_CLOEXEC) != 0))
             .ToList());
+        // An O_ASYNC signal carries the fd number the flag was set through (si_fd): crisp's until set again
+        // through the task's own fd (off, then on: the kernel re-registers only on a change).
+        foreach (var fi in fds)
+        {
+            int flags = FdOps.Fcntl(open.ById[fi.Id].Fd, FdOps.F_GETFL);
+            if ((flags & FileIo.O_ASYNC) == 0)
+                continue;
+            task.Call("fcntl(F_SETFL)", Sysno.fcntl, fi.Fd, FdOps.F_SETFL, flags & ~FileIo.O_ASYNC);
+            task.Call("fcntl(F_SETFL)", Sysno.fcntl, fi.Fd, FdOps.F_SETFL, flags);
+        }
     }
 
     public void Cleanup(RestoreContext ctx)
@@ -59,6 +70,7 @@ public sealed class FilesRestore : IRestoreStage
             fd.Dispose();
         open.ById.Clear();
         ctx.Shared<PipeSet>().Dispose();
+        ctx.Shared<PendingOwners>().Dispose();
         foreach (var kind in FileKinds.All.OfType<IFileKindState>())
             kind.CleanupRestore(ctx);
     }

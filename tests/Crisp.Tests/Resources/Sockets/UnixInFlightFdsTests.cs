@@ -1,5 +1,3 @@
-using Crisp.Dump;
-using Crisp.Images;
 using Crisp.Images.Proto;
 using Crisp.Tests.Integration;
 using Crisp.Tests.Support;
@@ -14,37 +12,22 @@ namespace Crisp.Tests.Resources.Sockets;
 public class UnixInFlightFdsTests(ITestOutputHelper output)
 {
     [RootFact]
-    public void FdsQueuedInUnixSocketsArriveAfterRestore()
-    {
-        string exe = Support.Workloads.Build("unix_scm");
-        using var dir = new Live.TempDir();
-        var w = Workload.Start(exe, ["unix_scm", dir.Path], dir.Path);
-        w.WaitReady("unix_scm's ready line", p => p.Length == 2);
-        try
+    public void FdsQueuedInUnixSocketsArriveAfterRestore() =>
+        WorkloadRoundTrip.ExpectPass(output, "unix_scm", [], (images, _) =>
         {
-            string images = Path.Combine(dir.Path, "img");
-            var tree = Live.Cycle(output, new DumpOptions { RootPid = w.Pid, ImagesDir = images }, [w.Pid], written =>
-            {
-                // CRIU 4's form: each packet lists the file ids of its fds, every one of them in files.img.
-                var img = ImageDirectory.Open(written);
-                var ids = img.ReadAll<file_entry>(ImageFile.Files).Select(f => f.Id).ToHashSet();
-                var rights = new List<scm_entry>();
-                using (var r = img.OpenReader(ImageFile.SkQueues))
-                    while (r.Read<sk_packet_entry>() is { } p)
-                    {
-                        rights.AddRange(p.Scm);
-                        r.ReadExtra(p.Length);
-                    }
-                Assert.Equal(6, rights.Count);
-                Assert.All(rights, s => Assert.Equal(1u, s.Type));
-                Assert.Equal(8, rights.Sum(s => s.Rights.Count));
-                Assert.All(rights.SelectMany(s => s.Rights), id => Assert.Contains(id, ids));
-            });
-            Live.SignalAndExpectPass(w.Pid, dir.Path, () => Live.ExitCodeWithin(tree));
-        }
-        finally
-        {
-            Live.KillAll([w.Pid], w.Pid);
-        }
-    }
+            // CRIU 4's form: each packet lists the file ids of its fds, every one of them in files.img.
+            var img = Crisp.Images.ImageDirectory.Open(images);
+            var ids = img.ReadAll<file_entry>(Crisp.Images.ImageFile.Files).Select(f => f.Id).ToHashSet();
+            var rights = new List<scm_entry>();
+            using (var r = img.OpenReader(Crisp.Images.ImageFile.SkQueues))
+                while (r.Read<sk_packet_entry>() is { } p)
+                {
+                    rights.AddRange(p.Scm);
+                    r.ReadExtra(p.Length);
+                }
+            Assert.Equal(6, rights.Count);
+            Assert.All(rights, s => Assert.Equal(1u, s.Type));
+            Assert.Equal(8, rights.Sum(s => s.Rights.Count));
+            Assert.All(rights.SelectMany(s => s.Rights), id => Assert.Contains(id, ids));
+        });
 }

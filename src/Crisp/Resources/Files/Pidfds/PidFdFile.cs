@@ -64,7 +64,7 @@ public sealed class PidFdFile : ILateFileKind
                 ?? throw new CrispException($"files.img: pidfd {entry.Id} names process {e.Nspid}, which is not a task of the checkpoint");
             fd = new UnixFd(Linux.PidFd.OpenRaw(task.HostPid, flags));
         }
-        return NewDescription.Finish(fd, e.Flags, e.Fown);
+        return NewDescription.Finish(ctx, fd, e.Flags, e.Fown);
     }
 }
 

@@ -74,7 +74,7 @@ public sealed class RegularFile : IFileKind
                 ctx.Log.Warn($"file {reg.Name}: size {st.Size}, was {reg.Size} at dump");
             if (reg.Pos != 0)
                 FileIo.Seek(fd.Fd, (long)reg.Pos, FileIo.SEEK_SET);
-            try { Fown.Restore(fd.Fd, reg.Fown); }
+            try { Fown.Restore(ctx, fd.Fd, reg.Fown); }
             catch (SyscallException e) { ctx.Log.Warn($"file {reg.Name}: owner not restored: {e.Message}"); }
             return fd;
         }

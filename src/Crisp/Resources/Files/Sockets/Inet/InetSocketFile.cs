@@ -192,7 +192,7 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
                 if (e.Opts.HasTcpKeepintvl) SetInt(s, SOL_TCP, TCP_KEEPINTVL, (int)e.Opts.TcpKeepintvl);
             }
             FdOps.SetStatusFlags(s, (int)e.Flags);
-            try { Fown.Restore(s, e.Fown); }
+            try { Fown.Restore(ctx, s, e.Fown); }
             catch (SyscallException x) { ctx.Log.Warn($"{what}: owner not restored: {x.Message}"); }
             return sock;
         }

@@ -118,7 +118,7 @@ public sealed class UnixSocketSet : IDisposable
                 if (e.HasShutdown && e.Shutdown != sk_shutdown.None && !IsOrphan(e, all))
                     Shutdown(fd, e.Shutdown switch { sk_shutdown.Read => 0, sk_shutdown.Write => 1, _ => 2 });
                 FdOps.SetStatusFlags(fd, (int)e.Flags);
-                try { Fown.Restore(fd, e.Fown); }
+                try { Fown.Restore(ctx, fd, e.Fown); }
                 catch (SyscallException x) { ctx.Log.Warn($"unix socket {e.Ino}: owner not restored: {x.Message}"); }
             }
             foreach (var p in unlinkAfter)
