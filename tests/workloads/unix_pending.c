@@ -2,7 +2,8 @@
  * unix_pending -- unix listeners holding connections not yet accepted (kernel embryo sockets).
  *
  * argv[1] a fresh directory (p.sock goes there); argv[2] "ok" (default), "sent" (a pending client has
- * already written, which no dump can read) or "closed" (a pending client closed its end).
+ * already written, which no dump can read), "closed" (a pending client closed its end) or "tcp" (a TCP
+ * listener with a connection not yet accepted, which no restore can queue again).
  * Prints "ready PID CHILDPID\n", waits for SIGUSR1 (sigsuspend), then checks and prints PASS or FAIL
  * lines on stderr; exit 0 on pass.
  *
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +123,17 @@ int main(int argc, char **argv)
         put(cb, "too early", "early send");
     if (strcmp(mode, "closed") == 0)
         close(client(SOCK_STREAM, 0));
+    if (strcmp(mode, "tcp") == 0) {
+        /* a TCP listener with a connection it has not accepted (its fd comes before the client's) */
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t inl = sizeof in;
+        int t = socket(AF_INET, SOCK_STREAM, 0);
+        if (t < 0 || bind(t, (struct sockaddr *)&in, inl) || listen(t, 4) || getsockname(t, (struct sockaddr *)&in, &inl))
+            return 2;
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&in, inl))
+            return 2;
+    }
 
     int ready[2];
     if (pipe(ready))

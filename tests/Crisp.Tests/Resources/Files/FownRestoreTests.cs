@@ -24,6 +24,7 @@ public class FownRestoreTests(ITestOutputHelper output)
         using var dir = new Live.TempDir();
         var unshare = Workload.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", exe, dir.Path], dir.Path);
         int root = 0;
+        bool unshareReaped = false;
         try
         {
             Assert.Equal(["ready", "1", "2"], unshare.WaitReady("fown_state's ready line"));
@@ -32,6 +33,7 @@ public class FownRestoreTests(ITestOutputHelper output)
             {
                 new Dumper(new DumpOptions { RootPid = root, ImagesDir = dir.Images }, log).Run();
                 Live.ReapWithin(unshare.Pid);
+                unshareReaped = true;
                 return new Restorer(new RestoreOptions { ImagesDir = dir.Images, Detached = true }, log).Run();
             });
             root = tree.RootPid;
@@ -43,8 +45,11 @@ public class FownRestoreTests(ITestOutputHelper output)
         {
             if (root > 0)
                 RawSyscall.TryCall(Sysno.kill, root, Live.SIGKILL);
-            RawSyscall.TryCall(Sysno.kill, unshare.Pid, Live.SIGKILL);
-            Spawn.TryReap(unshare.Pid);
+            if (!unshareReaped)
+            {
+                RawSyscall.TryCall(Sysno.kill, unshare.Pid, Live.SIGKILL);
+                Live.ReapWithin(unshare.Pid);
+            }
         }
     }
 }

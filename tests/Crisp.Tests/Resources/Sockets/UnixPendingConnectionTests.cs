@@ -9,7 +9,8 @@ namespace Crisp.Tests.Resources.Sockets;
 /// <summary>unix_pending: stream and seqpacket listeners holding connections not yet accepted, from the
 /// task itself and from its child. After restore the workload accepts them: same order, each carrying
 /// its client's data, replies reaching the right client. What cannot come back (data already sent into
-/// a pending connection, a pending connection whose client closed) is refused by name.</summary>
+/// a pending connection, a pending connection whose client closed, a TCP listener's pending connection) is
+/// refused by name.</summary>
 public class UnixPendingConnectionTests(ITestOutputHelper output)
 {
     [RootFact]
@@ -26,6 +27,7 @@ public class UnixPendingConnectionTests(ITestOutputHelper output)
     [RootTheory]
     [InlineData("sent", "has sent data on a connection unix socket")]
     [InlineData("closed", "has a connection not yet accepted whose client has closed")]
+    [InlineData("tcp", "connection(s) not yet accepted: no kernel call puts a connection back into a listener's accept queue")]
     public void APendingConnectionThatCannotComeBackIsRefused(string mode, string expected) =>
         WorkloadRoundTrip.ExpectRefused("unix_pending", [mode], expected);
 }

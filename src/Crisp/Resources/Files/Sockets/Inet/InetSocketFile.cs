@@ -75,7 +75,8 @@ public sealed class InetSocketFile : IFileKind, IFileKindState
                 case TCP_LISTEN:
                     var diag = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Inet(family, IPPROTO_TCP, entry.Ino)) ?? throw new CrispException($"{what}: inet_diag does not know it");
                     if (diag.RQueue > 0)
-                        throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted, which is not supported yet");
+                        throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted: no kernel call puts a connection " +
+                            "back into a listener's accept queue (CRIU refuses them too)");
                     entry.Backlog = diag.WQueue;
                     break;
                 case TCP_CLOSE:
