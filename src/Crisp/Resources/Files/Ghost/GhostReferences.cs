@@ -34,20 +34,12 @@ public sealed class GhostReferences
             return id;
         var ghosts = ctx.Shared<GhostDump>();
         uint ghostId = ghosts.GhostOf(ctx, fd, st, name, what);
-        id = ctx.Shared<FileTable>().Add(ctx, fileId => new file_entry
+        id = ctx.Shared<FileTable>().Add(ctx, fileId =>
         {
-            Type = fd_types.Reg,
-            Id = fileId,
-            Reg = new reg_file_entry
-            {
-                Id = fileId,
-                Flags = (uint)flags,
-                Pos = 0,
-                Fown = Fown.None(),
-                Name = name,
-                Size = st.Type == FileStat.S_IFREG ? (ulong)st.Size : 0,
-                Mode = st.Mode,
-            },
+            var reg = new reg_file_entry { Id = fileId, Flags = (uint)flags, Pos = 0, Fown = Fown.None(), Name = name, Mode = st.Mode };
+            if (st.Type == FileStat.S_IFREG)
+                reg.Size = (ulong)st.Size;   // as CRIU: a directory's size is not checked at restore, so not given
+            return new file_entry { Type = fd_types.Reg, Id = fileId, Reg = reg };
         });
         ghosts.Remap(id, ghostId);
         _fileIds[(st.Dev, st.Ino)] = id;

@@ -23,6 +23,8 @@ public class GhostMappingTests(ITestOutputHelper output)
         // priv, shared, the tmpfs file and the cwd: one ghost each, however many tasks refer to it.
         Assert.Equal(4, remaps.Count);
         Assert.Equal(4, remaps.Select(r => r.RemapId).Distinct().Count());
+        // CRIU's name for them: ghost-file-%x (ids here pass 9, so decimal would differ).
+        Assert.All(remaps, r => Assert.True(File.Exists(Path.Combine(images, $"ghost-file-{r.RemapId:x}.img")), $"ghost-file-{r.RemapId:x}.img"));
         var modes = remaps.Select(r =>
         {
             using var reader = img.OpenReader(ImageFile.GhostFile(r.RemapId));
