@@ -3,7 +3,7 @@
  * checked from the inside after restore.
  *
  * Usage: fdkinds DIR KIND...   (KIND: eventfd signalfd timerfd epoll inotify
- *        ghost fifo opath dir locks, or "all"; "pidfd" adds an fd crisp refuses)
+ *        ghost fifo opath dir locks, or "all"; "userfaultfd" adds an fd crisp refuses)
  *   - sets the kinds up with files under DIR, prints "ready PID\n" on stdout;
  *   - waits for SIGUSR1 (blocked, sigwaitinfo), then checks every kind: a failed
  *     check prints "FAIL: NAME: ..." on stderr; all passing prints "PASS".
@@ -404,9 +404,9 @@ int main(int argc, char **argv)
     dir = argv[1];
     int on[NKINDS] = {0};
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "pidfd")) {
-            if (syscall(SYS_pidfd_open, getpid(), 0) < 0)
-                die("pidfd_open");
+        if (!strcmp(argv[i], "userfaultfd")) {
+            if (syscall(SYS_userfaultfd, O_CLOEXEC) < 0)
+                die("userfaultfd");
             continue;
         }
         int found = 0;

@@ -5,7 +5,7 @@
  * "ready PID CHILDPID DIR\n" on stdout, then blocks reading a line from stdin. On
  * "check\n" it verifies every fd (offset, flags, FD_CLOEXEC, pipe contents), wakes the
  * child (SIGUSR1), which checks its pipe, then prints "PASS\n" or "FAIL: what\n" lines
- * and exits 0/1. Argument "pidfd" also opens a pidfd of itself (an unsupported kind).
+ * and exits 0/1. Argument "userfaultfd" also opens a userfaultfd (an unsupported kind).
  *
  * Fds: 3 rw.dat O_RDWR at 1234; 4 app.dat O_WRONLY|O_APPEND; 5 /dev/null O_WRONLY;
  * 6,7 dup.dat O_RDWR (dup'ed) at 100; 8 ro.dat O_RDONLY|O_CLOEXEC at 10;
@@ -146,8 +146,8 @@ int main(int argc, char **argv)
     close(20);
     if (write(11, "to-child", 8) != 8)
         return 2;
-    if (argc > 1 && !strcmp(argv[1], "pidfd"))
-        at(13, (int)syscall(SYS_pidfd_open, getpid(), 0));
+    if (argc > 1 && !strcmp(argv[1], "userfaultfd"))
+        at(13, (int)syscall(SYS_userfaultfd, O_CLOEXEC));
     printf("ready %d %d %s\n", getpid(), child, dir);
 
     char line[64];

@@ -7,6 +7,9 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* DIR/NAME := TEXT (ready lines, verdicts). */
 static inline void write_file(const char *dir, const char *name, const char *text)
@@ -31,6 +34,28 @@ static inline void usr1_only_in_sigsuspend(void (*handler)(int), sigset_t *wait_
     sigprocmask(SIG_BLOCK, &usr1, wait_mask);
     sigdelset(wait_mask, SIGUSR1);
     signal(SIGUSR1, handler);
+}
+
+/* The start checked workloads share: no fd past stderr (a shell may pass some, CI passes none), stdout
+ * unbuffered for the ready line, SIGUSR1 running HANDLER only inside sigsuspend(WAIT_MASK). */
+static inline void workload_begin(void (*handler)(int), sigset_t *wait_mask)
+{
+    syscall(SYS_close_range, 3, ~0U, 0);
+    setvbuf(stdout, NULL, _IONBF, 0);
+    usr1_only_in_sigsuspend(handler, wait_mask);
+}
+
+/* FD (just made by WHAT; exit 2 if that failed) moved to the number WANT. */
+static inline void workload_fd_at(int want, int fd, const char *what)
+{
+    if (fd < 0) {
+        perror(what);
+        exit(2);
+    }
+    if (fd != want && (dup2(fd, want) != want || close(fd))) {
+        perror("dup2");
+        exit(2);
+    }
 }
 
 /* Check macros for workloads that count their failures in an int `failures` and report on stderr

@@ -48,5 +48,9 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     public uint NewId() => _nextId++;
 
     /// <summary>Closes what the kinds held for the dump (network namespaces opened for sock_diag).</summary>
-    public void Dispose() => Namespaces.Dispose();
+    public void Dispose()
+    {
+        Namespaces.Dispose();
+        Files.Dispose();
+    }
 }

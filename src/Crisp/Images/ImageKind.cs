@@ -45,7 +45,8 @@ public sealed partial class ImageKind
     {
         if (HasId != id.HasValue)
             throw new ArgumentException(HasId ? $"{Name} images need an id" : $"{Name} images take no id", nameof(id));
-        return !HasId ? $"{FilePrefix}.img" : Magic == ImageMagic.TcpStream ? $"{FilePrefix}-{id:x}.img" : $"{FilePrefix}-{id}.img";
+        // CRIU names these two by a hex id (image-desc.c: tcp-stream-%x, ghost-file-%x), the rest in decimal.
+        return !HasId ? $"{FilePrefix}.img" : Magic is ImageMagic.TcpStream or ImageMagic.GhostFile ? $"{FilePrefix}-{id:x}.img" : $"{FilePrefix}-{id}.img";
     }
 
     public override string ToString() => Name;

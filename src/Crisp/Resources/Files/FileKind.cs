@@ -45,6 +45,10 @@ public interface IFileKind
     void CleanupRestore(RestoreContext ctx) { }
 }
 
+/// <summary>A kind whose description can only be made once the restored tree exists (a pidfd names one of
+/// its tasks): opened when the first task holding it gets its fds, not in Prepare.</summary>
+public interface ILateFileKind : IFileKind { }
+
 /// <summary>The kinds crisp dumps and restores; every other fd is refused by name.</summary>
 public static class FileKinds
 {
@@ -65,6 +69,7 @@ public static class FileKinds
         new Fifo.FifoFile(),
         new Sockets.Unix.UnixSocketFile(),
         new Sockets.Inet.InetSocketFile(),
+        new Pidfds.PidFdFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));

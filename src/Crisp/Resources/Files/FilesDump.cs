@@ -43,9 +43,9 @@ public sealed class FilesDump : IDumpStage
 
     public void Finish(DumpContext ctx)
     {
-        ctx.Files.Table.Write(ctx.Images);
         foreach (var kind in FileKinds.All)
             kind.FinishDump(ctx);
+        ctx.Files.Table.Write(ctx.Images);   // after the kinds: they may order or add entries
     }
 
     public void Release(DumpContext ctx, bool killed)

@@ -12,7 +12,7 @@ namespace Crisp.Resources.Files;
 
 /// <summary>Dump-wide state of open files: files.img's table and what each fd kind gathers for the images it
 /// writes once every task is dumped. Memfd inodes add their mapping entries to the same table.</summary>
-public sealed class FilesDumpState
+public sealed class FilesDumpState : IDisposable
 {
     public FilesDumpState()
     {
@@ -32,6 +32,12 @@ public sealed class FilesDumpState
     public LocksSeen Locks { get; } = new();
     /// <summary>Which mounts a tree's files may lie on (a tree with a mount namespace of its own).</summary>
     public Mounts.TreeMounts TreeMounts { get; } = new();
+    public Ghost.GhostReferences GhostReferences { get; } = new();
+    public Sockets.Unix.PendingListeners PendingListeners { get; } = new();
+    /// <summary>Files queued in unix sockets (SCM_RIGHTS), held until the dump ends.</summary>
+    public Sockets.InFlightDump InFlight { get; } = new();
+
+    public void Dispose() => InFlight.Dispose();
 }
 
 /// <summary>Restore-wide state of open files: crisp's fd of every description, the objects several
@@ -49,9 +55,13 @@ public sealed class FilesRestoreState : IDisposable
     public Epoll.EpollItems Epolls { get; } = new();
     public LocksByPid Locks { get; } = new();
     public MemfdInodes Memfds { get; } = new();
+    public Pidfds.DeadPids DeadPids { get; } = new();
+    /// <summary>F_SETOWN owners, set once the tree exists.</summary>
+    public PendingOwners Owners { get; } = new();
 
     public void Dispose()
     {
+        Owners.Dispose();
         foreach (var fd in Open.ById.Values)
             fd.Dispose();
         Open.ById.Clear();

@@ -31,13 +31,17 @@ public sealed class FilesRestore : IRestoreStage
             open.Fdinfos[filesId] = fdinfos;
             foreach (var fi in fdinfos)
             {
-                if (open.ById.ContainsKey(fi.Id))
+                if (open.ById.ContainsKey(fi.Id) || open.Late.ContainsKey(fi.Id))
                     continue;
                 if (!entries.TryGetValue(fi.Id, out var entry))
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} refers to file {fi.Id}, which files.img lacks");
                 if (entry.Type != fi.Type)
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} is {fi.Type}, files.img says {entry.Type}");
-                open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? FileKinds.ForType(entry.Type).Open(ctx, entry);
+                var kind = FileKinds.ForType(entry.Type);
+                if (kind is ILateFileKind)
+                    open.Late[fi.Id] = entry;
+                else
+                    open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? kind.Open(ctx, entry);
             }
         }
         ctx.Log.Debug($"files: {open.ById.Count} description(s) opened");
@@ -47,9 +51,23 @@ public sealed class FilesRestore : IRestoreStage
     {
         var open = ctx.Files.Open;
         var fds = open.Fdinfos.TryGetValue(task.Ids.FilesId, out var list) ? list : [];
+        foreach (var fi in fds)
+            if (open.Late.Remove(fi.Id, out var late))
+                open.ById[fi.Id] = FileKinds.ForType(late.Type).Open(ctx, late);
+        ctx.Files.Owners.Apply(ctx);   // the tree exists now
         FdInstaller.Install(task.Puppet, fds
             .Select(fi => new FdToInstall((int)fi.Fd, open.ById[fi.Id].Fd, (fi.Flags & FdOps.FD_CLOEXEC) != 0))
             .ToList());
+        // An O_ASYNC signal carries the fd number the flag was set through (si_fd): crisp's until set again
+        // through the task's own fd (off, then on: the kernel re-registers only on a change).
+        foreach (var fi in fds)
+        {
+            int flags = FdOps.Fcntl(open.ById[fi.Id].Fd, FdOps.F_GETFL);
+            if ((flags & FileIo.O_ASYNC) == 0)
+                continue;
+            task.Call("fcntl(F_SETFL)", Sysno.fcntl, fi.Fd, FdOps.F_SETFL, flags & ~FileIo.O_ASYNC);
+            task.Call("fcntl(F_SETFL)", Sysno.fcntl, fi.Fd, FdOps.F_SETFL, flags);
+        }
     }
 
     public void Cleanup(RestoreContext ctx)
@@ -64,5 +82,7 @@ public sealed class FilesRestore : IRestoreStage
 public sealed class OpenDescriptions
 {
     public Dictionary<uint, UnixFd> ById { get; } = [];
+    /// <summary>Entries of <see cref="ILateFileKind"/> kinds not opened yet.</summary>
+    public Dictionary<uint, file_entry> Late { get; } = [];
     public Dictionary<uint, List<fdinfo_entry>> Fdinfos { get; } = [];
 }

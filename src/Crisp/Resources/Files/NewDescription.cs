@@ -1,5 +1,6 @@
 using Crisp.Images.Proto;
 using Crisp.Linux;
+using Crisp.Restore;
 
 namespace Crisp.Resources.Files;
 
@@ -7,13 +8,13 @@ namespace Crisp.Resources.Files;
 /// timer…), then the dumped status flags and owner — and on any failure the new fd is closed, not leaked.</summary>
 public static class NewDescription
 {
-    public static UnixFd Finish(UnixFd fd, uint statusFlags, fown_entry? owner, Action<int>? fill = null)
+    public static UnixFd Finish(RestoreContext ctx, UnixFd fd, uint statusFlags, fown_entry? owner, Action<int>? fill = null)
     {
         try
         {
             fill?.Invoke(fd.Fd);
             FdOps.SetStatusFlags(fd.Fd, (int)statusFlags);
-            Fown.Restore(fd.Fd, owner);
+            Fown.Restore(ctx, fd.Fd, owner);
             return fd;
         }
         catch

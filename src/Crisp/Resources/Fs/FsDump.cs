@@ -15,19 +15,19 @@ public sealed class FsDump : IDumpStage
 
     public void Dump(DumpContext ctx, DumpTask task)
     {
-        var table = ctx.Files.Table;
-        uint cwd = table.Add(ctx, id => Directory(id, task.Pid, "cwd"));
-        uint root = table.Add(ctx, id => Directory(id, task.Pid, "root"));
+        uint cwd = Directory(ctx, task.Pid, "cwd");
+        uint root = Directory(ctx, task.Pid, "root");
         ctx.Images.Write(ImageFile.Fs(task.VirtualPid), new fs_entry { CwdId = cwd, RootId = root, Umask = task.Status.Umask });
     }
 
-    private static file_entry Directory(uint id, int pid, string which)
+    /// <summary>The file id of a task's cwd or root: a REG entry of its path, or a deleted directory's ghost.</summary>
+    private static uint Directory(DumpContext ctx, int pid, string which)
     {
         string path = Procfs.Host.Path(pid, which);
         string target = new FileInfo(path).LinkTarget
             ?? throw new CrispException($"task {pid}: cannot read its {which}");
         if (target.EndsWith(" (deleted)", StringComparison.Ordinal))
-            throw new CrispException($"task {pid}: its {which} {target} is deleted; that is not supported yet");
-        return RegularFile.ForDirectory(id, target, FileStat.S_IFDIR | (uint)File.GetUnixFileMode(path));
+            return ctx.Files.GhostReferences.DirectoryFileIdOf(ctx, pid, which, target[..^" (deleted)".Length]);
+        return ctx.Files.Table.Add(ctx, id => RegularFile.ForDirectory(id, target, FileStat.S_IFDIR | (uint)File.GetUnixFileMode(path)));
     }
 }

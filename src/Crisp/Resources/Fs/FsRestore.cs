@@ -21,8 +21,27 @@ public sealed class FsRestore : IRestoreStage
         string cwd = PathOf(files, fs.CwdId, "cwd", task);
         string root = PathOf(files, fs.RootId, "root", task);
 
-        task.Call($"chdir({cwd})", Sysno.chdir, (long)PutPath(task, cwd));
-        if (root != "/")
+        // A deleted directory is entered through the ghost crisp re-created for it (it has no path).
+        if (Files.Ghost.GhostFile.HolderPath(ctx, fs.CwdId, cwd) is { } cwdGhost)
+            EnterGhost(task, cwdGhost, "cwd");
+        else
+            task.Call($"chdir({cwd})", Sysno.chdir, (long)PutPath(task, cwd));
+        if (Files.Ghost.GhostFile.HolderPath(ctx, fs.RootId, root) is { } rootGhost)
+        {
+            // chroot takes a path: enter the ghost, chroot("."), then go back to the cwd.
+            int back = (int)task.Call("open(.)", Sysno.openat, FileIo.AT_FDCWD, (long)PutPath(task, "."), FileIo.O_RDONLY | FileIo.O_DIRECTORY | FileIo.O_CLOEXEC);
+            try
+            {
+                EnterGhost(task, rootGhost, "root");
+                task.Call("chroot(.)", Sysno.chroot, (long)PutPath(task, "."));
+                task.Call("fchdir", Sysno.fchdir, back);
+            }
+            finally
+            {
+                task.Puppet.Remote.Syscall(Sysno.close, back);
+            }
+        }
+        else if (root != "/")
             task.Call($"chroot({root})", Sysno.chroot, (long)PutPath(task, root));
         if (fs.HasUmask)
             task.Call("umask", Sysno.umask, fs.Umask);
@@ -30,6 +49,19 @@ public sealed class FsRestore : IRestoreStage
 
     private static string PathOf(Dictionary<uint, string> files, uint id, string what, RestoreTask task) =>
         files.TryGetValue(id, out var p) ? p : throw new CrispException($"{task}: its {what} is file {id}, which files.img lacks");
+
+    private static void EnterGhost(RestoreTask task, string holder, string what)
+    {
+        int fd = Mounts.MountNamespace.OpenInPuppet(task, holder, FileIo.O_RDONLY | FileIo.O_DIRECTORY);
+        try
+        {
+            task.Call($"fchdir({what} ghost)", Sysno.fchdir, fd);
+        }
+        finally
+        {
+            task.Puppet.Remote.Syscall(Sysno.close, fd);
+        }
+    }
 
     private static ulong PutPath(RestoreTask task, string path)
     {

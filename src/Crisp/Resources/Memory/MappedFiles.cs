@@ -22,13 +22,15 @@ public sealed class MappedFiles(FileTable table)
         return id;
     }
 
-    /// <summary>Restore side: id → path of every regular file entry, from files.img and reg-files.img.</summary>
-    public static Dictionary<uint, string> Read(ImageDirectory images)
+    /// <summary>Restore side: id → path of every regular file entry, from files.img and reg-files.img; a deleted
+    /// file's is the path of the ghost crisp re-created for it.</summary>
+    public static Dictionary<uint, string> Read(Restore.RestoreContext ctx)
     {
+        var images = ctx.Images;
         var byId = images.ReadAll<reg_file_entry>(ImageFile.RegFiles).ToDictionary(e => e.Id, e => e.Name);
         foreach (var e in images.ReadAll<file_entry>(ImageFile.Files))
             if (e.Type == fd_types.Reg && e.Reg is not null)
-                byId.TryAdd(e.Id, e.Reg.Name);
+                byId.TryAdd(e.Id, Files.Ghost.GhostFile.HolderPath(ctx, e.Id, e.Reg.Name) ?? e.Reg.Name);
         return byId;
     }
 }

@@ -39,7 +39,7 @@ public sealed class MemoryRestore : IRestoreStage
             state.Mms[task.Pid] = ctx.Images.ReadAll<mm_entry>(file).FirstOrDefault()
                 ?? throw new CrispException($"{ctx.Images.PathOf(file)}: empty");
         }
-        state.Files = MappedFiles.Read(ctx.Images);
+        state.Files = MappedFiles.Read(ctx);
         state.Shared.Create(ctx.Images, state.Mms.Values);
     }
 

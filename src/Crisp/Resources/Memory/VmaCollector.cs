@@ -8,15 +8,17 @@ namespace Crisp.Resources.Memory;
 /// bits, leaving out pages crisp itself mapped in the task (remote-syscall scratch).</summary>
 public static class VmaCollector
 {
+    /// <summary><paramref name="inodeFileId"/>: the file id of a VMA whose file has no path to open (a memfd, a
+    /// deleted file), reached through the mapping itself.</summary>
     public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId,
-        Func<MapsEntry, uint> memfdFileId)
+        Func<MapsEntry, uint> inodeFileId)
     {
         var list = new List<DumpedVma>();
         foreach (var smaps in ProcSmaps.Enumerate(pid))
         {
             foreach (var maps in WithoutScratch(smaps.Vma, scratch))
             {
-                var entry = ToEntry(pid, maps, smaps, fileId, memfdFileId);
+                var entry = ToEntry(pid, maps, smaps, fileId, inodeFileId);
                 if (entry is null)
                     continue;
                 // [vvar] and [vvar_vclock] are one vvar VMA in CRIU's images (its restore expects one).
@@ -48,7 +50,7 @@ public static class VmaCollector
             yield return vma with { Start = sEnd, Offset = vma.Offset + (vma.Kind == VmaKind.File ? sEnd - vma.Start : 0) };
     }
 
-    private static vma_entry? ToEntry(int pid, MapsEntry m, SmapsEntry smaps, Func<string, uint> fileId, Func<MapsEntry, uint> memfdFileId)
+    private static vma_entry? ToEntry(int pid, MapsEntry m, SmapsEntry smaps, Func<string, uint> fileId, Func<MapsEntry, uint> inodeFileId)
     {
         var e = new vma_entry
         {
@@ -149,14 +151,13 @@ public static class VmaCollector
                 // CRIU's form: a MEMFD file entry (shmid) whose inode holds the contents; private copies of
                 // pages of a MAP_PRIVATE one go to the pagemap like any private file mapping's.
                 status |= VmaStatus.Memfd | (m.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate);
-                e.Shmid = memfdFileId(m);
+                e.Shmid = inodeFileId(m);
                 e.Fdflags = (uint)(m.Shared && mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
                 break;
-            case VmaKind.File when m.Deleted:
-                throw new CrispException($"task {pid}: mapping of a deleted file {m} is not supported yet");
             case VmaKind.File:
+                // A deleted file's entry is remapped to its ghost (Files/Ghost/GhostReferences.cs).
                 status |= m.Shared ? VmaStatus.FileShared : VmaStatus.FilePrivate;
-                e.Shmid = fileId(m.Path);
+                e.Shmid = m.Deleted ? inodeFileId(m) : fileId(m.Path);
                 e.Fdflags = (uint)(m.Shared && mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
                 break;
         }

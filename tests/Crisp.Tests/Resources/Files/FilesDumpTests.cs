@@ -89,13 +89,13 @@ public class FilesDumpTests
     [RootFact]
     public void UnsupportedFdFailsTheDumpInOneLineAndLeavesTheWorkloadRunning()
     {
-        using var w = new FilesWorkload("pidfd");
+        using var w = new FilesWorkload("userfaultfd");
         string dir = NewImagesDir();
         try
         {
             var e = Assert.Throws<CrispException>(() => DumpLeavingRunning(w.Pid, dir));
-            // eventfd, the old example, is carried now (Resources/Files/EventFd); a pidfd is not
-            Assert.StartsWith($"task {w.Pid} fd 13: pidfd (", e.Message);
+            // eventfd and pidfd, the old examples, are carried now (Resources/Files/EventFd, Pidfds); a userfaultfd is not
+            Assert.StartsWith($"task {w.Pid} fd 13: userfaultfd (", e.Message);
             Assert.EndsWith(") is not supported yet", e.Message);
             Assert.Contains(Crisp.Linux.Proc.ProcStat.Read(w.Pid).State, "SR");   // running, not stopped or traced
             var (output, rc) = w.Check();

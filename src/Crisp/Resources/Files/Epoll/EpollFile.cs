@@ -51,7 +51,7 @@ public sealed class EpollFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var e = entry.Epfd ?? throw new CrispException($"files.img: EVENTPOLL entry {entry.Id} has no eventpoll part");
-        return NewDescription.Finish(EventObjects.Epoll(0), e.Flags, e.Fown);
+        return NewDescription.Finish(ctx, EventObjects.Epoll(0), e.Flags, e.Fown);
     }
 
     /// <summary>Is fd <paramref name="tfd"/> of the task the very file the epoll item was registered with?</summary>

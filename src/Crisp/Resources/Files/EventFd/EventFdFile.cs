@@ -37,7 +37,7 @@ public sealed class EventFdFile : IFileKind
         var e = entry.Efd ?? throw new CrispException($"files.img: EVENTFD entry {entry.Id} has no eventfd part");
         int flags = (int)e.Flags;
         // eventfd2's initial value is 32 bits wide; the counter is 64: write() adds the whole of it.
-        return NewDescription.Finish(EventObjects.EventFd(0, flags & EventObjects.EFD_SEMAPHORE), (uint)flags, e.Fown, fd =>
+        return NewDescription.Finish(ctx, EventObjects.EventFd(0, flags & EventObjects.EFD_SEMAPHORE), (uint)flags, e.Fown, fd =>
         {
             if (e.Counter != 0)
                 FileIo.Write(fd, BitConverter.GetBytes(e.Counter));

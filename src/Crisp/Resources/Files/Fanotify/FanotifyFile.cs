@@ -81,7 +81,7 @@ public sealed class FanotifyFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var e = entry.Ffy ?? throw new CrispException($"files.img: FANOTIFY entry {entry.Id} has no fanotify part");
-        return NewDescription.Finish(EventObjects.Fanotify(e.Faflags, e.Evflags), e.Flags, e.Fown, fd =>
+        return NewDescription.Finish(ctx, EventObjects.Fanotify(e.Faflags, e.Evflags), e.Flags, e.Fown, fd =>
         {
             // fdinfo lists marks newest first: adding them in reverse keeps that order.
             foreach (var m in e.Mark.Reverse())

@@ -78,7 +78,7 @@ public sealed class FifoFile : IFileKind
             if ((flags & FileIo.O_NONBLOCK) == 0)
                 FdOps.Fcntl(fd.Fd, FdOps.F_SETFL, now & ~FileIo.O_NONBLOCK);
             FdOps.SetStatusFlags(fd.Fd, flags);
-            try { Fown.Restore(fd.Fd, reg.Fown); }
+            try { Fown.Restore(ctx, fd.Fd, reg.Fown); }
             catch (SyscallException e) { ctx.Log.Warn($"fifo {reg.Name}: owner not restored: {e.Message}"); }
             return fd;
         }

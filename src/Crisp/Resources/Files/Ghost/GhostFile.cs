@@ -1,3 +1,4 @@
+using Crisp.Linux.Proc;
 using System.Buffers.Binary;
 using Crisp.Dump;
 using Crisp.Images;
@@ -26,21 +27,8 @@ public sealed class GhostFile : IFileKind
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
         string name = fd.Target[..^" (deleted)".Length];
-        var st = FullStat.Of(fd.Copy.Fd);
-        if (st.Nlink != 0)
-            throw new CrispException($"task {fd.Pid} fd {fd.Fd}: {name} was unlinked but still has {st.Nlink} link(s) " +
-                "elsewhere (CRIU's --link-remap) is not supported");
         var ghosts = ctx.Files.Ghosts;
-        if (!ghosts.ByInode.TryGetValue((fd.Stat.Dev, fd.Stat.Ino), out uint ghostId))
-        {
-            if (fd.Stat.Size > ctx.Options.GhostLimit)
-                throw new CrispException($"task {fd.Pid} fd {fd.Fd}: deleted file {name} is {fd.Stat.Size} bytes, " +
-                    $"over the ghost file limit of {ctx.Options.GhostLimit} (--ghost-limit)");
-            ghostId = ctx.NewId();
-            WriteGhost(ctx.Images, ghostId, fd, st);
-            ghosts.ByInode[(fd.Stat.Dev, fd.Stat.Ino)] = ghostId;
-        }
-        ghosts.Remaps.Add(new remap_file_path_entry { OrigId = id, RemapId = ghostId, RemapType = remap_type.Ghost });
+        ghosts.Remap(id, ghosts.GhostOf(ctx, fd.Copy.Fd, fd.Stat, name, $"task {fd.Pid} fd {fd.Fd}"));
         bool opath = (fd.Flags & FileIo.O_PATH) != 0;
         return new file_entry
         {
@@ -60,29 +48,6 @@ public sealed class GhostFile : IFileKind
         };
     }
 
-    private static void WriteGhost(ImageDirectory images, uint ghostId, OpenFd fd, FullStat st)
-    {
-        // The task's fd may be write-only or O_PATH: read through a new read-only description.
-        using var reader = FileIo.Open($"/proc/self/fd/{fd.Copy.Fd}", FileIo.O_RDONLY);
-        var bytes = new byte[fd.Stat.Size];
-        if (FileIo.PReadFully(reader.Fd, bytes, 0) != bytes.Length)
-            throw new CrispException($"task {fd.Pid} fd {fd.Fd}: deleted file shrank while being saved");
-        var entry = new ghost_file_entry
-        {
-            Uid = st.Uid,
-            Gid = st.Gid,
-            Mode = fd.Stat.Mode,
-            Dev = (uint)fd.Stat.Dev,
-            Ino = fd.Stat.Ino,
-            Atim = new timeval { TvSec = (ulong)st.Atime.Sec, TvUsec = (ulong)(st.Atime.Nsec / 1000) },
-            Mtim = new timeval { TvSec = (ulong)st.Mtime.Sec, TvUsec = (ulong)(st.Mtime.Nsec / 1000) },
-            Chunks = false,
-            Size = (ulong)bytes.Length,
-        };
-        using var w = images.CreateWriter(ImageFile.GhostFile(ghostId));
-        w.Write(entry, bytes);
-    }
-
     public void FinishDump(DumpContext ctx)
     {
         var remaps = ctx.Files.Ghosts.Remaps;
@@ -93,14 +58,22 @@ public sealed class GhostFile : IFileKind
     /// <summary>The description of a REG entry that remap-fpath.img sends to a ghost, or null for a plain file.</summary>
     public static UnixFd? OpenRemapped(RestoreContext ctx, reg_file_entry reg)
     {
-        var ghosts = ctx.Files.Ghosts;
-        ghosts.Load(ctx.Images);
-        if (!ghosts.Remaps.TryGetValue(reg.Id, out uint ghostId))
+        if (HolderPath(ctx, reg.Id, reg.Name) is not { } holder)
             return null;
-        int holder = ghosts.Holder(ctx, ghostId, reg.Name);
         // The inode has no name any more: open it again through crisp's fd, with the entry's own flags.
         int flags = (int)reg.Flags & ~(FileIo.O_CREAT | FileIo.O_TRUNC | FileIo.O_EXCL);
-        return FileIo.Open($"/proc/self/fd/{holder}", flags);
+        return FileIo.Open(holder, flags);
+    }
+
+    /// <summary>Where the ghost that file <paramref name="fileId"/> is remapped to can be opened (crisp's holder
+    /// fd, /proc/CRISP/fd/N — a mapping or a cwd reach it so too), or null when the file is not a ghost.</summary>
+    public static string? HolderPath(RestoreContext ctx, uint fileId, string name)
+    {
+        var ghosts = ctx.Files.Ghosts;
+        ghosts.Load(ctx.Images);
+        if (!ghosts.Remaps.TryGetValue(fileId, out uint ghostId))
+            return null;
+        return Procfs.Host.Path(Environment.ProcessId, $"fd/{ghosts.Holder(ctx, ghostId, name)}");
     }
 
     public UnixFd Open(RestoreContext ctx, file_entry entry) =>
@@ -112,6 +85,56 @@ public sealed class GhostDump
 {
     public Dictionary<(ulong Dev, ulong Ino), uint> ByInode { get; } = [];
     public List<remap_file_path_entry> Remaps { get; } = [];
+
+    /// <summary>The ghost id of the deleted file or directory open at crisp's <paramref name="fd"/>, saved in
+    /// ghost-file-ID.img the first time its inode is met (a file's contents over --ghost-limit are refused).</summary>
+    public uint GhostOf(DumpContext ctx, int fd, FileStat stat, string name, string what)
+    {
+        if (ByInode.TryGetValue((stat.Dev, stat.Ino), out uint ghostId))
+            return ghostId;
+        var st = FullStat.Of(fd);
+        if (st.Nlink != 0)
+            throw new CrispException($"{what}: {name} was unlinked but still has {st.Nlink} link(s) " +
+                "elsewhere (CRIU's --link-remap) is not supported");
+        if (stat.Type == FileStat.S_IFREG && stat.Size > ctx.Options.GhostLimit)
+            throw new CrispException($"{what}: deleted file {name} is {stat.Size} bytes, " +
+                $"over the ghost file limit of {ctx.Options.GhostLimit} (--ghost-limit)");
+        ghostId = ctx.NewId();
+        WriteGhost(ctx.Images, ghostId, fd, stat, st, what);
+        ByInode[(stat.Dev, stat.Ino)] = ghostId;
+        return ghostId;
+    }
+
+    public void Remap(uint fileId, uint ghostId) =>
+        Remaps.Add(new remap_file_path_entry { OrigId = fileId, RemapId = ghostId, RemapType = remap_type.Ghost });
+
+    /// <summary>Owner, mode, times and, for a file, the contents after the entry (a directory has none: it was empty to be removed).</summary>
+    private static void WriteGhost(ImageDirectory images, uint ghostId, int fd, FileStat stat, FullStat st, string what)
+    {
+        byte[] bytes = [];
+        if (stat.Type == FileStat.S_IFREG)
+        {
+            // The task's fd may be write-only or O_PATH: read through a new read-only description.
+            using var reader = FileIo.Open($"/proc/self/fd/{fd}", FileIo.O_RDONLY);
+            bytes = new byte[stat.Size];
+            if (FileIo.PReadFully(reader.Fd, bytes, 0) != bytes.Length)
+                throw new CrispException($"{what}: deleted file shrank while being saved");
+        }
+        var entry = new ghost_file_entry
+        {
+            Uid = st.Uid,
+            Gid = st.Gid,
+            Mode = stat.Mode,
+            Dev = (uint)stat.Dev,
+            Ino = stat.Ino,
+            Atim = new timeval { TvSec = (ulong)st.Atime.Sec, TvUsec = (ulong)(st.Atime.Nsec / 1000) },
+            Mtim = new timeval { TvSec = (ulong)st.Mtime.Sec, TvUsec = (ulong)(st.Mtime.Nsec / 1000) },
+            Chunks = false,
+            Size = (ulong)bytes.Length,
+        };
+        using var w = images.CreateWriter(ImageFile.GhostFile(ghostId));
+        w.Write(entry, bytes);
+    }
 }
 
 /// <summary>Restore-wide: the remaps, and crisp's fd of each ghost re-created (nameless once made).</summary>
@@ -159,18 +182,19 @@ public sealed class GhostRestore : IDisposable
         }
         // The old name when it is still free, so readlink(/proc/PID/fd/N) reads "NAME (deleted)" as before the
         // dump; else CRIU's temporary name next to it (same filesystem). Either is unlinked at once.
+        bool dir = (entry.Mode & FileStat.S_IFMT) == FileStat.S_IFDIR;
         string temp = name;
         UnixFd fd;
         try
         {
-            fd = FileIo.Open(temp, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_EXCL, entry.Mode & 0xfff);
+            fd = New(temp, dir, entry.Mode);
         }
         catch (SyscallException)
         {
             temp = $"{name}.cr.{ghostId:x}.ghost";
             try
             {
-                fd = FileIo.Open(temp, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_EXCL, entry.Mode & 0xfff);
+                fd = New(temp, dir, entry.Mode);
             }
             catch (SyscallException e)
             {
@@ -179,8 +203,12 @@ public sealed class GhostRestore : IDisposable
         }
         try
         {
-            File.Delete(temp);
-            FileIo.PWriteExactly(fd.Fd, bytes, 0);
+            if (dir)
+                Directory.Delete(temp);
+            else
+                File.Delete(temp);
+            if (bytes.Length > 0)
+                FileIo.PWriteExactly(fd.Fd, bytes, 0);
             RawSyscall.Call("fchown", Sysno.fchown, fd.Fd, entry.Uid, entry.Gid);
             RawSyscall.Call("fchmod", Sysno.fchmod, fd.Fd, entry.Mode & 0xfff);
             if (entry.Atim is { } a && entry.Mtim is { } m)
@@ -190,9 +218,23 @@ public sealed class GhostRestore : IDisposable
         catch
         {
             fd.Dispose();
-            File.Delete(temp);
+            if (dir && Directory.Exists(temp))
+                Directory.Delete(temp);
+            else if (!dir)
+                File.Delete(temp);
             throw;
         }
+    }
+
+    /// <summary>A new file (read-write) or directory (read-only) at <paramref name="path"/>, failing if the name is taken.</summary>
+    private static unsafe UnixFd New(string path, bool dir, uint mode)
+    {
+        if (!dir)
+            return FileIo.Open(path, FileIo.O_RDWR | FileIo.O_CREAT | FileIo.O_EXCL, mode & 0xfff);
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            RawSyscall.Call($"mkdirat({path})", Sysno.mkdirat, FileIo.AT_FDCWD, (long)p, mode & 0xfff);
+        return FileIo.Open(path, FileIo.O_RDONLY | FileIo.O_DIRECTORY);
     }
 
     private static unsafe void SetTimes(int fd, timeval atime, timeval mtime)

@@ -50,7 +50,7 @@ public sealed class InotifyFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var e = entry.Ify ?? throw new CrispException($"files.img: INOTIFY entry {entry.Id} has no inotify part");
-        return NewDescription.Finish(EventObjects.Inotify(FileIo.O_NONBLOCK), e.Flags, e.Fown, fd =>
+        return NewDescription.Finish(ctx, EventObjects.Inotify(FileIo.O_NONBLOCK), e.Flags, e.Fown, fd =>
         {
             foreach (var w in e.Wd.OrderBy(w => w.Wd))
                 AddWatch(fd, w);

@@ -45,7 +45,7 @@ public sealed class MemfdFile : IFileKind
         {
             if (mfe.Pos != 0)
                 FileIo.Seek(fd.Fd, (long)mfe.Pos, FileIo.SEEK_SET);
-            try { Fown.Restore(fd.Fd, mfe.Fown); }
+            try { Fown.Restore(ctx, fd.Fd, mfe.Fown); }
             catch (SyscallException e) { ctx.Log.Warn($"memfd {entry.Id}: owner not restored: {e.Message}"); }
             return fd;
         }

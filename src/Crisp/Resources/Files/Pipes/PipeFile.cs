@@ -41,7 +41,7 @@ public sealed class PipeFile : IFileKind
         try
         {
             FdOps.SetStatusFlags(fd.Fd, (int)pe.Flags);
-            try { Fown.Restore(fd.Fd, pe.Fown); }
+            try { Fown.Restore(ctx, fd.Fd, pe.Fown); }
             catch (SyscallException e) { ctx.Log.Warn($"pipe {pe.PipeId}: owner not restored: {e.Message}"); }
             return fd;
         }

@@ -22,14 +22,7 @@ public sealed class RegularFile : IFileKind
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
         ctx.Files.TreeMounts.Check(ctx, fd);
-        return Entry(id, fd);
-    }
-
-    private file_entry Entry(uint id, OpenFd fd) => new()
-    {
-        Type = Type,
-        Id = id,
-        Reg = new reg_file_entry
+        var reg = new reg_file_entry
         {
             Id = id,
             Flags = (uint)fd.Flags,
@@ -37,10 +30,13 @@ public sealed class RegularFile : IFileKind
             Fown = (fd.Flags & FileIo.O_PATH) != 0 ? Fown.None() : Fown.Of(fd),   // fcntl(F_GETOWN_EX) is EBADF on O_PATH
             Name = fd.Target,
             MntId = fd.Info.MntId,
-            Size = fd.Stat.Type == FileStat.S_IFREG ? (ulong)fd.Stat.Size : 0,
             Mode = fd.Stat.Mode,
-        },
-    };
+        };
+        // Only a regular file's size is recorded: CRIU's restore checks any size given (a directory's too).
+        if (fd.Stat.Type == FileStat.S_IFREG)
+            reg.Size = (ulong)fd.Stat.Size;
+        return new file_entry { Type = Type, Id = id, Reg = reg };
+    }
 
     /// <summary>An entry for a path crisp itself names (cwd, root): opened O_RDONLY|O_DIRECTORY on restore.</summary>
     public static file_entry ForDirectory(uint id, string path, uint mode) => new()
@@ -79,7 +75,7 @@ public sealed class RegularFile : IFileKind
                 ctx.Log.Warn($"file {reg.Name}: size {st.Size}, was {reg.Size} at dump");
             if (reg.Pos != 0)
                 FileIo.Seek(fd.Fd, (long)reg.Pos, FileIo.SEEK_SET);
-            try { Fown.Restore(fd.Fd, reg.Fown); }
+            try { Fown.Restore(ctx, fd.Fd, reg.Fown); }
             catch (SyscallException e) { ctx.Log.Warn($"file {reg.Name}: owner not restored: {e.Message}"); }
             return fd;
         }

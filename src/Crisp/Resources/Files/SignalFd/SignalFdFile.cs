@@ -29,6 +29,6 @@ public sealed class SignalFdFile : IFileKind
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var s = entry.Sgfd ?? throw new CrispException($"files.img: SIGNALFD entry {entry.Id} has no signalfd part");
-        return NewDescription.Finish(EventObjects.SignalFd(s.Sigmask, (int)s.Flags & FileIo.O_NONBLOCK), s.Flags, s.Fown);
+        return NewDescription.Finish(ctx, EventObjects.SignalFd(s.Sigmask, (int)s.Flags & FileIo.O_NONBLOCK), s.Flags, s.Fown);
     }
 }

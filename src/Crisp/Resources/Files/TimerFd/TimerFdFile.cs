@@ -45,7 +45,7 @@ public sealed class TimerFdFile : IFileKind
         var t = entry.Tfd ?? throw new CrispException($"files.img: TIMERFD entry {entry.Id} has no timerfd part");
         try
         {
-            return NewDescription.Finish(EventObjects.TimerFd((int)t.Clockid, (int)t.Flags & FileIo.O_NONBLOCK), t.Flags, t.Fown, fd =>
+            return NewDescription.Finish(ctx, EventObjects.TimerFd((int)t.Clockid, (int)t.Flags & FileIo.O_NONBLOCK), t.Flags, t.Fown, fd =>
             {
                 bool armed = t.Vsec != 0 || t.Vnsec != 0 || t.Isec != 0 || t.Insec != 0;
                 if (armed)

@@ -262,7 +262,7 @@ public sealed class PtySet : IDisposable
 
     private static void TryOwner(RestoreContext ctx, int fd, tty_file_entry tfe)
     {
-        try { Fown.Restore(fd, tfe.Fown); }
+        try { Fown.Restore(ctx, fd, tfe.Fown); }
         catch (SyscallException e) { ctx.Log.Warn($"tty {tfe.Id}: owner not restored: {e.Message}"); }
     }
 

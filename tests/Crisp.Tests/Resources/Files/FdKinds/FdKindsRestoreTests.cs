@@ -93,13 +93,13 @@ public class FdKindsRestoreTests
     [RootFact]
     public void AnUnsupportedFdIsRefusedByNameAndTheTaskRunsOn()
     {
-        using var w = Start("eventfd", "pidfd");
+        using var w = Start("eventfd", "userfaultfd");
         string images = Path.Combine(w.Dir, "images");
         var e = Assert.ThrowsAny<CrispException>(() =>
             new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = images }, Log.Null).Run());
         Assert.DoesNotContain('\n', e.Message);
         Assert.Contains(w.Pid.ToString(), e.Message);
-        Assert.Contains("pidfd", e.Message);
+        Assert.Contains("userfaultfd", e.Message);
         Assert.Contains("TracerPid:\t0", File.ReadAllText($"/proc/{w.Pid}/status"));
         RawSyscall.Call("kill", Sysno.kill, w.Pid, SIGUSR1);
         var deadline = DateTime.UtcNow.AddSeconds(20);

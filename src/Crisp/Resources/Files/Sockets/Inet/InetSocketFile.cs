@@ -75,7 +75,8 @@ public sealed class InetSocketFile : IFileKind
                 case TCP_LISTEN:
                     var diag = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Inet(family, IPPROTO_TCP, entry.Ino)) ?? throw new CrispException($"{what}: inet_diag does not know it");
                     if (diag.RQueue > 0)
-                        throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted, which is not supported yet");
+                        throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted: no kernel call puts a connection " +
+                            "back into a listener's accept queue (CRIU refuses them too)");
                     entry.Backlog = diag.WQueue;
                     break;
                 case TCP_CLOSE:
@@ -192,7 +193,7 @@ public sealed class InetSocketFile : IFileKind
                 if (e.Opts.HasTcpKeepintvl) SetInt(s, SOL_TCP, TCP_KEEPINTVL, (int)e.Opts.TcpKeepintvl);
             }
             FdOps.SetStatusFlags(s, (int)e.Flags);
-            try { Fown.Restore(s, e.Fown); }
+            try { Fown.Restore(ctx, s, e.Fown); }
             catch (SyscallException x) { ctx.Log.Warn($"{what}: owner not restored: {x.Message}"); }
             return sock;
         }

@@ -28,7 +28,9 @@ public sealed class UnixSocketFile : IFileKind
         string what = $"task {fd.Pid} fd {fd.Fd}: unix socket {ino}";
         var d = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(ino)) ?? throw new CrispException($"{what}: unix_diag does not know it");
         if (d.Icons.Length > 0)
-            throw new CrispException($"{what} has {d.Icons.Length} connection(s) not yet accepted, which is not supported yet");
+            PendingConnections.CheckListener(ctx, d, what);
+        uint peer = d.PeerIno == 0 && d.State == TCP_ESTABLISHED && d.Type != Crisp.Linux.Sockets.SOCK_DGRAM
+            ? PendingConnections.PeerOf(ctx, d, what) : d.PeerIno;
         if (d.PeerIno != 0 && Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Unix(d.PeerIno)) is { } outside && !ctx.Files.UnixPeers.InTree(ctx, d.PeerIno))
             ExternalPeer.Dump(ctx, d, outside, what);
 
@@ -41,7 +43,7 @@ public sealed class UnixSocketFile : IFileKind
             Flags = (uint)fd.Flags,
             Uflags = 0,
             Backlog = d.State == TCP_LISTEN ? d.WqLen : 0,
-            Peer = d.PeerIno,
+            Peer = peer,
             Fown = Fown.Of(fd),
             Opts = SocketOptions.Dump(fd.Copy.Fd),
             Name = Google.Protobuf.ByteString.CopyFrom(d.Name),
@@ -51,8 +53,20 @@ public sealed class UnixSocketFile : IFileKind
             DescribeFile(entry, d, fd.Pid);
         // Listening and unconnected stream sockets have no data queue to peek (recvmsg fails).
         if (d.Type == Crisp.Linux.Sockets.SOCK_DGRAM || d.State == TCP_ESTABLISHED)
-            foreach (var m in SocketQueue.Peek(fd.Copy.Fd, what))
-                ctx.Files.SkQueues.Packets.Add((id, m));
+        {
+            var queue = SocketQueue.Peek(fd.Copy.Fd, what);
+            try
+            {
+                foreach (var m in queue)
+                    ctx.Files.SkQueues.Packets.Add((id, new QueuedPacket(m.Data, InFlightFiles.Dump(ctx, m, what))));
+            }
+            catch
+            {
+                foreach (var m in queue)
+                    m.Dispose();   // those not yet handed to the in-flight holder (disposing twice is harmless)
+                throw;
+            }
+        }
         return new file_entry { Type = Type, Id = id, Usk = entry };
     }
 
@@ -88,7 +102,11 @@ public sealed class UnixSocketFile : IFileKind
         return (info.Uid, info.Gid);
     }
 
-    public void FinishDump(DumpContext ctx) => ctx.Files.SkQueues.Write(ctx.Images);
+    public void FinishDump(DumpContext ctx)
+    {
+        ctx.Files.SkQueues.Write(ctx.Images);
+        PendingConnections.OrderClients(ctx);
+    }
 
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
@@ -101,7 +119,7 @@ public sealed class UnixSocketFile : IFileKind
 /// from an external one before that peer's fd has been reached).</summary>
 public sealed class UnixPeers
 {
-    private HashSet<ulong>? _inodes;
+    private HashSet<ulong>? _inodes, _inFlight;
 
     public bool InTree(DumpContext ctx, uint ino)
     {
@@ -109,7 +127,11 @@ public sealed class UnixPeers
             .Where(l => l.Target.StartsWith("socket:[", StringComparison.Ordinal))
             .Select(l => ulong.Parse(l.Target["socket:[".Length..^1], System.Globalization.CultureInfo.InvariantCulture))
             .ToHashSet();
-        return _inodes.Contains(ino);
+        if (_inodes.Contains(ino))
+            return true;
+        // Only a peer no task holds makes crisp look into the queues for sockets in flight.
+        _inFlight ??= InFlightFiles.SocketInodes(ctx);
+        return _inFlight.Contains(ino);
     }
 }
 

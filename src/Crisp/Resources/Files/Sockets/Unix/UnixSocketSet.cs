@@ -12,9 +12,17 @@ namespace Crisp.Resources.Files.Sockets.Unix;
 /// socketpair, a connection to a named socket by a real connect + accept, so each side gets the name
 /// and peer it had — then queued data sent in from the peer (or the stand-in of a closed peer), then
 /// options and shutdown. Each Open hands over the socket of its inode.</summary>
-public sealed class UnixSocketSet
+public sealed class UnixSocketSet : IDisposable
 {
     private Dictionary<uint, UnixFd>? _made;
+
+    /// <summary>Closes crisp's copies of sockets no task took (those only in flight: the kernel holds them in the queue now).</summary>
+    public void Dispose()
+    {
+        foreach (var fd in _made?.Values ?? Enumerable.Empty<UnixFd>())
+            fd.Dispose();
+        _made = null;
+    }
 
     public UnixFd Take(RestoreContext ctx, unix_sk_entry e)
     {
@@ -27,7 +35,9 @@ public sealed class UnixSocketSet
 
     private static Dictionary<uint, UnixFd> Build(RestoreContext ctx)
     {
-        var entries = ctx.Images.ReadAll<file_entry>(ImageFile.Files).Where(f => f.Usk is not null).Select(f => f.Usk).ToList();
+        var fileList = ctx.Images.ReadAll<file_entry>(ImageFile.Files);
+        var files = fileList.ToDictionary(f => f.Id);
+        var entries = fileList.Where(f => f.Usk is not null).Select(f => f.Usk).ToList();
         // Peers outside the tree (--ext-unix-sk) are not made: their sockets are connected to their names.
         var external = entries.Where(e => (e.Uflags & UnixSocketFile.USK_EXTERN) != 0).ToDictionary(e => e.Ino);
         if (external.Count > 0 && !ctx.Options.ExtUnixSk)
@@ -80,14 +90,23 @@ public sealed class UnixSocketSet
                 else
                     made[e.Ino] = New(e);
             }
+            // 2b. Connections not yet accepted: clients connect to their listener again in files.img's order,
+            // which the dump made the accept queue's.
+            foreach (var e in entries.Where(e => all.ContainsKey(e.Ino) && IsPending(e, all)))
+                Connect(made[e.Ino].Fd, UnixAddress(FullName(all[e.Peer])));
             // 3. Datagram sockets connected to a named one.
             foreach (var e in all.Values.Where(e => e.Type == Crisp.Linux.Sockets.SOCK_DGRAM && e.Peer != 0))
                 if ((all.TryGetValue(e.Peer, out var peer) || external.TryGetValue(e.Peer, out peer)) && peer.Name.Length > 0)
                     ConnectTo(made[e.Ino].Fd, e, peer);
             // 4. Queued data, sent by whoever could have sent it.
+            var byFileId = all.Values.ToDictionary(e => e.Id, e => e.Ino);
+            int InFlight(uint fileId) =>
+                byFileId.TryGetValue(fileId, out uint ino) ? made[ino].Fd
+                : files.TryGetValue(fileId, out var f) ? InFlightFiles.Open(ctx, f)
+                : throw new CrispException($"sk-queues.img: a queued message carries file {fileId}, which files.img lacks");
             foreach (var e in all.Values)
                 if (queues.TryGetValue(e.Id, out var msgs))
-                    Refill(e, msgs, all, made, standIns);
+                    Refill(e, msgs, all, made, standIns, InFlight);
             foreach (var s in standIns.Values)
                 s.Dispose();
             standIns.Clear();
@@ -99,7 +118,7 @@ public sealed class UnixSocketSet
                 if (e.HasShutdown && e.Shutdown != sk_shutdown.None && !IsOrphan(e, all))
                     Shutdown(fd, e.Shutdown switch { sk_shutdown.Read => 0, sk_shutdown.Write => 1, _ => 2 });
                 FdOps.SetStatusFlags(fd, (int)e.Flags);
-                try { Fown.Restore(fd, e.Fown); }
+                try { Fown.Restore(ctx, fd, e.Fown); }
                 catch (SyscallException x) { ctx.Log.Warn($"unix socket {e.Ino}: owner not restored: {x.Message}"); }
             }
             foreach (var p in unlinkAfter)
@@ -139,6 +158,22 @@ public sealed class UnixSocketSet
         e.State == UnixSocketFile.TCP_ESTABLISHED && e.Type != Crisp.Linux.Sockets.SOCK_DGRAM && !all.ContainsKey(e.Peer);
 
     private static UnixFd New(unix_sk_entry e) => Socket(AF_UNIX, (int)e.Type);
+
+    /// <summary>A client whose peer is a listener: a connection the listener had not accepted (<see cref="PendingConnections"/>).</summary>
+    private static bool IsPending(unix_sk_entry e, Dictionary<uint, unix_sk_entry> all) =>
+        e.State == UnixSocketFile.TCP_ESTABLISHED && e.Type != Crisp.Linux.Sockets.SOCK_DGRAM
+        && all.TryGetValue(e.Peer, out var p) && p.State == UnixSocketFile.TCP_LISTEN;
+
+    /// <summary>The name to bind or connect to: abstract as it is, a relative path joined to its name_dir
+    /// (crisp's cwd is not the task's).</summary>
+    private static byte[] FullName(unix_sk_entry e)
+    {
+        var name = e.Name.Span;
+        if (name[0] == 0)
+            return name.ToArray();
+        string path = Encoding.UTF8.GetString(name).TrimEnd('\0');
+        return Encoding.UTF8.GetBytes(path.StartsWith('/') ? path : Path.Combine(e.NameDir ?? "/", path));
+    }
 
     /// <summary>An established stream/seqpacket socket whose name is its listener's: the accepted side.</summary>
     private static bool IsAccepted(unix_sk_entry e, Dictionary<uint, unix_sk_entry> all) =>
@@ -218,8 +253,8 @@ public sealed class UnixSocketSet
     /// <summary>Writes a socket's queued messages back in order, from its peer (a stream's only possible
     /// sender) or, for a datagram socket, from its peer or a fresh socket sending to its name. The
     /// sender's buffer is raised meanwhile: unread unix data is charged to the sender.</summary>
-    private static void Refill(unix_sk_entry e, List<byte[]> msgs, Dictionary<uint, unix_sk_entry> all,
-        Dictionary<uint, UnixFd> made, Dictionary<uint, UnixFd> standIns)
+    private static void Refill(unix_sk_entry e, List<QueuedPacket> msgs, Dictionary<uint, unix_sk_entry> all,
+        Dictionary<uint, UnixFd> made, Dictionary<uint, UnixFd> standIns, Func<uint, int> inFlight)
     {
         UnixFd? temp = null;
         int sender;
@@ -244,14 +279,14 @@ public sealed class UnixSocketSet
         using (temp)
         {
             int oldSnd = GetInt(sender, SOL_SOCKET, SO_SNDBUF);
-            long total = msgs.Sum(m => (long)m.Length + 1024);
+            long total = msgs.Sum(m => (long)m.Data.Length + 1024);
             SetInt(sender, SOL_SOCKET, SO_SNDBUFFORCE, (int)Math.Min(int.MaxValue / 2, Math.Max(total, oldSnd)));
             foreach (var m in msgs)
             {
-                long sent = 0;
-                do
-                    sent += Send(sender, m.AsSpan((int)sent), MSG_DONTWAIT, to);
-                while (sent < m.Length && e.Type == Crisp.Linux.Sockets.SOCK_STREAM);
+                // The fds go with the first bytes: the kernel keeps them with that one buffer.
+                long sent = SocketQueue.Send(sender, m.Data, m.Rights.Select(inFlight).ToArray(), to);
+                while (sent < m.Data.Length && e.Type == Crisp.Linux.Sockets.SOCK_STREAM)
+                    sent += Send(sender, m.Data.AsSpan((int)sent), MSG_DONTWAIT, to);
             }
             SetInt(sender, SOL_SOCKET, SO_SNDBUFFORCE, oldSnd / 2);
         }
