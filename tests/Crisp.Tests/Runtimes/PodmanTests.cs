@@ -45,13 +45,7 @@ public class PodmanTests
         using var c = new PodmanContainer("hardened");
         c.Run("--user", "1000:1000", "--cap-drop", "all", "--security-opt", "no-new-privileges");
         c.WaitCounting(5, "the hardened container to count");
-        int pid = c.Pid;
-        var status = Bench.Status(pid, pid);
-        Assert.Equal("2", status["Seccomp"]);
-        Assert.Equal("1", status["NoNewPrivs"]);
-        Assert.StartsWith("1000", status["Uid"]);
-        Assert.Equal("0000000000000000", status["CapBnd"]);
-        var filters = Bench.Filters(pid, pid);
+        var before = ContainerInit.Of(c.Pid).AssertHardened();
 
         string archive = Path.Combine(c.Data, "..", "checkpoint.tar.gz");
         c.Podman("container", "checkpoint", "--export", archive, "--compress", "gzip", c.Name);   // Podman 4.3 defaults to zstd
@@ -65,11 +59,7 @@ public class PodmanTests
         c.Podman("container", "restore", "--import", archive);
         Assert.Equal("running", c.Status);
         c.WaitCounting(stoppedAt + 5, "the imported container to count on");
-        int now = c.Pid;
-        var after = Bench.Status(now, now);
-        foreach (var key in Bench.StatusKeys)
-            Assert.True(status[key] == after[key], $"{key} was '{status[key]}', now '{after[key]}'");
-        Assert.Equal(filters, Bench.Filters(now, now));
+        before.AssertSameIn(c.Pid);
         c.AssertContinuous();
     }
 

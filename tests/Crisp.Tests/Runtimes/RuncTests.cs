@@ -117,26 +117,13 @@ public class RuncTests
         using var c = new RuncContainer("hardened", Harden);
         c.Run();
         c.WaitCounting(5, "the hardened container to count");
-        int pid = c.Pid;
-        var status = Bench.Status(pid, pid);
-        Assert.Equal("2", status["Seccomp"]);
-        Assert.Equal("1", status["NoNewPrivs"]);
-        Assert.StartsWith("1000", status["Uid"]);
-        var filters = Bench.Filters(pid, pid);
-        Assert.NotEmpty(filters);
+        var before = ContainerInit.Of(c.Pid).AssertHardened();
 
         c.Checkpoint(0);
         int stoppedAt = c.Numbers().Count;
         c.Restore(0);
         c.WaitCounting(stoppedAt + 5, "the restored hardened container to count on");
-        int now = c.Pid;
-        var after = Bench.Status(now, now);
-        foreach (var key in Bench.StatusKeys)
-            Assert.True(status[key] == after[key], $"{key} was '{status[key]}', now '{after[key]}'");
-        var filtersAfter = Bench.Filters(now, now);
-        Assert.Equal(filters.Count, filtersAfter.Count);
-        for (int i = 0; i < filters.Count; i++)
-            Assert.True(filters[i] == filtersAfter[i], $"filter {i} differs after restore");
+        before.AssertSameIn(c.Pid);
         c.AssertContinuous();
     }
 
@@ -178,8 +165,7 @@ public class RuncTests
             int pid = c.Pid;
             Bench.WaitFor(() => ProcTasks.Threads(pid).Length == 3 && ProcTasks.Threads(pid).All(t => ProcStatus.ReadThread(pid, t).Seccomp == 2),
                 "three filtered threads");
-            var status = Bench.Status(pid, pid);
-            var filters = Bench.Filters(pid, pid);
+            var before = ContainerInit.Of(pid).AssertHardened();
 
             c.Runc(TimeSpan.FromSeconds(20), "pause", c.Id);
             c.Checkpoint(0, "--leave-running");
@@ -205,10 +191,7 @@ public class RuncTests
             Assert.Equal([$"restore {now}", $"unlock {now}"], Calls().Skip(6));
             c.WaitCounting(frozenAt + 5, "the restored CUDA stand-in to count on");
             Assert.Equal(3, ProcTasks.Threads(now).Length);
-            var after = Bench.Status(now, now);
-            foreach (var key in Bench.StatusKeys)
-                Assert.True(status[key] == after[key], $"{key} was '{status[key]}', now '{after[key]}'");
-            Assert.Equal(filters, Bench.Filters(now, now));
+            before.AssertSameIn(now);
             c.AssertContinuous();
         }
         finally

@@ -75,8 +75,7 @@ public sealed class PtySet : IDisposable
     {
         var notifier = ctx.Options.Scripts?.Notifier
             ?? throw new CrispException($"/dev/pts/{index} had its master outside the tree: --orphan-pts-master hands a new master to an RPC caller (crisp swrk or service), and there is none");
-        var made = new List<(uint Id, UnixFd Fd)>();
-        try
+        Keep(index, made =>
         {
             using var master = OpenPtmx(ptmx, (int)index);
             Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 0);
@@ -94,17 +93,24 @@ public sealed class PtySet : IDisposable
             if (notifier.NotifyWithFd("orphan-pts-master", master.Fd) is { } why)
                 throw new CrispException($"orphan-pts-master: {why}");
             ctx.Log.Debug($"pty {index}: new master handed to the caller, {made.Count} slave description(s)");
+        });
+    }
+
+    /// <summary>Runs <paramref name="make"/>, which adds each description it opens to its list: all of them are
+    /// kept for the files stage, or all closed again if it fails.</summary>
+    private void Keep(uint index, Action<List<(uint Id, UnixFd Fd)>> make)
+    {
+        var made = new List<(uint Id, UnixFd Fd)>();
+        try
+        {
+            make(made);
         }
-        catch (SyscallException e)
+        catch (Exception e)
         {
             foreach (var (_, fd) in made)
                 fd.Dispose();
-            throw new CrispException($"pty {index}: {e.Message}");
-        }
-        catch
-        {
-            foreach (var (_, fd) in made)
-                fd.Dispose();
+            if (e is SyscallException)
+                throw new CrispException($"pty {index}: {e.Message}");
             throw;
         }
         foreach (var (id, fd) in made)
@@ -147,11 +153,9 @@ public sealed class PtySet : IDisposable
         var masterInfo = _infos![masterId];
         _infos.TryGetValue(slaveId, out var slaveInfo);
         var masterFile = _files.Single(f => f.TtyInfoId == masterId);
-        var made = new List<(uint Id, UnixFd Fd)>();
-        UnixFd? master = null;
-        try
+        Keep(index, made =>
         {
-            master = OpenPtmx(ptmx, (int)index);
+            var master = OpenPtmx(ptmx, (int)index);
             made.Add((masterFile.Id, master));
             Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 0);
             if (masterInfo.Termios is not null)
@@ -187,21 +191,7 @@ public sealed class PtySet : IDisposable
             if (masterInfo.Locked)
                 Terminals.SetInt(master.Fd, Terminals.TIOCSPTLCK, 1);
             ctx.Log.Debug($"pty {index}: master and {made.Count - 1} slave description(s)");
-        }
-        catch (SyscallException e)
-        {
-            foreach (var (_, fd) in made)
-                fd.Dispose();
-            throw new CrispException($"pty {index}: {e.Message}");
-        }
-        catch
-        {
-            foreach (var (_, fd) in made)
-                fd.Dispose();
-            throw;
-        }
-        foreach (var (id, fd) in made)
-            _ready[id] = fd;
+        });
     }
 
     /// <summary>/dev/ptmx hands out the lowest free index; the wrong ones are held open until the right one
