@@ -117,28 +117,18 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
     /// attaches it with move_mount.</summary>
     private void AttachExternal(string key, string source, string target)
     {
-        const int OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = 0x80000, MOVE_MOUNT_F_EMPTY_PATH = 4, InPuppet = 100;
-        long fd = OpenTree(source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        if (fd < 0)
-            throw new CrispException($"external mount {key}: cannot open {source}: {Errnos.Describe((int)-fd)}");
-        using (var clone = new UnixFd((int)fd))
+        const int MOVE_MOUNT_F_EMPTY_PATH = 4, InPuppet = 100;
+        UnixFd clone;
+        try { clone = PathCalls.CloneMount(source); }
+        catch (SyscallException e) { throw new CrispException($"external mount {key}: cannot open {source}: {e.Message}"); }
+        using (clone)
             Compel.Puppets.FdInstaller.Add(puppet, [new(InPuppet, clone.Fd, true)]);
         var (buffer, at) = Strings("", target);
         ulong scratch = puppet.Remote.PutOnScratch(buffer);
-        long r = puppet.Remote.Syscall(Sysno.move_mount, InPuppet, (long)scratch + at[0], AT_FDCWD, (long)scratch + at[1], MOVE_MOUNT_F_EMPTY_PATH);
+        long r = puppet.Remote.Syscall(Sysno.move_mount, InPuppet, (long)scratch + at[0], FileIo.AT_FDCWD, (long)scratch + at[1], MOVE_MOUNT_F_EMPTY_PATH);
         puppet.Remote.Syscall(Sysno.close, InPuppet);
         if (r < 0)
             throw new CrispException($"mount (bind external {key} from {source} at {target}): {Errnos.Describe((int)-r)}");
-    }
-
-    private const long AT_FDCWD = -100;
-
-    /// <summary>open_tree(2) in crisp: a detached copy of the mount at <paramref name="path"/>.</summary>
-    private static unsafe long OpenTree(string path, int flags)
-    {
-        byte[] bytes = Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = bytes)
-            return RawSyscall.TryCall(Sysno.open_tree, AT_FDCWD, (long)p, flags);
     }
 
     public void Pivot(string root)

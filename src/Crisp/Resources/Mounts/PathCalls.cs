@@ -82,6 +82,15 @@ public static unsafe class PathCalls
             RawSyscall.Call($"utimensat({path})", Sysno.utimensat, FileIo.AT_FDCWD, (long)p, (long)times, AT_SYMLINK_NOFOLLOW);
     }
 
+    /// <summary>open_tree(OPEN_TREE_CLONE): a detached copy of the mount at <paramref name="path"/>, which a process
+    /// in another mount namespace can attach with move_mount.</summary>
+    public static UnixFd CloneMount(string path)
+    {
+        const int OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = 0x80000;
+        fixed (byte* p = Z(path))
+            return new UnixFd((int)RawSyscall.Call($"open_tree({path})", Sysno.open_tree, FileIo.AT_FDCWD, (long)p, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+    }
+
     private static void Call(string name, long nr, string path, long a2, long a3 = 0, long a4 = 0)
     {
         fixed (byte* p = Z(path))
