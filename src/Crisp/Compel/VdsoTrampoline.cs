@@ -4,8 +4,8 @@ using Crisp.Linux.Proc;
 
 namespace Crisp.Compel;
 
-/// <summary>The code remote syscalls run in a dumped task: <c>syscall; mov eax, 15; syscall</c>
-/// (the second syscall is rt_sigreturn), written into the unused zero tail of the task's [vdso] page —
+/// <summary>The code remote syscalls run in a dumped task (<see cref="MachineCode.Trampoline"/>: a syscall,
+/// then rt_sigreturn), written into the unused zero tail of the task's [vdso] page —
 /// past the end of the vdso's ELF image, where nothing ever jumps or reads. It is there before any
 /// register is changed and stays until the last remote call of the process ends, so a thread parked
 /// on it always finds it, also after crisp itself died. Written with PTRACE_POKEDATA (FOLL_FORCE: the
@@ -14,11 +14,8 @@ namespace Crisp.Compel;
 /// <see cref="Tracer"/>: what a run holds goes with the run.</summary>
 public sealed class VdsoTrampoline
 {
-    /// <summary>syscall (0f 05); mov eax, 15 (b8 0f 00 00 00); syscall (0f 05).</summary>
-    public static ReadOnlySpan<byte> Code => [0x0f, 0x05, 0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
-
     /// <summary>Offset of the rt_sigreturn part: where a thread waits between calls.</summary>
-    public const int SigreturnOffset = 2;
+    public const int SigreturnOffset = MachineCode.TrampolineSigreturnOffset;
 
     private const int Slot = 16;
     private readonly Lock _gate = new();
@@ -86,7 +83,7 @@ public sealed class VdsoTrampoline
     {
         Span<byte> slot = stackalloc byte[Slot];
         slot.Clear();
-        Code.CopyTo(slot);
+        MachineCode.Trampoline.CopyTo(slot);
         return (BinaryPrimitives.ReadUInt64LittleEndian(slot), BinaryPrimitives.ReadUInt64LittleEndian(slot[8..]));
     }
 

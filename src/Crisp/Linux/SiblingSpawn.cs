@@ -9,27 +9,6 @@ namespace Crisp.Linux;
 /// has exec'd (or failed to, exiting 127), so nothing of crisp's memory is used by it afterwards.</summary>
 public static unsafe class SiblingSpawn
 {
-    // x86-64, SysV call: rdi = clone_args*, rsi = size, rdx = path, rcx = argv, r8 = envp.
-    // The kernel preserves every register but rax, rcx and r11 across syscall, and the child starts
-    // with the parent's registers (rax = 0) on the parent's stack, which it never returns on.
-    private static readonly byte[] Code =
-    [
-        0x49, 0x89, 0xCA,                   // mov r10, rcx          (argv; rcx is clobbered)
-        0xB8, 0xB3, 0x01, 0x00, 0x00,       // mov eax, 435          (clone3)
-        0x0F, 0x05,                         // syscall
-        0x48, 0x85, 0xC0,                   // test rax, rax
-        0x75, 0x1C,                         // jnz parent
-        0x48, 0x89, 0xD7,                   // mov rdi, rdx          (path)
-        0x4C, 0x89, 0xD6,                   // mov rsi, r10          (argv)
-        0x4C, 0x89, 0xC2,                   // mov rdx, r8           (envp)
-        0xB8, 0x3B, 0x00, 0x00, 0x00,       // mov eax, 59           (execve)
-        0x0F, 0x05,                         // syscall
-        0xBF, 0x7F, 0x00, 0x00, 0x00,       // mov edi, 127
-        0xB8, 0xE7, 0x00, 0x00, 0x00,       // mov eax, 231          (exit_group)
-        0x0F, 0x05,                         // syscall
-        0xC3,                               // parent: ret           (rax = pid or -errno)
-    ];
-
     private static nint _code;
     private static readonly Lock CodeLock = new();
 
@@ -80,7 +59,7 @@ public static unsafe class SiblingSpawn
             if (_code != 0)
                 return _code;
             nint page = Mman.Map(0, Mman.PageSize, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
-            Code.CopyTo(new Span<byte>((void*)page, Code.Length));
+            MachineCode.SiblingSpawner.CopyTo(new Span<byte>((void*)page, MachineCode.SiblingSpawner.Length));
             Mman.Protect(page, Mman.PageSize, Mman.PROT_READ | Mman.PROT_EXEC);
             return _code = page;
         }

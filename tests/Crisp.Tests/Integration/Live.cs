@@ -118,7 +118,7 @@ internal static class Live
             WaitPidsFree(pids, dump.RootPid);
             AssertCritDecodesAll(dump.ImagesDir);
             checkImages?.Invoke(dump.ImagesDir);
-            var tree = new Restorer(new RestoreOptions { ImagesDir = dump.ImagesDir, Detached = true }, log).Run();
+            var tree = new Restorer(new RestoreOptions { ImagesDir = dump.ImagesDir, Detached = true, FileLocks = dump.FileLocks }, log).Run();
             Assert.Equal(dump.RootPid, tree.RootPid);
             if (before is not null)
                 StateDiff.AssertRestored(before, stateAllow);

@@ -32,39 +32,22 @@ public static class PuppetElf
     /// <summary>How long an unseized puppet waits before it exits on its own.</summary>
     public const int UnseizedLifetimeSeconds = 30;
 
-    /// <summary>Machine code: nanosleep(&amp;ts, NULL); exit_group(1); then the <c>syscall; int3</c> gadget and ts.</summary>
-    private static byte[] Code(int seconds) =>
-    [
-        0xB8, 0x23, 0x00, 0x00, 0x00,               // mov eax, 35 (nanosleep)
-        0x48, 0x8D, 0x3D, 0x14, 0x00, 0x00, 0x00,   // lea rdi, [rip + 20] (ts)
-        0x31, 0xF6,                                 // xor esi, esi
-        0x0F, 0x05,                                 // syscall
-        0xBF, 0x01, 0x00, 0x00, 0x00,               // mov edi, 1
-        0xB8, 0xE7, 0x00, 0x00, 0x00,               // mov eax, 231 (exit_group)
-        0x0F, 0x05,                                 // syscall
-        0x0F, 0x05, 0xCC,                           // gadget: syscall; int3
-        0x00,                                       // pad: ts 8-aligned
-        .. BitConverter.GetBytes((long)seconds), .. BitConverter.GetBytes(0L),   // ts = { seconds, 0 }
-    ];
-
-    private const int GadgetOffset = 28;
-
     public static ulong EntryAddress => BaseAddress + CodeOffset;
 
     /// <summary>Address of the <c>syscall; int3</c> gadget inside the puppet's text.</summary>
-    public static ulong SyscallGadgetAddress => EntryAddress + GadgetOffset;
+    public static ulong SyscallGadgetAddress => EntryAddress + Linux.MachineCode.PuppetGadgetOffset;
 
     /// <param name="unseizedLifetimeSeconds">How long the puppet sleeps before exiting if nobody seizes it.</param>
     public static byte[] Build(int unseizedLifetimeSeconds = UnseizedLifetimeSeconds)
     {
-        var code = Code(unseizedLifetimeSeconds);
+        var code = Linux.MachineCode.PuppetProgram(unseizedLifetimeSeconds);
         var image = new byte[CodeOffset + code.Length];
         var span = image.AsSpan();
         // e_ident: magic, 64-bit, little-endian, version 1, System V ABI.
         span[0] = 0x7F; span[1] = (byte)'E'; span[2] = (byte)'L'; span[3] = (byte)'F';
         span[4] = 2; span[5] = 1; span[6] = 1;
         BinaryPrimitives.WriteUInt16LittleEndian(span[16..], 2);        // ET_EXEC
-        BinaryPrimitives.WriteUInt16LittleEndian(span[18..], 0x3E);     // EM_X86_64
+        BinaryPrimitives.WriteUInt16LittleEndian(span[18..], Linux.MachineCode.ElfMachine);
         BinaryPrimitives.WriteUInt32LittleEndian(span[20..], 1);        // EV_CURRENT
         BinaryPrimitives.WriteUInt64LittleEndian(span[24..], EntryAddress);
         BinaryPrimitives.WriteUInt64LittleEndian(span[32..], ElfHeaderSize); // e_phoff

@@ -4,12 +4,12 @@ using Crisp.Images.Proto;
 
 namespace Crisp.Resources.Files.Locks;
 
-/// <summary>One lock as fdinfo's "lock:" line shows it ("1: POSIX  ADVISORY  WRITE 42 fe:00:123 10 19"),
-/// and its file_lock_entry encoding (CRIU's file-lock.h: flag FL_POSIX/FL_FLOCK/FL_OFD, type F_RDLCK/F_WRLCK
-/// for every flavour, len 0 for "to EOF").</summary>
+/// <summary>One lock as fdinfo's "lock:" line shows it ("1: POSIX  ADVISORY  WRITE 42 fe:00:123 10 19",
+/// "1: LEASE  ACTIVE    READ 42 fe:00:123 0 EOF"), and its file_lock_entry encoding (CRIU's file-lock.h: flag
+/// FL_POSIX/FL_FLOCK/FL_OFD/FL_LEASE, type F_RDLCK/F_WRLCK for every flavour, len 0 for "to EOF").</summary>
 public sealed record FileLock(string Kind, string Mode, string Access, int Pid, string DevIno, long Start, long End)
 {
-    public const uint FL_POSIX = 1, FL_FLOCK = 2, FL_OFD = 4;
+    public const uint FL_POSIX = 1, FL_FLOCK = 2, FL_OFD = 4, FL_LEASE = 8;
     public const int F_RDLCK = 0, F_WRLCK = 1;
 
     /// <summary>Parses the value of a "lock:" fdinfo line; null when it is not one.</summary>
@@ -30,11 +30,14 @@ public sealed record FileLock(string Kind, string Mode, string Access, int Pid, 
         "POSIX" => FL_POSIX,
         "FLOCK" => FL_FLOCK,
         "OFDLCK" => FL_OFD,
+        "LEASE" => FL_LEASE,
         _ => 0,
     };
 
-    /// <summary>Can crisp take this lock again? (Not leases, not mandatory or unlock-pending ones.)</summary>
-    public bool Supported => Flag != 0 && Mode == "ADVISORY" && Access is "READ" or "WRITE";
+    /// <summary>Can crisp take this lock again? Advisory locks and active leases can; a lease being broken
+    /// (BREAKING, or the BREAKER an opener waits on) is a moment of a conflict with another open, which a
+    /// restore cannot make happen again the same way.</summary>
+    public bool Supported => (Access is "READ" or "WRITE") && (Flag == FL_LEASE ? Mode == "ACTIVE" : Flag != 0 && Mode == "ADVISORY");
 
     public file_lock_entry ToEntry(int pid, int fd) => new()
     {

@@ -6,11 +6,11 @@ using Crisp.Restore;
 namespace Crisp.Resources.Files.Locks;
 
 /// <summary>Re-takes each lock of file-locks.img inside its task once the task's fds are installed
-/// (remote flock / fcntl F_SETLK / F_OFD_SETLK, never blocking), so a POSIX lock is owned by the task
+/// (remote flock / fcntl F_SETLK / F_OFD_SETLK / F_SETLEASE, never blocking), so a POSIX lock is owned by the task
 /// and /proc/locks shows its pid. A lock that cannot be taken fails the restore naming it.</summary>
 public sealed class FileLocksRestore : IRestoreStage
 {
-    private const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, F_SETLK = 6, F_OFD_SETLK = 37;
+    private const int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, F_SETLK = 6, F_OFD_SETLK = 37, F_SETLEASE = 1024;
 
     public string Name => "file-locks";
 
@@ -43,6 +43,11 @@ public sealed class FileLocksRestore : IRestoreStage
                 ulong at = task.Puppet.Remote.PutOnScratch(FileLock.Flock(e));
                 r = task.Puppet.Remote.Syscall(Sysno.fcntl, e.Fd, e.Flag == FileLock.FL_OFD ? F_OFD_SETLK : F_SETLK, (long)at);
             }
+            else if (e.Flag == FileLock.FL_LEASE)
+            {
+                // Taken by the task itself: the kernel makes the taker the owner that lease breaks signal.
+                r = task.Puppet.Remote.Syscall(Sysno.fcntl, e.Fd, F_SETLEASE, e.Type);
+            }
             else
             {
                 throw new CrispException($"file-locks.img: task {e.Pid} fd {e.Fd}: lock flag {e.Flag} is not supported");
@@ -54,7 +59,7 @@ public sealed class FileLocksRestore : IRestoreStage
     }
 
     private static string Describe(file_lock_entry e) =>
-        $"{(e.Flag == FileLock.FL_FLOCK ? "flock" : e.Flag == FileLock.FL_OFD ? "OFD" : "POSIX")} " +
+        $"{(e.Flag == FileLock.FL_FLOCK ? "flock" : e.Flag == FileLock.FL_OFD ? "OFD" : e.Flag == FileLock.FL_LEASE ? "lease" : "POSIX")} " +
         $"{(e.Type == FileLock.F_WRLCK ? "write" : "read")} [{e.Start}, +{(e.Len == 0 ? "EOF" : e.Len)}]";
 }
 

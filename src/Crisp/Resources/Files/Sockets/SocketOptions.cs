@@ -8,9 +8,10 @@ namespace Crisp.Resources.Files.Sockets;
 /// <summary>SOL_SOCKET options of any socket — CRIU's sk_opts_entry (sockets.c).</summary>
 public static class SocketOptions
 {
-    private const int SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2;
+    private const int SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2, IfNameSize = 16;
 
-    public static sk_opts_entry Dump(int fd)
+    /// <param name="what">The socket as errors name it (task, fd, kind).</param>
+    public static sk_opts_entry Dump(int fd, string what)
     {
         var (sndSec, sndUsec) = Timeout(fd, SO_SNDTIMEO);
         var (rcvSec, rcvUsec) = Timeout(fd, SO_RCVTIMEO);
@@ -43,7 +44,41 @@ public static class SocketOptions
             o.SoLinger = BinaryPrimitives.ReadUInt32LittleEndian(linger[4..]);
         try { o.SoBufLock = (uint)GetInt(fd, SOL_SOCKET, SO_BUF_LOCK); }
         catch (SyscallException) { }    // before 5.14
+        if (BoundDevice(fd) is { } dev)
+            o.SoBoundDev = dev;
+        o.SoFilter.AddRange(Filter(fd, what));
         return o;
+    }
+
+    /// <summary>SO_BINDTODEVICE's interface name, or null when the socket is not bound to one.</summary>
+    private static string? BoundDevice(int fd)
+    {
+        Span<byte> name = stackalloc byte[IfNameSize];
+        int len = Get(fd, SOL_SOCKET, SO_BINDTODEVICE, name);
+        var text = name[..len].TrimEnd((byte)0);
+        return text.IsEmpty ? null : System.Text.Encoding.ASCII.GetString(text);
+    }
+
+    /// <summary>The classic BPF filter attached with SO_ATTACH_FILTER, one struct sock_filter (code u16, jt u8,
+    /// jf u8, k u32) per little-endian u64 as CRIU stores it. SO_GET_FILTER counts in instructions, not bytes:
+    /// asked with length 0 it gives the count. An eBPF program (SO_ATTACH_BPF) has no classic form the kernel
+    /// can give back (EACCES), and a filter locked with SO_LOCK_FILTER has no field in CRIU's image: both are
+    /// refused rather than dropped.</summary>
+    private static ulong[] Filter(int fd, string what)
+    {
+        int count;
+        try { count = Get(fd, SOL_SOCKET, SO_GET_FILTER, []); }
+        catch (SyscallException e) when (e.Errno == Errnos.EACCES)
+        {
+            throw new CrispException($"{what}: an eBPF socket filter (SO_ATTACH_BPF) is attached: the kernel cannot give its program back");
+        }
+        if (count == 0)
+            return [];
+        if (GetInt(fd, SOL_SOCKET, SO_LOCK_FILTER) != 0)
+            throw new CrispException($"{what}: its socket filter is locked (SO_LOCK_FILTER), which CRIU's image format cannot record");
+        var insns = new ulong[count];
+        Get(fd, SOL_SOCKET, SO_GET_FILTER, System.Runtime.InteropServices.MemoryMarshal.AsBytes(insns.AsSpan()));
+        return insns;
     }
 
     /// <summary>Sets the options back. Buffer sizes go through the *FORCE options (root may exceed
@@ -78,6 +113,23 @@ public static class SocketOptions
         }
         if (o.HasSoBufLock)
             SetInt(fd, SOL_SOCKET, SO_BUF_LOCK, (int)o.SoBufLock & (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK));
+        if (o.HasSoBoundDev)
+            Set(fd, SOL_SOCKET, SO_BINDTODEVICE, System.Text.Encoding.ASCII.GetBytes(o.SoBoundDev));
+        if (o.SoFilter.Count > 0)
+            AttachFilter(fd, o.SoFilter);
+    }
+
+    /// <summary>SO_ATTACH_FILTER with a struct sock_fprog { u16 len; u64 filter pointer }.</summary>
+    private static unsafe void AttachFilter(int fd, IReadOnlyList<ulong> insns)
+    {
+        var program = insns.ToArray();
+        Span<byte> fprog = stackalloc byte[16];
+        fixed (ulong* p = program)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(fprog, (ushort)program.Length);
+            BinaryPrimitives.WriteUInt64LittleEndian(fprog[8..], (ulong)p);
+            Set(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog);
+        }
     }
 
     private static int GetIntOrZero(int fd, int opt)

@@ -53,7 +53,7 @@ public sealed class InetSocketFile : IFileKind
             Flags = (uint)fd.Flags,
             Backlog = 0,   // required; a listening socket's comes from sock_diag below
             Fown = Fown.Of(fd, s),
-            Opts = SocketOptions.Dump(s),
+            Opts = SocketOptions.Dump(s, what),
             IpOpts = new ip_opts_entry { Freebind = GetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND) != 0 },
         };
         entry.SrcAddr.AddRange(src.Words);

@@ -45,7 +45,7 @@ public sealed class UnixSocketFile : IFileKind
             Backlog = d.State == TCP_LISTEN ? d.WqLen : 0,
             Peer = peer,
             Fown = Fown.Of(fd),
-            Opts = SocketOptions.Dump(fd.Copy.Fd),
+            Opts = SocketOptions.Dump(fd.Copy.Fd, what),
             Name = Google.Protobuf.ByteString.CopyFrom(d.Name),
             Shutdown = (sk_shutdown)(d.Shutdown & 3),
         };

@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.Intrinsics.X86;
-using Crisp.Linux;
 
-namespace Crisp.Compel;
+namespace Crisp.Linux;
 
 /// <summary>An x86-64 rt_sigreturn frame (struct ucontext + XSAVE area) holding a thread's own registers,
 /// signal mask and FPU/SSE/AVX state, placed below the thread's red zone the way the kernel places a

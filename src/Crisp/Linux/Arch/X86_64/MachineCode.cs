@@ -1,0 +1,58 @@
+namespace Crisp.Linux;
+
+/// <summary>The few x86-64 instruction sequences crisp writes into other processes as data: the vdso
+/// trampoline remote syscalls run on in a dumped task, and the whole program of a restore puppet. Kept here
+/// so that everything that knows the instruction set is in the architecture folder.</summary>
+public static class MachineCode
+{
+    /// <summary>ELF e_machine of this architecture (EM_X86_64).</summary>
+    public const ushort ElfMachine = 0x3E;
+
+    /// <summary>Remote-call trampoline: syscall (0f 05); mov eax, 15 (b8 0f 00 00 00); syscall (0f 05) — the
+    /// second syscall is rt_sigreturn, where a thread waits between calls.</summary>
+    public static ReadOnlySpan<byte> Trampoline => [0x0f, 0x05, 0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
+    /// <summary>Offset of the trampoline's rt_sigreturn part.</summary>
+    public const int TrampolineSigreturnOffset = 2;
+
+    /// <summary>A puppet's program: nanosleep(&amp;ts, NULL); exit_group(1); then the <c>syscall; int3</c>
+    /// gadget (at <see cref="PuppetGadgetOffset"/>) and ts = { seconds, 0 }, addressed rip-relative.</summary>
+    public static byte[] PuppetProgram(int seconds) =>
+    [
+        0xB8, 0x23, 0x00, 0x00, 0x00,               // mov eax, 35 (nanosleep)
+        0x48, 0x8D, 0x3D, 0x14, 0x00, 0x00, 0x00,   // lea rdi, [rip + 20] (ts)
+        0x31, 0xF6,                                 // xor esi, esi
+        0x0F, 0x05,                                 // syscall
+        0xBF, 0x01, 0x00, 0x00, 0x00,               // mov edi, 1
+        0xB8, 0xE7, 0x00, 0x00, 0x00,               // mov eax, 231 (exit_group)
+        0x0F, 0x05,                                 // syscall
+        0x0F, 0x05, 0xCC,                           // gadget: syscall; int3
+        0x00,                                       // pad: ts 8-aligned
+        .. BitConverter.GetBytes((long)seconds), .. BitConverter.GetBytes(0L),
+    ];
+
+    /// <summary>Where the <c>syscall; int3</c> gadget sits in <see cref="PuppetProgram"/>.</summary>
+    public const int PuppetGadgetOffset = 28;
+
+    /// <summary><see cref="SiblingSpawn"/>'s clone3(CLONE_PARENT|CLONE_VFORK) + execve, called as a C function.</summary>
+    // x86-64, SysV call: rdi = clone_args*, rsi = size, rdx = path, rcx = argv, r8 = envp.
+    // The kernel preserves every register but rax, rcx and r11 across syscall, and the child starts
+    // with the parent's registers (rax = 0) on the parent's stack, which it never returns on.
+    public static ReadOnlySpan<byte> SiblingSpawner =>
+    [
+        0x49, 0x89, 0xCA,                   // mov r10, rcx          (argv; rcx is clobbered)
+        0xB8, 0xB3, 0x01, 0x00, 0x00,       // mov eax, 435          (clone3)
+        0x0F, 0x05,                         // syscall
+        0x48, 0x85, 0xC0,                   // test rax, rax
+        0x75, 0x1C,                         // jnz parent
+        0x48, 0x89, 0xD7,                   // mov rdi, rdx          (path)
+        0x4C, 0x89, 0xD6,                   // mov rsi, r10          (argv)
+        0x4C, 0x89, 0xC2,                   // mov rdx, r8           (envp)
+        0xB8, 0x3B, 0x00, 0x00, 0x00,       // mov eax, 59           (execve)
+        0x0F, 0x05,                         // syscall
+        0xBF, 0x7F, 0x00, 0x00, 0x00,       // mov edi, 127
+        0xB8, 0xE7, 0x00, 0x00, 0x00,       // mov eax, 231          (exit_group)
+        0x0F, 0x05,                         // syscall
+        0xC3,                               // parent: ret           (rax = pid or -errno)
+    ];
+}
