@@ -9,6 +9,10 @@ public sealed record UnixDiag(uint Ino, int Type, int State, byte[] Name, uint P
 /// <summary>What inet_diag says about one TCP/UDP socket (the listen backlog is only here).</summary>
 public sealed record InetDiag(uint Ino, int State, uint RQueue, uint WQueue);
 
+/// <summary>What netlink_diag says about one bound AF_NETLINK socket: its port id, the multicast groups it
+/// listens on (as 32-bit words, group 1 = bit 0 of the first), and where it is connected.</summary>
+public sealed record NetlinkDiag(uint Ino, int Protocol, int State, uint PortId, uint DstPortId, uint DstGroup, uint[] Groups);
+
 /// <summary>NETLINK_SOCK_DIAG queries (sock_diag(7)): unix_diag by inode, inet_diag by dump.</summary>
 public static class SockDiag
 {
@@ -69,6 +73,39 @@ public static class SockDiag
         foreach (var m in Query(req, NLM_F_REQUEST | NLM_F_DUMP, allowMissing: false))
             if (U32(m, 68) == ino)
                 return new InetDiag(ino, m[1], U32(m, 56), U32(m, 60));
+        return null;
+    }
+
+    /// <summary>netlink_diag of the socket of inode <paramref name="ino"/> in the caller's network namespace; null
+    /// when the kernel lists none (a socket that was never bound, explicitly or by sending, is in no table).
+    /// netlink_diag only dumps, so every protocol's sockets are listed and the one asked for is picked.</summary>
+    public static NetlinkDiag? Netlink(uint ino)
+    {
+        const byte NDIAG_PROTO_ALL = 255;
+        const uint NDIAG_SHOW_GROUPS = 2;
+        const int NETLINK_DIAG_GROUPS = 1;
+        var req = new byte[20];
+        req[0] = SocketCalls.AF_NETLINK;
+        req[1] = NDIAG_PROTO_ALL;
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(4), ino);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(8), NDIAG_SHOW_GROUPS);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(12), uint.MaxValue);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(16), uint.MaxValue);
+        foreach (var m in Query(req, NLM_F_REQUEST | NLM_F_DUMP, allowMissing: false))
+        {
+            if (U32(m, 16) != ino)
+                continue;
+            uint[] groups = [];
+            foreach (var (type, data) in Attributes(m, 28))
+            {
+                if (type != NETLINK_DIAG_GROUPS)
+                    continue;
+                groups = new uint[data.Length / 4];
+                for (int i = 0; i < groups.Length; i++)
+                    groups[i] = U32(data, i * 4);
+            }
+            return new NetlinkDiag(ino, m[2], m[3], U32(m, 4), U32(m, 8), U32(m, 12), groups);
+        }
         return null;
     }
 

@@ -69,6 +69,7 @@ public static class FileKinds
         new Fifo.FifoFile(),
         new Sockets.Unix.UnixSocketFile(),
         new Sockets.Inet.InetSocketFile(),
+        new Sockets.Netlink.NetlinkSocketFile(),
         new Pidfds.PidFdFile(),
     ];
 

@@ -40,6 +40,7 @@ public static class InheritedFds
         fd_types.Pipe when entry.Pipe is { } p => $"pipe:[{p.PipeId}]",
         fd_types.Unixsk when entry.Usk is { } u => $"socket:[{u.Ino}]",
         fd_types.Inetsk when entry.Isk is { } i => $"socket:[{i.Ino}]",
+        fd_types.Netlinksk when entry.Nlsk is { } n => $"socket:[{n.Ino}]",
         fd_types.Reg when entry.Reg is { } r => r.Name,
         _ => null,
     };
