@@ -38,13 +38,27 @@ public sealed class FilesRestore : IRestoreStage
                 if (entry.Type != fi.Type)
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} is {fi.Type}, files.img says {entry.Type}");
                 var kind = FileKinds.ForType(entry.Type);
-                if (kind is ILateFileKind)
+                if (kind is ILateFileKind || NamesTreeTask(ctx, entry))
                     open.Late[fi.Id] = entry;
                 else
                     open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? kind.Open(ctx, entry);
             }
         }
         ctx.Log.Debug($"files: {open.ById.Count} description(s) opened");
+    }
+
+    /// <summary>A file under /proc/PID of one of the tree's own tasks or threads (a task reading its own or a
+    /// child's status): it can only be opened once the tree exists, so it is opened late, like a pidfd.</summary>
+    private static bool NamesTreeTask(RestoreContext ctx, file_entry entry)
+    {
+        if (entry.Reg?.Name is not { } name || !name.StartsWith("/proc/", StringComparison.Ordinal))
+            return false;
+        var first = name.AsSpan("/proc/".Length);
+        int end = first.IndexOf('/');
+        if (!uint.TryParse(end < 0 ? first : first[..end], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out uint pid))
+            return false;
+        return ctx.Tasks.Any(t => t.Entry.Pid == pid || t.Entry.Threads.Contains(pid));
     }
 
     public void Restore(RestoreContext ctx, RestoreTask task)

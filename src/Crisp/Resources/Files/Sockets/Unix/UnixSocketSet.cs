@@ -46,7 +46,7 @@ public sealed class UnixSocketSet : IDisposable
         var queues = SkQueuesDump.Read(ctx.Images);
         var made = new Dictionary<uint, UnixFd>();
         var standIns = new Dictionary<uint, UnixFd>();
-        var unlinkAfter = new List<string>();
+        var unlinkAfter = new DeletedNames();
         try
         {
             // 1. Named sockets that are not the accepting side of a connection: bound, listening.
@@ -121,8 +121,7 @@ public sealed class UnixSocketSet : IDisposable
                 try { Fown.Restore(ctx, fd, e.Fown); }
                 catch (SyscallException x) { ctx.Log.Warn($"unix socket {e.Ino}: owner not restored: {x.Message}"); }
             }
-            foreach (var p in unlinkAfter)
-                File.Delete(p);
+            unlinkAfter.Finish();
             ctx.Log.Debug($"unix sockets: {made.Count} made");
             return made;
         }
@@ -130,8 +129,7 @@ public sealed class UnixSocketSet : IDisposable
         {
             foreach (var fd in made.Values.Concat(standIns.Values))
                 fd.Dispose();
-            foreach (var p in unlinkAfter)
-                try { File.Delete(p); } catch (IOException) { }
+            unlinkAfter.Finish(ctx.Log);
             if (x is SyscallException s)
                 throw new CrispException($"unix sockets: {s.Message}");
             throw;
@@ -184,7 +182,7 @@ public sealed class UnixSocketSet : IDisposable
     /// <summary>Connects <paramref name="client"/> to the listener named as <paramref name="accepted"/>
     /// (a stand-in listener when the checkpoint has none) and returns the accepted socket.</summary>
     private static UnixFd ConnectAndAccept(int client, unix_sk_entry accepted, Dictionary<uint, unix_sk_entry> all,
-        Dictionary<uint, UnixFd> made, List<string> unlinkAfter)
+        Dictionary<uint, UnixFd> made, DeletedNames unlinkAfter)
     {
         var listener = all.Values.FirstOrDefault(l => l.State == UnixSocketFile.TCP_LISTEN && l.Name.Equals(accepted.Name));
         UnixFd? standIn = null;
@@ -207,7 +205,7 @@ public sealed class UnixSocketSet : IDisposable
 
     /// <summary>Binds to the socket's name. A stale socket file left at the path by the dumped (now dead)
     /// socket is removed first; an unlinked one is unlinked again once everything is connected.</summary>
-    private static void BindName(int fd, unix_sk_entry e, List<string> unlinkAfter)
+    private static void BindName(int fd, unix_sk_entry e, DeletedNames unlinkAfter)
     {
         var name = e.Name.Span;
         if (name[0] == 0)
@@ -217,7 +215,10 @@ public sealed class UnixSocketSet : IDisposable
         }
         string path = Encoding.UTF8.GetString(name).TrimEnd('\0');
         string full = path.StartsWith('/') ? path : Path.Combine(e.NameDir ?? "/", path);
-        if (IsSocket(full))
+        // A deleted socket's path may hold something new (another socket too): moved aside, never removed.
+        if (e.Deleted)
+            unlinkAfter.ParkOccupant(full);
+        else if (IsSocket(full))
             File.Delete(full);
         // A relative name is bound by its full path: crisp's cwd is not the task's.
         Bind(fd, UnixAddress(Encoding.UTF8.GetBytes(full)));
@@ -227,7 +228,66 @@ public sealed class UnixSocketSet : IDisposable
             Chown(full, perms.Uid, perms.Gid);
         }
         if (e.Deleted)
-            unlinkAfter.Add(full);
+            unlinkAfter.Unlink(full);
+    }
+
+    /// <summary>Names of sockets that were deleted at the dump: bound again (the kernel keeps the name a socket
+    /// was bound with) and unlinked once everything is connected. Whatever took such a path since (a FIFO, a
+    /// file, a newer socket) is moved aside meanwhile and put back after, as CRIU's bind_on_deleted does.</summary>
+    private sealed class DeletedNames
+    {
+        private const string ParkedSuffix = ".crisp-sk-ghost";
+        private readonly List<string> _unlink = [];
+        private readonly List<string> _parked = [];
+
+        public void Unlink(string path) => _unlink.Add(path);
+
+        public void ParkOccupant(string path)
+        {
+            if (!Exists(path))
+                return;
+            string parked = path + ParkedSuffix;
+            if (Exists(parked))
+                throw new CrispException($"unix socket name {path}: {parked} is in the way of moving what holds that path aside");
+            File.Move(path, parked);
+            _parked.Add(path);
+        }
+
+        /// <summary>The socket files go, then what was moved aside comes back; after a failure (a log given)
+        /// every step is tried and a failing one logged.</summary>
+        public void Finish(Log? failed = null)
+        {
+            foreach (var p in _unlink)
+                Try(() => File.Delete(p), $"removing {p}", failed);
+            foreach (var p in _parked)
+                Try(() => File.Move(p + ParkedSuffix, p), $"putting {p} back", failed);
+            _unlink.Clear();
+            _parked.Clear();
+        }
+
+        private static void Try(Action step, string what, Log? failed)
+        {
+            if (failed is null)
+            {
+                step();
+                return;
+            }
+            try { step(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { failed.Error($"{what}: {e.Message}"); }
+        }
+
+        private static bool Exists(string path)
+        {
+            try
+            {
+                using var f = FileIo.Open(path, FileIo.O_PATH | FileIo.O_NOFOLLOW);
+                return true;
+            }
+            catch (SyscallException e) when (e.Errno == Errnos.ENOENT)
+            {
+                return false;
+            }
+        }
     }
 
     private static bool IsSocket(string path)
