@@ -13,6 +13,12 @@ public sealed record InetDiag(uint Ino, int State, uint RQueue, uint WQueue);
 /// listens on (as 32-bit words, group 1 = bit 0 of the first), and where it is connected.</summary>
 public sealed record NetlinkDiag(uint Ino, int Protocol, int State, uint PortId, uint DstPortId, uint DstGroup, uint[] Groups);
 
+/// <summary>What packet_diag says about one AF_PACKET socket: its protocol (host order), the packet_diag_info
+/// fields, each multicast membership (interface, type, count, address), fanout (id | type &lt;&lt; 16, or null) and
+/// whether it has an rx or tx ring.</summary>
+public sealed record PacketDiag(uint Ino, int Type, ushort Protocol, uint IfIndex, uint Version, uint Reserve, uint CopyThresh,
+    uint Timestamp, uint Flags, (uint IfIndex, uint Count, ushort Type, byte[] Addr)[] Memberships, uint? Fanout, bool Rings);
+
 /// <summary>NETLINK_SOCK_DIAG queries (sock_diag(7)): unix_diag by inode, inet_diag by dump.</summary>
 public static class SockDiag
 {
@@ -105,6 +111,52 @@ public static class SockDiag
                     groups[i] = U32(data, i * 4);
             }
             return new NetlinkDiag(ino, m[2], m[3], U32(m, 4), U32(m, 8), U32(m, 12), groups);
+        }
+        return null;
+    }
+
+    /// <summary>packet_diag of the socket of inode <paramref name="ino"/> in the caller's network namespace (dump only:
+    /// every packet socket is listed and the one asked for picked); null if not found.</summary>
+    public static PacketDiag? Packet(uint ino)
+    {
+        const uint SHOW_INFO = 1, SHOW_MCLIST = 2, SHOW_RING_CFG = 4, SHOW_FANOUT = 8;
+        const int DIAG_INFO = 0, DIAG_MCLIST = 1, DIAG_RX_RING = 2, DIAG_TX_RING = 3, DIAG_FANOUT = 4;
+        var req = new byte[20];
+        req[0] = 17;    // AF_PACKET
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(4), ino);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(8), SHOW_INFO | SHOW_MCLIST | SHOW_RING_CFG | SHOW_FANOUT);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(12), uint.MaxValue);
+        BinaryPrimitives.WriteUInt32LittleEndian(req.AsSpan(16), uint.MaxValue);
+        foreach (var m in Query(req, NLM_F_REQUEST | NLM_F_DUMP, allowMissing: false))
+        {
+            if (U32(m, 4) != ino)
+                continue;
+            uint index = 0, version = 0, reserve = 0, thresh = 0, tstamp = 0, flags = 0;
+            uint? fanout = null;
+            bool rings = false;
+            var members = new List<(uint, uint, ushort, byte[])>();
+            foreach (var (type, data) in Attributes(m, 16))
+            {
+                switch (type)
+                {
+                    case DIAG_INFO:
+                        (index, version, reserve, thresh, tstamp, flags) =
+                            (U32(data, 0), U32(data, 4), U32(data, 8), U32(data, 12), U32(data, 16), U32(data, 20));
+                        break;
+                    case DIAG_MCLIST:
+                        for (int at = 0; at + 44 <= data.Length; at += 44)
+                        {
+                            int alen = BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(at + 10));
+                            members.Add((U32(data, at), U32(data, at + 4), BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(at + 8)),
+                                data.AsSpan(at + 12, Math.Min(alen, 32)).ToArray()));
+                        }
+                        break;
+                    case DIAG_RX_RING or DIAG_TX_RING: rings = true; break;
+                    case DIAG_FANOUT: fanout = U32(data, 0); break;
+                }
+            }
+            ushort protocol = BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(2));   // host order (ntohs in the kernel)
+            return new PacketDiag(ino, m[1], protocol, index, version, reserve, thresh, tstamp, flags, [.. members], fanout, rings);
         }
         return null;
     }

@@ -70,6 +70,7 @@ public static class FileKinds
         new Sockets.Unix.UnixSocketFile(),
         new Sockets.Inet.InetSocketFile(),
         new Sockets.Netlink.NetlinkSocketFile(),
+        new Sockets.Packet.PacketSocketFile(),
         new Pidfds.PidFdFile(),
     ];
 

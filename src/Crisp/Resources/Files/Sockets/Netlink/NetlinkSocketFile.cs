@@ -14,7 +14,6 @@ namespace Crisp.Resources.Files.Sockets.Netlink;
 public sealed class NetlinkSocketFile : IFileKind
 {
     private const int SOL_NETLINK = 270, NETLINK_ADD_MEMBERSHIP = 1, NETLINK_CONNECTED = 1;
-    private const long SIOCGSKNS = 0x894C;
 
     /// <summary>The SOL_NETLINK options that are flags (0/1), read and set back by number.</summary>
     private static readonly int[] FlagOptions =
@@ -41,7 +40,7 @@ public sealed class NetlinkSocketFile : IFileKind
         Span<byte> one = stackalloc byte[1];
         if (TryRecv(s, one, MSG_PEEK | MSG_DONTWAIT) >= 0)
             throw new CrispException($"{what} has unread messages: nothing can put them back into its queue (CRIU refuses them too)");
-        var diag = InOwnNamespace(fd, what, () => SockDiag.Netlink((uint)fd.Stat.Ino));
+        var diag = SocketNamespace.Run(fd, what, () => SockDiag.Netlink((uint)fd.Stat.Ino));
         var entry = new netlink_sk_entry
         {
             Id = id,
@@ -66,17 +65,6 @@ public sealed class NetlinkSocketFile : IFileKind
             if (GetInt(s, SOL_NETLINK, opt) != 0)
                 entry.NlOptions.Add((uint)opt);
         return new file_entry { Type = fd_types.Netlinksk, Id = id, Nlsk = entry };
-    }
-
-    /// <summary>netlink_diag answers for the namespace it is asked in: asked in the socket's own (SIOCGSKNS),
-    /// which must be its task's, where the restore makes it again.</summary>
-    private static T InOwnNamespace<T>(OpenFd fd, string what, Func<T> work)
-    {
-        using var ns = new UnixFd((int)RawSyscall.Call("ioctl(SIOCGSKNS)", Sysno.ioctl, fd.Copy.Fd, SIOCGSKNS));
-        ulong? taskNs = Namespaces.NamespaceKind.Net.InodeOf(fd.Pid);
-        if (taskNs is { } t && FdOps.Stat(ns.Fd).Ino != t)
-            throw new CrispException($"{what} belongs to another network namespace than its task");
-        return NetNamespaces.Run(ns, work);
     }
 
     public UnixFd Open(RestoreContext ctx, file_entry entry)
