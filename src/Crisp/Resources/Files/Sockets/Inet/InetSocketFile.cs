@@ -158,9 +158,8 @@ public sealed class InetSocketFile : IFileKind
         var src = InetAddress.FromEntry(family, e.SrcAddr, e.SrcPort, what);
         // In the tree's network namespace: a socket belongs to the one it was made in.
         var sock = NetNamespaces.Socket(Namespaces.NetNamespace.Of(ctx), family, (int)e.Type, (int)e.Proto);
-        try
+        return NewSocket.Shape(ctx, sock, $"{what} ({src})", e.Flags, e.Fown, s =>
         {
-            int s = sock.Fd;
             if (family == AF_INET6)
                 SetInt(s, SOL_IPV6, IPV6_V6ONLY, e.V6Only ? 1 : 0);
             if (e.IpOpts?.Freebind == true)
@@ -192,21 +191,7 @@ public sealed class InetSocketFile : IFileKind
                 if (e.Opts.HasTcpKeepidle) SetInt(s, SOL_TCP, TCP_KEEPIDLE, (int)e.Opts.TcpKeepidle);
                 if (e.Opts.HasTcpKeepintvl) SetInt(s, SOL_TCP, TCP_KEEPINTVL, (int)e.Opts.TcpKeepintvl);
             }
-            FdOps.SetStatusFlags(s, (int)e.Flags);
-            try { Fown.Restore(ctx, s, e.Fown); }
-            catch (SyscallException x) { ctx.Log.Warn($"{what}: owner not restored: {x.Message}"); }
-            return sock;
-        }
-        catch (SyscallException x)
-        {
-            sock.Dispose();
-            throw new CrispException($"{what} ({src}): {x.Message}");
-        }
-        catch
-        {
-            sock.Dispose();
-            throw;
-        }
+        });
     }
 
     /// <summary>--network-lock, else the dump's method: skip stays skip, anything else is done with nftables

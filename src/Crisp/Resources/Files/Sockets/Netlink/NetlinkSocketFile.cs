@@ -73,9 +73,8 @@ public sealed class NetlinkSocketFile : IFileKind
         string what = $"netlink socket {e.Ino} (protocol {e.Protocol})";
         // SOCK_RAW and SOCK_DGRAM are the same to netlink; CRIU records neither.
         var sock = NetNamespaces.Socket(Namespaces.NetNamespace.Of(ctx), AF_NETLINK, Crisp.Linux.Sockets.SOCK_RAW, (int)e.Protocol);
-        try
+        return NewSocket.Shape(ctx, sock, what, e.Flags, e.Fown, s =>
         {
-            int s = sock.Fd;
             if (e.Portid != 0)
                 BindPort(ctx, s, e, what);
             // Groups past the first 32 can only be joined one by one.
@@ -88,21 +87,7 @@ public sealed class NetlinkSocketFile : IFileKind
             foreach (uint opt in e.NlOptions)
                 SetInt(s, SOL_NETLINK, (int)opt, 1);
             SocketOptions.Restore(s, e.Opts);
-            FdOps.SetStatusFlags(s, (int)e.Flags);
-            try { Fown.Restore(ctx, s, e.Fown); }
-            catch (SyscallException x) { ctx.Log.Warn($"{what}: owner not restored: {x.Message}"); }
-            return sock;
-        }
-        catch (SyscallException x)
-        {
-            sock.Dispose();
-            throw new CrispException($"{what}: {x.Message}");
-        }
-        catch
-        {
-            sock.Dispose();
-            throw;
-        }
+        });
     }
 
     /// <summary>Bound to its port id again, with its first 32 groups. A port id is usually the pid of the

@@ -83,9 +83,8 @@ public sealed class PacketSocketFile : IFileKind
             throw new CrispException($"{what}: mmap'ed rx/tx rings are not supported yet");
         ushort wire = BinaryPrimitives.ReverseEndianness((ushort)e.Protocol);
         var sock = NetNamespaces.Socket(Namespaces.NetNamespace.Of(ctx), AF_PACKET, (int)e.Type, wire);
-        try
+        return NewSocket.Shape(ctx, sock, what, e.Flags, e.Fown, s =>
         {
-            int s = sock.Fd;
             // The version and reserve must be set before the socket is bound (and before any ring).
             if (e.Version != 0)
                 SetInt(s, SOL_PACKET, PACKET_VERSION, (int)e.Version);
@@ -106,21 +105,7 @@ public sealed class PacketSocketFile : IFileKind
             if (e.HasFanout)
                 SetInt(s, SOL_PACKET, PACKET_FANOUT, (int)e.Fanout);
             SocketOptions.Restore(s, e.Opts);
-            FdOps.SetStatusFlags(s, (int)e.Flags);
-            try { Fown.Restore(ctx, s, e.Fown); }
-            catch (SyscallException x) { ctx.Log.Warn($"{what}: owner not restored: {x.Message}"); }
-            return sock;
-        }
-        catch (SyscallException x)
-        {
-            sock.Dispose();
-            throw new CrispException($"{what}: {x.Message}");
-        }
-        catch
-        {
-            sock.Dispose();
-            throw;
-        }
+        });
     }
 
     private static void SetIfOn(int s, int opt, bool on)
