@@ -74,6 +74,13 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         scripts.InitPid = options.RootPid;
         scripts.RunOrThrow(Scripts.ScriptAction.PreDump);
         ctx.Plugins = Plugins.PluginLoader.Load(PluginRun(ctx));   // before anything is touched
+        // --leave-running: the tree is let go as soon as its state and pages are held in crisp's memory, and the
+        // pages are written after (design.md "Freeze time"). Not with a post-dump script or a plugin: CRIU runs
+        // those while the tree is still frozen, and they may count on it.
+        bool earlyRelease = options.LeaveRunning && scripts.IsEmpty && ctx.Plugins.Active.Count == 0;
+        using var spool = earlyRelease ? Images.Pages.PageSpool.Reserve(EstimatedTreeBytes(options.RootPid), log) : null;
+        images.Spool = spool;
+        bool released = false;
         try
         {
             SeizeTree(ctx);
@@ -102,10 +109,24 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             foreach (var stage in Stages)
                 stage.Finish(ctx);
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
+            if (spool is not null)
+            {
+                // Every piece of state is from the frozen moment now (the pages in the spool): let the tree go.
+                foreach (var task in ctx.Tasks)
+                    task.Dispose();
+                ctx.Faults.At("dump:images");
+                ctx.Plugins.Exit(succeeded: true);
+                ReleaseRunning(ctx);
+                released = true;
+                counters.Frozen = clock.Elapsed - stats.FrozenAt;
+                ctx.Log.Info($"tree released after {counters.Frozen.TotalMilliseconds:F1} ms frozen; writing {spool.Used >> 20} MiB of held pages");
+                spool.Drain();
+            }
             options.Progress?.Begin("writing images");
             WriteTree(ctx);
             pageServer?.Finish();   // every page is on the server before the dump counts as done
-            ctx.Faults.At("dump:images");
+            if (!released)
+                ctx.Faults.At("dump:images");
             // DIR/parent and crisp-mem-track last: a dump that failed before leaves no link to a chain.
             ctx.Memory.Chain.Finish(ctx);
             foreach (var task in ctx.Tasks)
@@ -120,41 +141,76 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         }
         catch
         {
-            _treePids.AddRange(ctx.Tasks.Select(t => t.Pid).Where(p => p != options.RootPid));
-            ReleaseStages(ctx, killed: false);
-            ReleaseAfterFailure(ctx, exitPlugins: true);
-            RestoreFreezerState(ctx);
+            if (!released)
+            {
+                _treePids.AddRange(ctx.Tasks.Select(t => t.Pid).Where(p => p != options.RootPid));
+                ReleaseStages(ctx, killed: false);
+                ReleaseAfterFailure(ctx, exitPlugins: true);
+                RestoreFreezerState(ctx);
+            }
             throw;
         }
-        ctx.Plugins.Exit(succeeded: true);   // while the tasks are still seized: a device plugin may need them
-
-        if (options.LeaveRunning)
+        if (!released)
         {
-            // A cgroup the runtime had frozen is frozen again before the tasks are let go, so they
-            // never run in between.
-            if (ctx.Freezer is { WasFrozen: true } frozen)
-                frozen.RequestFreeze();
-            ReleaseStages(ctx, killed: false);
-            DetachAll(ctx);
+            ctx.Plugins.Exit(succeeded: true);   // while the tasks are still seized: a device plugin may need them
+            if (options.LeaveRunning)
+                ReleaseRunning(ctx);
+            else if (options.LeaveStopped)
+            {
+                // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
+                foreach (var task in ctx.Tasks)
+                    Signals.TryKill(task.Pid, Signals.SIGSTOP);
+                DetachAll(ctx);
+                RestoreFreezerState(ctx);
+            }
+            else
+            {
+                KillAll(ctx);
+                ReleaseStages(ctx, killed: true);
+                RestoreFreezerState(ctx);
+            }
+            counters.Frozen = clock.Elapsed - stats.FrozenAt;
         }
-        else if (options.LeaveStopped)
-        {
-            // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
-            foreach (var task in ctx.Tasks)
-                Signals.TryKill(task.Pid, Signals.SIGSTOP);
-            DetachAll(ctx);
-        }
-        else
-        {
-            KillAll(ctx);
-            ReleaseStages(ctx, killed: true);
-        }
-        RestoreFreezerState(ctx);
         stats.Total = clock.Elapsed;
-        counters.Frozen = clock.Elapsed - stats.FrozenAt;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
         return stats;
+    }
+
+    /// <summary>--leave-running: the tree runs on. A cgroup the runtime had frozen is frozen again before the
+    /// tasks are let go, so they never run in between.</summary>
+    private static void ReleaseRunning(DumpContext ctx)
+    {
+        if (ctx.Freezer is { WasFrozen: true } frozen)
+            frozen.RequestFreeze();
+        ReleaseStages(ctx, killed: false);
+        DetachAll(ctx);
+        RestoreFreezerState(ctx);
+    }
+
+    /// <summary>Before the seize, for the page spool: the anonymous and shared resident bytes of the tree under
+    /// <paramref name="root"/> (children read from /proc), with some room for what it adds before it is frozen.</summary>
+    private static long EstimatedTreeBytes(int root)
+    {
+        long bytes = 0;
+        var todo = new Stack<int>();
+        todo.Push(root);
+        var seen = new HashSet<int>();
+        while (todo.Count > 0)
+        {
+            int pid = todo.Pop();
+            if (!seen.Add(pid))
+                continue;
+            bytes += DumpOutput.ResidentBytes(pid);
+            try
+            {
+                foreach (var dir in Directory.EnumerateDirectories(Linux.Proc.Procfs.Host.Path(pid, "task")))
+                    foreach (var child in File.ReadAllText(Path.Combine(dir, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                        todo.Push(int.Parse(child));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        }
+        return bytes + bytes / 16 + (4L << 20);
     }
 
     /// <summary>The page server of --page-server, connected (null without one).</summary>

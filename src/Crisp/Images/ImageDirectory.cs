@@ -136,8 +136,14 @@ public sealed class ImageDirectory
     public PagemapReader OpenPagemap(long pid) => PagemapReader.Open(this, pid);
 
     /// <summary>A pagemap of another kind than pagemap-PID.img (e.g. pagemap-shmem-SHMID.img).</summary>
-    public PagemapWriter CreatePagemap(ImageFile map, uint pagesId) =>
-        new(PageServer is { } server ? new Pages.PageServerSink(server, map) : new Pages.PageFileSink(this, map, pagesId), Progress);
+    public PagemapWriter CreatePagemap(ImageFile map, uint pagesId)
+    {
+        Pages.IPageSink sink = PageServer is { } server ? new Pages.PageServerSink(server, map) : new Pages.PageFileSink(this, map, pagesId);
+        return new(Spool is { } spool ? spool.Wrap(sink) : sink, Progress);
+    }
+
+    /// <summary>Set for a `--leave-running` dump: page data is held in memory until the tree is let go.</summary>
+    public Pages.PageSpool? Spool { get; set; }
 
     public PagemapReader OpenPagemap(ImageFile map) => PagemapReader.Open(this, map);
 }

@@ -56,6 +56,9 @@ public sealed class ActionScripts : IDisposable
     /// <summary>The root task's PID once it exists (the dumpee; on restore the restored root).</summary>
     public int? InitPid { get; set; }
 
+    /// <summary>No script and no RPC notifier: running an action does nothing.</summary>
+    public bool IsEmpty => _paths.Count == 0 && Notifier is null;
+
     public static string Name(ScriptAction action) => action switch
     {
         ScriptAction.PreDump => "pre-dump",

@@ -285,6 +285,8 @@ public class ZombiesAndStoppedTasksTests(ITestOutputHelper output)
             Live.WaitPidsFree(pids, pid);
             r = CrispCli.Run("restore", "-D", dir.Images, "-d");
             Assert.True(r.ExitCode == 0, r.Stderr);
+            // Just released, sleep may still be on its way back into nanosleep (R) on a loaded machine.
+            Live.WaitFor(() => States(pid) != "R/0", "the restored sleep to sleep again");
             Assert.Equal("S/0", States(pid));
             Assert.Equal("Z/0", States(zombie));
             Assert.Equal("true", Comm(zombie));

@@ -22,7 +22,8 @@ internal sealed class PagePipe : IDisposable
     private readonly CancellationTokenSource _failed = new();
     private readonly PageBatchPool _pool;
     private readonly Action<PageBatch> _fill, _drain;
-    private readonly Task _drainer;
+    private Task? _drainer;
+    private long _drainedInline;
     private readonly PageBatch[] _batches;
     private PageBatch? _batch;
     private Exception? _drainError;
@@ -38,10 +39,16 @@ internal sealed class PagePipe : IDisposable
         _batches = pool.Take(Depth, BatchBytes);
         foreach (var b in _batches)
             _free.Add(b);
+    }
+
+    /// <summary>Data drained on the calling thread before the drain thread starts: a small task's pages (most
+    /// tasks of most trees) cost less to write in place than a thread start and its wake-ups (issue 18, small trees).</summary>
+    public const long InlineBytes = 2 * BatchBytes;
+
+    private void StartDrainer() =>
         // Its own thread, not a pool one: it blocks for the whole task's memory, and a starved pool (many dumps in
         // one process) would only add threads slowly.
         _drainer = Task.Factory.StartNew(Drain, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-    }
 
     /// <summary>Adds a run of pages. <paramref name="accessible"/>: readable by process_vm_readv (dump) or writable
     /// by process_vm_writev (restore); a batch never mixes the two. At restore, where the run's bytes are in the
@@ -79,6 +86,21 @@ internal sealed class PagePipe : IDisposable
             return;
         _fill(batch);
         _batch = null;
+        if (_drainer is null && _drainedInline + batch.Bytes <= InlineBytes)
+        {
+            _drainedInline += batch.Bytes;
+            try
+            {
+                _drain(batch);
+            }
+            finally
+            {
+                _free.Add(batch);
+            }
+            return;
+        }
+        if (_drainer is null)
+            StartDrainer();
         try
         {
             _full.Add(batch, _failed.Token);
@@ -94,7 +116,7 @@ internal sealed class PagePipe : IDisposable
     {
         Flush();
         _full.CompleteAdding();
-        try { _drainer.Wait(); } catch (AggregateException) { }
+        try { _drainer?.Wait(); } catch (AggregateException) { }
         if (_drainError is not null)
             ThrowDrainFailure();
     }
@@ -111,7 +133,7 @@ internal sealed class PagePipe : IDisposable
             _failed.Cancel();
             _full.CompleteAdding();
         }
-        try { _drainer.Wait(); } catch (AggregateException) { }
+        try { _drainer?.Wait(); } catch (AggregateException) { }
         _pool.Give(_batches);
         _free.Dispose();
         _full.Dispose();

@@ -32,14 +32,15 @@ public sealed class SignalsDump : IDumpStage
     }
 
     /// <summary>rt_sigaction(sig, NULL, &amp;old) for every signal, each answer at its own slot of the
-    /// scratch page, read back in one go.</summary>
+    /// scratch page, read back in one go; all in one hand-off to the tracer.</summary>
     private static void DumpSigactions(DumpTask task)
     {
         var signals = SignalNumbers.WithDisposition().ToArray();
         ulong page = task.Remote.PutOnScratch(new byte[signals.Length * KernelSigaction.Size]);
+        var results = task.Remote.Syscalls([.. signals.Select((sig, i) =>
+            ((long)Sysno.rt_sigaction, (long)sig, 0L, (long)page + i * KernelSigaction.Size, (long)KernelSigaction.SigsetSize))]);
         for (int i = 0; i < signals.Length; i++)
-            task.Call($"rt_sigaction({signals[i]})", Sysno.rt_sigaction, signals[i], 0,
-                (long)page + i * KernelSigaction.Size, KernelSigaction.SigsetSize);
+            Compel.RemoteTask.ThrowIfFailed(results[i], $"rt_sigaction({signals[i]}) in thread {task.Pid}");
         var all = new byte[signals.Length * KernelSigaction.Size];
         task.Remote.ReadMemory(page, all);
         task.TaskCore.Sigactions.Clear();

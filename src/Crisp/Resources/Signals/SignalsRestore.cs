@@ -60,7 +60,7 @@ public sealed class SignalsRestore : IRestoreStage
         return list;
     }
 
-    /// <summary>All dispositions written to the scratch page at once, then one rt_sigaction each.
+    /// <summary>All dispositions written to the scratch page at once, then one rt_sigaction each, in one hand-off to the tracer.
     /// A raw rt_sigaction keeps the saved sa_restorer (glibc's wrapper would substitute its own).</summary>
     public static void SetSigactions(RemoteTask remote, int pid, IReadOnlyList<sa_entry> actions)
     {
@@ -69,9 +69,10 @@ public sealed class SignalsRestore : IRestoreStage
         for (int i = 0; i < signals.Length; i++)
             KernelSigaction.FromEntry(actions[i]).Write(all.AsSpan(i * KernelSigaction.Size));
         ulong page = remote.PutOnScratch(all);
+        var results = remote.Syscalls([.. signals.Select((sig, i) =>
+            ((long)Sysno.rt_sigaction, (long)sig, (long)page + i * KernelSigaction.Size, 0L, (long)KernelSigaction.SigsetSize))]);
         for (int i = 0; i < signals.Length; i++)
-            RemoteTask.ThrowIfFailed(remote.Syscall(Sysno.rt_sigaction, signals[i], (long)page + i * KernelSigaction.Size, 0, KernelSigaction.SigsetSize),
-                $"rt_sigaction({signals[i]}) in task {pid}");
+            RemoteTask.ThrowIfFailed(results[i], $"rt_sigaction({signals[i]}) in task {pid}");
     }
 
     private static void Queue(RemoteTask remote, int tid, siginfo_entry e, string what, Func<int, ulong, long> send)

@@ -1,0 +1,60 @@
+using Crisp.Linux;
+using Crisp.Tests.Integration;
+using Crisp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Crisp.Tests.Dump;
+
+/// <summary>Issue 18 (5): `dump --leave-running` lets the tree go once its state is collected and its pages are held
+/// in crisp's memory, and writes the pages after. The snapshot must still be one moment: tests/workloads/mem_wave.c
+/// rewrites its memory without pause and checks after every sweep that all its pages are from that sweep.</summary>
+public class FreezeTimeTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Slow = TimeSpan.FromMinutes(3);
+
+    private void Ok(params string[] args)
+    {
+        var r = CrispCli.Run(Slow, args);
+        output.WriteLine($"crisp {string.Join(' ', args)}: exit {r.ExitCode} {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 0, $"crisp {args[0]} failed: {r.Stderr}");
+    }
+
+    [RootFact]
+    public void LeaveRunningReleasesTheTreeBeforeThePagesAreWrittenAndTheirSnapshotIsOneMoment()
+    {
+        string exe = Support.Workloads.Build("mem_wave");
+        string dir = $"/var/tmp/crisp-wave-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        int pid = Spawn.Start(exe, [exe, dir, "64"], new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
+        try
+        {
+            Live.WaitFor(() => File.Exists(Path.Combine(dir, "ready")) || Spawn.TryReap(pid) is not null, "mem_wave to get ready", TimeSpan.FromSeconds(60));
+            Assert.True(File.Exists(Path.Combine(dir, "ready")), "mem_wave exited before it was ready");
+            string images = Path.Combine(dir, "images");
+            Ok("dump", "-R", "-t", pid.ToString(), "-D", images, "-v4", "-o", "dump.log");
+            var log = File.ReadAllLines(Path.Combine(images, "dump.log"));
+            int released = Array.FindIndex(log, l => l.Contains("tree released after"));
+            int manifest = Array.FindIndex(log, l => l.Contains("dump done"));
+            Assert.True(released >= 0 && released < manifest, "the tree is released before the dump is done");
+            char state = File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2][0];
+            Assert.True(state is 'R' or 'S', $"mem_wave runs on after dump -R (state {state})");
+            Assert.False(File.Exists(Path.Combine(dir, "verdict")), "mem_wave saw pages of two sweeps after the dump");
+            Live.AssertCritDecodesAll(images);
+
+            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
+            Live.WaitPidsFree([pid], ourChild: pid);
+            Ok("restore", "-d", "-D", images);
+            Signals.Kill(pid, Live.SIGUSR1);
+            string verdict = Path.Combine(dir, "verdict");
+            Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
+            Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+            Live.WaitPidsFree([pid], ourChild: pid);
+        }
+        finally
+        {
+            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
+            Live.KillAll([pid], pid);
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+}
