@@ -99,6 +99,8 @@ public static unsafe class Terminals
         RawSyscall.Call($"ioctl({request:x})", Sysno.ioctl, fd, request, arg);
 
     public static bool IsPtmx(uint major, uint minor) => major == PtmxMajor && minor == PtmxMinor;
+    /// <summary>/dev/tty (5:0): whatever the opener's controlling terminal is.</summary>
+    public static bool IsControllingTty(uint major, uint minor) => major == 5 && minor == 0;
     public static bool IsPtySlave(uint major) => major >= PtsFirstMajor && major <= PtsLastMajor;
     public static int SlaveIndex(uint major, uint minor) => (int)((major - PtsFirstMajor) * 256 + minor);
 

@@ -38,7 +38,9 @@ public sealed class FilesRestore : IRestoreStage
                 if (entry.Type != fi.Type)
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} is {fi.Type}, files.img says {entry.Type}");
                 var kind = FileKinds.ForType(entry.Type);
-                if (kind is ILateFileKind || NamesTreeTask(ctx, entry))
+                if (entry.Tty is { } tty && ctx.Files.Ptys.IsControllingTty(ctx, tty))
+                    open.InTask.Add(fi.Id);     // /dev/tty: each task opens its own (Tty.TtyRestore)
+                else if (kind is ILateFileKind || NamesTreeTask(ctx, entry))
                     open.Late[fi.Id] = entry;
                 else
                     open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? kind.Open(ctx, entry);
@@ -69,6 +71,7 @@ public sealed class FilesRestore : IRestoreStage
             if (open.Late.Remove(fi.Id, out var late))
                 open.ById[fi.Id] = FileKinds.ForType(late.Type).Open(ctx, late);
         ctx.Files.Owners.Apply(ctx);   // the tree exists now
+        fds = fds.Where(fi => !open.InTask.Contains(fi.Id)).ToList();
         FdInstaller.Install(task.Puppet, fds
             .Select(fi => new FdToInstall((int)fi.Fd, open.ById[fi.Id].Fd, (fi.Flags & FdOps.FD_CLOEXEC) != 0))
             .ToList());
@@ -98,5 +101,8 @@ public sealed class OpenDescriptions
     public Dictionary<uint, UnixFd> ById { get; } = [];
     /// <summary>Entries of <see cref="ILateFileKind"/> kinds not opened yet.</summary>
     public Dictionary<uint, file_entry> Late { get; } = [];
+    /// <summary>Descriptions no one can open for the task but the task itself (/dev/tty names the opener's
+    /// terminal): left to the kind's step after install.</summary>
+    public HashSet<uint> InTask { get; } = [];
     public Dictionary<uint, List<fdinfo_entry>> Fdinfos { get; } = [];
 }

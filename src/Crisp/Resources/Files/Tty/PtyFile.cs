@@ -22,14 +22,20 @@ public sealed class PtyFile : IFileKind
         return Terminals.IsPtmx(major, minor) || Terminals.IsPtySlave(major);
     }
 
-    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd) => !IsPty(fd) ? throw FileKinds.Unsupported(fd) : new()
+    private static bool IsControllingTty(OpenFd fd)
+    {
+        var (major, minor) = Terminals.Split(fd.Stat.Rdev);
+        return Terminals.IsControllingTty(major, minor);
+    }
+
+    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd) => !IsPty(fd) && !IsControllingTty(fd) ? throw FileKinds.Unsupported(fd) : new()
     {
         Type = Type,
         Id = id,
         Tty = new tty_file_entry
         {
             Id = id,
-            TtyInfoId = ctx.Files.Ttys.InfoIdOf(ctx, fd),
+            TtyInfoId = IsControllingTty(fd) ? ctx.Files.Ttys.ControllingTtyInfoId(ctx, fd) : ctx.Files.Ttys.InfoIdOf(ctx, fd),
             Flags = (uint)fd.Flags,
             Fown = Fown.Of(fd),
         },

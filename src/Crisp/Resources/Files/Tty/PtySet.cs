@@ -28,6 +28,16 @@ public sealed class PtySet : IDisposable
         return _infos!;
     }
 
+    public IReadOnlyList<tty_file_entry> Files(RestoreContext ctx)
+    {
+        Load(ctx);
+        return _files;
+    }
+
+    /// <summary>Is this /dev/tty (a tty_info of type CTTY), which only the task itself can open?</summary>
+    public bool IsControllingTty(RestoreContext ctx, tty_file_entry tfe) =>
+        Infos(ctx).TryGetValue(tfe.TtyInfoId, out var info) && info.Type == TtyType.Ctty;
+
     public UnixFd Open(RestoreContext ctx, tty_file_entry tfe)
     {
         Load(ctx);

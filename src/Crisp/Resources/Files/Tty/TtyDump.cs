@@ -37,6 +37,33 @@ public sealed class TtyDump
         return id;
     }
 
+    /// <summary>CRIU's index of /dev/tty's one tty_info (type CTTY): its id is this index &lt;&lt; 1.</summary>
+    public const uint ControllingTtyIndex = 1006;
+
+    /// <summary>/dev/tty held open: one tty_info of type CTTY (CRIU's way). Its fds are opened again by each task
+    /// itself at restore, once its session has its terminal back, so the task must have a controlling terminal
+    /// now (an fd of /dev/tty kept after losing it would be a hung-up terminal).</summary>
+    public uint ControllingTtyInfoId(DumpContext ctx, OpenFd fd)
+    {
+        var task = ctx.Tasks.First(t => t.Pid == fd.Pid);
+        if (task.Stat.TtyNr == 0)
+            throw new CrispException($"task {fd.Pid} fd {fd.Fd}: /dev/tty is open but the task has no controlling terminal any more");
+        uint id = ControllingTtyIndex << 1;
+        _infos.TryAdd(id, new tty_info_entry
+        {
+            Id = id,
+            Type = TtyType.Ctty,
+            Rdev = (uint)fd.Stat.Rdev,
+            Dev = (uint)fd.Stat.Dev,
+            Locked = false,
+            Exclusive = false,
+            PacketMode = false,
+            Sid = 0,
+            Pgrp = 0,
+        });
+        return id;
+    }
+
     private static tty_info_entry Collect(DumpContext ctx, OpenFd fd, int index, bool master)
     {
         int lfd = fd.Copy.Fd;
@@ -96,7 +123,7 @@ public sealed class TtyDump
         if (_finished)
             return;
         _finished = true;
-        var unpaired = _infos.Keys.Where(id => (id & 1) == 0 && !_infos.ContainsKey(id | 1)).ToList();
+        var unpaired = _infos.Keys.Where(id => _infos[id].Type == TtyType.Pty && (id & 1) == 0 && !_infos.ContainsKey(id | 1)).ToList();
         foreach (uint id in unpaired)
         {
             var (pid, fd, target) = _firstFd[id];
@@ -143,7 +170,7 @@ public sealed class TtyDump
             return;
         var pids = ctx.Tasks.Select(t => t.Pid).ToHashSet();
         // With --orphan-pts-master the unpaired slave is the tree's terminal too: restore makes its pair.
-        bool Held(tty_info_entry i) => (i.Id & 1) == 1 || ctx.Options.OrphanPtsMaster;
+        bool Held(tty_info_entry i) => i.Type == TtyType.Pty && ((i.Id & 1) == 1 || ctx.Options.OrphanPtsMaster);
         foreach (var task in ctx.Tasks.Where(t => t.Stat.TtyNr != 0))
         {
             bool ours = _infos.Values.Any(i => Held(i) && Terminals.TtyNr(MakeSlaveDev(i.Pty.Index)) == task.Stat.TtyNr);

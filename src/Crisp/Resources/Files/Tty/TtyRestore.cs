@@ -42,6 +42,33 @@ public sealed class TtyRestore : IRestoreStage
                 catch (SyscallException e) { ctx.Log.Warn($"shell job: group {pgid} not made the terminal's foreground: {e.Message}"); }
             });
         }
+        OpenControllingTty(ctx, task);
+    }
+
+    /// <summary>The task's /dev/tty fds, opened by the task itself now that its session has its terminal (its
+    /// leader, restored before it, took it; a shell job's is crisp's), then moved to their numbers. Each task
+    /// gets its own description: they share nothing a terminal keeps per description but the status flags.</summary>
+    private static void OpenControllingTty(RestoreContext ctx, RestoreTask task)
+    {
+        var open = ctx.Files.Open;
+        if (open.InTask.Count == 0 || !open.Fdinfos.TryGetValue(task.Ids.FilesId, out var fds))
+            return;
+        var files = ctx.Files.Ptys.Files(ctx);
+        foreach (var fi in fds.Where(f => open.InTask.Contains(f.Id)))
+        {
+            var tfe = files.First(f => f.Id == fi.Id);
+            ulong at = task.Puppet.Remote.PutOnScratch(System.Text.Encoding.ASCII.GetBytes("/dev/tty\0"));
+            int flags = (int)tfe.Flags & ~FileIo.O_CLOEXEC;
+            long fd = task.Call("open(/dev/tty)", Sysno.open, (long)at, flags | FileIo.O_NOCTTY);
+            if (fd != fi.Fd)
+            {
+                task.Call($"dup3(/dev/tty, {fi.Fd})", Sysno.dup3, fd, fi.Fd, (fi.Flags & FdOps.FD_CLOEXEC) != 0 ? FileIo.O_CLOEXEC : 0);
+                task.Puppet.Remote.Syscall(Sysno.close, fd);
+            }
+            else if ((fi.Flags & FdOps.FD_CLOEXEC) != 0)
+                task.Call("fcntl(F_SETFD)", Sysno.fcntl, fd, FdOps.F_SETFD, FdOps.FD_CLOEXEC);
+            ctx.Log.Debug($"task {task.Pid}: fd {fi.Fd} is /dev/tty again");
+        }
     }
 
     /// <summary>In the leader itself (only a session's own leader may): open the slave without making it the

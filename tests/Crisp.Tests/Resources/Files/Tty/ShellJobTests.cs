@@ -7,7 +7,8 @@ namespace Crisp.Tests.Resources.Files.Tty;
 /// <summary>--shell-job through the CLI: a foreground job (tests/workloads/ttyjob.c) started by a tiny shell
 /// (ptyjob.c) on a pty the test holds is dumped with -j and killed, then restored with -j by a crisp that
 /// ptyjob runs on a second pty. The job must come back in the foreground of that second terminal, its
-/// fds 0-2 on it, with the settings its first terminal had (echo off), and answer what the test types.</summary>
+/// fds 0-2 on it, with the settings its first terminal had (echo off), and answer what the test types —
+/// through the /dev/tty it held open, which must now name the second terminal.</summary>
 public class ShellJobTests
 {
     private const int SIGKILL = 9;
@@ -52,7 +53,11 @@ public class ShellJobTests
             while (Directory.Exists($"/proc/{pid}"))
                 Thread.Sleep(20);
             // The job's terminal is external: a pty slave with no master in the images, the shell's session.
-            var info = Assert.Single(Crit.Decode(Path.Combine(images, "tty-info.img")).GetProperty("entries").EnumerateArray());
+            // The job's /dev/tty is one more tty_info, CRIU's CTTY (index 1006 << 1), opened again by the job itself.
+            var infos = Crit.Decode(Path.Combine(images, "tty-info.img")).GetProperty("entries").EnumerateArray().ToList();
+            Assert.Equal(2, infos.Count);
+            Assert.Single(infos, i => i.GetProperty("type").GetString() == "CTTY" && i.GetProperty("id").GetUInt32() == 2012);
+            var info = Assert.Single(infos, i => i.GetProperty("type").GetString() == "PTY");
             Assert.Equal(shell1, info.GetProperty("sid").GetInt32());
             Assert.Equal(pid, info.GetProperty("pgrp").GetInt32());
             Assert.Equal(0u, info.GetProperty("id").GetUInt32() & 1);
