@@ -21,7 +21,12 @@ public sealed class PageServerClient : IDisposable
         _stream = stream;
         _owned = owned;
         Peer = peer;
+        _overTls = stream is System.Net.Security.SslStream;
     }
+
+    /// <summary>Over TLS 1.3 a server that refuses this end's certificate can only hang up after the handshake.</summary>
+    private readonly bool _overTls;
+    private bool _answered;
 
     public string Peer { get; }
 
@@ -114,9 +119,11 @@ public sealed class PageServerClient : IDisposable
             {
                 int n = _stream.Read(buffer[got..]);
                 if (n == 0)
-                    throw new CrispException($"page server {Peer}: connection closed while waiting for {what}");
+                    throw new CrispException($"page server {Peer}: connection closed while waiting for {what}" +
+                        (_overTls && !_answered ? " (did the server refuse this end's TLS certificate?)" : ""));
                 got += n;
             }
+            _answered = true;
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {

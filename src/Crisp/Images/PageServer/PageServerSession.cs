@@ -15,6 +15,7 @@ public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log
     private readonly List<string> _written = [];
     private PagemapWriter? _writer;
     private uint _nextPagesId = 1;
+    private long _commands;
 
     public long PagesReceived { get; private set; }
     public int Pagemaps { get; private set; }
@@ -40,7 +41,10 @@ public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log
         for (;;)
         {
             if (!ReadExactly(_iov))
-                throw new CrispException("page server: the dump's connection ended before it sent every page (no PS_IOV_CLOSE): the pages received were removed");
+                throw new CrispException(_commands == 0
+                    ? $"page server: the dump's connection ended before its first command{(stream is System.Net.Security.SslStream ? " (did the dump refuse this server's TLS certificate?)" : "")}"
+                    : "page server: the dump's connection ended before it sent every page (no PS_IOV_CLOSE): the pages received were removed");
+            _commands++;
             var iov = PageServerIov.Read(_iov);
             switch (iov.Command)
             {

@@ -67,14 +67,15 @@ public sealed class TlsSettings : IDisposable
     public Stream Client(Stream inner, string host, string what, TimeSpan timeout)
     {
         var ssl = new SslStream(inner, leaveInnerStreamOpen: false);
+        string? refused = null;
         var options = new SslClientAuthenticationOptions
         {
             TargetHost = host,
             ClientCertificates = [_certificate],
-            RemoteCertificateValidationCallback = (_, cert, _, errors) => Trusted(cert, errors, checkName: !_noNameCheck),
+            RemoteCertificateValidationCallback = (_, cert, _, errors) => (refused = Refusal(cert, errors, checkName: !_noNameCheck, host)) is null,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
         };
-        Handshake(ssl, what, timeout, token => ssl.AuthenticateAsClientAsync(options, token));
+        Handshake(ssl, what, timeout, token => ssl.AuthenticateAsClientAsync(options, token), () => refused);
         return ssl;
     }
 
@@ -82,14 +83,15 @@ public sealed class TlsSettings : IDisposable
     public Stream Server(Stream inner, string what, TimeSpan timeout)
     {
         var ssl = new SslStream(inner, leaveInnerStreamOpen: false);
+        string? refused = null;
         var options = new SslServerAuthenticationOptions
         {
             ServerCertificate = _certificate,
             ClientCertificateRequired = true,
-            RemoteCertificateValidationCallback = (_, cert, _, errors) => Trusted(cert, errors, checkName: false),
+            RemoteCertificateValidationCallback = (_, cert, _, errors) => (refused = Refusal(cert, errors, checkName: false, null)) is null,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
         };
-        Handshake(ssl, what, timeout, token => ssl.AuthenticateAsServerAsync(options, token));
+        Handshake(ssl, what, timeout, token => ssl.AuthenticateAsServerAsync(options, token), () => refused);
         return ssl;
     }
 
@@ -100,7 +102,7 @@ public sealed class TlsSettings : IDisposable
             c.Dispose();
     }
 
-    private static void Handshake(SslStream ssl, string what, TimeSpan timeout, Func<CancellationToken, Task> authenticate)
+    private static void Handshake(SslStream ssl, string what, TimeSpan timeout, Func<CancellationToken, Task> authenticate, Func<string?> refused)
     {
         try
         {
@@ -110,28 +112,32 @@ public sealed class TlsSettings : IDisposable
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or System.ComponentModel.Win32Exception)
         {
             ssl.Dispose();
-            string why = e is OperationCanceledException ? "timed out" : OneLine(e.InnerException is { } inner && e is AuthenticationException ? $"{e.Message} ({inner.Message})" : e.Message);
+            string why = refused() is { } r ? r : e is OperationCanceledException ? "timed out" : OneLine(e.InnerException is { } inner && e is AuthenticationException ? $"{e.Message} ({inner.Message})" : e.Message);
             throw new CrispException($"{what}: TLS handshake failed: {why}");
         }
     }
 
-    /// <summary>The peer's certificate chains to our CA (or to the system's trust when there is none); the name is
-    /// checked by the platform's rules (the SAN's DNS names and IP addresses).</summary>
-    private bool Trusted(X509Certificate? cert, SslPolicyErrors errors, bool checkName)
+    /// <summary>Why the peer's certificate is refused, null when it is trusted: it must chain to our CA (or to the
+    /// system's trust when there is none) and, for a server, name the host by the platform's rules (the SAN's DNS
+    /// names and IP addresses).</summary>
+    private string? Refusal(X509Certificate? cert, SslPolicyErrors errors, bool checkName, string? host)
     {
-        if (cert is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
-            return false;
+        if (cert is not X509Certificate2 peer || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+            return "the peer presented no certificate";
         if (checkName && (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
-            return false;
+            return $"the peer's certificate ({peer.Subject}) is not for {host} (--tls-no-cn-verify skips this check)";
+        bool trusted;
         if (_trust.Count == 0)
-            return (errors & SslPolicyErrors.RemoteCertificateChainErrors) == 0;
-        if (cert is not X509Certificate2 peer)
-            return false;
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(_trust);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        return chain.Build(peer);
+            trusted = (errors & SslPolicyErrors.RemoteCertificateChainErrors) == 0;
+        else
+        {
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.AddRange(_trust);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            trusted = chain.Build(peer);
+        }
+        return trusted ? null : $"the peer's certificate ({peer.Subject}, issued by {peer.Issuer}) is not signed by {(_trust.Count == 0 ? "a CA this system trusts" : "the CA of --tls-cacert")}";
     }
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
