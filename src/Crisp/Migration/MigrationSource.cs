@@ -46,15 +46,39 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
             tcp.ReadTimeout = (int)ReplyTimeout.TotalMilliseconds;
             Stream stream = options.Tls is { } tls ? tls.Client(tcp, options.Host, peer, options.Dump.Timeout) : tcp;
             using var channel = new MigrationChannel(stream, peer);
-            channel.SendHello();
-            channel.ExpectHello();
-            string? last = PreDumps(channel, work, out int preDumps);
-            return Final(channel, work, last, preDumps);
+            try
+            {
+                channel.SendHello();
+                channel.ExpectHello();
+                string? last = PreDumps(channel, work, out int preDumps);
+                return Final(channel, work, last, preDumps);
+            }
+            catch when (_lastPreDump is not null)
+            {
+                EndTracking(Path.Combine(work, _lastPreDump));
+                throw;
+            }
         }
         finally
         {
             try { Directory.Delete(work, recursive: true); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.Warn($"migrate: cannot remove {work}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>The last pre-dump that armed tracking in the tree (its directory name), until the final dump.</summary>
+    private string? _lastPreDump;
+
+    /// <summary>The migration failed: the tree runs on, without the tracking the pre-dumps left in it.</summary>
+    private void EndTracking(string lastPreDump)
+    {
+        try
+        {
+            PreDumper.EndTracking(options.Dump with { ImagesDir = lastPreDump, PrevImagesDir = null }, log);
+        }
+        catch (Exception e)
+        {
+            log.Warn($"migrate: could not end the memory tracking in the tree: {e.Message}");
         }
     }
 
@@ -97,7 +121,7 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
             options.Report?.Invoke($"pre-dump {i}: {stored} pages ({Mib(stored * 4096):F1} MiB), {Mib(shipped) / Math.Max(took.TotalSeconds, 1e-3):F1} MiB/s, " +
                 $"frozen {stats.Counters.Frozen.TotalMilliseconds:F0} ms{dirty}");
             lastStart = start;
-            last = name;
+            last = _lastPreDump = name;
             count = i;
             if (options.UntilDirtyBelow is { } below && i > 1 && stored < below)
                 break;
