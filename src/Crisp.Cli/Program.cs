@@ -14,6 +14,8 @@ public static class Program
         ["dump"] = DumpCommand.Run,
         ["pre-dump"] = DumpCommand.RunPreDump,
         ["page-server"] = PageServerCommand.Run,
+        ["migrate"] = MigrateCommand.Run,
+        ["receive"] = MigrateCommand.Receive,
         ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
         ["decode"] = DecodeCommand.Run,
@@ -214,6 +216,8 @@ public static class Program
           crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
           crisp pre-dump -t PID -D DIR        copy the tree's memory while it runs on (a chain: --prev-images-dir)
           crisp page-server --port P -D DIR   receive one dump's pages (dump --page-server --address A --port P)
+          crisp migrate -t PID --to HOST[:PORT]   move a running tree to `crisp receive` on another host
+          crisp receive [--port P] [-D DIR]   take one migrated tree and run it here
           crisp restore -D DIR [-d]           restore a checkpoint
           crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
           crisp decode [-i IMG] [-o JSON] [--pretty]   an image as crit's JSON (crit decode)

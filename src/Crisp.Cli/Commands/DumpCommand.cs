@@ -30,6 +30,8 @@ public static class DumpCommand
         string imagesDir = ctx.RequireImagesDir();
         using var scripts = ctx.Scripts(imagesDir);
         var meter = new ProgressMeter();
+        var pageServer = PageServerCommand.ForDump(ctx);
+        using var tls = pageServer is null ? null : PageServerCommand.Tls(ctx);
         var options = new DumpOptions
         {
             Progress = meter,
@@ -58,7 +60,8 @@ public static class DumpCommand
             CgroupMode = ctx.CgroupMode(),
             PrevImagesDir = ctx.Args.Get("prev-images-dir"),
             TrackMem = pre || ctx.Args.Has("track-mem"),
-            PageServer = PageServerCommand.ForDump(ctx),
+            PageServer = pageServer,
+            Tls = tls,
         };
         if (pre && (options.LeaveStopped || options.SignKey is not null))
             throw new UsageException("pre-dump leaves the tree running and writes no signed manifest: --leave-stopped and --sign-key are for dump");

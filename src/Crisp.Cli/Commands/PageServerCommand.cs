@@ -18,6 +18,7 @@ public static class PageServerCommand
         if (!IPAddress.TryParse(address, out var ip))
             throw new UsageException($"bad --address '{address}': an IPv4 or IPv6 address");
         var status = ctx.StatusFd();
+        using var tls = Tls(ctx);
         var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode());
         using var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -32,12 +33,24 @@ public static class PageServerCommand
         }
         ctx.Log.Info($"page server: listening on {address}:{port}, images to {dir.Path}");
         status?.Ready();
-        using var socket = listener.Accept();
+        var socket = listener.Accept();
         socket.NoDelay = true;
         ctx.Log.Info($"page server: connection from {socket.RemoteEndPoint}");
-        new PageServerSession(socket, dir, ctx.Log).Run();
+        using var stream = tls is null ? new NetworkStream(socket, ownsSocket: true)
+            : tls.Server(new NetworkStream(socket, ownsSocket: true), $"page server: the connection from {socket.RemoteEndPoint}", HandshakeTimeout);
+        new PageServerSession(stream, dir, ctx.Log).Run();
         return 0;
     }
+
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>--tls with --tls-cacert/--tls-cert/--tls-key/--tls-no-cn-verify (CRIU's names and defaults), loaded
+    /// now so that a bad file fails before anything is touched; null without --tls (the other options are then
+    /// ignored, as CRIU does).</summary>
+    public static Crisp.Security.Tls.TlsSettings? Tls(CommandContext ctx) => ctx.Args.Has("tls")
+        ? Crisp.Security.Tls.TlsSettings.Load(ctx.InWorkDir(ctx.Args.Get("tls-cacert")), ctx.InWorkDir(ctx.Args.Get("tls-cert")),
+            ctx.InWorkDir(ctx.Args.Get("tls-key")), ctx.Args.Has("tls-no-cn-verify"))
+        : null;
 
     /// <summary>--port for page-server and for dump/pre-dump --page-server.</summary>
     public static int? Port(CommandContext ctx)

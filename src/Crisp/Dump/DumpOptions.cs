@@ -62,4 +62,6 @@ public sealed record DumpOptions
     /// <summary>--page-server --address A --port P: task and shared-memory pages are sent to this CRIU-protocol page
     /// server instead of pagemap-*.img/pages-*.img (the other images still go to the images dir); null: no server.</summary>
     public (string Address, int Port)? PageServer { get; init; }
+    /// <summary>--tls: the page server connection is TLS with these certificates (null: plain TCP).</summary>
+    public Security.Tls.TlsSettings? Tls { get; init; }
 }

@@ -16,6 +16,11 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     /// <summary>Kinds of state, in the order they are collected.</summary>
     public static IReadOnlyList<IDumpStage> Stages => Pipeline.Collect;
 
+    /// <summary>Called once the images are complete, while the tree is still seized and before it is killed or let go
+    /// (crisp migrate ships the images here and waits until the target runs the restored tree). If it throws, the
+    /// dump fails as any other: the tree is released and runs on.</summary>
+    public Action<DumpContext>? Handoff { get; init; }
+
     /// <summary>PIDs of the tree once seized (for the full-disk message after a failure).</summary>
     private readonly List<int> _treePids = [options.RootPid];
 
@@ -138,6 +143,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             // that could not copy them) leaves the tree running, and its exit code is crisp's (as CRIU).
             scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             stats.ImagesWrittenAt = clock.Elapsed;
+            Handoff?.Invoke(ctx);
         }
         catch
         {
@@ -215,7 +221,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
 
     /// <summary>The page server of --page-server, connected (null without one).</summary>
     public static Images.PageServer.PageServerClient? ConnectPageServer(DumpOptions options) =>
-        options.PageServer is { } ps ? Images.PageServer.PageServerClient.Connect(ps.Address, ps.Port, options.Timeout) : null;
+        options.PageServer is { } ps ? Images.PageServer.PageServerClient.Connect(ps.Address, ps.Port, options.Timeout, options.Tls) : null;
 
     /// <summary>Seizes the tree. A zombie child met while seizing (a shell's child that has just exited:
     /// its parent reaps it as soon as it runs) makes us let the tree go for a moment and try again;

@@ -150,6 +150,31 @@ public sealed class PreDumper(DumpOptions options, Log log)
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
+    /// <summary>Ends the tracking that the pre-dump in <see cref="DumpOptions.ImagesDir"/> left in the tree, when no
+    /// dump will follow (crisp migrate gave up): the tree is seized for a moment, each task's tracking userfaultfd
+    /// that is still crisp's is closed (the kernel drops the registration and the wp bits), and it is let go.</summary>
+    public static void EndTracking(DumpOptions options, Log log)
+    {
+        var tracked = TrackFile.Read(options.ImagesDir);
+        if (tracked.Count == 0)
+            return;
+        using var tracer = new Tracer();
+        using var ctx = new DumpContext(options, log, ImageDirectory.Open(options.ImagesDir), tracer, FaultInjection.None);
+        try
+        {
+            TreeSeizer.SeizeTree(ctx);
+            foreach (var task in ctx.Tasks)
+            {
+                if (tracked.TryGetValue(task.Pid, out var t) && WriteTracker.StillHeld(task, t))
+                    WriteTracker.Stop(task, t);
+            }
+        }
+        finally
+        {
+            Release(ctx);
+        }
+    }
+
     /// <summary>Registers back, every task detached, the cgroup freezer as it was: the tree runs on.</summary>
     private static void Release(DumpContext ctx)
     {

@@ -14,7 +14,7 @@ public class PageServerTests(ITestOutputHelper output)
     private static readonly TimeSpan Slow = TimeSpan.FromMinutes(3);
 
     /// <summary>A free TCP port on 127.0.0.1 (bound and released: nothing else here picks ports in this range).</summary>
-    private static int FreePort()
+    internal static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
@@ -24,18 +24,18 @@ public class PageServerTests(ITestOutputHelper output)
     }
 
     /// <summary>`crisp page-server` as a child process, once it listens (seen in /proc/net/tcp).</summary>
-    private sealed class Server : IDisposable
+    internal sealed class Server : IDisposable
     {
         private readonly Process _p;
         public int Port { get; }
         public string Dir { get; }
 
-        public Server(string dir, int port)
+        public Server(string dir, int port, params string[] extra)
         {
             Dir = dir;
             Port = port;
             var psi = new ProcessStartInfo(CrispCli.Exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var a in new[] { "page-server", "--address", "127.0.0.1", "--port", port.ToString(), "-D", dir })
+            foreach (var a in new[] { "page-server", "--address", "127.0.0.1", "--port", port.ToString(), "-D", dir }.Concat(extra))
                 psi.ArgumentList.Add(a);
             _p = Process.Start(psi)!;
             string hexPort = $":{port:X4} ";

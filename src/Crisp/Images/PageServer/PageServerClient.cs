@@ -10,26 +10,43 @@ namespace Crisp.Images.PageServer;
 /// sees the stream end before PS_IOV_CLOSE and keeps nothing.</summary>
 public sealed class PageServerClient : IDisposable
 {
-    private readonly Socket _socket;
+    private readonly Stream _stream;
+    private readonly bool _owned;
     private readonly byte[] _iov = new byte[PageServerIov.Size];
 
-    private PageServerClient(Socket socket, string peer)
+    /// <summary>A client on a connection that is already open (crisp migrate's, which goes on after the pages):
+    /// disposing the client leaves <paramref name="stream"/> open unless <paramref name="owned"/>.</summary>
+    public PageServerClient(Stream stream, string peer, bool owned = false)
     {
-        _socket = socket;
+        _stream = stream;
+        _owned = owned;
         Peer = peer;
+        _overTls = stream is System.Net.Security.SslStream;
     }
+
+    /// <summary>Over TLS 1.3 a server that refuses this end's certificate can only hang up after the handshake.</summary>
+    private readonly bool _overTls;
+    private bool _answered;
 
     public string Peer { get; }
 
-    public static PageServerClient Connect(string address, int port, TimeSpan timeout)
+    /// <summary>Connects (over TLS with <paramref name="tls"/>): any failure is one line naming the server.</summary>
+    public static PageServerClient Connect(string address, int port, TimeSpan timeout, Security.Tls.TlsSettings? tls = null)
     {
         string peer = $"{address}:{port}";
+        var stream = TcpConnect(address, port, timeout, $"page server {peer}");
+        return new PageServerClient(tls is null ? stream : tls.Client(stream, address, $"page server {peer}", timeout), peer, owned: true);
+    }
+
+    /// <summary>A TCP connection to address:port as a stream; failures are one line starting with <paramref name="what"/>.</summary>
+    public static NetworkStream TcpConnect(string address, int port, TimeSpan timeout, string what)
+    {
         if (!IPAddress.TryParse(address, out var ip))
         {
             try { ip = Dns.GetHostAddresses(address).First(); }
             catch (Exception e) when (e is SocketException or InvalidOperationException or ArgumentException)
             {
-                throw new CrispException($"page server {peer}: cannot resolve the address");
+                throw new CrispException($"{what}: cannot resolve the address");
             }
         }
         var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -41,9 +58,9 @@ public sealed class PageServerClient : IDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             socket.Dispose();
-            throw new CrispException($"page server {peer}: cannot connect ({(e is SocketException se ? se.Message : "timed out")})");
+            throw new CrispException($"{what}: cannot connect ({(e is SocketException se ? se.Message : "timed out")})");
         }
-        return new PageServerClient(socket, peer);
+        return new NetworkStream(socket, ownsSocket: true);
     }
 
     /// <summary>PS_IOV_OPEN2 for a pagemap: the runs sent next belong to it. Returns whether the server has its
@@ -64,6 +81,7 @@ public sealed class PageServerClient : IDisposable
     public void Finish()
     {
         Send(new PageServerIov(PageServerIov.Close, 0, 0, 0), []);
+        _stream.Flush();
         Span<byte> status = stackalloc byte[4];
         Receive(status, "the final status");
         int code = BitConverter.ToInt32(status);
@@ -71,27 +89,27 @@ public sealed class PageServerClient : IDisposable
             throw new CrispException($"page server {Peer}: it reported status {code} for the pages sent");
     }
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        if (_owned)
+            _stream.Dispose();
+    }
 
     private void Send(PageServerIov iov, ReadOnlySpan<byte> data)
     {
         iov.Write(_iov);
         try
         {
-            SendAll(_iov);
-            SendAll(data);
+            _stream.Write(_iov);
+            _stream.Write(data);
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            throw new CrispException($"page server {Peer}: connection lost while sending pages ({e.Message})");
+            throw new CrispException($"page server {Peer}: connection lost while sending pages ({Reason(e)})");
         }
     }
 
-    private void SendAll(ReadOnlySpan<byte> data)
-    {
-        while (data.Length > 0)
-            data = data[_socket.Send(data)..];
-    }
+    private static string Reason(Exception e) => (e.InnerException ?? e).Message.ReplaceLineEndings(" ");
 
     private void Receive(Span<byte> buffer, string what)
     {
@@ -99,15 +117,17 @@ public sealed class PageServerClient : IDisposable
         {
             for (int got = 0; got < buffer.Length;)
             {
-                int n = _socket.Receive(buffer[got..]);
+                int n = _stream.Read(buffer[got..]);
                 if (n == 0)
-                    throw new CrispException($"page server {Peer}: connection closed while waiting for {what}");
+                    throw new CrispException($"page server {Peer}: connection closed while waiting for {what}" +
+                        (_overTls && !_answered ? " (did the server refuse this end's TLS certificate?)" : ""));
                 got += n;
             }
+            _answered = true;
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
-            throw new CrispException($"page server {Peer}: connection lost while waiting for {what} ({e.Message})");
+            throw new CrispException($"page server {Peer}: connection lost while waiting for {what} ({Reason(e)})");
         }
     }
 }

@@ -1,12 +1,10 @@
-using System.Net.Sockets;
-
 namespace Crisp.Images.PageServer;
 
 /// <summary>`crisp page-server`: one dump's connection, received into an images directory as pagemap-*.img and
 /// pages-N.img (CRIU's protocol, so a CRIU dump can send here too). The session is complete only when the dump
 /// says PS_IOV_CLOSE; a connection that ends before that, or sends anything that is not a page server command,
 /// fails the session and every file it wrote is removed — no half checkpoint is left to restore from.</summary>
-public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log)
+public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log)
 {
     private const int ChunkBytes = 1 << 20;
     /// <summary>Larger runs are not pages of a real address space (47-bit user space): garbage on the port.</summary>
@@ -17,6 +15,7 @@ public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log
     private readonly List<string> _written = [];
     private PagemapWriter? _writer;
     private uint _nextPagesId = 1;
+    private long _commands;
 
     public long PagesReceived { get; private set; }
     public int Pagemaps { get; private set; }
@@ -42,7 +41,10 @@ public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log
         for (;;)
         {
             if (!ReadExactly(_iov))
-                throw new CrispException("page server: the dump's connection ended before it sent every page (no PS_IOV_CLOSE): the pages received were removed");
+                throw new CrispException(_commands == 0
+                    ? $"page server: the dump's connection ended before its first command{(stream is System.Net.Security.SslStream ? " (did the dump refuse this server's TLS certificate?)" : "")}"
+                    : "page server: the dump's connection ended before it sent every page (no PS_IOV_CLOSE): the pages received were removed");
+            _commands++;
             var iov = PageServerIov.Read(_iov);
             switch (iov.Command)
             {
@@ -50,10 +52,10 @@ public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log
                 case PageServerIov.Open2:
                     OpenMap(iov);
                     if (iov.Command == PageServerIov.Open2)
-                        socket.Send([HasParent(iov) ? (byte)1 : (byte)0]);
+                        Answer([HasParent(iov) ? (byte)1 : (byte)0]);
                     break;
                 case PageServerIov.Parent:
-                    socket.Send(BitConverter.GetBytes(HasParent(iov) ? 1 : 0));
+                    Answer(BitConverter.GetBytes(HasParent(iov) ? 1 : 0));
                     break;
                 case PageServerIov.Add:
                 case PageServerIov.AddF:
@@ -66,9 +68,9 @@ public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log
                 case PageServerIov.ForceClose:
                     _writer?.Dispose();
                     _writer = null;
-                    socket.Send(BitConverter.GetBytes(0));
+                    Answer(BitConverter.GetBytes(0));
                     // As CRIU: wait for the dump to close its end (no TIME_WAIT here).
-                    try { while (socket.Receive(_chunk) > 0) { } } catch (SocketException) { }
+                    try { while (stream.Read(_chunk) > 0) { } } catch (IOException) { }
                     log.Info($"page server: {Pagemaps} pagemap(s), {PagesReceived} pages received into {dir.Path}");
                     return;
                 default:
@@ -125,16 +127,29 @@ public sealed class PageServerSession(Socket socket, ImageDirectory dir, Log log
         {
             while (got < buffer.Length)
             {
-                int n = socket.Receive(buffer[got..]);
+                int n = stream.Read(buffer[got..]);
                 if (n == 0)
                     return false;
                 got += n;
             }
         }
-        catch (SocketException e)
+        catch (IOException e)
         {
-            throw new CrispException($"page server: the dump's connection failed ({e.Message}): the pages received were removed");
+            throw new CrispException($"page server: the dump's connection failed ({(e.InnerException ?? e).Message.ReplaceLineEndings(" ")}): the pages received were removed");
         }
         return true;
+    }
+
+    private void Answer(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            stream.Write(bytes);
+            stream.Flush();
+        }
+        catch (IOException e)
+        {
+            throw new CrispException($"page server: the dump's connection failed ({(e.InnerException ?? e).Message.ReplaceLineEndings(" ")}): the pages received were removed");
+        }
     }
 }

@@ -1,0 +1,194 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text;
+using Crisp.Dump;
+
+namespace Crisp.Migration;
+
+/// <summary>What `crisp migrate` was asked to do.</summary>
+public sealed record MigrationOptions
+{
+    /// <summary>The dump's options (root pid, timeout, --tcp-established, …); the images dir is chosen here.</summary>
+    public required DumpOptions Dump { get; init; }
+    public required string Host { get; init; }
+    public required int Port { get; init; }
+    public Security.Tls.TlsSettings? Tls { get; init; }
+    /// <summary>At most this many pre-dumps before the final dump.</summary>
+    public int Iterations { get; init; } = 3;
+    /// <summary>Stop pre-dumping once one stored fewer pages than this (null: always <see cref="Iterations"/>).</summary>
+    public long? UntilDirtyBelow { get; init; }
+    /// <summary>Where the local images of the iterations are kept meanwhile (null: the temp directory).</summary>
+    public string? TempDir { get; init; }
+    /// <summary>One line per iteration (the CLI prints them on stderr).</summary>
+    public Action<string>? Report { get; init; }
+}
+
+/// <summary>The source end of `crisp migrate`: the tree's memory is pre-dumped while it runs (each iteration stores
+/// only the pages written since the one before, as a pre-dump chain), each iteration's images are shipped to `crisp
+/// receive` over one connection (<see cref="MigrationChannel"/>) and written there into the same chain, then the
+/// final dump stops the tree for the rest. While the tree is still seized its images are shipped, the target
+/// restores them and answers that the restored tree runs; only then is the source tree killed. Any failure before
+/// that — the connection, the target's restore — lets the source tree go on running; the local images live in a
+/// private temp directory that is removed in every case.</summary>
+public sealed class MigrationSource(MigrationOptions options, Log log)
+{
+    private static readonly TimeSpan ReplyTimeout = TimeSpan.FromMinutes(5);
+
+    public sealed record Result(int TargetRootPid, int PreDumps, long FinalPages, TimeSpan Frozen);
+
+    public Result Run()
+    {
+        string peer = $"migrate to {options.Host}:{options.Port}";
+        string work = MakeWorkDir();
+        try
+        {
+            var tcp = Images.PageServer.PageServerClient.TcpConnect(options.Host, options.Port, options.Dump.Timeout, peer);
+            tcp.ReadTimeout = (int)ReplyTimeout.TotalMilliseconds;
+            Stream stream = options.Tls is { } tls ? tls.Client(tcp, options.Host, peer, options.Dump.Timeout) : tcp;
+            using var channel = new MigrationChannel(stream, peer);
+            try
+            {
+                channel.SendHello();
+                channel.ExpectHello();
+                string? last = PreDumps(channel, work, out int preDumps);
+                return Final(channel, work, last, preDumps);
+            }
+            catch when (_lastPreDump is not null)
+            {
+                EndTracking(Path.Combine(work, _lastPreDump));
+                throw;
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(work, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.Warn($"migrate: cannot remove {work}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>The last pre-dump that armed tracking in the tree (its directory name), until the final dump.</summary>
+    private string? _lastPreDump;
+
+    /// <summary>The migration failed: the tree runs on, without the tracking the pre-dumps left in it.</summary>
+    private void EndTracking(string lastPreDump)
+    {
+        try
+        {
+            PreDumper.EndTracking(options.Dump with { ImagesDir = lastPreDump, PrevImagesDir = null }, log);
+        }
+        catch (Exception e)
+        {
+            log.Warn($"migrate: could not end the memory tracking in the tree: {e.Message}");
+        }
+    }
+
+    private string MakeWorkDir()
+    {
+        string parent = options.TempDir ?? Path.GetTempPath();
+        string dir = Path.Combine(parent, $"crisp-migrate-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Security.PrivateFile.CreateDirectory(dir, Security.ImageModes.Private.Directory);
+        return dir;
+    }
+
+    /// <summary>Pre-dump iterations, each shipped; returns the last one's directory name (null: none ran).</summary>
+    private string? PreDumps(MigrationChannel channel, string work, out int count)
+    {
+        string? last = null;
+        count = 0;
+        long lastStart = 0;
+        for (int i = 1; i <= options.Iterations; i++)
+        {
+            string name = $"pre{i}";
+            long start = Stopwatch.GetTimestamp();
+            var stats = new PreDumper(options.Dump with
+            {
+                ImagesDir = Path.Combine(work, name),
+                ImagesDirCreated = true,
+                PrevImagesDir = last is null ? null : $"../{last}",
+                LeaveRunning = true,
+                TrackMem = true,
+                PageServer = null,
+            }, log).Run();
+            long shipped = channel.FileBytes;
+            Ship(channel, Path.Combine(work, name), name);
+            shipped = channel.FileBytes - shipped;
+            // The next dumps need only this iteration's pagemaps here (to know what the parent holds).
+            foreach (var pages in Directory.EnumerateFiles(Path.Combine(work, name), "pages-*.img"))
+                File.Delete(pages);
+            var took = Stopwatch.GetElapsedTime(start);
+            long stored = stats.Counters.PagesWritten;
+            string dirty = last is null ? "" : $", dirtied {stored / Math.Max(Stopwatch.GetElapsedTime(lastStart, start).TotalSeconds, 1e-3):F0} pages/s";
+            options.Report?.Invoke($"pre-dump {i}: {stored} pages ({Mib(stored * 4096):F1} MiB), {Mib(shipped) / Math.Max(took.TotalSeconds, 1e-3):F1} MiB/s, " +
+                $"frozen {stats.Counters.Frozen.TotalMilliseconds:F0} ms{dirty}");
+            lastStart = start;
+            last = _lastPreDump = name;
+            count = i;
+            if (options.UntilDirtyBelow is { } below && i > 1 && stored < below)
+                break;
+        }
+        return last;
+    }
+
+    /// <summary>The final dump: the tree stays seized while its images go over and the target restores them; it is
+    /// killed only when the target says the restored tree runs.</summary>
+    private Result Final(MigrationChannel channel, string work, string? last, int preDumps)
+    {
+        int targetPid = 0;
+        long shipStart = 0;
+        TimeSpan shipping = default, restoring = default;
+        var flags = options.Dump.TcpEstablished ? RestoreFlags.TcpEstablished : RestoreFlags.None;
+        var dumper = new Dumper(options.Dump with
+        {
+            ImagesDir = Path.Combine(work, "final"),
+            ImagesDirCreated = true,
+            PrevImagesDir = last is null ? null : $"../{last}",
+            LeaveRunning = false,
+            LeaveStopped = false,
+            TrackMem = false,
+            PageServer = null,
+        }, log)
+        {
+            Handoff = _ =>
+            {
+                shipStart = Stopwatch.GetTimestamp();
+                Ship(channel, Path.Combine(work, "final"), "final");
+                shipping = Stopwatch.GetElapsedTime(shipStart);
+                var payload = new byte[4 + "final".Length];
+                BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)flags);
+                Encoding.UTF8.GetBytes("final", payload.AsSpan(4));
+                channel.Send(MigrationFrame.Restore, payload);
+                var (type, answer) = channel.Receive("the target's restore");
+                restoring = Stopwatch.GetElapsedTime(shipStart) - shipping;
+                targetPid = type switch
+                {
+                    MigrationFrame.Running when answer.Length == 4 => BinaryPrimitives.ReadInt32LittleEndian(answer),
+                    MigrationFrame.Failed => throw new CrispException($"{channel.Peer}: the target could not restore the tree: {Encoding.UTF8.GetString(answer)}"),
+                    _ => throw new CrispException($"{channel.Peer}: unexpected answer {type} to the restore"),
+                };
+            },
+        };
+        var stats = dumper.Run();
+        // The source tree is gone: from here the restored one is the tree.
+        channel.Send(MigrationFrame.Done, []);
+        long pages = stats.Counters.PagesWritten;
+        options.Report?.Invoke($"final dump: {pages} pages ({Mib(pages * 4096):F1} MiB), tree frozen {stats.Counters.Frozen.TotalMilliseconds:F0} ms " +
+            $"(shipping {shipping.TotalMilliseconds:F0} ms, target restore {restoring.TotalMilliseconds:F0} ms); it runs on the target as pid {targetPid}");
+        return new Result(targetPid, preDumps, pages, stats.Counters.Frozen);
+    }
+
+    /// <summary>Every file of a checkpoint directory, and its `parent` link.</summary>
+    private static void Ship(MigrationChannel channel, string dir, string name)
+    {
+        channel.Send(MigrationFrame.Directory, name);
+        foreach (string path in Directory.EnumerateFileSystemEntries(dir).Order(StringComparer.Ordinal))
+        {
+            var info = new FileInfo(path);
+            if (info.LinkTarget is { } target)
+                channel.Send(MigrationFrame.Link, $"{info.Name}\0{target}");
+            else if (info.Exists)
+                channel.SendFile(path, info.Name);
+        }
+    }
+
+    private static double Mib(long bytes) => bytes / 1048576.0;
+}
