@@ -8,7 +8,8 @@ namespace Crisp.Tests.Migration;
 
 /// <summary>Issue 17 part 4: `crisp migrate` to `crisp receive` on "another host" (<see cref="TwoHosts"/>): the
 /// hardened seccomp counter (uid 1000, no capabilities, two filters) moves while it counts.</summary>
-[Collection("Hardened")]
+/// <remarks>Alone (ContainerEngines): `ip netns add` changes the host's mount table.</remarks>
+[Collection(Runtimes.ContainerEngines.Name)]
 public class MigrateTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan Slow = TimeSpan.FromMinutes(3);
