@@ -14,6 +14,7 @@ public static class Program
         ["dump"] = DumpCommand.Run,
         ["pre-dump"] = DumpCommand.RunPreDump,
         ["page-server"] = PageServerCommand.Run,
+        ["lazy-pages"] = LazyPagesCommand.Run,
         ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
         ["decode"] = DecodeCommand.Run,
@@ -144,7 +145,7 @@ public static class Program
     /// made here (a failed dump removes it again) and the work dir.</summary>
     private static (string? ImagesDir, bool Created, WorkDirectory? WorkDir) OpenWorkDir(string verb, ParsedArguments args)
     {
-        if (verb is not ("dump" or "pre-dump" or "page-server" or "restore"))
+        if (verb is not ("dump" or "pre-dump" or "page-server" or "restore" or "lazy-pages"))
             return (null, false, null);
         bool created = false;
         string? images = args.Get("images-dir");
@@ -214,7 +215,8 @@ public static class Program
           crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
           crisp pre-dump -t PID -D DIR        copy the tree's memory while it runs on (a chain: --prev-images-dir)
           crisp page-server --port P -D DIR   receive one dump's pages (dump --page-server --address A --port P)
-          crisp restore -D DIR [-d]           restore a checkpoint
+          crisp restore -D DIR [-d]           restore a checkpoint (--lazy-pages: memory filled on fault by lazy-pages)
+          crisp lazy-pages -D DIR [--page-server --address A --port P]   fill a --lazy-pages restore's memory
           crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
           crisp decode [-i IMG] [-o JSON] [--pretty]   an image as crit's JSON (crit decode)
           crisp encode [-i JSON] [-o IMG]     JSON back into an image (crit encode)

@@ -59,6 +59,8 @@ public static class DumpCommand
             PrevImagesDir = ctx.Args.Get("prev-images-dir"),
             TrackMem = pre || ctx.Args.Has("track-mem"),
             PageServer = PageServerCommand.ForDump(ctx),
+            LazyPages = LazyPagesCommand.ForDump(ctx, pre),
+            LazyServing = endpoint => ctx.Out.WriteLine($"lazy pages: serving on {endpoint}"),
         };
         if (pre && (options.LeaveStopped || options.SignKey is not null))
             throw new UsageException("pre-dump leaves the tree running and writes no signed manifest: --leave-stopped and --sign-key are for dump");
