@@ -31,6 +31,7 @@ static void fill_page(uint64_t *p, uint64_t index)
 int main(int argc, char **argv)
 {
     if (argc < 3) return 2;
+    setsid();   // its own session (under unshare --fork it is not the leader of unshare's)
     const char *dir = argv[1];
     size_t pages = ((size_t)atol(argv[2]) << 20) / PAGE;
     uint8_t *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

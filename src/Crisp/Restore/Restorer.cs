@@ -107,13 +107,16 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
             ctx.Released = true;
             ctx.Memory.Lazy?.Finished();   // the daemon now pushes the pages not faulted in yet
         }
-        catch
+        catch (Exception e)
         {
             foreach (var step in pipeline.Release)
                 step.Abort(ctx);
             pipeline.Puppets.KillAll(ctx);
             ctx.Plugins.Exit(succeeded: false);
             tracer.Dispose();
+            // The daemon kills the tree when its pages cannot come: that is its error, said once by it.
+            if (e is TaskGoneException gone && ctx.Memory.Lazy is { } lazy)
+                throw new CrispException($"restore --lazy-pages: a task was killed while being restored ({gone.Message}): the lazy-pages daemon at {lazy.Path} could not fill its memory (see its error)");
             throw;
         }
         finally
