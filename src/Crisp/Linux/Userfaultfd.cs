@@ -8,7 +8,7 @@ namespace Crisp.Linux;
 public static unsafe class Userfaultfd
 {
     public const ulong UFFD_API = 0xAA;
-    public const ulong FEATURE_EVENT_REMOVE = 1 << 3, FEATURE_EVENT_UNMAP = 1 << 6;
+    public const ulong FEATURE_EVENT_FORK = 1 << 1, FEATURE_EVENT_REMOVE = 1 << 3, FEATURE_EVENT_UNMAP = 1 << 6;
     public const long UFFDIO_API = 0xC018AA3F;        // _IOWR(0xAA, 0x3F, struct uffdio_api)
     public const long UFFDIO_REGISTER = 0xC020AA00;   // _IOWR(0xAA, 0x00, struct uffdio_register)
     public const long UFFDIO_COPY = 0xC028AA03;       // _IOWR(0xAA, 0x03, struct uffdio_copy)

@@ -26,10 +26,10 @@ public class LazyPagesTests(ITestOutputHelper output)
         private readonly int _unshare;
         private bool _reaped;
 
-        public LazyMem(int mib)
+        public LazyMem(int mib, bool fork = false)
         {
             Exe = Support.Workloads.Build("lazy_mem");
-            _unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", Exe, Dir, mib.ToString()],
+            _unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", Exe, Dir, mib.ToString(), .. fork ? new[] { "fork" } : []],
                 new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
             Live.WaitFor(() => File.Exists(Path.Combine(Dir, "ready")) || Spawn.TryReap(_unshare) is not null, "lazy_mem to get ready", TimeSpan.FromSeconds(60));
             Assert.True(File.Exists(Path.Combine(Dir, "ready")), "lazy_mem exited before it was ready");
@@ -178,7 +178,7 @@ public class LazyPagesTests(ITestOutputHelper output)
         var (total, fault, pushed, atRelease) = Summary(daemonOut);
         output.WriteLine($"daemon: {total} pages, {fault} on fault, {pushed} pushed, {atRelease} in at release");
         Assert.True(total >= w.Pages, $"the daemon filled {total} pages, the buffer alone has {w.Pages}");
-        Assert.Equal(total, fault + pushed);
+        Assert.True(fault + pushed >= total, "the daemon copied fewer pages than it had to");   // more: a forked child's
         Assert.True(atRelease < w.Pages, $"{atRelease} of {total} pages were in when the tree was let go");
         Live.WaitFor(() => w.Ticks().Count > ticksAtDump + 5, "the restored tree to tick", TimeSpan.FromSeconds(30));
         var after = w.Ticks().Skip((int)ticksAtDump).ToList();
@@ -190,9 +190,10 @@ public class LazyPagesTests(ITestOutputHelper output)
     }
 
     [RootFact]
-    public void ALazyRestoreFromLocalImagesRunsBeforeItsLastPageAndEndsWithEveryPage()
+    public void ALazyRestoreFromLocalImagesRunsBeforeItsLastPageAndEndsWithEveryPageInItAndAChildItForks()
     {
-        using var w = new LazyMem(64);
+        // The workload forks as soon as it sees pages missing: the child must see the dumped pages too.
+        using var w = new LazyMem(64, fork: true);
         var dump = CrispCli.Run(Slow, "dump", "-t", w.Root.ToString(), "-D", w.Images);
         Assert.True(dump.ExitCode == 0, dump.Stderr);
         w.ReapSource();
@@ -264,6 +265,55 @@ public class LazyPagesTests(ITestOutputHelper output)
         var r = CrispCli.Run(Slow, "restore", "-d", "-D", w.Images);
         Assert.Equal(1, r.ExitCode);
         FailureSafetyTests.AssertOneLine(r.Stderr, "are lazy (a dump --lazy-pages)");
+        Live.WaitFor(() => w.Alive().Length == 0, "no lazy_mem left", TimeSpan.FromSeconds(15));
+    }
+
+    [RootFact]
+    public void APageServerThatHangsUpInTheMiddleOfAnAnswerFailsTheDaemonAndTheRestoredTreeIsKilled()
+    {
+        using var w = new LazyMem(16);
+        using (var dump = StartLazyDump(w, FreePort()))
+        {
+            Signals.Kill(dump.Pid, Live.SIGKILL);   // only its images are wanted here
+            dump.Wait();
+        }
+        RawSyscall.TryCall(Sysno.kill, w.Root, Live.SIGKILL);
+        w.ReapSource();
+        // A page server that answers the first PS_IOV_GET with its header and half of the pages, then hangs up.
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var fake = Task.Run(() =>
+        {
+            using var s = listener.AcceptSocket();
+            var iov = new byte[Crisp.Images.PageServer.PageServerIov.Size];
+            for (int got = 0; got < iov.Length;)
+            {
+                int n = s.Receive(iov, got, iov.Length - got, SocketFlags.None);
+                if (n == 0)
+                    return;
+                got += n;
+            }
+            var asked = Crisp.Images.PageServer.PageServerIov.Read(iov);
+            new Crisp.Images.PageServer.PageServerIov(Crisp.Images.PageServer.PageServerIov.WithFlags(Crisp.Images.PageServer.PageServerIov.AddF, Crisp.Images.PagemapFlags.Present),
+                asked.NrPages, asked.Vaddr, asked.DstId).Write(iov);
+            s.Send(iov);
+            s.Send(new byte[asked.NrPages * 4096 / 2]);
+            s.Close();
+        });
+        using var daemon = StartDaemon(w, "--page-server", "--address", "127.0.0.1", "--port", port.ToString());
+        var restore = Restore(w);
+        Assert.Equal(1, daemon.Wait());
+        fake.Wait();
+        listener.Stop();
+        output.WriteLine(daemon.Stderr);
+        FailureSafetyTests.AssertOneLine(daemon.Stderr, "connection closed while waiting for the pages of PS_IOV_GET");
+        Assert.Contains("the restored tree was killed", daemon.Stderr);
+        if (restore.ExitCode == 0)
+            Live.WaitPidsFree([w.Restored]);
+        else
+            FailureSafetyTests.AssertOneLine(restore.Stderr, "lazy-pages daemon");
+        w.Restored = 0;
         Live.WaitFor(() => w.Alive().Length == 0, "no lazy_mem left", TimeSpan.FromSeconds(15));
     }
 }

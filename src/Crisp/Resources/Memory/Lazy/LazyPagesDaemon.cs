@@ -156,6 +156,12 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
                     case Userfaultfd.EVENT_PAGEFAULT:
                         Fault(task, m.Address & ~(ulong)(Mman.PageSize - 1));
                         break;
+                    case Userfaultfd.EVENT_FORK:
+                        // The child's mm is the parent's as of the fork: the same pages missing, the same image pages.
+                        var child = task.Fork(new UnixFd((int)(uint)m.Arg0));
+                        _tasks.Add(child);
+                        log.Debug($"lazy pages: task {task.Pid} forked; {child.PendingPages} pages still to copy into the child");
+                        break;
                     case Userfaultfd.EVENT_REMOVE:
                     case Userfaultfd.EVENT_UNMAP:
                         task.Remove(m.Arg0, m.Arg1);   // the program dropped them: never push stale pages there

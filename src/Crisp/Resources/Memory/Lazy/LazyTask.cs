@@ -35,6 +35,22 @@ public sealed class LazyTask : IDisposable
         TotalPages = _pending.Sum(r => (long)((r.End - r.Start) / Mman.PageSize));
     }
 
+    /// <summary>A child the task forked while pages were missing: its own userfaultfd (from the fork event), the
+    /// parent's pending pages as they were at the fork (its pages are the parent's image pages), no pidfd.</summary>
+    private LazyTask(LazyTask parent, UnixFd uffd)
+    {
+        Pid = parent.Pid;
+        Uffd = uffd;
+        _pending = [.. parent._pending];
+        TotalPages = 0;
+        Forked = true;
+    }
+
+    public LazyTask Fork(UnixFd uffd) => new(this, uffd);
+
+    /// <summary>Made by a fork after the restore (its pages read as the parent's, by the parent's pid).</summary>
+    public bool Forked { get; }
+    /// <summary>The images' pid the pages are read by (a forked child's is its parent's).</summary>
     public int Pid { get; }
     public UnixFd Uffd { get; }
     public UnixFd? PidFd { get; }
