@@ -16,6 +16,7 @@ public static class Program
         ["page-server"] = PageServerCommand.Run,
         ["migrate"] = MigrateCommand.Run,
         ["receive"] = MigrateCommand.Receive,
+        ["lazy-pages"] = LazyPagesCommand.Run,
         ["restore"] = RestoreCommand.Run,
         ["demo"] = DemoCommand.Run,
         ["decode"] = DecodeCommand.Run,
@@ -146,7 +147,7 @@ public static class Program
     /// made here (a failed dump removes it again) and the work dir.</summary>
     private static (string? ImagesDir, bool Created, WorkDirectory? WorkDir) OpenWorkDir(string verb, ParsedArguments args)
     {
-        if (verb is not ("dump" or "pre-dump" or "page-server" or "restore"))
+        if (verb is not ("dump" or "pre-dump" or "page-server" or "restore" or "lazy-pages"))
             return (null, false, null);
         bool created = false;
         string? images = args.Get("images-dir");
@@ -218,7 +219,8 @@ public static class Program
           crisp page-server --port P -D DIR   receive one dump's pages (dump --page-server --address A --port P)
           crisp migrate -t PID --to HOST[:PORT]   move a running tree to `crisp receive` on another host
           crisp receive [--port P] [-D DIR]   take one migrated tree and run it here
-          crisp restore -D DIR [-d]           restore a checkpoint
+          crisp restore -D DIR [-d]           restore a checkpoint (--lazy-pages: memory filled on fault by lazy-pages)
+          crisp lazy-pages -D DIR [--page-server --address A --port P]   fill a --lazy-pages restore's memory
           crisp show IMAGE|DIR                print an image as JSON (crit's shape) or summarise a checkpoint
           crisp decode [-i IMG] [-o JSON] [--pretty]   an image as crit's JSON (crit decode)
           crisp encode [-i JSON] [-o IMG]     JSON back into an image (crit encode)

@@ -80,7 +80,7 @@ public static class CriuOptions
         .. Bool("page-server", null, "dump/pre-dump: send pages to a page server (--address, --port) instead of pages-*.img"),
         Value("address", null, "page server address (page-server: to listen on, default all); service: the unix socket to listen on"),
         Value("port", null, "page server port"),
-        Flag("lazy-pages", null, "restore pages lazily", supported: false),
+        Flag("lazy-pages", null, "dump: serve private anonymous pages on --port after the dump (the tree stays stopped until they are all sent); restore: leave them to `crisp lazy-pages` (WORKDIR/lazy-pages.socket), filled on fault while the tree runs"),
         .. Bool("auto-dedup", null, "deduplicate pages with the parent", supported: false),
         .. Bool("log-pid", null, "one log file per pid", supported: false),
         .. Bool("stream", null, "stream images through criu-image-streamer", supported: false),

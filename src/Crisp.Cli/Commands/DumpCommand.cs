@@ -62,6 +62,8 @@ public static class DumpCommand
             TrackMem = pre || ctx.Args.Has("track-mem"),
             PageServer = pageServer,
             Tls = tls,
+            LazyPages = LazyPagesCommand.ForDump(ctx, pre),
+            LazyServing = endpoint => ctx.Out.WriteLine($"lazy pages: serving on {endpoint}"),
         };
         if (pre && (options.LeaveStopped || options.SignKey is not null))
             throw new UsageException("pre-dump leaves the tree running and writes no signed manifest: --leave-stopped and --sign-key are for dump");

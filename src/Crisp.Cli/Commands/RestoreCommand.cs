@@ -38,6 +38,7 @@ public static class RestoreCommand
             SkipImageVerify = ctx.Args.Has("skip-image-verify"),
             InheritFds = ctx.InheritFds(),
             InsecureImages = ctx.Args.Has("insecure-images"),
+            LazyPagesSocket = ctx.Args.Has("lazy-pages") ? ctx.InWorkDir(Crisp.Resources.Memory.Lazy.LazyPagesSocket.Name) : null,
             VerifyKey = ctx.InWorkDir(ctx.Args.Get("verify-key")),
             EncryptKey = ctx.InWorkDir(ctx.Args.Get("encrypt-key")),
             EmptyNs = ctx.EmptyNs(),

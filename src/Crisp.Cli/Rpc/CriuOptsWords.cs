@@ -37,7 +37,9 @@ public static class CriuOptsWords
         Flag(o.EvasiveDevices, "evasive_devices", "evasive-devices");
         Flag(o.ShellJob, "shell_job", "shell-job");
         Flag(o.FileLocks, "file_locks", "file-locks");
-        if (o.Ps is not null)
+        if (o.Ps is not null && o.LazyPages)
+            Add("ps", $"--port={o.Ps.Port}");   // as CRIU: with lazy_pages, ps is where the dump serves them
+        else if (o.Ps is not null)
             Add("ps", "--page-server");
         if (o.HasRoot)
             Add("root", $"--root={o.Root}");

@@ -111,7 +111,7 @@ public sealed class RpcSession(RpcChannel channel, bool standalone, TimeSpan not
             Features = new criu_features
             {
                 MemTrack = asked.MemTrack && CrispCan("track-mem", "mem_dirty_track"),
-                LazyPages = asked.LazyPages && CrispCan("lazy-pages", "uffd-noncoop"),
+                LazyPages = asked.LazyPages && CrispCan("lazy-pages", "lazy_pages"),
                 PidfdStore = false,
             },
         };

@@ -32,6 +32,7 @@ public static class KernelFeatures
         new AioRemapProbe(),
         new UffdProbe(),
         new UffdNoncoopProbe(),
+        new LazyPagesProbe(),
         new UsernsProbe(),
         new LoginuidProbe(),
         new KcmpEpollProbe(),

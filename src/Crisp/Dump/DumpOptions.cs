@@ -64,4 +64,10 @@ public sealed record DumpOptions
     public (string Address, int Port)? PageServer { get; init; }
     /// <summary>--tls: the page server connection is TLS with these certificates (null: plain TCP).</summary>
     public Security.Tls.TlsSettings? Tls { get; init; }
+    /// <summary>--lazy-pages --port P [--address A]: private anonymous pages are recorded PE_LAZY without data and served,
+    /// once the images are written, from the still-seized tree to a lazy-pages daemon (PS_IOV_GET) until it says
+    /// PS_IOV_CLOSE; then the tree is killed. A transfer that fails lets the tree run on. null: a plain dump.</summary>
+    public (string Address, int Port)? LazyPages { get; init; }
+    /// <summary>Called once the images are written and the lazy pages are being served (the endpoint).</summary>
+    public Action<string>? LazyServing { get; init; }
 }

@@ -67,6 +67,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // Before the tree is touched: a page server that cannot be reached fails the dump here.
         using var pageServer = ConnectPageServer(options);
         images.PageServer = pageServer;
+        using var lazyServer = ListenForLazyPages(options);
         Footprint.CgroupHeadroom.BeforeDump(log);
         options.Progress?.Begin("seizing");
         ImageManifest.Invalidate(images);
@@ -143,6 +144,15 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             // that could not copy them) leaves the tree running, and its exit code is crisp's (as CRIU).
             scripts.RunOrThrow(Scripts.ScriptAction.PostDump);
             stats.ImagesWrittenAt = clock.Elapsed;
+            if (lazyServer is not null)
+            {
+                // The tree stays seized and stopped: the daemon gets the pages as they were dumped.
+                var seized = new Resources.Memory.Lazy.SeizedPages(ctx.Memory.LazyRuns);
+                ctx.Log.Info($"lazy pages: serving {ctx.Memory.LazyRuns.Values.Sum(t => t.Runs.Sum(r => (long)r.Length)) / PagemapWriter.PageSize} pages on {lazyServer.Endpoint}");
+                options.LazyServing?.Invoke(lazyServer.Endpoint);
+                lazyServer.Serve(seized.Available, seized.Read);
+                ctx.Log.Info($"lazy pages: {lazyServer.PagesSent} pages sent; the daemon said PS_IOV_CLOSE");
+            }
             Handoff?.Invoke(ctx);
         }
         catch
@@ -222,6 +232,16 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     /// <summary>The page server of --page-server, connected (null without one).</summary>
     public static Images.PageServer.PageServerClient? ConnectPageServer(DumpOptions options) =>
         options.PageServer is { } ps ? Images.PageServer.PageServerClient.Connect(ps.Address, ps.Port, options.Timeout, options.Tls) : null;
+
+    /// <summary>dump --lazy-pages: the listening socket, made before the tree is touched (null without it).</summary>
+    private static Images.PageServer.LazyPagesServer? ListenForLazyPages(DumpOptions options)
+    {
+        if (options.LazyPages is not { } lazy)
+            return null;
+        if (options.LeaveRunning || options.LeaveStopped || options.PageServer is not null || options.PrevImagesDir is not null || options.TrackMem || options.EncryptKey is not null)
+            throw new CrispException("--lazy-pages serves the tree's pages itself and kills the tree after: it does not go with -R, -s, --page-server, --prev-images-dir, --track-mem or --encrypt-key");
+        return Images.PageServer.LazyPagesServer.Listen(lazy.Address, lazy.Port);
+    }
 
     /// <summary>Seizes the tree. A zombie child met while seizing (a shell's child that has just exited:
     /// its parent reaps it as soon as it runs) makes us let the tree go for a moment and try again;

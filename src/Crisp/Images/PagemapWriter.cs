@@ -25,6 +25,8 @@ public sealed class PagemapWriter : IDisposable
     public long PagesWritten { get; private set; }
     /// <summary>Pages recorded as kept in the parent images (CRIU's pages_skipped_parent).</summary>
     public long PagesInParent { get; private set; }
+    /// <summary>Pages recorded as lazy (PE_LAZY, no data: a dump --lazy-pages serves them later).</summary>
+    public long PagesLazy { get; private set; }
     /// <summary>Time spent writing page data (CRIU's memwrite_time).</summary>
     public TimeSpan WriteTime { get; private set; }
 
@@ -45,8 +47,8 @@ public sealed class PagemapWriter : IDisposable
     public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data) => AddBatch(runs, data, []);
 
     /// <summary>As <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte})"/>, with runs kept in the
-    /// parent images (PE_PARENT) placed before the data run of index Before (address order).</summary>
-    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data, IReadOnlyList<(int Before, Linux.RemoteRange Range)> parentRuns)
+    /// parent images (PE_PARENT) or lazy (PE_LAZY) placed before the data run of index Before (address order).</summary>
+    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data, IReadOnlyList<(int Before, Linux.RemoteRange Range, PagemapFlags Flags)> parentRuns)
     {
         long total = 0;
         foreach (var r in runs)
@@ -65,9 +67,12 @@ public sealed class PagemapWriter : IDisposable
         {
             for (; hole < parentRuns.Count && parentRuns[hole].Before == i; hole++)
             {
-                var h = parentRuns[hole].Range;
-                _runs[n++] = new PageRun(h.Address, (uint)(h.Length / PageSize), PagemapFlags.Parent);
-                PagesInParent += (long)h.Length / PageSize;
+                var (_, h, flags) = parentRuns[hole];
+                _runs[n++] = new PageRun(h.Address, (uint)(h.Length / PageSize), flags);
+                if ((flags & PagemapFlags.Parent) != 0)
+                    PagesInParent += (long)h.Length / PageSize;
+                else
+                    PagesLazy += (long)h.Length / PageSize;
             }
             if (i < runs.Length)
                 _runs[n++] = new PageRun(runs[i].Address, (uint)(runs[i].Length / PageSize), PagemapFlags.Present);

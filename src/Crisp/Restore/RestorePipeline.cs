@@ -11,8 +11,8 @@ namespace Crisp.Restore;
 /// </list>
 /// A failure undoes the puppets' and release steps' work in reverse (<see cref="IReleaseStep.Abort"/>, then
 /// <see cref="PuppetTreeBuilder.KillAll"/>). <c>CRISP_FAULT=restore:NAME</c> fails at any name of
-/// <see cref="FaultPoints"/>. A lazy restore (pages served on fault) would be these phases with the memory
-/// participant swapped for one that registers its areas with a page server: <see cref="For"/> is where it goes.</summary>
+/// <see cref="FaultPoints"/>. A lazy restore (pages served on fault) is these phases with the memory
+/// participant told to register its areas with the lazy-pages daemon instead of filling them (<see cref="LazyRestore"/>).</summary>
 public sealed class RestorePipeline
 {
     public required string Mode { get; init; }
@@ -39,6 +39,9 @@ public sealed class RestorePipeline
     /// <summary>The participants of a restore; one line each (Resources/&lt;Kind&gt;).</summary>
     public static RestorePipeline Restore { get; } = For("restore");
 
+    /// <summary>restore --lazy-pages: the same participants, private anonymous memory left to the lazy-pages daemon.</summary>
+    public static RestorePipeline LazyRestore { get; } = For("lazy-restore");
+
     private static RestorePipeline For(string mode)
     {
         var threads = new ThreadBuilder();
@@ -50,7 +53,7 @@ public sealed class RestorePipeline
                 new Resources.Namespaces.NamespacesRestore(),
                 new Resources.Cgroups.CgroupsRestore(),
                 new Resources.Ipc.IpcRestore(),
-                new Resources.Memory.MemoryRestore(),
+                new Resources.Memory.MemoryRestore { Lazy = mode == "lazy-restore" },
                 threads,
                 new Resources.Core.CoreRestore(),
                 new Resources.Files.FilesRestore(),

@@ -12,6 +12,9 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
     /// <summary>The restore's phases and participants (<see cref="RestorePipeline"/>).</summary>
     public static RestorePipeline Pipeline => RestorePipeline.Restore;
 
+    /// <summary>This run's pipeline: a lazy restore's memory participant hands private anonymous memory to the daemon.</summary>
+    private RestorePipeline RunPipeline => options.LazyPagesSocket is null ? Pipeline : RestorePipeline.LazyRestore;
+
     /// <summary>The shape phase's participants in the order they run (ARCHITECTURE.md "Restore order").</summary>
     public static IReadOnlyList<IRestoreStage> Stages => Pipeline.Participants;
 
@@ -53,14 +56,18 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         ctx.Tasks.AddRange(tasks);
         try
         {
+            // No daemon: the restore fails before anything exists.
+            if (options.LazyPagesSocket is { } lazySocket)
+                ctx.Memory.Lazy = Resources.Memory.Lazy.LazyPagesClient.Connect(lazySocket);
             ctx.Plugins = LoadPlugins(ctx);
         }
         catch
         {
+            ctx.Memory.Lazy?.Dispose();
             tracer.Dispose();
             throw;
         }
-        var pipeline = Pipeline;
+        var pipeline = RunPipeline;
         try
         {
             foreach (var stage in pipeline.Participants)
@@ -98,14 +105,18 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
                 ctx.Log.Error($"Pre-resume script ret code {pre}");
             TaskRelease.DetachAll(ctx, pipeline.Release);
             ctx.Released = true;
+            ctx.Memory.Lazy?.Finished();   // the daemon now pushes the pages not faulted in yet
         }
-        catch
+        catch (Exception e)
         {
             foreach (var step in pipeline.Release)
                 step.Abort(ctx);
             pipeline.Puppets.KillAll(ctx);
             ctx.Plugins.Exit(succeeded: false);
             tracer.Dispose();
+            // The daemon kills the tree when its pages cannot come: that is its error, said once by it.
+            if (e is TaskGoneException gone && ctx.Memory.Lazy is { } lazy)
+                throw new CrispException($"restore --lazy-pages: a task was killed while being restored ({gone.Message}): the lazy-pages daemon at {lazy.Path} could not fill its memory (see its error)");
             throw;
         }
         finally

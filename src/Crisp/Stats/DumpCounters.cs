@@ -10,6 +10,8 @@ public sealed class DumpCounters
     public long PagesWritten { get; set; }
     /// <summary>Private pages left in the parent images (a pre-dump chain: PE_PARENT runs).</summary>
     public long PagesSkippedParent { get; set; }
+    /// <summary>Pages recorded PE_LAZY (dump --lazy-pages), CRIU's pages_lazy.</summary>
+    public long PagesLazy { get; set; }
     /// <summary>Shared anonymous memory: pages of the objects looked at, and stored.</summary>
     public long ShPagesScanned { get; set; }
     public long ShPagesWritten { get; set; }
@@ -37,6 +39,7 @@ public sealed class DumpCounters
         PagesScanned += scanned;
         PagesWritten += writer.PagesWritten;
         PagesSkippedParent += writer.PagesInParent;
+        PagesLazy += writer.PagesLazy;
         MemWrite += writer.WriteTime;
     }
 

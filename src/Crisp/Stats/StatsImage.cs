@@ -23,7 +23,7 @@ public static class StatsImage
             PagesSkippedParent = (ulong)c.PagesSkippedParent,
             PagesWritten = (ulong)c.PagesWritten,
             IrmapResolve = 0,
-            PagesLazy = 0,
+            PagesLazy = (ulong)c.PagesLazy,
             PagePipes = 0,
             PagePipeBufs = 0,
             ShpagesScanned = (ulong)c.ShPagesScanned,

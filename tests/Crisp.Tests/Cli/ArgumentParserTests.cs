@@ -57,7 +57,6 @@ public class ArgumentParserTests
     [InlineData("-Z", "unknown option -Z")]
     [InlineData("--tree", "option --tree requires an argument")]
     [InlineData("--leave-running=yes", "option --leave-running doesn't allow an argument")]
-    [InlineData("--lazy-pages", "option --lazy-pages is not supported by crisp yet")]
     public void BadOptionsGetOneClearMessage(string arg, string message)
     {
         var e = Assert.Throws<UsageException>(() => Parse(arg));

@@ -29,8 +29,9 @@ public class CriuOptsWordsTests
         // runc sends every boolean, most of them false.
         var quiet = new criu_opts { ImagesDirFd = 3, LazyPages = false, TrackMem = false, AutoDedup = false, RstSibling = true };
         Assert.Equal(["--restore-sibling"], CriuOptsWords.For(quiet, criu_req_type.Restore, false).SelectMany(i => i.Words));
-        var e = Assert.Throws<RpcRequestException>(() => CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, LazyPages = true }, criu_req_type.Restore, false));
-        Assert.Equal("criu_opts.lazy_pages (--lazy-pages) is not supported by crisp yet", e.Message);
+        Assert.Equal(["--lazy-pages"], CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, LazyPages = true }, criu_req_type.Restore, false).SelectMany(i => i.Words));
+        Assert.Equal(["--lazy-pages", "--port=27", "--tree=1"], CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, Pid = 1, LazyPages = true, Ps = new criu_page_server_info { Port = 27 } }, criu_req_type.Dump, false).SelectMany(i => i.Words).Order());
+        var e = Assert.Throws<RpcRequestException>(() => CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, Pid = 1, AutoDedup = true }, criu_req_type.Dump, false));
         Assert.Equal(RpcRequestException.EBADRQC, e.Errno);
         Assert.Throws<RpcRequestException>(() => CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, PidfdStoreSk = 4 }, criu_req_type.Dump, false));
         var service = Assert.Throws<RpcRequestException>(() =>

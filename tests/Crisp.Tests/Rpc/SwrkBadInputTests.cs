@@ -96,7 +96,7 @@ public class SwrkBadInputTests
             (new criu_req { Type = criu_req_type.PreDump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd } },
                 "criu_opts.pid is not set"),
             (new criu_req { Type = criu_req_type.Dump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd, Pid = 1, LazyPages = true } },
-                "criu_opts.lazy_pages (--lazy-pages) is not supported by crisp yet"),
+                "dump --lazy-pages needs --port P"),
             (new criu_req { Type = criu_req_type.Dump, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd } },
                 "criu_opts.pid is not set"),
             (new criu_req { Type = criu_req_type.Dump, KeepOpen = true, Opts = new criu_opts { ImagesDirFd = imagesFd.Fd, Pid = 1 } },

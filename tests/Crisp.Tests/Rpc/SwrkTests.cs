@@ -30,7 +30,7 @@ public class SwrkTests
         });
         Assert.True(features.Success);
         Assert.True(features.Features.HasMemTrack && features.Features.HasLazyPages && features.Features.HasPidfdStore);
-        // Truthful: memory tracking as far as crisp's pre-dump and this kernel go; no lazy pages and no pidfd store yet.
+        // Truthful: memory tracking and lazy pages as far as crisp and this kernel go (lazy_pages probe); no pidfd store yet.
         Assert.Equal(Supported("track-mem"), features.Features.MemTrack);
         Assert.Equal(Supported("lazy-pages"), features.Features.LazyPages);
         Assert.False(features.Features.PidfdStore);

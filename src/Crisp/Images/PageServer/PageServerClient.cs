@@ -77,6 +77,22 @@ public sealed class PageServerClient : IDisposable
     public void Add(ulong dstId, ulong vaddr, ulong nrPages, PagemapFlags flags, ReadOnlySpan<byte> data) =>
         Send(new PageServerIov(PageServerIov.WithFlags(PageServerIov.AddF, flags), nrPages, vaddr, dstId), data);
 
+    /// <summary>PS_IOV_GET (lazy pages): asks for the pages at <paramref name="vaddr"/> of task <paramref name="pid"/>
+    /// (dst_id is the virtual pid itself here, as CRIU's lazy-pages sends it). The server answers PS_IOV_ADD_F with
+    /// the number of pages it sends — possibly fewer than asked — and the pages. Returns that number.</summary>
+    public int Get(int pid, ulong vaddr, Span<byte> into)
+    {
+        ulong asked = (ulong)into.Length / PagemapWriter.PageSize;
+        Send(new PageServerIov(PageServerIov.Get, asked, vaddr, (ulong)pid), []);
+        Receive(_iov, "the answer to PS_IOV_GET");
+        var answer = PageServerIov.Read(_iov);
+        if (answer.Command != PageServerIov.AddF || answer.Vaddr != vaddr || answer.DstId != (ulong)pid || answer.NrPages == 0 || answer.NrPages > asked)
+            throw new CrispException($"page server {Peer}: asked for {asked} pages of task {pid} at 0x{vaddr:x}, it answered command 0x{answer.Cmd:x} " +
+                $"with {answer.NrPages} pages at 0x{answer.Vaddr:x} of {answer.DstId}");
+        Receive(into[..(int)(answer.NrPages * PagemapWriter.PageSize)], "the pages of PS_IOV_GET");
+        return (int)answer.NrPages;
+    }
+
     /// <summary>PS_IOV_CLOSE: every page is sent; the server answers once it has them all.</summary>
     public void Finish()
     {

@@ -53,7 +53,9 @@ public sealed class MemoryDump : IDumpStage
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer, ctx.Memory.Batches);
-            if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
+            if (ctx.Options.LazyPages is not null)
+                ctx.Memory.LazyRuns[task.VirtualPid] = (pid, pages.DumpLazy(vmas, v => Lazy.LazyVmas.CanBeLazy(v.Entry)));
+            else if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
                 pages.Dump(vmas);
             else
                 DumpIncremental(ctx, task, chain, vmas, pages);

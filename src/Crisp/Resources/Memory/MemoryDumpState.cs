@@ -13,4 +13,7 @@ public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
     public MemoryChain Chain { get; } = new();
     /// <summary>The page batches every task's copy reuses (bounded memory, no per-batch allocation).</summary>
     public PageBatchPool Batches { get; } = new();
+    /// <summary>dump --lazy-pages: each task's lazy runs by virtual pid, with its host pid (what the lazy pages are
+    /// served from).</summary>
+    public Dictionary<int, (int HostPid, List<PlannedRun> Runs)> LazyRuns { get; } = [];
 }

@@ -14,6 +14,10 @@ public sealed class MemoryRestore : IRestoreStage
 {
     public string Name => "memory";
 
+    /// <summary>restore --lazy-pages: private anonymous memory (<see cref="Lazy.LazyVmas"/>) is mapped empty, registered
+    /// with a userfaultfd and handed to the lazy-pages daemon (<see cref="State.Lazy"/>) instead of filled.</summary>
+    public bool Lazy { get; init; }
+
     /// <summary>Restore-wide state: every task's mm entry, the mapped files, the shared objects.</summary>
     public sealed class State : IDisposable
     {
@@ -24,8 +28,32 @@ public sealed class MemoryRestore : IRestoreStage
         /// <summary>The page batches every task's fill reuses.</summary>
         public PageBatchPool Batches { get; } = new();
         public TimeSpan FillTime { get; set; }
+        /// <summary>restore --lazy-pages: the connection to the lazy-pages daemon.</summary>
+        public Lazy.LazyPagesClient? Lazy { get; set; }
 
-        public void Dispose() => Shared.Dispose();
+        public void Dispose()
+        {
+            Shared.Dispose();
+            Lazy?.Dispose();
+        }
+    }
+
+    /// <summary>The VMAs whose pages the daemon fills: lazy ones holding pages. A PE_LAZY run outside them cannot be filled.</summary>
+    private static HashSet<vma_entry> LazyAreas(RestoreTask task, mm_entry mm, PagemapReader pages)
+    {
+        var lazy = mm.Vmas.Where(v => Memory.Lazy.LazyVmas.CanBeLazy(v) && pages.Runs.Any(r => r.Vaddr < v.End && r.End > v.Start)).ToHashSet();
+        foreach (var r in pages.Runs.Where(r => !r.IsPresent && (r.Flags & PagemapFlags.Lazy) != 0))
+            if (!lazy.Any(v => v.Start <= r.Vaddr && r.End <= v.End))
+                throw new CrispException($"task {task.Pid}: lazy pages 0x{r.Vaddr:x}-0x{r.End:x} lie outside its private anonymous memory: they cannot be restored lazily");
+        return lazy;
+    }
+
+    /// <summary>A plain restore of a dump --lazy-pages: its lazy pages are not in the images.</summary>
+    private static void RefuseLazyRuns(RestoreContext ctx, RestoreTask task, PagemapReader pages)
+    {
+        if (pages.Runs.FirstOrDefault(r => !r.IsPresent && (r.Flags & PagemapFlags.Lazy) != 0) is { NrPages: > 0 } run)
+            throw new CrispException($"{ctx.Images.PathOf(ImageFile.Pagemap(task.Pid))}: pages 0x{run.Vaddr:x}-0x{run.End:x} are lazy (a dump --lazy-pages) and not stored here: " +
+                "restore with --lazy-pages and a `crisp lazy-pages --page-server` daemon");
     }
 
     public void Prepare(RestoreContext ctx)
@@ -56,13 +84,19 @@ public sealed class MemoryRestore : IRestoreStage
         using (var pages = ctx.Images.OpenPagemap(task.Pid))
         {
             pages.RequireAllPages();
+            HashSet<vma_entry> lazy = Lazy ? LazyAreas(task, mm, pages) : [];
+            if (!Lazy)
+                RefuseLazyRuns(ctx, task, pages);
             space.MapAll(pages);
+            int uffd = lazy.Count > 0 ? Memory.Lazy.LazyRegistration.Register(task, lazy) : -1;
             var clock = Stopwatch.StartNew();
             var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill, ctx.Memory.Batches);
-            filler.Fill(mm.Vmas);
+            filler.Fill(mm.Vmas.Where(v => !lazy.Contains(v)));
             pages.VerifyRest();   // this task's pages against the manifest, as they streamed
             state.BytesFilled += filler.BytesWritten;
             state.FillTime += clock.Elapsed;
+            if (uffd >= 0)
+                Memory.Lazy.LazyRegistration.HandOver(task, uffd, state.Lazy ?? throw new InvalidOperationException("lazy restore without a daemon"));
         }
         space.ProtectAfterFill();
 

@@ -11,7 +11,7 @@ internal sealed class PageBatch
     private readonly List<RemoteRange> _ranges = new(64);
     private readonly List<long> _fileOffsets = new(64);
     private readonly List<int> _sources = new(64);
-    private readonly List<(int Before, RemoteRange Range)> _parentRuns = [];
+    private readonly List<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> _parentRuns = [];
 
     public PageBatch(int capacity) => Buffer = GC.AllocateUninitializedArray<byte>(capacity, pinned: true);
 
@@ -27,9 +27,9 @@ internal sealed class PageBatch
     public IReadOnlyList<long> FileOffsets => _fileOffsets;
     /// <summary>Restore: which pages file of the parent chain each range is read from (0: the checkpoint's own).</summary>
     public IReadOnlyList<int> Sources => _sources;
-    /// <summary>Dump with a parent: runs whose pages the parent images hold (no data here), each with the index
-    /// of the range it comes before, so the pagemap keeps address order.</summary>
-    public IReadOnlyList<(int Before, RemoteRange Range)> ParentRuns => _parentRuns;
+    /// <summary>Dump: runs recorded without data — pages the parent images hold (PE_PARENT) or lazy pages served
+    /// later (PE_LAZY) —, each with the index of the range it comes before, so the pagemap keeps address order.</summary>
+    public IReadOnlyList<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> ParentRuns => _parentRuns;
     public bool HasNothing => Bytes == 0 && _parentRuns.Count == 0;
     public Span<byte> Data => Buffer.AsSpan(0, Bytes);
 
@@ -44,8 +44,8 @@ internal sealed class PageBatch
         Bytes += (int)range.Length;
     }
 
-    /// <summary>Records a run kept in the parent images (after the ranges added so far).</summary>
-    public void AddParentRun(RemoteRange range) => _parentRuns.Add((_ranges.Count, range));
+    /// <summary>Records a run without data (after the ranges added so far): in the parent images, or lazy.</summary>
+    public void AddParentRun(RemoteRange range, Images.PagemapFlags flags) => _parentRuns.Add((_ranges.Count, range, flags));
 
     public void Clear()
     {

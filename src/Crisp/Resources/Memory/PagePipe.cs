@@ -72,11 +72,11 @@ internal sealed class PagePipe : IDisposable
         }
     }
 
-    /// <summary>Dump with a parent: a run the parent images hold (no data), kept in address order.</summary>
-    public void AddParentRun(RemoteRange run)
+    /// <summary>Dump: a run recorded without data (the parent images hold it, or it is lazy), kept in address order.</summary>
+    public void AddParentRun(RemoteRange run, Images.PagemapFlags flags = Images.PagemapFlags.Parent)
     {
         _batch ??= Rent();
-        _batch.AddParentRun(run);
+        _batch.AddParentRun(run, flags);
     }
 
     /// <summary>Fills the open batch and queues it for the drain.</summary>

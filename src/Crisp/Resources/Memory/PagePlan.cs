@@ -4,8 +4,8 @@ using Crisp.Linux.Proc;
 namespace Crisp.Resources.Memory;
 
 /// <summary>One run of pages a dump with a parent stores: copied from the task, or kept in the parent images
-/// (pagemap PE_PARENT).</summary>
-public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable);
+/// (pagemap PE_PARENT); or (dump --lazy-pages) recorded lazy, served later from the seized task (PE_LAZY).</summary>
+public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable, bool Lazy = false);
 
 /// <summary>The address ranges a parent checkpoint (a pre-dump) has pages for, in one task: every pagemap run,
 /// stored there or in its own parent (CRIU's check_pagehole_in_parent accepts either).</summary>
@@ -101,7 +101,7 @@ public static class PagePlan
 
     private static void Add(List<PlannedRun> plan, PlannedRun run)
     {
-        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Readable == run.Readable && last.Start + last.Length == run.Start)
+        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Lazy == run.Lazy && last.Readable == run.Readable && last.Start + last.Length == run.Start)
             plan[^1] = last with { Length = last.Length + run.Length };
         else
             plan.Add(run);

@@ -60,8 +60,8 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         {
             foreach (var run in plan)
             {
-                if (run.InParent)
-                    pipe.AddParentRun(new RemoteRange(run.Start, run.Length));
+                if (run.InParent || run.Lazy)
+                    pipe.AddParentRun(new RemoteRange(run.Start, run.Length), run.Lazy ? PagemapFlags.Lazy : PagemapFlags.Parent);
                 else
                     pipe.Add(new RemoteRange(run.Start, run.Length), run.Readable);
             }
@@ -72,6 +72,24 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
             pipe.Dispose();
             _mem?.Dispose();
         }
+    }
+
+    /// <summary>dump --lazy-pages: the pages of <paramref name="lazy"/> VMAs recorded as PE_LAZY runs without data (the
+    /// seized task serves them later), every other VMA's stored. Returns the lazy runs.</summary>
+    public List<PlannedRun> DumpLazy(IEnumerable<DumpedVma> vmas, Func<DumpedVma, bool> lazy)
+    {
+        var plan = new List<PlannedRun>();
+        using (var pagemap = Pagemap.Open(pid))
+        {
+            foreach (var vma in vmas.Where(v => v.HasPrivatePages))
+            {
+                bool isLazy = lazy(vma);
+                foreach (var run in Runs(pagemap, vma.Start, vma.End, vma.Is(VmaStatus.FilePrivate)))
+                    plan.Add(new PlannedRun(run.Address, run.Length, false, vma.Maps.CanRead, isLazy));
+            }
+        }
+        Dump(plan, taskRuns: false);
+        return plan.Where(r => r.Lazy).ToList();
     }
 
     /// <summary>Runs of pages to store: PAGEMAP_SCAN (present or swapped, and not file pages where only

@@ -1,0 +1,118 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Crisp.Images.PageServer;
+
+/// <summary>The source side of a lazy migration (`dump --lazy-pages --port P`): once the images are written, the
+/// still-seized tree's lazy pages are served to a lazy-pages daemon in CRIU's protocol. Each PS_IOV_GET (dst_id: the
+/// task's virtual pid) is answered PS_IOV_ADD_F|PE_PRESENT with as many of the asked pages as the lazy run holds,
+/// then the pages; PS_IOV_CLOSE is answered with an int32 status 0 and ends the session. The listening socket is
+/// made before the tree is seized, so a port in use fails the dump before anything is touched.</summary>
+public sealed class LazyPagesServer : IDisposable
+{
+    private const int MaxPagesPerAnswer = 256;
+
+    private readonly Socket _listener;
+    private readonly byte[] _iov = new byte[PageServerIov.Size];
+    private readonly byte[] _pages = GC.AllocateUninitializedArray<byte>(MaxPagesPerAnswer * PagemapWriter.PageSize, pinned: true);
+
+    private LazyPagesServer(Socket listener, string endpoint)
+    {
+        _listener = listener;
+        Endpoint = endpoint;
+    }
+
+    public string Endpoint { get; }
+    public long PagesSent { get; private set; }
+
+    public static LazyPagesServer Listen(string address, int port)
+    {
+        if (!IPAddress.TryParse(address, out var ip))
+            throw new CrispException($"lazy pages: bad --address '{address}': an IPv4 or IPv6 address");
+        var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(new IPEndPoint(ip, port));
+            listener.Listen(1);
+        }
+        catch (SocketException e)
+        {
+            listener.Dispose();
+            throw new CrispException($"lazy pages: cannot listen on {address}:{port} ({e.Message})");
+        }
+        return new LazyPagesServer(listener, $"{address}:{port}");
+    }
+
+    /// <summary>Serves one lazy-pages daemon until it says PS_IOV_CLOSE.</summary>
+    /// <param name="available">How many pages from vaddr on (at most the count asked) task pid has lazy: 0 when the
+    /// address is not one of its lazy pages.</param>
+    /// <param name="read">Reads pages of the seized task into the buffer.</param>
+    public void Serve(Func<int, ulong, int, int> available, Action<int, ulong, Span<byte>> read)
+    {
+        using var socket = _listener.Accept();
+        socket.NoDelay = true;
+        for (;;)
+        {
+            if (!ReadExactly(socket, _iov))
+                throw new CrispException($"lazy pages: the lazy-pages daemon's connection ended before PS_IOV_CLOSE ({PagesSent} pages sent); the tree runs on");
+            var iov = PageServerIov.Read(_iov);
+            switch (iov.Command)
+            {
+                case PageServerIov.Get:
+                    int pid = (int)iov.DstId;
+                    int n = iov.NrPages is 0 or > int.MaxValue ? 0 : available(pid, iov.Vaddr, (int)Math.Min(iov.NrPages, MaxPagesPerAnswer));
+                    if (n <= 0)
+                        throw new CrispException($"lazy pages: the daemon asked for {iov.NrPages} pages of task {pid} at 0x{iov.Vaddr:x}, which are not its lazy pages; the tree runs on");
+                    var data = _pages.AsSpan(0, n * PagemapWriter.PageSize);
+                    read(pid, iov.Vaddr, data);
+                    new PageServerIov(PageServerIov.WithFlags(PageServerIov.AddF, PagemapFlags.Present), (ulong)n, iov.Vaddr, iov.DstId).Write(_iov);
+                    SendAll(socket, _iov);
+                    SendAll(socket, data);
+                    PagesSent += n;
+                    break;
+                case PageServerIov.Close:
+                case PageServerIov.ForceClose:
+                    SendAll(socket, BitConverter.GetBytes(0));
+                    try { while (socket.Receive(_iov) > 0) { } } catch (SocketException) { }
+                    return;
+                default:
+                    throw new CrispException($"lazy pages: unknown command 0x{iov.Cmd:x} from the lazy-pages daemon; the tree runs on");
+            }
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    private void SendAll(Socket socket, ReadOnlySpan<byte> data)
+    {
+        try
+        {
+            while (data.Length > 0)
+                data = data[socket.Send(data)..];
+        }
+        catch (SocketException e)
+        {
+            throw new CrispException($"lazy pages: the lazy-pages daemon's connection failed ({e.Message}) after {PagesSent} pages; the tree runs on");
+        }
+    }
+
+    private bool ReadExactly(Socket socket, Span<byte> buffer)
+    {
+        try
+        {
+            for (int got = 0; got < buffer.Length;)
+            {
+                int n = socket.Receive(buffer[got..]);
+                if (n == 0)
+                    return false;
+                got += n;
+            }
+            return true;
+        }
+        catch (SocketException e)
+        {
+            throw new CrispException($"lazy pages: the lazy-pages daemon's connection failed ({e.Message}) after {PagesSent} pages; the tree runs on");
+        }
+    }
+}
