@@ -31,8 +31,8 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
             Live.WaitPidsFree(pids, pid);
             var pagesFiles = Directory.EnumerateFiles(dir.Images, "pages-*.img").ToList();
             Assert.NotEmpty(pagesFiles);
-            Assert.All(pagesFiles, f => Assert.True(PagesFile.Probe(f).Encrypted, f));
-            string id = PagesKey.Load(key).IdText;
+            Assert.All(pagesFiles, f => Assert.True(StoredFile.Probe(f).Encrypted, f));
+            string id = ImageKey.Load(key).IdText;
             var show = CrispCli.Run("show", dir.Images);
             Assert.True(show.ExitCode == 0, show.Stderr);
             Assert.Contains($"encryption: {pagesFiles.Count} of {pagesFiles.Count} pages files AES-256-GCM encrypted (key id {id})", show.Stdout);
@@ -43,9 +43,9 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
             string biggest = Path.GetFileName(pagesFiles.OrderByDescending(f => new FileInfo(f).Length).First());
             var cases = new (string Name, Action<string> Damage, string[] Args, string Expect)[]
             {
-                ("no key", d => { }, [], $"encrypted (AES-256-GCM, key id {id}); pass {PagesKey.Option} KEY"),
-                ("other key", d => { }, [PagesKey.Option, otherKey], $"encrypted with another key (key id {id}"),
-                ("tampered chunk", d => TamperAndRemakeManifest(Path.Combine(d, biggest)), [PagesKey.Option, key], "fails authentication: changed since the dump"),
+                ("no key", d => { }, [], $"encrypted (AES-256-GCM, key id {id}); pass {ImageKey.Option} KEY"),
+                ("other key", d => { }, [ImageKey.Option, otherKey], $"encrypted with another key (key id {id}"),
+                ("tampered chunk", d => TamperAndRemakeManifest(Path.Combine(d, biggest)), [ImageKey.Option, key], "fails authentication: changed since the dump"),
             };
             foreach (var (name, damage, args, expect) in cases)
             {
@@ -60,7 +60,7 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
                 Live.WaitPidsFree(pids);   // a puppet made before the bad chunk was met is killed; init reaps it
             }
 
-            var ok = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, PagesKey.Option, key, CheckpointSignature.VerifyOption, sign.Public);
+            var ok = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, ImageKey.Option, key, CheckpointSignature.VerifyOption, sign.Public);
             Assert.True(ok.ExitCode == 0, $"restore: {ok.Stderr}");
             Live.SignalAndExpectPass(pid, dir.Path, () => Live.ReapWithin(pid).ExitCode);
         });
@@ -85,7 +85,7 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
 
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = bench.Images, SignKey = sign.Private, EncryptKey = pagesKey }, Log.Null).Run();
             bench.WaitDumpedPidsFree(pid);
-            Assert.All(Directory.EnumerateFiles(bench.Images, "pages-*.img"), f => Assert.True(PagesFile.Probe(f).Encrypted, f));
+            Assert.All(Directory.EnumerateFiles(bench.Images, "pages-*.img"), f => Assert.True(StoredFile.Probe(f).Encrypted, f));
             long stoppedAt = Bench.Numbers(counter).Last();
 
             var tree = new Restorer(new RestoreOptions { ImagesDir = bench.Images, Detached = true, VerifyKey = sign.Public, EncryptKey = pagesKey }, Log.Null).Run();

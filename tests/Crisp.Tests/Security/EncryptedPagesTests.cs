@@ -21,10 +21,10 @@ public class EncryptedPagesTests
     public void WhatIsWrittenReadsBackAtAnyOffset(int pages)
     {
         using var tmp = new TempImageDir();
-        var key = PagesKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         byte[] data = Write(tmp.Path, key, pages);
         string file = tmp.File("pages-1.img");
-        Assert.True(PagesFile.Probe(file).Encrypted);
+        Assert.True(StoredFile.Probe(file).Encrypted);
         Assert.Equal(48 + data.Length + 16 * Math.Max(1, (data.Length + Chunk - 1) / Chunk), new FileInfo(file).Length);
         using var map = ImageDirectory.Open(tmp.Path, key).OpenPagemap(1);
         Assert.Equal(pages, map.PresentPages);
@@ -50,7 +50,7 @@ public class EncryptedPagesTests
     public void TamperingTruncationWrongKeyAndNoKeyAreOneLineEach()
     {
         using var tmp = new TempImageDir();
-        var key = PagesKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         Write(tmp.Path, key, 3 * Chunk / Page + 5);
         string file = tmp.File("pages-1.img");
         byte[] pristine = File.ReadAllBytes(file);
@@ -59,22 +59,22 @@ public class EncryptedPagesTests
         flipped[48 + (Chunk + 16) + 100] ^= 1;   // a byte of chunk 1
         File.WriteAllBytes(file, flipped);
         var e = Assert.Throws<CrispException>(() => ReadAll(tmp.Path, key));
-        Assert.Equal($"{file}: chunk 1 (page data at {Chunk}..{2 * Chunk}) fails authentication: changed since the dump", e.Message);
+        Assert.Equal($"{file}: chunk 1 (data at {Chunk}..{2 * Chunk}) fails authentication: changed since the dump", e.Message);
 
         // Cut after chunk 2: the pagemap notices the missing pages; the file alone notices that chunk 2 was not sealed last.
         File.WriteAllBytes(file, pristine[..(48 + 3 * (Chunk + 16))]);
         Assert.Contains("holds 3145728 bytes but", Assert.Throws<ImageFormatException>(() => ReadAll(tmp.Path, key)).Message);
-        using (var cut = PagesFile.Open(file, key))
-            Assert.Contains("chunk 2 (page data at", Assert.Throws<CrispException>(() => cut.ReadExactly(new byte[16], 2L * Chunk)).Message);
+        using (var cut = StoredFile.Open(file, key))
+            Assert.Contains("chunk 2 (data at", Assert.Throws<CrispException>(() => cut.ReadExactly(new byte[16], 2L * Chunk)).Message);
 
         File.WriteAllBytes(file, pristine);
-        var other = PagesKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        var other = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         Assert.Contains($"encrypted with another key (key id {key.IdText}, not {other.IdText})",
             Assert.Throws<CrispException>(() => ReadAll(tmp.Path, other)).Message);
-        Assert.Contains($"encrypted (AES-256-GCM); pass {PagesKey.Option} KEY",
+        Assert.Contains($"encrypted (AES-256-GCM); pass {ImageKey.Option} KEY",
             Assert.Throws<CrispException>(() => ReadAll(tmp.Path, null)).Message);
-        Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {PagesKey.Option}",
-            Assert.Throws<CrispException>(() => EncryptedPages.CheckReadable(ImageDirectory.Open(tmp.Path))).Message);
+        Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option}",
+            Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(ImageDirectory.Open(tmp.Path))).Message);
         ReadAll(tmp.Path, key);
     }
 
@@ -83,18 +83,18 @@ public class EncryptedPagesTests
     {
         using var tmp = new TempImageDir();
         byte[] raw = RandomNumberGenerator.GetBytes(32);
-        var expected = PagesKey.FromBytes(raw).IdText;
+        var expected = ImageKey.FromBytes(raw).IdText;
         File.WriteAllBytes(tmp.File("raw"), raw);
         File.WriteAllText(tmp.File("hex"), Convert.ToHexString(raw) + "\n");
         File.WriteAllText(tmp.File("b64"), Convert.ToBase64String(raw) + "\n");
         File.WriteAllText(tmp.File("short"), "abcd\n");
         foreach (var name in new[] { "raw", "hex", "b64" })
-            Assert.Equal(expected, PagesKey.Load(tmp.File(name)).IdText);
-        Assert.Contains("not a 32-byte key", Assert.Throws<CrispException>(() => PagesKey.Load(tmp.File("short"))).Message);
+            Assert.Equal(expected, ImageKey.Load(tmp.File(name)).IdText);
+        Assert.Contains("not a 32-byte key", Assert.Throws<CrispException>(() => ImageKey.Load(tmp.File("short"))).Message);
     }
 
     /// <summary>pagemap-1.img + pages-1.img of <paramref name="pages"/> pages, each starting with a marker; returns the plaintext.</summary>
-    private static byte[] Write(string dir, PagesKey key, int pages)
+    private static byte[] Write(string dir, ImageKey key, int pages)
     {
         var data = RandomNumberGenerator.GetBytes(pages * Page);
         for (int p = 0; p < pages; p++)
@@ -114,7 +114,7 @@ public class EncryptedPagesTests
         return data;
     }
 
-    private static void ReadAll(string dir, PagesKey? key)
+    private static void ReadAll(string dir, ImageKey? key)
     {
         using var map = ImageDirectory.Open(dir, key).OpenPagemap(1);
         var all = new byte[map.PresentPages * Page];
