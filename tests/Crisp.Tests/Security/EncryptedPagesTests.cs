@@ -71,7 +71,7 @@ public class EncryptedPagesTests
         var other = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         Assert.Contains($"encrypted with another key (key id {key.IdText}, not {other.IdText})",
             Assert.Throws<CrispException>(() => ReadAll(tmp.Path, other)).Message);
-        Assert.Contains($"encrypted (AES-256-GCM); pass {ImageKey.Option} KEY",
+        Assert.Contains($"pagemap-1.img: encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option} KEY",
             Assert.Throws<CrispException>(() => ReadAll(tmp.Path, null)).Message);
         Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option}",
             Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(ImageDirectory.Open(tmp.Path))).Message);
@@ -91,6 +91,46 @@ public class EncryptedPagesTests
         foreach (var name in new[] { "raw", "hex", "b64" })
             Assert.Equal(expected, ImageKey.Load(tmp.File(name)).IdText);
         Assert.Contains("not a 32-byte key", Assert.Throws<CrispException>(() => ImageKey.Load(tmp.File("short"))).Message);
+    }
+
+    [Fact]
+    public void SmallImagesAreOneShortChunkBoundToTheirNameAndAuthenticatedBeforeUse()
+    {
+        using var tmp = new TempImageDir();
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        using (var dir = ImageDirectory.Create(tmp.Path, null, key))
+        {
+            dir.Write(ImageFile.Pstree, new Crisp.Images.Proto.pstree_entry { Pid = 7, Ppid = 0, Pgid = 7, Sid = 7, Threads = { 7 } });
+            using var pipes = dir.CreateWriter(ImageFile.PipesData);
+            pipes.Write(new Crisp.Images.Proto.pipe_data_entry { PipeId = 1, Bytes = 11 }, "secret-pipe"u8);
+        }
+        string pstree = tmp.File("pstree.img"), pipesData = tmp.File("pipes-data.img");
+        Assert.True(StoredFile.Probe(pstree).Encrypted);
+        Assert.Equal(-1, File.ReadAllBytes(pipesData).AsSpan().IndexOf("secret-pipe"u8));
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+        {
+            Assert.Equal(7u, dir.ReadOne<Crisp.Images.Proto.pstree_entry>(ImageFile.Pstree).Pid);
+            EncryptedImages.CheckReadable(dir);
+        }
+        // Renamed over another image: the name is part of every chunk's associated data.
+        File.Copy(pstree, tmp.File("pipes.img"));
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+            Assert.Contains("pipes.img: chunk 0 (data at 0..", Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(dir)).Message);
+        File.Delete(tmp.File("pipes.img"));
+        // A flipped byte in a small image: refused up front, naming it.
+        var bytes = File.ReadAllBytes(pipesData);
+        bytes[^20] ^= 1;
+        File.WriteAllBytes(pipesData, bytes);
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+            Assert.Equal($"{pipesData}: chunk 0 (data at 0..{bytes.Length - 64}) fails authentication: changed since the dump",
+                Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(dir)).Message);
+        // No key, and a plain image where a key is given: one line each.
+        using (var dir = ImageDirectory.Open(tmp.Path))
+            Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option} KEY", Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(dir)).Message);
+        using (var plain = ImageDirectory.Create(tmp.Path))
+            plain.Write(ImageFile.Pstree, new Crisp.Images.Proto.pstree_entry { Pid = 7, Ppid = 0, Pgid = 7, Sid = 7, Threads = { 7 } });
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+            Assert.Contains("pstree.img: not encrypted, but --encrypt-key was given", Assert.Throws<CrispException>(() => dir.ReadAll<Crisp.Images.Proto.pstree_entry>(ImageFile.Pstree)).Message);
     }
 
     /// <summary>pagemap-1.img + pages-1.img of <paramref name="pages"/> pages, each starting with a marker; returns the plaintext.</summary>
