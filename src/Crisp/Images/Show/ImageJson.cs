@@ -38,7 +38,7 @@ public static class ImageJson
         var kind = DetectKind(path, key);
         var entries = new List<object>();
         using var reader = ImageReader.Open(path, kind, key);
-        object Payload(byte[] raw) => showSecrets ? CritFormat.Base64Lines(raw) : Withheld(raw.Length);
+        object Payload(byte[] raw) => showSecrets || raw.Length == 0 ? CritFormat.Base64Lines(raw) : Withheld(raw.Length);
         if (kind.Head is { } head && reader.Read(head) is { } h)
             entries.Add(EntryJson.ToJson(h, pretty));
         while (reader.Read(kind.Entry!) is { } entry)
