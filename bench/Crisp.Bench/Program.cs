@@ -226,7 +226,7 @@ namespace Crisp.Bench
                 dump = stats.ImagesWrittenAt.TotalSeconds;
                 imageBytes = Directory.EnumerateFiles(images).Sum(f => new FileInfo(f).Length);
                 w.WaitGone();
-                WaitTreeGone(images);
+                WaitTreeGone(images, opt.EncryptKey);
 
                 var clock = Stopwatch.StartNew();
                 var tree = new Restorer(new RestoreOptions { ImagesDir = images, Detached = true, EncryptKey = opt.EncryptKey }, Log.Null).Run();
@@ -271,7 +271,7 @@ namespace Crisp.Bench
             {
                 long dump = CliRun.PeakRssKiB(opt.Tools, crisp, opt.Dir, ["dump", "-t", w.Pid.ToString(), "-D", images, .. key]);
                 w.WaitGone();
-                WaitTreeGone(images);
+                WaitTreeGone(images, opt.EncryptKey);
                 long restore = CliRun.PeakRssKiB(opt.Tools, crisp, opt.Dir, ["restore", "-d", "-D", images, .. key]);
                 long dumpR = leaveRunning ? CliRun.PeakRssKiB(opt.Tools, crisp, opt.Dir, ["dump", "-R", "-t", w.Pid.ToString(), "-D", images2, .. key]) : 0;
                 w.Signal(Workload.SIGUSR1);
@@ -291,9 +291,11 @@ namespace Crisp.Bench
         }
 
         /// <summary>Children of a killed tree go to init, which reaps slowly here: restore needs every PID free.</summary>
-        private static void WaitTreeGone(string images)
+        private static void WaitTreeGone(string images, string? encryptKey)
         {
-            var pids = CheckpointLoader.ReadTree(Images.ImageDirectory.Open(images)).Select(t => t.Pid).ToList();
+            var key = encryptKey is null ? null : Security.Encryption.ImageKey.Load(encryptKey);
+            using var dir = Images.ImageDirectory.Open(images, key);
+            var pids = CheckpointLoader.ReadTree(dir).Select(t => t.Pid).ToList();
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (pids.Any(p => Directory.Exists($"/proc/{p}")))
             {

@@ -16,6 +16,10 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     /// <summary>The images dir as a full path, resolved before crisp entered the work dir (dump/restore).</summary>
     public string? ResolvedImagesDir { get; init; }
 
+    /// <summary>The images dir held open (the CLI opens it once; the RPC's images_dir_fd): dump and restore open
+    /// every image relative to it. Null when there is none yet.</summary>
+    public Crisp.Linux.UnixFd? ImagesDirHandle { get; init; }
+
     /// <summary>crisp made the images dir for this dump (it did not exist).</summary>
     public bool CreatedImagesDir { get; init; }
 
@@ -81,6 +85,10 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
 
     /// <summary>A path an option names, as a full path: a relative one is taken from the work dir (as CRIU, which
     /// has changed into it by then); null stays null.</summary>
+    /// <summary>--encrypt-key for the verbs that only read images (show, decode, x, inspect): relative to crisp's directory.</summary>
+    public Crisp.Security.Encryption.ImageKey? ReadKey() =>
+        Args.Get("encrypt-key") is { } k ? Crisp.Security.Encryption.ImageKey.Load(InWorkDir(k)!) : null;
+
     public string? InWorkDir(string? path) => path is null ? null : WorkDir?.Resolve(path) ?? Path.GetFullPath(path);
 
     /// <summary>--images-mode OCTAL; private (0600 files, 0700 directory) without it.</summary>

@@ -80,12 +80,14 @@ public static class Program
             Console.Error.WriteLine($"crisp: {e.Message}");
             return 1;
         }
+        // Opened once, here: dump and restore read and write relative to this directory, not to the path again.
+        using var imagesHandle = imagesDir is not null && Directory.Exists(imagesDir) ? Crisp.Images.ImageDirectory.OpenHandle(imagesDir) : null;
         using (workDir)
         using (log)
             return RunVerb(run, new CommandContext(args, log, Console.Out)
             {
-                ResolvedImagesDir = imagesDir, CreatedImagesDir = createdImagesDir, AsCriu = StartedAsCriu(), StartDirectory = startDirectory,
-                WorkDir = workDir,
+                ResolvedImagesDir = imagesDir, ImagesDirHandle = imagesHandle, CreatedImagesDir = createdImagesDir, AsCriu = StartedAsCriu(),
+                StartDirectory = startDirectory, WorkDir = workDir,
             });
     }
 

@@ -15,8 +15,10 @@ public static class DecodeCommand
         string? output = ctx.Args.Get("out") ?? ctx.Args.Get("log-file");
         bool pretty = ctx.Args.Has("pretty");
         using var input = ImageInput.Open(ctx.Args.Get("in"));
-        string json = ImageJson.Render(input.Path, pretty);
-        if (!ImageEncoder.Encode(json, input.Name).AsSpan().SequenceEqual(File.ReadAllBytes(input.Path)))
+        var key = ctx.ReadKey();
+        string json = ImageJson.Render(input.Path, pretty, key);
+        // An encrypted image is compared by its plaintext (encode writes plain images).
+        if (key is null && !ImageEncoder.Encode(json, input.Name).AsSpan().SequenceEqual(File.ReadAllBytes(input.Path)))
             Console.Error.WriteLine($"crisp: warning: {input.Name}: encoding this JSON would not give the same bytes back " +
                 "(fields crisp's schemas do not know, or a non-canonical encoding); edit it with care");
         if (output is null)

@@ -37,6 +37,7 @@ public static class DumpCommand
             Progress = meter,
             RootPid = pid,
             ImagesDir = imagesDir,
+            ImagesDirHandle = ctx.ImagesDirHandle,
             ImagesDirCreated = ctx.CreatedImagesDir,
             ExternalMounts = ctx.ExternalMounts(),
             LeaveRunning = ctx.Args.Has("leave-running"),

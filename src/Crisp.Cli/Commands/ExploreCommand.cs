@@ -10,7 +10,7 @@ public static class ExploreCommand
     {
         if (ctx.Operands.Count != 2 || !CheckpointExplorer.Views.Contains(ctx.Operands[1]))
             throw new UsageException($"x needs a checkpoint directory and one of {string.Join(", ", CheckpointExplorer.Views)}");
-        ctx.Out.Write(CheckpointExplorer.Render(ctx.Operands[0], ctx.Operands[1]));
+        ctx.Out.Write(CheckpointExplorer.Render(ctx.Operands[0], ctx.Operands[1], ctx.ReadKey()));
         ctx.Out.Flush();
         return 0;
     }

@@ -24,7 +24,7 @@ public static class InspectCommand
         if (Directory.Exists(source))
         {
             var (images, meta) = Locate(source);
-            Write(ctx, new CheckpointInspector(images, meta, source), format);
+            Write(ctx, new CheckpointInspector(images, meta, source) { Key = ctx.ReadKey(), ShowSecrets = ctx.Args.Has("show-secrets") }, format);
             return 0;
         }
         if (!File.Exists(source))
@@ -34,7 +34,7 @@ public static class InspectCommand
         {
             Unpack(source, scratch);
             var (images, meta) = Locate(scratch);
-            Write(ctx, new CheckpointInspector(images, meta, source), format);
+            Write(ctx, new CheckpointInspector(images, meta, source) { Key = ctx.ReadKey(), ShowSecrets = ctx.Args.Has("show-secrets") }, format);
         }
         finally
         {

@@ -19,7 +19,9 @@ public static class PageServerCommand
             throw new UsageException($"bad --address '{address}': an IPv4 or IPv6 address");
         var status = ctx.StatusFd();
         using var tls = Tls(ctx);
-        var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode());
+        // --encrypt-key: what arrives in the clear (CRIU's protocol carries plain pages) is encrypted as it is written.
+        var key = ctx.Args.Get("encrypt-key") is { } k ? Crisp.Security.Encryption.ImageKey.Load(ctx.InWorkDir(k)!) : null;
+        using var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode(), key);
         using var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -31,7 +33,7 @@ public static class PageServerCommand
         {
             throw new CrispException($"page server: cannot listen on {address}:{port} ({e.Message})");
         }
-        ctx.Log.Info($"page server: listening on {address}:{port}, images to {dir.Path}");
+        ctx.Log.Info($"page server: listening on {address}:{port}, images to {dir.Path}{(key is null ? "" : $" (encrypted, key id {key.IdText})")}");
         status?.Ready();
         var socket = listener.Accept();
         socket.NoDelay = true;
@@ -71,8 +73,10 @@ public static class PageServerCommand
         int port = Port(ctx) ?? throw new UsageException("--page-server needs --port P");
         if (ctx.Args.Has("prev-images-dir"))
             throw new UsageException("--page-server with --prev-images-dir is not supported yet: the parent's pagemaps would be on the server");
+        // The images written here are encrypted with the key; the pages travel in CRIU's protocol (in the clear unless
+        // --tls), and the server encrypts them on its disk with its own --encrypt-key (the same key, to restore).
         if (ctx.Args.Has("encrypt-key"))
-            throw new UsageException("--page-server with --encrypt-key is not supported yet: the server writes the pages it receives as they come");
+            ctx.Log.Warn($"--encrypt-key with --page-server: the pages travel to {address}:{port} {(ctx.Args.Has("tls") ? "in TLS" : "unencrypted (add --tls)")}; the server encrypts them on its disk only when it was started with --encrypt-key");
         return (address, port);
     }
 }

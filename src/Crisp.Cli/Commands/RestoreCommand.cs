@@ -22,6 +22,7 @@ public static class RestoreCommand
         {
             Progress = meter,
             ImagesDir = imagesDir,
+            ImagesDirHandle = ctx.ImagesDirHandle,
             Root = ctx.Args.Get("root") is { } root ? Path.GetFullPath(root, ctx.StartDirectory) : null,
             ExternalMounts = ctx.ExternalMounts(),
             Detached = detached,

@@ -40,6 +40,20 @@ public static unsafe partial class CallerFiles
         return link;
     }
 
+    /// <summary>The directory the caller holds open as <paramref name="fd"/>, opened here through its /proc link: the
+    /// same directory (the link is the caller's open file, not a path walked again), whatever was renamed since.</summary>
+    public static UnixFd OpenDirectory(int callerPid, int fd, string field)
+    {
+        try
+        {
+            return FileIo.Open(Procfs.Host.Path(callerPid, $"fd/{fd}"), FileIo.O_RDONLY | FileIo.O_DIRECTORY);
+        }
+        catch (SyscallException e)
+        {
+            throw new CrispException($"criu_opts.{field} {fd}: can't open the caller's directory (pid {callerPid}): {Errnos.Describe(e.Errno)}");
+        }
+    }
+
     /// <summary>Opens the caller's descriptor <paramref name="fd"/> anew for writing (status_fd); crisp owns the result.</summary>
     public static int OpenForWriting(int callerPid, int fd, string field)
     {

@@ -13,6 +13,7 @@ public sealed class RpcRequest : IDisposable
     private readonly Log _log;
     private readonly Crisp.Scripts.IActionNotifier? _notifier;
     private readonly WorkDirectory _workDir;
+    private Linux.UnixFd? _imagesHandle;
 
     private RpcRequest(ParsedArguments args, string imagesDir, WorkDirectory workDir, Log log, Crisp.Scripts.IActionNotifier? notifier)
     {
@@ -51,6 +52,9 @@ public sealed class RpcRequest : IDisposable
             : throw new RpcRequestException("neither criu_opts.images_dir_fd nor criu_opts.images_dir was given");
         if (!Directory.Exists(imagesDir))
             throw new CrispException($"images directory {imagesDir} does not exist") { Errno = Linux.Errnos.ENOENT };
+        // images_dir_fd is used as the caller's open directory itself (images are opened relative to it); the path
+        // above names it in messages and for scripts and plugins.
+        bool byFd = config.Get("images-dir") is null && opts.ImagesDirFd != -1;
         string workDir = config.Get("work-dir") is { } cw ? Absolute(cw, "work-dir in config_file")
             : opts.HasWorkDirFd ? CallerFiles.Directory(caller, opts.WorkDirFd, "work_dir_fd")
             : imagesDir;
@@ -91,11 +95,23 @@ public sealed class RpcRequest : IDisposable
         WorkDirectory work;
         try
         {
-            work = WorkDirectory.Open(workDir);
+            work = config.Get("work-dir") is null && opts.HasWorkDirFd
+                ? new WorkDirectory { Handle = CallerFiles.OpenDirectory(caller, opts.WorkDirFd, "work_dir_fd"), Path = workDir }
+                : WorkDirectory.Open(workDir);
         }
         catch (CrispException e)
         {
             throw new CrispException($"Can't change directory to the work dir {workDir}: {e.Message}");
+        }
+        Linux.UnixFd? imagesHandle = null;
+        try
+        {
+            imagesHandle = byFd ? CallerFiles.OpenDirectory(caller, opts.ImagesDirFd, "images_dir_fd") : null;
+        }
+        catch
+        {
+            work.Dispose();
+            throw;
         }
         Log log;
         try
@@ -107,11 +123,12 @@ public sealed class RpcRequest : IDisposable
         catch
         {
             work.Dispose();
+            imagesHandle?.Dispose();
             throw;
         }
         log.Info($"crisp {verb} over RPC (caller pid {caller}{(standalone ? ", service" : ", swrk")}): images {imagesDir}, work dir {workDir}");
         var notifier = opts.NotifyScripts ? new RpcNotifier(channel, notifyTimeout) : null;
-        return new RpcRequest(args, imagesDir, work, log, notifier);
+        return new RpcRequest(args, imagesDir, work, log, notifier) { _imagesHandle = imagesHandle };
     }
 
     /// <summary>Runs the CLI's command for the request; returns the restored root's pid (-1 for a dump). A failure is
@@ -122,6 +139,7 @@ public sealed class RpcRequest : IDisposable
         var ctx = new CommandContext(_args, _log, TextWriter.Null)
         {
             ResolvedImagesDir = _imagesDir,
+            ImagesDirHandle = _imagesHandle,
             WorkDir = _workDir,
             Notifier = _notifier,
             ShowProgress = false,
@@ -144,6 +162,7 @@ public sealed class RpcRequest : IDisposable
     {
         _log.Dispose();
         _workDir.Dispose();
+        _imagesHandle?.Dispose();
     }
 
     private static bool IsDirectoryWord(string word) =>

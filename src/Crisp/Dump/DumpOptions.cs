@@ -5,6 +5,10 @@ public sealed record DumpOptions
 {
     public required int RootPid { get; init; }
     public required string ImagesDir { get; init; }
+
+    /// <summary>The images directory already open (the CLI opens it once; the RPC's images_dir_fd): images are opened
+    /// relative to it; <see cref="ImagesDir"/> then names it in messages. Null: opened from the path.</summary>
+    public Linux.UnixFd? ImagesDirHandle { get; init; }
     /// <summary>--external mnt[PATH]:KEY: mounts of the tree's mount namespace (by mount point) the caller provides.</summary>
     public IReadOnlyDictionary<string, string> ExternalMounts { get; init; } = new Dictionary<string, string>();
     /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>

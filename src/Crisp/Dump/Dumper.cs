@@ -56,12 +56,12 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         var clock = Stopwatch.StartNew();
         // A bad key fails the dump before the tree is touched.
         using var signKey = options.SignKey is { } keyPath ? Security.SigningKey.LoadPrivate(keyPath) : null;
-        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
-        var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, pagesKey);
+        var key = options.EncryptKey is { } encryptKey ? Security.Encryption.ImageKey.Load(encryptKey) : null;
+        using var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, key, options.ImagesDirHandle);
         // A signature is only as strong as the hash it covers: SHA-256 then, else the fast XXH128.
         if (signKey is not null)
             images.ManifestHash = Images.Manifest.ManifestHash.Sha256;
-        if (options.ImagesMode.ExposureWarning(images.Path) is { } exposed)
+        if (options.ImagesMode.ExposureWarning(images) is { } exposed)
             log.Warn(exposed);
         images.Progress = options.Progress;
         // Before the tree is touched: a page server that cannot be reached fails the dump here.

@@ -42,8 +42,8 @@ public sealed class PreDumper(DumpOptions options, Log log)
     {
         var stats = new DumpStats();
         var clock = Stopwatch.StartNew();
-        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
-        var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, pagesKey);
+        var key = options.EncryptKey is { } encryptKey ? Security.Encryption.ImageKey.Load(encryptKey) : null;
+        using var images = ImageDirectory.Create(options.ImagesDir, options.ImagesMode, key, options.ImagesDirHandle);
         images.Progress = options.Progress;
         using var pageServer = Dumper.ConnectPageServer(options);
         images.PageServer = pageServer;

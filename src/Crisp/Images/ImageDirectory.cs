@@ -1,18 +1,29 @@
+using Crisp.Linux;
 using Crisp.Security;
+using Microsoft.Win32.SafeHandles;
 
 namespace Crisp.Images;
 
-/// <summary>A directory of CRIU-format images (one checkpoint).</summary>
-public sealed class ImageDirectory
+/// <summary>A directory of CRIU-format images (one checkpoint), held open as a directory fd for the run: every
+/// image is opened and created relative to it (openat), so the directory checked (strict modes, the warning
+/// about its mode) is the one read and written, whatever is renamed meanwhile. With a key (--encrypt-key)
+/// every image written here is encrypted as it streams and every image read is decrypted and authenticated —
+/// here, for all kinds alike.</summary>
+public sealed class ImageDirectory : IDisposable
 {
-    private ImageDirectory(string path, ImageModes modes, Security.Encryption.PagesKey? pagesKey)
+    private ImageDirectory(string path, UnixFd handle, ImageModes modes, Security.Encryption.ImageKey? key)
     {
         Path = System.IO.Path.GetFullPath(path);
+        Handle = handle;
         Modes = modes;
-        PagesKey = pagesKey;
+        Key = key;
     }
 
+    /// <summary>The directory's path, for messages and for what needs a path (plugins, scripts, the manifest's parent chain).</summary>
     public string Path { get; }
+
+    /// <summary>The directory, open O_RDONLY|O_DIRECTORY|O_CLOEXEC once.</summary>
+    public UnixFd Handle { get; }
 
     /// <summary>Where page writers and readers count the page bytes they move (a dump's or restore's progress).</summary>
     public ProgressMeter? Progress { get; set; }
@@ -20,24 +31,62 @@ public sealed class ImageDirectory
     /// <summary>The modes files written here get (private unless --images-mode says otherwise).</summary>
     public ImageModes Modes { get; }
 
-    /// <summary>--encrypt-key: pages-*.img are written encrypted with it and read through it; null: plain.</summary>
-    public Security.Encryption.PagesKey? PagesKey { get; }
+    /// <summary>--encrypt-key: every image is written encrypted with it and read through it; null: plain.</summary>
+    public Security.Encryption.ImageKey? Key { get; }
 
-    /// <summary>Opens an existing directory.</summary>
-    public static ImageDirectory Open(string path, Security.Encryption.PagesKey? pagesKey = null, bool verifyOnOpen = false)
-    {
-        if (!Directory.Exists(path))
-            throw new DirectoryNotFoundException($"{path}: image directory not found");
-        return new ImageDirectory(path, ImageModes.Private, pagesKey) { VerifyOnOpen = verifyOnOpen };
-    }
+    /// <summary>Opens an existing directory, or uses <paramref name="handle"/> (a directory fd the caller holds,
+    /// e.g. the RPC's images_dir_fd; duplicated, the caller keeps its own).</summary>
+    public static ImageDirectory Open(string path, Security.Encryption.ImageKey? key = null, bool verifyOnOpen = false, UnixFd? handle = null) =>
+        new(path, handle is null ? OpenHandle(path) : FileIo.DupCloexec(handle.Fd), ImageModes.Private, key) { VerifyOnOpen = verifyOnOpen };
 
     /// <summary>Opens a directory for writing, creating it when missing (0700 unless <paramref name="modes"/>
     /// say otherwise; an existing one keeps its mode).</summary>
-    public static ImageDirectory Create(string path, ImageModes? modes = null, Security.Encryption.PagesKey? pagesKey = null)
+    public static ImageDirectory Create(string path, ImageModes? modes = null, Security.Encryption.ImageKey? key = null, UnixFd? handle = null)
     {
         modes ??= ImageModes.Private;
-        PrivateFile.CreateDirectory(path, modes.Directory);
-        return new ImageDirectory(path, modes, pagesKey);
+        if (handle is null)
+            PrivateFile.CreateDirectory(path, modes.Directory);
+        return new ImageDirectory(path, handle is null ? OpenHandle(path) : FileIo.DupCloexec(handle.Fd), modes, key);
+    }
+
+    /// <summary>The directory fd of <paramref name="path"/>; a missing directory is one line.</summary>
+    public static UnixFd OpenHandle(string path)
+    {
+        try
+        {
+            return FileIo.Open(System.IO.Path.GetFullPath(path), FileIo.O_RDONLY | FileIo.O_DIRECTORY);
+        }
+        catch (SyscallException e)
+        {
+            throw e.Errno is 2 or 20 ? new DirectoryNotFoundException($"{path}: image directory not found")
+                : new CrispException($"{path}: cannot open the image directory: {Errnos.Describe(e.Errno)}");
+        }
+    }
+
+    public void Dispose() => Handle.Dispose();
+
+    /// <summary>Opens <paramref name="name"/> in the directory for reading: its stored bytes, not decrypted.</summary>
+    public SafeFileHandle OpenRaw(string name)
+    {
+        try
+        {
+            return new SafeFileHandle(FileIo.OpenAt(Handle.Fd, name, FileIo.O_RDONLY).Detach(), ownsHandle: true);
+        }
+        catch (SyscallException e)
+        {
+            throw new ImageFormatException(PathOf(name), 0, e.Errno == 2 ? "file not found" : $"cannot open: {Errnos.Describe(e.Errno)}");
+        }
+    }
+
+    /// <summary>An image's contents as a stream: decrypted and authenticated chunk by chunk when it is encrypted;
+    /// an encrypted image without the key, or a plain one with a key, is one line naming it.</summary>
+    public Stream OpenRead(string name) => Security.Encryption.StoredFile.OpenStream(OpenRaw(name), PathOf(name), Key);
+
+    /// <summary>A new image with the directory's file mode, encrypted as it is written when the directory has a key.</summary>
+    public Stream CreateStream(string name, int bufferSize = 1 << 16)
+    {
+        Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, Key is null ? bufferSize : 0);
+        return Key is { } key ? new Security.Encryption.EncryptingStream(stream, key, name) : stream;
     }
 
     /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key, and hashed for
@@ -45,10 +94,10 @@ public sealed class ImageDirectory
     /// batches (no per-file buffer to allocate for each task's pages).</summary>
     public Stream CreatePages(uint pagesId)
     {
-        var file = ImageFile.Pages(pagesId);
-        Stream stream = CreateFile(file, 0);
-        stream = new Manifest.HashingStream(stream, file.FileName, Written);
-        return PagesKey is { } key ? new Security.Encryption.EncryptingPagesStream(stream, key) : stream;
+        string name = ImageFile.Pages(pagesId).FileName;
+        Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, 0);
+        stream = new Manifest.HashingStream(stream, name, Written);
+        return Key is { } key ? new Security.Encryption.EncryptingStream(stream, key, name) : stream;
     }
 
     /// <summary>Hashes of the files hashed as they were written here (the pages), for the manifest; the
@@ -68,27 +117,39 @@ public sealed class ImageDirectory
 
     /// <summary>Opens a pages-N.img for positioned reads of its page data (decrypted when it is encrypted),
     /// checked against the manifest as it is read when its check was left to the stream.</summary>
-    public Security.Encryption.PagesFile OpenPages(string path)
+    public Security.Encryption.StoredFile OpenPages(ImageFile file)
     {
+        string path = PathOf(file);
         if (VerifyOnOpen)
             ImageManifest.VerifyFile(path, Pending);
-        return Security.Encryption.PagesFile.Open(path, PagesKey, Pending?.For(path));
+        return Security.Encryption.StoredFile.Open(OpenRaw(file.FileName), path, Key, Pending?.For(path));
     }
 
     /// <summary>A parent checkpoint read through a pre-dump chain: each file is checked against the parent's own
     /// manifest when it is opened (a pages file as it streams when <see cref="Pending"/> is set).</summary>
     public bool VerifyOnOpen { get; init; }
 
-    /// <summary>A new raw file in the directory with the directory's file mode.</summary>
-    public FileStream CreateFile(ImageFile file, int bufferSize) => PrivateFile.Create(PathOf(file), Modes.File, bufferSize);
+    /// <summary>A new raw image (a tmpfs archive, iproute2 dumps) with the directory's file mode, encrypted with its key.</summary>
+    public Stream CreateFile(ImageFile file, int bufferSize = 1 << 16) => CreateStream(file.FileName, bufferSize);
 
-    public string PathOf(ImageFile file) => System.IO.Path.Combine(Path, file.FileName);
+    /// <summary>A raw image's whole contents (decrypted).</summary>
+    public byte[] ReadAllBytes(ImageFile file)
+    {
+        using var stream = OpenRead(file.FileName);
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
 
-    public bool Exists(ImageFile file) => File.Exists(PathOf(file));
+    public string PathOf(ImageFile file) => PathOf(file.FileName);
 
-    public ImageReader OpenReader(ImageFile file) => ImageReader.Open(PathOf(file), file.Kind);
+    public string PathOf(string name) => System.IO.Path.Combine(Path, name);
 
-    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(PathOf(file), file.Kind, Modes.File);
+    public bool Exists(ImageFile file) => FileStatus.TryAt(Handle, file.FileName, followSymlink: true) is { IsDirectory: false };
+
+    public ImageReader OpenReader(ImageFile file) => ImageReader.Open(OpenRead(file.FileName), PathOf(file), file.Kind);
+
+    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(CreateStream(file.FileName), PathOf(file), file.Kind);
 
     /// <summary>Writes a whole image of <paramref name="entries"/>.</summary>
     public void Write(ImageFile file, params Google.Protobuf.IMessage[] entries)

@@ -10,11 +10,11 @@ namespace Crisp.Images;
 /// </summary>
 public sealed class ImageReader : IDisposable
 {
-    private readonly FileStream _stream;
+    private readonly Stream _stream;
     private readonly long _length;
     private readonly byte[] _word = new byte[4];
 
-    private ImageReader(string path, ImageKind kind, FileStream stream)
+    private ImageReader(string path, ImageKind kind, Stream stream)
     {
         Path = path;
         Kind = kind;
@@ -37,18 +37,30 @@ public sealed class ImageReader : IDisposable
         return Open(path, file.Kind);
     }
 
-    public static ImageReader Open(string path, ImageKind kind)
+    /// <summary>Opens a file by path; decrypted with <paramref name="key"/> when it is encrypted (`crisp show FILE`).</summary>
+    public static ImageReader Open(string path, ImageKind kind, Security.Encryption.ImageKey? key = null)
     {
         if (kind.IsRaw)
             throw new ImageFormatException(path, 0, $"{kind.Name} is a raw image without entries");
-        FileStream stream;
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            handle = File.OpenHandle(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ImageFormatException(path, 0, e is FileNotFoundException or DirectoryNotFoundException ? "file not found" : $"cannot open: {e.Message}", e);
+        }
+        return Open(Security.Encryption.StoredFile.OpenStream(handle, path, key), path, kind);
+    }
+
+    /// <summary>Reads an image from <paramref name="stream"/> (taken over), the file itself or its decrypted contents.</summary>
+    public static ImageReader Open(Stream stream, string path, ImageKind kind)
+    {
+        if (kind.IsRaw)
+        {
+            stream.Dispose();
+            throw new ImageFormatException(path, 0, $"{kind.Name} is a raw image without entries");
         }
         var reader = new ImageReader(path, kind, stream);
         try

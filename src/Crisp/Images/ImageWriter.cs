@@ -10,10 +10,10 @@ namespace Crisp.Images;
 /// </summary>
 public sealed class ImageWriter : IDisposable
 {
-    private readonly FileStream _stream;
+    private readonly Stream _stream;
     private readonly byte[] _lengthBuf = new byte[4];
 
-    private ImageWriter(string path, ImageKind kind, FileStream stream)
+    private ImageWriter(string path, ImageKind kind, Stream stream)
     {
         Path = path;
         Kind = kind;
@@ -22,14 +22,21 @@ public sealed class ImageWriter : IDisposable
 
     public string Path { get; }
     public ImageKind Kind { get; }
-    public long Position => _stream.Position;
+    /// <summary>Bytes of the image written so far (its plaintext, when the stream encrypts).</summary>
+    public long Position { get; private set; }
 
     /// <summary>A new image file; private (0600) unless <paramref name="mode"/> says otherwise, whatever the umask.</summary>
-    public static ImageWriter Create(string path, ImageKind kind, UnixFileMode? mode = null)
+    public static ImageWriter Create(string path, ImageKind kind, UnixFileMode? mode = null) =>
+        Create(Security.PrivateFile.Create(path, mode ?? Security.ImageModes.Private.File, 1 << 16), path, kind);
+
+    /// <summary>An image written to <paramref name="stream"/> (taken over): a new file, or an encrypting stream over one.</summary>
+    public static ImageWriter Create(Stream stream, string path, ImageKind kind)
     {
         if (kind.IsRaw)
+        {
+            stream.Dispose();
             throw new ArgumentException($"{kind.Name} is a raw image; write it with a plain stream", nameof(kind));
-        var stream = Security.PrivateFile.Create(path, mode ?? Security.ImageModes.Private.File, 1 << 16);
+        }
         var writer = new ImageWriter(path, kind, stream);
         if (kind.HasCommonMagic)
             writer.WriteUInt32(ImageMagic.ImgCommon);
@@ -50,6 +57,7 @@ public sealed class ImageWriter : IDisposable
             entry.WriteTo(buf.AsSpan(0, size));
             WriteUInt32((uint)size);
             _stream.Write(buf, 0, size);
+            Position += size;
         }
         finally
         {
@@ -57,6 +65,7 @@ public sealed class ImageWriter : IDisposable
         }
         if (!extra.IsEmpty)
             _stream.Write(extra);
+        Position += extra.Length;
     }
 
     public void Flush() => _stream.Flush();
@@ -67,5 +76,6 @@ public sealed class ImageWriter : IDisposable
     {
         BinaryPrimitives.WriteUInt32LittleEndian(_lengthBuf, value);
         _stream.Write(_lengthBuf, 0, 4);
+        Position += 4;
     }
 }

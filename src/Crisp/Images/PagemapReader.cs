@@ -10,9 +10,9 @@ public sealed class PagemapReader : IDisposable
 {
     private const int PageSize = PagemapWriter.PageSize;
     private Run[] _runs;
-    private readonly Security.Encryption.PagesFile? _pages;
+    private readonly Security.Encryption.StoredFile? _pages;
     /// <summary>Pages files by source: [0] this directory's, then the parent chain's (DIR/parent, its parent…).</summary>
-    private Security.Encryption.PagesFile?[] _sources;
+    private Security.Encryption.StoredFile?[] _sources;
     private PagemapReader? _parent;
     private string? _missingParent;
 
@@ -31,7 +31,7 @@ public sealed class PagemapReader : IDisposable
         public bool IsPresent => (Flags & PagemapFlags.Present) != 0;
     }
 
-    private PagemapReader(uint pagesId, Run[] runs, string pagesPath, Security.Encryption.PagesFile? pages)
+    private PagemapReader(uint pagesId, Run[] runs, string pagesPath, Security.Encryption.StoredFile? pages)
     {
         PagesId = pagesId;
         _runs = runs;
@@ -54,7 +54,7 @@ public sealed class PagemapReader : IDisposable
     public static PagemapReader Open(ImageDirectory dir, ImageFile mapFile, bool throughParent = true)
     {
         string mapPath = dir.PathOf(mapFile);
-        using var reader = ImageReader.Open(mapPath, mapFile.Kind);
+        using var reader = dir.OpenReader(mapFile);
         var head = reader.Read<pagemap_head>() ?? throw new ImageFormatException(mapPath, reader.Position, "missing pagemap_head");
         var runs = new List<Run>();
         long offset = 0;
@@ -69,7 +69,7 @@ public sealed class PagemapReader : IDisposable
         }
         runs.Sort((a, b) => a.Vaddr.CompareTo(b.Vaddr));
         string pagesPath = dir.PathOf(ImageFile.Pages(head.PagesId));
-        var handle = File.Exists(pagesPath) ? dir.OpenPages(pagesPath) : null;
+        var handle = dir.Exists(ImageFile.Pages(head.PagesId)) ? dir.OpenPages(ImageFile.Pages(head.PagesId)) : null;
         if (handle is not null && handle.Length < offset)
         {
             long len = handle.Length;
@@ -105,7 +105,7 @@ public sealed class PagemapReader : IDisposable
         }
         // The parent's files against its own manifest: its pagemap now, its pages as they stream (or when opened,
         // outside a restore).
-        var parentDir = ImageDirectory.Open(parentPath, dir.PagesKey, verifyOnOpen: true);
+        var parentDir = ImageDirectory.Open(parentPath, dir.Key, verifyOnOpen: true);
         parentDir.Progress = dir.Progress;
         parentDir.Pending = dir.Pending;
         if (!parentDir.Exists(mapFile))

@@ -45,6 +45,12 @@ public static unsafe partial class FileIo
     [LibraryImport("libc", EntryPoint = "ftruncate64", SetLastError = true)]
     private static partial int ftruncate(int fd, long length);
 
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int fcntl(int fd, int cmd, int arg);
+
+    /// <summary>fcntl(F_DUPFD_CLOEXEC): a new fd for the same open file description that no child inherits.</summary>
+    public static UnixFd DupCloexec(int fd) => new(SyscallException.Check(fcntl(fd, 1030, 0), "fcntl(F_DUPFD_CLOEXEC)"));
+
     /// <summary>dup(2): a new fd for the same open file description.</summary>
     public static UnixFd Dup(int fd) => new(SyscallException.Check(dup(fd), "dup"));
 

@@ -16,7 +16,7 @@ public static class RestoreCheck
 {
     public static IReadOnlyList<RestoreCheckItem> Run(RestoreOptions options, Log log)
     {
-        var images = ImageDirectory.Open(options.ImagesDir);
+        using var images = ImageDirectory.Open(options.ImagesDir, options.EncryptKey is { } k ? Security.Encryption.ImageKey.Load(k) : null, handle: options.ImagesDirHandle);
         var items = new List<RestoreCheckItem>();
         if (options.SkipImageVerify)
             items.Add(new("images", true, $"not verified ({ImageManifest.SkipFlag})"));

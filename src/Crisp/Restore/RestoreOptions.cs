@@ -4,6 +4,10 @@ namespace Crisp.Restore;
 public sealed record RestoreOptions
 {
     public required string ImagesDir { get; init; }
+
+    /// <summary>The images directory already open (the CLI opens it once; the RPC's images_dir_fd): images are opened
+    /// relative to it; <see cref="ImagesDir"/> then names it in messages. Null: opened from the path.</summary>
+    public Linux.UnixFd? ImagesDirHandle { get; init; }
     /// <summary>--root: the root filesystem a tree with a mount namespace of its own gets its mounts built under.</summary>
     public string? Root { get; init; }
     /// <summary>--external mnt[KEY]:PATH: the host path bound where a mount dumped as external KEY was.</summary>

@@ -24,10 +24,10 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var counters = new Stats.RestoreCounters();
         var scripts = options.Scripts ?? Scripts.ActionScripts.None;
+        var imageKey = options.EncryptKey is { } encryptKey ? Security.Encryption.ImageKey.Load(encryptKey) : null;
+        using var images = ImageDirectory.Open(options.ImagesDir, imageKey, handle: options.ImagesDirHandle);
         if (!options.InsecureImages)
-            Security.StrictModes.Check(options.ImagesDir);
-        var pagesKey = options.EncryptKey is { } encryptKey ? Security.Encryption.PagesKey.Load(encryptKey) : null;
-        var images = ImageDirectory.Open(options.ImagesDir, pagesKey);
+            Security.StrictModes.Check(images);
         images.Progress = options.Progress;
         options.Progress?.Begin("checking images");
         options.Progress?.SetTotal(images.List().Where(f => f.File?.Kind == ImageKind.Pages).Sum(f => new FileInfo(Path.Combine(images.Path, f.FileName)).Length));
@@ -40,7 +40,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         }
         else if (!options.SkipImageVerify)
             ImageManifest.Verify(images, images.Pending = new());   // the pages as they stream (FinishAll below)
-        Security.Encryption.EncryptedPages.CheckReadable(images);   // no key, or the wrong one: refused before anything exists
+        Security.Encryption.EncryptedImages.CheckReadable(images);   // no key, or the wrong one: refused before anything exists
         var inventory = CheckpointLoader.ReadInventory(images);
         var tasks = CheckpointLoader.ReadTree(images);
         // A tree with a pid namespace of its own gets a fresh one: its pids are free there by construction.

@@ -7,7 +7,7 @@ namespace Crisp.Security;
 /// mode but not the owner.</summary>
 public readonly partial record struct FileStatus(uint Uid, uint Gid, uint Mode)
 {
-    private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
+    private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000;
     private const uint STATX_TYPE = 1, STATX_MODE = 2, STATX_UID = 8, STATX_GID = 16;
     public const uint S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFLNK = 0xA000, S_IFCHR = 0x2000;
 
@@ -31,11 +31,29 @@ public readonly partial record struct FileStatus(uint Uid, uint Gid, uint Mode)
         }
     }
 
-    public static unsafe FileStatus Of(string path, bool followSymlink = false)
+    public static FileStatus Of(string path, bool followSymlink = false) => Of(AT_FDCWD, path, followSymlink ? 0 : AT_SYMLINK_NOFOLLOW);
+
+    /// <summary><paramref name="name"/> in the directory open as <paramref name="dirFd"/>; null when nothing is there.</summary>
+    public static FileStatus? TryAt(Linux.UnixFd dirFd, string name, bool followSymlink = false)
+    {
+        try
+        {
+            return Of(dirFd.Fd, name, followSymlink ? 0 : AT_SYMLINK_NOFOLLOW);
+        }
+        catch (SyscallException e) when (e.Errno is 2 or 20)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>What the descriptor itself is open on (fstat: no path to race with).</summary>
+    public static FileStatus OfHandle(Linux.UnixFd fd) => Of(fd.Fd, "", AT_EMPTY_PATH);
+
+    private static unsafe FileStatus Of(int dirFd, string path, int flags)
     {
         // struct statx: stx_uid at 20, stx_gid at 24, stx_mode (u16) at 28; 256 bytes in all.
         byte* buf = stackalloc byte[256];
-        if (statx(AT_FDCWD, path, followSymlink ? 0 : AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, buf) != 0)
+        if (statx(dirFd, path, flags, STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, buf) != 0)
             throw new SyscallException($"statx({path})", Marshal.GetLastPInvokeError());
         return new FileStatus(*(uint*)(buf + 20), *(uint*)(buf + 24), *(ushort*)(buf + 28));
     }

@@ -31,12 +31,12 @@ public sealed record ImageModes(UnixFileMode File, UnixFileMode Directory)
 
     /// <summary>One warning line when a dump with the private default goes into an existing directory that
     /// others may list or enter (the files stay 0600, but names and sizes show); null when there is none.</summary>
-    public string? ExposureWarning(string dir)
+    public string? ExposureWarning(Images.ImageDirectory dir)
     {
         if (!IsPrivate)
             return null;   // the user chose the modes on purpose
-        uint perms = FileStatus.Of(dir).Permissions;
+        uint perms = FileStatus.OfHandle(dir.Handle).Permissions;
         return (perms & 0x3F) == 0 ? null
-            : $"images dir {dir} is open to others (mode {Octal((UnixFileMode)perms)}): the images are private (0600) but their names and sizes show; chmod 700 it, or pass {Option} to choose on purpose";
+            : $"images dir {dir.Path} is open to others (mode {Octal((UnixFileMode)perms)}): the images are private (0600) but their names and sizes show; chmod 700 it, or pass {Option} to choose on purpose";
     }
 }

@@ -18,15 +18,23 @@ public static class StrictModes
 
     public static void Check(string imagesDir, uint restoringUid)
     {
-        string dir = Path.GetFullPath(imagesDir);
-        if (!Directory.Exists(dir))
+        if (!Directory.Exists(imagesDir))
             return;   // the caller reports a missing directory in its own words
-        CheckOne(dir, FileStatus.Of(dir), restoringUid, isDir: true);
-        foreach (string path in Directory.EnumerateFiles(dir).Concat(Directory.EnumerateDirectories(dir)).Order(StringComparer.Ordinal))
+        using var dir = ImageDirectory.Open(imagesDir);
+        Check(dir, restoringUid);
+    }
+
+    /// <summary>The directory restore holds open: the open directory itself by fstat, its files by fstatat
+    /// relative to it, so what is checked is what is read (no path to swap between check and open).</summary>
+    public static void Check(ImageDirectory dir) => Check(dir, ProcessIds.Euid);
+
+    public static void Check(ImageDirectory dir, uint restoringUid)
+    {
+        CheckOne(dir.Path, FileStatus.OfHandle(dir.Handle), restoringUid, isDir: true);
+        foreach (var (name, _) in dir.List())
         {
-            string name = Path.GetFileName(path);
-            if (IsCheckpointFile(name))
-                CheckOne(path, FileStatus.Of(path), restoringUid, isDir: false);
+            if (IsCheckpointFile(name) && FileStatus.TryAt(dir.Handle, name) is { } st)
+                CheckOne(dir.PathOf(name), st, restoringUid, isDir: false);
         }
     }
 

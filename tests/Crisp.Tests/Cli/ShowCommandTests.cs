@@ -167,7 +167,7 @@ public class ShowCommandTests
         {
             SampleImages.Write(tmp.Dir, s);
             string path = tmp.Dir.PathOf(s.File);
-            var r = CrispCli.Run("show", path);
+            var r = CrispCli.Run("show", path, "--show-secrets");   // crit prints payloads (pipes-data) as they are
             Assert.True(r.ExitCode == 0, r.Stderr);
             Crit317.AssertShowEqual(path, r.Stdout);
         }

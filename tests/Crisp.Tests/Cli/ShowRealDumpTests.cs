@@ -55,7 +55,7 @@ public class ShowRealDumpTests(SleepDumpFixture dump) : IClassFixture<SleepDumpF
             Assert.NotNull(file);
             if (file.Value.Kind.IsRaw)
                 continue;
-            var r = CrispCli.Run("show", path);
+            var r = CrispCli.Run("show", path, "--show-secrets");   // crit prints payloads as they are
             Assert.True(r.ExitCode == 0, $"{path}: {r.Stderr}");
             Crit317.AssertShowEqual(path, r.Stdout);
             compared++;

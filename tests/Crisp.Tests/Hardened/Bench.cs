@@ -114,10 +114,10 @@ internal sealed class Bench : IDisposable
     }
 
     /// <summary>After a dump killed the tree: reap what was our child, then wait for init to reap the rest.</summary>
-    public void WaitDumpedPidsFree(int rootPid)
+    public void WaitDumpedPidsFree(int rootPid, Crisp.Security.Encryption.ImageKey? key = null)
     {
         Wait.TryWaitPid(rootPid, out _, Wait.WALL);
-        var pids = ImageDirectory.Open(Images).ReadAll<pstree_entry>(ImageFile.Pstree).SelectMany(e => e.Threads).Select(t => (int)t).ToList();
+        var pids = ImageDirectory.Open(Images, key).ReadAll<pstree_entry>(ImageFile.Pstree).SelectMany(e => e.Threads).Select(t => (int)t).ToList();
         WaitFor(() => pids.All(p => !Directory.Exists($"/proc/{p}")), "the dumped PIDs to be free", 15);
     }
 

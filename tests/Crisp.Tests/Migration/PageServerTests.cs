@@ -85,6 +85,29 @@ public class PageServerTests(ITestOutputHelper output)
         w.ExpectPass();
     }
 
+    /// <summary>With --encrypt-key on both sides: the server encrypts the pages it receives on its disk, the dump
+    /// the images it writes itself; together they restore with the key.</summary>
+    [RootFact]
+    public void PagesReceivedWithAKeyStayEncryptedOnTheServersDisk()
+    {
+        using var w = MigDirty.Start(16, 10);
+        string remote = w.Images("remote"), local = w.Images("local"), key = w.Images("images.key");
+        File.WriteAllBytes(key, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        using var server = new Server(remote, FreePort(), "--encrypt-key", key);
+        var dump = CrispCli.Run(Slow, "dump", "-t", w.Pid.ToString(), "-D", local, "--page-server", "--address", "127.0.0.1", "--port", server.Port.ToString(), "--encrypt-key", key);
+        Ok(dump, "dump");
+        Assert.Contains("the pages travel to 127.0.0.1", dump.Stderr);
+        Assert.Equal(0, server.Wait().ExitCode);
+        Assert.NotEmpty(Directory.GetFiles(remote, "pages-*.img"));
+        Assert.All(Directory.GetFiles(remote, "*.img").Concat(Directory.GetFiles(local, "*.img")),
+            f => Assert.True(Crisp.Security.Encryption.StoredFile.Probe(f).Encrypted, f));
+        foreach (var f in Directory.GetFiles(local, "*.img"))
+            File.Copy(f, Path.Combine(remote, Path.GetFileName(f)));
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        Ok(CrispCli.Run(Slow, "restore", "-d", "-D", remote, "--skip-image-verify", "--encrypt-key", key), "restore");
+        w.ExpectPass();
+    }
+
     [RootFact]
     public void APreDumpSentToAPageServerKeepsTheTreeRunning()
     {

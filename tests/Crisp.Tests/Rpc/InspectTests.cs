@@ -27,7 +27,17 @@ public class InspectTests
             var dump = CrispCli.Run("dump", "-t", pid.ToString(), "-D", images, "-R");
             Assert.True(dump.ExitCode == 0, dump.Stderr);
 
-            var tree = CrispCli.Run("inspect", images);
+            // argv and environment values are secrets until asked for: counted and named only.
+            var withheld = CrispCli.Run("inspect", images);
+            Assert.True(withheld.ExitCode == 0, withheld.Stderr);
+            Assert.Contains("cmdline: <sensitive: 2 args; --show-secrets prints them>", withheld.Stdout);
+            Assert.Contains("CRISP_INSPECT=<sensitive>", withheld.Stdout);
+            Assert.DoesNotContain("found-in-the-pages", withheld.Stdout);
+            Assert.DoesNotContain("1000", withheld.Stdout.Split('\n').Where(l => l.Contains("cmdline")).Single());
+            var withheldJson = CrispCli.Run("inspect", images, "--format", "json");
+            Assert.DoesNotContain("found-in-the-pages", withheldJson.Stdout);
+
+            var tree = CrispCli.Run("inspect", images, "--show-secrets");
             Assert.True(tree.ExitCode == 0, tree.Stderr);
             Assert.Contains($"[{pid}] sleep", tree.Stdout);
             Assert.Contains("cmdline: sleep 1000", tree.Stdout);
@@ -35,7 +45,7 @@ public class InspectTests
             Assert.Contains("0: /dev/null", tree.Stdout);
             Assert.Contains("pages_written:", tree.Stdout);
 
-            var json = CrispCli.Run("inspect", images, "--format", "json");
+            var json = CrispCli.Run("inspect", images, "--format", "json", "--show-secrets");
             Assert.True(json.ExitCode == 0, json.Stderr);
             var task = JsonDocument.Parse(json.Stdout).RootElement.GetProperty("tasks")[0];
             Assert.Equal(pid, task.GetProperty("pid").GetInt32());
@@ -44,7 +54,8 @@ public class InspectTests
 
             string archive = Path.Combine(dir.Path, "checkpoint.tar.gz");
             PackAsPodman(images, archive);
-            var packed = CrispCli.Run("inspect", archive);
+            Assert.Contains("command: <sensitive: 2 args", CrispCli.Run("inspect", archive).Stdout);
+            var packed = CrispCli.Run("inspect", archive, "--show-secrets");
             Assert.True(packed.ExitCode == 0, packed.Stderr);
             Assert.Contains("name: hardened-pod", packed.Stdout);
             Assert.Contains("image: docker.io/library/busybox:latest", packed.Stdout);

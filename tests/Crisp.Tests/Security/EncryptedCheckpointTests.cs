@@ -30,22 +30,39 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
             Assert.True(dump.ExitCode == 0, $"dump: {dump.Stderr}");
             Live.WaitPidsFree(pids, pid);
             var pagesFiles = Directory.EnumerateFiles(dir.Images, "pages-*.img").ToList();
+            var images = Directory.EnumerateFiles(dir.Images, "*.img").ToList();
             Assert.NotEmpty(pagesFiles);
-            Assert.All(pagesFiles, f => Assert.True(PagesFile.Probe(f).Encrypted, f));
-            string id = PagesKey.Load(key).IdText;
-            var show = CrispCli.Run("show", dir.Images);
+            Assert.All(images, f => Assert.True(StoredFile.Probe(f).Encrypted, f));   // every image, not only the pages
+            string id = ImageKey.Load(key).IdText;
+            var show = CrispCli.Run("show", dir.Images, ImageKey.Option, key);
             Assert.True(show.ExitCode == 0, show.Stderr);
-            Assert.Contains($"encryption: {pagesFiles.Count} of {pagesFiles.Count} pages files AES-256-GCM encrypted (key id {id})", show.Stdout);
+            Assert.Contains($"encryption: {images.Count} of {images.Count} images AES-256-GCM encrypted (key id {id})", show.Stdout);
+            var noKey = CrispCli.Run("show", dir.Images);
+            Assert.Equal(1, noKey.ExitCode);
+            FailureSafetyTests.AssertOneLine(noKey.Stderr, $"inventory.img: encrypted (AES-256-GCM, key id {id}); pass {ImageKey.Option} KEY");
             var showPages = CrispCli.Run("show", pagesFiles[0]);
             Assert.Equal(1, showPages.ExitCode);
             FailureSafetyTests.AssertOneLine(showPages.Stderr, $"encrypted (AES-256-GCM, key id {id})");
+            // The other readers decrypt with the key and name the file without it.
+            string core = Directory.EnumerateFiles(dir.Images, "core-*.img").First();
+            var showCore = CrispCli.Run("show", core, ImageKey.Option, key);
+            Assert.True(showCore.ExitCode == 0, showCore.Stderr);
+            Assert.Contains("\"magic\": \"CORE\"", showCore.Stdout);
+            FailureSafetyTests.AssertOneLine(CrispCli.Run("show", core).Stderr, $"{Path.GetFileName(core)}: encrypted (AES-256-GCM, key id {id})");
+            var decode = CrispCli.Run("decode", "-i", core, ImageKey.Option, key);
+            Assert.True(decode.ExitCode == 0, decode.Stderr);
+            var ps = CrispCli.Run("x", dir.Images, "ps", ImageKey.Option, key);
+            Assert.True(ps.ExitCode == 0 && ps.Stdout.Contains(pid.ToString()), ps.Stderr + ps.Stdout);
+            var inspect = CrispCli.Run("inspect", dir.Images, ImageKey.Option, key);
+            Assert.True(inspect.ExitCode == 0 && inspect.Stdout.Contains($"[{pid}]"), inspect.Stderr + inspect.Stdout);
 
             string biggest = Path.GetFileName(pagesFiles.OrderByDescending(f => new FileInfo(f).Length).First());
             var cases = new (string Name, Action<string> Damage, string[] Args, string Expect)[]
             {
-                ("no key", d => { }, [], $"encrypted (AES-256-GCM, key id {id}); pass {PagesKey.Option} KEY"),
-                ("other key", d => { }, [PagesKey.Option, otherKey], $"encrypted with another key (key id {id}"),
-                ("tampered chunk", d => TamperAndRemakeManifest(Path.Combine(d, biggest)), [PagesKey.Option, key], "fails authentication: changed since the dump"),
+                ("no key", d => { }, [], $"encrypted (AES-256-GCM, key id {id}); pass {ImageKey.Option} KEY"),
+                ("other key", d => { }, [ImageKey.Option, otherKey], $"encrypted with another key (key id {id}"),
+                ("tampered chunk", d => TamperAndRemakeManifest(Path.Combine(d, biggest)), [ImageKey.Option, key], "fails authentication: changed since the dump"),
+                ("tampered core", d => TamperAndRemakeManifest(Path.Combine(d, Path.GetFileName(core))), [ImageKey.Option, key], $"{Path.GetFileName(core)}: chunk 0 (data at 0.."),
             };
             foreach (var (name, damage, args, expect) in cases)
             {
@@ -60,7 +77,7 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
                 Live.WaitPidsFree(pids);   // a puppet made before the bad chunk was met is killed; init reaps it
             }
 
-            var ok = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, PagesKey.Option, key, CheckpointSignature.VerifyOption, sign.Public);
+            var ok = CrispCli.Run("restore", "-d", "-S", "-D", dir.Images, ImageKey.Option, key, CheckpointSignature.VerifyOption, sign.Public);
             Assert.True(ok.ExitCode == 0, $"restore: {ok.Stderr}");
             Live.SignalAndExpectPass(pid, dir.Path, () => Live.ReapWithin(pid).ExitCode);
         });
@@ -84,8 +101,8 @@ public class EncryptedCheckpointTests(ITestOutputHelper output)
             File.WriteAllBytes(pagesKey, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
 
             new Dumper(new DumpOptions { RootPid = pid, ImagesDir = bench.Images, SignKey = sign.Private, EncryptKey = pagesKey }, Log.Null).Run();
-            bench.WaitDumpedPidsFree(pid);
-            Assert.All(Directory.EnumerateFiles(bench.Images, "pages-*.img"), f => Assert.True(PagesFile.Probe(f).Encrypted, f));
+            bench.WaitDumpedPidsFree(pid, ImageKey.Load(pagesKey));
+            Assert.All(Directory.EnumerateFiles(bench.Images, "*.img"), f => Assert.True(StoredFile.Probe(f).Encrypted, f));
             long stoppedAt = Bench.Numbers(counter).Last();
 
             var tree = new Restorer(new RestoreOptions { ImagesDir = bench.Images, Detached = true, VerifyKey = sign.Public, EncryptKey = pagesKey }, Log.Null).Run();

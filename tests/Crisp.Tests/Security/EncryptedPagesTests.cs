@@ -21,10 +21,10 @@ public class EncryptedPagesTests
     public void WhatIsWrittenReadsBackAtAnyOffset(int pages)
     {
         using var tmp = new TempImageDir();
-        var key = PagesKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         byte[] data = Write(tmp.Path, key, pages);
         string file = tmp.File("pages-1.img");
-        Assert.True(PagesFile.Probe(file).Encrypted);
+        Assert.True(StoredFile.Probe(file).Encrypted);
         Assert.Equal(48 + data.Length + 16 * Math.Max(1, (data.Length + Chunk - 1) / Chunk), new FileInfo(file).Length);
         using var map = ImageDirectory.Open(tmp.Path, key).OpenPagemap(1);
         Assert.Equal(pages, map.PresentPages);
@@ -50,7 +50,7 @@ public class EncryptedPagesTests
     public void TamperingTruncationWrongKeyAndNoKeyAreOneLineEach()
     {
         using var tmp = new TempImageDir();
-        var key = PagesKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         Write(tmp.Path, key, 3 * Chunk / Page + 5);
         string file = tmp.File("pages-1.img");
         byte[] pristine = File.ReadAllBytes(file);
@@ -59,22 +59,22 @@ public class EncryptedPagesTests
         flipped[48 + (Chunk + 16) + 100] ^= 1;   // a byte of chunk 1
         File.WriteAllBytes(file, flipped);
         var e = Assert.Throws<CrispException>(() => ReadAll(tmp.Path, key));
-        Assert.Equal($"{file}: chunk 1 (page data at {Chunk}..{2 * Chunk}) fails authentication: changed since the dump", e.Message);
+        Assert.Equal($"{file}: chunk 1 (data at {Chunk}..{2 * Chunk}) fails authentication: changed since the dump", e.Message);
 
         // Cut after chunk 2: the pagemap notices the missing pages; the file alone notices that chunk 2 was not sealed last.
         File.WriteAllBytes(file, pristine[..(48 + 3 * (Chunk + 16))]);
         Assert.Contains("holds 3145728 bytes but", Assert.Throws<ImageFormatException>(() => ReadAll(tmp.Path, key)).Message);
-        using (var cut = PagesFile.Open(file, key))
-            Assert.Contains("chunk 2 (page data at", Assert.Throws<CrispException>(() => cut.ReadExactly(new byte[16], 2L * Chunk)).Message);
+        using (var cut = StoredFile.Open(file, key))
+            Assert.Contains("chunk 2 (data at", Assert.Throws<CrispException>(() => cut.ReadExactly(new byte[16], 2L * Chunk)).Message);
 
         File.WriteAllBytes(file, pristine);
-        var other = PagesKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        var other = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
         Assert.Contains($"encrypted with another key (key id {key.IdText}, not {other.IdText})",
             Assert.Throws<CrispException>(() => ReadAll(tmp.Path, other)).Message);
-        Assert.Contains($"encrypted (AES-256-GCM); pass {PagesKey.Option} KEY",
+        Assert.Contains($"pagemap-1.img: encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option} KEY",
             Assert.Throws<CrispException>(() => ReadAll(tmp.Path, null)).Message);
-        Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {PagesKey.Option}",
-            Assert.Throws<CrispException>(() => EncryptedPages.CheckReadable(ImageDirectory.Open(tmp.Path))).Message);
+        Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option}",
+            Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(ImageDirectory.Open(tmp.Path))).Message);
         ReadAll(tmp.Path, key);
     }
 
@@ -83,18 +83,58 @@ public class EncryptedPagesTests
     {
         using var tmp = new TempImageDir();
         byte[] raw = RandomNumberGenerator.GetBytes(32);
-        var expected = PagesKey.FromBytes(raw).IdText;
+        var expected = ImageKey.FromBytes(raw).IdText;
         File.WriteAllBytes(tmp.File("raw"), raw);
         File.WriteAllText(tmp.File("hex"), Convert.ToHexString(raw) + "\n");
         File.WriteAllText(tmp.File("b64"), Convert.ToBase64String(raw) + "\n");
         File.WriteAllText(tmp.File("short"), "abcd\n");
         foreach (var name in new[] { "raw", "hex", "b64" })
-            Assert.Equal(expected, PagesKey.Load(tmp.File(name)).IdText);
-        Assert.Contains("not a 32-byte key", Assert.Throws<CrispException>(() => PagesKey.Load(tmp.File("short"))).Message);
+            Assert.Equal(expected, ImageKey.Load(tmp.File(name)).IdText);
+        Assert.Contains("not a 32-byte key", Assert.Throws<CrispException>(() => ImageKey.Load(tmp.File("short"))).Message);
+    }
+
+    [Fact]
+    public void SmallImagesAreOneShortChunkBoundToTheirNameAndAuthenticatedBeforeUse()
+    {
+        using var tmp = new TempImageDir();
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        using (var dir = ImageDirectory.Create(tmp.Path, null, key))
+        {
+            dir.Write(ImageFile.Pstree, new Crisp.Images.Proto.pstree_entry { Pid = 7, Ppid = 0, Pgid = 7, Sid = 7, Threads = { 7 } });
+            using var pipes = dir.CreateWriter(ImageFile.PipesData);
+            pipes.Write(new Crisp.Images.Proto.pipe_data_entry { PipeId = 1, Bytes = 11 }, "secret-pipe"u8);
+        }
+        string pstree = tmp.File("pstree.img"), pipesData = tmp.File("pipes-data.img");
+        Assert.True(StoredFile.Probe(pstree).Encrypted);
+        Assert.Equal(-1, File.ReadAllBytes(pipesData).AsSpan().IndexOf("secret-pipe"u8));
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+        {
+            Assert.Equal(7u, dir.ReadOne<Crisp.Images.Proto.pstree_entry>(ImageFile.Pstree).Pid);
+            EncryptedImages.CheckReadable(dir);
+        }
+        // Renamed over another image: the name is part of every chunk's associated data.
+        File.Copy(pstree, tmp.File("pipes.img"));
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+            Assert.Contains("pipes.img: chunk 0 (data at 0..", Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(dir)).Message);
+        File.Delete(tmp.File("pipes.img"));
+        // A flipped byte in a small image: refused up front, naming it.
+        var bytes = File.ReadAllBytes(pipesData);
+        bytes[^20] ^= 1;
+        File.WriteAllBytes(pipesData, bytes);
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+            Assert.Equal($"{pipesData}: chunk 0 (data at 0..{bytes.Length - 64}) fails authentication: changed since the dump",
+                Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(dir)).Message);
+        // No key, and a plain image where a key is given: one line each.
+        using (var dir = ImageDirectory.Open(tmp.Path))
+            Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option} KEY", Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(dir)).Message);
+        using (var plain = ImageDirectory.Create(tmp.Path))
+            plain.Write(ImageFile.Pstree, new Crisp.Images.Proto.pstree_entry { Pid = 7, Ppid = 0, Pgid = 7, Sid = 7, Threads = { 7 } });
+        using (var dir = ImageDirectory.Open(tmp.Path, key))
+            Assert.Contains("pstree.img: not encrypted, but --encrypt-key was given", Assert.Throws<CrispException>(() => dir.ReadAll<Crisp.Images.Proto.pstree_entry>(ImageFile.Pstree)).Message);
     }
 
     /// <summary>pagemap-1.img + pages-1.img of <paramref name="pages"/> pages, each starting with a marker; returns the plaintext.</summary>
-    private static byte[] Write(string dir, PagesKey key, int pages)
+    private static byte[] Write(string dir, ImageKey key, int pages)
     {
         var data = RandomNumberGenerator.GetBytes(pages * Page);
         for (int p = 0; p < pages; p++)
@@ -114,7 +154,7 @@ public class EncryptedPagesTests
         return data;
     }
 
-    private static void ReadAll(string dir, PagesKey? key)
+    private static void ReadAll(string dir, ImageKey? key)
     {
         using var map = ImageDirectory.Open(dir, key).OpenPagemap(1);
         var all = new byte[map.PresentPages * Page];

@@ -1,5 +1,6 @@
 using System.Text;
 using Crisp.Linux;
+using Crisp.Tests.Images;
 using Crisp.Tests.Integration;
 using Crisp.Tests.Support;
 
@@ -43,6 +44,38 @@ public class NoSecretsTests
             r = CrispCli.Run("dump", "-R", "-t", pid.ToString(), "-D", sealedDir, "-v4", "-o", "dump.log", "--encrypt-key", key);
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.DoesNotContain(Directory.EnumerateFiles(sealedDir), f => File.ReadAllBytes(f).AsSpan().IndexOf(needle) >= 0);
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
+    /// <summary>What sits unread in a pipe is a payload: `crisp show pipes-data.img` prints its length, and the bytes
+    /// (crit's base64) only with --show-secrets.</summary>
+    [RootFact]
+    public void PipePayloadsShowOnlyWithShowSecrets()
+    {
+        using var dir = new Live.TempDir();
+        string secret = "pipe-secret-" + Guid.NewGuid().ToString("N");
+        int pid = Spawn.Start("/usr/bin/python3", ["python3", "-c",
+            $"import os,time\nr,w=os.pipe()\nos.write(w,b'{secret}')\nopen('/proc/self/comm','w').write('piped')\ntime.sleep(1000)"],
+            new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
+        try
+        {
+            Live.WaitFor(() => File.ReadAllText($"/proc/{pid}/comm").Trim() == "piped", "the pipe to be written");
+            var r = CrispCli.Run("dump", "-R", "-t", pid.ToString(), "-D", dir.Images);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            string data = Path.Combine(dir.Images, "pipes-data.img");
+            var hidden = CrispCli.Run("show", data);
+            Assert.True(hidden.ExitCode == 0, hidden.Stderr);
+            Assert.Contains($"\"extra\": \"<sensitive: {secret.Length} bytes; --show-secrets prints them>\"", hidden.Stdout);
+            string b64 = Convert.ToBase64String(Encoding.ASCII.GetBytes(secret));
+            Assert.DoesNotContain(b64, hidden.Stdout);
+            var shown = CrispCli.Run("show", data, "--show-secrets");
+            Assert.True(shown.ExitCode == 0, shown.Stderr);
+            Assert.Contains(b64, shown.Stdout);
+            Assert.Equal(Crit.Show(data), shown.Stdout);   // with it, exactly what crit prints
         }
         finally
         {

@@ -32,11 +32,11 @@ public sealed class CheckpointExplorer
         _unix = ById(dir.ReadAll<unix_sk_entry>(new ImageFile(ImageKind.UnixSk, null)), f => f.Id);
     }
 
-    public static string Render(string path, string view)
+    public static string Render(string path, string view, Security.Encryption.ImageKey? key = null)
     {
         if (!Directory.Exists(path))
             throw new CrispException($"{path}: no such directory");
-        var x = new CheckpointExplorer(ImageDirectory.Open(path));
+        var x = new CheckpointExplorer(ImageDirectory.Open(path, key));
         return view switch
         {
             "ps" => x.Ps(),
@@ -78,7 +78,7 @@ public sealed class CheckpointExplorer
     }
 
     /// <summary>The checkpoint in <paramref name="path"/>, for callers that want its facts rather than crit's text.</summary>
-    public static CheckpointExplorer Open(string path) => new(ImageDirectory.Open(path));
+    public static CheckpointExplorer Open(string path, Security.Encryption.ImageKey? key = null) => new(ImageDirectory.Open(path, key));
 
     public IReadOnlyList<pstree_entry> Tree => _tree;
 

@@ -22,6 +22,21 @@ public sealed class CheckpointInspector
     /// <param name="source">What the user named (for the header).</param>
     public CheckpointInspector(string images, string? meta, string source) => (_images, _meta, _source) = (images, meta, source);
 
+    /// <summary>--encrypt-key: reads an encrypted checkpoint.</summary>
+    public Security.Encryption.ImageKey? Key { get; init; }
+
+    /// <summary>--show-secrets: print argv and environment values (they hold tokens and passwords as often as not);
+    /// otherwise argv is counted and each variable shows only its name.</summary>
+    public bool ShowSecrets { get; init; }
+
+    private const string Withheld = "<sensitive>";
+
+    private string ArgvText(IReadOnlyCollection<string?> argv) =>
+        ShowSecrets ? string.Join(' ', argv) : $"<sensitive: {argv.Count} args; --show-secrets prints them>";
+
+    private List<string> EnvLines(List<string> env) =>
+        ShowSecrets ? env : env.Select(e => e.IndexOf('=') is var eq and >= 0 ? e[..(eq + 1)] + Withheld : Withheld).ToList();
+
     public string Text()
     {
         var sb = new StringBuilder();
@@ -41,7 +56,7 @@ public sealed class CheckpointInspector
         sb.Append(CultureInfo.InvariantCulture, $"├── mounts: {(mounts is null ? "none in this checkpoint" : mounts.Count.ToString(CultureInfo.InvariantCulture))}\n");
         Items(sb, mounts ?? []);
         sb.Append("└── process tree\n");
-        var x = CheckpointExplorer.Open(_images);
+        var x = CheckpointExplorer.Open(_images, Key);
         var pids = x.Tree.Select(t => t.Pid).ToHashSet();
         foreach (var root in x.Tree.Where(t => t.Ppid == 0 || !pids.Contains(t.Ppid)))
             TaskText(sb, x, root, "    ");
@@ -61,11 +76,11 @@ public sealed class CheckpointInspector
         var task = Task(x, t);
         sb.Append(CultureInfo.InvariantCulture, $"{indent}[{t.Pid}] {task.Comm}\n");
         string inner = indent + "│   ";
-        sb.Append(CultureInfo.InvariantCulture, $"{inner}cmdline: {(task.Argv is null ? "(not in the dumped pages)" : string.Join(' ', task.Argv))}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"{inner}cmdline: {(task.Argv is null ? "(not in the dumped pages)" : ArgvText(task.Argv))}\n");
         if (task.Environ is { } env)
         {
             sb.Append(CultureInfo.InvariantCulture, $"{inner}environment:\n");
-            foreach (var e in env)
+            foreach (var e in EnvLines(env))
                 sb.Append(CultureInfo.InvariantCulture, $"{inner}    {e}\n");
         }
         sb.Append(CultureInfo.InvariantCulture, $"{inner}ppid {t.Ppid}, pgid {t.Pgid}, sid {t.Sid}, threads {string.Join(',', t.Threads)}\n");
@@ -106,7 +121,7 @@ public sealed class CheckpointInspector
                 w.WriteEndArray();
             }
             w.WriteStartArray("tasks");
-            var x = CheckpointExplorer.Open(_images);
+            var x = CheckpointExplorer.Open(_images, Key);
             foreach (var t in x.Tree)
             {
                 var task = Task(x, t);
@@ -120,8 +135,11 @@ public sealed class CheckpointInspector
                     w.WriteNumberValue(tid);
                 w.WriteEndArray();
                 w.WriteString("comm", task.Comm);
-                Strings(w, "cmdline", task.Argv);
-                Strings(w, "environment", task.Environ);
+                if (ShowSecrets || task.Argv is null)
+                    Strings(w, "cmdline", task.Argv);
+                else
+                    w.WriteString("cmdline", ArgvText(task.Argv));
+                Strings(w, "environment", task.Environ is null ? null : EnvLines(task.Environ));
                 w.WriteStartObject("files");
                 foreach (var (fd, file) in task.Files)
                     w.WriteString(fd, file);
@@ -151,7 +169,7 @@ public sealed class CheckpointInspector
 
     private TaskFacts Task(CheckpointExplorer x, pstree_entry t)
     {
-        var dir = ImageDirectory.Open(_images);
+        using var dir = ImageDirectory.Open(_images, Key);
         string comm = dir.ReadOne<core_entry>(ImageFile.Core(t.Pid)).Tc?.Comm ?? "?";
         List<string>? argv = null, env = null;
         if (dir.Exists(ImageFile.Mm(t.Pid)) && dir.Exists(ImageFile.Pagemap(t.Pid)))
@@ -204,7 +222,7 @@ public sealed class CheckpointInspector
         if (ReadJson(Path.Combine(dir, "spec.dump")) is { } spec)
         {
             if (spec.TryGetProperty("process", out var process) && process.TryGetProperty("args", out var args) && args.ValueKind == JsonValueKind.Array)
-                facts.Add(("command", string.Join(' ', args.EnumerateArray().Select(a => a.GetString()))));
+                facts.Add(("command", ArgvText(args.EnumerateArray().Select(a => a.GetString()).ToList())));
             if (spec.TryGetProperty("hostname", out var host) && host.ValueKind == JsonValueKind.String)
                 facts.Add(("hostname", host.GetString()!));
             if (spec.TryGetProperty("annotations", out var notes) && notes.ValueKind == JsonValueKind.Object)

@@ -15,11 +15,12 @@ public static class CheckpointSummary
 
     /// <param name="verify">Check the images against crisp-manifest.sha256 first when there is one; a
     /// directory without one (CRIU's) is shown and said to be unverified.</param>
-    public static string Render(string path, bool verify = true)
+    /// <param name="key">--encrypt-key, for an encrypted checkpoint (without it one says so in one line).</param>
+    public static string Render(string path, bool verify = true, Security.Encryption.ImageKey? key = null)
     {
         if (!Directory.Exists(path))
             throw new CrispException($"{path}: no such directory");
-        var dir = ImageDirectory.Open(path);
+        using var dir = ImageDirectory.Open(path, key);
         if (!dir.Exists(ImageFile.Inventory))
             throw new CrispException($"{path}: not a checkpoint directory (no inventory.img)");
         string integrity = !verify ? "not verified (--skip-image-verify)"
@@ -38,7 +39,7 @@ public static class CheckpointSummary
         sb.Append(CultureInfo.InvariantCulture, $"  images: {listing.Count} files, {Size(totalBytes)}; image version {inventory.ImgVersion}\n");
         sb.Append(CultureInfo.InvariantCulture, $"  integrity: {integrity}\n");
         sb.Append(CultureInfo.InvariantCulture, $"  signature: {Security.CheckpointSignature.Describe(dir)}\n");
-        sb.Append(CultureInfo.InvariantCulture, $"  encryption: {Security.Encryption.EncryptedPages.Describe(dir)}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"  encryption: {Security.Encryption.EncryptedImages.Describe(dir)}\n");
         sb.Append(CultureInfo.InvariantCulture, $"tasks: {pstree.Count}\n");
         var shownFiles = new HashSet<uint>();
         foreach (var t in pstree)

@@ -12,10 +12,18 @@ namespace Crisp.Images.Show;
 public static class ImageJson
 {
     /// <summary>The text `crit show` prints for <paramref name="path"/>, including its final newline.</summary>
-    public static string Render(string path) => PyJson.Serialize(Decode(path, pretty: true)) + "\n";
+    /// <param name="key">Decrypts an encrypted image (--encrypt-key); null: plain images only.</param>
+    /// <param name="showSecrets">Print the payloads that hold what the process had in its pipes, sockets, message
+    /// queues, shared memory, terminals and deleted files; false puts a marker with the length in their place.</param>
+    public static string Render(string path, Security.Encryption.ImageKey? key = null, bool showSecrets = true) =>
+        PyJson.Serialize(Decode(path, pretty: true, key, showSecrets)) + "\n";
 
     /// <summary>`crit decode [--pretty]` of <paramref name="path"/>, without a final newline.</summary>
-    public static string Render(string path, bool pretty) => PyJson.Serialize(Decode(path, pretty), indent: pretty);
+    public static string Render(string path, bool pretty, Security.Encryption.ImageKey? key = null) =>
+        PyJson.Serialize(Decode(path, pretty, key, showSecrets: true), indent: pretty);
+
+    /// <summary>What stands for a payload left out: its length, and how to see it.</summary>
+    public static string Withheld(long bytes) => $"<sensitive: {bytes} bytes; --show-secrets prints them>";
 
     /// <summary>Renders entries already in memory the same way (magic name plus entries).</summary>
     public static string Render(ImageKind kind, IEnumerable<IMessage> entries)
@@ -24,12 +32,13 @@ public static class ImageJson
         return PyJson.Serialize(new PyJson.Obj { { "magic", kind.Name }, { "entries", list } }) + "\n";
     }
 
-    private static PyJson.Obj Decode(string path, bool pretty)
+    private static PyJson.Obj Decode(string path, bool pretty, Security.Encryption.ImageKey? key, bool showSecrets)
     {
-        // Like crit, the kind comes from the magic, not the file name.
-        var kind = DetectKind(path);
+        // Like crit, the kind comes from the magic, not the file name (of the plaintext, when it is encrypted).
+        var kind = DetectKind(path, key);
         var entries = new List<object>();
-        using var reader = ImageReader.Open(path, kind);
+        using var reader = ImageReader.Open(path, kind, key);
+        object Payload(byte[] raw) => showSecrets || raw.Length == 0 ? CritFormat.Base64Lines(raw) : Withheld(raw.Length);
         if (kind.Head is { } head && reader.Read(head) is { } h)
             entries.Add(EntryJson.ToJson(h, pretty));
         while (reader.Read(kind.Entry!) is { } entry)
@@ -38,16 +47,16 @@ public static class ImageJson
             switch (kind.Extra, entry)
             {
                 case (ExtraPayload.PipeData, pipe_data_entry p):
-                    obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(p.Bytes)));
+                    obj.Add("extra", Payload(reader.ReadExtra(p.Bytes)));
                     break;
                 case (ExtraPayload.SkQueue, sk_packet_entry q):
-                    obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(q.Length)));
+                    obj.Add("extra", Payload(reader.ReadExtra(q.Length)));
                     break;
                 case (ExtraPayload.TcpQueues, tcp_stream_entry t):
                     obj.Add("extra", new PyJson.Obj
                     {
-                        { "inq", CritFormat.Base64Lines(reader.ReadExtra(t.InqLen)) },
-                        { "outq", CritFormat.Base64Lines(reader.ReadExtra(t.OutqLen)) },
+                        { "inq", Payload(reader.ReadExtra(t.InqLen)) },
+                        { "outq", Payload(reader.ReadExtra(t.OutqLen)) },
                     });
                     break;
                 case (ExtraPayload.IpcSemValues, ipc_sem_entry sem):
@@ -65,7 +74,7 @@ public static class ImageJson
                         var m = reader.Read<ipc_msg>() ?? throw new ImageFormatException(path, reader.Position, $"queue {queue.Desc.Id}: {queue.Qnum} messages listed, {i} present");
                         var text = reader.ReadExtra((m.Msize + 7L) / 8 * 8);
                         messages.Add(EntryJson.ToJson(m, pretty));
-                        messages.Add(CritFormat.Base64Lines(text.AsSpan(0, (int)m.Msize).ToArray()));
+                        messages.Add(Payload(text.AsSpan(0, (int)m.Msize).ToArray()));
                     }
                     obj.Add("extra", messages);
                     break;
@@ -73,35 +82,44 @@ public static class ImageJson
                 case (ExtraPayload.IpcShmData, ipc_shm_entry shm) when !(shm.HasInPagemaps && shm.InPagemaps):
                 {
                     var raw = reader.ReadExtra(((long)shm.Size + 3) / 4 * 4);
-                    obj.Add("extra", CritFormat.Base64Lines(raw.AsSpan(0, (int)shm.Size).ToArray()));
+                    obj.Add("extra", Payload(raw.AsSpan(0, (int)shm.Size).ToArray()));
                     break;
                 }
                 case (ExtraPayload.GhostData, ghost_file_entry g) when !g.Chunks:
-                    obj.Add("extra", CritFormat.Base64Lines(reader.ReadExtra(reader.Remaining)));
+                    obj.Add("extra", Payload(reader.ReadExtra(reader.Remaining)));
                     break;
                 case (ExtraPayload.GhostData, ghost_file_entry):
                     entries.Add(obj);
                     while (reader.Read<ghost_chunk_entry>() is { } chunk)
                     {
                         var c = EntryJson.ToJson(chunk, pretty);
-                        c.Add("extra", CritFormat.Base64Lines(reader.ReadExtra((long)chunk.Len)));
+                        c.Add("extra", Payload(reader.ReadExtra((long)chunk.Len)));
                         entries.Add(c);
                     }
                     continue;
             }
+            if (entry is tty_data_entry tty && !showSecrets)
+                Withhold(obj, "data", tty.Data.Length);   // what was typed or printed and not yet read
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };
     }
 
+    private static void Withhold(PyJson.Obj obj, string field, long bytes)
+    {
+        int i = obj.FindIndex(kv => kv.Key == field);
+        if (i >= 0)
+            obj[i] = new(field, Withheld(bytes));
+    }
+
     /// <summary>The kind a file's magics name (IMG_SERVICE heads stats images); one line naming the file otherwise.</summary>
-    public static ImageKind DetectKind(string path)
+    public static ImageKind DetectKind(string path, Security.Encryption.ImageKey? key = null)
     {
         byte[] head = new byte[8];
         int n;
         try
         {
-            using var f = File.OpenRead(path);
+            using var f = Security.Encryption.StoredFile.OpenStream(File.OpenHandle(path), path, key);
             n = f.ReadAtLeast(head, 8, throwOnEndOfStream: false);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -28,7 +28,7 @@ public sealed class MemoryChain
         string full = Path.GetFullPath(prev, ctx.Images.Path);
         if (!Directory.Exists(full))
             throw new CrispException($"--prev-images-dir {prev}: {full} is not a directory");
-        var dir = ImageDirectory.Open(full, ctx.Images.PagesKey);
+        var dir = ImageDirectory.Open(full, ctx.Images.Key);
         if (!dir.Exists(ImageFile.Inventory))
             throw new CrispException($"--prev-images-dir {prev}: {full} holds no checkpoint (inventory.img is missing)");
         Parent = dir;

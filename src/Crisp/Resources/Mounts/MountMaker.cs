@@ -78,7 +78,7 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
     private void Fill(PlannedMount m, string target, string data)
     {
         string file = TmpfsArchive.FileName(m.Entry.RootDev);
-        using (var input = File.OpenRead(Path.Combine(images.Path, file)))
+        using (var input = images.OpenRead(file))
         {
             int n = TmpfsArchive.Extract(input, Join(crispBase, m.Path), file);
             log.Debug($"mounts: {n} entries of {file} restored into {m.Path}");

@@ -36,7 +36,7 @@ public sealed class MountNamespace : INamespaceContent
         foreach (var tmpfs in plan.Mounts.Where(m => m.Origin == MountOrigin.Fresh && m.Entry.Fstype == MountFsTypes.Tmpfs))
         {
             string file = TmpfsArchive.FileName(tmpfs.Entry.RootDev);
-            using var output = Security.PrivateFile.Create(Path.Combine(ctx.Images.Path, file), ctx.Images.Modes.File, 1 << 16);
+            using var output = ctx.Images.CreateStream(file);
             int n = TmpfsArchive.Write(Procfs.Host.Path(root.Pid, $"root{MountMaker.Join(tmpfs.Path)}"), output);
             ctx.Log.Debug($"mounts: {n} entries of tmpfs {tmpfs.Path} in {file}");
         }

@@ -135,7 +135,7 @@ public sealed partial class NetNamespace : INamespaceContent
     }
 
     private static List<NetlinkMessage> ReadRaw(RestoreContext ctx, ImageFile file, uint magic) =>
-        ctx.Images.Exists(file) ? IprouteSave.Read(File.ReadAllBytes(ctx.Images.PathOf(file)), magic, file.FileName) : [];
+        ctx.Images.Exists(file) ? IprouteSave.Read(ctx.Images.ReadAllBytes(file), magic, file.FileName) : [];
 
     /// <summary>lo of a new namespace is ifindex 1 and down: brought up (as it was) with its MTU.</summary>
     private static void SetLoopback(RtNetlink nl, net_device_entry lo)

@@ -4,18 +4,18 @@ using System.Text;
 namespace Crisp.Security.Encryption;
 
 /// <summary>The 32-byte key of --encrypt-key, read from a file holding it raw (exactly 32 bytes), as 64 hex
-/// digits, or as base64 (`head -c32 /dev/urandom > key`, or `openssl rand -hex 32 > key`). Each pages file gets
+/// digits, or as base64 (`head -c32 /dev/urandom > key`, or `openssl rand -hex 32 > key`). Each image file gets
 /// its own AES-256 key from it by HKDF-SHA256 with the file's random salt, so nonces never repeat under a key.
 /// The key id (8 bytes of HMAC-SHA256 of a fixed label) tells a wrong key from a tampered file.</summary>
-public sealed class PagesKey
+public sealed class ImageKey
 {
     public const string Option = "--encrypt-key";
-    private static readonly byte[] IdLabel = "crisp pages key id"u8.ToArray();
-    private static readonly byte[] FileKeyInfo = "crisp pages v1"u8.ToArray();
+    private static readonly byte[] IdLabel = "crisp image key id"u8.ToArray();
+    private static readonly byte[] FileKeyInfo = "crisp images v2"u8.ToArray();
 
     private readonly byte[] _key;
 
-    private PagesKey(byte[] key)
+    private ImageKey(byte[] key)
     {
         _key = key;
         Id = HMACSHA256.HashData(key, IdLabel).AsSpan(0, 8).ToArray();
@@ -24,7 +24,7 @@ public sealed class PagesKey
     public byte[] Id { get; }
     public string IdText => Convert.ToHexStringLower(Id);
 
-    public static PagesKey Load(string path)
+    public static ImageKey Load(string path)
     {
         byte[] raw;
         try
@@ -35,12 +35,12 @@ public sealed class PagesKey
         {
             throw new CrispException($"{path}: cannot read key: {e.Message}");
         }
-        return new PagesKey(Decode(raw) ?? throw new CrispException(
+        return new ImageKey(Decode(raw) ?? throw new CrispException(
             $"{path}: not a 32-byte key (expected 32 raw bytes, 64 hex digits or base64 of 32 bytes; make one with: head -c32 /dev/urandom > KEY)"));
     }
 
-    public static PagesKey FromBytes(byte[] key) =>
-        key.Length == 32 ? new PagesKey([.. key]) : throw new ArgumentException("a pages key is 32 bytes", nameof(key));
+    public static ImageKey FromBytes(byte[] key) =>
+        key.Length == 32 ? new ImageKey([.. key]) : throw new ArgumentException("an image key is 32 bytes", nameof(key));
 
     /// <summary>The AES-256 key of one file.</summary>
     internal byte[] FileKey(ReadOnlySpan<byte> salt)

@@ -1,14 +1,14 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
-using static Crisp.Security.Encryption.EncryptedPagesFormat;
+using static Crisp.Security.Encryption.EncryptedFileFormat;
 
 namespace Crisp.Security.Encryption;
 
-/// <summary>Reads the plaintext of an encrypted pages file: each chunk a read touches is read whole, its tag
+/// <summary>Reads the plaintext of an encrypted image file: each chunk a read touches is read whole, its tag
 /// checked and decrypted — straight into the caller's buffer when the read covers the chunk, else into a
 /// one-chunk cache. A chunk that fails its tag fails the read in one line naming the file and the chunk.</summary>
-internal sealed class EncryptedPagesFile : PagesFile
+internal sealed class EncryptedFile : StoredFile
 {
     private readonly SafeFileHandle _handle;
     private readonly AesGcm? _aes;
@@ -18,19 +18,21 @@ internal sealed class EncryptedPagesFile : PagesFile
     private long _cached = -1;
     private readonly byte[] _nonce = new byte[NonceSize];
 
-    public EncryptedPagesFile(string path, SafeFileHandle handle, ReadOnlySpan<byte> head, PagesKey? key) : base(path)
+    public EncryptedFile(string path, SafeFileHandle handle, ReadOnlySpan<byte> head, ImageKey? key) : base(path)
     {
         _handle = handle;
-        if (head.Length < HeaderSize || BitConverter.ToUInt32(head[8..]) != EncryptedPagesFormat.Version || BitConverter.ToUInt32(head[12..]) != ChunkSize)
-            throw new Images.ImageFormatException(path, 0, "encrypted pages file with an unknown header (version or chunk size)");
+        if (head.Length < HeaderSize || BitConverter.ToUInt32(head[8..]) != EncryptedFileFormat.Version || BitConverter.ToUInt32(head[12..]) != ChunkSize)
+            throw new Images.ImageFormatException(path, 0, "encrypted image with an unknown header (version or chunk size)");
         byte[] header = head[..HeaderSize].ToArray();
         Length = PlainLength(RandomAccess.GetLength(handle));
         if (Length < 0)
-            throw new Images.ImageFormatException(path, 0, "encrypted pages file of impossible length (truncated)");
+            throw new Images.ImageFormatException(path, 0, "encrypted image of impossible length (truncated)");
         // As the writer seals them: whole chunks, then the rest as the last (an empty one when there is nothing).
         _chunks = Length > 0 && Length % ChunkSize == 0 ? Length / ChunkSize : Length / ChunkSize + 1;
-        _aadMiddle = Aad(header, last: false);
-        _aadLast = Aad(header, last: true);
+        string name = System.IO.Path.GetFileName(path);
+        _aadMiddle = Aad(header, name, last: false);
+        _aadLast = Aad(header, name, last: true);
+        KeyIdText = Convert.ToHexStringLower(KeyId(header));
         if (key is null)
             return;
         if (!KeyId(header).SequenceEqual(key.Id))
@@ -40,12 +42,30 @@ internal sealed class EncryptedPagesFile : PagesFile
 
     public override long Length { get; }
 
+    /// <summary>The id of the key the file was encrypted with (hex).</summary>
+    public string KeyIdText { get; }
+
+    /// <summary>Reads every chunk once, checking its tag (before a restore creates anything).</summary>
+    public void Authenticate()
+    {
+        byte[] plain = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        try
+        {
+            for (long c = 0; c < _chunks; c++)
+                Open(c, plain.AsSpan(0, ChunkLength(c)));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(plain, clearArray: true);
+        }
+    }
+
     public override void ReadExactly(Span<byte> buffer, long offset)
     {
         if (_aes is null)
-            throw new CrispException($"{Path}: encrypted (AES-256-GCM); pass {PagesKey.Option} KEY to read it");
+            throw new CrispException($"{Path}: encrypted (AES-256-GCM); pass {ImageKey.Option} KEY to read it");
         if (offset < 0 || offset + buffer.Length > Length)
-            throw new Images.ImageFormatException(Path, offset, "truncated pages file");
+            throw new Images.ImageFormatException(Path, offset, "truncated image");
         while (!buffer.IsEmpty)
         {
             long chunk = offset / ChunkSize;
@@ -100,7 +120,7 @@ internal sealed class EncryptedPagesFile : PagesFile
         catch (AuthenticationTagMismatchException)
         {
             plain.Clear();
-            throw new CrispException($"{Path}: chunk {chunk} (page data at {chunk * ChunkSize}..{chunk * ChunkSize + plain.Length}) fails authentication: changed since the dump");
+            throw new CrispException($"{Path}: chunk {chunk} (data at {chunk * ChunkSize}..{chunk * ChunkSize + plain.Length}) fails authentication: changed since the dump");
         }
     }
 }

@@ -1,13 +1,13 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using static Crisp.Security.Encryption.EncryptedPagesFormat;
+using static Crisp.Security.Encryption.EncryptedFileFormat;
 
 namespace Crisp.Security.Encryption;
 
-/// <summary>Write-only stream that encrypts what the pagemap writer hands it into the chunked format, as it
-/// goes (no second pass over the pages): a chunk is sealed once it is full and more data follows, the last one
-/// on Dispose. Large writes are encrypted straight from the caller's buffer.</summary>
-internal sealed class EncryptingPagesStream : Stream
+/// <summary>Write-only stream that encrypts what an image writer hands it into the chunked format, as it goes
+/// (no second pass over the pages): a chunk is sealed once it is full and more data follows, the last one on
+/// Dispose. Large writes are encrypted straight from the caller's buffer.</summary>
+internal sealed class EncryptingStream : Stream
 {
     private readonly Stream _file;
     private readonly AesGcm _aes;
@@ -21,14 +21,15 @@ internal sealed class EncryptingPagesStream : Stream
     private long _chunk;
     private bool _disposed;
 
-    public EncryptingPagesStream(Stream file, PagesKey key)
+    /// <param name="fileName">The image's name in its directory, bound into every chunk.</param>
+    public EncryptingStream(Stream file, ImageKey key, string fileName)
     {
         _file = file;
         byte[] salt = RandomNumberGenerator.GetBytes(16);
         _header = Header(key, salt);
         _aes = new AesGcm(key.FileKey(salt), TagSize);
-        _aadMiddle = Aad(_header, last: false);
-        _aadLast = Aad(_header, last: true);
+        _aadMiddle = Aad(_header, fileName, last: false);
+        _aadLast = Aad(_header, fileName, last: true);
         _file.Write(_header);
     }
 
