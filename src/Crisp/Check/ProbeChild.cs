@@ -23,9 +23,13 @@ public sealed class ProbeChild : IDisposable
     /// <summary>Starts the puppet and waits until it runs its own code (exec done).</summary>
     public static ProbeChild StartPuppet(SpawnOptions? options = null)
     {
-        using var memfd = Memfd.Create("crisp-check", Memfd.MFD_CLOEXEC | Memfd.MFD_EXEC);
-        File.WriteAllBytes($"/proc/self/fd/{memfd.Fd}", PuppetElf.Build());
-        var child = new ProbeChild(Spawn.Start($"/proc/self/fd/{memfd.Fd}", ["crisp-check"], options));
+        using var made = Memfd.Create("crisp-check", Memfd.MFD_CLOEXEC | Memfd.MFD_EXEC);
+        File.WriteAllBytes($"/proc/self/fd/{made.Fd}", PuppetElf.Build());
+        // The child execs /proc/self/fd/N after its fd actions: N must not be a number those put something else on.
+        var targets = (options?.Fds.Select(f => f.Target) ?? []).Concat(options?.Opens.Select(o => o.Target) ?? []).ToHashSet();
+        using var moved = targets.Contains(made.Fd) ? MovedAbove(made.Fd, targets) : null;
+        int memfd = moved?.Fd ?? made.Fd;
+        var child = new ProbeChild(Spawn.Start($"/proc/self/fd/{memfd}", ["crisp-check"], options));
         try
         {
             string prefix = $"{PuppetElf.BaseAddress:x8}-";
@@ -37,6 +41,12 @@ public sealed class ProbeChild : IDisposable
             throw;
         }
         return child;
+    }
+
+    private static UnixFd MovedAbove(int fd, HashSet<int> taken)
+    {
+        var copy = new UnixFd((int)RawSyscall.Call("fcntl(F_DUPFD_CLOEXEC)", Sysno.fcntl, fd, 1030, taken.Max() + 1));
+        return copy;
     }
 
     /// <summary>Starts <paramref name="path"/> and waits until it sleeps (its start-up code is done).</summary>
