@@ -76,17 +76,7 @@ public static class MigrateCommand
         Crisp.Security.PrivateFile.CreateDirectory(dir, modes.Directory);
         var status = ctx.StatusFd();
         using var tls = PageServerCommand.Tls(ctx);
-        using var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(new IPEndPoint(ip, port));
-            listener.Listen(1);
-        }
-        catch (SocketException e)
-        {
-            throw new CrispException($"receive: cannot listen on {address}:{port} ({e.Message})");
-        }
+        using var listener = Crisp.Images.PageServer.TcpListenerSocket.Listen(ip, address, port, "receive");
         ctx.Log.Info($"receive: listening on {address}:{port}, images to {dir}");
         status?.Ready();
         var socket = listener.Accept();

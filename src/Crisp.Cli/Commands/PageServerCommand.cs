@@ -22,17 +22,7 @@ public static class PageServerCommand
         // --encrypt-key: what arrives in the clear (CRIU's protocol carries plain pages) is encrypted as it is written.
         var key = ctx.Args.Get("encrypt-key") is { } k ? Crisp.Security.Encryption.ImageKey.Load(ctx.InWorkDir(k)!) : null;
         using var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode(), key);
-        using var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(new IPEndPoint(ip, port));
-            listener.Listen(1);
-        }
-        catch (SocketException e)
-        {
-            throw new CrispException($"page server: cannot listen on {address}:{port} ({e.Message})");
-        }
+        using var listener = Crisp.Images.PageServer.TcpListenerSocket.Listen(ip, address, port, "page server");
         ctx.Log.Info($"page server: listening on {address}:{port}, images to {dir.Path}{(key is null ? "" : $" (encrypted, key id {key.IdText})")}");
         status?.Ready();
         var socket = listener.Accept();

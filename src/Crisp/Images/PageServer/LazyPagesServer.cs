@@ -29,18 +29,7 @@ public sealed class LazyPagesServer : IDisposable
     {
         if (!IPAddress.TryParse(address, out var ip))
             throw new CrispException($"lazy pages: bad --address '{address}': an IPv4 or IPv6 address");
-        var listener = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(new IPEndPoint(ip, port));
-            listener.Listen(1);
-        }
-        catch (SocketException e)
-        {
-            listener.Dispose();
-            throw new CrispException($"lazy pages: cannot listen on {address}:{port} ({e.Message})");
-        }
+        var listener = TcpListenerSocket.Listen(ip, address, port, "lazy pages");
         return new LazyPagesServer(listener, $"{address}:{port}");
     }
 
