@@ -39,8 +39,7 @@ public class NamespaceRefusalTests
         }
         finally
         {
-            RawSyscall.TryCall(Sysno.kill, unshare, Live.SIGKILL);
-            Live.ReapWithin(unshare);
+            PidNamespaceTests.KillUnshare(unshare);
         }
     }
 
@@ -66,8 +65,7 @@ public class NamespaceRefusalTests
         }
         finally
         {
-            RawSyscall.TryCall(Sysno.kill, unshare, Live.SIGKILL);
-            Live.ReapWithin(unshare);
+            PidNamespaceTests.KillUnshare(unshare);
         }
     }
 
@@ -89,8 +87,7 @@ public class NamespaceRefusalTests
         }
         finally
         {
-            RawSyscall.TryCall(Sysno.kill, unshare, Live.SIGKILL);
-            Live.ReapWithin(unshare);
+            PidNamespaceTests.KillUnshare(unshare);
         }
 
         AssertRefused(dir, "unknown-kind", images => EditIds(images, 1, ids => ids.MergeFrom(new byte[] { 13 << 3, 7 })),

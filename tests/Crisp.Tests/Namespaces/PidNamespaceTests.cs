@@ -180,6 +180,20 @@ public class PidNamespaceTests(ITestOutputHelper output)
         Assert.Contains("  namespaces: new pid, uts namespace(s) for the tree", show.Stdout);
     }
 
+    /// <summary>unshare and the pid namespace it made: SIGKILL to the namespace's init first (the kernel kills the
+    /// rest of it; killing unshare alone would leave the tree running, orphaned), then to unshare, which is reaped.</summary>
+    internal static void KillUnshare(int unshare)
+    {
+        try
+        {
+            foreach (int init in Children(unshare))
+                RawSyscall.TryCall(Sysno.kill, init, Live.SIGKILL);
+        }
+        catch (IOException) { }     // unshare is gone already
+        RawSyscall.TryCall(Sysno.kill, unshare, Live.SIGKILL);
+        Live.ReapWithin(unshare);
+    }
+
     internal static int[] Children(int pid) =>
         [.. File.ReadAllText($"/proc/{pid}/task/{pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)];
 
