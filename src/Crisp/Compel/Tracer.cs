@@ -119,6 +119,33 @@ public sealed class Tracer : IDisposable
             while (Wait.TryWaitPid(tid, out var status, Wait.WALL) > 0 && !status.Dead) { }
     });
 
+    /// <summary>As <see cref="Reap"/>, but gives up on a task not dead within <paramref name="limit"/> (all of them
+    /// together): a killed task that cannot die (frozen by a cgroup, stuck in the kernel) must not hang crisp.
+    /// Returns the tids still not reaped.</summary>
+    public List<int> ReapWithin(IEnumerable<int> tids, TimeSpan limit) => Run(() =>
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var left = new List<int>();
+        foreach (int tid in tids)
+        {
+            while (true)
+            {
+                int r = Wait.TryWaitPid(tid, out var status, Wait.WALL | Wait.WNOHANG);
+                if (r < 0 || r > 0 && status.Dead)
+                    break;
+                if (r > 0)
+                    continue;
+                if (clock.Elapsed > limit)
+                {
+                    left.Add(tid);
+                    break;
+                }
+                Thread.Sleep(clock.ElapsedMilliseconds < 50 ? 0 : 5);
+            }
+        }
+        return left;
+    });
+
     public void Dispose()
     {
         if (_thread == Thread.CurrentThread)

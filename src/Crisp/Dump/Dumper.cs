@@ -378,9 +378,11 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // has threads (delay_group_leader), so waiting for it first would block for ever. Children before
         // parents: the init of a pid namespace does not finish dying until every other task of it is reaped.
         var threads = ctx.Tasks.AsEnumerable().Reverse().SelectMany(t => t.Threads).OrderBy(t => t.Tid == t.Thread.Pid ? 1 : 0).ToList();
-        ctx.Tracer.Reap(threads.Select(t => t.Tid));
+        var stuck = ctx.Tracer.ReapWithin(threads.Select(t => t.Tid), ctx.Options.Timeout);
         foreach (var thread in threads)
             thread.Thread.IsDetached = true;
+        if (stuck.Count > 0)
+            ctx.Log.Error($"killed but not dead after {ctx.Options.Timeout.TotalSeconds:F0} s: {string.Join(", ", stuck.Select(Linux.Proc.ProcTasks.Describe))}; the images are complete");
     }
 }
 

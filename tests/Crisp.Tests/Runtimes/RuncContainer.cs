@@ -83,7 +83,9 @@ internal sealed class RuncContainer : IDisposable
 
     private string Runc(TimeSpan timeout, string[] args, string? workDir, string? log)
     {
-        var r = CrispCli.RunProcess("runc", timeout, Env(), ["--log", RuncLog, .. args]);
+        var r = CrispCli.RunProcess("runc", timeout, Env(), pid => HangReport.Describe(pid, ContainerPids()) + "\n" + LastLines(RuncLog, 6) + "\n" + LastLines(Path.Combine(workDir ?? "", log ?? ""), 25)
+            + (_env.TryGetValue("CUDA_STANDIN_DIR", out var standIn) && File.Exists(Path.Combine(standIn, "calls.log")) ? "\ncuda-checkpoint calls:\n" + File.ReadAllText(Path.Combine(standIn, "calls.log")) : ""),
+            ["--log", RuncLog, .. args]);
         Assert.True(r.ExitCode == 0, $"runc {string.Join(' ', args)}: exit {r.ExitCode}\n{r.Stderr}\n{CrispLog(workDir, log)}");
         return r.Stdout;
     }
@@ -111,8 +113,27 @@ internal sealed class RuncContainer : IDisposable
         return env;
     }
 
+    /// <summary>The processes in the container's cgroups (for a hang report), from every v1 hierarchy and v2.</summary>
+    private List<int> ContainerPids()
+    {
+        var pids = new List<int>();
+        foreach (var root in new[] { "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified" })
+        {
+            if (!Directory.Exists(root))
+                continue;
+            foreach (var dir in Directory.EnumerateDirectories(root, "*" + Id + "*", SearchOption.AllDirectories))
+                foreach (var line in File.ReadAllLines(Path.Combine(dir, "cgroup.procs")))
+                    if (int.TryParse(line, out int pid))
+                        pids.Add(pid);
+        }
+        return pids;
+    }
+
     private static string CrispLog(string? dir, string? name) =>
         dir is null || name is null ? "" : Tail(Path.Combine(dir, name));
+
+    private static string LastLines(string file, int n) =>
+        File.Exists(file) ? string.Join('\n', File.ReadAllLines(file).TakeLast(n)) : $"(no {file})";
 
     private static string Tail(string file) =>
         File.Exists(file) ? string.Join('\n', File.ReadAllLines(file).Where(l => l.Contains("Error:"))

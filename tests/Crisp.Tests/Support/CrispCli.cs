@@ -21,7 +21,12 @@ public static class CrispCli
 
     /// <summary>Runs <paramref name="exe"/> to its end with its output captured; one still running after
     /// <paramref name="timeout"/> is killed (with its children) and the call throws.</summary>
-    public static Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, params string[] args)
+    public static Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, params string[] args) =>
+        RunProcess(exe, timeout, env, null, args);
+
+    /// <summary>As above; <paramref name="onHang"/> says, before the kill, what the hung process (its pid given)
+    /// and those it waits on were doing, for the exception's message.</summary>
+    public static Result RunProcess(string exe, TimeSpan timeout, IDictionary<string, string>? env, Func<int, string>? onHang, params string[] args)
     {
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args)
@@ -34,8 +39,11 @@ public static class CrispCli
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(timeout))
         {
+            string report = "";
+            try { report = "\n" + (onHang ?? (pid => HangReport.Describe(pid)))(p.Id); }
+            catch (Exception e) { report = $"\n(no hang report: {e.Message})"; }
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in {timeout}");
+            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in {timeout}{report}");
         }
         p.WaitForExit();
         return new Result(p.ExitCode, stdout.Result, stderr.Result);

@@ -36,6 +36,23 @@ public static class ProcTasks
         return all.ToArray();
     }
 
+    /// <summary>"TID (state S in WCHAN)" for a message about a thread that does not do what was asked of it
+    /// (/proc/TID works for any thread id).</summary>
+    public static string Describe(int tid)
+    {
+        try
+        {
+            string stat = Procfs.Host.ReadText(tid, "stat");
+            char state = stat[stat.LastIndexOf(')') + 2];
+            string wchan = Procfs.Host.ReadText(tid, "wchan").Trim();
+            return $"{tid} (state {state}{(wchan is "" or "0" ? "" : " in " + wchan)})";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or IndexOutOfRangeException)
+        {
+            return $"{tid} (gone)";
+        }
+    }
+
     /// <summary>"123 456 " → [123, 456].</summary>
     public static int[] ParseChildren(string text)
         => Array.ConvertAll(text.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries), int.Parse);
