@@ -100,9 +100,26 @@ public static class ImageJson
             }
             if (entry is tty_data_entry tty && !showSecrets)
                 Withhold(obj, "data", tty.Data.Length);   // what was typed or printed and not yet read
+            if (entry is ipc_var_entry { PosixMqs.Count: > 0 } ipcVar && !showSecrets)
+                WithholdQueuedMessages(obj, ipcVar);
             entries.Add(obj);
         }
         return new PyJson.Obj { { "magic", kind.Name }, { "entries", entries } };
+    }
+
+    /// <summary>The text of every message queued in a POSIX message queue (crisp's part of ipcns-var).</summary>
+    private static void WithholdQueuedMessages(PyJson.Obj obj, ipc_var_entry entry)
+    {
+        if (obj.FirstOrDefault(kv => kv.Key == "posix_mqs").Value is not List<object> queues)
+            return;
+        for (int q = 0; q < queues.Count && q < entry.PosixMqs.Count; q++)
+        {
+            if (queues[q] is not PyJson.Obj queue || queue.FirstOrDefault(kv => kv.Key == "msgs").Value is not List<object> msgs)
+                continue;
+            for (int m = 0; m < msgs.Count && m < entry.PosixMqs[q].Msgs.Count; m++)
+                if (msgs[m] is PyJson.Obj msg)
+                    Withhold(msg, "data", entry.PosixMqs[q].Msgs[m].Data.Length);
+        }
     }
 
     private static void Withhold(PyJson.Obj obj, string field, long bytes)

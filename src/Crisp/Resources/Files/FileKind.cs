@@ -72,6 +72,7 @@ public static class FileKinds
         new Sockets.Netlink.NetlinkSocketFile(),
         new Sockets.Packet.PacketSocketFile(),
         new Pidfds.PidFdFile(),
+        new Mqueue.PosixQueueFile(),
     ];
 
     public static IFileKind? Claiming(OpenFd fd) => All.FirstOrDefault(k => k.Claims(fd));

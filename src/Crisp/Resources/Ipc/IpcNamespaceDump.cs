@@ -7,17 +7,18 @@ namespace Crisp.Resources.Ipc;
 /// <summary>Reads the SysV objects of the IPC namespace the calling thread is in (run it on an
 /// <see cref="IpcNamespaceThread"/>), as CRIU's ipc_ns.c does: every segment (contents through a read-only
 /// attachment in crisp, into pagemap-shmem-ID.img), semaphore set (GETALL) and queue (messages copied with
-/// MSG_COPY, so the queue keeps them), and the sysctls.</summary>
+/// MSG_COPY, so the queue keeps them), the sysctls, and the POSIX message queues (<see cref="PosixQueues"/>).</summary>
 public static class IpcNamespaceDump
 {
     /// <summary>The whole namespace (the tree's own).</summary>
     public static IpcNamespaceImage Whole(DumpContext ctx, int rootPid)
     {
-        if (PosixQueues.List(out string? why) is { Count: > 0 } queues)
-            throw new CrispException($"the IPC namespace of task {rootPid} holds POSIX message queue(s) {string.Join(", ", queues)}: not supported yet");
+        var names = PosixQueues.List(out string? why);
         if (why is not null)
             ctx.Log.Warn($"the POSIX message queues of task {rootPid}'s IPC namespace cannot be listed ({why}); any there are not dumped");
         var image = new IpcNamespaceImage { Var = IpcSysctls.Read() };
+        if (names is { Count: > 0 })
+            image.Var.PosixMqs.AddRange(PosixQueues.ReadAll(names));
         int max = SysvIpc.ShmMaxIndex();
         for (int i = 0; i <= max; i++)
             if (SysvIpc.ShmAtIndex(i) is { } shm)

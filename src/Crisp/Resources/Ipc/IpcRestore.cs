@@ -73,8 +73,10 @@ public sealed class IpcRestore : IRestoreStage
                     objects.CreateQueue(q);
                 foreach (var s in image.Sems)
                     objects.CreateSemSet(s);
+                foreach (var q in image.Var!.PosixMqs)
+                    PosixQueues.Create(q);
             });
-            ctx.Log.Info($"IPC namespace: {image.Segments.Count} shm segment(s), {image.Queues.Count} message queue(s), {image.Sems.Count} semaphore set(s)");
+            ctx.Log.Info($"IPC namespace: {image.Segments.Count} shm segment(s), {image.Queues.Count} message queue(s), {image.Sems.Count} semaphore set(s), {image.Var!.PosixMqs.Count} POSIX message queue(s)");
         }
         else
         {
