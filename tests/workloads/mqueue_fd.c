@@ -1,7 +1,7 @@
 /*
- * mqueue_fd DIR [nofd] -- holds a POSIX message queue open (mq_open) with one message queued; writes
- * "ready PID" to DIR/ready, then sleeps until killed. crisp refuses such an fd by name. With "nofd" (run in
- * an IPC namespace of its own) the queue stays in the namespace with no fd open on it.
+ * mqueue_fd DIR [nofd] -- holds a POSIX message queue open (mq_open) with one message queued, its name unlinked;
+ * writes "ready PID" to DIR/ready, then sleeps until killed. crisp refuses an fd on a queue unlinked while open by
+ * name. With "nofd" (run in an IPC namespace of its own) the queue stays in the namespace with no fd open on it.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
