@@ -89,7 +89,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         bool released = false;
         try
         {
-            SeizeTree(ctx);
+            DumpPipeline.Seize(ctx);
             stats.FrozenAt = clock.Elapsed;
             counters.Freezing = clock.Elapsed;
             ctx.Faults.At("dump:seized");
@@ -101,19 +101,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             options.Progress?.Begin("dumping memory and state");
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.CheckpointDevices(task.Pid);
-            foreach (var task in ctx.Tasks)
-            {
-                foreach (var stage in Stages)
-                {
-                    ctx.Log.Debug($"dump {stage.Name} of {task.Pid}");
-                    long stageStart = Stopwatch.GetTimestamp();
-                    stage.Dump(ctx, task);
-                    counters.AddStageTime(stage.Name, Stopwatch.GetElapsedTime(stageStart));
-                    ctx.Faults.At($"dump:{stage.Name}");
-                }
-            }
-            foreach (var stage in Stages)
-                stage.Finish(ctx);
+            Pipeline.CollectAll(ctx);
+            Pipeline.FinishAll(ctx);
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             if (spool is not null)
             {
@@ -160,9 +149,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             if (!released)
             {
                 _treePids.AddRange(ctx.Tasks.Select(t => t.Pid).Where(p => p != options.RootPid));
-                ReleaseStages(ctx, killed: false);
-                ReleaseAfterFailure(ctx, exitPlugins: true);
-                RestoreFreezerState(ctx);
+                Pipeline.Release(ctx, killed: false);
+                TreeRelease.LetGo(ctx, exitPlugins: true);
             }
             throw;
         }
@@ -176,14 +164,14 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 // Queued while still traced: once detached, each task takes the SIGSTOP and stays stopped.
                 foreach (var task in ctx.Tasks)
                     Signals.TryKill(task.Pid, Signals.SIGSTOP);
-                DetachAll(ctx);
-                RestoreFreezerState(ctx);
+                TreeRelease.DetachAll(ctx);
+                TreeRelease.RestoreFreezerState(ctx);
             }
             else
             {
                 KillAll(ctx);
-                ReleaseStages(ctx, killed: true);
-                RestoreFreezerState(ctx);
+                Pipeline.Release(ctx, killed: true);
+                TreeRelease.RestoreFreezerState(ctx);
             }
             counters.Frozen = clock.Elapsed - stats.FrozenAt;
         }
@@ -199,9 +187,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
     {
         if (ctx.Freezer is { WasFrozen: true } frozen)
             frozen.RequestFreeze();
-        ReleaseStages(ctx, killed: false);
-        DetachAll(ctx);
-        RestoreFreezerState(ctx);
+        Pipeline.Release(ctx, killed: false);
+        TreeRelease.DetachAll(ctx);
+        TreeRelease.RestoreFreezerState(ctx);
     }
 
     /// <summary>Before the seize, for the page spool: the anonymous and shared resident bytes of the tree under
@@ -241,29 +229,6 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         if (options.LeaveRunning || options.LeaveStopped || options.PageServer is not null || options.PrevImagesDir is not null || options.TrackMem || options.EncryptKey is not null)
             throw new CrispException("--lazy-pages serves the tree's pages itself and kills the tree after: it does not go with -R, -s, --page-server, --prev-images-dir, --track-mem or --encrypt-key");
         return Images.PageServer.LazyPagesServer.Listen(lazy.Address, lazy.Port);
-    }
-
-    /// <summary>Seizes the tree. A zombie child met while seizing (a shell's child that has just exited:
-    /// its parent reaps it as soon as it runs) makes us let the tree go for a moment and try again;
-    /// a zombie that stays is reported.</summary>
-    private static void SeizeTree(DumpContext ctx)
-    {
-        const int Attempts = 5;
-        for (int attempt = 1; ; attempt++)
-        {
-            try
-            {
-                TreeSeizer.SeizeTree(ctx);
-                return;
-            }
-            catch (ZombieTaskException e) when (attempt < Attempts && ctx.Options.FreezeCgroup is null)
-            {
-                ctx.Log.Info($"{e.Message}: releasing the tree and seizing again (attempt {attempt + 1})");
-                ReleaseAfterFailure(ctx);
-                ctx.Tasks.Clear();
-                Thread.Sleep(20 * attempt);
-            }
-        }
     }
 
     /// <summary>Cores and pstree.img, numbered as the tree's own pid namespace numbers its tasks (virtual pids).</summary>
@@ -318,29 +283,6 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         });
     }
 
-    /// <summary>Registers and scratch mappings back, plugins' devices back (while the tasks are still held),
-    /// every thread detached: the tree runs on as it was.</summary>
-    private static void ReleaseAfterFailure(DumpContext ctx, bool exitPlugins = false)
-    {
-        foreach (var task in ctx.Tasks)
-        {
-            try { task.Dispose(); }
-            catch (Exception e) { ctx.Log.Error($"restoring registers of {task.Pid}: {e.Message}"); }
-        }
-        if (exitPlugins)
-            ctx.Plugins.Exit(succeeded: false);
-        DetachAll(ctx);
-    }
-
-    private static void ReleaseStages(DumpContext ctx, bool killed)
-    {
-        foreach (var stage in Stages)
-        {
-            try { stage.Release(ctx, killed); }
-            catch (Exception e) { ctx.Log.Error($"releasing {stage.Name}: {e.Message}"); }
-        }
-    }
-
     /// <summary>What this dump's plugins see: options, and the threads crisp holds.</summary>
     private static Plugins.PluginRun PluginRun(DumpContext ctx) => new()
     {
@@ -353,21 +295,6 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         Tracer = ctx.Tracer,
         FindThread = (pid, tid) => ctx.Tasks.FirstOrDefault(t => t.Pid == pid)?.Threads.FirstOrDefault(t => t.Tid == tid)?.Thread,
     };
-
-    private static void RestoreFreezerState(DumpContext ctx)
-    {
-        try { ctx.Freezer?.RestoreOriginalState(ctx.Options.Timeout); }
-        catch (Exception e) { ctx.Log.Error($"putting cgroup {ctx.Freezer?.Path} back: {e.Message}"); }
-    }
-
-    private static void DetachAll(DumpContext ctx)
-    {
-        foreach (var task in ctx.Tasks)
-        {
-            try { task.Process.Detach(); }
-            catch (Exception e) { ctx.Log.Error($"detaching {task.Pid}: {e.Message}"); }
-        }
-    }
 
     /// <summary>SIGKILL every task, and consume their exits on the tracer thread so their parents can reap them.</summary>
     private static void KillAll(DumpContext ctx)

@@ -121,7 +121,7 @@ public sealed class ImageDirectory : IDisposable
     {
         string path = PathOf(file);
         if (VerifyOnOpen)
-            ImageManifest.VerifyFile(path, Pending);
+            ImageManifest.VerifyFile(this, file.FileName, Pending);
         return Security.Encryption.StoredFile.Open(OpenRaw(file.FileName), path, Key, Pending?.For(path));
     }
 
@@ -145,7 +145,53 @@ public sealed class ImageDirectory : IDisposable
 
     public string PathOf(string name) => System.IO.Path.Combine(Path, name);
 
-    public bool Exists(ImageFile file) => FileStatus.TryAt(Handle, file.FileName, followSymlink: true) is { IsDirectory: false };
+    public bool Exists(ImageFile file) => Exists(file.FileName);
+
+    /// <summary>Whether <paramref name="name"/> is a file here (through the handle).</summary>
+    public bool Exists(string name) => FileStatus.TryAt(Handle, name, followSymlink: true) is { IsDirectory: false };
+
+    /// <summary>The names of the files here, read through the handle: /proc/self/fd/N is the directory it holds,
+    /// whatever path it has now (the RPC passes only the fd).</summary>
+    public IEnumerable<string> FileNames() =>
+        Directory.EnumerateFiles($"/proc/self/fd/{Handle.Fd}").Select(System.IO.Path.GetFileName).OfType<string>();
+
+    /// <summary>The size of file <paramref name="name"/> here, as stored.</summary>
+    public long LengthOf(string name)
+    {
+        using var handle = OpenRaw(name);
+        return RandomAccess.GetLength(handle);
+    }
+
+    /// <summary>A small file's bytes as stored (the manifest and its signature are never encrypted).</summary>
+    public byte[] ReadRawBytes(string name)
+    {
+        using var handle = OpenRaw(name);
+        var bytes = new byte[RandomAccess.GetLength(handle)];
+        int at = 0, n;
+        while (at < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(at), at)) > 0)
+            at += n;
+        return at == bytes.Length ? bytes : bytes[..at];
+    }
+
+    /// <summary>Writes file <paramref name="name"/> whole with the directory's file mode, replacing it atomically
+    /// (NAME.tmp, then renameat): a reader sees the old file or the new one.</summary>
+    public void WriteRawReplacing(string name, ReadOnlySpan<byte> data)
+    {
+        string tmp = name + ".tmp";
+        using (var stream = PrivateFile.CreateAt(Handle, tmp, PathOf(tmp), Modes.File))
+            stream.Write(data);
+        FileIo.RenameAt(Handle.Fd, tmp, name);
+    }
+
+    /// <summary>Removes file <paramref name="name"/> when it is here.</summary>
+    public void Delete(string name) => FileIo.UnlinkAt(Handle.Fd, name);
+
+    /// <summary>The hash of file <paramref name="name"/> as stored (ciphertext when encrypted).</summary>
+    public byte[] HashOf(string name, Manifest.ManifestHash algorithm)
+    {
+        using var handle = OpenRaw(name);
+        return algorithm.OfHandle(handle);
+    }
 
     public ImageReader OpenReader(ImageFile file) => ImageReader.Open(OpenRead(file.FileName), PathOf(file), file.Kind);
 
@@ -182,9 +228,7 @@ public sealed class ImageDirectory : IDisposable
 
     /// <summary>Image files present, with their kind where the name is a known one.</summary>
     public IReadOnlyList<(string FileName, ImageFile? File)> List() =>
-        Directory.EnumerateFiles(Path)
-            .Select(System.IO.Path.GetFileName)
-            .OfType<string>()
+        FileNames()
             .Order(StringComparer.Ordinal)
             .Select(n => (n, ImageKind.FromFileName(n)))
             .ToList();

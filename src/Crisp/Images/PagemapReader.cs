@@ -110,7 +110,7 @@ public sealed class PagemapReader : IDisposable
         parentDir.Pending = dir.Pending;
         if (!parentDir.Exists(mapFile))
             throw new ImageFormatException(mapPath, 0, $"has pages kept in the parent checkpoint, which has no {mapFile.FileName}");
-        ImageManifest.VerifyFile(parentDir.PathOf(mapFile));
+        ImageManifest.VerifyFile(parentDir, mapFile.FileName);
         _parent = Open(parentDir, mapFile);
         var runs = new List<Run>(_runs.Length);
         foreach (var r in _runs)

@@ -21,6 +21,12 @@ public static unsafe partial class FileIo
     [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int openat(int dirfd, string path, int flags, uint mode);
 
+    [LibraryImport("libc", EntryPoint = "renameat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int renameat(int oldDirFd, string oldPath, int newDirFd, string newPath);
+
+    [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int unlinkat(int dirFd, string path, int flags);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int close(int fd);
 
@@ -61,6 +67,19 @@ public static unsafe partial class FileIo
 
     public static UnixFd OpenAt(int dirFd, string path, int flags, uint mode = 0)
         => new(SyscallException.Check(openat(dirFd, path, flags | O_CLOEXEC, mode), $"openat({path})"));
+
+    /// <summary>Renames <paramref name="from"/> to <paramref name="to"/> within the directory <paramref name="dirFd"/> (atomic replace).</summary>
+    public static void RenameAt(int dirFd, string from, string to) =>
+        SyscallException.Check(renameat(dirFd, from, dirFd, to), $"renameat({from}, {to})");
+
+    /// <summary>Removes the file <paramref name="name"/> of the directory <paramref name="dirFd"/>; false when it was not there.</summary>
+    public static bool UnlinkAt(int dirFd, string name)
+    {
+        if (unlinkat(dirFd, name, 0) == 0)
+            return true;
+        int errno = Marshal.GetLastPInvokeError();
+        return errno == 2 ? false : throw new SyscallException($"unlinkat({name})", errno);
+    }
 
     /// <summary>close(2) without throwing; for SafeHandle release. Returns 0 or -1.</summary>
     internal static int CloseRaw(int fd) => close(fd);

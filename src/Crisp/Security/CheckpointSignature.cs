@@ -25,35 +25,33 @@ public static class CheckpointSignature
     /// <summary>Signs the directory's manifest (written just before) and writes the signature beside it.</summary>
     public static void Sign(ImageDirectory dir, SigningKey key)
     {
-        byte[] manifest = File.ReadAllBytes(ManifestPath(dir));
+        byte[] manifest = dir.ReadRawBytes(ImageManifest.NameIn(dir));
         byte[] sig = key.Sign(SignedBytes(manifest));
         string text = $"{Format}\nalgorithm {SigningKey.Algorithm}\nkey {key.Fingerprint}\n" +
             $"public-key {Convert.ToBase64String(key.PublicKeyDer)}\nsignature {Convert.ToBase64String(sig)}\n";
-        string path = Path.Combine(dir.Path, FileName), tmp = path + ".tmp";
-        PrivateFile.WriteAllBytes(tmp, Encoding.ASCII.GetBytes(text), dir.Modes.File);
-        File.Move(tmp, path, overwrite: true);
+        dir.WriteRawReplacing(FileName, Encoding.ASCII.GetBytes(text));
     }
 
     /// <summary>Removes a signature left by an earlier dump into the same directory.</summary>
-    public static void Invalidate(ImageDirectory dir) => File.Delete(Path.Combine(dir.Path, FileName));
+    public static void Invalidate(ImageDirectory dir) => dir.Delete(FileName);
 
-    public static bool Exists(ImageDirectory dir) => File.Exists(Path.Combine(dir.Path, FileName));
+    public static bool Exists(ImageDirectory dir) => dir.Exists(FileName);
 
     /// <summary>Refuses, in one line, a checkpoint that is unsigned, signed by another key, or whose manifest
     /// does not match its signature; then checks every image against that same manifest (read once, so what
     /// was verified is what is checked). Returns the number of images checked.</summary>
     public static int Verify(ImageDirectory dir, SigningKey key, Images.Manifest.StreamedVerification? streamed = null)
     {
-        string sigPath = Path.Combine(dir.Path, FileName);
-        if (!File.Exists(sigPath))
+        string sigPath = dir.PathOf(FileName);
+        if (!dir.Exists(FileName))
             throw new SignatureException(dir.Path, $"not signed (no {FileName}); {VerifyOption} accepts only checkpoints signed by {key.Fingerprint}");
-        var signed = Read(sigPath);
+        var signed = Read(dir);
         if (signed.Fingerprint != key.Fingerprint || !signed.PublicKeyDer.AsSpan().SequenceEqual(key.PublicKeyDer))
             throw new SignatureException(sigPath, $"signed by key {signed.Fingerprint}, not by {key.Fingerprint} ({key.Path})");
-        string manifestPath = ManifestPath(dir);
-        if (!File.Exists(manifestPath))
+        string manifestName = ImageManifest.NameIn(dir), manifestPath = dir.PathOf(manifestName);
+        if (!dir.Exists(manifestName))
             throw new SignatureException(manifestPath, "missing: the signature covers it");
-        byte[] manifest = File.ReadAllBytes(manifestPath);
+        byte[] manifest = dir.ReadRawBytes(manifestName);
         if (!key.Verify(SignedBytes(manifest), signed.Signature))
             throw new SignatureException(manifestPath, $"does not match its signature by {key.Fingerprint}: the checkpoint was altered after it was signed");
         return ImageManifest.Verify(dir, Encoding.UTF8.GetString(manifest), streamed);
@@ -63,27 +61,26 @@ public static class CheckpointSignature
     /// nothing about trust: only --verify-key with a key you trust does).</summary>
     public static string Describe(ImageDirectory dir)
     {
-        string sigPath = Path.Combine(dir.Path, FileName);
-        if (!File.Exists(sigPath))
+        if (!dir.Exists(FileName))
             return "not signed";
-        var signed = Read(sigPath);
-        using var key = SigningKey.FromPublicDer(signed.PublicKeyDer, sigPath);
-        byte[] manifest = File.Exists(ManifestPath(dir)) ? File.ReadAllBytes(ManifestPath(dir)) : [];
+        var signed = Read(dir);
+        using var key = SigningKey.FromPublicDer(signed.PublicKeyDer, dir.PathOf(FileName));
+        string manifestName = ImageManifest.NameIn(dir);
+        byte[] manifest = dir.Exists(manifestName) ? dir.ReadRawBytes(manifestName) : [];
         bool holds = key.Fingerprint == signed.Fingerprint && key.Verify(SignedBytes(manifest), signed.Signature);
         return holds ? $"signed by key {signed.Fingerprint} (ECDSA P-256; signature matches the manifest)"
             : $"signature by key {signed.Fingerprint} does NOT match the manifest (altered after signing)";
     }
 
-    private static string ManifestPath(ImageDirectory dir) => ImageManifest.PathIn(dir);
-
     private static byte[] SignedBytes(byte[] manifest) => [.. Context, .. manifest];
 
-    private static Signed Read(string path)
+    private static Signed Read(ImageDirectory dir)
     {
-        if (new FileInfo(path).Length > MaxBytes)
+        string path = dir.PathOf(FileName);
+        if (dir.LengthOf(FileName) > MaxBytes)
             throw new SignatureException(path, "too large to be a signature crisp wrote");
         var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        string[] lines = File.ReadAllText(path).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string[] lines = Encoding.UTF8.GetString(dir.ReadRawBytes(FileName)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         if (lines.Length == 0 || lines[0] != Format)
             throw new SignatureException(path, $"not a crisp signature (first line is not '{Format}')");
         foreach (string line in lines.Skip(1))

@@ -32,19 +32,16 @@ public static class ImageManifest
     public static bool IsManifestName(string name) => name is FileName or LegacyFileName;
 
     /// <summary>The manifest of the directory: its own name, or the one older crisp wrote.</summary>
-    public static string PathIn(ImageDirectory dir) => PathIn(dir.Path);
+    public static string PathIn(ImageDirectory dir) => dir.PathOf(NameIn(dir));
 
-    private static string PathIn(string dirPath)
-    {
-        string path = Path.Combine(dirPath, FileName), legacy = Path.Combine(dirPath, LegacyFileName);
-        return !File.Exists(path) && File.Exists(legacy) ? legacy : path;
-    }
+    /// <summary>The manifest's file name in the directory (looked up through its handle).</summary>
+    public static string NameIn(ImageDirectory dir) => !dir.Exists(FileName) && dir.Exists(LegacyFileName) ? LegacyFileName : FileName;
 
     /// <summary>Removes a manifest left by an earlier dump into the same directory: it no longer describes it.</summary>
     public static void Invalidate(ImageDirectory dir)
     {
-        File.Delete(Path.Combine(dir.Path, FileName));
-        File.Delete(Path.Combine(dir.Path, LegacyFileName));
+        dir.Delete(FileName);
+        dir.Delete(LegacyFileName);
     }
 
     /// <summary>Writes the manifest (atomically, by rename) with the directory's algorithm: files hashed as they
@@ -57,15 +54,12 @@ public static class ImageManifest
         int count = 0;
         foreach (var name in ImageNames(dir))
         {
-            string path = Path.Combine(dir.Path, name);
-            byte[] hash = (ReferenceEquals(algorithm, dir.Written.Algorithm) ? dir.Written.Of(path) : null) ?? algorithm.OfFile(path);
+            byte[] hash = (ReferenceEquals(algorithm, dir.Written.Algorithm) ? dir.Written.Of(dir.PathOf(name)) : null) ?? dir.HashOf(name, algorithm);
             sb.Append(algorithm.Name).Append(" (").Append(name).Append(") = ").Append(Convert.ToHexStringLower(hash)).Append('\n');
             count++;
         }
-        string manifest = Path.Combine(dir.Path, FileName), tmp = manifest + ".tmp";
-        Security.PrivateFile.WriteAllBytes(tmp, Encoding.UTF8.GetBytes(sb.ToString()), dir.Modes.File);
-        File.Move(tmp, manifest, overwrite: true);
-        File.Delete(Path.Combine(dir.Path, LegacyFileName));
+        dir.WriteRawReplacing(FileName, Encoding.UTF8.GetBytes(sb.ToString()));
+        dir.Delete(LegacyFileName);
         return count;
     }
 
@@ -76,8 +70,8 @@ public static class ImageManifest
     {
         if (!dir.Exists(ImageFile.Inventory))
             throw new ImageVerifyException(dir.Path, "not a checkpoint (inventory.img is missing)");
-        string manifestPath = PathIn(dir);
-        var old = File.Exists(manifestPath) ? Parse(ReadText(manifestPath), manifestPath) : new Dictionary<string, Entry>(StringComparer.Ordinal);
+        string manifestName = NameIn(dir);
+        var old = dir.Exists(manifestName) ? Parse(ReadText(dir, manifestName), dir.PathOf(manifestName)) : new Dictionary<string, Entry>(StringComparer.Ordinal);
         var algorithm = old.Values.Select(e => e.Algorithm).FirstOrDefault() ?? dir.ManifestHash;
         var changes = new List<(string, string)>();
         var now = ImageNames(dir).ToHashSet(StringComparer.Ordinal);
@@ -87,7 +81,7 @@ public static class ImageManifest
                 changes.Add((name, "removed"));
             else if (!old.TryGetValue(name, out var before))
                 changes.Add((name, "added"));
-            else if (!CryptographicOperations.FixedTimeEquals(before.Hash, before.Algorithm.OfFile(Path.Combine(dir.Path, name))))
+            else if (!CryptographicOperations.FixedTimeEquals(before.Hash, dir.HashOf(name, before.Algorithm)))
                 changes.Add((name, "changed"));
         }
         Write(dir, algorithm);
@@ -95,11 +89,11 @@ public static class ImageManifest
     }
 
     /// <summary>Whether the directory has a manifest at all (images from CRIU or older crisp have none).</summary>
-    public static bool Exists(ImageDirectory dir) => File.Exists(PathIn(dir));
+    public static bool Exists(ImageDirectory dir) => dir.Exists(NameIn(dir));
 
     /// <summary>The algorithms the manifest names (for `crisp show`).</summary>
     public static string Algorithms(ImageDirectory dir) =>
-        string.Join("+", Parse(ReadText(PathIn(dir)), PathIn(dir)).Values.Select(e => e.Algorithm.Name).Distinct().Order(StringComparer.Ordinal));
+        string.Join("+", Parse(ReadText(dir, NameIn(dir)), PathIn(dir)).Values.Select(e => e.Algorithm.Name).Distinct().Order(StringComparer.Ordinal));
 
     /// <summary>Checks every image against the manifest; throws a one-line <see cref="ImageVerifyException"/>
     /// naming the first file that is changed, truncated, missing or not listed. Returns the number of files checked.
@@ -107,74 +101,75 @@ public static class ImageManifest
     /// reads them (every other file is checked here).</summary>
     public static int Verify(ImageDirectory dir, StreamedVerification? streamed = null)
     {
-        string manifestPath = PathIn(dir);
-        if (!File.Exists(manifestPath) && !dir.Exists(ImageFile.Inventory))
+        string manifestName = NameIn(dir);
+        if (!dir.Exists(manifestName) && !dir.Exists(ImageFile.Inventory))
             throw new ImageVerifyException(dir.Path, "not a checkpoint (inventory.img is missing)");
-        if (!File.Exists(manifestPath))
+        if (!dir.Exists(manifestName))
             throw new ImageVerifyException(dir.Path,
                 $"no {FileName}: these images were not written by a crisp dump (or it did not finish); use {SkipFlag} to use them unverified");
-        return Verify(dir, ReadText(manifestPath), streamed);
+        return Verify(dir, ReadText(dir, manifestName), streamed);
     }
 
     /// <summary>As <see cref="Verify(ImageDirectory, StreamedVerification?)"/>, against manifest text already read
     /// (and checked against its signature): the lines verified are the lines used.</summary>
     public static int Verify(ImageDirectory dir, string manifestText, StreamedVerification? streamed = null)
     {
-        string manifestPath = PathIn(dir);
-        var expected = Parse(manifestText, manifestPath);
+        string manifestName = NameIn(dir);
+        var expected = Parse(manifestText, dir.PathOf(manifestName));
         foreach (var (name, entry) in expected)
         {
-            string path = Path.Combine(dir.Path, name);
-            if (!File.Exists(path))
-                throw new ImageVerifyException(path, $"missing (listed in {Path.GetFileName(manifestPath)})");
-            if (streamed is not null && ImageKind.FromFileName(name) is { Kind: var kind } && kind == ImageKind.Pages)
-                streamed.Expect(path, entry, Path.GetFileName(manifestPath));
-            else
-                Check(path, entry, Path.GetFileName(manifestPath));
+            if (!dir.Exists(name))
+                throw new ImageVerifyException(dir.PathOf(name), $"missing (listed in {manifestName})");
+            CheckOrExpect(dir, name, entry, manifestName, streamed);
         }
         foreach (var name in ImageNames(dir))
             if (!expected.ContainsKey(name))
-                throw new ImageVerifyException(Path.Combine(dir.Path, name), $"not part of the dump (not in {Path.GetFileName(manifestPath)})");
+                throw new ImageVerifyException(dir.PathOf(name), $"not part of the dump (not in {manifestName})");
         return expected.Count;
     }
 
-    /// <summary>Checks one file against the manifest of its directory, when there is one that lists it.
-    /// Returns false when there is nothing to check it against.</summary>
-    public static bool VerifyFile(string path) => VerifyFile(path, null);
-
-    /// <summary>As <see cref="VerifyFile(string)"/>; a pages file is left to <paramref name="streamed"/>.</summary>
-    public static bool VerifyFile(string path, StreamedVerification? streamed)
+    /// <summary>Checks one file (`crisp show FILE`) against the manifest of its directory, when there is one that
+    /// lists it. Returns false when there is nothing to check it against.</summary>
+    public static bool VerifyFile(string path)
     {
-        string manifestPath = PathIn(Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/");
-        if (!File.Exists(manifestPath))
+        string full = Path.GetFullPath(path);
+        using var dir = ImageDirectory.Open(Path.GetDirectoryName(full) ?? "/");
+        return VerifyFile(dir, Path.GetFileName(full));
+    }
+
+    /// <summary>Checks file <paramref name="name"/> of <paramref name="dir"/> against the directory's manifest, when
+    /// there is one that lists it; a pages file is left to <paramref name="streamed"/>. False: nothing to check.</summary>
+    public static bool VerifyFile(ImageDirectory dir, string name, StreamedVerification? streamed = null)
+    {
+        string manifestName = NameIn(dir);
+        if (!dir.Exists(manifestName))
             return false;
-        if (!Parse(ReadText(manifestPath), manifestPath).TryGetValue(Path.GetFileName(path), out var entry))
+        if (!Parse(ReadText(dir, manifestName), dir.PathOf(manifestName)).TryGetValue(name, out var entry))
             return false;
-        if (streamed is not null && ImageKind.FromFileName(Path.GetFileName(path)) is { Kind: var kind } && kind == ImageKind.Pages)
-            streamed.Expect(Path.GetFullPath(path), entry, Path.GetFileName(manifestPath));
-        else
-            Check(path, entry, Path.GetFileName(manifestPath));
+        CheckOrExpect(dir, name, entry, manifestName, streamed);
         return true;
+    }
+
+    /// <summary>A pages file's check is left to the restore's stream when there is one; any other file is hashed now.</summary>
+    private static void CheckOrExpect(ImageDirectory dir, string name, Entry entry, string manifestName, StreamedVerification? streamed)
+    {
+        if (streamed is not null && ImageKind.FromFileName(name) is { Kind: var kind } && kind == ImageKind.Pages)
+            streamed.Expect(dir.PathOf(name), entry, manifestName);
+        else if (!CryptographicOperations.FixedTimeEquals(dir.HashOf(name, entry.Algorithm), entry.Hash))
+            throw Mismatch(dir.PathOf(name), entry.Algorithm, manifestName);
     }
 
     internal static ImageVerifyException Mismatch(string path, ManifestHash algorithm, string manifestName) =>
         new(path, $"changed or truncated since the dump ({algorithm.Name} differs from {manifestName})");
 
-    private static void Check(string path, Entry entry, string manifestName)
-    {
-        if (!CryptographicOperations.FixedTimeEquals(entry.Algorithm.OfFile(path), entry.Hash))
-            throw Mismatch(path, entry.Algorithm, manifestName);
-    }
-
     private static IEnumerable<string> ImageNames(ImageDirectory dir) =>
-        Directory.EnumerateFiles(dir.Path).Select(Path.GetFileName).OfType<string>()
-            .Where(IsImageName).Order(StringComparer.Ordinal);
+        dir.FileNames().Where(IsImageName).Order(StringComparer.Ordinal);
 
-    private static string ReadText(string manifestPath)
+    private static string ReadText(ImageDirectory dir, string manifestName)
     {
-        if (new FileInfo(manifestPath).Length > MaxManifestBytes)
-            throw new ImageVerifyException(manifestPath, $"larger than {MaxManifestBytes >> 20} MiB: not a manifest crisp wrote");
-        return File.ReadAllText(manifestPath);
+        if (dir.LengthOf(manifestName) > MaxManifestBytes)
+            throw new ImageVerifyException(dir.PathOf(manifestName), $"larger than {MaxManifestBytes >> 20} MiB: not a manifest crisp wrote");
+        return Encoding.UTF8.GetString(dir.ReadRawBytes(manifestName));
     }
 
     /// <summary>Parses the manifest; names must be plain file names (nothing outside the directory is ever opened).</summary>

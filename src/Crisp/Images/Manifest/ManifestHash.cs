@@ -28,6 +28,12 @@ public sealed record ManifestHash(string Name, int Size, bool Cryptographic)
     public byte[] OfFile(string path)
     {
         using var handle = File.OpenHandle(path);
+        return OfHandle(handle);
+    }
+
+    /// <summary>Hashes a whole open file from its start.</summary>
+    public byte[] OfHandle(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
         var hasher = Start();
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 16);
         try

@@ -27,7 +27,12 @@ public interface IFileKind
     /// <summary>The file_entry (type, id and the kind's part) of a description seen first at <paramref name="fd"/>.</summary>
     file_entry Dump(DumpContext ctx, uint id, OpenFd fd);
 
-    /// <summary>Creates the description in crisp (restore Prepare); crisp owns the returned fd.</summary>
+    /// <summary>When and by whom <paramref name="entry"/>'s description is opened on restore (the files stage asks
+    /// each entry once, in Prepare): by crisp in Prepare unless the kind says otherwise.</summary>
+    OpenTiming Timing(RestoreContext ctx, file_entry entry) => OpenTiming.Early;
+
+    /// <summary>Creates the description in crisp (restore Prepare, or once the tree exists for
+    /// <see cref="OpenTiming.Late"/>); crisp owns the returned fd.</summary>
     UnixFd Open(RestoreContext ctx, file_entry entry);
 
     /// <summary>After every task's fds: writes this kind's tree-wide images (pipes-data, memfd, sk-queues…).</summary>
@@ -45,9 +50,18 @@ public interface IFileKind
     void CleanupRestore(RestoreContext ctx) { }
 }
 
-/// <summary>A kind whose description can only be made once the restored tree exists (a pidfd names one of
-/// its tasks): opened when the first task holding it gets its fds, not in Prepare.</summary>
-public interface ILateFileKind : IFileKind { }
+/// <summary>When, and by whom, a description is opened on restore (<see cref="IFileKind.Timing"/>).</summary>
+public enum OpenTiming
+{
+    /// <summary>By crisp in Prepare, before any puppet exists: most descriptions.</summary>
+    Early,
+    /// <summary>By crisp once the restored tree exists (it names one of the tree's tasks: a pidfd, a file under
+    /// /proc/PID), when the first task holding it gets its fds.</summary>
+    Late,
+    /// <summary>By each task itself, in the kind's <see cref="IFileKind.AfterInstall"/> step (/dev/tty names the
+    /// opener's own terminal); crisp installs nothing for it.</summary>
+    InTask,
+}
 
 /// <summary>The kinds crisp dumps and restores; every other fd is refused by name.</summary>
 public static class FileKinds

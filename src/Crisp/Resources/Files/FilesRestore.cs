@@ -38,29 +38,15 @@ public sealed class FilesRestore : IRestoreStage
                 if (entry.Type != fi.Type)
                     throw new CrispException($"fdinfo-{filesId}.img: fd {fi.Fd} is {fi.Type}, files.img says {entry.Type}");
                 var kind = FileKinds.ForType(entry.Type);
-                if (entry.Tty is { } tty && ctx.Files.Ptys.IsControllingTty(ctx, tty))
-                    open.InTask.Add(fi.Id);     // /dev/tty: each task opens its own (Tty.TtyRestore)
-                else if (kind is ILateFileKind || NamesTreeTask(ctx, entry))
-                    open.Late[fi.Id] = entry;
-                else
-                    open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? kind.Open(ctx, entry);
+                switch (kind.Timing(ctx, entry))
+                {
+                    case OpenTiming.InTask: open.InTask.Add(fi.Id); break;
+                    case OpenTiming.Late: open.Late[fi.Id] = entry; break;
+                    default: open.ById[fi.Id] = InheritedFds.For(ctx, entry) ?? kind.Open(ctx, entry); break;
+                }
             }
         }
         ctx.Log.Debug($"files: {open.ById.Count} description(s) opened");
-    }
-
-    /// <summary>A file under /proc/PID of one of the tree's own tasks or threads (a task reading its own or a
-    /// child's status): it can only be opened once the tree exists, so it is opened late, like a pidfd.</summary>
-    private static bool NamesTreeTask(RestoreContext ctx, file_entry entry)
-    {
-        if (entry.Reg?.Name is not { } name || !name.StartsWith("/proc/", StringComparison.Ordinal))
-            return false;
-        var first = name.AsSpan("/proc/".Length);
-        int end = first.IndexOf('/');
-        if (!uint.TryParse(end < 0 ? first : first[..end], System.Globalization.NumberStyles.None,
-                System.Globalization.CultureInfo.InvariantCulture, out uint pid))
-            return false;
-        return ctx.Tasks.Any(t => t.Entry.Pid == pid || t.Entry.Threads.Contains(pid));
     }
 
     public void Restore(RestoreContext ctx, RestoreTask task)
@@ -99,10 +85,10 @@ public sealed class FilesRestore : IRestoreStage
 public sealed class OpenDescriptions
 {
     public Dictionary<uint, UnixFd> ById { get; } = [];
-    /// <summary>Entries of <see cref="ILateFileKind"/> kinds not opened yet.</summary>
+    /// <summary>Entries opened once the tree exists (<see cref="OpenTiming.Late"/>), not opened yet.</summary>
     public Dictionary<uint, file_entry> Late { get; } = [];
-    /// <summary>Descriptions no one can open for the task but the task itself (/dev/tty names the opener's
-    /// terminal): left to the kind's step after install.</summary>
+    /// <summary>Descriptions each task opens itself (<see cref="OpenTiming.InTask"/>): left to the kind's step
+    /// after install.</summary>
     public HashSet<uint> InTask { get; } = [];
     public Dictionary<uint, List<fdinfo_entry>> Fdinfos { get; } = [];
 }

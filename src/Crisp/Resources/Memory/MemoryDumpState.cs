@@ -16,4 +16,6 @@ public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
     /// <summary>dump --lazy-pages: each task's lazy runs by virtual pid, with its host pid (what the lazy pages are
     /// served from).</summary>
     public Dictionary<int, (int HostPid, List<PlannedRun> Runs)> LazyRuns { get; } = [];
+    /// <summary>A pre-dump's plans, from its collect to its finish (<see cref="MemoryPreDump"/>).</summary>
+    public PreDumpPlans PreDump { get; } = new();
 }

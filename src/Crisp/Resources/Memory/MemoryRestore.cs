@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Crisp.Images;
+using Crisp.Images.Pages;
 using Crisp.Images.Proto;
 using Crisp.Linux.Proc;
 using Crisp.Linux;
@@ -81,16 +82,16 @@ public sealed class MemoryRestore : IRestoreStage
         space.AnonymizePuppetText();
         space.ClearLeftovers();
         space.MoveVdso();
-        using (var pages = ctx.Images.OpenPagemap(task.Pid))
+        using (var source = new LocalPageSource(ctx.Images))
         {
-            pages.RequireAllPages();
+            var pages = source.Pagemap(task.Pid);   // every page it names readable (a parent chain's too)
             HashSet<vma_entry> lazy = Lazy ? LazyAreas(task, mm, pages) : [];
             if (!Lazy)
                 RefuseLazyRuns(ctx, task, pages);
             space.MapAll(pages);
             int uffd = lazy.Count > 0 ? Memory.Lazy.LazyRegistration.Register(task, lazy) : -1;
             var clock = Stopwatch.StartNew();
-            var filler = new PageFiller(task.Puppet.Pid, pages, space.WritableForFill, ctx.Memory.Batches);
+            var filler = new PageFiller(task.Puppet.Pid, task.Pid, pages, source, space.WritableForFill, ctx.Memory.Batches);
             filler.Fill(mm.Vmas.Where(v => !lazy.Contains(v)));
             pages.VerifyRest();   // this task's pages against the manifest, as they streamed
             state.BytesFilled += filler.BytesWritten;

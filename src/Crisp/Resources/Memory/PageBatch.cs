@@ -3,14 +3,12 @@ using Crisp.Linux;
 namespace Crisp.Resources.Memory;
 
 /// <summary>One batch of page data on its way between a task and an image file: a fixed pinned buffer and
-/// the remote ranges it holds back to back (with, at restore, where each one starts in pages-N.img).
+/// the remote ranges it holds back to back.
 /// Batches are made once per process and go round (<see cref="PagePipe"/>), so the memory crisp moves pages
 /// through stays the same few MiB whatever the size of the tree.</summary>
 internal sealed class PageBatch
 {
     private readonly List<RemoteRange> _ranges = new(64);
-    private readonly List<long> _fileOffsets = new(64);
-    private readonly List<int> _sources = new(64);
     private readonly List<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> _parentRuns = [];
 
     public PageBatch(int capacity) => Buffer = GC.AllocateUninitializedArray<byte>(capacity, pinned: true);
@@ -24,23 +22,18 @@ internal sealed class PageBatch
     public bool Accessible { get; set; }
 
     public ReadOnlySpan<RemoteRange> Ranges => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_ranges);
-    public IReadOnlyList<long> FileOffsets => _fileOffsets;
-    /// <summary>Restore: which pages file of the parent chain each range is read from (0: the checkpoint's own).</summary>
-    public IReadOnlyList<int> Sources => _sources;
     /// <summary>Dump: runs recorded without data — pages the parent images hold (PE_PARENT) or lazy pages served
     /// later (PE_LAZY) —, each with the index of the range it comes before, so the pagemap keeps address order.</summary>
     public IReadOnlyList<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> ParentRuns => _parentRuns;
     public bool HasNothing => Bytes == 0 && _parentRuns.Count == 0;
     public Span<byte> Data => Buffer.AsSpan(0, Bytes);
 
-    /// <summary>Appends a range (at most <see cref="Room"/> bytes) and, at restore, its offset in the pages file.</summary>
-    public void Add(RemoteRange range, long fileOffset = -1, int source = 0)
+    /// <summary>Appends a range (at most <see cref="Room"/> bytes).</summary>
+    public void Add(RemoteRange range)
     {
         if (range.Length > (ulong)Room)
             throw new ArgumentOutOfRangeException(nameof(range), "range does not fit the batch");
         _ranges.Add(range);
-        _fileOffsets.Add(fileOffset);
-        _sources.Add(source);
         Bytes += (int)range.Length;
     }
 
@@ -51,8 +44,6 @@ internal sealed class PageBatch
     {
         _parentRuns.Clear();
         _ranges.Clear();
-        _fileOffsets.Clear();
-        _sources.Clear();
         Bytes = 0;
         Accessible = false;
     }

@@ -1,4 +1,5 @@
 using Crisp.Images;
+using Crisp.Images.Pages;
 using Crisp.Images.Proto;
 using Crisp.Linux.Proc;
 using Crisp.Linux;
@@ -6,15 +7,17 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Crisp.Resources.Memory;
 
-/// <summary>Writes a task's stored private pages into its puppet: large reads from pages-N.img, then one
-/// process_vm_writev per batch where the VMA is writable, pwrite to /proc/PID/mem where it is not
-/// (read-only or PROT_NONE pages; the kernel's forced write copies them privately). A second thread
-/// writes batches into the puppet while the next are read from the file (<see cref="PagePipe"/>).
-/// process_vm_writev rather than a read() by the puppet itself: the kernel then faults the puppet's
-/// fresh pages in through get_user_pages, which is several times cheaper than faulting them one trap
-/// at a time inside read() on virtual machines (docs/bench.md), and the extra copy is from page cache
-/// into a warm buffer.</summary>
-public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_entry> writableForFill, PageBatchPool batches)
+/// <summary>Writes a task's stored private pages into its puppet: the pagemap says which ranges are stored, the
+/// page source (<see cref="IPageSource"/>: the images' pages files and parent chain, or a page server) fills each
+/// batch with their bytes in as few reads as it can, then one process_vm_writev per batch where the VMA is writable,
+/// pwrite to /proc/PID/mem where it is not (read-only or PROT_NONE pages; the kernel's forced write copies them
+/// privately). A second thread writes batches into the puppet while the next are read (<see cref="PagePipe"/>).
+/// process_vm_writev rather than a read() by the puppet itself: the kernel then faults the puppet's fresh pages in
+/// through get_user_pages, which is several times cheaper than faulting them one trap at a time inside read() on
+/// virtual machines (docs/bench.md), and the extra copy is from page cache into a warm buffer.</summary>
+/// <param name="hostPid">The puppet, as crisp sees it.</param>
+/// <param name="pid">The task as the images number it (what the source is asked for).</param>
+public sealed class PageFiller(int hostPid, int pid, PagemapReader pagemap, IPageSource source, IReadOnlySet<vma_entry> writableForFill, PageBatchPool batches)
 {
     private SafeFileHandle? _mem;
     private long _bytesWritten;
@@ -34,8 +37,8 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
                     !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate)))
                     continue;
                 bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
-                foreach (var (vaddr, length, offset, source) in pages.Resolve(v.Start, v.End))
-                    pipe.Add(new RemoteRange(vaddr, length), writable, offset, source);
+                foreach (var (vaddr, length, _, _) in pagemap.Resolve(v.Start, v.End))
+                    pipe.Add(new RemoteRange(vaddr, length), writable);
             }
             pipe.Complete();
         }
@@ -46,35 +49,18 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
         }
     }
 
-    /// <summary>Reads a batch from the page source (on the restoring thread, while the pipe's thread writes the
-    /// batches before it into the puppet). Runs are in file order: as few preads as the file layout allows.</summary>
-    private void Read(PageBatch batch)
-    {
-        var ranges = batch.Ranges;
-        var offsets = batch.FileOffsets;
-        var sources = batch.Sources;
-        int at = 0;
-        for (int i = 0; i < ranges.Length;)
-        {
-            int j = i;
-            long len = (long)ranges[i].Length;
-            while (j + 1 < ranges.Length && sources[j + 1] == sources[i] && offsets[j + 1] == offsets[j] + (long)ranges[j].Length)
-                len += (long)ranges[++j].Length;
-            pages.ReadStored(batch.Buffer.AsSpan(at, (int)len), offsets[i], sources[i]);
-            pages.Progress?.Add((int)len);
-            at += (int)len;
-            i = j + 1;
-        }
-    }
+    /// <summary>Fills a batch from the page source (on the restoring thread, while the pipe's thread writes the
+    /// batches before it into the puppet).</summary>
+    private void Read(PageBatch batch) => source.Read(pid, batch.Ranges, batch.Data);
 
     private void Write(PageBatch batch)
     {
         var data = batch.Data;
         if (batch.Accessible)
-            ProcessVm.WriteExactly(pid, batch.Ranges, data);
+            ProcessVm.WriteExactly(hostPid, batch.Ranges, data);
         else
         {
-            _mem ??= File.OpenHandle(Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Write);
+            _mem ??= File.OpenHandle(Procfs.Host.Path(hostPid, "mem"), FileMode.Open, FileAccess.Write);
             int offset = 0;
             foreach (var range in batch.Ranges)
             {

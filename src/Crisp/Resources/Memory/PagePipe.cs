@@ -51,9 +51,8 @@ internal sealed class PagePipe : IDisposable
         _drainer = Task.Factory.StartNew(Drain, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>Adds a run of pages. <paramref name="accessible"/>: readable by process_vm_readv (dump) or writable
-    /// by process_vm_writev (restore); a batch never mixes the two. At restore, where the run's bytes are in the
-    /// page source (<paramref name="fileOffset"/> in its <paramref name="source"/>-th file).</summary>
-    public void Add(RemoteRange run, bool accessible, long fileOffset = -1, int source = 0)
+    /// by process_vm_writev (restore); a batch never mixes the two.</summary>
+    public void Add(RemoteRange run, bool accessible)
     {
         if (_batch is { IsEmpty: false } open && open.Accessible != accessible)
             Flush();
@@ -65,10 +64,8 @@ internal sealed class PagePipe : IDisposable
             if (_batch.IsEmpty)
                 _batch.Accessible = accessible;
             ulong take = Math.Min(run.Length, (ulong)_batch.Room);
-            _batch.Add(run with { Length = take }, fileOffset, source);
+            _batch.Add(run with { Length = take });
             run = new RemoteRange(run.Address + take, run.Length - take);
-            if (fileOffset >= 0)
-                fileOffset += (long)take;
         }
     }
 

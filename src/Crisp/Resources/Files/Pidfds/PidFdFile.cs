@@ -9,10 +9,10 @@ namespace Crisp.Resources.Files.Pidfds;
 /// <summary>pidfds (anon_inode:[pidfd]) — CRIU 4's PIDFD kind (pidfd.c): the process it names, as the pid
 /// in the tree's pid namespace (nspid), or -1 for one that has exited, whose pidfd stays readable and
 /// pollable. The process must be a task of the tree: restore opens the pidfd on the restored task, once
-/// it exists (<see cref="ILateFileKind"/>). A dead one's pidfds are opened on a helper process that
+/// it exists (<see cref="OpenTiming.Late"/>). A dead one's pidfds are opened on a helper process that
 /// exits at once; those that shared a pid (same pidfs inode) share the helper. PIDFD_THREAD is refused,
 /// as CRIU does.</summary>
-public sealed class PidFdFile : ILateFileKind
+public sealed class PidFdFile : IFileKind
 {
     private const int PIDFD_THREAD = FileIo.O_EXCL;
 
@@ -48,6 +48,9 @@ public sealed class PidFdFile : ILateFileKind
             },
         };
     }
+
+    /// <summary>The task it names exists only once the tree does.</summary>
+    public OpenTiming Timing(RestoreContext ctx, file_entry entry) => OpenTiming.Late;
 
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {

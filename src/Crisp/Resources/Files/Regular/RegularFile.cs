@@ -54,6 +54,22 @@ public sealed class RegularFile : IFileKind
         },
     };
 
+    /// <summary>A file under /proc/PID of one of the tree's own tasks or threads (a task reading its own or a
+    /// child's status) can only be opened once the tree exists.</summary>
+    public OpenTiming Timing(RestoreContext ctx, file_entry entry) => NamesTreeTask(ctx, entry) ? OpenTiming.Late : OpenTiming.Early;
+
+    private static bool NamesTreeTask(RestoreContext ctx, file_entry entry)
+    {
+        if (entry.Reg?.Name is not { } name || !name.StartsWith("/proc/", StringComparison.Ordinal))
+            return false;
+        var first = name.AsSpan("/proc/".Length);
+        int end = first.IndexOf('/');
+        if (!uint.TryParse(end < 0 ? first : first[..end], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out uint pid))
+            return false;
+        return ctx.Tasks.Any(t => t.Entry.Pid == pid || t.Entry.Threads.Contains(pid));
+    }
+
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var reg = entry.Reg ?? throw new CrispException($"files.img: REG entry {entry.Id} has no reg part");

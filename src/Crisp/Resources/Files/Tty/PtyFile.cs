@@ -48,6 +48,11 @@ public sealed class PtyFile : IFileKind
     /// <summary>A session leader takes its terminal again once its fds are in.</summary>
     public IRestoreStage AfterInstall { get; } = new TtyRestore();
 
+    /// <summary>/dev/tty names the opener's controlling terminal: each task opens its own, once its session has
+    /// its terminal again (<see cref="TtyRestore"/>).</summary>
+    public OpenTiming Timing(RestoreContext ctx, file_entry entry) =>
+        entry.Tty is { } tty && ctx.Files.Ptys.IsControllingTty(ctx, tty) ? OpenTiming.InTask : OpenTiming.Early;
+
     public UnixFd Open(RestoreContext ctx, file_entry entry)
     {
         var tfe = entry.Tty ?? throw new CrispException($"files.img: TTY entry {entry.Id} has no tty part");
