@@ -11,14 +11,16 @@ namespace Crisp.Resources.Files.Mqueue;
 /// crisp's part: the queue's name and the fd's flags. The queue itself belongs to the namespace: one of the tree's
 /// own is dumped whole with its queues (<see cref="PosixQueues"/>) and created again before any fd is opened; in a
 /// namespace the tree shares with crisp the queue is not the tree's, and the fd is opened on it again by name.
-/// Opened late (<see cref="ILateFileKind"/>): the restored namespace and its queues exist by then.</summary>
-public sealed class PosixQueueFile : ILateFileKind
+/// Opened late (<see cref="OpenTiming.Late"/>): the restored namespace and its queues exist by then.</summary>
+public sealed class PosixQueueFile : IFileKind
 {
     private const int Kept = FileIo.O_ACCMODE | FileIo.O_NONBLOCK;
 
     public fd_types Type => fd_types.Ext;
 
     public bool Claims(OpenFd fd) => FileKinds.IsMqueue(fd);
+
+    public OpenTiming Timing(RestoreContext ctx, file_entry entry) => OpenTiming.Late;
 
     public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {

@@ -27,7 +27,7 @@ public static class InFlightFiles
             string target = new FileInfo($"/proc/self/fd/{copy.Fd}").LinkTarget ?? "?";
             var fd = new OpenFd(self, copy.Fd, target, copy, FdOps.Stat(copy.Fd), Linux.Proc.FdInfo.Read(self, copy.Fd));
             var kind = FileKinds.Claiming(fd);
-            if (kind is null or Epoll.EpollFile or Tty.PtyFile or Pidfds.PidFdFile)
+            if (kind is null or Epoll.EpollFile or Tty.PtyFile or Pidfds.PidFdFile or Mqueue.PosixQueueFile)
                 throw new CrispException($"{what}: a queued message carries {FileKinds.Describe(fd)} ({target}), which is not supported in flight");
             ids[i] = ctx.Files.Table.IdOf(ctx, kind, fd);
             ctx.Log.Debug($"{what}: in flight: {kind.Type} id {ids[i]} {target}");
