@@ -26,6 +26,26 @@ public static class TreeRelease
             try { task.Process.Detach(); }
             catch (Exception e) { ctx.Log.Error($"detaching {task.Pid}: {e.Message}"); }
         }
+        AwaitGroupStops(ctx);
+    }
+
+    /// <summary>A task that was in a group stop re-enters it by itself once detached (the kernel wakes it to stop
+    /// again, passing through running from its trace stop): wait, briefly, until it is stopped (T), so the tree is
+    /// as it was when crisp returns.</summary>
+    private static void AwaitGroupStops(DumpContext ctx)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        foreach (var thread in ctx.Tasks.Where(t => t.Process.WasGroupStopped).SelectMany(t => t.Process.Threads))
+        {
+            while (clock.ElapsedMilliseconds < 1000 && StateOf(thread.Tid) is not ('T' or 'X' or 'Z' or null))
+                Thread.Sleep(1);
+        }
+    }
+
+    private static char? StateOf(int tid)
+    {
+        try { return Linux.Proc.ProcStat.Read(tid).State; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return null; }
     }
 
     /// <summary>The cgroup back in the freezer state the seize found it in.</summary>
