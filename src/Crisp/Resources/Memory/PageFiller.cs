@@ -30,10 +30,11 @@ public sealed class PageFiller(int pid, PagemapReader pages, IReadOnlySet<vma_en
             foreach (var v in vmas)
             {
                 // The vdso and vvar are this kernel's own (moved into place): dumped vdso pages are not written.
-                if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar) ||
-                    !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate)))
+                bool aio = v.Status == VmaStatus.AioRing;   // into the temporary mapping MapAll made
+                if (!aio && (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar) ||
+                    !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate))))
                     continue;
-                bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
+                bool writable = aio || (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
                 foreach (var (vaddr, length, offset, source) in pages.Resolve(v.Start, v.End))
                     pipe.Add(new RemoteRange(vaddr, length), writable, offset, source);
             }
