@@ -143,6 +143,7 @@ public static class VmaCollector
                 // CRIU's form: AIORING alone, the pages stored whole (Aio/AioRings.cs).
                 e.Flags = flags;
                 e.Status = VmaStatus.AioRing;
+                e.Fdflags = (uint)FileIo.O_RDWR;   // as CRIU writes it
                 return e;
             case VmaKind.File when m.IsSysvShm:
                 // CRIU's form: the segment's id (its inode number) in shmid; the contents are the IPC
