@@ -17,7 +17,7 @@ public sealed record ExternalNeed(string What, string Option);
 /// </summary>
 public sealed class CheckpointNeeds
 {
-    private const uint UskExtern = 1, TcpEstablished = 1, IpprotoTcp = 6;
+    private const uint UskExtern = 1, IpprotoTcp = 6;
 
     public IReadOnlyList<string> Plugins { get; private init; } = [];
     public IReadOnlyList<FeatureNeed> Features { get; private init; } = [];
@@ -60,7 +60,7 @@ public sealed class CheckpointNeeds
         {
             if (f.Usk is { } u && (u.Uflags & UskExtern) != 0)
                 external.Add(new($"unix socket peer {UnixName(u)} outside the tree (socket:[{u.Ino}])", "--ext-unix-sk"));
-            if (f.Isk is { } i && i.Proto == IpprotoTcp && i.State == TcpEstablished)
+            if (f.Isk is { } i && i.Proto == IpprotoTcp && Crisp.Resources.Files.Sockets.Inet.TcpHalfClose.Restorable((int)i.State))
                 external.Add(new($"established TCP connection {Endpoint(i.SrcAddr, i.SrcPort)} -> {Endpoint(i.DstAddr, i.DstPort)}", "--tcp-established"));
         }
         var ttys = dir.ReadAll<tty_info_entry>(ImageFile.TtyInfo);

@@ -15,6 +15,6 @@ public sealed record DumpedVma(MapsEntry Maps, vma_entry Entry)
     public bool Is(uint status) => VmaStatus.Is(Entry.Status, status);
 
     /// <summary>Private memory whose pages are stored in pagemap-PID.img (the vdso's too, as CRIU; never the
-    /// vvar's, which are the kernel's data pages).</summary>
-    public bool HasPrivatePages => Is(VmaStatus.Regular) && !Is(VmaStatus.Vvar) && (Is(VmaStatus.AnonPrivate) || Is(VmaStatus.FilePrivate));
+    /// vvar's, which are the kernel's data pages), and an AIO ring's (CRIU stores those too).</summary>
+    public bool HasPrivatePages => Is(VmaStatus.AioRing) || Is(VmaStatus.Regular) && !Is(VmaStatus.Vvar) && (Is(VmaStatus.AnonPrivate) || Is(VmaStatus.FilePrivate));
 }

@@ -46,6 +46,7 @@ public sealed class MemoryDump : IDumpStage
         };
         mm.MmSavedAuxv.AddRange(SavedAuxv(pid));
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
+        mm.Aios.AddRange(vmas.Where(v => v.Is(VmaStatus.AioRing)).Select(v => Aio.AioRings.Dump(pid, v)));
         ctx.Images.Write(ImageFile.Mm(task.VirtualPid), mm);
 
         var chain = ctx.Memory.Chain;

@@ -102,6 +102,7 @@ public sealed class MemoryRestore : IRestoreStage
         space.ProtectAfterFill();
 
         space.Advise(ctx.Log);
+        Aio.AioRings.Restore(task, mm, ctx.Log);
         MmMapInstaller.Install(task, mm, state.Files);
         long brk = task.Call("brk", Sysno.brk, (long)mm.MmBrk);
         if ((ulong)brk != mm.MmBrk)

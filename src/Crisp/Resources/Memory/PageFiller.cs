@@ -33,10 +33,11 @@ public sealed class PageFiller(int hostPid, int pid, PagemapReader pagemap, IPag
             foreach (var v in vmas)
             {
                 // The vdso and vvar are this kernel's own (moved into place): dumped vdso pages are not written.
-                if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar) ||
-                    !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate)))
+                bool aio = v.Status == VmaStatus.AioRing;   // into the temporary mapping MapAll made
+                if (!aio && (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar) ||
+                    !(VmaStatus.Is(v.Status, VmaStatus.AnonPrivate) || VmaStatus.Is(v.Status, VmaStatus.FilePrivate))))
                     continue;
-                bool writable = (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
+                bool writable = aio || (v.Prot & Mman.PROT_WRITE) != 0 || writableForFill.Contains(v);
                 foreach (var (vaddr, length, _, _) in pagemap.Resolve(v.Start, v.End))
                     pipe.Add(new RemoteRange(vaddr, length), writable);
             }

@@ -108,6 +108,15 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
         {
             foreach (var v in mm.Vmas)
             {
+                if (v.Status == VmaStatus.AioRing)
+                {
+                    // Its pages land here for now; AioRings.Restore moves a real ring over it.
+                    long ring = task.Call($"mmap(AIO ring 0x{v.Start:x})", Sysno.mmap, (long)v.Start, (long)(v.End - v.Start),
+                        Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED, -1, 0);
+                    if ((ulong)ring != v.Start)
+                        throw new CrispException($"task {task.Pid}: mmap(MAP_FIXED 0x{v.Start:x}) gave 0x{ring:x}");
+                    continue;
+                }
                 if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar))
                     continue;
                 if (VmaStatus.Is(v.Status, VmaStatus.SysvIpc))

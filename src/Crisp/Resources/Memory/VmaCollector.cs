@@ -139,6 +139,12 @@ public static class VmaCollector
                 flags |= Mman.MAP_ANONYMOUS;
                 e.Shmid = m.Inode;
                 break;
+            case VmaKind.File when Aio.AioRings.IsRing(m):
+                // CRIU's form: AIORING alone, the pages stored whole (Aio/AioRings.cs).
+                e.Flags = flags;
+                e.Status = VmaStatus.AioRing;
+                e.Fdflags = (uint)FileIo.O_RDWR;   // as CRIU writes it
+                return e;
             case VmaKind.File when m.IsSysvShm:
                 // CRIU's form: the segment's id (its inode number) in shmid; the contents are the IPC
                 // namespace's (ipcns-shm); fdflags says whether it was attached read-only.

@@ -9,8 +9,8 @@ namespace Crisp.Resources.Files.Sockets.Inet;
 
 /// <summary>TCP and UDP sockets over IPv4/IPv6 — CRIU's INETSK kind (sk-inet.c, sk-tcp.c). Addresses by
 /// getsockname/getpeername, the TCP state by TCP_INFO, the listen backlog by inet_diag, options by
-/// getsockopt. An established TCP connection is read through TCP_REPAIR into tcp-stream-INO.img, only with
-/// --tcp-established (otherwise refused, as CRIU does).</summary>
+/// getsockopt. An established TCP connection, also one half-closed (TcpHalfClose), is read through TCP_REPAIR
+/// into tcp-stream-INO.img, only with --tcp-established (otherwise refused, as CRIU does).</summary>
 public sealed class InetSocketFile : IFileKind
 {
     public const int IPPROTO_TCP = 6, IPPROTO_UDP = 17;
@@ -81,13 +81,15 @@ public sealed class InetSocketFile : IFileKind
                     break;
                 case TCP_CLOSE:
                     break;
-                case TCP_ESTABLISHED:
+                case var connected when TcpHalfClose.Restorable(connected):
+                    string name = connected == TCP_ESTABLISHED ? "established" : $"half-closed ({TcpHalfClose.Name(connected)})";
                     if (!ctx.Options.TcpEstablished)
-                        throw new CrispException($"{what}: established TCP connection to {dst} needs --tcp-established");
+                        throw new CrispException($"{what}: {name} TCP connection to {dst} needs --tcp-established");
                     DumpStream(ctx, fd, entry, src, dst!.Value, what);
                     break;
                 default:
-                    throw new CrispException($"{what}: TCP state {state} is not supported yet (only listening, closed and established)");
+                    throw new CrispException($"{what}: TCP state {TcpHalfClose.Name(state)} is not supported (a connection is dumped " +
+                        "established or half-closed: FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING)");
             }
         }
         return new file_entry { Type = Type, Id = id, Isk = entry };
@@ -109,7 +111,7 @@ public sealed class InetSocketFile : IFileKind
         var (e, inQ, outQ) = TcpRepair.Dump(held.Fd, what);
         using var w = ctx.Images.CreateWriter(ImageFile.TcpStream(entry.Ino));
         w.Write(e, [.. inQ, .. outQ]);
-        ctx.Log.Debug($"{what}: established, in {e.InqLen} bytes (seq {e.InqSeq}), out {e.OutqLen} bytes ({e.UnsqLen} unsent, seq {e.OutqSeq})");
+        ctx.Log.Debug($"{what}: {TcpHalfClose.Name((int)entry.State)}, in {e.InqLen} bytes (seq {e.InqSeq}), out {e.OutqLen} bytes ({e.UnsqLen} unsent, seq {e.OutqSeq})");
     }
 
     /// <summary>Dump over: a tree that runs on gets its connections back out of repair mode (before it is
@@ -165,7 +167,7 @@ public sealed class InetSocketFile : IFileKind
             if (e.IpOpts?.Freebind == true)
                 SetInt(s, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_FREEBIND : IP_FREEBIND, 1);
             bool established = e.State == TCP_ESTABLISHED;
-            if (tcp && established)
+            if (tcp && TcpHalfClose.Restorable((int)e.State))
             {
                 // Buffer sizes first: the queues go back into them. Repair mode then forces port reuse,
                 // and leaving it clears SO_REUSEADDR, which is set back after.
@@ -206,7 +208,7 @@ public sealed class InetSocketFile : IFileKind
     private static void RestoreStream(RestoreContext ctx, int s, inet_sk_entry e, InetAddress src, string what)
     {
         if (!ctx.Options.TcpEstablished)
-            throw new CrispException($"{what}: the images hold an established TCP connection; restore it with --tcp-established");
+            throw new CrispException($"{what}: the images hold an established TCP connection ({TcpHalfClose.Name((int)e.State)}); restore it with --tcp-established");
         var dst = InetAddress.FromEntry((int)e.Family, e.DstAddr, e.DstPort, what);
         var file = ImageFile.TcpStream(e.Ino);
         if (!ctx.Images.Exists(file))
@@ -222,9 +224,9 @@ public sealed class InetSocketFile : IFileKind
         var state = ctx.Files.Tcp;
         (state.Lock ??= new NetworkLock(RestoreLockMethod(ctx), ctx.Root.Pid, ctx.Log)).Lock(src, dst);
         TcpRepair.On(s);
-        TcpRepair.Restore(s, stream, src, dst, inQ, outQ);
+        TcpRepair.Restore(s, (int)e.State, Namespaces.NetNamespace.Of(ctx), stream, src, dst, inQ, outQ);
         TcpRepair.Off(s);
-        ctx.Log.Debug($"{what}: {src} -> {dst} re-established, in {inQ.Length} out {outQ.Length} bytes");
+        ctx.Log.Debug($"{what}: {src} -> {dst} back {TcpHalfClose.Name((int)e.State)}, in {inQ.Length} out {outQ.Length} bytes");
     }
 }
 

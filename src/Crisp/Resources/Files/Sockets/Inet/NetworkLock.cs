@@ -40,6 +40,9 @@ public sealed class NetworkLock(NetworkLockMethod method, int rootPid, Log log)
                 $"add chain inet {Table} input {{ type filter hook input priority raw; policy accept; }}; " +
                 $"add chain inet {Table} output {{ type filter hook output priority raw; policy accept; }}; " +
                 $"flush chain inet {Table} input; flush chain inet {Table} output; " +
+                // Segments crisp forges to put a peer's FIN back (TcpHalfClose) carry CRIU's mark and pass.
+                $"add rule inet {Table} input meta mark {TcpHalfClose.Mark} accept; " +
+                $"add rule inet {Table} output meta mark {TcpHalfClose.Mark} accept; " +
                 $"add rule inet {Table} input ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop; " +
                 $"add rule inet {Table} input ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop; " +
                 $"add rule inet {Table} output ip daddr . tcp dport . ip saddr . tcp sport @conns4 drop; " +

@@ -32,7 +32,7 @@ public static unsafe class TcpRepair
     /// (bytes not yet read by the task) and the send queue (bytes not yet acknowledged by the peer).</summary>
     public static (tcp_stream_entry Entry, byte[] InQ, byte[] OutQ) Dump(int fd, string what)
     {
-        var (_, options, sndWscale, rcvWscale) = Info(fd);
+        var (state, options, sndWscale, rcvWscale) = Info(fd);
         var e = new tcp_stream_entry
         {
             InqLen = (uint)Ioctl(fd, SIOCINQ),
@@ -45,6 +45,12 @@ public static unsafe class TcpRepair
             Nodelay = GetInt(fd, SOL_TCP, TCP_NODELAY) != 0,
             Cork = GetInt(fd, SOL_TCP, TCP_CORK) != 0,
         };
+        // Our FIN, not yet acknowledged, counts in both send-queue sizes; it is no data (CRIU drops it too).
+        if (TcpHalfClose.SentFin(state))
+        {
+            e.OutqLen = e.OutqLen > 0 ? e.OutqLen - 1 : 0;
+            e.UnsqLen = e.UnsqLen > 0 ? e.UnsqLen - 1 : 0;
+        }
         if ((options & TCPI_OPT_TIMESTAMPS) != 0)
             e.Timestamp = (uint)GetInt(fd, SOL_TCP, TCP_TIMESTAMP);
         Span<byte> w = stackalloc byte[20];
@@ -87,14 +93,18 @@ public static unsafe class TcpRepair
     }
 
     /// <summary>Puts a connection back on a fresh socket in repair mode: sequence numbers, bind and a
-    /// handshake-less connect, options, both queues, then the window. The socket stays in repair mode.</summary>
-    public static void Restore(int fd, tcp_stream_entry e, InetAddress src, InetAddress dst, byte[] inQ, byte[] outQ)
+    /// handshake-less connect, options, both queues, the window, then the FINs of a half-closed
+    /// <paramref name="state"/> (forged in <paramref name="netns"/>). The socket stays in repair mode.</summary>
+    public static void Restore(int fd, int state, UnixFd? netns, tcp_stream_entry e, InetAddress src, InetAddress dst, byte[] inQ, byte[] outQ)
     {
+        // The image's seqs count the FINs (CRIU's too); the connection is rebuilt without them.
+        bool peerFin = TcpHalfClose.ReceivedFin(state);
+        uint inSeq = e.InqSeq - (peerFin ? 1u : 0), outSeq = e.OutqSeq - (TcpHalfClose.SentFin(state) ? 1u : 0);
         Bind(fd, src.ToSockaddr());
         SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
-        SetInt(fd, SOL_TCP, TCP_QUEUE_SEQ, (int)(e.InqSeq - e.InqLen));
+        SetInt(fd, SOL_TCP, TCP_QUEUE_SEQ, (int)(inSeq - e.InqLen));
         SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
-        SetInt(fd, SOL_TCP, TCP_QUEUE_SEQ, (int)(e.OutqSeq - e.OutqLen));
+        SetInt(fd, SOL_TCP, TCP_QUEUE_SEQ, (int)(outSeq - e.OutqLen));
         Connect(fd, dst.ToSockaddr());
 
         var opts = new List<(int Code, uint Value)>();
@@ -134,8 +144,9 @@ public static unsafe class TcpRepair
             BinaryPrimitives.WriteUInt32LittleEndian(w, e.SndWl1);
             BinaryPrimitives.WriteUInt32LittleEndian(w[4..], e.SndWnd);
             BinaryPrimitives.WriteUInt32LittleEndian(w[8..], e.MaxWindow);
-            BinaryPrimitives.WriteUInt32LittleEndian(w[12..], e.RcvWnd);
-            BinaryPrimitives.WriteUInt32LittleEndian(w[16..], e.RcvWup);
+            // rcv_wup was taken past the peer's FIN, which is not back yet.
+            BinaryPrimitives.WriteUInt32LittleEndian(w[12..], e.RcvWnd + (peerFin ? 1u : 0));
+            BinaryPrimitives.WriteUInt32LittleEndian(w[16..], e.RcvWup - (peerFin ? 1u : 0));
             Set(fd, SOL_TCP, TCP_REPAIR_WINDOW, w);
         }
         if (unsent > 0)
@@ -145,6 +156,9 @@ public static unsafe class TcpRepair
             On(fd);
         }
         SetInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+        if (state != InetSocketFile.TCP_ESTABLISHED)
+            TcpHalfClose.Restore(fd, state, netns, src, dst, inSeq, outSeq - (uint)outQ.Length,
+                e.HasSndWl1 ? e.SndWnd >> (int)e.SndWscale : 0xffff);
         SetInt(fd, SOL_TCP, TCP_NODELAY, e.Nodelay ? 1 : 0);
         if (e.Cork)
             SetInt(fd, SOL_TCP, TCP_CORK, 1);
