@@ -8,7 +8,8 @@ namespace Crisp.Tests.Resources.Memory;
 
 /// <summary>Pages a parent and its forked child share copy-on-write at dump are shared again after restore (the
 /// same page frames in both tasks' /proc/PID/pagemap), the child's own pages are its own, and a write in either task
-/// after restore stays private to it (tests/workloads/cow_share.c checks its data and that).</summary>
+/// after restore stays private to it (tests/workloads/cow_share.c checks its data and that). A dump --leave-running
+/// leaves the sharing of the running tree as it was.</summary>
 [Collection("compel")]
 public sealed class CowSharingTests(ITestOutputHelper output)
 {
@@ -33,6 +34,16 @@ public sealed class CowSharingTests(ITestOutputHelper output)
             var before = Frames(parent, child, area, pages);
             output.WriteLine($"before: {before}");
             Assert.Equal((pages - Changed, Changed), (before.Same, before.Different));
+
+            // A dump that leaves the tree running must not have copied the shared pages while reading them.
+            string kept = Path.Combine(dir.Path, "images-leave-running");
+            Directory.CreateDirectory(kept, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Live.Logged(output, log => { new Dumper(new DumpOptions { RootPid = parent, ImagesDir = kept, LeaveRunning = true }, log).Run(); return 0; });
+            var running = Frames(parent, child, area, pages);
+            output.WriteLine($"after dump --leave-running: {running}");
+            Assert.Equal((pages - Changed, Changed), (running.Same, running.Different));
+            // Back in sigsuspend (the cycle's state snapshot is taken next).
+            Live.WaitFor(() => pids.All(p => Sleeping(p)), "the tree to sleep again after the dump");
 
             for (int round = 1; round <= 2; round++)
             {
@@ -87,6 +98,8 @@ public sealed class CowSharingTests(ITestOutputHelper output)
         }
         return pfns;
     }
+
+    private static bool Sleeping(int pid) => File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].StartsWith('S');
 
     private static string Pss(int pid) =>
         string.Join(", ", File.ReadAllLines($"/proc/{pid}/smaps_rollup").Where(l => l.StartsWith("Rss:") || l.StartsWith("Pss:"))
