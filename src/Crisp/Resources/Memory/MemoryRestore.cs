@@ -35,7 +35,8 @@ public sealed class MemoryRestore : IRestoreStage
         /// <summary>Tasks whose shared VMAs were mapped and filled before their children were cloned, with the
         /// pages they hold there (their stored runs): what a child inherits.</summary>
         public Dictionary<int, PagemapReader.Run[]> Premapped { get; } = [];
-        /// <summary>Pages left shared with the parent, written because they differ, dropped.</summary>
+        /// <summary>Pages compared with the parent's, left shared with it, written because they differ, dropped.</summary>
+        public long CowCompared { get; set; }
         public long CowShared { get; set; }
         public long CowWritten { get; set; }
         public long CowDropped { get; set; }
@@ -123,6 +124,7 @@ public sealed class MemoryRestore : IRestoreStage
         var cow = new CowFiller(task, pages);
         cow.Fill(inherited, state.Premapped[task.Parent!.Pid]);
         state.BytesFilled += cow.Written * PagemapWriter.PageSize;
+        state.CowCompared += cow.Compared;
         state.CowShared += cow.Shared;
         state.CowWritten += cow.Written;
         state.CowDropped += cow.Dropped;

@@ -53,6 +53,8 @@ public sealed class CowSharingTests(ITestOutputHelper output)
                 var after = Frames(parent, child, area, pages);
                 output.WriteLine($"after round {round}: {after}; parent {Pss(parent)}, child {Pss(child)}");
                 Assert.Equal((pages - Changed, Changed), (after.Same, after.Different));
+                // stats-restore counts them as CRIU does: compared, skipped (left shared), not restored.
+                Assert.InRange(tree.Counters.PagesSkippedCow, pages - Changed, tree.Counters.PagesCompared);
             }
 
             Crisp.Linux.Signals.Kill(parent, Live.SIGUSR1);
