@@ -8,8 +8,9 @@ namespace Crisp.Restore;
 /// the tree's own namespaces (CLONE_NEWPID: it is PID 1 of a new pid namespace, and set_tid gives every
 /// other task its pid there; the host numbers them as it likes). Then sessions and process groups, leaders
 /// before members (by the images' pids, from inside the tasks). <paramref name="rootEnters"/>: what the root does
-/// once it exists, before it clones anyone (it enters the tree's namespaces).</summary>
-public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters)
+/// once it exists, before it clones anyone (it enters the tree's namespaces). <paramref name="beforeChildren"/>: what
+/// each task does once it exists, before it clones its children (the memory they share with it copy-on-write).</summary>
+public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters, IReadOnlyList<TaskStep> beforeChildren)
 {
     public void Build(RestoreContext ctx)
     {
@@ -52,6 +53,15 @@ public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters)
                 task.Call("setsid", Sysno.setsid);
             else if (task.Entry.Pgid == task.Entry.Pid)
                 task.Call("setpgid(0, 0)", Sysno.setpgid, 0, 0);
+            // ctx.Tasks lists parents before children: this runs before the task clones any of them.
+            if (task.Children.Count > 0)
+            {
+                foreach (var step in beforeChildren)
+                {
+                    ctx.Log.Debug($"puppet {task.Pid}: {step.Name}, before its children");
+                    step.Run(ctx, task);
+                }
+            }
         }
         // Zombies are made like any child, so that their ids can be set; they exit once every group exists.
         var zombies = ctx.Tasks.SelectMany(t => t.Zombies).ToList();

@@ -20,6 +20,8 @@ public sealed class RestorePipeline
     public required IReadOnlyList<IRestoreStage> Shape { get; init; }
     /// <summary>What the root does once it exists, before it clones any other task: it enters the tree's namespaces.</summary>
     public required IReadOnlyList<TreeStep> RootEnters { get; init; }
+    /// <summary>Per task, once its puppet exists and before it clones its children: the memory they share with it.</summary>
+    public required IReadOnlyList<TaskStep> BeforeChildren { get; init; }
     /// <summary>Per task, once every kind is restored: each thread's final registers and signal mask.</summary>
     public required IReadOnlyList<IReleaseStep> Release { get; init; }
 
@@ -29,7 +31,7 @@ public sealed class RestorePipeline
     private IReadOnlyList<IRestoreStage>? _participants;
 
     /// <summary>The puppets phase: the root, the namespaces it enters, every other task.</summary>
-    public PuppetTreeBuilder Puppets => _puppets ??= new(RootEnters);
+    public PuppetTreeBuilder Puppets => _puppets ??= new(RootEnters, BeforeChildren);
     private PuppetTreeBuilder? _puppets;
 
     /// <summary>Every point CRISP_FAULT=restore:NAME can name, in the order a restore passes them.</summary>
@@ -76,6 +78,8 @@ public sealed class RestorePipeline
                 new("namespaces", Resources.Namespaces.NamespacesRestore.EnterNamespaces),
                 new("mnt", Resources.Mounts.MountNamespace.EnterNamespace),
             ],
+            // Copy-on-write sharing with the children: their shared VMAs filled in the parent before they are cloned.
+            BeforeChildren = [new("memory", Resources.Memory.MemoryRestore.PremapForChildren)],
             Release = [threads, new TaskRelease()],
         };
     }
@@ -83,6 +87,9 @@ public sealed class RestorePipeline
 
 /// <summary>A named step on the whole tree.</summary>
 public sealed record TreeStep(string Name, Action<RestoreContext> Run);
+
+/// <summary>A named step on one task of the tree.</summary>
+public sealed record TaskStep(string Name, Action<RestoreContext, RestoreTask> Run);
 
 /// <summary>A participant of the release phase: gives a task's threads their final state, detaches them with
 /// the rest of the tree, or undoes its work after a failure.</summary>

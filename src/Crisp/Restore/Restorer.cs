@@ -132,7 +132,9 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         tracer.Dispose();
         ctx.Log.Info($"restored {ctx.Tasks.Count} task(s), root {ctx.Root.HostPid}");
         counters.Restore = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-        counters.PagesRestored = Stats.PageCount.Present(images, ctx.Tasks.Select(t => t.Pid));
+        counters.PagesCompared = ctx.Memory.CowCompared;
+        counters.PagesSkippedCow = ctx.Memory.CowShared;
+        counters.PagesRestored = Stats.PageCount.Present(images, ctx.Tasks.Select(t => t.Pid)) - ctx.Memory.CowShared;
         if (scripts.Run(Scripts.ScriptAction.PostResume) is not 0 and var post)
             ctx.Log.Error($"Post-resume script ret code {post}");
         return new RestoredTree(ctx.Root.HostPid) { Counters = counters, Sibling = options.Sibling };

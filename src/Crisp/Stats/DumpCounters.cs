@@ -56,7 +56,11 @@ public sealed class DumpCounters
 /// <summary>What CRIU's stats-restore records.</summary>
 public sealed class RestoreCounters
 {
+    /// <summary>Pages written into the tasks (CRIU: those compared equal with a parent's are not).</summary>
     public long PagesRestored { get; set; }
+    /// <summary>Pages of inherited VMAs compared with the parent's, and those left shared copy-on-write.</summary>
+    public long PagesCompared { get; set; }
+    public long PagesSkippedCow { get; set; }
     /// <summary>Making the puppet tree (CRIU: forking).</summary>
     public TimeSpan Forking { get; set; }
     /// <summary>The whole restore, images read to tasks running.</summary>

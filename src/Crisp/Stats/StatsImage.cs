@@ -36,8 +36,8 @@ public static class StatsImage
     {
         Restore = new restore_stats_entry
         {
-            PagesCompared = 0,
-            PagesSkippedCow = 0,
+            PagesCompared = (ulong)c.PagesCompared,
+            PagesSkippedCow = (ulong)c.PagesSkippedCow,
             ForkingTime = Micros(c.Forking),
             RestoreTime = Micros(c.Restore),
             PagesRestored = (ulong)c.PagesRestored,

@@ -86,7 +86,11 @@ public sealed class CgroupsRestore : IRestoreStage
         ctx.Log.Info($"cgroups: {state.Targets.Count} set(s) to place tasks in, {state.Created.Count} dir(s) made ({mode.ToString().ToLowerInvariant()})");
     }
 
-    public void Restore(RestoreContext ctx, RestoreTask task)
+    public void Restore(RestoreContext ctx, RestoreTask task) => Join(ctx, task);
+
+    /// <summary>The task joins its cgroups (again: harmless). Also called before a parent's puppet fills the memory its
+    /// children will share (<see cref="Memory.MemoryRestore.PremapForChildren"/>), so those pages are charged there.</summary>
+    public static void Join(RestoreContext ctx, RestoreTask task)
     {
         if (!ctx.Cgroups.Targets.TryGetValue(task.TaskCore.CgSet, out var targets))
             return;

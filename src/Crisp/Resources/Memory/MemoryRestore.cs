@@ -31,6 +31,16 @@ public sealed class MemoryRestore : IRestoreStage
         public TimeSpan FillTime { get; set; }
         /// <summary>restore --lazy-pages: the connection to the lazy-pages daemon.</summary>
         public Lazy.LazyPagesClient? Lazy { get; set; }
+        /// <summary>Which private anonymous VMAs children share with their parent copy-on-write.</summary>
+        public CowPlan Cow { get; set; } = CowPlan.None;
+        /// <summary>Tasks whose shared VMAs were mapped and filled before their children were cloned, with the
+        /// pages they hold there (their stored runs): what a child inherits.</summary>
+        public Dictionary<int, PagemapReader.Run[]> Premapped { get; } = [];
+        /// <summary>Pages compared with the parent's, left shared with it, written because they differ, dropped.</summary>
+        public long CowCompared { get; set; }
+        public long CowShared { get; set; }
+        public long CowWritten { get; set; }
+        public long CowDropped { get; set; }
 
         public void Dispose()
         {
@@ -70,6 +80,57 @@ public sealed class MemoryRestore : IRestoreStage
         }
         state.Files = MappedFiles.Read(ctx);
         state.Shared.Create(ctx.Images, state.Mms.Values);
+        // Lazy memory is the daemon's: nothing is filled before the children exist.
+        state.Cow = Lazy ? CowPlan.None : CowPlan.Of(ctx.Tasks, state.Mms);
+    }
+
+    /// <summary>The puppets phase, in a task about to clone its children: the VMAs they share with it are mapped and
+    /// filled now (its own inherited ones compared first), so each child gets them by fork, copy-on-write. The task
+    /// joins its cgroups first (CRIU's order), so these pages are charged there.</summary>
+    public static void PremapForChildren(RestoreContext ctx, RestoreTask task)
+    {
+        var state = ctx.Memory;
+        var own = state.Cow.Premapped(task.Pid);
+        if (own.Count == 0)
+            return;
+        Cgroups.CgroupsRestore.Join(ctx, task);
+        var mm = state.Mms[task.Pid];
+        var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, Files.Memfd.MemfdInodes.Of(ctx), ctx.Ipc.Attachments);
+        space.CheckFits();
+        space.AnonymizePuppetText();
+        var inherited = state.Cow.Inherited(task.Pid).ToHashSet();
+        space.ClearLeftovers(inherited);
+        space.MoveVdso();
+        var fresh = own.Where(v => !inherited.Contains(v)).ToHashSet();
+        using var source = new LocalPageSource(ctx.Images);
+        var pages = source.Pagemap(task.Pid);   // every page it names readable (a parent chain's too)
+        RefuseLazyRuns(ctx, task, pages);
+        space.MapAll(pages, skip: mm.Vmas.Where(v => !fresh.Contains(v)).ToHashSet());
+        var clock = Stopwatch.StartNew();
+        var filler = new PageFiller(task.Puppet.Pid, task.Pid, pages, source, space.WritableForFill, state.Batches);
+        filler.Fill(fresh);
+        state.BytesFilled += filler.BytesWritten;
+        FillInherited(ctx, task, pages, inherited);
+        state.FillTime += clock.Elapsed;
+        state.Premapped[task.Pid] = [.. pages.Runs.Where(r => r.IsPresent)];
+        ctx.Log.Debug($"memory of {task.Pid}: {own.Count} VMA(s) filled before its children are cloned");
+    }
+
+    /// <summary>The VMAs the task got from its parent's puppet: only pages that differ are written.</summary>
+    private static void FillInherited(RestoreContext ctx, RestoreTask task, PagemapReader pages, IReadOnlyCollection<vma_entry> inherited)
+    {
+        if (inherited.Count == 0)
+            return;
+        var state = ctx.Memory;
+        var cow = new CowFiller(task, pages);
+        cow.Fill(inherited, state.Premapped[task.Parent!.Pid]);
+        state.BytesFilled += cow.Written * PagemapWriter.PageSize;
+        state.CowCompared += cow.Compared;
+        state.CowShared += cow.Shared;
+        state.CowWritten += cow.Written;
+        state.CowDropped += cow.Dropped;
+        ctx.Log.Info($"memory of {task.Pid}: {cow.Shared} of {cow.Compared} page(s) shared with parent {task.Parent.Pid} copy-on-write, " +
+            $"{cow.Written} written, {cow.Dropped} dropped");
     }
 
     public void Restore(RestoreContext ctx, RestoreTask task)
@@ -78,9 +139,13 @@ public sealed class MemoryRestore : IRestoreStage
         var mm = state.Mms[task.Pid];
         var memfds = Files.Memfd.MemfdInodes.Of(ctx);
         var space = new PuppetAddressSpace(task, mm, state.Files, state.Shared, memfds, ctx.Ipc.Attachments);
+        // VMAs in place already: inherited from the parent's puppet, and (when this task premapped) its own shared ones.
+        bool premapped = state.Premapped.ContainsKey(task.Pid);
+        var inherited = state.Cow.Inherited(task.Pid).ToHashSet();
+        var inPlace = premapped ? inherited.Concat(state.Cow.Premapped(task.Pid)).ToHashSet() : inherited;
         space.CheckFits();
         space.AnonymizePuppetText();
-        space.ClearLeftovers();
+        space.ClearLeftovers(inPlace);
         space.MoveVdso();
         using (var source = new LocalPageSource(ctx.Images))
         {
@@ -88,13 +153,15 @@ public sealed class MemoryRestore : IRestoreStage
             HashSet<vma_entry> lazy = Lazy ? LazyAreas(task, mm, pages) : [];
             if (!Lazy)
                 RefuseLazyRuns(ctx, task, pages);
-            space.MapAll(pages);
+            space.MapAll(pages, skip: inPlace);
             int uffd = lazy.Count > 0 ? Memory.Lazy.LazyRegistration.Register(task, lazy) : -1;
             var clock = Stopwatch.StartNew();
             var filler = new PageFiller(task.Puppet.Pid, task.Pid, pages, source, space.WritableForFill, ctx.Memory.Batches);
-            filler.Fill(mm.Vmas.Where(v => !lazy.Contains(v)));
-            pages.VerifyRest();   // this task's pages against the manifest, as they streamed
+            filler.Fill(mm.Vmas.Where(v => !lazy.Contains(v) && !inPlace.Contains(v)));
             state.BytesFilled += filler.BytesWritten;
+            if (!premapped)
+                FillInherited(ctx, task, pages, inherited);
+            pages.VerifyRest();   // this task's pages against the manifest, as they streamed
             state.FillTime += clock.Elapsed;
             if (uffd >= 0)
                 Memory.Lazy.LazyRegistration.HandOver(task, uffd, state.Lazy ?? throw new InvalidOperationException("lazy restore without a daemon"));

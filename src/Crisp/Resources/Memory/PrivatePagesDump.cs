@@ -34,7 +34,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
                     continue;
                 bool fileBacked = vma.Is(VmaStatus.FilePrivate);
                 foreach (var run in Runs(pagemap, vma.Start, vma.End, fileBacked))
-                    pipe.Add(run, vma.Maps.CanRead);
+                    AddKeepingShared(pipe, pagemap, run, vma.Maps.CanRead);
                 // Each VMA starts a batch: batches that ran on across VMAs (misaligned with a large VMA's pages) made
                 // 1 GiB dumps onto ext4 take 2-4x the kernel time (bench, 2026-12-04).
                 pipe.Flush();
@@ -55,6 +55,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     public void Dump(IReadOnlyList<PlannedRun> plan, bool taskRuns)
     {
         _taskRuns = taskRuns;
+        using var pagemap = Pagemap.Open(pid);
         var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns));
         try
         {
@@ -63,7 +64,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
                 if (run.InParent || run.Lazy)
                     pipe.AddParentRun(new RemoteRange(run.Start, run.Length), run.Lazy ? PagemapFlags.Lazy : PagemapFlags.Parent);
                 else
-                    pipe.Add(new RemoteRange(run.Start, run.Length), run.Readable);
+                    AddKeepingShared(pipe, pagemap, new RemoteRange(run.Start, run.Length), run.Readable);
             }
             pipe.Complete();
         }
@@ -90,6 +91,48 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         }
         Dump(plan, taskRuns: false);
         return plan.Where(r => r.Lazy).ToList();
+    }
+
+    private ulong[]? _entries;
+
+    /// <summary>Queues a run, its pages that another task maps too (a forked parent or child, copy-on-write) to be
+    /// read through /proc/PID/mem: process_vm_readv pins the pages it reads, and the kernel copies a shared anonymous
+    /// page before pinning it, so reading them so would undo the sharing in the task (for good with --leave-running
+    /// or a pre-dump, and in the memory the dump needs meanwhile). Pagemap's exclusive bit tells them apart.</summary>
+    private void AddKeepingShared(PagePipe pipe, Pagemap pagemap, RemoteRange run, bool readable)
+    {
+        if (!readable)
+        {
+            pipe.Add(run, false);
+            return;
+        }
+        _entries ??= new ulong[EntriesPerRead];
+        ulong end = run.Address + run.Length, pieceStart = run.Address;
+        bool pieceExclusive = true;
+        for (ulong at = run.Address; at < end;)
+        {
+            int n = (int)Math.Min((end - at) / PageSize, (ulong)_entries.Length);
+            try { pagemap.ReadEntries(at, _entries.AsSpan(0, n)); }
+            catch (SyscallException) when (_taskRuns)
+            {
+                _entries.AsSpan(0, n).Clear();   // gone since it was let go: /proc/PID/mem's read stores zeros (Dump(plan))
+            }
+            for (int i = 0; i < n; i++)
+            {
+                bool exclusive = new PagemapEntry(_entries[i]).Exclusive;
+                ulong page = at + (ulong)i * PageSize;
+                if (page == pieceStart)
+                    pieceExclusive = exclusive;
+                else if (exclusive != pieceExclusive)
+                {
+                    pipe.Add(new RemoteRange(pieceStart, page - pieceStart), pieceExclusive);
+                    pieceStart = page;
+                    pieceExclusive = exclusive;
+                }
+            }
+            at += (ulong)n * PageSize;
+        }
+        pipe.Add(new RemoteRange(pieceStart, end - pieceStart), pieceExclusive);
     }
 
     /// <summary>Runs of pages to store: PAGEMAP_SCAN (present or swapped, and not file pages where only

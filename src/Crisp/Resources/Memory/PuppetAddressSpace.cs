@@ -37,14 +37,25 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             (long)PuppetElf.BaseAddress);
     }
 
-    /// <summary>Unmaps everything of the puppet but its own pages and the vdso/vvar areas.</summary>
-    public void ClearLeftovers()
+    /// <summary>Unmaps everything of the puppet but its own pages, the vdso/vvar areas and <paramref name="keep"/>
+    /// (the task's VMAs already in place: inherited from its parent's puppet, or filled before its children were
+    /// cloned). The kernel may show kept VMAs merged with each other or with leftovers: only what lies outside them goes.</summary>
+    public void ClearLeftovers(IReadOnlyCollection<vma_entry>? keep = null)
     {
+        var kept = (keep ?? []).Select(v => (v.Start, v.End)).OrderBy(r => r.Start).ToList();
         foreach (var m in ProcMaps.Read(task.Puppet.Pid))
         {
             if (IsVdsoArea(m) || m.Kind == VmaKind.Vsyscall || m.Start >= PuppetElf.BaseAddress && m.End <= PuppetElf.End)
                 continue;
-            task.Call($"munmap({m.Path})", Sysno.munmap, (long)m.Start, (long)m.Length);
+            ulong at = m.Start;
+            foreach (var (start, end) in kept.Where(r => r.Start < m.End && r.End > m.Start))
+            {
+                if (start > at)
+                    task.Call($"munmap({m.Path})", Sysno.munmap, (long)at, (long)(start - at));
+                at = Math.Max(at, end);
+            }
+            if (at < m.End)
+                task.Call($"munmap({m.Path})", Sysno.munmap, (long)at, (long)(m.End - at));
         }
     }
 
@@ -101,13 +112,15 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
     /// read-only VMA holding anonymous pages was writable once, so the kernel accounts it (VM_ACCOUNT):
     /// it is mapped writable and protected after the fill, which gives it that flag again — without it,
     /// it would merge with a neighbour it was separate from (e.g. a library's relro with its rodata).</summary>
-    public void MapAll(Images.PagemapReader pages)
+    public void MapAll(Images.PagemapReader pages, IReadOnlyCollection<vma_entry>? skip = null)
     {
         var openFiles = new Dictionary<(string, int), int>();
         try
         {
             foreach (var v in mm.Vmas)
             {
+                if (skip is not null && skip.Contains(v))
+                    continue;   // in place already (copy-on-write from the parent, or filled before the children were cloned)
                 if (v.Status == VmaStatus.AioRing)
                 {
                     // Its pages land here for now; AioRings.Restore moves a real ring over it.
