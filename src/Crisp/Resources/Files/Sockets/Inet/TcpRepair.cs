@@ -164,10 +164,14 @@ public static unsafe class TcpRepair
             SetInt(fd, SOL_TCP, TCP_CORK, 1);
     }
 
-    /// <summary>send() until all is queued; the kernel may refuse a big chunk in repair mode, so halve it.</summary>
+    /// <summary>send() until all is queued; the kernel may refuse a big chunk in repair mode, so halve it. A send
+    /// buffer that fills first (small chunks cost more per byte, and a loaded machine's TCP memory is tighter) is
+    /// raised once, past the queue's size; the dumped size is set again with the other options afterwards.</summary>
     private static void SendAll(int fd, ReadOnlySpan<byte> data)
     {
         int chunk = data.Length;
+        bool raised = false;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         while (!data.IsEmpty)
         {
             var part = data[..Math.Min(chunk, data.Length)];
@@ -176,10 +180,24 @@ public static unsafe class TcpRepair
                 n = RawSyscall.TryCall(Sysno.sendto, fd, (long)p, part.Length, MSG_NOSIGNAL | MSG_DONTWAIT, 0, 0);
             if (n <= 0)
             {
-                // Only a lack of memory is worth a smaller chunk; anything else is the connection's error.
-                if (chunk > 1024 && n is 0 or -Errnos.ENOMEM or -Errnos.EAGAIN or -105)
+                // Only a lack of memory is worth a smaller chunk or more room; anything else is the connection's error.
+                bool memory = n is 0 or -Errnos.ENOMEM or -Errnos.EAGAIN or -105;
+                if (memory && chunk > 1024)
                 {
                     chunk /= 2;
+                    continue;
+                }
+                if (memory && !raised)
+                {
+                    raised = true;
+                    long room = Math.Min((long)GetInt(fd, SOL_SOCKET, SO_SNDBUF) + 4L * data.Length, 64L << 20);
+                    SetInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, (int)(room / 2));   // the kernel doubles it
+                    chunk = data.Length;
+                    continue;
+                }
+                if (memory && clock.ElapsedMilliseconds < 2000)
+                {
+                    Thread.Sleep(2);   // TCP memory under pressure: it comes back as other sockets drain
                     continue;
                 }
                 throw new SyscallException("send (tcp repair queue)", n < 0 ? (int)-n : Errnos.EAGAIN);
