@@ -122,48 +122,6 @@ public class EncryptedPagesTests
     }
 
     [Fact]
-    public void AFailedWriteBehindIsThrownAsItIs()
-    {
-        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
-        var below = new FailingStream(failAt: 5);
-        var stream = new EncryptingStream(below, key, "pages-1.img");
-        var data = new byte[Chunk];
-        var e = Assert.Throws<IOException>(() =>
-        {
-            for (int i = 0; i < 20; i++)
-                stream.Write(data);
-            stream.Dispose();
-        });
-        Assert.Same(below.Thrown, e);
-        // Closing again after the failure (a using block's Dispose) hangs on nothing and throws nothing new.
-        var again = Record.Exception(stream.Dispose);
-        Assert.True(again is null || ReferenceEquals(again, below.Thrown), again?.ToString());
-        Assert.True(below.Closed);
-    }
-
-    /// <summary>A file that fails its <c>failAt</c>-th write (the header is the first) with ENOSPC's exception.</summary>
-    private sealed class FailingStream(int failAt) : MemoryStream
-    {
-        private int _writes;
-        public IOException Thrown { get; } = new("No space left on device");
-        public bool Closed { get; private set; }
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            if (++_writes >= failAt)
-                throw Thrown;
-        }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        protected override void Dispose(bool disposing)
-        {
-            Closed = true;
-            base.Dispose(disposing);
-        }
-    }
-
-    [Fact]
     public void KeyFilesAreRawHexOrBase64()
     {
         using var tmp = new TempImageDir();

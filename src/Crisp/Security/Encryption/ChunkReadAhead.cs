@@ -30,7 +30,7 @@ internal sealed class ChunkReadAhead : IDisposable
 
     private sealed class Slot
     {
-        public readonly byte[] Buffer = ArrayPool<byte>.Shared.Rent(ChunkWriteBehind.BufferSize);
+        public readonly byte[] Buffer = ArrayPool<byte>.Shared.Rent(EncryptedFileFormat.ChunkSize + EncryptedFileFormat.TagSize);
         public long Chunk = -1;
         public bool Ready;
         public Exception? Error;
