@@ -18,6 +18,8 @@ public class EncryptedPagesTests
     [InlineData(Chunk / Page)]
     [InlineData(Chunk / Page + 1)]
     [InlineData(3 * Chunk / Page + 7)]
+    [InlineData(6 * Chunk / Page)]
+    [InlineData(9 * Chunk / Page + 3)]
     public void WhatIsWrittenReadsBackAtAnyOffset(int pages)
     {
         using var tmp = new TempImageDir();
@@ -76,6 +78,47 @@ public class EncryptedPagesTests
         Assert.Contains($"encrypted (AES-256-GCM, key id {key.IdText}); pass {ImageKey.Option}",
             Assert.Throws<CrispException>(() => EncryptedImages.CheckReadable(ImageDirectory.Open(tmp.Path))).Message);
         ReadAll(tmp.Path, key);
+    }
+
+    [Fact]
+    public void ReadAheadFailuresReachTheReaderAtTheirChunk()
+    {
+        using var tmp = new TempImageDir();
+        var key = ImageKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+        byte[] data = Write(tmp.Path, key, 10 * Chunk / Page);
+        string file = tmp.File("pages-1.img");
+        byte[] pristine = File.ReadAllBytes(file);
+
+        // Chunk 6 changed: the chunks before it read (ahead) and open; it fails when the reader opens it.
+        var flipped = (byte[])pristine.Clone();
+        flipped[48 + 6 * (Chunk + 16) + 7] ^= 1;
+        File.WriteAllBytes(file, flipped);
+        using (var stored = StoredFile.Open(file, key))
+        {
+            var buffer = new byte[Chunk];
+            for (int c = 0; c < 6; c++)
+            {
+                stored.ReadExactly(buffer, (long)c * Chunk);
+                Assert.True(data.AsSpan(c * Chunk, Chunk).SequenceEqual(buffer), $"chunk {c}");
+            }
+            Assert.Equal($"{file}: chunk 6 (data at {6 * Chunk}..{7 * Chunk}) fails authentication: changed since the dump",
+                Assert.Throws<CrispException>(() => stored.ReadExactly(buffer, 6L * Chunk)).Message);
+        }
+
+        // Cut short while it is read (after the read-ahead began, before it reached chunk 7): the reader gets the
+        // truncation at chunk 7, as it would reading it itself.
+        File.WriteAllBytes(file, pristine);
+        using (var stored = StoredFile.Open(file, key))
+        {
+            var buffer = new byte[Chunk];
+            stored.ReadExactly(buffer, 0);
+            stored.ReadExactly(buffer, Chunk);
+            using (var cut = new FileStream(file, FileMode.Open, FileAccess.Write))
+                cut.SetLength(48 + 7 * (Chunk + 16) + 100);
+            for (int c = 2; c < 7; c++)
+                stored.ReadExactly(buffer, (long)c * Chunk);
+            Assert.Contains("truncated image", Assert.Throws<ImageFormatException>(() => stored.ReadExactly(buffer, 7L * Chunk)).Message);
+        }
     }
 
     [Fact]

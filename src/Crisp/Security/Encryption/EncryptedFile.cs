@@ -7,7 +7,9 @@ namespace Crisp.Security.Encryption;
 
 /// <summary>Reads the plaintext of an encrypted image file: each chunk a read touches is read whole, its tag
 /// checked and decrypted — straight into the caller's buffer when the read covers the chunk, else into a
-/// one-chunk cache. A chunk that fails its tag fails the read in one line naming the file and the chunk.</summary>
+/// one-chunk cache. A chunk that fails its tag fails the read in one line naming the file and the chunk.
+/// Read in order (a restore's pages, a large image), the stored chunks are read ahead on another thread
+/// (<see cref="ChunkReadAhead"/>) while this one opens them.</summary>
 internal sealed class EncryptedFile : StoredFile
 {
     private readonly SafeFileHandle _handle;
@@ -16,6 +18,9 @@ internal sealed class EncryptedFile : StoredFile
     private readonly long _chunks;
     private byte[]? _sealed, _cache;
     private long _cached = -1;
+    /// <summary>The chunk opened last: the next one after it starts the read-ahead.</summary>
+    private long _opened = -1;
+    private ChunkReadAhead? _readAhead;
     private readonly byte[] _nonce = new byte[NonceSize];
 
     public EncryptedFile(string path, SafeFileHandle handle, ReadOnlySpan<byte> head, ImageKey? key) : base(path)
@@ -92,6 +97,8 @@ internal sealed class EncryptedFile : StoredFile
 
     public override void Dispose()
     {
+        _readAhead?.Dispose();   // first: its thread reads through the handle
+        _readAhead = null;
         _aes?.Dispose();
         _handle.Dispose();
         // Pooled: a restore opens one of these per task.
@@ -105,12 +112,21 @@ internal sealed class EncryptedFile : StoredFile
 
     private int ChunkLength(long chunk) => chunk < _chunks - 1 ? ChunkSize : (int)(Length - (_chunks - 1) * ChunkSize);
 
+    /// <summary>Read-ahead pays for its thread when reads go in order and at least this many chunks follow.</summary>
+    private const int ReadAheadAfter = 2;
+
     /// <summary>Reads, authenticates and decrypts one whole chunk into <paramref name="plain"/>.</summary>
     private void Open(long chunk, Span<byte> plain)
     {
-        _sealed ??= ArrayPool<byte>.Shared.Rent(ChunkSize + TagSize);
-        var sealedChunk = _sealed.AsSpan(0, plain.Length + TagSize);
-        ReadRaw(_handle, sealedChunk, HeaderSize + chunk * (ChunkSize + TagSize));
+        if (_readAhead is null && chunk == _opened + 1 && chunk > 0 && _chunks - chunk > ReadAheadAfter)
+            _readAhead = new ChunkReadAhead(_chunks, chunk + 1, ChunkLength, ReadStored);
+        _opened = chunk;
+        if (_readAhead is null || !_readAhead.TryTake(chunk, out ReadOnlySpan<byte> sealedChunk))
+        {
+            _sealed ??= ArrayPool<byte>.Shared.Rent(ChunkSize + TagSize);
+            ReadStored(chunk, _sealed.AsSpan(0, plain.Length + TagSize));
+            sealedChunk = _sealed.AsSpan(0, plain.Length + TagSize);
+        }
         Nonce(_nonce, chunk);
         bool last = chunk == _chunks - 1;
         try
@@ -123,4 +139,8 @@ internal sealed class EncryptedFile : StoredFile
             throw new CrispException($"{Path}: chunk {chunk} (data at {chunk * ChunkSize}..{chunk * ChunkSize + plain.Length}) fails authentication: changed since the dump");
         }
     }
+
+    /// <summary>Chunk <paramref name="chunk"/> as stored (ciphertext and tag), fed to the manifest check; on the
+    /// read-ahead thread too.</summary>
+    private void ReadStored(long chunk, Span<byte> into) => ReadRaw(_handle, into, HeaderSize + chunk * (ChunkSize + TagSize));
 }
