@@ -309,7 +309,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         foreach (var thread in threads)
             thread.Thread.IsDetached = true;
         if (stuck.Count > 0)
-            ctx.Log.Error($"killed but not dead after {ctx.Options.Timeout.TotalSeconds:F0} s: {string.Join(", ", stuck.Select(Linux.Proc.ProcTasks.Describe))}; the images are complete");
+            ctx.Log.Error($"killed but not dead after {ctx.Options.Timeout.TotalSeconds:F0} s: {string.Join(", ", stuck.Select(Linux.Proc.ProcTasks.Describe))} (crisp is {Environment.ProcessId}); the images are complete");
     }
 }
 

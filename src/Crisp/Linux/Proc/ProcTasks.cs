@@ -45,7 +45,8 @@ public static class ProcTasks
             string stat = Procfs.Host.ReadText(tid, "stat");
             char state = stat[stat.LastIndexOf(')') + 2];
             string wchan = Procfs.Host.ReadText(tid, "wchan").Trim();
-            return $"{tid} (state {state}{(wchan is "" or "0" ? "" : " in " + wchan)})";
+            string tracer = Procfs.Host.ReadText(tid, "status").Split('\n').FirstOrDefault(l => l.StartsWith("TracerPid:", StringComparison.Ordinal))?[10..].Trim() ?? "?";
+            return $"{tid} (state {state}{(wchan is "" or "0" ? "" : " in " + wchan)}, traced by {tracer})";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or IndexOutOfRangeException)
         {
