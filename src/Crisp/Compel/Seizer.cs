@@ -110,6 +110,9 @@ public sealed class Seizer
         long r = Ptrace.TryRequest(PtraceRequest.SEIZE, tid, 0, (nint)options);
         if (r == -Errnos.ESRCH)
             return null;
+        // A task that became a zombie since the state was read refuses the seize (EPERM): as if seen a zombie.
+        if (r == -Errnos.EPERM && ThreadState(pid, tid) is 'Z' or 'X' or '?')
+            return null;
         if (r == -Errnos.EPERM && TracedBy(pid, tid) is { } tracer)
             throw new CrispException($"task {tid} is already traced by PID {tracer.Pid} ({tracer.Comm}); a task has one tracer at a time: detach it (end the strace or debugger) and dump again");
         if (r < 0)
