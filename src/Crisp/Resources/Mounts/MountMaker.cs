@@ -131,6 +131,9 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
             throw new CrispException($"mount (bind external {key} from {source} at {target}): {Errnos.Describe((int)-r)}");
     }
 
+    /// <summary>umount2(MNT_DETACH) of what is mounted on top at <paramref name="path"/>.</summary>
+    public void Detach(string path) => Call($"umount2({path}, MNT_DETACH)", Sysno.umount2, Join(basePath, path), flags: MNT_DETACH);
+
     public void Pivot(string root)
     {
         Call($"chdir({root})", Sysno.chdir, root);

@@ -33,12 +33,24 @@ public sealed class MountNamespace : INamespaceContent
         var entries = mounts.Select(m => Entry(m, external.GetValueOrDefault(m.MountPoint))).ToList();
         var plan = MountPlan.Of(entries, $"mount namespace of task {root.Pid}");
         ctx.Images.Write(ImageFile.Mountpoints(id), [.. entries]);
-        foreach (var tmpfs in plan.Mounts.Where(m => m.Origin == MountOrigin.Fresh && m.Entry.Fstype == MountFsTypes.Tmpfs))
+        OvermountedReader? hidden = null;
+        try
         {
-            string file = TmpfsArchive.FileName(tmpfs.Entry.RootDev);
-            using var output = ctx.Images.CreateStream(file);
-            int n = TmpfsArchive.Write(Procfs.Host.Path(root.Pid, $"root{MountMaker.Join(tmpfs.Path)}"), output);
-            ctx.Log.Debug($"mounts: {n} entries of tmpfs {tmpfs.Path} in {file}");
+            foreach (var tmpfs in plan.Mounts.Where(m => m.Origin == MountOrigin.Fresh && m.Entry.Fstype == MountFsTypes.Tmpfs))
+            {
+                string file = TmpfsArchive.FileName(tmpfs.Entry.RootDev);
+                // A covered tmpfs is not what its path shows: it is read from a copy of the namespace with it uncovered.
+                string dir = plan.IsHidden(tmpfs)
+                    ? (hidden ??= OvermountedReader.Open(ctx, root.Pid)).Uncover(tmpfs.Entry)
+                    : Procfs.Host.Path(root.Pid, $"root{MountMaker.Join(tmpfs.Path)}");
+                using var output = ctx.Images.CreateStream(file);
+                int n = TmpfsArchive.Write(dir, output);
+                ctx.Log.Debug($"mounts: {n} entries of tmpfs {tmpfs.Path}{(plan.IsHidden(tmpfs) ? " (overmounted)" : "")} in {file}");
+            }
+        }
+        finally
+        {
+            hidden?.Dispose();
         }
         ctx.Log.Info($"mount namespace {id}: {entries.Count} mount(s), {plan.Mounts.Count(m => m.Origin == MountOrigin.External)} external");
     }

@@ -50,7 +50,7 @@ public sealed class MountPlan
         void Walk(mnt_entry e)
         {
             ordered.Add(e);
-            foreach (var child in byParent[e.MntId])
+            foreach (var child in CoveredFirst(byParent[e.MntId].ToList()))
                 Walk(child);
         }
         Walk(roots[0]);
@@ -70,7 +70,61 @@ public sealed class MountPlan
             made.Add(planned);
             byId[e.MntId] = planned;
         }
-        return new MountPlan(made);
+        var plan = new MountPlan(made);
+        plan.CheckOvermounts(where);
+        return plan;
+    }
+
+    private HashSet<uint>? _hidden;
+    private List<MountCover.Node> Nodes => Mounts.Select(m => new MountCover.Node(m.Entry.MntId, m.Entry.ParentMntId, m.Path)).ToList();
+
+    /// <summary>Mounts another mount of the tree covers (over them, over their mount point or above it).</summary>
+    public bool IsHidden(PlannedMount m) => (_hidden ??= Mounts.Where(p => MountCover.IsHidden(Nodes, p.Entry.MntId)).Select(p => p.Entry.MntId).ToHashSet()).Contains(m.Entry.MntId);
+
+    /// <summary>Whether mount <paramref name="mntId"/> is one of the tree's and hidden.</summary>
+    public bool IsHidden(uint mntId) => Mounts.FirstOrDefault(m => m.Entry.MntId == mntId) is { } m && IsHidden(m);
+
+    /// <summary>Mounts are made by path, so a hidden mount must be made before what covers it: refused, one line,
+    /// when a hidden mount is one the restored root makes late (proc, sysfs, mqueue, cgroup or below them) while
+    /// what covers it is made early, and a hidden unbindable mount (made unbindable by path at the end).</summary>
+    private void CheckOvermounts(string where)
+    {
+        var nodes = Nodes;
+        var byId = Mounts.ToDictionary(m => m.Entry.MntId);
+        foreach (var m in Mounts.Where(IsHidden))
+        {
+            var covers = MountCover.Covers(nodes, m.Entry.MntId).Select(n => byId[n.Id]).ToList();
+            if (m.Late && covers.FirstOrDefault(c => !c.Late) is { } early)
+                throw new CrispException($"{where}: {m.Describe} is covered by {early.Describe}, which is made before it: crisp cannot restore this overmount");
+            if ((m.Entry.Flags & MountFlags.MS_UNBINDABLE) != 0)
+                throw new CrispException($"{where}: {m.Describe} is unbindable and covered by {covers[0].Describe}: not supported");
+        }
+    }
+
+    /// <summary>Children of one mount in the order they are made: as the table lists them, except that one mounted
+    /// on or above another's mount point (an overmount) comes after it, as it must have been mounted after it.</summary>
+    private static List<mnt_entry> CoveredFirst(List<mnt_entry> children)
+    {
+        for (int pass = 0; pass < children.Count * children.Count; pass++)
+        {
+            int moved = -1;
+            for (int i = 0; i < children.Count && moved < 0; i++)
+            {
+                int last = children.FindLastIndex(c => c != children[i] && c.Mountpoint != children[i].Mountpoint
+                    && MountCover.IsOnOrAbove(children[i].Mountpoint, c.Mountpoint));
+                if (last > i)
+                    moved = i;
+                if (moved >= 0)
+                {
+                    var c = children[i];
+                    children.RemoveAt(i);
+                    children.Insert(last, c);
+                }
+            }
+            if (moved < 0)
+                break;
+        }
+        return children;
     }
 
     private static PlannedMount PlanOne(mnt_entry e, PlannedMount? parent, List<PlannedMount> made, string where)

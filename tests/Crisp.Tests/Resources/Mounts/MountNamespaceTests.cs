@@ -50,6 +50,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
             root = Crisp.Tests.Namespaces.PidNamespaceTests.Children(unshare).Single();
             var original = Table(File.ReadAllText(Path.Combine(ext, "mountinfo-0")));
             Assert.Equal(original, Table(File.ReadAllText($"/proc/{root}/mountinfo")));
+            AssertOvermounts(root);
             output.WriteLine(string.Join("\n", original));
 
             // Refused: the external bind is neither in the tree nor marked; the container runs on, untraced.
@@ -73,6 +74,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
             root = Restore(images1, rootfs, ext, sibling: true);
             Assert.Equal(Environment.ProcessId, ProcStat.Read(root).PPid);
             Assert.Equal(original, Table(File.ReadAllText($"/proc/{root}/mountinfo")));
+            AssertOvermounts(root);
             Live.WaitFor(() => Counter(rootfs) > dumped, "the restored child's counter to go on");
 
             // Cycle 2: the restored container dumped again (with CRIU's other spelling), restored detached.
@@ -83,6 +85,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
             AssertImages(images2, original.Count);
             root = Restore(images2, rootfs, ext, sibling: false);
             Assert.Equal(original, Table(File.ReadAllText($"/proc/{root}/mountinfo")));
+            AssertOvermounts(root);
             Live.WaitFor(() => Counter(rootfs) > dumped, "the restored child's counter to go on");
 
             global::Crisp.Linux.Signals.Kill(root, Live.SIGUSR1);
@@ -147,6 +150,21 @@ public class MountNamespaceTests(ITestOutputHelper output)
             d => ReadOrEmpty(Path.Combine(d, "mountinfo")).Contains($" {rootfs} / "));
     }
 
+    /// <summary>The overmounts as the shell made them: /run shows the tmpfs on top, and /opt/a the one above
+    /// /opt/a/b; in a private copy of the container's namespace (busybox's unshare inside it), with the covers
+    /// unmounted, the hidden tmpfs, the one mounted on it, and the one under /opt/a show their own files.</summary>
+    private static void AssertOvermounts(int root)
+    {
+        Assert.Equal("over\n", File.ReadAllText($"/proc/{root}/root/run/over"));
+        Assert.False(File.Exists($"/proc/{root}/root/run/under"));
+        Assert.False(Directory.Exists($"/proc/{root}/root/opt/a/b"));
+        var r = Live.RunProcess("/usr/bin/nsenter", TimeSpan.FromSeconds(30), null, "-t", root.ToString(), "-m", "--",
+            "/bin/busybox", "unshare", "-m", "--propagation", "private", "/bin/busybox", "sh", "-c",
+            "B=/bin/busybox; $B umount -l /run && $B cat /run/under /run/inner/x && $B umount -l /opt/a && $B cat /opt/a/b/file");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal("under\ninner\ndeep\n", r.Stdout);
+    }
+
     private static string ReadOrEmpty(string path)
     {
         try { return File.ReadAllText(path); }
@@ -175,6 +193,11 @@ public class MountNamespaceTests(ITestOutputHelper output)
         foreach (string name in new[] { "./hello", "./sub/deep", "./link -> hello", "-rw-r----- 1000/1000", "prw-r--r-- 0/0" })
             Assert.Contains(name, list.Stdout);
         Assert.Matches(@"\./(hello|hard) link to \./(hard|hello)", list.Stdout);
+        var runs = entries.Where(e => e.Mountpoint == "/run").ToList();
+        Assert.Equal(2, runs.Count);
+        var under = Live.RunProcess("/usr/bin/tar", TimeSpan.FromSeconds(30), null, "-tzf", Path.Combine(images, $"tmpfs-dev-{runs[0].RootDev}.tar.gz.img"));
+        Assert.Contains("./under", under.Stdout);
+        Assert.DoesNotContain("./over", under.Stdout);
         var dev = entries.Single(e => e.Mountpoint == "/dev");
         var devList = Live.RunProcess("/usr/bin/tar", TimeSpan.FromSeconds(30), null, "-tzvf", Path.Combine(images, $"tmpfs-dev-{dev.RootDev}.tar.gz.img"));
         Assert.Matches(@"crw-rw-rw- 0/0\s+1,3 .* \./null", devList.Stdout);
@@ -199,7 +222,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
 
     private static void MakeRootfs(string rootfs, string ext, string init)
     {
-        foreach (string d in new[] { "bin", "proc", "sys", "dev", "data", "etc", "ext", "mnt/bind", "mnt/ro", "mnt/peer", "mnt/slave", "srv/rw", "srv/ro", "srv/masked" })
+        foreach (string d in new[] { "bin", "proc", "sys", "dev", "data", "etc", "ext", "mnt/bind", "mnt/ro", "mnt/peer", "mnt/slave", "srv/rw", "srv/ro", "srv/masked", "run", "opt/a/b" })
             Directory.CreateDirectory(Path.Combine(rootfs, d));
         Directory.CreateDirectory(ext);
         File.Copy("/bin/busybox", Path.Combine(rootfs, "bin", "busybox"));
@@ -244,6 +267,16 @@ public class MountNamespaceTests(ITestOutputHelper output)
         mount --bind $R/dev/null $R/etc/secret
         mount -t tmpfs -o ro,size=4k,mode=500 tmpfs $R/srv/masked
         mount --bind {h} $R/ext
+        mount -t tmpfs -o size=1m,mode=755 under $R/run
+        echo under > $R/run/under
+        mkdir $R/run/inner
+        mount -t tmpfs -o size=1m inner $R/run/inner
+        echo inner > $R/run/inner/x
+        mount -t tmpfs -o size=1m,mode=711 over $R/run
+        echo over > $R/run/over
+        mount -t tmpfs -o size=1m deep $R/opt/a/b
+        echo deep > $R/opt/a/b/file
+        mount -t tmpfs -o size=1m,mode=700 above $R/opt/a
         cd $R
         exec ./init <$R/dev/null >$R/ext/out.log 2>&1
         """;
