@@ -145,6 +145,19 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         catch (CrispException e) { throw new UsageException(e.Message); }
     }
 
+    /// <summary>--cgroup-props-file FILE then --cgroup-props TEXT, as one spec (CRIU's simplified YAML).</summary>
+    public Crisp.Resources.Cgroups.CgroupPropsSpec CgroupProps()
+    {
+        string? file = InWorkDir(Args.Get("cgroup-props-file")), text = Args.Get("cgroup-props");
+        if (file is null && text is null)
+            return Crisp.Resources.Cgroups.CgroupPropsSpec.Empty;
+        string all;
+        try { all = (file is null ? "" : File.ReadAllText(file) + "\n") + (text ?? ""); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"--cgroup-props-file {file}: {e.Message}"); }
+        try { return Crisp.Resources.Cgroups.CgroupPropsSpec.Parse(all, file is null ? "--cgroup-props" : text is null ? $"--cgroup-props-file {file}" : $"--cgroup-props-file {file} + --cgroup-props"); }
+        catch (CrispException e) { throw new UsageException(e.Message); }
+    }
+
     /// <summary>--cgroup-root [CTRL:]PATH ("" controller: every one not named).</summary>
     public IReadOnlyList<(string Controller, string Path)> CgroupRoots() => Args.GetAll("cgroup-root").Select(v =>
     {

@@ -59,6 +59,8 @@ public static class DumpCommand
             External = [.. ctx.Args.GetAll("external").Select(v => v ?? "")],
             EmptyNs = ctx.EmptyNs(),
             CgroupMode = ctx.CgroupMode(),
+            CgroupProps = ctx.CgroupProps(),
+            CgroupDumpControllers = [.. ctx.Args.GetAll("cgroup-dump-controller").Select(v => v ?? "")],
             PrevImagesDir = ctx.Args.Get("prev-images-dir"),
             TrackMem = pre || ctx.Args.Has("track-mem"),
             PageServer = pageServer,

@@ -46,6 +46,7 @@ public static class RestoreCommand
             JoinNs = ctx.JoinNs(),
             CgroupMode = ctx.CgroupMode(),
             CgroupRoots = ctx.CgroupRoots(),
+            CgroupYard = ctx.Args.Get("cgroup-yard") is { } yard ? Path.GetFullPath(yard) : null,
         };
         if (ctx.Args.Has("check-only"))
             return CheckOnly(ctx, options);

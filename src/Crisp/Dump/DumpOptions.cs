@@ -58,6 +58,10 @@ public sealed record DumpOptions
     public ulong EmptyNs { get; init; }
     /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>
     public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
+    /// <summary>--cgroup-props / --cgroup-props-file: the properties dumped per controller.</summary>
+    public Resources.Cgroups.CgroupPropsSpec CgroupProps { get; init; } = Resources.Cgroups.CgroupPropsSpec.Empty;
+    /// <summary>--cgroup-dump-controller NAME…: only these hierarchies are dumped (none given: all).</summary>
+    public IReadOnlyCollection<string> CgroupDumpControllers { get; init; } = [];
     /// <summary>--prev-images-dir: the previous pre-dump of a chain, as given (relative to the images dir, as CRIU
     /// takes it); the dump stores only pages written since and links it as DIR/parent.</summary>
     public string? PrevImagesDir { get; init; }

@@ -54,6 +54,8 @@ public sealed record RestoreOptions
     public Resources.Cgroups.CgroupMode CgroupMode { get; init; } = Resources.Cgroups.CgroupMode.Ignore;
     /// <summary>--cgroup-root [CTRL:]PATH: where the tree's cgroups go instead of where they were ("" key: every controller).</summary>
     public IReadOnlyList<(string Controller, string Path)> CgroupRoots { get; init; } = [];
+    /// <summary>--cgroup-yard PATH: the hierarchies are the ones the caller mounted below PATH, not crisp's.</summary>
+    public string? CgroupYard { get; init; }
     /// <summary>restore --lazy-pages: the lazy-pages daemon's socket (WORKDIR/lazy-pages.socket); private anonymous
     /// memory is filled by it on fault and in the background while the tree runs. null: every page filled here.</summary>
     public string? LazyPagesSocket { get; init; }

@@ -35,6 +35,16 @@ public static class CgroupMounts
         return mounts.FirstOrDefault(m => m.FsType == "cgroup" && m.Root == "/" && wanted.All(w => m.SuperOptions.Split(',').Contains(w)))?.MountPoint;
     }
 
+    /// <summary>As <see cref="Find"/> among the mounts below <paramref name="yard"/> (--cgroup-yard: the caller
+    /// mounted the hierarchies there) when one is given.</summary>
+    public static string? Find(IReadOnlyList<MountInfoEntry> mounts, string name, string? yard) =>
+        Find(yard is null ? mounts : mounts.Where(m => m.MountPoint.StartsWith(yard.TrimEnd('/') + "/", StringComparison.Ordinal)).ToList(), name);
+
+    /// <summary>Whether hierarchy <paramref name="name"/> is one of <paramref name="controllers"/>
+    /// (--cgroup-dump-controller: a controller of it, its name= name with or without the prefix, or "unified").</summary>
+    public static bool IsNamed(string name, IReadOnlyCollection<string> controllers) =>
+        controllers.Count == 0 || controllers.Any(c => name.Length == 0 ? c is "unified" or "" : name.Split(',').Any(n => n == c || n == "name=" + c));
+
     /// <summary>The hierarchy's directory for <paramref name="path"/> ("/a/b").</summary>
     public static string Dir(string mount, string path) => path == "/" ? mount : mount + path;
 }
@@ -54,6 +64,7 @@ public static class CgroupProperties
         [""] = ["cpuset.cpus", "cpuset.mems", "cpu.max", "cpu.weight", "memory.min", "memory.low", "memory.high", "memory.max", "memory.swap.max", "pids.max"],
     };
 
-    public static IEnumerable<string> Of(string hierarchy) =>
-        hierarchy.Length == 0 ? ByController[""] : hierarchy.Split(',').SelectMany(c => ByController.GetValueOrDefault(c, []));
+    public static IEnumerable<string> Of(string hierarchy, CgroupPropsSpec spec) =>
+        hierarchy.Length == 0 ? spec.Apply("unified", ByController[""])
+            : hierarchy.Split(',').SelectMany(c => spec.Apply(c, ByController.GetValueOrDefault(c, []))).Distinct();
 }

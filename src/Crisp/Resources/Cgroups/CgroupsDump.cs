@@ -18,8 +18,8 @@ public sealed class CgroupsDump : IDumpStage
             return;
         var state = ctx.Cgroups;
         if (state.Sets.Count == 0)
-            state.IdOf(CgroupMembership.Read(Environment.ProcessId));
-        task.Leader.Core.Tc.CgSet = state.IdOf(CgroupMembership.Read(task.Pid));
+            state.IdOf(Dumped(ctx, Environment.ProcessId));
+        task.Leader.Core.Tc.CgSet = state.IdOf(Dumped(ctx, task.Pid));
         state.Used.Add(task.Leader.Core.Tc.CgSet);
     }
 
@@ -49,15 +49,23 @@ public sealed class CgroupsDump : IDumpStage
             var controller = new cg_controller_entry();
             controller.Cnames.AddRange(hierarchy.Split(','));
             foreach (var path in used.Select(s => s.GetValueOrDefault(hierarchy)).OfType<string>().Distinct())
-                AddPath(controller.Dirs, mount, hierarchy, path);
+                AddPath(controller.Dirs, mount, hierarchy, path, ctx.Options.CgroupProps);
             entry.Controllers.Add(controller);
         }
         ctx.Images.Write(ImageFile.Cgroup, entry);
         ctx.Log.Info($"cgroups: {entry.Sets.Count} set(s), {entry.Controllers.Count} hierarchy(ies)");
     }
 
+    /// <summary>A task's cgroups in the hierarchies dumped (all, or those --cgroup-dump-controller names).</summary>
+    private static SortedDictionary<string, string> Dumped(DumpContext ctx, int pid)
+    {
+        var all = CgroupMembership.Read(pid);
+        var wanted = ctx.Options.CgroupDumpControllers;
+        return wanted.Count == 0 ? all : new(all.Where(m => CgroupMounts.IsNamed(m.Key, wanted)).ToDictionary(), StringComparer.Ordinal);
+    }
+
     /// <summary>Adds the dirs of <paramref name="path"/> ("/a/b": a, then b below it) to the tree, each once.</summary>
-    private static void AddPath(Google.Protobuf.Collections.RepeatedField<cgroup_dir_entry> dirs, string mount, string hierarchy, string path)
+    private static void AddPath(Google.Protobuf.Collections.RepeatedField<cgroup_dir_entry> dirs, string mount, string hierarchy, string path, CgroupPropsSpec props)
     {
         string at = "";
         foreach (var name in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
@@ -66,18 +74,18 @@ public sealed class CgroupsDump : IDumpStage
             var dir = dirs.FirstOrDefault(d => d.DirName == name);
             if (dir is null)
             {
-                dir = Read(CgroupMounts.Dir(mount, at), name, hierarchy);
+                dir = Read(CgroupMounts.Dir(mount, at), name, hierarchy, props);
                 dirs.Add(dir);
             }
             dirs = dir.Children;
         }
     }
 
-    private static cgroup_dir_entry Read(string fullPath, string name, string hierarchy)
+    private static cgroup_dir_entry Read(string fullPath, string name, string hierarchy, CgroupPropsSpec props)
     {
         var dir = new cgroup_dir_entry { DirName = name };
         dir.DirPerms = Perms(fullPath);
-        foreach (var property in CgroupProperties.Of(hierarchy))
+        foreach (var property in CgroupProperties.Of(hierarchy, props))
         {
             string file = Path.Combine(fullPath, property);
             if (!File.Exists(file))

@@ -34,8 +34,10 @@ public sealed class CgroupsRestore : IRestoreStage
             var targets = state.Targets[id] = [];
             foreach (var member in sets[id].Ctls)
             {
-                string mount = CgroupMounts.Find(mounts, member.Name)
-                    ?? throw new CrispException($"cgroup.img: cgroup hierarchy '{member.Name}' is not mounted here");
+                string mount = CgroupMounts.Find(mounts, member.Name, ctx.Options.CgroupYard)
+                    ?? throw new CrispException(ctx.Options.CgroupYard is { } yard
+                        ? $"cgroup.img: cgroup hierarchy '{member.Name}' is not mounted below --cgroup-yard {yard}"
+                        : $"cgroup.img: cgroup hierarchy '{member.Name}' is not mounted here");
                 string? rootPath = rootSet?.Ctls.FirstOrDefault(c => c.Name == member.Name)?.Path;
                 var (newRoot, newPath) = Reroot(ctx.Options.CgroupRoots, member.Name, member.Path, rootPath);
                 var controller = entry.Controllers.FirstOrDefault(c => string.Join(',', c.Cnames) == member.Name);

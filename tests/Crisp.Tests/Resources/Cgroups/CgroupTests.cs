@@ -90,6 +90,73 @@ public class CgroupTests(ITestOutputHelper output)
         FailureSafetyTests.AssertOneLine(none.Stderr, "does not exist (--manage-cgroups=none makes none)");
     }
 
+    /// <summary>--cgroup-props replaces pids' property list with none and merges memory.kmem.tcp.limit_in_bytes
+    /// into memory's: cgroup.img and the dirs a full restore makes follow it. --cgroup-dump-controller pids dumps
+    /// only that hierarchy: the tasks land in their pids cgroups and stay in crisp's memory and v2 ones. A restore
+    /// whose --cgroup-yard lacks a hierarchy is refused in one line; with a yard holding them all it places the
+    /// tasks. A malformed --cgroup-props is one usage line and the tree runs on.</summary>
+    [RootFact]
+    public void CgroupPropsChooseThePropertiesAndDumpControllerAndYardTheHierarchies()
+    {
+        using var cg = new Cgroups();
+        using var box = new NsBox([], before: cg.JoinScript);
+        File.WriteAllText(Path.Combine(cg.PidsDir, "child", "cgroup.procs"), box.Child.ToString());
+        File.WriteAllText(Path.Combine(cg.MemoryDir, "memory.kmem.tcp.limit_in_bytes"), (64L << 20).ToString());
+
+        var bad = CrispCli.Run("dump", "-t", box.Root.ToString(), "-D", Path.Combine(box.Dir, "bad"), "--manage-cgroups", "--cgroup-props", "\"pids\":\n - \"strategy\": \"swap\"\n - \"properties\": []");
+        Assert.NotEqual(0, bad.ExitCode);
+        FailureSafetyTests.AssertOneLine(bad.Stderr, "--cgroup-props: line 2: expected - \"strategy\": \"merge\" or \"replace\"");
+        Assert.Equal(0, global::Crisp.Linux.Proc.ProcStatus.Read(box.Root).TracerPid);
+
+        string props = "\"pids\":\n - \"strategy\": \"replace\"\n - \"properties\": []\n" +
+            "\"memory\":\n - \"strategy\": \"merge\"\n - \"properties\": [\"memory.kmem.tcp.limit_in_bytes\"]\n";
+        string images1 = box.Dump("images1", "--manage-cgroups=full", "--cgroup-props", props);
+        var show = Live.RunProcess("/usr/bin/crit", TimeSpan.FromSeconds(60), null, "show", Path.Combine(images1, "cgroup.img"));
+        Assert.DoesNotContain("\"pids.max\"", show.Stdout);
+        Assert.Contains("\"memory.kmem.tcp.limit_in_bytes\"", show.Stdout);
+        Assert.Contains("\"memory.limit_in_bytes\"", show.Stdout);
+        cg.RemoveDirs();
+        box.Restore(images1, "--manage-cgroups=full");
+        cg.AssertPlaced(box.Root, box.Child, cg.Name);
+        Assert.Equal("max", Read(cg.PidsDir, "pids.max"));
+        Assert.Equal((64L << 20).ToString(), Read(cg.MemoryDir, "memory.kmem.tcp.limit_in_bytes"));
+        Assert.Equal((256L << 20).ToString(), Read(cg.MemoryDir, "memory.limit_in_bytes"));
+
+        // Only the pids hierarchy.
+        string images2 = box.Dump("images2", "--manage-cgroups=soft", "--cgroup-dump-controller", "pids");
+        var only = Live.RunProcess("/usr/bin/crit", TimeSpan.FromSeconds(60), null, "show", Path.Combine(images2, "cgroup.img"));
+        Assert.Contains("\"pids\"", only.Stdout);
+        Assert.DoesNotContain("\"memory\"", only.Stdout);
+
+        // A yard with pids and v2 but not the other v1 hierarchies: refused for images1; enough for images2.
+        string yard = Path.Combine(box.Dir, "yard");
+        var mounted = new List<string>();
+        try
+        {
+            foreach (var (sub, type, opts) in new[] { ("unified", "cgroup2", ""), ("pids", "cgroup", "pids") })
+            {
+                string at = Path.Combine(yard, sub);
+                Directory.CreateDirectory(at);
+                var m = Live.RunProcess("/usr/bin/mount", TimeSpan.FromSeconds(30), null, ["-t", type, .. (opts.Length > 0 ? new[] { "-o", opts } : []), "none", at]);
+                Assert.True(m.ExitCode == 0, m.Stderr);
+                mounted.Add(at);
+            }
+            var refused = CrispCli.Run("restore", "-D", images1, "-d", "--restore-sibling", "--manage-cgroups=full", "--cgroup-yard", yard);
+            Assert.Matches($"^crisp: error: cgroup.img: cgroup hierarchy '[a-z_,=]+' is not mounted below --cgroup-yard {yard}$", refused.Stderr.Trim());
+            Assert.DoesNotContain(NsBox.PidNamespaceTestsChildren(Environment.ProcessId), p => File.ReadAllText($"/proc/{p}/comm").Trim() is "nsbox" or "crisp-puppet");
+            box.Restore(images2, "--manage-cgroups=soft", "--cgroup-yard", yard);
+            Assert.Equal($"/{cg.Name}", Member(box.Root, "pids"));
+            Assert.Equal($"/{cg.Name}/child", Member(box.Child, "pids"));
+            Assert.Equal(Member(Environment.ProcessId, "memory"), Member(box.Root, "memory"));
+            Assert.Equal(Member(Environment.ProcessId, ""), Member(box.Root, ""));
+        }
+        finally
+        {
+            foreach (var at in Enumerable.Reverse(mounted))
+                Live.RunProcess("/usr/bin/umount", TimeSpan.FromSeconds(30), null, at);
+        }
+    }
+
     private static string Read(string dir, string file) => File.ReadAllText(Path.Combine(dir, file)).Trim();
 
     internal static string? Member(int pid, string hierarchy) => File.ReadAllLines($"/proc/{pid}/cgroup")
