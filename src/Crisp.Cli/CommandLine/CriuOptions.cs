@@ -82,7 +82,7 @@ public static class CriuOptions
         Value("address", null, "page server address (page-server: to listen on, default all); service: the unix socket to listen on"),
         Value("port", null, "page server port"),
         Flag("lazy-pages", null, "dump: serve private anonymous pages on --port after the dump (the tree stays stopped until they are all sent); restore: leave them to `crisp lazy-pages` (WORKDIR/lazy-pages.socket), filled on fault while the tree runs"),
-        .. Bool("auto-dedup", null, "deduplicate pages with the parent", supported: false),
+        .. Bool("auto-dedup", null, "dump: punch the pages this dump stores out of its parent images; restore: accepted, the images are kept"),
         .. Bool("log-pid", null, "one log file per pid", supported: false),
         .. Bool("stream", null, "stream images through criu-image-streamer", supported: false),
         Value("network-lock", null, "how established TCP connections are locked: nftables (default) or skip"),

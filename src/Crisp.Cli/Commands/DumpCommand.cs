@@ -63,6 +63,7 @@ public static class DumpCommand
             CgroupDumpControllers = [.. ctx.Args.GetAll("cgroup-dump-controller").Select(v => v ?? "")],
             PrevImagesDir = ctx.Args.Get("prev-images-dir"),
             TrackMem = pre || ctx.Args.Has("track-mem"),
+            AutoDedup = ctx.Args.Has("auto-dedup"),
             PageServer = pageServer,
             Tls = tls,
             LazyPages = LazyPagesCommand.ForDump(ctx, pre),

@@ -67,6 +67,8 @@ public sealed record DumpOptions
     public string? PrevImagesDir { get; init; }
     /// <summary>--track-mem: leave memory tracking armed after this dump (pre-dump always does).</summary>
     public bool TrackMem { get; init; }
+    /// <summary>--auto-dedup: once done, punch the pages this dump stored out of its parent images.</summary>
+    public bool AutoDedup { get; init; }
     /// <summary>--page-server --address A --port P: task and shared-memory pages are sent to this CRIU-protocol page
     /// server instead of pagemap-*.img/pages-*.img (the other images still go to the images dir); null: no server.</summary>
     public (string Address, int Port)? PageServer { get; init; }

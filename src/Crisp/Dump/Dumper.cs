@@ -175,6 +175,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             }
             counters.Frozen = clock.Elapsed - stats.FrozenAt;
         }
+        // Last: the dump is complete and the tree where it should be; only now are its parents changed.
+        if (options.AutoDedup && ctx.Memory.Chain.Parent is not null)
+            Resources.Memory.AutoDedup.Run(ctx.Images, ctx.Log);
         stats.Total = clock.Elapsed;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");

@@ -82,6 +82,8 @@ public sealed class PreDumper(DumpOptions options, Log log)
         });
         ctx.Memory.Chain.Finish(ctx);
         ImageManifest.Write(images);
+        if (options.AutoDedup && ctx.Memory.Chain.Parent is not null)
+            Resources.Memory.AutoDedup.Run(images, log);
         stats.ImagesWrittenAt = clock.Elapsed;
         stats.Total = clock.Elapsed;
         stats.Tasks = ctx.Tasks.Count;

@@ -51,6 +51,14 @@ public static unsafe partial class FileIo
     [LibraryImport("libc", EntryPoint = "ftruncate64", SetLastError = true)]
     private static partial int ftruncate(int fd, long length);
 
+    [LibraryImport("libc", EntryPoint = "fallocate64", SetLastError = true)]
+    private static partial int fallocate(int fd, int mode, long offset, long length);
+
+    /// <summary>fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE): frees the blocks of a range; it reads as zeros and
+    /// the file keeps its size (and every other offset its data).</summary>
+    public static void PunchHole(int fd, long offset, long length) =>
+        SyscallException.Check(fallocate(fd, 0x02 | 0x01, offset, length), "fallocate(FALLOC_FL_PUNCH_HOLE)");
+
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int fcntl(int fd, int cmd, int arg);
 

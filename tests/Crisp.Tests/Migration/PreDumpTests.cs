@@ -116,4 +116,42 @@ public class PreDumpTests(ITestOutputHelper output)
         Ok("restore", "-d", "-D", w.Images("final"));
         w.ExpectPass();
     }
+
+    /// <summary>--auto-dedup: each pre-dump and the final dump punch the pages they store out of their parents'
+    /// pages files (the files keep their size, their blocks go: within 10% of what the child stored), the
+    /// parents' manifests are written again, crit still decodes them, and the final dump restores through the
+    /// deduplicated chain with every page right.</summary>
+    [RootFact]
+    public void AutoDedupPunchesWhatAChildStoresOutOfItsParentsAndTheChainStillRestores()
+    {
+        using var w = MigDirty.Start(32, 25);
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre1"));
+        long size1 = new FileInfo(PagesFile(w.Images("pre1"))).Length, blocks1 = Allocated(w.Images("pre1"));
+        w.Round();
+        Ok("pre-dump", "-t", w.Pid.ToString(), "-D", w.Images("pre2"), "--prev-images-dir", "../pre1", "--auto-dedup");
+        long stored2 = MigDirty.StoredPages(w.Images("pre2")) * 4096;
+        long freed1 = blocks1 - Allocated(w.Images("pre1"));
+        Assert.True(freed1 >= stored2 * 9 / 10 && freed1 <= stored2 * 11 / 10, $"pre1 freed {freed1} bytes; pre2 stored {stored2}");
+        Assert.Equal(size1, new FileInfo(PagesFile(w.Images("pre1"))).Length);
+
+        w.Round();
+        long blocks2 = Allocated(w.Images("pre2"));
+        Ok("dump", "-t", w.Pid.ToString(), "-D", w.Images("final"), "--prev-images-dir", "../pre2", "--track-mem", "--auto-dedup");
+        Assert.True(Allocated(w.Images("pre2")) < blocks2, "the final dump punched nothing out of pre2");
+        foreach (var d in new[] { "pre1", "pre2", "final" })
+            Live.AssertCritDecodesAll(w.Images(d));
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        Ok("restore", "-d", "-D", w.Images("final"));
+        w.ExpectPass();
+    }
+
+    private static string PagesFile(string dir) => Directory.GetFiles(dir, "pages-*.img").Single();
+
+    /// <summary>The bytes the file system holds for the images dir's pages file (du -B1).</summary>
+    private static long Allocated(string dir)
+    {
+        var du = Live.RunProcess("/usr/bin/du", TimeSpan.FromSeconds(30), null, "-B1", PagesFile(dir));
+        Assert.True(du.ExitCode == 0, du.Stderr);
+        return long.Parse(du.Stdout.Split('\t')[0]);
+    }
 }

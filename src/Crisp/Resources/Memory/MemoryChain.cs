@@ -31,6 +31,8 @@ public sealed class MemoryChain
         var dir = ImageDirectory.Open(full, ctx.Images.Key);
         if (!dir.Exists(ImageFile.Inventory))
             throw new CrispException($"--prev-images-dir {prev}: {full} holds no checkpoint (inventory.img is missing)");
+        if (ctx.Options.AutoDedup)
+            AutoDedup.Check(ctx.Options, dir);
         Parent = dir;
         Previous = TrackFile.Read(full);
         foreach (var t in Previous.Values)
