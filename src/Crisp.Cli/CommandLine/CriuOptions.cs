@@ -53,6 +53,7 @@ public static class CriuOptions
         Value("sign-key", null, "dump: sign the checkpoint's manifest with this ECDSA P-256 private key (PEM)"),
         Value("verify-key", null, "restore: refuse a checkpoint not signed with this ECDSA P-256 public key (PEM)"),
         Value("encrypt-key", null, "dump/page-server: encrypt every image with AES-256-GCM under this 32-byte key file (raw, hex or base64); restore, show, decode, x, inspect: decrypt them"),
+        Flag("compress", null, "dump/pre-dump --page-server and page-server: LZ4 on the page stream when both ends are crisp with --compress (a CRIU peer never sees it)"),
         Flag("show-secrets", null, "show/inspect: print payloads (pipe, socket, queue, tty and deleted-file contents), argv and environment values"),
         Flag("skip-image-verify", null, "restore/show images without checking crisp-manifest.sha256 (images from CRIU)"),
         .. Bool("restore-detached", 'd', "don't wait for the restored tree"),

@@ -65,6 +65,7 @@ public static class DumpCommand
             TrackMem = pre || ctx.Args.Has("track-mem"),
             AutoDedup = ctx.Args.Has("auto-dedup"),
             PageServer = pageServer,
+            Compress = ctx.Args.Has("compress"),
             Tls = tls,
             LazyPages = LazyPagesCommand.ForDump(ctx, pre),
             LazyServing = endpoint => ctx.Out.WriteLine($"lazy pages: serving on {endpoint}"),

@@ -30,7 +30,7 @@ public static class PageServerCommand
         ctx.Log.Info($"page server: connection from {socket.RemoteEndPoint}");
         using var stream = tls is null ? new NetworkStream(socket, ownsSocket: true)
             : tls.Server(new NetworkStream(socket, ownsSocket: true), $"page server: the connection from {socket.RemoteEndPoint}", HandshakeTimeout);
-        new PageServerSession(stream, dir, ctx.Log).Run();
+        new PageServerSession(stream, dir, ctx.Log, acceptCompression: ctx.Args.Has("compress")).Run();
         return 0;
     }
 

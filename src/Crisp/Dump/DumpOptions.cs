@@ -72,6 +72,8 @@ public sealed record DumpOptions
     /// <summary>--page-server --address A --port P: task and shared-memory pages are sent to this CRIU-protocol page
     /// server instead of pagemap-*.img/pages-*.img (the other images still go to the images dir); null: no server.</summary>
     public (string Address, int Port)? PageServer { get; init; }
+    /// <summary>--compress: offer LZ4 on the page server stream.</summary>
+    public bool Compress { get; init; }
     /// <summary>--tls: the page server connection is TLS with these certificates (null: plain TCP).</summary>
     public Security.Tls.TlsSettings? Tls { get; init; }
     /// <summary>--lazy-pages --port P [--address A]: private anonymous pages are recorded PE_LAZY without data and served,

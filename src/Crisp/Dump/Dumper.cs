@@ -120,6 +120,8 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             options.Progress?.Begin("writing images");
             WriteTree(ctx);
             pageServer?.Finish();   // every page is on the server before the dump counts as done
+            if (pageServer is not null)
+                ctx.Log.Info($"page server: {pageServer.PageBytes} page bytes sent as {pageServer.WireBytes} bytes");
             if (!released)
                 ctx.Faults.At("dump:images");
             // DIR/parent and crisp-mem-track last: a dump that failed before leaves no link to a chain.
@@ -222,7 +224,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
 
     /// <summary>The page server of --page-server, connected (null without one).</summary>
     public static Images.PageServer.PageServerClient? ConnectPageServer(DumpOptions options) =>
-        options.PageServer is { } ps ? Images.PageServer.PageServerClient.Connect(ps.Address, ps.Port, options.Timeout, options.Tls) : null;
+        options.PageServer is { } ps ? Images.PageServer.PageServerClient.Connect(ps.Address, ps.Port, options.Timeout, options.Tls, options.Compress) : null;
 
     /// <summary>dump --lazy-pages: the listening socket, made before the tree is touched (null without it).</summary>
     private static Images.PageServer.LazyPagesServer? ListenForLazyPages(DumpOptions options)

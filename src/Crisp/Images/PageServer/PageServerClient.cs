@@ -31,12 +31,21 @@ public sealed class PageServerClient : IDisposable
     public string Peer { get; }
 
     /// <summary>Connects (over TLS with <paramref name="tls"/>): any failure is one line naming the server.</summary>
-    public static PageServerClient Connect(string address, int port, TimeSpan timeout, Security.Tls.TlsSettings? tls = null)
+    public static PageServerClient Connect(string address, int port, TimeSpan timeout, Security.Tls.TlsSettings? tls = null, bool compress = false)
     {
         string peer = $"{address}:{port}";
         var stream = TcpConnect(address, port, timeout, $"page server {peer}");
-        return new PageServerClient(tls is null ? stream : tls.Client(stream, address, $"page server {peer}", timeout), peer, owned: true);
+        return new PageServerClient(tls is null ? stream : tls.Client(stream, address, $"page server {peer}", timeout), peer, owned: true) { OfferCompression = compress };
     }
+
+    /// <summary>--compress: offer LZ4 frames at each PS_IOV_OPEN2 (<see cref="PageStreamCompression"/>).</summary>
+    public bool OfferCompression { get; init; }
+    private bool _compressing;
+    private byte[]? _frame;
+
+    /// <summary>Page bytes given to <see cref="Add"/>, and the bytes they took on the connection.</summary>
+    public long PageBytes { get; private set; }
+    public long WireBytes { get; private set; }
 
     /// <summary>A TCP connection to address:port as a stream; failures are one line starting with <paramref name="what"/>.</summary>
     public static NetworkStream TcpConnect(string address, int port, TimeSpan timeout, string what)
@@ -67,15 +76,20 @@ public sealed class PageServerClient : IDisposable
     /// parent (a previous pre-dump) for it.</summary>
     public bool Open(ImageFile map)
     {
-        Send(new PageServerIov(PageServerIov.Open2, 0, 0, PageServerIov.DstIdOf(map)), []);
+        uint cmd = PageServerIov.Open2 | (OfferCompression ? PageStreamCompression.Offer << 16 : 0);
+        Send(new PageServerIov(cmd, 0, 0, PageServerIov.DstIdOf(map)), []);
         Span<byte> answer = stackalloc byte[1];
         Receive(answer, "the answer to PS_IOV_OPEN2");
-        return answer[0] != 0;
+        _compressing = OfferCompression && (answer[0] & PageStreamCompression.Accepted) != 0;
+        return (answer[0] & 1) != 0;
     }
 
     /// <summary>One pagemap run (PS_IOV_ADD_F with its flags), its pages after it when they are present.</summary>
-    public void Add(ulong dstId, ulong vaddr, ulong nrPages, PagemapFlags flags, ReadOnlySpan<byte> data) =>
-        Send(new PageServerIov(PageServerIov.WithFlags(PageServerIov.AddF, flags), nrPages, vaddr, dstId), data);
+    public void Add(ulong dstId, ulong vaddr, ulong nrPages, PagemapFlags flags, ReadOnlySpan<byte> data)
+    {
+        PageBytes += data.Length;
+        Send(new PageServerIov(PageServerIov.WithFlags(PageServerIov.AddF, flags), nrPages, vaddr, dstId), data, _compressing);
+    }
 
     /// <summary>PS_IOV_GET (lazy pages): asks for the pages at <paramref name="vaddr"/> of task <paramref name="pid"/>
     /// (dst_id is the virtual pid itself here, as CRIU's lazy-pages sends it). The server answers PS_IOV_ADD_F with
@@ -111,13 +125,20 @@ public sealed class PageServerClient : IDisposable
             _stream.Dispose();
     }
 
-    private void Send(PageServerIov iov, ReadOnlySpan<byte> data)
+    private void Send(PageServerIov iov, ReadOnlySpan<byte> data, bool compressed = false)
     {
         iov.Write(_iov);
         try
         {
             _stream.Write(_iov);
-            _stream.Write(data);
+            if (compressed && data.Length > 0)
+                WireBytes += PageStreamCompression.WriteFrames(_stream, data,
+                    _frame ??= GC.AllocateUninitializedArray<byte>(PageStreamCompression.HeaderSize + PageStreamCompression.MaxStored(PageStreamCompression.FrameBytes)));
+            else
+            {
+                _stream.Write(data);
+                WireBytes += data.Length;
+            }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {

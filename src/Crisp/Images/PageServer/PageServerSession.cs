@@ -4,7 +4,7 @@ namespace Crisp.Images.PageServer;
 /// pages-N.img (CRIU's protocol, so a CRIU dump can send here too). The session is complete only when the dump
 /// says PS_IOV_CLOSE; a connection that ends before that, or sends anything that is not a page server command,
 /// fails the session and every file it wrote is removed — no half checkpoint is left to restore from.</summary>
-public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log)
+public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log, bool acceptCompression = false)
 {
     private const int ChunkBytes = 1 << 20;
     /// <summary>Larger runs are not pages of a real address space (47-bit user space): garbage on the port.</summary>
@@ -16,6 +16,12 @@ public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log
     private PagemapWriter? _writer;
     private uint _nextPagesId = 1;
     private long _commands;
+    /// <summary>The open pagemap's pages come as LZ4 frames (--compress on both ends).</summary>
+    private bool _compressed;
+    private byte[]? _packed;
+
+    /// <summary>Bytes the pages took on the connection (frames included).</summary>
+    public long WireBytes { get; private set; }
 
     public long PagesReceived { get; private set; }
     public int Pagemaps { get; private set; }
@@ -51,8 +57,9 @@ public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log
                 case PageServerIov.Open:
                 case PageServerIov.Open2:
                     OpenMap(iov);
+                    _compressed = iov.Command == PageServerIov.Open2 && acceptCompression && (iov.Flags & PageStreamCompression.Offer) != 0;
                     if (iov.Command == PageServerIov.Open2)
-                        Answer([HasParent(iov) ? (byte)1 : (byte)0]);
+                        Answer([(byte)((HasParent(iov) ? 1 : 0) | (_compressed ? PageStreamCompression.Accepted : 0))]);
                     break;
                 case PageServerIov.Parent:
                     Answer(BitConverter.GetBytes(HasParent(iov) ? 1 : 0));
@@ -71,7 +78,7 @@ public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log
                     Answer(BitConverter.GetBytes(0));
                     // As CRIU: wait for the dump to close its end (no TIME_WAIT here).
                     try { while (stream.Read(_chunk) > 0) { } } catch (IOException) { }
-                    log.Info($"page server: {Pagemaps} pagemap(s), {PagesReceived} pages received into {dir.Path}");
+                    log.Info($"page server: {Pagemaps} pagemap(s), {PagesReceived} pages received into {dir.Path} ({WireBytes} bytes on the connection)");
                     return;
                 default:
                     throw new CrispException($"page server: unknown command 0x{iov.Cmd:x} from the dump (not CRIU's page server protocol?): the pages received were removed");
@@ -109,14 +116,31 @@ public sealed class PageServerSession(Stream stream, ImageDirectory dir, Log log
         ulong left = iov.NrPages * PagemapWriter.PageSize, vaddr = iov.Vaddr;
         while (left > 0)
         {
-            int n = (int)Math.Min(left, (ulong)_chunk.Length);
-            if (!ReadExactly(_chunk.AsSpan(0, n)))
+            int n = _compressed ? ReadFrame(left, vaddr) : (int)Math.Min(left, (ulong)_chunk.Length);
+            if (!_compressed && !ReadExactly(_chunk.AsSpan(0, n)))
                 throw new CrispException($"page server: the dump's connection ended in the middle of the pages at 0x{vaddr:x}: the pages received were removed");
+            if (!_compressed)
+                WireBytes += n;
             _writer.AddPages(vaddr, _chunk.AsSpan(0, n));
             vaddr += (ulong)n;
             left -= (ulong)n;
             PagesReceived += n / PagemapWriter.PageSize;
         }
+    }
+
+    /// <summary>One LZ4 frame unpacked into the chunk buffer; returns its page bytes.</summary>
+    private int ReadFrame(ulong left, ulong vaddr)
+    {
+        Span<byte> header = stackalloc byte[PageStreamCompression.HeaderSize];
+        var packed = _packed ??= GC.AllocateUninitializedArray<byte>(PageStreamCompression.FrameBytes);
+        if (!ReadExactly(header))
+            throw new CrispException($"page server: the dump's connection ended in the middle of the pages at 0x{vaddr:x}: the pages received were removed");
+        var (stored, raw) = PageStreamCompression.ReadHeader(header, left);
+        if (!ReadExactly(packed.AsSpan(0, stored)))
+            throw new CrispException($"page server: the dump's connection ended in the middle of the pages at 0x{vaddr:x}: the pages received were removed");
+        PageStreamCompression.Unpack(packed.AsSpan(0, stored), _chunk.AsSpan(0, raw));
+        WireBytes += PageStreamCompression.HeaderSize + stored;
+        return raw;
     }
 
     /// <summary>False when the stream ends first.</summary>
