@@ -31,7 +31,7 @@ public static class DumpCommand
         using var scripts = ctx.Scripts(imagesDir);
         var meter = new ProgressMeter();
         var pageServer = PageServerCommand.ForDump(ctx);
-        using var tls = pageServer is null ? null : PageServerCommand.Tls(ctx);
+        using var tls = pageServer is null && !ctx.Args.Has("lazy-pages") ? null : PageServerCommand.Tls(ctx);
         var options = new DumpOptions
         {
             Progress = meter,

@@ -6,7 +6,7 @@ using Crisp.Resources.Memory.Lazy;
 
 namespace Crisp.Cli.Commands;
 
-/// <summary>`crisp lazy-pages -D DIR [--page-server --address A --port P] [-W WORKDIR]`: the daemon that fills the
+/// <summary>`crisp lazy-pages -D DIR [--page-server --address A --port P [--tls …]] [-W WORKDIR]`: the daemon that fills the
 /// memory of a tree restored with --lazy-pages (CRIU's lazy-pages). It listens on WORKDIR/lazy-pages.socket (the
 /// work dir defaults to DIR), serves one restore and exits 0 once every page is in; pages come from DIR's pages
 /// files and, with --page-server, the PE_LAZY ones from a `dump --lazy-pages` at A:P. A lost page server or a
@@ -22,7 +22,7 @@ public static class LazyPagesCommand
         {
             string address = ctx.Args.Get("address") ?? throw new UsageException("lazy-pages --page-server needs --address A (and --port P)");
             int port = PageServerCommand.Port(ctx) ?? throw new UsageException("lazy-pages --page-server needs --port P");
-            remote = new SocketPageSource(PageServerClient.Connect(address, port, TimeSpan.FromSeconds(10)));
+            remote = new SocketPageSource(PageServerClient.Connect(address, port, TimeSpan.FromSeconds(10), PageServerCommand.Tls(ctx)));
         }
         string path = ctx.InWorkDir(LazyPagesSocket.Name)!;
         using var daemon = new LazyPagesDaemon(images, remote, ctx.Log);

@@ -233,7 +233,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             return null;
         if (options.LeaveRunning || options.LeaveStopped || options.PageServer is not null || options.PrevImagesDir is not null || options.TrackMem || options.EncryptKey is not null)
             throw new CrispException("--lazy-pages serves the tree's pages itself and kills the tree after: it does not go with -R, -s, --page-server, --prev-images-dir, --track-mem or --encrypt-key");
-        return Images.PageServer.LazyPagesServer.Listen(lazy.Address, lazy.Port);
+        return Images.PageServer.LazyPagesServer.Listen(lazy.Address, lazy.Port, options.Tls);
     }
 
     /// <summary>Cores and pstree.img, numbered as the tree's own pid namespace numbers its tasks (virtual pids).</summary>

@@ -145,9 +145,9 @@ public class LazyPagesTests(ITestOutputHelper output)
     }
 
     /// <summary>`dump --lazy-pages` once it serves (the images are written, the tree stays stopped).</summary>
-    private static Background StartLazyDump(LazyMem w, int port)
+    private static Background StartLazyDump(LazyMem w, int port, string[]? extra = null)
     {
-        var dump = new Background("dump", "-t", w.Root.ToString(), "-D", w.Images, "--lazy-pages", "--address", "127.0.0.1", "--port", port.ToString());
+        var dump = new Background(["dump", "-t", w.Root.ToString(), "-D", w.Images, "--lazy-pages", "--address", "127.0.0.1", "--port", port.ToString(), .. extra ?? []]);
         Live.WaitFor(() => dump.HasExited || dump.Stdout.Contains("lazy pages: serving on"), "the lazy dump to serve", Slow);
         Assert.False(dump.HasExited, $"dump --lazy-pages exited: {dump.Stderr}");
         return dump;
@@ -225,6 +225,27 @@ public class LazyPagesTests(ITestOutputHelper output)
         AssertRanBeforeTheLastPage(w, daemon.Stdout, ticks);
         Live.AssertCritDecodesAll(w.Images);
         w.ExpectPass();
+    }
+
+    /// <summary>The lazy link over TLS (--tls on the dump and the daemon, CRIU's option names): the restored tree
+    /// runs before its last page and ends with every page.</summary>
+    [RootFact]
+    public void ALazyMigrationOverTlsRunsBeforeItsLastPageAndEndsWithEveryPage()
+    {
+        using var certs = new TestCerts();
+        using (var w = new LazyMem(128))
+        {
+            string port = FreePort().ToString();
+            using var dump = StartLazyDump(w, int.Parse(port), certs.Options("server"));
+            long ticks = w.Ticks().Count;
+            using var daemon = StartDaemon(w, ["--page-server", "--address", "127.0.0.1", "--port", port, .. certs.Options("client")]);
+            Assert.Equal(0, Restore(w).ExitCode);
+            Assert.True(daemon.Wait() == 0, $"lazy-pages failed: {daemon.Stderr}");
+            Assert.True(dump.Wait() == 0, $"dump --lazy-pages failed: {dump.Stderr}");
+            w.ReapSource();
+            AssertRanBeforeTheLastPage(w, daemon.Stdout, ticks);
+            w.ExpectPass();
+        }
     }
 
     [RootFact]

@@ -16,21 +16,25 @@ public sealed class LazyPagesServer : IDisposable
     private readonly byte[] _iov = new byte[PageServerIov.Size];
     private readonly byte[] _pages = GC.AllocateUninitializedArray<byte>(MaxPagesPerAnswer * PagemapWriter.PageSize, pinned: true);
 
-    private LazyPagesServer(Socket listener, string endpoint)
+    private readonly Security.Tls.TlsSettings? _tls;
+
+    private LazyPagesServer(Socket listener, string endpoint, Security.Tls.TlsSettings? tls)
     {
         _listener = listener;
         Endpoint = endpoint;
+        _tls = tls;
     }
 
     public string Endpoint { get; }
     public long PagesSent { get; private set; }
 
-    public static LazyPagesServer Listen(string address, int port)
+    /// <summary>Listens; with <paramref name="tls"/> (--tls) the daemon's connection is TLS as the page server's.</summary>
+    public static LazyPagesServer Listen(string address, int port, Security.Tls.TlsSettings? tls = null)
     {
         if (!IPAddress.TryParse(address, out var ip))
             throw new CrispException($"lazy pages: bad --address '{address}': an IPv4 or IPv6 address");
         var listener = TcpListenerSocket.Listen(ip, address, port, "lazy pages");
-        return new LazyPagesServer(listener, $"{address}:{port}");
+        return new LazyPagesServer(listener, $"{address}:{port}", tls);
     }
 
     /// <summary>Serves one lazy-pages daemon until it says PS_IOV_CLOSE.</summary>
@@ -39,8 +43,10 @@ public sealed class LazyPagesServer : IDisposable
     /// <param name="read">Reads pages of the seized task into the buffer.</param>
     public void Serve(Func<int, ulong, int, int> available, Action<int, ulong, Span<byte>> read)
     {
-        using var socket = _listener.Accept();
-        socket.NoDelay = true;
+        var accepted = _listener.Accept();
+        accepted.NoDelay = true;
+        Stream plain = new NetworkStream(accepted, ownsSocket: true);
+        using var socket = _tls is null ? plain : _tls.Server(plain, $"lazy pages: the daemon's connection from {accepted.RemoteEndPoint}", TimeSpan.FromSeconds(30));
         for (;;)
         {
             if (!ReadExactly(socket, _iov))
@@ -63,7 +69,7 @@ public sealed class LazyPagesServer : IDisposable
                 case PageServerIov.Close:
                 case PageServerIov.ForceClose:
                     SendAll(socket, BitConverter.GetBytes(0));
-                    try { while (socket.Receive(_iov) > 0) { } } catch (SocketException) { }
+                    try { while (socket.Read(_iov) > 0) { } } catch (IOException) { }
                     return;
                 default:
                     throw new CrispException($"lazy pages: unknown command 0x{iov.Cmd:x} from the lazy-pages daemon; the tree runs on");
@@ -73,35 +79,37 @@ public sealed class LazyPagesServer : IDisposable
 
     public void Dispose() => _listener.Dispose();
 
-    private void SendAll(Socket socket, ReadOnlySpan<byte> data)
+    private void SendAll(Stream socket, ReadOnlySpan<byte> data)
     {
         try
         {
-            while (data.Length > 0)
-                data = data[socket.Send(data)..];
+            socket.Write(data);
+            socket.Flush();
         }
-        catch (SocketException e)
+        catch (IOException e)
         {
-            throw new CrispException($"lazy pages: the lazy-pages daemon's connection failed ({e.Message}) after {PagesSent} pages; the tree runs on");
+            throw new CrispException($"lazy pages: the lazy-pages daemon's connection failed ({Reason(e)}) after {PagesSent} pages; the tree runs on");
         }
     }
 
-    private bool ReadExactly(Socket socket, Span<byte> buffer)
+    private static string Reason(Exception e) => (e.InnerException ?? e).Message.ReplaceLineEndings(" ");
+
+    private bool ReadExactly(Stream socket, Span<byte> buffer)
     {
         try
         {
             for (int got = 0; got < buffer.Length;)
             {
-                int n = socket.Receive(buffer[got..]);
+                int n = socket.Read(buffer[got..]);
                 if (n == 0)
                     return false;
                 got += n;
             }
             return true;
         }
-        catch (SocketException e)
+        catch (IOException e)
         {
-            throw new CrispException($"lazy pages: the lazy-pages daemon's connection failed ({e.Message}) after {PagesSent} pages; the tree runs on");
+            throw new CrispException($"lazy pages: the lazy-pages daemon's connection failed ({Reason(e)}) after {PagesSent} pages; the tree runs on");
         }
     }
 }
