@@ -5,7 +5,8 @@
  * getpid()/getppid() and its NSpid line (/proc/self/status, without the first, host-level entry). Once all
  * run, the root writes "ready 1 N U" (the tree's pids of n and u) to DIR/ready.
  *
- * After SIGUSR1 to the root (only inside sigsuspend: never lost) it goes on to n and u, n to g, g to h; each
+ * SIGUSR2 to the root is a check round (after each restore): every task checks itself as below and writes
+ * DIR/checked-NAME-ROUND. After SIGUSR1 to the root (only inside sigsuspend: never lost) it goes on to n and u, n to g, g to h; each
  * task checks getpid()/getppid() and its NSpid as before (its own pid last); u then forks k, which must be pid 1
  * of a new pid namespace one level below u's (getppid() 0). Each exits 0, or 1 after writing DIR/fail-NAME;
  * the root reaps n and u (n reaps g, g reaps h, u reaps k) and writes DIR/verdict: PASS, or FAIL and what failed.
@@ -27,7 +28,11 @@ static volatile sig_atomic_t go;
 static sigset_t wait_mask;
 static char failures[2048];
 
+static volatile sig_atomic_t check_now;
+static int rounds;
+
 static void on_usr1(int s) { (void)s; go = 1; }
+static void on_usr2(int s) { (void)s; check_now = 1; }
 
 static void fail(const char *what, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *what, ...)
@@ -97,10 +102,26 @@ static void check_self(const struct self *s)
         fail("%s: NSpid '%s' does not end with getpid() %d", s->name, now.nspid, now.pid);
 }
 
-static void wait_for_usr1(void)
+/* Waits for SIGUSR1. Each SIGUSR2 (sent by the test after a restore) is a check round: the task checks itself,
+ * writes DIR/checked-NAME-ROUND ("ok" or what failed so far) and passes SIGUSR2 on to its children. */
+static void wait_for_usr1(const struct self *s, pid_t child1, pid_t child2)
 {
-    while (!go)
+    while (!go) {
         sigsuspend(&wait_mask);
+        if (!check_now)
+            continue;
+        check_now = 0;
+        check_self(s);
+        char file[64];
+        snprintf(file, sizeof file, "checked-%s-%d", s->name, ++rounds);
+        char text[sizeof failures + 2];
+        snprintf(text, sizeof text, "%s\n", failures[0] ? failures : "ok");
+        write_file(dir, file, text);
+        if (child1 > 0)
+            kill(child1, SIGUSR2);
+        if (child2 > 0)
+            kill(child2, SIGUSR2);
+    }
 }
 
 static void reap(const char *name, pid_t child)
@@ -138,6 +159,12 @@ int main(int argc, char **argv)
         return 2;
     dir = argv[1];
     usr1_only_in_sigsuspend(on_usr1, &wait_mask);
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &usr2, NULL);
+    sigdelset(&wait_mask, SIGUSR2);
+    signal(SIGUSR2, on_usr2);
     if (getpid() != 1) {
         write_file(dir, "verdict", "FAIL not pid 1 of a pid namespace (start me with unshare --fork --pid)\n");
         return 1;
@@ -168,14 +195,14 @@ int main(int argc, char **argv)
                 struct self hs;
                 remember(&hs, "h");
                 report_ready(ready[1], 'h');
-                wait_for_usr1();
+                wait_for_usr1(&hs, 0, 0);
                 check_self(&hs);
                 if (hs.ppid != 1)
                     fail("h: parent %d, not the nested namespace's init", hs.ppid);
                 child_done("h");
             }
             report_ready(ready[1], 'g');
-            wait_for_usr1();
+            wait_for_usr1(&gs, h, 0);
             check_self(&gs);
             if (gs.ppid != 0)
                 fail("g: getppid() %d, not 0 (its parent is outside its namespace)", gs.ppid);
@@ -184,7 +211,7 @@ int main(int argc, char **argv)
             child_done("g");
         }
         report_ready(ready[1], 'n');
-        wait_for_usr1();
+        wait_for_usr1(&me, g, 0);
         check_self(&me);
         kill(g, SIGUSR1);
         reap("g", g);
@@ -198,7 +225,7 @@ int main(int argc, char **argv)
         if (unshare(CLONE_NEWPID) != 0)
             _exit(3);
         report_ready(ready[1], 'u');
-        wait_for_usr1();
+        wait_for_usr1(&me, 0, 0);
         check_self(&me);
         int up[2];
         if (pipe(up) != 0)
@@ -238,7 +265,7 @@ int main(int argc, char **argv)
     snprintf(line, sizeof line, "ready 1 %d %d\n", n, u);
     write_file(dir, "ready", line);
 
-    wait_for_usr1();
+    wait_for_usr1(&root, n, u);
     check_self(&root);
     kill(n, SIGUSR1);
     kill(u, SIGUSR1);

@@ -12,9 +12,9 @@ namespace Crisp.Tests.Namespaces;
 /// unshared CLONE_NEWPID and forked g, pid 1 of the nested namespace, which forked h; u, which unshared and forked
 /// nothing yet) go through two dump/kill/restore cycles by the CLI. After each restore the test reads every task's
 /// NSpid from /proc (all levels below the host's as before), its parent, which pid namespace it is in and each
-/// task's pid_for_children; the images hold the nested levels in crisp's fields and crit decodes them. At the end
-/// each task checks getpid()/getppid() and its own NSpid from inside, and u forks a child that must be pid 1 of a
-/// new namespace.</summary>
+/// task's pid_for_children, and each task checks getpid()/getppid() and its own NSpid from inside (a check round,
+/// SIGUSR2); the images hold the nested levels in crisp's fields and crit decodes them. At the end u forks a child
+/// that must be pid 1 of a new namespace.</summary>
 public class NestedPidNamespaceTests(ITestOutputHelper output)
 {
     /// <summary>A task as the host sees it: NSpid without the host's own entry, its parent's tree pid.</summary>
@@ -45,6 +45,7 @@ public class NestedPidNamespaceTests(ITestOutputHelper output)
             Run("restore", "-D", images1, "-d", "--restore-sibling", "--pidfile", pidfile1, "-v4", "-o", "restore.log");
             root = int.Parse(File.ReadAllText(pidfile1).Trim());
             Assert.Equal(before, Tree(root, n, u));
+            CheckRound(dir.Path, root, 1);
 
             string images2 = Path.Combine(dir.Path, "images2"), pidfile2 = Path.Combine(dir.Path, "root2.pid");
             Run("dump", "-t", root.ToString(), "-D", images2, "-v4", "-o", "dump.log");
@@ -53,6 +54,7 @@ public class NestedPidNamespaceTests(ITestOutputHelper output)
             Run("restore", "-D", images2, "-d", "--pidfile", pidfile2, "-v4", "-o", "restore.log");
             root = int.Parse(File.ReadAllText(pidfile2).Trim());
             Assert.Equal(before, Tree(root, n, u));
+            CheckRound(dir.Path, root, 2);
 
             Signals.Kill(root, Live.SIGUSR1);
             Live.WaitFor(() => File.Exists(Path.Combine(dir.Path, "verdict")), "the restored tree's verdict", TimeSpan.FromSeconds(30));
@@ -68,6 +70,18 @@ public class NestedPidNamespaceTests(ITestOutputHelper output)
             if (!unshareReaped)
                 PidNamespaceTests.KillUnshare(unshare);
         }
+    }
+
+    /// <summary>Check round <paramref name="round"/> inside the restored tree (SIGUSR2 to the root, passed down):
+    /// each of the five tasks checks getpid/getppid and its NSpid below the host's, and says "ok".</summary>
+    private static void CheckRound(string dir, int root, int round)
+    {
+        string[] names = ["root", "n", "u", "g", "h"];
+        Signals.Kill(root, 12);   // SIGUSR2
+        Live.WaitFor(() => names.All(name => File.Exists(Path.Combine(dir, $"checked-{name}-{round}"))
+            && File.ReadAllText(Path.Combine(dir, $"checked-{name}-{round}")).EndsWith('\n')), $"check round {round} of every task");
+        foreach (var name in names)
+            Assert.Equal($"{name}: ok", $"{name}: {File.ReadAllText(Path.Combine(dir, $"checked-{name}-{round}")).Trim()}");
     }
 
     /// <summary>`unshare --fork --pid EXE DIR` in its own session, stdio on /dev/null.</summary>
