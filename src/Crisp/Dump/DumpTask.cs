@@ -17,21 +17,42 @@ public sealed class DumpTask : IDisposable
         Parent = parent;
         Stat = ProcStat.Read(process.Pid);
         Status = ProcStatus.Read(process.Pid);
+        // The tree's pid namespace is the root's own; a task below it (a nested pid namespace) has more levels.
+        TreeLevel = parent?.TreeLevel ?? Math.Max(0, Status.NSpid.Length - 1);
+        NestedPids = Below(Status.NSpid, TreeLevel);
         // Inside a pid namespace of its own each thread has a second number, the one the images keep.
         bool nested = Status.NSpid.Length > 1;
         foreach (var t in process.Threads)
-            Threads.Add(new DumpThread(t, NewCore(), nested ? Innermost(ProcStatus.ReadThread(t.Pid, t.Tid).NSpid, t.Tid) : t.Tid));
+        {
+            var ns = nested ? ProcStatus.ReadThread(t.Pid, t.Tid).NSpid : [];
+            Threads.Add(new DumpThread(t, NewCore(), AtLevel(ns, TreeLevel, t.Tid), Below(ns, TreeLevel)));
+        }
     }
+
+    /// <summary>Index in /proc's NS* lists (crisp's namespace first) of the tree's pid namespace, the root's own.</summary>
+    public int TreeLevel { get; }
+    /// <summary>Its pids in pid namespaces nested below the tree's, outermost first (pstree.img's crisp ns_pids);
+    /// empty for a task in the tree's namespace.</summary>
+    public int[] NestedPids { get; }
+
+    /// <summary>The entry of a /proc NS* list at <paramref name="level"/>, <paramref name="host"/> when the kernel
+    /// shows none.</summary>
+    public static int AtLevel(int[] perNamespace, int level, int host)
+        => perNamespace.Length == 0 ? host : perNamespace[Math.Min(level, perNamespace.Length - 1)];
+
+    /// <summary>The entries of a /proc NS* list below <paramref name="level"/>.</summary>
+    public static int[] Below(int[] perNamespace, int level) => perNamespace.Length > level + 1 ? perNamespace[(level + 1)..] : [];
 
     /// <summary>The task's PID in crisp's pid namespace: for ptrace, /proc and kcmp.</summary>
     public int Pid => Process.Pid;
-    /// <summary>The task's PID in its own pid namespace (the last NSpid), as the images number it (CRIU's
-    /// virtual pid); equal to <see cref="Pid"/> when the tree shares crisp's pid namespace.</summary>
-    public int VirtualPid => Innermost(Status.NSpid, Pid);
-    /// <summary>Its process group and session as its own pid namespace numbers them (0 when the leader is
+    /// <summary>The task's PID in the tree's pid namespace (NSpid at <see cref="TreeLevel"/>; its own, the last,
+    /// unless it is in a nested one), as the images number it (CRIU's virtual pid); equal to <see cref="Pid"/>
+    /// when the tree shares crisp's pid namespace.</summary>
+    public int VirtualPid => AtLevel(Status.NSpid, TreeLevel, Pid);
+    /// <summary>Its process group and session as the tree's pid namespace numbers them (0 when the leader is
     /// outside that namespace).</summary>
-    public int VirtualPgid => Innermost(Status.NSpgid, Stat.Pgrp);
-    public int VirtualSid => Innermost(Status.NSsid, Stat.Session);
+    public int VirtualPgid => AtLevel(Status.NSpgid, TreeLevel, Stat.Pgrp);
+    public int VirtualSid => AtLevel(Status.NSsid, TreeLevel, Stat.Session);
 
     /// <summary>The innermost of a /proc NS* list (the task's own namespace), <paramref name="host"/> when the
     /// kernel shows none.</summary>
@@ -74,11 +95,13 @@ public sealed class DumpTask : IDisposable
 }
 
 /// <summary>One thread of a dumped process and its core entry.</summary>
-public sealed class DumpThread(SeizedThread thread, core_entry core, int virtualTid)
+public sealed class DumpThread(SeizedThread thread, core_entry core, int virtualTid, int[]? nestedTids = null)
 {
+    /// <summary>Its ids in pid namespaces nested below the tree's (pstree.img's crisp ns_tids).</summary>
+    public int[] NestedTids { get; } = nestedTids ?? [];
     /// <summary>The thread's id in crisp's pid namespace.</summary>
     public int Tid => Thread.Tid;
-    /// <summary>Its id in the task's own pid namespace: core-TID.img and pstree.img use this one.</summary>
+    /// <summary>Its id in the tree's pid namespace: core-TID.img and pstree.img use this one.</summary>
     public int VirtualTid { get; } = virtualTid;
     public SeizedThread Thread { get; } = thread;
     public core_entry Core { get; } = core;

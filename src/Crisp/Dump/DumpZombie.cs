@@ -13,7 +13,7 @@ public sealed class DumpZombie(int pid, DumpTask parent, ProcStat stat)
     public int Pid { get; } = pid;
     /// <summary>PID, group and session in its own pid namespace (the images' numbers), read while its parent is
     /// seized (so it cannot be reaped meanwhile).</summary>
-    private readonly (int Pid, int Pgid, int Sid) _virtual = Virtual(pid, stat);
+    private readonly (int Pid, int Pgid, int Sid, int[] Nested) _virtual = Virtual(pid, stat, parent.TreeLevel);
     public int VirtualPid => _virtual.Pid;
     public DumpTask Parent { get; } = parent;
     public ProcStat Stat { get; } = stat;
@@ -29,15 +29,21 @@ public sealed class DumpZombie(int pid, DumpTask parent, ProcStat stat)
         Pgid = (uint)_virtual.Pgid,
         Sid = (uint)_virtual.Sid,
         Threads = { (uint)_virtual.Pid },
+        NsPids = { _virtual.Nested.Select(p => (uint)p) },
+        NsTids = { _virtual.Nested.Select(p => (uint)p) },
     };
 
-    private static (int, int, int) Virtual(int pid, ProcStat stat)
+    /// <summary>Its pids in pid namespaces nested below the tree's (none when in the tree's own).</summary>
+    public int[] NestedPids => _virtual.Nested;
+
+    private static (int, int, int, int[]) Virtual(int pid, ProcStat stat, int level)
     {
         ProcStatus? status = null;
         try { status = ProcStatus.Read(pid); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        return status is null ? (pid, stat.Pgrp, stat.Session)
-            : (DumpTask.Innermost(status.NSpid, pid), DumpTask.Innermost(status.NSpgid, stat.Pgrp), DumpTask.Innermost(status.NSsid, stat.Session));
+        return status is null ? (pid, stat.Pgrp, stat.Session, [])
+            : (DumpTask.AtLevel(status.NSpid, level, pid), DumpTask.AtLevel(status.NSpgid, level, stat.Pgrp),
+                DumpTask.AtLevel(status.NSsid, level, stat.Session), DumpTask.Below(status.NSpid, level));
     }
 
     public core_entry Core() => new()

@@ -267,6 +267,11 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                     Sid = (uint)task.VirtualSid,
                 };
                 entry.Threads.AddRange(task.Threads.Select(t => (uint)t.VirtualTid));
+                if (task.NestedPids.Length > 0)
+                {
+                    entry.NsPids.AddRange(task.NestedPids.Select(p => (uint)p));
+                    entry.NsTids.AddRange(task.Threads.SelectMany(t => t.NestedTids.Select(p => (uint)p)));
+                }
                 pstree.Write(entry);
             }
             DumpZombie.WriteAll(ctx, pstree);

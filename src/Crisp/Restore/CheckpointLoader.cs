@@ -45,8 +45,12 @@ public static class CheckpointLoader
                 parent.Zombies.Add(new RestoreZombie(e, leaderCore, parent));
                 continue;
             }
-            var threads = e.Threads.OrderBy(t => t == e.Pid ? 0 : 1)
-                .Select(t => new RestoreThread((int)t, ReadCore(images, (int)t))).ToList();
+            int depth = e.NsPids.Count;
+            if (e.NsTids.Count != e.Threads.Count * depth)
+                throw new CrispException($"pstree.img: task {e.Pid} has {e.NsTids.Count} ns_tids for {e.Threads.Count} thread(s) at {depth} nested pid namespace level(s)");
+            var threads = e.Threads.Select((t, i) => (Tid: t, Nested: e.NsTids.Skip(i * depth).Take(depth).Select(n => (int)n).ToArray()))
+                .OrderBy(t => t.Tid == e.Pid ? 0 : 1)
+                .Select(t => new RestoreThread((int)t.Tid, ReadCore(images, (int)t.Tid)) { NestedTids = t.Nested }).ToList();
             if (threads[0].Core.Tc is null)
                 throw new CrispException($"{images.PathOf(ImageFile.Core(e.Pid))}: task core missing");
             // ids-PID.img (current CRIU, crisp) wins over core.ids (images of old CRIUs).

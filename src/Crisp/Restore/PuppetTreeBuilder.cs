@@ -43,11 +43,12 @@ public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters, IReadO
             scripts.RunOrThrow(Scripts.ScriptAction.SetupNamespaces);
             scripts.RunOrThrow(Scripts.ScriptAction.PostSetupNamespaces);
         }
-        // Leaders first: a child inherits its parent's session and group when it is cloned.
-        foreach (var task in ctx.Tasks)
+        // Leaders first: a child inherits its parent's session and group when it is cloned. Nested pid
+        // namespaces are made on the way (their init first, by a parent that unshares).
+        foreach (var task in Resources.Namespaces.NestedPidNamespaces.CreationOrder(ctx.Tasks))
         {
             if (task.Parent is not null)
-                task.Puppet = task.Parent.Puppet.Clone(task.Pid);
+                task.Puppet = Resources.Namespaces.NestedPidNamespaces.Clone(ctx, task);
             task.Leader.Seized = task.Puppet.Thread;
             if (task.Entry.Sid == task.Entry.Pid)
                 task.Call("setsid", Sysno.setsid);
@@ -67,7 +68,7 @@ public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters, IReadO
         var zombies = ctx.Tasks.SelectMany(t => t.Zombies).ToList();
         foreach (var zombie in zombies)
         {
-            zombie.Puppet = zombie.Parent.Puppet.Clone(zombie.Pid);
+            zombie.Puppet = Resources.Namespaces.NestedPidNamespaces.Clone(zombie);
             if (zombie.Entry.Sid == zombie.Entry.Pid)
                 zombie.Puppet.Call("setsid", Sysno.setsid);
             else if (zombie.Entry.Pgid == zombie.Entry.Pid)
@@ -76,12 +77,24 @@ public sealed class PuppetTreeBuilder(IReadOnlyList<TreeStep> rootEnters, IReadO
         // Members of a group their parent is not in join it once its leader exists.
         foreach (var (puppet, entry) in ctx.Tasks.Select(t => (t.Puppet, t.Entry)).Concat(zombies.Select(z => (z.Puppet!, z.Entry))))
         {
+            if (entry.NsPids.Count > 0)
+                continue;
             long pgid = puppet.Call("getpgid", Sysno.getpgid, 0);
             if (pgid != entry.Pgid)
                 puppet.Call($"setpgid(0, {entry.Pgid})", Sysno.setpgid, 0, entry.Pgid);
         }
+        foreach (var task in ctx.Tasks.Where(t => t.Depth > 0))
+        {
+            // Inside a nested pid namespace getpgid cannot name a leader outside it: compared at the tree's level.
+            if (Resources.Namespaces.NestedPidNamespaces.TreePgid(ctx, task) != task.Entry.Pgid)
+            {
+                int pgid = Resources.Namespaces.NestedPidNamespaces.OwnPgid(ctx, task, (int)task.Entry.Pgid);
+                task.Call($"setpgid(0, {pgid})", Sysno.setpgid, 0, pgid);
+            }
+        }
         foreach (var zombie in zombies)
             MakeZombie(ctx, zombie);
+        Resources.Namespaces.NestedPidNamespaces.UnshareForChildrenToCome(ctx);
         // Each exit queued a SIGCHLD in the parent (held: a puppet blocks everything); the parent's pending
         // signals must be those of the images, restored later, so it is taken back out.
         foreach (var parent in zombies.Select(z => z.Parent).Distinct())

@@ -12,6 +12,14 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
     /// to <see cref="Pid"/> unless the tree has a pid namespace of its own.</summary>
     public int HostPid => Puppet.Pid;
     public pstree_entry Entry { get; } = entry;
+    /// <summary>Levels of pid namespaces it is nested below the tree's (0: in the tree's own).</summary>
+    public int Depth => Entry.NsPids.Count;
+    /// <summary>Its pid in its own pid namespace: what getpid() gives it, and what a syscall made inside it names it by.</summary>
+    public int OwnPid => Depth > 0 ? (int)Entry.NsPids[^1] : Pid;
+    /// <summary>Its pid at every level from the tree's down to its own (pstree pid, then crisp's ns_pids).</summary>
+    public int[] Pids => [Pid, .. Entry.NsPids.Select(p => (int)p)];
+    /// <summary>The thread's id in the task's own pid namespace.</summary>
+    public int OwnTid(int tid) => Threads.FirstOrDefault(t => t.Tid == tid)?.Tids[^1] ?? tid;
     public RestoreTask? Parent { get; } = parent;
     public List<RestoreTask> Children { get; } = [];
     /// <summary>Its children that were zombies at dump: re-made and exited with their status by PuppetTreeBuilder.</summary>
@@ -54,6 +62,11 @@ public sealed class RestoreTask(pstree_entry entry, IReadOnlyList<RestoreThread>
 
 public sealed record RestoreThread(int Tid, core_entry Core)
 {
+    /// <summary>Its ids below the tree's pid namespace (pstree.img's crisp ns_tids); none in the tree's own.</summary>
+    public int[] NestedTids { get; init; } = [];
+    /// <summary>Its id at every level from the tree's pid namespace down to its own.</summary>
+    public int[] Tids => [Tid, .. NestedTids];
+
     /// <summary>The thread once made: the puppet's own for the leader, <see cref="ThreadBuilder"/>'s for the others.</summary>
     public Compel.SeizedThread? Seized { get; set; }
 
@@ -70,6 +83,8 @@ public sealed record RestoreThread(int Tid, core_entry Core)
 public sealed class RestoreZombie(pstree_entry entry, core_entry core, RestoreTask parent)
 {
     public int Pid => (int)Entry.Pid;
+    /// <summary>Its pid at every level from the tree's pid namespace down to its own, as <see cref="RestoreTask.Pids"/>.</summary>
+    public int[] Pids => [Pid, .. Entry.NsPids.Select(p => (int)p)];
     public pstree_entry Entry { get; } = entry;
     public core_entry Core { get; } = core;
     public RestoreTask Parent { get; } = parent;

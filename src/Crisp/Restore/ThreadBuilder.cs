@@ -21,7 +21,7 @@ public sealed class ThreadBuilder : IRestoreStage, IReleaseStep
         SetTidAddress(task.Puppet.Remote, task.Pid, task.Leader.Core);
         foreach (var thread in task.Threads.Skip(1))
         {
-            var seized = task.Puppet.CloneThread(thread.Tid);
+            var seized = task.Puppet.CloneThread(thread.Tids);
             thread.Seized = seized;
             thread.Remote = task.Puppet.RemoteFor(seized);
             SetTidAddress(thread.Remote, thread.Tid, thread.Core);

@@ -87,7 +87,17 @@ public sealed class Puppet : IDisposable
         ulong flags = (sibling ? Clone3.CLONE_PARENT : 0) | namespaceFlags;
         int host = (namespaceFlags & Clone3.CLONE_NEWPID) != 0
             ? CloneNewPidNamespace(flags, sibling ? 0 : (ulong)Signals.SIGCHLD)
-            : CloneWithId(flags, sibling ? 0 : (ulong)Signals.SIGCHLD, pid, "PID");
+            : CloneWithId(flags, sibling ? 0 : (ulong)Signals.SIGCHLD, [pid], pid, "PID");
+        return new Puppet(_seizer, _seizer.Adopt(host, host, Thread.Options));
+    }
+
+    /// <summary>Clones a child whose pid is set at several pid namespace levels: <paramref name="pids"/> from the
+    /// outermost level asked for down to the child's own (a child in a nested pid namespace, made after this
+    /// puppet unshared CLONE_NEWPID or inside one). <paramref name="returned"/> is the pid this puppet's own
+    /// namespace gives it.</summary>
+    public Puppet Clone(IReadOnlyList<int> pids, int returned)
+    {
+        int host = CloneWithId(0, (ulong)Signals.SIGCHLD, [.. pids.Reverse()], returned, "PID");
         return new Puppet(_seizer, _seizer.Adopt(host, host, Thread.Options));
     }
 
@@ -98,35 +108,40 @@ public sealed class Puppet : IDisposable
     /// <summary>Makes thread <paramref name="tid"/> in this puppet by clone3(CLONE_THREAD…, set_tid). The new
     /// thread never runs the puppet's code: it arrives auto-attached (PTRACE_EVENT_CLONE on this puppet) and
     /// is taken in its first stop, with every signal blocked (inherited from the puppet mid-injection).</summary>
-    public SeizedThread CloneThread(int tid)
+    public SeizedThread CloneThread(int tid) => CloneThread([tid]);
+
+    /// <summary>As <see cref="CloneThread(int)"/> for a thread of a task in a nested pid namespace: its
+    /// <paramref name="tids"/> from the tree's level down to its own.</summary>
+    public SeizedThread CloneThread(IReadOnlyList<int> tids)
     {
-        int host = CloneWithId(ThreadFlags, 0, tid, "TID");
+        int host = CloneWithId(ThreadFlags, 0, [.. tids.Reverse()], tids[^1], "TID");
         return _seizer.Adopt(Pid, host, Thread.Options);
     }
 
-    /// <summary>Remote clone3 with set_tid = [<paramref name="id"/>]: the id in this puppet's own pid namespace
-    /// (the innermost level comes first in set_tid; outer levels are left to the kernel). Returns the new task's
-    /// id as crisp's namespace numbers it.</summary>
-    private unsafe int CloneWithId(ulong flags, ulong exitSignal, int id, string what)
+    /// <summary>Remote clone3 with set_tid = <paramref name="ids"/>, innermost level first (the new task's own
+    /// namespace; levels beyond are left to the kernel). <paramref name="returned"/> is the id clone3 must return
+    /// (this puppet's namespace's). Returns the new task's id as crisp's namespace numbers it.</summary>
+    private unsafe int CloneWithId(ulong flags, ulong exitSignal, int[] ids, int returned, string what)
     {
         var args = new CloneArgs
         {
             Flags = flags,
             ExitSignal = exitSignal,
             SetTid = PuppetElf.DataAddress + (ulong)sizeof(CloneArgs),
-            SetTidSize = 1,
+            SetTidSize = (ulong)ids.Length,
         };
-        var buffer = new byte[sizeof(CloneArgs) + sizeof(int)];
+        var buffer = new byte[sizeof(CloneArgs) + sizeof(int) * ids.Length];
         MemoryMarshal.Write(buffer, in args);
-        MemoryMarshal.Write(buffer.AsSpan(sizeof(CloneArgs)), in id);
+        MemoryMarshal.Cast<int, byte>(ids.AsSpan()).CopyTo(buffer.AsSpan(sizeof(CloneArgs)));
         ulong at = Remote.PutOnScratch(buffer);
         long r = Remote.Syscall(Sysno.clone3, (long)at, sizeof(CloneArgs));
+        string named = ids.Length == 1 ? $"{ids[0]}" : $"{string.Join('/', ids.Reverse())} (tree's level first)";
         if (r < 0)
             throw r == -Errnos.EEXIST
-                ? new CrispException($"{what} {id} is already in use")
-                : new SyscallException($"clone3(flags=0x{flags:x}, set_tid={id}) in puppet {Pid}", (int)-r);
-        if (r != id)
-            throw new CrispException($"clone3 in puppet {Pid} gave {what} {r}, not {id}");
+                ? new CrispException($"{what} {named} is already in use")
+                : new SyscallException($"clone3(flags=0x{flags:x}, set_tid={named}) in puppet {Pid}", (int)-r);
+        if (r != returned)
+            throw new CrispException($"clone3 in puppet {Pid} gave {what} {r}, not {returned}");
         return HostIdOfNewTask(r);
     }
 

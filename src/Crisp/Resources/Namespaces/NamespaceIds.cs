@@ -34,11 +34,19 @@ public sealed class NamespaceIds
     {
         foreach (var kind in NamespaceKind.All)
         {
-            if (kind.InodeOf(hostPid) is not { } inode)
-                continue;
-            if (!_ids.TryGetValue((kind, inode), out uint id))
-                _ids[(kind, inode)] = id = _next++;
-            kind.SetIn(ids, id);
+            if (kind.InodeOf(hostPid) is { } inode)
+                kind.SetIn(ids, IdOf(kind, inode));
         }
     }
+
+    /// <summary>The id of the namespace of kind <paramref name="kind"/> with nsfs inode <paramref name="inode"/>.</summary>
+    public uint IdOf(NamespaceKind kind, ulong inode)
+    {
+        if (!_ids.TryGetValue((kind, inode), out uint id))
+            _ids[(kind, inode)] = id = _next++;
+        return id;
+    }
+
+    /// <summary>An id for a namespace /proc cannot show (a pid namespace unshared for children not made yet).</summary>
+    public uint Fresh() => _next++;
 }

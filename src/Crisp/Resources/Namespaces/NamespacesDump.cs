@@ -6,8 +6,9 @@ namespace Crisp.Resources.Namespaces;
 /// <summary>Which namespaces each task is in: CRIU's <c>*_ns_id</c> fields of its ids (kept in core_entry.ids).
 /// A namespace of the root task that crisp does not share is the tree's own and is dumped with it when crisp
 /// can carry its kind (<see cref="NamespaceContents"/>: pid, uts), else the dump is refused naming it. Every
-/// other task must be in the root's namespaces: nested ones (a task that unshared and forked) are refused, as a
-/// task that unshared its pid or time namespace for children it has not made yet.</summary>
+/// other task must be in the root's namespaces, but for pid namespaces nested below the tree's
+/// (<see cref="NestedPidNamespaces"/>): other nested ones (a task that unshared and forked) are refused, as a
+/// task that unshared its time namespace for children it has not made yet.</summary>
 public sealed class NamespacesDump : IDumpStage
 {
     public string Name => "namespaces";
@@ -17,11 +18,14 @@ public sealed class NamespacesDump : IDumpStage
         var numbering = ctx.Namespaces.Ids;
         var ids = task.Leader.Core.Ids;
         numbering.Number(task.Pid, ids);
-        RefuseUnsharedForChildren(task, NamespaceKind.Pid, "pid_for_children");
+        NestedPidNamespaces.NumberForChildren(numbering, task);
         RefuseUnsharedForChildren(task, NamespaceKind.Time, "time_for_children");
         var root = ctx.Tasks[0];
         if (task == root)
+        {
             DumpRootNamespaces(ctx, task, numbering);
+            NestedPidNamespaces.Check(ctx);
+        }
         else
             RefuseNested(ctx, task, root);
     }
@@ -55,7 +59,8 @@ public sealed class NamespacesDump : IDumpStage
 
     private static void RefuseNested(DumpContext ctx, DumpTask task, DumpTask root)
     {
-        foreach (var kind in NamespaceKind.All)
+        // Pid namespaces nested below the tree's are carried (NestedPidNamespaces checked their shape).
+        foreach (var kind in NamespaceKind.All.Where(k => k != NamespaceKind.Pid))
             if (kind.IdIn(task.Leader.Core.Ids) != kind.IdIn(root.Leader.Core.Ids))
                 throw new CrispException($"task {task.Pid} (pid {task.VirtualPid} in the tree) is in another {kind} namespace than the tree's root " +
                     $"{root.Pid}: nested {kind} namespaces are not supported yet");

@@ -77,10 +77,11 @@ public sealed class NamespacesRestore : IRestoreStage
             throw new CrispException($"the checkpoint's tree has {string.Join(", ", missing.Select(k => $"a {k} namespace"))} of its own: " +
                 $"crisp cannot restore {string.Join(", ", missing.Select(k => k.Name))} namespaces yet");
         foreach (var task in tasks.Skip(1))
-            foreach (var kind in NamespaceKind.All)
+            foreach (var kind in NamespaceKind.All.Where(k => k != NamespaceKind.Pid))
                 if (kind.IdIn(task.Ids) != kind.IdIn(root.Ids))
                     throw new CrispException($"ids-{task.Pid}.img: task {task.Pid} is in another {kind} namespace than the root task {root.Pid}: " +
                         $"nested {kind} namespaces are not supported yet");
+        NestedPidNamespaces.Check(tasks);
         return flags;
     }
 

@@ -19,12 +19,13 @@ public sealed class SignalsRestore : IRestoreStage
         var actions = Sigactions(ctx, task);
         if (actions is not null)
             SetSigactions(task.Puppet.Remote, task.Pid, actions);
+        // Queued from inside the task: named by its ids in its own pid namespace.
         foreach (var (remote, tid, tc) in task.ThreadCores)
-            RestoreThread(remote, task.Pid, tid, tc);
+            RestoreThread(remote, task.OwnPid, task.OwnTid(tid), tc);
         if (task.TaskCore.SignalsS is { } shared)
             foreach (var e in shared.Signals)
                 Queue(task.Puppet.Remote, task.Pid, e, $"rt_sigqueueinfo in task {task.Pid}",
-                    (sig, at) => task.Puppet.Remote.Syscall(Sysno.rt_sigqueueinfo, task.Pid, sig, (long)at));
+                    (sig, at) => task.Puppet.Remote.Syscall(Sysno.rt_sigqueueinfo, task.OwnPid, sig, (long)at));
     }
 
     /// <summary>One thread's alternate stack and private pending signals, run in that thread
