@@ -57,11 +57,11 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         }
         foreach (string? v in Args.GetAll("external"))
         {
-            if (v?.StartsWith("net[", StringComparison.Ordinal) == true)
-                continue;   // the network namespace's (DumpOptions.External)
+            if (v?.StartsWith("net[", StringComparison.Ordinal) == true || v?.StartsWith("veth[", StringComparison.Ordinal) == true)
+                continue;   // the network namespace's (DumpOptions.External) and veth peers' (VethPairs)
             var m = System.Text.RegularExpressions.Regex.Match(v ?? "", @"^mnt\[(.*)\]:(.*)$");
             if (!m.Success)
-                throw new UsageException($"--external '{v}': crisp takes only mnt[A]:B and net[INODE]:KEY external resources yet");
+                throw new UsageException($"--external '{v}': crisp takes only mnt[A]:B, net[INODE]:KEY and veth[IN]:OUT external resources yet");
             Add(m.Groups[1].Value, m.Groups[2].Value, v!);
         }
         foreach (string? v in Args.GetAll("ext-mount-map"))
@@ -124,6 +124,20 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     public ulong EmptyNs() => Args.GetAll("empty-ns").Aggregate(0UL, (flags, v) => v == "net"
         ? flags | Crisp.Linux.Clone3.CLONE_NEWNET
         : throw new UsageException($"--empty-ns {v}: only net can be made empty"));
+
+    /// <summary>--veth-pair IN=OUT[@BRIDGE] and --external veth[IN]:OUT[@BRIDGE] (CRIU's two spellings of one thing).</summary>
+    public IReadOnlyList<Crisp.Resources.Net.VethPair> VethPairs()
+    {
+        try
+        {
+            return [.. Args.GetAll("veth-pair").Select(v => Crisp.Resources.Net.VethPair.ParsePair(v ?? "")),
+                .. Args.GetAll("external").Select(v => Crisp.Resources.Net.VethPair.ParseExternal(v ?? "")).OfType<Crisp.Resources.Net.VethPair>()];
+        }
+        catch (CrispException e)
+        {
+            throw new UsageException(e.Message);
+        }
+    }
 
     /// <summary>--join-ns KIND:PATH (CRIU's KIND:PID is /proc/PID/ns/KIND).</summary>
     public IReadOnlyList<(string Kind, string Path)> JoinNs() => Args.GetAll("join-ns").Select(v =>

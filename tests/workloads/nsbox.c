@@ -11,6 +11,10 @@
  * SIOCGIFFLAGS in hex; SOCKETS "ok" when both sockets still have their addresses, else what they have; PIDSCG the
  * pids cgroup /proc/self/cgroup shows inside (its cgroup namespace); ADDRS "inet A/P" and "inet6 A/P" of every
  * address of lo), then starts measuring anew. SIGTERM ends both tasks.
+ *
+ * With "veth" the root only brings lo up; the test then gives it a veth end with 10.79.0.2. On each report the root
+ * (at the first one: binds a UDP socket to 10.79.0.2:7779) sends "hello N" from that socket to 10.79.0.1:7780, the
+ * host's end; SOCKETS is then "ok" when the socket still has its address and the datagram went out.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -51,7 +55,37 @@ static int prefix_of(struct sockaddr *mask)
     return bits;
 }
 
-static int udp = -1, tcp = -1;
+static int udp = -1, tcp = -1, veth_mode;
+
+static void veth_send(char *out, size_t size, int n)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(7779) };
+    inet_pton(AF_INET, "10.79.0.2", &a.sin_addr);
+    if (udp < 0) {
+        udp = socket(AF_INET, SOCK_DGRAM, 0);
+        if (bind(udp, (struct sockaddr *)&a, sizeof a) != 0) {
+            snprintf(out, size, "bind=%d", errno);
+            close(udp);
+            udp = -1;
+            return;
+        }
+    }
+    struct sockaddr_in got;
+    socklen_t len = sizeof got;
+    char name[64] = "?";
+    if (getsockname(udp, (struct sockaddr *)&got, &len) == 0)
+        inet_ntop(AF_INET, &got.sin_addr, name, sizeof name);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7780) };
+    inet_pton(AF_INET, "10.79.0.1", &to.sin_addr);
+    char msg[32];
+    int m = snprintf(msg, sizeof msg, "hello %d", n);
+    if (sendto(udp, msg, m, 0, (struct sockaddr *)&to, sizeof to) != m)
+        snprintf(out, size, "sendto=%d", errno);
+    else if (strcmp(name, "10.79.0.2") != 0 || ntohs(got.sin_port) != 7779)
+        snprintf(out, size, "udp=%s:%d", name, ntohs(got.sin_port));
+    else
+        snprintf(out, size, "ok");
+}
 
 static void sockets_state(char *out, size_t size)
 {
@@ -104,7 +138,10 @@ static void write_report(const char *dir, int n, long long mgap, long long mback
         flags = (unsigned short)ifr.ifr_flags;
     if (s >= 0)
         close(s);
-    sockets_state(socks, sizeof socks);
+    if (veth_mode)
+        veth_send(socks, sizeof socks, n);
+    else
+        sockets_state(socks, sizeof socks);
     pids_cgroup(cg, sizeof cg);
     int len = snprintf(text, sizeof text, "%lld %lld %lld %lld %lld %lld %x %s %s", mgap, mback, bgap, bback,
                        now(CLOCK_MONOTONIC), now(CLOCK_BOOTTIME), flags, socks, cg);
@@ -137,7 +174,8 @@ int main(int argc, char **argv)
         return 2;
     const char *dir = argv[1];
     setsid();
-    if (argc > 2 && strcmp(argv[2], "lo") == 0 && system("ip link set lo up") != 0)
+    veth_mode = argc > 2 && strcmp(argv[2], "veth") == 0;
+    if (argc > 2 && (strcmp(argv[2], "lo") == 0 || veth_mode) && system("ip link set lo up") != 0)
         return 3;
     if (argc > 2 && strcmp(argv[2], "net") == 0) {
         if (system("ip link set lo up && ip addr add 10.77.0.1/8 dev lo && ip -6 addr add fd77::1/64 dev lo nodad") != 0)

@@ -44,6 +44,7 @@ public static class RestoreCommand
             EncryptKey = ctx.InWorkDir(ctx.Args.Get("encrypt-key")),
             EmptyNs = ctx.EmptyNs(),
             JoinNs = ctx.JoinNs(),
+            VethPairs = ctx.VethPairs(),
             CgroupMode = ctx.CgroupMode(),
             CgroupRoots = ctx.CgroupRoots(),
             CgroupYard = ctx.Args.Get("cgroup-yard") is { } yard ? Path.GetFullPath(yard) : null,

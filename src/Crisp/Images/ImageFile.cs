@@ -49,6 +49,7 @@ public readonly record struct ImageFile(ImageKind Kind, long? Id)
     public static ImageFile Ifaddr(long nsId) => new(ImageKind.Ifaddr, nsId);
     public static ImageFile Route(long nsId) => new(ImageKind.Route, nsId);
     public static ImageFile Route6(long nsId) => new(ImageKind.Route6, nsId);
+    public static ImageFile Nftables(long nsId) => new(ImageKind.Nftables, nsId);
     public static ImageFile Cgroup => new(ImageKind.Cgroup, null);
     public static ImageFile Mountpoints(long nsId) => new(ImageKind.Mnts, nsId);
 }

@@ -110,6 +110,8 @@ public sealed partial class ImageKind
     public static readonly ImageKind Ifaddr = new("IFADDR", ImageMagic.Raw, "ifaddr", true, null);
     public static readonly ImageKind Route = new("ROUTE", ImageMagic.Raw, "route", true, null);
     public static readonly ImageKind Route6 = new("ROUTE6", ImageMagic.Raw, "route6", true, null);
+    /// <summary>nftables-NSID.img: raw, the text of `nft list ruleset` in the namespace (CRIU's libnftables dump).</summary>
+    public static readonly ImageKind Nftables = new("NFTABLES", ImageMagic.Raw, "nftables", true, null);
     /// <summary>cgroup.img: the tree's cgroup sets, hierarchies and their dirs (--manage-cgroups).</summary>
     public static readonly ImageKind Cgroup = new("CGROUP", ImageMagic.Cgroup, "cgroup", false, () => cgroup_entry.Descriptor);
     /// <summary>mountpoints-NSID.img: every mount of a mount namespace the tree has of its own.</summary>
@@ -123,7 +125,7 @@ public sealed partial class ImageKind
         Pipes, PipesData, Fifo, FifoData, Sigacts, Itimers, PosixTimers, TtyFiles, TtyInfo, TtyData,
         Rlimit, Seccomp, EventfdFile, EventpollFile, EventpollTfd, UnixSk, SkQueues, TcpStream, MemfdInode, Signalfd, Timerfd, NsFiles,
         RemapFpath, GhostFile, FileLocks, IpcVar, IpcnsShm, IpcnsMsg, IpcnsSem, Utsns, Mnts,
-        Timens, Netdev, Netns, Ifaddr, Route, Route6, Cgroup,
+        Timens, Netdev, Netns, Ifaddr, Route, Route6, Nftables, Cgroup,
     ];
 
     /// <summary>The kind a CRIU image-file name denotes, e.g. "core-42.img" → (Core, 42); null when unknown.</summary>

@@ -48,6 +48,10 @@ public sealed record RestoreOptions
     public string? EncryptKey { get; init; }
     /// <summary>--empty-ns: CLONE_NEW* kinds made new and empty (net: only lo, up as it was).</summary>
     public ulong EmptyNs { get; init; }
+
+    /// <summary>--veth-pair IN=OUT[@BRIDGE] and --external veth[IN]:OUT[@BRIDGE]: where the outside peers of the
+    /// restored namespace's veth links are made.</summary>
+    public IReadOnlyList<Resources.Net.VethPair> VethPairs { get; init; } = [];
     /// <summary>--join-ns KIND:PATH: the restored tree enters these existing namespaces instead of new ones.</summary>
     public IReadOnlyList<(string Kind, string Path)> JoinNs { get; init; } = [];
     /// <summary>--manage-cgroups and its mode; ignore when not asked for (CRIU's default would be soft).</summary>

@@ -13,15 +13,18 @@ using Crisp.Restore;
 namespace Crisp.Resources.Namespaces;
 
 /// <summary>A network namespace of the tree's own. Dump, as CRIU: netns-ID.img (only ext_key when the caller named
-/// it external with --external net[INODE]:KEY), netdev-ID.img with its links (lo; any other link is refused by
-/// name unless --empty-ns net leaves them to the caller), ifaddr-ID.img and route[6]-ID.img as `ip addr/route
-/// save` write them. Restore: crisp holds the namespace the tree goes into — a new one it makes and fills (lo up
-/// as it was, addresses, routes; with --empty-ns net only lo), one joined by --join-ns net:PATH, or the external
-/// one handed over with --inherit-fd fd[N]:KEY — and creates the tree's sockets in it; the root puppet enters it
-/// by setns before it clones anyone.</summary>
+/// it external with --external net[INODE]:KEY), netdev-ID.img with its links (lo and veth ends; any other kind is
+/// refused by name unless --empty-ns net leaves them to the caller), ifaddr-ID.img and route[6]-ID.img as `ip
+/// addr/route save` write them (the main table; routes of other tables and policy rules other than the kernel's
+/// are refused), and nftables-ID.img (`nft list ruleset`). Restore: crisp holds the namespace the tree goes into —
+/// a new one it makes and fills in CRIU's order (links with their index, name, MTU, MAC and flags, a veth whose
+/// peer was outside getting it back in crisp's namespace under the name --veth-pair / --external veth[…] gives;
+/// then addresses, routes, the nftables ruleset; with --empty-ns net only lo), one joined by --join-ns net:PATH,
+/// or the external one handed over with --inherit-fd fd[N]:KEY — and creates the tree's sockets in it; the root
+/// puppet enters it by setns before it clones anyone.</summary>
 public sealed partial class NetNamespace : INamespaceContent
 {
-    private const int ARPHRD_LOOPBACK = 772, IFF_UP = 1, RT_TABLE_MAIN = 254, RTA_TABLE = 15, RTM_F_CLONED = 0x200;
+    private const int ARPHRD_LOOPBACK = 772, IFF_UP = 1, RT_TABLE_MAIN = 254, RT_TABLE_LOCAL = 255, RTA_TABLE = 15, RTM_F_CLONED = 0x200;
     private const int AF_INET = 2, AF_INET6 = 10;
 
     public NamespaceKind Kind => NamespaceKind.Net;
@@ -43,42 +46,52 @@ public sealed partial class NetNamespace : INamespaceContent
         var devices = new List<net_device_entry>();
         foreach (var m in nl.Dump(RtNetlink.RTM_GETLINK, 0, 16))
         {
-            var link = Link.Parse(m);
+            var link = NetLink.Parse(m);
             if (link.ArpType == ARPHRD_LOOPBACK)
                 devices.Add(link.Entry(nd_type.Loopback));
             else if (empty)
                 ctx.Log.Info($"network namespace {id}: link {link.Name} left to the caller (--empty-ns net)");
+            else if (link.InfoKind == "veth" && link.Master == 0)
+                devices.Add(link.VethEntry(id));
             else
-                throw new CrispException($"task {root.Pid}'s network namespace has link {link.Name} ({link.KindName}): crisp dumps only lo yet " +
-                    $"(give the namespace as --external net[{inode}]:KEY, or --empty-ns net)");
+                throw new CrispException($"task {root.Pid}'s network namespace has link {link.Name} ({link.KindName}{(link.Master != 0 ? $", enslaved to link {link.Master}" : "")}): " +
+                    $"crisp dumps only lo and veth links (give the namespace as --external net[{inode}]:KEY, or --empty-ns net)");
         }
         ctx.Images.Write(ImageFile.Netdev(id), [.. devices]);
         if (!empty)
         {
+            NetRules.RefuseOthersThanKernels(nl, root.Pid);
+            LegacyIptables.Refuse(root.Pid);
             var indexes = devices.Select(d => (int)d.Ifindex).ToHashSet();
             var addrs = nl.Dump(RtNetlink.RTM_GETADDR, 0, 8).Where(a => indexes.Contains(BinaryPrimitives.ReadInt32LittleEndian(a.Payload.AsSpan(4))));
             WriteRaw(ctx, ImageFile.Ifaddr(id), IprouteSave.Write(IprouteSave.AddrMagic, addrs));
-            WriteRaw(ctx, ImageFile.Route(id), IprouteSave.Write(IprouteSave.RouteMagic, MainRoutes(nl, AF_INET)));
-            WriteRaw(ctx, ImageFile.Route6(id), IprouteSave.Write(IprouteSave.RouteMagic, MainRoutes(nl, AF_INET6)));
+            WriteRaw(ctx, ImageFile.Route(id), IprouteSave.Write(IprouteSave.RouteMagic, MainRoutes(nl, AF_INET, root.Pid)));
+            WriteRaw(ctx, ImageFile.Route6(id), IprouteSave.Write(IprouteSave.RouteMagic, MainRoutes(nl, AF_INET6, root.Pid)));
+            WriteRaw(ctx, ImageFile.Nftables(id), NftRuleset.List(ns));
         }
         ctx.Images.Write(ImageFile.Netns(id), new netns_entry());
-        ctx.Log.Debug($"network namespace {id}: {string.Join(", ", devices.Select(d => $"{d.Name} flags 0x{d.Flags:x}"))}");
+        ctx.Log.Debug($"network namespace {id}: {string.Join(", ", devices.Select(d => $"{d.Name} ({d.Type}) flags 0x{d.Flags:x}"))}");
     }
 
-    /// <summary>Routes of the main table as `ip route save` keeps them (not the kernel's cached clones).</summary>
-    private static IEnumerable<NetlinkMessage> MainRoutes(RtNetlink nl, byte family) =>
+    /// <summary>Routes of the main table as `ip route save` keeps them (not the kernel's cached clones); those of
+    /// table local are the kernel's own, made again with the addresses; any other table's are refused.</summary>
+    private static List<NetlinkMessage> MainRoutes(RtNetlink nl, byte family, int pid) =>
         nl.Dump(RtNetlink.RTM_GETROUTE, family, 12).Where(r =>
         {
             uint table = r.Payload[4];
             foreach (var (type, data) in r.Attributes(12))
                 if (type == RTA_TABLE && data.Length >= 4)
                     table = BinaryPrimitives.ReadUInt32LittleEndian(data);
-            return table == RT_TABLE_MAIN && (BinaryPrimitives.ReadUInt32LittleEndian(r.Payload.AsSpan(8)) & RTM_F_CLONED) == 0;
+            if ((BinaryPrimitives.ReadUInt32LittleEndian(r.Payload.AsSpan(8)) & RTM_F_CLONED) != 0 || table == RT_TABLE_LOCAL)
+                return false;
+            if (table != RT_TABLE_MAIN)
+                throw new CrispException($"task {pid}'s network namespace has a route to {Describe(r)} in table {table}: crisp carries the main table only");
+            return true;
         }).ToList();
 
     private static void WriteRaw(DumpContext ctx, ImageFile file, byte[] bytes)
     {
-        using var f = ctx.Images.CreateFile(file, bytes.Length);
+        using var f = ctx.Images.CreateFile(file, Math.Max(bytes.Length, 1));
         f.Write(bytes);
     }
 
@@ -108,30 +121,49 @@ public sealed partial class NetNamespace : INamespaceContent
         }
         bool empty = (ctx.Options.EmptyNs & Clone3.CLONE_NEWNET) != 0;
         var devices = ctx.Images.Exists(ImageFile.Netdev(id)) ? ctx.Images.ReadAll<net_device_entry>(ImageFile.Netdev(id)) : [];
-        foreach (var d in devices.Where(d => d.Type != nd_type.Loopback))
-            if (!empty)
-                throw new CrispException($"{ImageFile.Netdev(id).FileName}: link {d.Name} of type {d.Type}: crisp restores only lo yet (or restore with --empty-ns net)");
         var lo = devices.FirstOrDefault(d => d.Type == nd_type.Loopback);
+        var links = empty ? null : NetLinksPlan.Make(ImageFile.Netdev(id).FileName, id, devices, ctx.Options.VethPairs);
         List<NetlinkMessage> addrs = [], routes = [];
+        byte[] nftables = [];
         if (!empty)
         {
+            var indexes = devices.Select(d => (int)d.Ifindex).ToHashSet();
             addrs = ReadRaw(ctx, ImageFile.Ifaddr(id), IprouteSave.AddrMagic);
             routes = [.. ReadRaw(ctx, ImageFile.Route(id), IprouteSave.RouteMagic), .. ReadRaw(ctx, ImageFile.Route6(id), IprouteSave.RouteMagic)];
             foreach (var a in addrs)
-                if (a.Type != RtNetlink.RTM_NEWADDR || a.Payload.Length < 8 || BinaryPrimitives.ReadInt32LittleEndian(a.Payload.AsSpan(4)) != (int)(lo?.Ifindex ?? 0))
-                    throw new CrispException($"{ImageFile.Ifaddr(id).FileName}: an address that is not lo's (message type {a.Type}): crisp restores only lo's addresses yet");
+                if (a.Type != RtNetlink.RTM_NEWADDR || a.Payload.Length < 8 || !indexes.Contains(BinaryPrimitives.ReadInt32LittleEndian(a.Payload.AsSpan(4))))
+                    throw new CrispException($"{ImageFile.Ifaddr(id).FileName}: an address of no link in {ImageFile.Netdev(id).FileName} (message type {a.Type})");
             if (routes.FirstOrDefault(r => r.Type != RtNetlink.RTM_NEWROUTE || r.Payload.Length < 12) is { } bad)
                 throw new CrispException($"{ImageFile.Route(id).FileName}: message type {bad.Type} is not a route");
+            // As `ip route restore`: routes without a gateway first, so the gateways' own routes exist.
+            routes = [.. routes.OrderBy(r => r.Attributes(12).Any(a => a.Type is RTA_GATEWAY or RTA_MULTIPATH or RTA_VIA) ? 1 : 0)];
+            if (ctx.Images.Exists(ImageFile.Nftables(id)))
+                nftables = ctx.Images.ReadAllBytes(ImageFile.Nftables(id));
         }
         state.Namespace = NetNamespaces.CreateEmpty();
         using var nl = RtNetlink.Open(state.Namespace);
         if (lo is not null)
             SetLoopback(nl, lo);
+        links?.Create(nl, ctx.Log);
         foreach (var a in addrs)
             Add(nl, RtNetlink.RTM_NEWADDR, a, "address");
         foreach (var r in routes)
-            Add(nl, RtNetlink.RTM_NEWROUTE, r, "route");
-        ctx.Log.Info($"network namespace {id}: new, lo {((lo?.Flags ?? 0) & IFF_UP) switch { 0 => "down", _ => "up" }}, {addrs.Count} address(es), {routes.Count} route(s){(empty ? " (--empty-ns net)" : "")}");
+            Add(nl, RtNetlink.RTM_NEWROUTE, RequestFlagsOnly(r), "route");
+        NftRuleset.Load(state.Namespace, nftables);
+        ctx.Log.Info($"network namespace {id}: new, lo {((lo?.Flags ?? 0) & IFF_UP) switch { 0 => "down", _ => "up" }}, {links?.Count ?? 0} other link(s), " +
+            $"{addrs.Count} address(es), {routes.Count} route(s), {nftables.Length} bytes of nftables{(empty ? " (--empty-ns net)" : "")}");
+    }
+
+    private const int RTA_GATEWAY = 5, RTA_MULTIPATH = 9, RTA_VIA = 18, RTNH_F_PERVASIVE = 2, RTNH_F_ONLINK = 4;
+
+    /// <summary>The route with only the rtm_flags a request may carry: the dump reports the link's state in them
+    /// (linkdown on a link without carrier, dead, offload), which the kernel refuses in RTM_NEWROUTE (EINVAL).</summary>
+    private static NetlinkMessage RequestFlagsOnly(NetlinkMessage r)
+    {
+        var payload = r.Payload.ToArray();
+        uint flags = BinaryPrimitives.ReadUInt32LittleEndian(payload.AsSpan(8));
+        BinaryPrimitives.WriteUInt32LittleEndian(payload.AsSpan(8), flags & (RTNH_F_PERVASIVE | RTNH_F_ONLINK));
+        return r with { Payload = payload };
     }
 
     private static List<NetlinkMessage> ReadRaw(RestoreContext ctx, ImageFile file, uint magic) =>
@@ -163,7 +195,7 @@ public sealed partial class NetNamespace : INamespaceContent
             throw new SyscallException($"restoring {what} {Describe(m)}", -r);
     }
 
-    private static string Describe(NetlinkMessage m)
+    internal static string Describe(NetlinkMessage m)
     {
         int family = m.Payload[0], prefix = m.Payload[1];
         foreach (var (type, data) in m.Attributes(m.Type == RtNetlink.RTM_NEWADDR ? 8 : 12))
@@ -241,45 +273,6 @@ public sealed partial class NetNamespace : INamespaceContent
 
     [GeneratedRegex(@"^net\[(\d+)\]:(.+)$")]
     private static partial Regex ExternalNet();
-
-    /// <summary>One link of RTM_GETLINK: ifinfomsg (type at 2, index at 4, flags at 8), then attributes.</summary>
-    private sealed record Link(int ArpType, int Index, uint Flags, string Name, uint Mtu, byte[]? Address, string? InfoKind)
-    {
-        public string KindName => InfoKind ?? $"link type {ArpType}";
-
-        public static Link Parse(NetlinkMessage m)
-        {
-            var p = m.Payload;
-            string name = "?";
-            uint mtu = 0;
-            byte[]? address = null;
-            string? kind = null;
-            foreach (var (type, data) in m.Attributes(16))
-            {
-                switch (type)
-                {
-                    case RtNetlink.IFLA_IFNAME: name = RtNetlink.String(data); break;
-                    case RtNetlink.IFLA_MTU when data.Length >= 4: mtu = BinaryPrimitives.ReadUInt32LittleEndian(data); break;
-                    case RtNetlink.IFLA_ADDRESS: address = data; break;
-                    case RtNetlink.IFLA_LINKINFO:
-                        foreach (var (t, d) in RtNetlink.Attributes(data, 0))
-                            if (t == RtNetlink.IFLA_INFO_KIND)
-                                kind = RtNetlink.String(d);
-                        break;
-                }
-            }
-            return new Link(BinaryPrimitives.ReadUInt16LittleEndian(p.AsSpan(2)), BinaryPrimitives.ReadInt32LittleEndian(p.AsSpan(4)),
-                BinaryPrimitives.ReadUInt32LittleEndian(p.AsSpan(8)), name, mtu, address, kind);
-        }
-
-        public net_device_entry Entry(nd_type type)
-        {
-            var e = new net_device_entry { Type = type, Ifindex = (uint)Index, Mtu = Mtu, Flags = Flags, Name = Name };
-            if (Address is { } a)
-                e.Address = Google.Protobuf.ByteString.CopyFrom(a);
-            return e;
-        }
-    }
 
     /// <summary>Restore: the namespace the tree goes into, held from Prepare to Cleanup.</summary>
     public sealed class Held : IDisposable
