@@ -152,6 +152,8 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 }
                 if (fd >= 0)
                     flags &= ~Mman.MAP_ANONYMOUS;
+                else if (Hugetlb.IsHuge(v.Flags))
+                    flags |= Mman.MAP_HUGETLB | (int)(v.Flags & Hugetlb.SizeMask);   // a file on hugetlbfs is huge by itself
                 uint prot = v.Prot;
                 if ((prot & Mman.PROT_WRITE) == 0 && (flags & Mman.MAP_PRIVATE) != 0 && pages.Resolve(v.Start, v.End).Any())
                 {

@@ -86,8 +86,14 @@ public static class VmaCollector
         }
         if (madv != 0)
             e.Madv = madv;
-        if ((flags & Mman.MAP_HUGETLB) != 0)
-            throw new CrispException($"task {pid}: hugetlb mapping {m} is not supported");
+        bool huge = (flags & Mman.MAP_HUGETLB) != 0;
+        if (huge)
+        {
+            // CRIU's form: the page size's bits next to MAP_HUGETLB (smaps KernelPageSize is the huge page size).
+            flags |= Hugetlb.SizeFlag(smaps.Get("KernelPageSize"));
+            if (m.Kind != VmaKind.File || !(Hugetlb.IsAnonymous(m) || m.IsMemfd))
+                throw new CrispException($"task {pid}: hugetlb mapping {m} is not supported (only anonymous ones and memfds are)");
+        }
 
         uint status = VmaStatus.Regular;
         switch (m.Kind)
@@ -133,6 +139,15 @@ public static class VmaCollector
                 return null;   // the kernel's uprobe trampoline page; it comes back by itself
             case VmaKind.Special:
                 throw new CrispException($"task {pid}: mapping {m} is not supported");
+            case VmaKind.File when huge && Hugetlb.IsAnonymous(m):
+                // MAP_ANONYMOUS|MAP_HUGETLB: private ones store their pages in the task's pagemap; a shared one is a
+                // hugetlbfs object keyed by its inode, like shared /dev/zero (CRIU's ANON_SHARED form; CRIU 4.2 itself
+                // writes it as a memfd named "anon_hugepage", which crisp restores as such).
+                status |= m.Shared ? VmaStatus.AnonShared : VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                if (m.Shared)
+                    e.Shmid = m.Inode;
+                break;
             case VmaKind.File when m.Shared && m.Path == "/dev/zero" && m.Deleted:
                 // MAP_SHARED|MAP_ANONYMOUS (and shared /dev/zero): a shmem object, keyed by its inode.
                 status |= VmaStatus.AnonShared;
