@@ -135,8 +135,8 @@ int main(int argc, char **argv)
         FAIL("shared hugetlb contents differ");
     if (!same(mem, 3, 0, MSIZE))
         FAIL("memfd hugetlb contents differ");
-    check_vma("private", priv, "/anon_hugepage", 'p');
-    check_vma("shared", shared, "/anon_hugepage", 's');
+    check_vma("private", priv, " /anon_hugepage (deleted)", 'p');
+    check_vma("shared", shared, " /anon_hugepage (deleted)", 's');
     check_vma("memfd", mem, "/memfd:crisp-huge", 's');
 
     struct stat st;
