@@ -132,6 +132,11 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 }
                 if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar))
                     continue;
+                if (VmaStatus.Is(v.Status, VmaStatus.Socket))
+                {
+                    Files.Sockets.Packet.PacketRingMappings.HoldPlace(task, v);   // the rings are mapped once the fds are in
+                    continue;
+                }
                 if (VmaStatus.Is(v.Status, VmaStatus.SysvIpc))
                 {
                     sysv.Map(task, mm.Vmas, v);   // shmat, not mmap

@@ -9,7 +9,7 @@ namespace Crisp.Resources.Memory;
 public static class VmaCollector
 {
     /// <summary><paramref name="inodeFileId"/>: the file id of a VMA whose file has no path to open (a memfd, a
-    /// deleted file), reached through the mapping itself.</summary>
+    /// deleted file, a socket's rings), reached through the mapping itself.</summary>
     public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId,
         Func<MapsEntry, uint> inodeFileId)
     {
@@ -154,6 +154,13 @@ public static class VmaCollector
                 flags |= Mman.MAP_ANONYMOUS;
                 e.Shmid = m.Inode;
                 break;
+            case VmaKind.File when m.IsSocket:
+                // CRIU's form: a packet socket's rings, SOCKET with the socket's file id; no pages (they are the socket's).
+                e.Flags = flags;
+                e.Status = VmaStatus.Regular | VmaStatus.Socket;
+                e.Shmid = inodeFileId(m);
+                e.Fdflags = (uint)(mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
+                return e;
             case VmaKind.File when Aio.AioRings.IsRing(m):
                 // CRIU's form: AIORING alone, the pages stored whole (Aio/AioRings.cs).
                 e.Flags = flags;
