@@ -46,7 +46,8 @@ public sealed class PacketSocketFile : IFileKind
         {
             Id = id,
             Type = (uint)d.Type,
-            Protocol = d.Protocol,
+            // CRIU's form: the protocol as socket() takes it, in network order (htons of packet_diag's host-order value).
+            Protocol = BinaryPrimitives.ReverseEndianness(d.Protocol),
             Flags = (uint)fd.Flags,
             Ifindex = d.IfIndex,
             Fown = Fown.Of(fd),
@@ -84,7 +85,7 @@ public sealed class PacketSocketFile : IFileKind
     {
         var e = entry.Psk ?? throw new CrispException($"files.img: PACKETSK entry {entry.Id} has no psk part");
         string what = $"packet socket {entry.Id}";
-        ushort wire = BinaryPrimitives.ReverseEndianness((ushort)e.Protocol);
+        ushort wire = (ushort)e.Protocol;   // network order already (CRIU's: passed to socket() as it is)
         var sock = NetNamespaces.Socket(Namespaces.NetNamespace.Of(ctx), AF_PACKET, (int)e.Type, wire);
         return NewSocket.Shape(ctx, sock, what, e.Flags, e.Fown, s =>
         {
