@@ -9,6 +9,8 @@
  * "before" lands in the rx ring and stays unread: as CRIU, a restored ring is a new, empty one.
  * The check: PACKET_VERSION, the mapping (same address and size, shared, of the socket fd 3 is), a frame sent
  * on lo afterwards appears in the rx ring (and "before" does not), and a frame put in the tx ring is sent.
+ * "packet_ring closed": fd 3 is closed once the rings are mapped (only the mapping holds the socket); it then
+ * just waits, for a dump to refuse it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -92,7 +94,7 @@ static const char *maps_line(void *at, char *line, size_t size)
     return found;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     sigset_t wait_mask;
     workload_begin(on_usr1, &wait_mask);
@@ -111,6 +113,13 @@ int main(void)
     if (rx == MAP_FAILED)
         die("mmap");
     unsigned char *tx = rx + RX_SIZE;
+    if (argc > 1 && strcmp(argv[1], "closed") == 0) {
+        /* Only the mapping keeps the socket: a dump must refuse it (CRIU maps the task's fd at restore). */
+        close(3);
+        printf("ready %d %lx\n", getpid(), (unsigned long)rx);
+        for (;;)
+            pause();
+    }
     workload_fd_at(4, socket(AF_PACKET, SOCK_DGRAM, htons(PROTO)), "socket");
 
     send_dgram(4, lo, "before");

@@ -38,6 +38,30 @@ public class PacketRingTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Rings whose socket the task has no fd of (only the mapping holds it) are refused in one line, as CRIU
+    /// refuses them, and the task runs on.</summary>
+    [RootFact]
+    public void RingsOfASocketWithoutAnFdAreRefused()
+    {
+        string exe = Support.Workloads.Build("packet_ring");
+        using var dir = new Live.TempDir();
+        var w = Workload.Start(exe, ["packet_ring", "closed"], dir.Path);
+        w.WaitReady("packet_ring's ready line", p => p.Length >= 3);
+        int pid = w.Pid;
+        try
+        {
+            var refused = Assert.Throws<CrispException>(() =>
+                new Dumper(new DumpOptions { RootPid = pid, ImagesDir = Path.Combine(dir.Path, "no") }, Log.Null).Run());
+            Assert.Contains("socket the task has no fd of", refused.Message);
+            Assert.DoesNotContain('\n', refused.Message);
+            Assert.True(Directory.Exists($"/proc/{pid}"), "a refused dump leaves the workload running");
+        }
+        finally
+        {
+            Live.KillAll([pid], pid);
+        }
+    }
+
     /// <summary>crit reads the socket's rings (4 rx blocks and 2 tx blocks of 16 KiB, 2 KiB frames) and one SOCKET
     /// VMA at the ring's address whose shmid is that socket's id.</summary>
     private static void AssertEntries(string images, int pid, ulong ring)
