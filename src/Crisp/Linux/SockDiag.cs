@@ -17,7 +17,11 @@ public sealed record NetlinkDiag(uint Ino, int Protocol, int State, uint PortId,
 /// fields, each multicast membership (interface, type, count, address), fanout (id | type &lt;&lt; 16, or null) and
 /// whether it has an rx or tx ring.</summary>
 public sealed record PacketDiag(uint Ino, int Type, ushort Protocol, uint IfIndex, uint Version, uint Reserve, uint CopyThresh,
-    uint Timestamp, uint Flags, (uint IfIndex, uint Count, ushort Type, byte[] Addr)[] Memberships, uint? Fanout, bool Rings);
+    uint Timestamp, uint Flags, (uint IfIndex, uint Count, ushort Type, byte[] Addr)[] Memberships, uint? Fanout,
+    PacketRingDiag? RxRing, PacketRingDiag? TxRing);
+
+/// <summary>struct packet_diag_ring: an mmap'ed ring's geometry (tpacket_req3's fields).</summary>
+public sealed record PacketRingDiag(uint BlockSize, uint BlockNr, uint FrameSize, uint FrameNr, uint RetireTmo, uint SizeofPriv, uint Features);
 
 /// <summary>NETLINK_SOCK_DIAG queries (sock_diag(7)): unix_diag by inode, inet_diag by dump.</summary>
 public static class SockDiag
@@ -133,7 +137,7 @@ public static class SockDiag
                 continue;
             uint index = 0, version = 0, reserve = 0, thresh = 0, tstamp = 0, flags = 0;
             uint? fanout = null;
-            bool rings = false;
+            PacketRingDiag? rx = null, tx = null;
             var members = new List<(uint, uint, ushort, byte[])>();
             foreach (var (type, data) in Attributes(m, 16))
             {
@@ -151,15 +155,19 @@ public static class SockDiag
                                 data.AsSpan(at + 12, Math.Min(alen, 32)).ToArray()));
                         }
                         break;
-                    case DIAG_RX_RING or DIAG_TX_RING: rings = true; break;
+                    case DIAG_RX_RING: rx = Ring(data); break;
+                    case DIAG_TX_RING: tx = Ring(data); break;
                     case DIAG_FANOUT: fanout = U32(data, 0); break;
                 }
             }
             ushort protocol = BinaryPrimitives.ReadUInt16LittleEndian(m.AsSpan(2));   // host order (ntohs in the kernel)
-            return new PacketDiag(ino, m[1], protocol, index, version, reserve, thresh, tstamp, flags, [.. members], fanout, rings);
+            return new PacketDiag(ino, m[1], protocol, index, version, reserve, thresh, tstamp, flags, [.. members], fanout, rx, tx);
         }
         return null;
     }
+
+    private static PacketRingDiag Ring(byte[] d) =>
+        new(U32(d, 0), U32(d, 4), U32(d, 8), U32(d, 12), U32(d, 16), U32(d, 20), U32(d, 24));
 
     private static uint U32(ReadOnlySpan<byte> s, int at) => BinaryPrimitives.ReadUInt32LittleEndian(s[at..]);
 

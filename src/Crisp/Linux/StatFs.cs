@@ -17,4 +17,12 @@ public static unsafe partial class StatFs
         SyscallException.Check(fstatfs(fd, buf), "fstatfs");
         return *(long*)buf;
     }
+
+    /// <summary>f_type and f_bsize (hugetlbfs reports its huge page size as the block size).</summary>
+    public static (long Type, long BlockSize) TypeAndBlockSizeOf(int fd)
+    {
+        byte* buf = stackalloc byte[120];
+        SyscallException.Check(fstatfs(fd, buf), "fstatfs");
+        return (*(long*)buf, *(long*)(buf + 8));
+    }
 }

@@ -204,11 +204,12 @@ internal sealed partial class ProcessStateReader(int pid, InodeLabels labels, ID
         foreach (var s in smaps)
         {
             var v = s.Vma;
-            bool anonymousObject = v.Deleted || v.IsMemfd || v.IsSysvShm || v.Path.StartsWith("[anon_shmem", StringComparison.Ordinal);
+            bool anonymousObject = v.Deleted || v.IsMemfd || v.IsSysvShm || v.IsSocket || v.Path.StartsWith("[anon_shmem", StringComparison.Ordinal);
             string inode = anonymousObject && v.Inode != 0 ? labels.Label(v.Inode) : v.Inode.ToString();
+            string path = v.IsSocket ? labels.Target(v.Path, out _) : v.Path;   // a packet socket's rings: the label its fd has
             var sb = new StringBuilder();
             sb.Append($"{(v.CanRead ? 'r' : '-')}{(v.CanWrite ? 'w' : '-')}{(v.CanExec ? 'x' : '-')}{(v.Shared ? 's' : 'p')}");
-            sb.Append($" {v.Offset:x} {v.DevMajor:x2}:{v.DevMinor:x2} {inode} {v.Path}{(v.Deleted ? " (deleted)" : "")}");
+            sb.Append($" {v.Offset:x} {v.DevMajor:x2}:{v.DevMinor:x2} {inode} {path}{(v.Deleted ? " (deleted)" : "")}");
             sb.Append($" [{string.Join(' ', s.VmFlags.Where(f => f != "ac" && !AdviceFlags.ContainsKey(f)).Order(StringComparer.Ordinal))}]");
             if (s.Fields.TryGetValue("ProtectionKey", out var pkey))
                 sb.Append($" pkey {pkey}");

@@ -23,7 +23,7 @@ internal sealed class StateAllowList
     [
         // Counters and usage: they count what happened, the restored task counts afresh (memory usage too: pages
         // are faulted back in on use, and the restorer's own mappings raise the peaks).
-        new("status|task status", "VmPeak|VmHWM|VmRSS|RssAnon|RssFile|RssShmem|VmPTE|VmSwap|voluntary_ctxt_switches|nonvoluntary_ctxt_switches",
+        new("status|task status", "VmPeak|VmHWM|VmRSS|RssAnon|RssFile|RssShmem|HugetlbPages|VmPTE|VmSwap|voluntary_ctxt_switches|nonvoluntary_ctxt_switches",
             "memory usage and context switch counters"),
         new("stat|task stat", "minflt|cminflt|majflt|cmajflt|utime|stime|cutime|cstime|rss|guest_time|cguest_time|delayacct_blkio_ticks",
             "fault and time counters, resident pages"),

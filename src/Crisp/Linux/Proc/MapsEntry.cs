@@ -52,6 +52,9 @@ public sealed record MapsEntry(
     /// <summary>A memfd mapping ("/memfd:NAME (deleted)").</summary>
     public bool IsMemfd => Path.StartsWith("/memfd:", StringComparison.Ordinal);
 
+    /// <summary>A mapping of a socket ("socket:[INODE]"): a packet socket's rx/tx rings.</summary>
+    public bool IsSocket => Path.StartsWith("socket:[", StringComparison.Ordinal) && Path.EndsWith(']');
+
     /// <summary>A System V shared memory segment ("/SYSV0000abcd (deleted)").</summary>
     public bool IsSysvShm => Path.StartsWith("/SYSV", StringComparison.Ordinal) && Deleted;
 

@@ -23,7 +23,9 @@ public sealed class MemoryDump : IDumpStage
         var files = ctx.Memory.MappedFiles;
         var memfds = ctx.Memory.Memfds;
         var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path),
-            m => m.IsMemfd ? memfds.MappingFileIdOf(ctx, pid, m) : ctx.Files.GhostReferences.MappingFileIdOf(ctx, pid, m));
+            m => m.IsMemfd ? memfds.MappingFileIdOf(ctx, pid, m)
+                : m.IsSocket ? Files.Sockets.Packet.PacketRingMappings.FileIdOf(ctx, pid, m)
+                : ctx.Files.GhostReferences.MappingFileIdOf(ctx, pid, m));
 
         var stat = task.Stat;
         var mm = new mm_entry

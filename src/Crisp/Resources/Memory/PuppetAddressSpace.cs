@@ -132,6 +132,11 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 }
                 if (!VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso) || VmaStatus.Is(v.Status, VmaStatus.Vvar))
                     continue;
+                if (VmaStatus.Is(v.Status, VmaStatus.Socket))
+                {
+                    Files.Sockets.Packet.PacketRingMappings.HoldPlace(task, v);   // the rings are mapped once the fds are in
+                    continue;
+                }
                 if (VmaStatus.Is(v.Status, VmaStatus.SysvIpc))
                 {
                     sysv.Map(task, mm.Vmas, v);   // shmat, not mmap
@@ -152,6 +157,8 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 }
                 if (fd >= 0)
                     flags &= ~Mman.MAP_ANONYMOUS;
+                else if (Hugetlb.IsHuge(v.Flags))
+                    flags |= Mman.MAP_HUGETLB | (int)(v.Flags & Hugetlb.SizeMask);   // a file on hugetlbfs is huge by itself
                 uint prot = v.Prot;
                 if ((prot & Mman.PROT_WRITE) == 0 && (flags & Mman.MAP_PRIVATE) != 0 && pages.Resolve(v.Start, v.End).Any())
                 {

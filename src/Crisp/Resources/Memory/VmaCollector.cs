@@ -9,7 +9,7 @@ namespace Crisp.Resources.Memory;
 public static class VmaCollector
 {
     /// <summary><paramref name="inodeFileId"/>: the file id of a VMA whose file has no path to open (a memfd, a
-    /// deleted file), reached through the mapping itself.</summary>
+    /// deleted file, a socket's rings), reached through the mapping itself.</summary>
     public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId,
         Func<MapsEntry, uint> inodeFileId)
     {
@@ -86,8 +86,14 @@ public static class VmaCollector
         }
         if (madv != 0)
             e.Madv = madv;
-        if ((flags & Mman.MAP_HUGETLB) != 0)
-            throw new CrispException($"task {pid}: hugetlb mapping {m} is not supported");
+        bool huge = (flags & Mman.MAP_HUGETLB) != 0;
+        if (huge)
+        {
+            // CRIU's form: the page size's bits next to MAP_HUGETLB (smaps KernelPageSize is the huge page size).
+            flags |= Hugetlb.SizeFlag(smaps.Get("KernelPageSize"));
+            if (m.Kind != VmaKind.File || !(Hugetlb.IsAnonymous(m) || m.IsMemfd))
+                throw new CrispException($"task {pid}: hugetlb mapping {m} is not supported (only anonymous ones and memfds are)");
+        }
 
         uint status = VmaStatus.Regular;
         switch (m.Kind)
@@ -133,12 +139,28 @@ public static class VmaCollector
                 return null;   // the kernel's uprobe trampoline page; it comes back by itself
             case VmaKind.Special:
                 throw new CrispException($"task {pid}: mapping {m} is not supported");
+            case VmaKind.File when huge && Hugetlb.IsAnonymous(m):
+                // MAP_ANONYMOUS|MAP_HUGETLB: private ones store their pages in the task's pagemap; a shared one is a
+                // hugetlbfs object keyed by its inode, like shared /dev/zero (CRIU's ANON_SHARED form; CRIU 4.2 itself
+                // writes it as a memfd named "anon_hugepage", which crisp restores as such).
+                status |= m.Shared ? VmaStatus.AnonShared : VmaStatus.AnonPrivate;
+                flags |= Mman.MAP_ANONYMOUS;
+                if (m.Shared)
+                    e.Shmid = m.Inode;
+                break;
             case VmaKind.File when m.Shared && m.Path == "/dev/zero" && m.Deleted:
                 // MAP_SHARED|MAP_ANONYMOUS (and shared /dev/zero): a shmem object, keyed by its inode.
                 status |= VmaStatus.AnonShared;
                 flags |= Mman.MAP_ANONYMOUS;
                 e.Shmid = m.Inode;
                 break;
+            case VmaKind.File when m.IsSocket:
+                // CRIU's form: a packet socket's rings, SOCKET with the socket's file id; no pages (they are the socket's).
+                e.Flags = flags;
+                e.Status = VmaStatus.Regular | VmaStatus.Socket;
+                e.Shmid = inodeFileId(m);
+                e.Fdflags = (uint)(mayWrite ? FileIo.O_RDWR : FileIo.O_RDONLY);
+                return e;
             case VmaKind.File when Aio.AioRings.IsRing(m):
                 // CRIU's form: AIORING alone, the pages stored whole (Aio/AioRings.cs).
                 e.Flags = flags;

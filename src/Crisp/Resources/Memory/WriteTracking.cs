@@ -90,7 +90,8 @@ public static class WriteTracker
 
     /// <summary>Private writable memory whose pages the dumps store: what is tracked.</summary>
     public static bool Trackable(DumpedVma vma) => vma.HasPrivatePages && vma.Maps.CanWrite && !vma.Is(VmaStatus.Vdso)
-        && !vma.Is(VmaStatus.AioRing);   // the kernel writes an AIO ring: no write protection sees it
+        && !vma.Is(VmaStatus.AioRing)   // the kernel writes an AIO ring: no write protection sees it
+        && !Hugetlb.IsHuge(vma.Entry.Flags);   // as CRIU: left out of pre-dumps, stored whole by the dump
 
     /// <summary>Whether <paramref name="previous"/> still describes the task: same process (pid and start time) and
     /// its fd still a userfaultfd.</summary>

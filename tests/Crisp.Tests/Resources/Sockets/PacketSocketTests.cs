@@ -32,14 +32,14 @@ public class PacketSocketTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>crit reads them as CRIU's: protocol 0x88b5 in host order, lo's two memberships on fd 3, fanout
+    /// <summary>crit reads them as CRIU's: protocol 0x88b5 in network order as CRIU writes it (htons: 0xb588), lo's two memberships on fd 3, fanout
     /// on one socket only.</summary>
     private static void AssertEntries(string images)
     {
         var psk = Crit.Decode(Path.Combine(images, "files.img")).GetProperty("entries").EnumerateArray()
             .Where(e => e.GetProperty("type").GetString() == "PACKETSK").Select(e => e.GetProperty("psk")).ToArray();
         Assert.Equal(3, psk.Length);
-        Assert.All(psk, p => Assert.Equal(0x88b5u, p.GetProperty("protocol").GetUInt32()));
+        Assert.All(psk, p => Assert.Equal(0xb588u, p.GetProperty("protocol").GetUInt32()));
         Assert.Single(psk, p => p.TryGetProperty("mclist", out var m) && m.GetArrayLength() == 2);
         Assert.Single(psk, p => p.TryGetProperty("fanout", out _));
     }

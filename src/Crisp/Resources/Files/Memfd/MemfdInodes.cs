@@ -46,13 +46,17 @@ public sealed class MemfdInodes : IDisposable
     {
         // Without MFD_ALLOW_SEALING a memfd reports just F_SEAL_SEAL; anything else needs sealing allowed.
         uint flags = Linux.Memfd.MFD_CLOEXEC | (mie.Seals == MemfdSeals.F_SEAL_SEAL ? 0 : Linux.Memfd.MFD_ALLOW_SEALING);
-        if (mie.HasHugetlbFlag && mie.HugetlbFlag != 0)
-            throw new CrispException($"memfd '{mie.Name}': hugetlb memfds are not supported yet");
+        bool huge = mie.HasHugetlbFlag && (mie.HugetlbFlag & Linux.Memfd.MFD_HUGETLB) != 0;
+        if (huge)
+            flags |= mie.HugetlbFlag & (Linux.Memfd.MFD_HUGETLB | Memory.Hugetlb.SizeMask);   // CRIU's: MFD_HUGETLB | size bits
         var fd = Linux.Memfd.Create(mie.Name, flags);
         try
         {
             FileIo.Truncate(fd.Fd, (long)mie.Size);
-            Fill(images, mie, fd.Fd);
+            if (huge)
+                FillHuge(images, mie, fd.Fd);
+            else
+                Fill(images, mie, fd.Fd);
             MemfdSeals.SetOwner(fd.Fd, mie.Uid, mie.Gid, mie.HasMode ? mie.Mode : 0x1ff);
             return fd;
         }
@@ -61,6 +65,16 @@ public sealed class MemfdInodes : IDisposable
             fd.Dispose();
             throw;
         }
+    }
+
+    /// <summary>hugetlbfs has no pwrite: a hugetlb memfd is filled through a mapping of it.</summary>
+    private static void FillHuge(ImageDirectory images, memfd_inode_entry mie, int fd)
+    {
+        var file = ImageFile.ShmemPagemap(mie.Shmid);
+        if (!images.Exists(file))
+            return;
+        using var pages = images.OpenPagemap(file);
+        Memory.Hugetlb.Fill(pages, fd, mie.Size, images.PathOf(file));
     }
 
     private static void Fill(ImageDirectory images, memfd_inode_entry mie, int fd)

@@ -37,6 +37,9 @@ public sealed class MemfdInodesDump(FileTable table)
             InodeId = _nextInodeId++,
             Mode = mode,
         };
+        // CRIU's form for a memfd on hugetlbfs: MFD_HUGETLB and the page size's bits.
+        if (Hugetlb.IsHugetlbfs(own.Fd, out ulong hugePage))
+            entry.HugetlbFlag = Linux.Memfd.MFD_HUGETLB | Hugetlb.SizeFlag(hugePage);
         SharedAnonDump.DumpObject(ctx, own.Fd, st.Ino, $"memfd {target}");
         _inodes[(st.Dev, st.Ino)] = entry;
         ctx.Log.Debug($"memfd inode {entry.InodeId}: '{entry.Name}' size {entry.Size} seals 0x{entry.Seals:x}");

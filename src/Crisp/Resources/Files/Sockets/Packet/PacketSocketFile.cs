@@ -11,8 +11,9 @@ namespace Crisp.Resources.Files.Sockets.Packet;
 /// TPACKET version, reserve, copy threshold, timestamp source, the aux-data/orig-dev/vnet-header/loss flags,
 /// multicast and promiscuous memberships and fanout, from packet_diag in the socket's own network namespace.
 /// Packets waiting in its queue are not kept: they are traffic in flight, which a link may lose too (CRIU keeps
-/// none either); the dump says how many bytes went in one warning line. Sockets with mmap'ed rx/tx rings and the
-/// obsolete SOCK_PACKET type are refused by name.</summary>
+/// none either); the dump says how many bytes went in one warning line. mmap'ed rx/tx rings come back with their
+/// geometry, empty, mapped where they were (<see cref="PacketRings"/>, <see cref="PacketRingMappings"/>); the
+/// obsolete SOCK_PACKET type is refused by name.</summary>
 public sealed class PacketSocketFile : IFileKind
 {
     private const int AF_PACKET = 17, SOL_PACKET = 263, SOCK_PACKET = 10;
@@ -23,6 +24,9 @@ public sealed class PacketSocketFile : IFileKind
     private const uint PDI_AUXDATA = 2, PDI_ORIGDEV = 4, PDI_VNETHDR = 8, PDI_LOSS = 16;
 
     public fd_types Type => fd_types.Packetsk;
+
+    /// <summary>Each task's ring mappings, once its fds are in: they map the task's own fd of the socket.</summary>
+    public IRestoreStage? AfterInstall { get; } = new PacketRingMappings();
 
     public bool Claims(OpenFd fd) =>
         fd.Stat.Type == FileStat.S_IFSOCK && GetInt(fd.Copy.Fd, SOL_SOCKET, SO_DOMAIN) == AF_PACKET;
@@ -35,8 +39,6 @@ public sealed class PacketSocketFile : IFileKind
             ?? throw new CrispException($"{what}: packet_diag does not know it");
         if (d.Type == SOCK_PACKET)
             throw new CrispException($"{what}: SOCK_PACKET (the obsolete Linux 2.0 interface) is not supported");
-        if (d.Rings)
-            throw new CrispException($"{what} has mmap'ed rx/tx rings (PACKET_RX_RING/PACKET_TX_RING): not supported yet");
         long queued = Queued(s);
         if (queued > 0)
             ctx.Log.Warn($"{what}: {queued} byte(s) of received packets left behind, as traffic a link loses");
@@ -44,7 +46,8 @@ public sealed class PacketSocketFile : IFileKind
         {
             Id = id,
             Type = (uint)d.Type,
-            Protocol = d.Protocol,
+            // CRIU's form: the protocol as socket() takes it, in network order (htons of packet_diag's host-order value).
+            Protocol = BinaryPrimitives.ReverseEndianness(d.Protocol),
             Flags = (uint)fd.Flags,
             Ifindex = d.IfIndex,
             Fown = Fown.Of(fd),
@@ -63,6 +66,9 @@ public sealed class PacketSocketFile : IFileKind
                 entry.Mclist.Add(new packet_mclist { Index = ifIndex, Type = type, Addr = Google.Protobuf.ByteString.CopyFrom(addr) });
         if (d.Fanout is { } fanout)
             entry.Fanout = fanout;
+        // The rings' geometry only, as CRIU: what they hold is traffic in flight, and a restored ring starts empty.
+        entry.RxRing = PacketRings.Entry(d.RxRing);
+        entry.TxRing = PacketRings.Entry(d.TxRing);
         return new file_entry { Type = fd_types.Packetsk, Id = id, Psk = entry };
     }
 
@@ -79,9 +85,7 @@ public sealed class PacketSocketFile : IFileKind
     {
         var e = entry.Psk ?? throw new CrispException($"files.img: PACKETSK entry {entry.Id} has no psk part");
         string what = $"packet socket {entry.Id}";
-        if (e.RxRing is not null || e.TxRing is not null)
-            throw new CrispException($"{what}: mmap'ed rx/tx rings are not supported yet");
-        ushort wire = BinaryPrimitives.ReverseEndianness((ushort)e.Protocol);
+        ushort wire = (ushort)e.Protocol;   // network order already (CRIU's: passed to socket() as it is)
         var sock = NetNamespaces.Socket(Namespaces.NetNamespace.Of(ctx), AF_PACKET, (int)e.Type, wire);
         return NewSocket.Shape(ctx, sock, what, e.Flags, e.Fown, s =>
         {
@@ -90,6 +94,7 @@ public sealed class PacketSocketFile : IFileKind
                 SetInt(s, SOL_PACKET, PACKET_VERSION, (int)e.Version);
             if (e.Reserve != 0)
                 SetInt(s, SOL_PACKET, PACKET_RESERVE, (int)e.Reserve);
+            PacketRings.Set(s, e, what);   // after the version, which a ring fixes
             if (e.Ifindex != 0)
                 Bind(s, LinkAddress(wire, e.Ifindex));
             SetIfOn(s, PACKET_AUXDATA, e.AuxData);
