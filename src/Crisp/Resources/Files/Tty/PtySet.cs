@@ -45,8 +45,10 @@ public sealed class PtySet : IDisposable
             return made;
         if (!_infos!.TryGetValue(tfe.TtyInfoId, out var info))
             throw new CrispException($"files.img: tty {tfe.Id} refers to tty-info {tfe.TtyInfoId:x}, which tty-info.img lacks");
+        if (info.Type is TtyType.Console or TtyType.Vt)
+            return DeviceTty.Open(ctx, tfe, info, id => ctx.Files.Fifos.Reg(ctx.Images, id), fd => SetParams(ctx, fd, info));
         if (info.Type != TtyType.Pty || info.Pty is null)
-            throw new CrispException($"tty-info.img: terminal {info.Id:x} is a {info.Type}; crisp restores only ptys");
+            throw new CrispException($"tty-info.img: terminal {info.Id:x} is a {info.Type}; crisp restores ptys, /dev/tty, the console and VTs");
         uint index = info.Pty.Index;
         if (_infos.ContainsKey((index << 1) | 1))
         {

@@ -64,6 +64,23 @@ public sealed class TtyDump
         return id;
     }
 
+    /// <summary>The console's or a VT's one tty_info (<see cref="DeviceTty"/>), collected at its first fd. CRIU keeps
+    /// one for every VT, so a second VT's settings could not be told apart: refused.</summary>
+    public uint DeviceInfoId(DumpContext ctx, OpenFd fd, TtyType kind)
+    {
+        uint id = DeviceTty.InfoIdOf(kind);
+        if (_infos.TryGetValue(id, out var seen))
+        {
+            if (seen.Rdev != (uint)fd.Stat.Rdev)
+                throw new CrispException($"task {fd.Pid} fd {fd.Fd}: tty {fd.Target} is a second virtual terminal (besides {_firstFd[id].Target}); " +
+                    "CRIU's images keep the settings of one VT only");
+            return id;
+        }
+        _firstFd[id] = (fd.Pid, fd.Fd, fd.Target);
+        _infos[id] = DeviceTty.Collect(ctx, fd, kind);
+        return id;
+    }
+
     private static tty_info_entry Collect(DumpContext ctx, OpenFd fd, int index, bool master)
     {
         int lfd = fd.Copy.Fd;
@@ -179,7 +196,7 @@ public sealed class TtyDump
         }
     }
 
-    private static termios_entry ToEntry(Termios t)
+    internal static termios_entry ToEntry(Termios t)
     {
         var e = new termios_entry
         {
