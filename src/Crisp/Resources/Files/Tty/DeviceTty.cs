@@ -68,8 +68,8 @@ public static class DeviceTty
         };
         try
         {
-            info.Termios = TtyDump.ToEntry(Terminals.GetTermios(lfd));
-            info.TermiosLocked = TtyDump.ToEntry(Terminals.GetTermios(lfd, locked: true));
+            info.Termios = TermiosEntries.ToEntry(Terminals.GetTermios(lfd));
+            info.TermiosLocked = TermiosEntries.ToEntry(Terminals.GetTermios(lfd, locked: true));
             var ws = Terminals.GetWinSize(lfd);
             info.Winsize = new winsize_entry { WsRow = ws.Rows, WsCol = ws.Cols, WsXpixel = ws.XPixel, WsYpixel = ws.YPixel };
         }

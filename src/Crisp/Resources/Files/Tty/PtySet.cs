@@ -237,14 +237,14 @@ public sealed class PtySet : IDisposable
     {
         if (info.TermiosLocked is { } tl)
         {
-            var want = FromEntry(tl, withSpeeds: false);
+            var want = TermiosEntries.FromEntry(tl, withSpeeds: false);
             var now = Terminals.GetTermios(fd, locked: true);
             // Setting them needs CAP_SYS_ADMIN; unchanged ones need nothing.
             if (!SameTermios(want, now))
                 Terminals.SetTermios(fd, want, locked: true);
         }
         if (info.Termios is { } t)
-            Terminals.SetTermios(fd, FromEntry(t, withSpeeds: true));
+            Terminals.SetTermios(fd, TermiosEntries.FromEntry(t, withSpeeds: true));
         if (info.Winsize is { } w)
             Terminals.SetWinSize(fd, new WinSize((ushort)w.WsRow, (ushort)w.WsCol, (ushort)w.WsXpixel, (ushort)w.WsYpixel));
         ctx.Log.Debug($"tty-info {info.Id:x}: termios and window size set");
@@ -252,15 +252,6 @@ public sealed class PtySet : IDisposable
 
     private static bool SameTermios(Termios a, Termios b) =>
         a.Iflag == b.Iflag && a.Oflag == b.Oflag && a.Cflag == b.Cflag && a.Lflag == b.Lflag && a.Line == b.Line && a.Cc.AsSpan().SequenceEqual(b.Cc);
-
-    private static Termios FromEntry(termios_entry e, bool withSpeeds)
-    {
-        var cc = new byte[Termios.Nccs];
-        for (int i = 0; i < Math.Min(cc.Length, e.CCc.Count); i++)
-            cc[i] = (byte)e.CCc[i];
-        return new Termios(e.CIflag, e.COflag, e.CCflag, e.CLflag, (byte)e.CLine, cc,
-            withSpeeds ? e.CIspeed : 0, withSpeeds ? e.COspeed : 0);
-    }
 
     private static void TryOwner(RestoreContext ctx, int fd, tty_file_entry tfe)
     {

@@ -120,8 +120,8 @@ public sealed class TtyDump
         info.Exclusive = (Terminals.TryGetInt(lfd, Terminals.TIOCGEXCL) ?? 0) != 0;
         try
         {
-            info.Termios = ToEntry(Terminals.GetTermios(lfd));
-            info.TermiosLocked = ToEntry(Terminals.GetTermios(lfd, locked: true));
+            info.Termios = TermiosEntries.ToEntry(Terminals.GetTermios(lfd));
+            info.TermiosLocked = TermiosEntries.ToEntry(Terminals.GetTermios(lfd, locked: true));
             var ws = Terminals.GetWinSize(lfd);
             info.Winsize = new winsize_entry { WsRow = ws.Rows, WsCol = ws.Cols, WsXpixel = ws.XPixel, WsYpixel = ws.YPixel };
         }
@@ -194,18 +194,6 @@ public sealed class TtyDump
             if (!ours || !pids.Contains(task.Stat.Session))
                 throw new CrispException($"task {task.Pid} has a controlling terminal the tree does not hold the master of (a shell job? use --shell-job)");
         }
-    }
-
-    internal static termios_entry ToEntry(Termios t)
-    {
-        var e = new termios_entry
-        {
-            CIflag = t.Iflag, COflag = t.Oflag, CCflag = t.Cflag, CLflag = t.Lflag, CLine = t.Line,
-            CIspeed = t.Ispeed, COspeed = t.Ospeed,
-        };
-        foreach (byte c in t.Cc)
-            e.CCc.Add(c);
-        return e;
     }
 
     private static ulong MakeSlaveDev(uint index) =>
