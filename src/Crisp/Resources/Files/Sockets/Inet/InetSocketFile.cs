@@ -59,6 +59,8 @@ public sealed class InetSocketFile : IFileKind
         entry.SrcAddr.AddRange(src.Words);
         if (dst is { } d)
             entry.DstAddr.AddRange(d.Words);
+        else
+            entry.DstAddr.AddRange(new uint[src.Words.Length]);   // CRIU writes a zero address (its restore checks the length)
         if (family == AF_INET6)
             entry.V6Only = GetInt(s, SOL_IPV6, IPV6_V6ONLY) != 0;
         if (entry.Opts.SoKeepalive && proto == IPPROTO_TCP)
