@@ -92,7 +92,7 @@ public static class CriuOptions
         .. Bool("tls", null, "TLS for the page server and migrate/receive"),
         Value("ps-socket", null, "page server socket", supported: false),
         Flag("exec-cmd", null, "exec a command after restore", supported: false),
-        .. Bool("skip-in-flight", null, "drop connections not yet accepted on listening sockets", supported: false),
+        .. Bool("skip-in-flight", null, "dump: drop connections not yet accepted on listening sockets (TCP; unix ones from clients outside the tree)"),
         .. Bool("tcp-close", null, "restore established TCP connections closed", supported: false),
         .. Bool("mntns-compat-mode", null, "restore mount namespaces the pre-4.0 way", supported: false),
         Value("close", null, "close this fd before restoring", supported: false),

@@ -48,6 +48,7 @@ public static class DumpCommand
             FreezeCgroup = ctx.Args.Get("freeze-cgroup"),
             Scripts = scripts,
             TcpEstablished = ctx.Args.Has("tcp-established"),
+            SkipInFlight = ctx.Args.Has("skip-in-flight"),
             NetworkLock = ctx.NetworkLock() ?? Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
             ExtUnixSk = ctx.ExtUnixSk(),
             FileLocks = ctx.Args.Has("file-locks"),

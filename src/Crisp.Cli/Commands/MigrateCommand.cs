@@ -52,6 +52,7 @@ public static class MigrateCommand
                 Timeout = TimeSpan.FromSeconds(timeout),
                 ShellJob = ctx.Args.Has("shell-job"),
                 TcpEstablished = ctx.Args.Has("tcp-established"),
+                SkipInFlight = ctx.Args.Has("skip-in-flight"),
                 NetworkLock = ctx.NetworkLock() ?? Crisp.Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables,
                 ExtUnixSk = ctx.ExtUnixSk(),
                 FileLocks = ctx.Args.Has("file-locks"),

@@ -40,6 +40,10 @@ public sealed record DumpOptions
     public Scripts.ActionScripts? Scripts { get; init; }
     /// <summary>Dump established TCP connections through TCP_REPAIR (--tcp-established); without it they are refused.</summary>
     public bool TcpEstablished { get; init; }
+    /// <summary>--skip-in-flight (CRIU's tcp_skip_in_flight): a listener's connections not yet accepted that cannot come
+    /// back are dropped (logged) instead of failing the dump: a TCP listener's, and a unix listener's from clients
+    /// outside the tree.</summary>
+    public bool SkipInFlight { get; init; }
     /// <summary>--network-lock: how established connections are kept quiet from their dump to their restore.</summary>
     public Resources.Files.Sockets.Inet.NetworkLockMethod NetworkLock { get; init; } = Resources.Files.Sockets.Inet.NetworkLockMethod.Nftables;
     /// <summary>--ext-unix-sk: a datagram unix socket connected to a named socket outside the tree is dumped as an

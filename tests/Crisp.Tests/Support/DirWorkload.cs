@@ -26,8 +26,9 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     private TaskStateSnapshot? _before;
     public string Verdict => VerdictIn(Dir);
 
-    /// <summary>A new directory <paramref name="name"/> in <see cref="Dir"/> for a checkpoint's images.</summary>
-    public string NewImagesDir(string name) => Directory.CreateDirectory(Path.Combine(Dir, name)).FullName;
+    /// <summary>A new directory <paramref name="name"/> in <see cref="Dir"/> for a checkpoint's images (mode 0700).</summary>
+    public string NewImagesDir(string name) =>
+        Directory.CreateDirectory(Path.Combine(Dir, name), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute).FullName;
 
     public void Start(string exe, IReadOnlyList<string> args, bool newSession = false)
     {
@@ -59,11 +60,11 @@ internal class DirWorkload(string tempPrefix) : IDisposable
     /// dumper's tracer thread (a thread of this process, its parent) already has. Returns how long the dump
     /// itself took (not the reaping: a killed task with many threads takes a while to go). The tree's state is
     /// snapshotted first, for <see cref="Restore"/> to compare (unless <see cref="SkipStateCheck"/>).</summary>
-    public TimeSpan Dump(DumpOptions options)
+    public TimeSpan Dump(DumpOptions options, Log? log = null)
     {
         _before = SkipStateCheck is null ? TaskStateSnapshot.OfQuietTree(options.RootPid) : null;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        new Dumper(options, Log.Null).Run();
+        new Dumper(options, log ?? Log.Null).Run();
         var took = clock.Elapsed;
         try { Spawn.Reap(Pid); } catch (SyscallException) { }
         Alive = false;

@@ -8,12 +8,14 @@ namespace Crisp.Resources.Files.Tty;
 /// <summary>Unix98 pty ends — a master (/dev/ptmx, char 5:2) or a slave (/dev/pts/N) — CRIU's TTY kind
 /// (tty.c). Each description is a tty_file_entry in files.img pointing at a tty_info_entry (tty-info.img)
 /// shared by every fd of that end: id (index &lt;&lt; 1) | master, as CRIU numbers them. A slave whose master
-/// is outside the tree is the caller's terminal of a shell job (--shell-job).</summary>
+/// is outside the tree is the caller's terminal of a shell job (--shell-job). The console and the virtual
+/// terminals are the same entries with CRIU's CONSOLE and VT kinds (<see cref="DeviceTty"/>).</summary>
 public sealed class PtyFile : IFileKind
 {
     public fd_types Type => fd_types.Tty;
 
-    /// <summary>Every terminal (an O_PATH fd of one is only a path: the regular kind's); only pty ends are dumped.</summary>
+    /// <summary>Every terminal (an O_PATH fd of one is only a path: the regular kind's); pty ends, /dev/tty, the console and
+    /// VTs are dumped, any other (serial lines, /dev/tty0) refused.</summary>
     public bool Claims(OpenFd fd) => FileKinds.IsTty(fd.Stat) && (fd.Flags & FileIo.O_PATH) == 0;
 
     private static bool IsPty(OpenFd fd)
@@ -28,18 +30,22 @@ public sealed class PtyFile : IFileKind
         return Terminals.IsControllingTty(major, minor);
     }
 
-    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd) => !IsPty(fd) && !IsControllingTty(fd) ? throw FileKinds.Unsupported(fd) : new()
+    public file_entry Dump(DumpContext ctx, uint id, OpenFd fd)
     {
-        Type = Type,
-        Id = id,
-        Tty = new tty_file_entry
+        var tty = new tty_file_entry { Id = id, Flags = (uint)fd.Flags, Fown = Fown.Of(fd) };
+        if (DeviceTty.KindOf(fd.Stat.Rdev) is { } device)
         {
-            Id = id,
-            TtyInfoId = IsControllingTty(fd) ? ctx.Files.Ttys.ControllingTtyInfoId(ctx, fd) : ctx.Files.Ttys.InfoIdOf(ctx, fd),
-            Flags = (uint)fd.Flags,
-            Fown = Fown.Of(fd),
-        },
-    };
+            tty.TtyInfoId = ctx.Files.Ttys.DeviceInfoId(ctx, fd, device);
+            tty.RegfId = DeviceTty.PathEntry(ctx, fd);
+        }
+        else if (IsControllingTty(fd))
+            tty.TtyInfoId = ctx.Files.Ttys.ControllingTtyInfoId(ctx, fd);
+        else if (IsPty(fd))
+            tty.TtyInfoId = ctx.Files.Ttys.InfoIdOf(ctx, fd);
+        else
+            throw FileKinds.Unsupported(fd);
+        return new file_entry { Type = Type, Id = id, Tty = tty };
+    }
 
     public void FinishDump(DumpContext ctx) => ctx.Files.Ttys.Finish(ctx);
 

@@ -45,8 +45,10 @@ public sealed class PtySet : IDisposable
             return made;
         if (!_infos!.TryGetValue(tfe.TtyInfoId, out var info))
             throw new CrispException($"files.img: tty {tfe.Id} refers to tty-info {tfe.TtyInfoId:x}, which tty-info.img lacks");
+        if (info.Type is TtyType.Console or TtyType.Vt)
+            return DeviceTty.Open(ctx, tfe, info, id => ctx.Files.Fifos.Reg(ctx.Images, id), fd => SetParams(ctx, fd, info));
         if (info.Type != TtyType.Pty || info.Pty is null)
-            throw new CrispException($"tty-info.img: terminal {info.Id:x} is a {info.Type}; crisp restores only ptys");
+            throw new CrispException($"tty-info.img: terminal {info.Id:x} is a {info.Type}; crisp restores ptys, /dev/tty, the console and VTs");
         uint index = info.Pty.Index;
         if (_infos.ContainsKey((index << 1) | 1))
         {
@@ -235,14 +237,14 @@ public sealed class PtySet : IDisposable
     {
         if (info.TermiosLocked is { } tl)
         {
-            var want = FromEntry(tl, withSpeeds: false);
+            var want = TermiosEntries.FromEntry(tl, withSpeeds: false);
             var now = Terminals.GetTermios(fd, locked: true);
             // Setting them needs CAP_SYS_ADMIN; unchanged ones need nothing.
             if (!SameTermios(want, now))
                 Terminals.SetTermios(fd, want, locked: true);
         }
         if (info.Termios is { } t)
-            Terminals.SetTermios(fd, FromEntry(t, withSpeeds: true));
+            Terminals.SetTermios(fd, TermiosEntries.FromEntry(t, withSpeeds: true));
         if (info.Winsize is { } w)
             Terminals.SetWinSize(fd, new WinSize((ushort)w.WsRow, (ushort)w.WsCol, (ushort)w.WsXpixel, (ushort)w.WsYpixel));
         ctx.Log.Debug($"tty-info {info.Id:x}: termios and window size set");
@@ -250,15 +252,6 @@ public sealed class PtySet : IDisposable
 
     private static bool SameTermios(Termios a, Termios b) =>
         a.Iflag == b.Iflag && a.Oflag == b.Oflag && a.Cflag == b.Cflag && a.Lflag == b.Lflag && a.Line == b.Line && a.Cc.AsSpan().SequenceEqual(b.Cc);
-
-    private static Termios FromEntry(termios_entry e, bool withSpeeds)
-    {
-        var cc = new byte[Termios.Nccs];
-        for (int i = 0; i < Math.Min(cc.Length, e.CCc.Count); i++)
-            cc[i] = (byte)e.CCc[i];
-        return new Termios(e.CIflag, e.COflag, e.CCflag, e.CLflag, (byte)e.CLine, cc,
-            withSpeeds ? e.CIspeed : 0, withSpeeds ? e.COspeed : 0);
-    }
 
     private static void TryOwner(RestoreContext ctx, int fd, tty_file_entry tfe)
     {

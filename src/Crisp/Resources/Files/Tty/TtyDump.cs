@@ -64,6 +64,23 @@ public sealed class TtyDump
         return id;
     }
 
+    /// <summary>The console's or a VT's one tty_info (<see cref="DeviceTty"/>), collected at its first fd. CRIU keeps
+    /// one for every VT, so a second VT's settings could not be told apart: refused.</summary>
+    public uint DeviceInfoId(DumpContext ctx, OpenFd fd, TtyType kind)
+    {
+        uint id = DeviceTty.InfoIdOf(kind);
+        if (_infos.TryGetValue(id, out var seen))
+        {
+            if (seen.Rdev != (uint)fd.Stat.Rdev)
+                throw new CrispException($"task {fd.Pid} fd {fd.Fd}: tty {fd.Target} is a second virtual terminal (besides {_firstFd[id].Target}); " +
+                    "CRIU's images keep the settings of one VT only");
+            return id;
+        }
+        _firstFd[id] = (fd.Pid, fd.Fd, fd.Target);
+        _infos[id] = DeviceTty.Collect(ctx, fd, kind);
+        return id;
+    }
+
     private static tty_info_entry Collect(DumpContext ctx, OpenFd fd, int index, bool master)
     {
         int lfd = fd.Copy.Fd;
@@ -103,8 +120,8 @@ public sealed class TtyDump
         info.Exclusive = (Terminals.TryGetInt(lfd, Terminals.TIOCGEXCL) ?? 0) != 0;
         try
         {
-            info.Termios = ToEntry(Terminals.GetTermios(lfd));
-            info.TermiosLocked = ToEntry(Terminals.GetTermios(lfd, locked: true));
+            info.Termios = TermiosEntries.ToEntry(Terminals.GetTermios(lfd));
+            info.TermiosLocked = TermiosEntries.ToEntry(Terminals.GetTermios(lfd, locked: true));
             var ws = Terminals.GetWinSize(lfd);
             info.Winsize = new winsize_entry { WsRow = ws.Rows, WsCol = ws.Cols, WsXpixel = ws.XPixel, WsYpixel = ws.YPixel };
         }
@@ -177,18 +194,6 @@ public sealed class TtyDump
             if (!ours || !pids.Contains(task.Stat.Session))
                 throw new CrispException($"task {task.Pid} has a controlling terminal the tree does not hold the master of (a shell job? use --shell-job)");
         }
-    }
-
-    private static termios_entry ToEntry(Termios t)
-    {
-        var e = new termios_entry
-        {
-            CIflag = t.Iflag, COflag = t.Oflag, CCflag = t.Cflag, CLflag = t.Lflag, CLine = t.Line,
-            CIspeed = t.Ispeed, COspeed = t.Ospeed,
-        };
-        foreach (byte c in t.Cc)
-            e.CCc.Add(c);
-        return e;
     }
 
     private static ulong MakeSlaveDev(uint index) =>

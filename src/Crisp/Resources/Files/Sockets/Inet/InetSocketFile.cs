@@ -59,6 +59,8 @@ public sealed class InetSocketFile : IFileKind
         entry.SrcAddr.AddRange(src.Words);
         if (dst is { } d)
             entry.DstAddr.AddRange(d.Words);
+        else
+            entry.DstAddr.AddRange(new uint[src.Words.Length]);   // CRIU writes a zero address (its restore checks the length)
         if (family == AF_INET6)
             entry.V6Only = GetInt(s, SOL_IPV6, IPV6_V6ONLY) != 0;
         if (entry.Opts.SoKeepalive && proto == IPPROTO_TCP)
@@ -75,8 +77,13 @@ public sealed class InetSocketFile : IFileKind
                 case TCP_LISTEN:
                     var diag = Namespaces.NetNamespace.InTaskNamespace(ctx, fd.Pid, () => SockDiag.Inet(family, IPPROTO_TCP, entry.Ino)) ?? throw new CrispException($"{what}: inet_diag does not know it");
                     if (diag.RQueue > 0)
-                        throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted: no kernel call puts a connection " +
-                            "back into a listener's accept queue (CRIU refuses them too)");
+                    {
+                        // CRIU's words both ways (sk-inet.c): the listener alone is dumped; its queue dies with the tree.
+                        if (!ctx.Options.SkipInFlight)
+                            throw new CrispException($"{what} has {diag.RQueue} connection(s) not yet accepted: no kernel call puts a connection " +
+                                "back into a listener's accept queue (CRIU refuses them too; --skip-in-flight drops them)");
+                        ctx.Log.Info($"Skipping in-flight connection (l) for {entry.Ino:x}: {what}, {diag.RQueue} not yet accepted");
+                    }
                     entry.Backlog = diag.WQueue;
                     break;
                 case TCP_CLOSE:

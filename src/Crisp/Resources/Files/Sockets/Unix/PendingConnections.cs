@@ -9,7 +9,8 @@ namespace Crisp.Resources.Files.Sockets.Unix;
 /// established socket with no peer. The dump records the listener as the client's peer (as CRIU does);
 /// restore connects the client to the listener's name again, so accept() finds it there. What the client
 /// already sent sits in the embryo, which nothing can read without accepting it: refused, as is a
-/// connection whose client closed or lives outside the tree.</summary>
+/// connection whose client closed (both as CRIU); one whose client lives outside the tree is refused unless
+/// --skip-in-flight, which drops it (the listener comes back without it).</summary>
 public static class PendingConnections
 {
     /// <summary>A listener's pending connections must all come from clients the dump will restore.</summary>
@@ -20,8 +21,14 @@ public static class PendingConnections
             if (client == 0)
                 throw new CrispException($"{what} has a connection not yet accepted whose client has closed " +
                     "(what it sent cannot be read without accepting it)");
-            if (!ctx.Files.UnixPeers.InTree(ctx, client))
-                throw new CrispException($"{what} has a connection not yet accepted from unix socket {client} outside the dumped tree");
+            if (ctx.Files.UnixPeers.InTree(ctx, client))
+                continue;
+            // CRIU dumps such a listener without a word and the connection dies with the tree; crisp asks for the
+            // same --skip-in-flight as for TCP's, so nobody loses a client unawares.
+            if (!ctx.Options.SkipInFlight)
+                throw new CrispException($"{what} has a connection not yet accepted from unix socket {client} outside the dumped tree " +
+                    "(--skip-in-flight drops it)");
+            ctx.Log.Info($"Skipping in-flight connection (l) for {listener.Ino:x}: {what}, from unix socket {client} outside the tree");
         }
     }
 
