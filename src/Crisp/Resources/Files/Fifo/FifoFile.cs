@@ -26,21 +26,7 @@ public sealed class FifoFile : IFileKind
         var data = ctx.Files.FifoData;
         if (!data.Seen.ContainsKey(pipeId))
             data.Seen[pipeId] = PipeData.Peek(fd.Copy.Fd, fd.Flags);
-        uint regId = ctx.Files.Table.Add(ctx, rid => new file_entry
-        {
-            Type = fd_types.Reg,
-            Id = rid,
-            Reg = new reg_file_entry
-            {
-                Id = rid,
-                Flags = (uint)fd.Flags,
-                Pos = 0,
-                Fown = Fown.Of(fd),
-                Name = fd.Target,
-                MntId = fd.Info.MntId,
-                Mode = fd.Stat.Mode,
-            },
-        });
+        uint regId = PathEntry.Add(ctx, fd);
         return new file_entry { Type = Type, Id = id, Fifo = new fifo_entry { Id = id, PipeId = pipeId, RegfId = regId } };
     }
 

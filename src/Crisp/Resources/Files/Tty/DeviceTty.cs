@@ -29,23 +29,6 @@ public static class DeviceTty
 
     public static uint InfoIdOf(TtyType kind) => (kind == TtyType.Console ? ConsoleIndex : VtIndex) << 1;
 
-    /// <summary>The REG entry of the description's path (CRIU's regf_id), kept for its name and flags.</summary>
-    public static uint PathEntry(DumpContext ctx, OpenFd fd) => ctx.Files.Table.Add(ctx, rid => new file_entry
-    {
-        Type = fd_types.Reg,
-        Id = rid,
-        Reg = new reg_file_entry
-        {
-            Id = rid,
-            Flags = (uint)fd.Flags,
-            Pos = 0,
-            Fown = Fown.Of(fd),
-            Name = fd.Target,
-            MntId = fd.Info.MntId,
-            Mode = fd.Stat.Mode,
-        },
-    });
-
     /// <summary>What CRIU's dump_tty_info keeps of a console or VT: no session (it is the task's terminal only for a
     /// shell job, which the controlling-terminal check handles), termios unless the line hung up.</summary>
     public static tty_info_entry Collect(DumpContext ctx, OpenFd fd, TtyType kind)
@@ -66,17 +49,7 @@ public static class DeviceTty
             Uid = uid,
             Gid = gid,
         };
-        try
-        {
-            info.Termios = TermiosEntries.ToEntry(Terminals.GetTermios(lfd));
-            info.TermiosLocked = TermiosEntries.ToEntry(Terminals.GetTermios(lfd, locked: true));
-            var ws = Terminals.GetWinSize(lfd);
-            info.Winsize = new winsize_entry { WsRow = ws.Rows, WsCol = ws.Cols, WsXpixel = ws.XPixel, WsYpixel = ws.YPixel };
-        }
-        catch (SyscallException e) when (e.Errno == Errnos.EIO)
-        {
-            ctx.Log.Debug($"tty {fd.Target}: hung up, no termios");
-        }
+        TtyDump.ReadSettings(ctx, fd, lfd, info);
         return info;
     }
 

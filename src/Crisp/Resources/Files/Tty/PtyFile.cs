@@ -36,7 +36,7 @@ public sealed class PtyFile : IFileKind
         if (DeviceTty.KindOf(fd.Stat.Rdev) is { } device)
         {
             tty.TtyInfoId = ctx.Files.Ttys.DeviceInfoId(ctx, fd, device);
-            tty.RegfId = DeviceTty.PathEntry(ctx, fd);
+            tty.RegfId = PathEntry.Add(ctx, fd);
         }
         else if (IsControllingTty(fd))
             tty.TtyInfoId = ctx.Files.Ttys.ControllingTtyInfoId(ctx, fd);

@@ -81,6 +81,23 @@ public sealed class TtyDump
         return id;
     }
 
+    /// <summary>Termios, locked termios and window size of the line; none when it hung up (the other end is gone
+    /// for good: CRIU keeps only the minimum).</summary>
+    internal static void ReadSettings(DumpContext ctx, OpenFd fd, int lfd, tty_info_entry info)
+    {
+        try
+        {
+            info.Termios = TermiosEntries.ToEntry(Terminals.GetTermios(lfd));
+            info.TermiosLocked = TermiosEntries.ToEntry(Terminals.GetTermios(lfd, locked: true));
+            var ws = Terminals.GetWinSize(lfd);
+            info.Winsize = new winsize_entry { WsRow = ws.Rows, WsCol = ws.Cols, WsXpixel = ws.XPixel, WsYpixel = ws.YPixel };
+        }
+        catch (SyscallException e) when (e.Errno == Errnos.EIO)
+        {
+            ctx.Log.Debug($"tty {fd.Target}: hung up, no termios");
+        }
+    }
+
     private static tty_info_entry Collect(DumpContext ctx, OpenFd fd, int index, bool master)
     {
         int lfd = fd.Copy.Fd;
@@ -118,18 +135,7 @@ public sealed class TtyDump
             }
         }
         info.Exclusive = (Terminals.TryGetInt(lfd, Terminals.TIOCGEXCL) ?? 0) != 0;
-        try
-        {
-            info.Termios = TermiosEntries.ToEntry(Terminals.GetTermios(lfd));
-            info.TermiosLocked = TermiosEntries.ToEntry(Terminals.GetTermios(lfd, locked: true));
-            var ws = Terminals.GetWinSize(lfd);
-            info.Winsize = new winsize_entry { WsRow = ws.Rows, WsCol = ws.Cols, WsXpixel = ws.XPixel, WsYpixel = ws.YPixel };
-        }
-        catch (SyscallException e) when (e.Errno == Errnos.EIO)
-        {
-            // Hung up (the other end is gone for good): CRIU keeps only the minimum, no termios.
-            ctx.Log.Debug($"tty {fd.Target}: hung up, no termios");
-        }
+        ReadSettings(ctx, fd, lfd, info);
         return info;
     }
 
