@@ -7,7 +7,7 @@ public static partial class Errnos
 {
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EBADF = 9, ECHILD = 10,
         EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22,
-        ENOSYS = 38, EOPNOTSUPP = 95, EADDRINUSE = 98;
+        ENOSYS = 38, ENODATA = 61, EOPNOTSUPP = 95, EADDRINUSE = 98;
 
     private static readonly Dictionary<int, string> Names = new()
     {

@@ -97,5 +97,49 @@ public static unsafe class PathCalls
             RawSyscall.Call(name, nr, FileIo.AT_FDCWD, (long)p, a2, a3, a4);
     }
 
+    /// <summary>The extended attributes of a path (not followed), name → value; empty where the file system keeps
+    /// none.</summary>
+    public static List<(string Name, byte[] Value)> ListXattrs(string path)
+    {
+        var result = new List<(string, byte[])>();
+        var z = Z(path);
+        byte[] names = new byte[4096];
+        long n;
+        fixed (byte* p = z)
+        fixed (byte* b = names)
+            n = RawSyscall.TryCall(Sysno.llistxattr, (long)p, (long)b, names.Length);
+        if (n == -Errnos.EOPNOTSUPP || n == 0)
+            return result;
+        if (n < 0)
+            throw new SyscallException($"llistxattr({path})", (int)-n);
+        foreach (var name in Encoding.UTF8.GetString(names, 0, (int)n).Split('\0', StringSplitOptions.RemoveEmptyEntries))
+        {
+            byte[] value = new byte[65536];
+            long len;
+            var zn = Z(name);
+            fixed (byte* p = z)
+            fixed (byte* np = zn)
+            fixed (byte* v = value)
+                len = RawSyscall.TryCall(Sysno.lgetxattr, (long)p, (long)np, (long)v, value.Length);
+            if (len == -Errnos.ENODATA)
+                continue;   // removed meanwhile
+            if (len < 0)
+                throw new SyscallException($"lgetxattr({path}, {name})", (int)-len);
+            result.Add((name, value[..(int)len]));
+        }
+        return result;
+    }
+
+    public static void SetXattr(string path, string name, byte[] value)
+    {
+        long r;
+        fixed (byte* p = Z(path))
+        fixed (byte* np = Z(name))
+        fixed (byte* v = value)
+            r = RawSyscall.TryCall(Sysno.lsetxattr, (long)p, (long)np, (long)v, value.Length, 0);
+        if (r < 0)
+            throw new SyscallException($"lsetxattr({path}, {name})", (int)-r);
+    }
+
     private static byte[] Z(string s) => Encoding.UTF8.GetBytes(s + "\0");
 }

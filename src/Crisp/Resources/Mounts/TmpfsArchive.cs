@@ -6,12 +6,29 @@ namespace Crisp.Resources.Mounts;
 /// <summary>A tmpfs's files as CRIU keeps them: tmpfs-dev-DEV.tar.gz.img, a gzip'd tar of the mount's root
 /// ("./…", numeric owners, modes, modification times, device numbers, symlinks, hard links), written and read
 /// with .NET's tar and gzip. As `tar --one-file-system` (what CRIU runs), what lies on other mounts is left out;
-/// their mount points are made again at restore. Sockets are left out (tar skips them too); holes are written as
-/// zeros, xattrs are not kept.</summary>
+/// their mount points are made again at restore. Sockets are left out (tar skips them too); a file with holes is
+/// a GNU PAX sparse 1.0 entry (<see cref="SparseTarFile"/>; GNU tar's own 'S' entries, which CRIU's `tar --sparse`
+/// writes, are refused by name). Extended attributes go as GNU tar's --xattrs writes them (PAX "SCHILY.xattr.NAME" records); a value
+/// that is not text cannot be a .NET PAX record and is refused at dump by name.</summary>
 public static class TmpfsArchive
 {
     /// <summary>CRIU's name: tmpfs-dev-%u.tar.gz.img with the superblock's kernel device number (root_dev).</summary>
     public static string FileName(uint rootDev) => $"tmpfs-dev-{rootDev}.tar.gz.img";
+
+    private const string XattrPrefix = "SCHILY.xattr.";
+
+    /// <summary>A path's extended attributes as PAX records.</summary>
+    private static Dictionary<string, string> Xattrs(string path, string name)
+    {
+        var attrs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (xname, value) in PathCalls.ListXattrs(path))
+        {
+            try { attrs[XattrPrefix + xname] = Strict.GetString(value); }
+            catch (System.Text.DecoderFallbackException) { throw new CrispException($"tmpfs file {name}: extended attribute {xname} holds binary data, which crisp's tar cannot keep"); }
+        }
+        return attrs;
+    }
+    private static readonly System.Text.UTF8Encoding Strict = new(false, throwOnInvalidBytes: true);
 
     /// <summary>Archives the tree under <paramref name="dir"/> (a path crisp can reach: /proc/PID/root/…).
     /// Returns the number of entries.</summary>
@@ -25,28 +42,29 @@ public static class TmpfsArchive
         void Add(string path, string name, NodeStat st)
         {
             PaxTarEntry entry;
+            var attrs = Xattrs(path, name);
             switch (st.Type)
             {
                 case 0x4000:
-                    entry = new PaxTarEntry(TarEntryType.Directory, name + "/");
+                    entry = new PaxTarEntry(TarEntryType.Directory, name + "/", attrs);
                     break;
                 case 0x8000 when st.Nlink > 1 && links.TryGetValue((st.Dev, st.Ino), out var first):
-                    entry = new PaxTarEntry(TarEntryType.HardLink, name) { LinkName = first };
+                    entry = new PaxTarEntry(TarEntryType.HardLink, name, attrs) { LinkName = first };
                     break;
                 case 0x8000:
-                    entry = new PaxTarEntry(TarEntryType.RegularFile, name);
+                    entry = new PaxTarEntry(TarEntryType.RegularFile, name, attrs);
                     if (st.Nlink > 1)
                         links[(st.Dev, st.Ino)] = name;
                     break;
                 case 0xa000:
-                    entry = new PaxTarEntry(TarEntryType.SymbolicLink, name) { LinkName = PathCalls.ReadLink(path) };
+                    entry = new PaxTarEntry(TarEntryType.SymbolicLink, name, attrs) { LinkName = PathCalls.ReadLink(path) };
                     break;
                 case 0x2000 or 0x6000:
-                    entry = new PaxTarEntry(st.Type == 0x2000 ? TarEntryType.CharacterDevice : TarEntryType.BlockDevice, name)
+                    entry = new PaxTarEntry(st.Type == 0x2000 ? TarEntryType.CharacterDevice : TarEntryType.BlockDevice, name, attrs)
                         { DeviceMajor = (int)st.RdevMajor, DeviceMinor = (int)st.RdevMinor };
                     break;
                 case 0x1000:
-                    entry = new PaxTarEntry(TarEntryType.Fifo, name);
+                    entry = new PaxTarEntry(TarEntryType.Fifo, name, attrs);
                     break;
                 default:
                     return;   // a socket: tar leaves it out too
@@ -57,9 +75,23 @@ public static class TmpfsArchive
             entry.ModificationTime = DateTimeOffset.FromUnixTimeSeconds(st.MtimeSec).AddTicks(st.MtimeNsec / 100);
             if (entry.EntryType == TarEntryType.RegularFile)
             {
-                using var data = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
-                entry.DataStream = data;
-                tar.WriteEntry(entry);
+                using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                if (SparseTarFile.Segments(handle, st.Size) is { } segments)
+                {
+                    // Holes stay holes: GNU tar's PAX sparse 1.0 entry instead of the zeros.
+                    var (entryName, records) = SparseTarFile.Header(name, st.Size, attrs);
+                    var sparse = new PaxTarEntry(TarEntryType.RegularFile, entryName, records)
+                        { Mode = entry.Mode, Uid = entry.Uid, Gid = entry.Gid, ModificationTime = entry.ModificationTime };
+                    using var map = SparseTarFile.Data(handle, st.Size, segments);
+                    sparse.DataStream = map;
+                    tar.WriteEntry(sparse);
+                }
+                else
+                {
+                    using var data = new FileStream(handle, FileAccess.Read, 1);
+                    entry.DataStream = data;
+                    tar.WriteEntry(entry);
+                }
             }
             else
                 tar.WriteEntry(entry);
@@ -91,8 +123,15 @@ public static class TmpfsArchive
         while ((entry = tar.GetNextEntry()) is not null)
         {
             string name = Normalize(entry.Name, what);
+            long sparseSize = -1;
             if (entry is PaxTarEntry pax && pax.ExtendedAttributes.Keys.Any(k => k.StartsWith("GNU.sparse", StringComparison.Ordinal)))
-                throw new CrispException($"{what}: {entry.Name} is a sparse file: crisp does not restore sparse tar entries yet");
+            {
+                var x = pax.ExtendedAttributes;
+                if (x.GetValueOrDefault(SparseTarFile.Major) != "1" || x.GetValueOrDefault(SparseTarFile.Minor) != "0" || !x.TryGetValue(SparseTarFile.RealName, out var real)
+                    || !long.TryParse(x.GetValueOrDefault(SparseTarFile.RealSize), out sparseSize) || sparseSize < 0)
+                    throw new CrispException($"{what}: {entry.Name} is a sparse file in a format other than GNU's PAX 1.0: crisp does not restore it");
+                name = Normalize(real, what);
+            }
             string path = name.Length == 0 ? dir : dir + "/" + name;
             if (name.Length > 0)
             {
@@ -107,6 +146,10 @@ public static class TmpfsArchive
                     if (name.Length > 0)
                         PathCalls.Mkdir(path, 0700);
                     dirs.Add(name);
+                    break;
+                case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile when sparseSize >= 0:
+                    SparseTarFile.Extract(entry.DataStream ?? Stream.Null, path, sparseSize, what);
+                    files.Add(name);
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
                     using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
@@ -137,6 +180,10 @@ public static class TmpfsArchive
                     throw new CrispException($"{what}: {entry.Name} is a tar entry of type {entry.EntryType}, which crisp does not restore");
             }
             PathCalls.Chown(path, (uint)entry.Uid, (uint)entry.Gid);
+            if (entry is PaxTarEntry { ExtendedAttributes: var attrs })
+                foreach (var (key, value) in attrs)
+                    if (key.StartsWith(XattrPrefix, StringComparison.Ordinal) && entry.EntryType != TarEntryType.SymbolicLink)
+                        PathCalls.SetXattr(path, key[XattrPrefix.Length..], System.Text.Encoding.UTF8.GetBytes(value));
             if (entry.EntryType != TarEntryType.SymbolicLink)
                 PathCalls.Chmod(path, mode);
             times.Add((path, entry.ModificationTime));

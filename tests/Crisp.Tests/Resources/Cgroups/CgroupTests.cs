@@ -12,6 +12,8 @@ namespace Crisp.Tests.Resources.Cgroups;
 /// --manage-cgroups: full after the dirs were removed (made again with their limits), soft into dirs that exist
 /// (a limit changed meanwhile is kept), then soft with --cgroup-root pids:/crisp-cg-X-moved. After each restore
 /// /proc/PID/cgroup of each task and the dirs' limits are checked from outside, and the tree reports from inside.</summary>
+/// <remarks>Alone (ContainerEngines): the --cgroup-yard case mounts cgroup hierarchies on the host for a moment.</remarks>
+[Collection(Runtimes.ContainerEngines.Name)]
 public class CgroupTests(ITestOutputHelper output)
 {
     private const string Pids = "/sys/fs/cgroup/pids", Unified = "/sys/fs/cgroup/unified";

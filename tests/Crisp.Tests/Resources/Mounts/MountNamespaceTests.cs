@@ -155,6 +155,9 @@ public class MountNamespaceTests(ITestOutputHelper output)
     /// unmounted, the hidden tmpfs, the one mounted on it, and the one under /opt/a show their own files.</summary>
     private static void AssertOvermounts(int root)
     {
+        // The tmpfs's extended attributes (a user one on a file, a trusted one on a directory).
+        Assert.Equal("kept", System.Text.Encoding.UTF8.GetString(Xattr($"/proc/{root}/root/data/hello", "user.crisp")));
+        Assert.Equal("dir", System.Text.Encoding.UTF8.GetString(Xattr($"/proc/{root}/root/data/sub", "trusted.crisp")));
         Assert.Equal("over\n", File.ReadAllText($"/proc/{root}/root/run/over"));
         Assert.False(File.Exists($"/proc/{root}/root/run/under"));
         Assert.False(Directory.Exists($"/proc/{root}/root/opt/a/b"));
@@ -163,6 +166,13 @@ public class MountNamespaceTests(ITestOutputHelper output)
             "B=/bin/busybox; $B umount -l /run && $B cat /run/under /run/inner/x && $B umount -l /opt/a && $B cat /opt/a/b/file");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal("under\ninner\ndeep\n", r.Stdout);
+    }
+
+    private static byte[] Xattr(string path, string name)
+    {
+        var r = Live.RunProcess("/usr/bin/python3", TimeSpan.FromSeconds(30), null, "-c", $"import os,sys; sys.stdout.write(os.getxattr('{path}', '{name}').hex())");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return Convert.FromHexString(r.Stdout.Trim());
     }
 
     private static string ReadOrEmpty(string path)
@@ -257,6 +267,7 @@ public class MountNamespaceTests(ITestOutputHelper output)
         ln -s hello $R/data/link
         ln $R/data/hello $R/data/hard
         mkfifo $R/data/fifo
+        /usr/bin/python3 -c "import os; os.setxattr('$R/data/hello', 'user.crisp', b'kept'); os.setxattr('$R/data/sub', 'trusted.crisp', b'dir')"
         mount --make-shared $R/data
         mount --bind $R/data/sub $R/mnt/peer
         mount --bind $R/data $R/mnt/slave

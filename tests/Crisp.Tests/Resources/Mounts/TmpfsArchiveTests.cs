@@ -44,6 +44,62 @@ public class TmpfsArchiveTests
         Assert.Equal((0x1000u, Oct("600")), (PathCalls.Lstat(Path.Combine(to, "fifo")).Type, PathCalls.Lstat(Path.Combine(to, "fifo")).Permissions));
     }
 
+    /// <summary>A file with holes (one at the start, data in the middle, a hole to the end) comes back with the same
+    /// bytes and its holes (blocks allocated only for the data), GNU tar reads crisp's archive back the same; extended
+    /// attributes (user and trusted) come back, and a binary one is refused at dump in one line.</summary>
+    [RootFact]
+    public void HolesAndExtendedAttributesComeBackAndGnuTarReadsThem()
+    {
+        using var dir = new Live.TempDir();
+        string from = Path.Combine(dir.Path, "from"), to = Path.Combine(dir.Path, "to"), gnu = Path.Combine(dir.Path, "gnu");
+        foreach (var d in new[] { from, to, gnu })
+            Directory.CreateDirectory(d);
+        string sparse = Path.Combine(from, "sparse");
+        using (var f = File.OpenHandle(sparse, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.Write(f, Enumerable.Repeat((byte)7, 8192).ToArray(), 1 << 20);
+            RandomAccess.SetLength(f, 4 << 20);
+        }
+        File.WriteAllText(Path.Combine(from, "plain"), "plain\n");
+        SetXattr(Path.Combine(from, "plain"), "user.crisp", "kept");
+        SetXattr(sparse, "trusted.crisp", "too");
+
+        using var archive = new MemoryStream();
+        Assert.Equal(3, TmpfsArchive.Write(from, archive));
+        File.WriteAllBytes(Path.Combine(dir.Path, "a.tar.gz"), archive.ToArray());
+        archive.Position = 0;
+        Assert.Equal(3, TmpfsArchive.Extract(archive, to, "test archive"));
+        var gnuTar = Live.RunProcess("/usr/bin/tar", TimeSpan.FromSeconds(30), null, "-xzf", Path.Combine(dir.Path, "a.tar.gz"), "-C", gnu);
+        Assert.True(gnuTar.ExitCode == 0, gnuTar.Stderr);
+
+        byte[] want = File.ReadAllBytes(sparse);
+        foreach (var d in new[] { to, gnu })
+        {
+            Assert.Equal(want, File.ReadAllBytes(Path.Combine(d, "sparse")));
+            Assert.Equal("plain\n", File.ReadAllText(Path.Combine(d, "plain")));
+        }
+        Assert.True(Blocks(Path.Combine(to, "sparse")) * 512 <= 64 << 10, $"{Blocks(Path.Combine(to, "sparse"))} blocks for 8 KiB of data");
+        Assert.Equal("kept", GetXattr(Path.Combine(to, "plain"), "user.crisp"));
+        Assert.Equal("too", GetXattr(Path.Combine(to, "sparse"), "trusted.crisp"));
+
+        var r = Live.RunProcess("/usr/bin/python3", TimeSpan.FromSeconds(30), null, "-c", $"import os; os.setxattr('{Path.Combine(from, "plain")}', 'user.bin', bytes([0xff, 0xfe]))");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var e = Assert.Throws<CrispException>(() => TmpfsArchive.Write(from, new MemoryStream()));
+        Assert.Contains("extended attribute user.bin holds binary data", e.Message);
+    }
+
+    private static void SetXattr(string path, string name, string value)
+    {
+        var r = Live.RunProcess("/usr/bin/python3", TimeSpan.FromSeconds(30), null, "-c", $"import os; os.setxattr('{path}', '{name}', b'{value}')");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+    }
+
+    private static string GetXattr(string path, string name) =>
+        Live.RunProcess("/usr/bin/python3", TimeSpan.FromSeconds(30), null, "-c", $"import os,sys; sys.stdout.write(os.getxattr('{path}', '{name}').decode())").Stdout;
+
+    private static long Blocks(string path) =>
+        long.Parse(Live.RunProcess("/usr/bin/stat", TimeSpan.FromSeconds(30), null, "-c", "%b", path).Stdout.Trim());
+
     [RootFact]
     public void NamesThatLeaveTheRootAreRefused()
     {
