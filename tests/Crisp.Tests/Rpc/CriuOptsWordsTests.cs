@@ -31,7 +31,7 @@ public class CriuOptsWordsTests
         Assert.Equal(["--restore-sibling"], CriuOptsWords.For(quiet, criu_req_type.Restore, false).SelectMany(i => i.Words));
         Assert.Equal(["--lazy-pages"], CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, LazyPages = true }, criu_req_type.Restore, false).SelectMany(i => i.Words));
         Assert.Equal(["--lazy-pages", "--port=27", "--tree=1"], CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, Pid = 1, LazyPages = true, Ps = new criu_page_server_info { Port = 27 } }, criu_req_type.Dump, false).SelectMany(i => i.Words).Order());
-        var e = Assert.Throws<RpcRequestException>(() => CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, Pid = 1, AutoDedup = true }, criu_req_type.Dump, false));
+        var e = Assert.Throws<RpcRequestException>(() => CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, Pid = 1, LinkRemap = true }, criu_req_type.Dump, false));
         Assert.Equal(RpcRequestException.EBADRQC, e.Errno);
         Assert.Throws<RpcRequestException>(() => CriuOptsWords.For(new criu_opts { ImagesDirFd = 3, PidfdStoreSk = 4 }, criu_req_type.Dump, false));
         var service = Assert.Throws<RpcRequestException>(() =>
