@@ -32,7 +32,8 @@ public sealed class MountNamespace : INamespaceContent
                 ctx.Log.Debug($"--external mnt[{path}]:{external[path]}: no mount at {path} in the tree: unused");
         var entries = mounts.Select(m => Entry(m, external.GetValueOrDefault(m.MountPoint))).ToList();
         var plan = MountPlan.Of(entries, $"mount namespace of task {root.Pid}");
-        ctx.Images.Write(ImageFile.Mountpoints(id), [.. entries]);
+        // CRIU takes fsname only with its AUTO type, which crisp never writes: an image naming it otherwise is refused.
+        ctx.Images.Write(ImageFile.Mountpoints(id), [.. entries.Select(e => { var c = e.Clone(); c.ClearFsname(); return c; })]);
         OvermountedReader? hidden = null;
         try
         {
@@ -74,7 +75,7 @@ public sealed class MountNamespace : INamespaceContent
             SharedId = (uint)m.SharedGroup,
             MasterId = (uint)m.MasterGroup,
             SbFlags = sbFlags,
-            Fsname = m.FsType,
+            Fsname = m.FsType,   // for messages; not written (see Dump)
         };
         if (externalKey is not null)
             e.ExtKey = externalKey;

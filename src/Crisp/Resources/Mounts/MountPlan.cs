@@ -57,18 +57,38 @@ public sealed class MountPlan
         if (entries.Except(ordered).FirstOrDefault() is { } lost)
             throw new CrispException($"{where}: mount {lost.MntId} ({lost.Mountpoint}) hangs from mount {lost.ParentMntId}, which is not in the tree");
 
+        // In the table's order (crisp's: mountinfo, oldest first), except that a mount whose bind source is not made
+        // yet waits until it is (CRIU's image lists mounts newest first); what never finds one is refused.
         var made = new List<PlannedMount>();
         var byId = new Dictionary<uint, PlannedMount>();
-        foreach (var e in ordered)
+        var pending = new List<mnt_entry>(ordered);
+        while (pending.Count > 0)
         {
-            var parent = e == roots[0] ? null : byId[e.ParentMntId];
-            if (parent is not null && parent.Entry.SharedId != 0
-                && entries.Any(o => o != parent.Entry && (o.SharedId == parent.Entry.SharedId || o.MasterId == parent.Entry.SharedId)))
-                throw new CrispException($"{where}: mount {e.MntId} ({e.Mountpoint}) is beneath shared mount {parent.Entry.MntId} ({parent.Path}), " +
-                    "which has peers or slaves in the tree: crisp cannot restore mounts that propagate inside the tree");
-            var planned = PlanOne(e, parent, made, where);
-            made.Add(planned);
-            byId[e.MntId] = planned;
+            bool progress = false;
+            for (int i = 0; i < pending.Count; i++)
+            {
+                var e = pending[i];
+                PlannedMount? parent = null;
+                if (e != roots[0] && !byId.TryGetValue(e.ParentMntId, out parent))
+                    continue;
+                if (parent is not null && parent.Entry.SharedId != 0
+                    && entries.Any(o => o != parent.Entry && (o.SharedId == parent.Entry.SharedId || o.MasterId == parent.Entry.SharedId)))
+                    throw new CrispException($"{where}: mount {e.MntId} ({e.Mountpoint}) is beneath shared mount {parent.Entry.MntId} ({parent.Path}), " +
+                        "which has peers or slaves in the tree: crisp cannot restore mounts that propagate inside the tree");
+                PlannedMount planned;
+                try { planned = PlanOne(e, parent, made, where); }
+                catch (CrispException) { continue; }
+                made.Add(planned);
+                byId[e.MntId] = planned;
+                pending.RemoveAt(i--);
+                progress = true;
+            }
+            if (!progress)
+            {
+                var stuck = pending.First(e => byId.ContainsKey(e.ParentMntId));
+                PlanOne(stuck, byId[stuck.ParentMntId], made, where);   // throws its reason
+                throw new CrispException($"{where}: {Describe(stuck)} cannot be planned");
+            }
         }
         var plan = new MountPlan(made);
         plan.CheckOvermounts(where);

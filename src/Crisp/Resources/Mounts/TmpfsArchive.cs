@@ -39,21 +39,23 @@ public static class TmpfsArchive
         var links = new Dictionary<(ulong, ulong), string>();
         using var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true);
         using var tar = new TarWriter(gzip, TarEntryFormat.Pax, leaveOpen: true);
-        void Add(string path, string name, NodeStat st)
+        // mountPoint: a place another mount covers; as tar --one-file-system, its entry is kept (CRIU's restore
+        // needs the mount point to exist in the tmpfs) but nothing of what is mounted there.
+        void Add(string path, string name, NodeStat st, bool mountPoint = false)
         {
             PaxTarEntry entry;
-            var attrs = Xattrs(path, name);
+            var attrs = mountPoint ? new Dictionary<string, string>() : Xattrs(path, name);
             switch (st.Type)
             {
                 case 0x4000:
                     entry = new PaxTarEntry(TarEntryType.Directory, name + "/", attrs);
                     break;
-                case 0x8000 when st.Nlink > 1 && links.TryGetValue((st.Dev, st.Ino), out var first):
+                case 0x8000 when !mountPoint && st.Nlink > 1 && links.TryGetValue((st.Dev, st.Ino), out var first):
                     entry = new PaxTarEntry(TarEntryType.HardLink, name, attrs) { LinkName = first };
                     break;
                 case 0x8000:
                     entry = new PaxTarEntry(TarEntryType.RegularFile, name, attrs);
-                    if (st.Nlink > 1)
+                    if (st.Nlink > 1 && !mountPoint)
                         links[(st.Dev, st.Ino)] = name;
                     break;
                 case 0xa000:
@@ -73,7 +75,7 @@ public static class TmpfsArchive
             entry.Uid = (int)st.Uid;
             entry.Gid = (int)st.Gid;
             entry.ModificationTime = DateTimeOffset.FromUnixTimeSeconds(st.MtimeSec).AddTicks(st.MtimeNsec / 100);
-            if (entry.EntryType == TarEntryType.RegularFile)
+            if (entry.EntryType == TarEntryType.RegularFile && !mountPoint)
             {
                 using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
                 if (SparseTarFile.Segments(handle, st.Size) is { } segments)
@@ -96,12 +98,11 @@ public static class TmpfsArchive
             else
                 tar.WriteEntry(entry);
             count++;
-            if (st.Type == 0x4000)
+            if (st.Type == 0x4000 && !mountPoint)
                 foreach (var child in Directory.EnumerateFileSystemEntries(path).Order(StringComparer.Ordinal))
                 {
-                    var cst = PathCalls.TryLstat(child);
-                    if (cst is { } c && c.Dev == top.Dev)   // --one-file-system: another mount's files are not this one's
-                        Add(child, name + "/" + Path.GetFileName(child), c);
+                    if (PathCalls.TryLstat(child) is { } c)   // --one-file-system: another mount's files are not this one's
+                        Add(child, name + "/" + Path.GetFileName(child), c, mountPoint: c.Dev != top.Dev);
                 }
         }
         Add(dir, ".", top);

@@ -211,6 +211,21 @@ public class MountNamespaceTests(ITestOutputHelper output)
         var dev = entries.Single(e => e.Mountpoint == "/dev");
         var devList = Live.RunProcess("/usr/bin/tar", TimeSpan.FromSeconds(30), null, "-tzvf", Path.Combine(images, $"tmpfs-dev-{dev.RootDev}.tar.gz.img"));
         Assert.Matches(@"crw-rw-rw- 0/0\s+1,3 .* \./null", devList.Stdout);
+        // As CRIU's tar --one-file-system: the mount points on a tmpfs are in its archive (CRIU's restore needs them),
+        // not what is mounted there; no fsname (CRIU refuses it outside its AUTO type).
+        Assert.Contains("./pts/", devList.Stdout);
+        Assert.DoesNotContain("./pts/ptmx", devList.Stdout);
+        Assert.All(entries, e => Assert.False(e.HasFsname, $"{e.Mountpoint} has fsname {e.Fsname}"));
+        // CRIU writes the mounts newest first: the same table in that order plans every mount, parents first and
+        // binds after what they are bound from.
+        var reversed = Crisp.Resources.Mounts.MountPlan.Of(entries.AsEnumerable().Reverse().ToList(), "newest first").Mounts.ToList();
+        Assert.Equal(entries.Select(e => e.MntId).Order(), reversed.Select(m => m.Entry.MntId).Order());
+        for (int i = 1; i < reversed.Count; i++)
+        {
+            Assert.Contains(reversed.Take(i), m => m.Entry.MntId == reversed[i].Entry.ParentMntId);
+            if (reversed[i].From is { } from)
+                Assert.Contains(reversed.Take(i), m => m == from);
+        }
         var show = CrispCli.Run("show", images);
         Assert.True(show.ExitCode == 0, show.Stderr);
     }
