@@ -18,6 +18,7 @@ public sealed class Tracer : IDisposable
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _started = new();
     private ulong[]? _originalAffinity;
+    [ThreadStatic] private static Tracer? t_current;
     private int _pinnedCpu = -1;
 
     /// <summary>Kernel thread id of the tracer thread.</summary>
@@ -30,12 +31,45 @@ public sealed class Tracer : IDisposable
     public Tracer(string name = "crisp-tracer")
     {
         EnsureSigchldNotIgnored();
-        _thread = new Thread(Loop) { IsBackground = true, Name = name };
+        // Whole restore and dump phases run here (no hand-off per remote syscall): a main thread's stack.
+        _thread = new Thread(Loop, 8 << 20) { IsBackground = true, Name = name };
         _thread.Start();
         _started.Wait();
     }
 
     public bool IsTracerThread => Thread.CurrentThread == _thread;
+
+    /// <summary>The tracer whose thread this is, or null on any other thread.</summary>
+    public static Tracer? Current => t_current;
+
+    /// <summary>On the tracer thread: runs the work queued meanwhile until <paramref name="done"/> holds (another
+    /// thread makes it true, then calls <see cref="Wake"/>). A phase running on the tracer thread waits this way
+    /// for a helper thread that may need the tracer itself.</summary>
+    public void PumpUntil(Func<bool> done)
+    {
+        if (!IsTracerThread)
+            throw new InvalidOperationException("PumpUntil runs on the tracer thread");
+        while (true)
+        {
+            WorkItem item;
+            lock (_queue)
+            {
+                while (_queue.Count == 0 && !done())
+                    Monitor.Wait(_queue);
+                if (_queue.Count == 0)
+                    return;
+                item = _queue.Dequeue();
+            }
+            Execute(item);
+        }
+    }
+
+    /// <summary>Wakes a <see cref="PumpUntil"/> to look at its condition again.</summary>
+    public void Wake()
+    {
+        lock (_queue)
+            Monitor.PulseAll(_queue);
+    }
 
     public T Run<T>(Func<T> work)
     {
@@ -161,6 +195,7 @@ public sealed class Tracer : IDisposable
     private void Loop()
     {
         ThreadId = (int)RawSyscall.Call("gettid", Sysno.gettid);
+        t_current = this;
         _started.Set();
         while (true)
         {
@@ -173,16 +208,21 @@ public sealed class Tracer : IDisposable
                     return;
                 item = _queue.Dequeue();
             }
-            try
-            {
-                item.Work();
-            }
-            catch (Exception e)
-            {
-                item.Error = ExceptionDispatchInfo.Capture(e);
-            }
-            item.Done.Set();
+            Execute(item);
         }
+    }
+
+    private static void Execute(WorkItem item)
+    {
+        try
+        {
+            item.Work();
+        }
+        catch (Exception e)
+        {
+            item.Error = ExceptionDispatchInfo.Capture(e);
+        }
+        item.Done.Set();
     }
 
     /// <summary>With SIGCHLD ignored the kernel auto-reaps children and their exit status is lost.</summary>

@@ -101,8 +101,12 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             options.Progress?.Begin("dumping memory and state");
             foreach (var task in ctx.Tasks)
                 ctx.Plugins.CheckpointDevices(task.Pid);
-            Pipeline.CollectAll(ctx);
-            Pipeline.FinishAll(ctx);
+            // On the tracer thread: each remote syscall and ptrace request is then a call, not a hand-off between threads.
+            tracer.Run(() =>
+            {
+                Pipeline.CollectAll(ctx);
+                Pipeline.FinishAll(ctx);
+            });
             ctx.Plugins.DumpDevicesLate(ctx.Tasks[0].Pid);
             if (spool is not null)
             {

@@ -145,48 +145,22 @@ public static class NetNamespaces
 {
     private const long CLONE_NEWNET = 0x40000000;
 
-    public static T Run<T>(UnixFd netns, Func<T> work)
+    public static T Run<T>(UnixFd netns, Func<T> work) => Compel.ThrowawayThread.Run("crisp-netns", 256 * 1024, () =>
     {
-        T result = default!;
-        ExceptionDispatchInfo? error = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                RawSyscall.Call("setns(CLONE_NEWNET)", Sysno.setns, netns.Fd, CLONE_NEWNET);
-                result = work();
-            }
-            catch (Exception e) { error = ExceptionDispatchInfo.Capture(e); }
-        }, 256 * 1024) { Name = "crisp-netns" };
-        thread.Start();
-        thread.Join();
-        error?.Throw();
-        return result;
-    }
+        RawSyscall.Call("setns(CLONE_NEWNET)", Sysno.setns, netns.Fd, CLONE_NEWNET);
+        return work();
+    });
 
     /// <summary>socket() in <paramref name="netns"/> (null: crisp's own namespace).</summary>
     public static UnixFd Socket(UnixFd? netns, int domain, int type, int protocol = 0) =>
         netns is null ? SocketCalls.Socket(domain, type, protocol) : Run(netns, () => SocketCalls.Socket(domain, type, protocol));
 
     /// <summary>A new, empty network namespace, held by the returned fd (made by a thread that unshares and ends).</summary>
-    public static UnixFd CreateEmpty()
+    public static UnixFd CreateEmpty() => Compel.ThrowawayThread.Run("crisp-netns-new", 256 * 1024, () =>
     {
-        UnixFd? fd = null;
-        ExceptionDispatchInfo? error = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                RawSyscall.Call("unshare(CLONE_NEWNET)", Sysno.unshare, CLONE_NEWNET);
-                fd = FileIo.Open("/proc/thread-self/ns/net", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
-            }
-            catch (Exception e) { error = ExceptionDispatchInfo.Capture(e); }
-        }, 256 * 1024) { Name = "crisp-netns-new" };
-        thread.Start();
-        thread.Join();
-        error?.Throw();
-        return fd!;
-    }
+        RawSyscall.Call("unshare(CLONE_NEWNET)", Sysno.unshare, CLONE_NEWNET);
+        return FileIo.Open("/proc/thread-self/ns/net", FileIo.O_RDONLY | FileIo.O_CLOEXEC);
+    });
 
     /// <summary>Whether <paramref name="fd"/> is a network namespace (NS_GET_NSTYPE).</summary>
     public static bool IsNetNamespace(int fd)

@@ -11,28 +11,12 @@ public static class IpcNamespaceThread
 {
     private const int CLONE_NEWIPC = 0x08000000;
 
-    public static T Run<T>(UnixFd? ns, Func<T> work)
+    public static T Run<T>(UnixFd? ns, Func<T> work) => Compel.ThrowawayThread.Run("crisp-ipcns", 1 << 20, () =>
     {
-        T result = default!;
-        ExceptionDispatchInfo? failure = null;
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                if (ns is not null)
-                    RawSyscall.Call("setns(CLONE_NEWIPC)", Sysno.setns, ns.Fd, CLONE_NEWIPC);
-                result = work();
-            }
-            catch (Exception e)
-            {
-                failure = ExceptionDispatchInfo.Capture(e);
-            }
-        }, 1 << 20) { IsBackground = true, Name = "crisp-ipcns" };
-        thread.Start();
-        thread.Join();
-        failure?.Throw();
-        return result;
-    }
+        if (ns is not null)
+            RawSyscall.Call("setns(CLONE_NEWIPC)", Sysno.setns, ns.Fd, CLONE_NEWIPC);
+        return work();
+    });
 
     public static void Run(UnixFd? ns, Action work) => Run(ns, () => { work(); return 0; });
 

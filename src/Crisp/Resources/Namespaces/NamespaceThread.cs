@@ -1,4 +1,3 @@
-using System.Runtime.ExceptionServices;
 using Crisp.Linux.Proc;
 using Crisp.Linux;
 
@@ -14,20 +13,10 @@ public static class NamespaceThread
         if (kind == NamespaceKind.Mnt || kind == NamespaceKind.User)
             throw new InvalidOperationException($"a thread of a multithreaded process cannot join a {kind} namespace");
         using var ns = FileIo.Open(Procfs.Host.Path(hostPid, $"ns/{kind.Name}"), FileIo.O_RDONLY | FileIo.O_CLOEXEC);
-        T result = default!;
-        ExceptionDispatchInfo? error = null;
-        var thread = new Thread(() =>
+        return Compel.ThrowawayThread.Run($"crisp-{kind.Name}ns", 256 * 1024, () =>
         {
-            try
-            {
-                RawSyscall.Call($"setns({Procfs.Host.Path(hostPid, $"ns/{kind.Name}")})", Sysno.setns, ns.Fd, (long)kind.CloneFlag);
-                result = work();
-            }
-            catch (Exception e) { error = ExceptionDispatchInfo.Capture(e); }
-        }, 256 * 1024) { Name = $"crisp-{kind.Name}ns" };
-        thread.Start();
-        thread.Join();
-        error?.Throw();
-        return result;
+            RawSyscall.Call($"setns({Procfs.Host.Path(hostPid, $"ns/{kind.Name}")})", Sysno.setns, ns.Fd, (long)kind.CloneFlag);
+            return work();
+        });
     }
 }
