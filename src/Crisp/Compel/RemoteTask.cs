@@ -22,6 +22,7 @@ public sealed class RemoteTask : IDisposable
     private readonly bool _useScratch;
     private readonly ulong _knownGadget;
     private readonly ulong _knownData;
+    private readonly ulong _knownBatch;
     private ulong _savedSigMask;
     private readonly List<int> _suppressedSignals = [];
     private SafeFileHandle? _mem;
@@ -55,9 +56,13 @@ public sealed class RemoteTask : IDisposable
     /// <param name="scratchDataAddress">Read-write memory already in the task to use for pointer arguments
     /// (a puppet's data pages, <paramref name="scratchDataSize"/> bytes); it is never unmapped.</param>
     /// <param name="log">Where the crash-safe set-up (or why a thread is not crash-safe) is logged.</param>
+    /// <param name="batchAddress">Address of <c>MachineCode.SyscallBatch</c> in the task (a puppet's), or 0:
+    /// <see cref="Syscalls"/> then runs its calls in one stop, their table at the end of the scratch data.</param>
     public RemoteTask(SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
-        ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize, Log? log = null)
+        ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize, Log? log = null,
+        ulong batchAddress = 0)
     {
+        _knownBatch = batchAddress;
         _log = log ?? Log.Null;
         _knownData = scratchDataAddress;
         ScratchDataSize = scratchDataAddress != 0 ? scratchDataSize : PageSize;
@@ -157,16 +162,58 @@ public sealed class RemoteTask : IDisposable
     /// <summary>Runs each call in turn in one hand-off to the tracer thread and returns their raw results: waking the
     /// tracer thread and being woken again costs more than the call itself on a loaded machine (a task's 64
     /// sigactions).</summary>
-    public long[] Syscalls(IReadOnlyList<(long Nr, long A1, long A2, long A3, long A4)> calls) => _tracer.Run(() =>
+    public long[] Syscalls(IReadOnlyList<(long Nr, long A1, long A2, long A3, long A4)> calls)
+        => Syscalls(calls.Select(c => new RemoteCall(c.Nr, c.A1, c.A2, c.A3, c.A4)).ToList());
+
+    /// <inheritdoc cref="Syscalls(IReadOnlyList{ValueTuple{long, long, long, long, long}})"/>
+    public long[] Syscalls(IReadOnlyList<RemoteCall> calls) => _tracer.Run(() =>
     {
+        if (CanBatch(calls.Count))
+            return RunBatch(calls);
         var results = new long[calls.Count];
         for (int i = 0; i < calls.Count; i++)
         {
-            var (nr, a1, a2, a3, a4) = calls[i];
-            results[i] = Syscall(nr, a1, a2, a3, a4);
+            var c = calls[i];
+            results[i] = Syscall(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5, c.A6);
         }
         return results;
     });
+
+    /// <summary>A batch needs the puppet's batch code and room for its table in the half of the scratch data that
+    /// pointer arguments (<see cref="PutOnScratch"/>, from its start) leave free.</summary>
+    private bool CanBatch(int count) =>
+        _knownBatch != 0 && _knownData != 0 && count > 1 && count * MachineCode.SyscallBatchEntry <= ScratchDataSize / 2;
+
+    /// <summary>The calls as a table at the end of the scratch data, run by the batch code in one stop; each
+    /// result is read back from its entry. The calls run in turn whatever each returns, as one by one.</summary>
+    private long[] RunBatch(IReadOnlyList<RemoteCall> calls)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_gone)
+            throw new InvalidOperationException($"{Thread} is gone");
+        LastNewTask = 0;
+        int words = MachineCode.SyscallBatchEntry / sizeof(long);
+        var table = new long[calls.Count * words];
+        for (int i = 0; i < calls.Count; i++)
+        {
+            var c = calls[i];
+            (table[i * words], table[i * words + 1], table[i * words + 2], table[i * words + 3]) = (c.Nr, c.A1, c.A2, c.A3);
+            (table[i * words + 4], table[i * words + 5], table[i * words + 6]) = (c.A4, c.A5, c.A6);
+        }
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(table.AsSpan());
+        ulong at = _knownData + (ulong)(ScratchDataSize - bytes.Length);
+        WriteMemory(at, bytes);
+        var regs = SavedRegs.WithSyscall(_knownBatch, 0);
+        regs.Rbx = at;
+        regs.R12 = (ulong)calls.Count;
+        RunToTrap(_knownBatch + (ulong)MachineCode.SyscallBatch.Length, regs, $"syscall batch of {calls.Count}");
+        ReadMemory(at, bytes);
+        CallCount += calls.Count;
+        var results = new long[calls.Count];
+        for (int i = 0; i < calls.Count; i++)
+            results[i] = table[i * words + words - 1];
+        return results;
+    }
 
     /// <summary>Runs syscall <paramref name="nr"/> and throws, naming <paramref name="name"/> and the thread,
     /// when it returns an error.</summary>
@@ -419,8 +466,18 @@ public sealed class RemoteTask : IDisposable
 
     private long InvokeAt(ulong gadget, long nr, long a1, long a2, long a3, long a4, long a5, long a6)
     {
+        var after = RunToTrap(gadget + (ulong)SyscallInstruction.Gadget.Length, CallRegisters(gadget, nr, a1, a2, a3, a4, a5, a6),
+            $"remote syscall {nr}");
+        CallCount++;
+        return after.SyscallResult;
+    }
+
+    /// <summary>Sets <paramref name="regs"/>, resumes the thread and returns its registers at the int3 that ends
+    /// the code (rip then <paramref name="trapRip"/>).</summary>
+    private UserRegs RunToTrap(ulong trapRip, UserRegs regs, string what)
+    {
         int tid = Thread.Tid;
-        Ptrace.SetRegs(tid, CallRegisters(gadget, nr, a1, a2, a3, a4, a5, a6));
+        Ptrace.SetRegs(tid, regs);
         Ptrace.Cont(tid, 0);
         while (true)
         {
@@ -430,13 +487,10 @@ public sealed class RemoteTask : IDisposable
             if (status.Event == 0 && status.StopSignal == Signals.SIGTRAP)
             {
                 var after = Ptrace.GetRegs(tid);
-                if (after.Rip == gadget + (ulong)SyscallInstruction.Gadget.Length)
-                {
-                    CallCount++;
-                    return after.SyscallResult;
-                }
+                if (after.Rip == trapRip)
+                    return after;
                 throw new InvalidOperationException(
-                    $"remote syscall {nr} in {tid}: unexpected SIGTRAP at rip 0x{after.Rip:x} (gadget 0x{gadget:x})");
+                    $"{what} in {tid}: unexpected SIGTRAP at rip 0x{after.Rip:x} (expected 0x{trapRip:x})");
             }
             if (status.Event is PtraceEvent.Fork or PtraceEvent.Vfork or PtraceEvent.Clone)
                 LastNewTask = (int)Ptrace.GetEventMsg(tid);
@@ -448,6 +502,9 @@ public sealed class RemoteTask : IDisposable
         }
     }
 }
+
+/// <summary>One syscall for <see cref="RemoteTask.Syscalls(IReadOnlyList{RemoteCall})"/>: its number and arguments.</summary>
+public readonly record struct RemoteCall(long Nr, long A1 = 0, long A2 = 0, long A3 = 0, long A4 = 0, long A5 = 0, long A6 = 0);
 
 /// <summary>The task died (or was killed) while crisp was running code in it.</summary>
 public sealed class TaskGoneException(SeizedThread thread, WaitStatus status)

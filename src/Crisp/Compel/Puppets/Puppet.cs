@@ -24,7 +24,8 @@ public sealed class Puppet : IDisposable
     /// <summary>Remote syscalls through the puppet's own gadget, pointer arguments on its data page.</summary>
     public RemoteTask Remote => _remote ??= new RemoteTask(Thread, pinTracer: false,
         gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
-        scratchDataSize: (int)PuppetElf.DataSize);
+        scratchDataSize: (int)PuppetElf.DataSize,
+        batchAddress: PuppetElf.SyscallBatchAddress);
 
     private Puppet(Seizer seizer, SeizedThread thread)
     {
@@ -166,7 +167,8 @@ public sealed class Puppet : IDisposable
     /// through the same gadget and data pages (calls are serialised on the tracer thread).</summary>
     public RemoteTask RemoteFor(SeizedThread thread) => new(thread, pinTracer: false,
         gadgetAddress: PuppetElf.SyscallGadgetAddress, scratchDataAddress: PuppetElf.DataAddress,
-        scratchDataSize: (int)PuppetElf.DataSize);
+        scratchDataSize: (int)PuppetElf.DataSize,
+        batchAddress: PuppetElf.SyscallBatchAddress);
 
     /// <summary>Runs a syscall in the puppet and throws, naming it, when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)

@@ -37,6 +37,9 @@ public static class PuppetElf
     /// <summary>Address of the <c>syscall; int3</c> gadget inside the puppet's text.</summary>
     public static ulong SyscallGadgetAddress => EntryAddress + Linux.MachineCode.PuppetGadgetOffset;
 
+    /// <summary>Address of the syscall-batch code inside the puppet's text (<c>MachineCode.SyscallBatch</c>).</summary>
+    public static ulong SyscallBatchAddress => EntryAddress + Linux.MachineCode.PuppetBatchOffset;
+
     /// <param name="unseizedLifetimeSeconds">How long the puppet sleeps before exiting if nobody seizes it.</param>
     public static byte[] Build(int unseizedLifetimeSeconds = UnseizedLifetimeSeconds)
     {

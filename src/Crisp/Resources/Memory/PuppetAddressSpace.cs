@@ -1,3 +1,4 @@
+using Crisp.Compel;
 using Crisp.Compel.Puppets;
 using Crisp.Images.Proto;
 using Crisp.Linux;
@@ -115,8 +116,15 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
     public void MapAll(Images.PagemapReader pages, IReadOnlyCollection<vma_entry>? skip = null)
     {
         var openFiles = new Dictionary<(string, int), int>();
+        // The plain mmaps go in one batch (one ptrace stop for a task's ~40 VMAs); they are MAP_FIXED and never
+        // overlap, so running them after the shmats and placeholders of the loop changes nothing.
+        var mmaps = new List<(vma_entry Vma, RemoteCall Call)>();
         try
         {
+            // Every file the VMAs map, opened in one batch too.
+            var wanted = mm.Vmas.Where(v => skip is null || !skip.Contains(v)).Select(FileOf).OfType<(string, int)>().Distinct().ToList();
+            foreach (var (file, fd) in wanted.Zip(Mounts.MountNamespace.OpenAllInPuppet(task, wanted)))
+                openFiles[file] = fd;
             foreach (var v in mm.Vmas)
             {
                 if (skip is not null && skip.Contains(v))
@@ -144,17 +152,7 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                 }
                 int flags = (int)v.Flags & (Mman.MAP_SHARED | Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_GROWSDOWN
                     | Mman.MAP_NORESERVE | Mman.MAP_LOCKED) | Mman.MAP_FIXED;
-                int fd = -1;
-                if (VmaStatus.Is(v.Status, VmaStatus.AnonShared))
-                    fd = OpenCached(openFiles, shared.PathOf(v.Shmid), FileIo.O_RDWR);
-                else if (VmaStatus.Is(v.Status, VmaStatus.Memfd))
-                    fd = OpenCached(openFiles, memfds.PathOfFile((uint)v.Shmid), (int)v.Fdflags & FileIo.O_ACCMODE);
-                else if (VmaStatus.Is(v.Status, VmaStatus.FilePrivate) || VmaStatus.Is(v.Status, VmaStatus.FileShared))
-                {
-                    if (!files.TryGetValue((uint)v.Shmid, out var path))
-                        throw new CrispException($"task {task.Pid}: mapping 0x{v.Start:x} refers to file id {v.Shmid}, in neither files.img nor reg-files.img");
-                    fd = OpenCached(openFiles, path, (int)v.Fdflags & FileIo.O_ACCMODE);
-                }
+                int fd = FileOf(v) is { } file ? openFiles[file] : -1;
                 if (fd >= 0)
                     flags &= ~Mman.MAP_ANONYMOUS;
                 else if (Hugetlb.IsHuge(v.Flags))
@@ -165,16 +163,19 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
                     WritableForFill.Add(v);
                     prot |= Mman.PROT_READ | Mman.PROT_WRITE;
                 }
-                long at = task.Call($"mmap(0x{v.Start:x})", Sysno.mmap, (long)v.Start, (long)(v.End - v.Start), prot, flags, fd,
-                    fd >= 0 ? (long)v.Pgoff : 0);
-                if ((ulong)at != v.Start)
-                    throw new CrispException($"task {task.Pid}: mmap(MAP_FIXED 0x{v.Start:x}) gave 0x{at:x}");
+                mmaps.Add((v, new RemoteCall(Sysno.mmap, (long)v.Start, (long)(v.End - v.Start), prot, flags, fd, fd >= 0 ? (long)v.Pgoff : 0)));
+            }
+            var results = task.Puppet.Remote.Syscalls(mmaps.Select(m => m.Call).ToList());
+            for (int i = 0; i < mmaps.Count; i++)
+            {
+                long at = RemoteTask.ThrowIfFailed(results[i], $"mmap(0x{mmaps[i].Vma.Start:x}) in task {task.Pid}");
+                if ((ulong)at != mmaps[i].Vma.Start)
+                    throw new CrispException($"task {task.Pid}: mmap(MAP_FIXED 0x{mmaps[i].Vma.Start:x}) gave 0x{at:x}");
             }
         }
         finally
         {
-            foreach (int fd in openFiles.Values)
-                task.Puppet.Remote.Syscall(Sysno.close, fd);
+            task.Puppet.Remote.Syscalls(openFiles.Values.Select(fd => new RemoteCall(Sysno.close, fd)).ToList());
         }
     }
 
@@ -201,11 +202,24 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
         }
     }
 
-    private int OpenCached(Dictionary<(string, int), int> open, string path, int flags)
+    /// <summary>The file a VMA maps and the access it is opened with, or null for anonymous memory (and for what
+    /// <see cref="MapAll"/> does not mmap: placeholders and SysV segments).</summary>
+    private (string Path, int Flags)? FileOf(vma_entry v)
     {
-        if (!open.TryGetValue((path, flags), out int fd))
-            open[(path, flags)] = fd = PuppetPaths.Open(task, path, flags);
-        return fd;
+        if (v.Status == VmaStatus.AioRing || !VmaStatus.Is(v.Status, VmaStatus.Regular) || VmaStatus.Is(v.Status, VmaStatus.Vdso)
+            || VmaStatus.Is(v.Status, VmaStatus.Vvar) || VmaStatus.Is(v.Status, VmaStatus.Socket) || VmaStatus.Is(v.Status, VmaStatus.SysvIpc))
+            return null;
+        if (VmaStatus.Is(v.Status, VmaStatus.AnonShared))
+            return (shared.PathOf(v.Shmid), FileIo.O_RDWR);
+        if (VmaStatus.Is(v.Status, VmaStatus.Memfd))
+            return (memfds.PathOfFile((uint)v.Shmid), (int)v.Fdflags & FileIo.O_ACCMODE);
+        if (VmaStatus.Is(v.Status, VmaStatus.FilePrivate) || VmaStatus.Is(v.Status, VmaStatus.FileShared))
+        {
+            if (!files.TryGetValue((uint)v.Shmid, out var path))
+                throw new CrispException($"task {task.Pid}: mapping 0x{v.Start:x} refers to file id {v.Shmid}, in neither files.img nor reg-files.img");
+            return (path, (int)v.Fdflags & FileIo.O_ACCMODE);
+        }
+        return null;
     }
 
     private void Remap(ulong from, ulong length, ulong to)

@@ -183,6 +183,38 @@ public sealed class MountNamespace : INamespaceContent
         return (int)task.Call($"openat({path})", Sysno.openat, viaDir ? CrispFdDir : FileIo.AT_FDCWD, (long)at, flags | FileIo.O_CLOEXEC);
     }
 
+    /// <summary>As <see cref="OpenInPuppet"/> for many paths in one batch of openat calls (the names side by side on the
+    /// puppet's data page); fails naming the first path that could not be opened, closing those that were.</summary>
+    public static int[] OpenAllInPuppet(RestoreTask task, IReadOnlyList<(string Path, int Flags)> files)
+    {
+        if (files.Count == 0)
+            return [];
+        string prefix = Procfs.Host.Path(Environment.ProcessId, "fd/");
+        bool otherNs = NamespaceKind.Mnt.InodeOf(task.HostPid) != NamespaceKind.Mnt.InodeOf(Environment.ProcessId);
+        var names = new List<byte>();
+        var calls = new List<Compel.RemoteCall>();
+        var offsets = new List<(int Offset, bool ViaDir, int Flags)>();
+        foreach (var (path, flags) in files)
+        {
+            bool viaDir = otherNs && path.StartsWith(prefix, StringComparison.Ordinal);
+            offsets.Add((names.Count, viaDir, flags));
+            names.AddRange(System.Text.Encoding.UTF8.GetBytes((viaDir ? path[prefix.Length..] : path) + "\0"));
+        }
+        var remote = task.Puppet.Remote;
+        if (names.Count > remote.ScratchDataSize / 2)
+            return [.. files.Select(f => OpenInPuppet(task, f.Path, f.Flags))];
+        ulong at = remote.PutOnScratch(names.ToArray());
+        var results = remote.Syscalls([.. offsets.Select(o => new Compel.RemoteCall(Sysno.openat, o.ViaDir ? CrispFdDir : FileIo.AT_FDCWD,
+            (long)at + o.Offset, o.Flags | FileIo.O_CLOEXEC))]);
+        int failed = Array.FindIndex(results, r => r < 0);
+        if (failed >= 0)
+        {
+            remote.Syscalls([.. results.Where(r => r >= 0).Select(fd => new Compel.RemoteCall(Sysno.close, fd))]);
+            Compel.RemoteTask.ThrowIfFailed(results[failed], $"openat({files[failed].Path}) in thread {task.Puppet.Pid}");
+        }
+        return [.. results.Select(r => (int)r)];
+    }
+
     /// <summary>Where crisp finds a path of the tree: inside its mount namespace when it has one of its own.</summary>
     public static string PathInTree(RestoreContext ctx, string path) =>
         ctx.Namespaces.Mounts.PathPrefix is { } prefix && path.StartsWith('/') ? prefix + path : path;

@@ -108,10 +108,12 @@ public sealed partial class NetNamespace : INamespaceContent
             return;
         }
         var netnsFile = ImageFile.Netns(id);
-        if (!ctx.Images.Exists(netnsFile))
-            throw new CrispException($"{ctx.Images.PathOf(netnsFile)}: missing (the root task has a network namespace of its own)");
-        var netns = ctx.Images.ReadOne<netns_entry>(netnsFile);
-        if (netns.HasExtKey && netns.ExtKey.Length > 0)
+        // CRIU writes no netns image for a namespace dumped with --empty-ns net (runc's default for the namespace it
+        // made) and restores such a tree into a new one, as this does.
+        var netns = ctx.Images.Exists(netnsFile) ? ctx.Images.ReadOne<netns_entry>(netnsFile) : null;
+        if (netns is null)
+            ctx.Log.Info($"{netnsFile.FileName}: none (a CRIU dump with --empty-ns net): the tree gets a new network namespace");
+        if (netns is { HasExtKey: true, ExtKey.Length: > 0 })
         {
             var inherited = ctx.Options.InheritFds.Where(i => i.Key == netns.ExtKey).Select(i => (int?)i.Fd).LastOrDefault()
                 ?? throw new CrispException($"{netnsFile.FileName}: the tree's network namespace is external ({netns.ExtKey}): give it with --inherit-fd fd[N]:{netns.ExtKey}");

@@ -16,14 +16,21 @@ public sealed class RlimitsRestore : IRestoreStage
         if (task.TaskCore.Rlimits is not { } saved)
             return;
         var remote = task.Puppet.Remote;
-        for (int res = 0; res < saved.Rlimits.Count && res < Linux.Rlimits.RLIM_NLIMITS; res++)
+        // Every limit in one batch: all the new/old pairs on the scratch data, one prlimit64 each.
+        int count = Math.Min(saved.Rlimits.Count, Linux.Rlimits.RLIM_NLIMITS);
+        var buffer = new byte[32 * count];   // per limit: the new one, then room for the old one
+        for (int res = 0; res < count; res++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(32 * res), saved.Rlimits[res].Cur);
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(32 * res + 8), saved.Rlimits[res].Max);
+        }
+        ulong at = remote.PutOnScratch(buffer);
+        var results = remote.Syscalls([.. Enumerable.Range(0, count).Select(res =>
+            new Compel.RemoteCall(Sysno.prlimit64, 0, res, (long)at + 32 * res, (long)at + 32 * res + 16))]);
+        for (int res = 0; res < count; res++)
         {
             var want = saved.Rlimits[res];
-            var buffer = new byte[32];   // new limit, then the old one
-            BinaryPrimitives.WriteUInt64LittleEndian(buffer, want.Cur);
-            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(8), want.Max);
-            ulong at = remote.PutOnScratch(buffer);
-            long r = remote.Syscall(Sysno.prlimit64, 0, res, (long)at, (long)at + 16);
+            long r = results[res];
             if (r == 0)
                 continue;
             if (r == -Errnos.EPERM)

@@ -29,10 +29,36 @@ public static class MachineCode
         0x0F, 0x05, 0xCC,                           // gadget: syscall; int3
         0x00,                                       // pad: ts 8-aligned
         .. BitConverter.GetBytes((long)seconds), .. BitConverter.GetBytes(0L),
+        .. SyscallBatch,
     ];
 
     /// <summary>Where the <c>syscall; int3</c> gadget sits in <see cref="PuppetProgram"/>.</summary>
     public const int PuppetGadgetOffset = 28;
+
+    /// <summary>Where <see cref="SyscallBatch"/> sits in <see cref="PuppetProgram"/> (after the timespec).</summary>
+    public const int PuppetBatchOffset = 48;
+
+    /// <summary>Runs r12 (at least 1) syscalls from a table at rbx, then traps: each entry is 8 words — nr, six
+    /// arguments, and the raw result written back. One ptrace stop for many calls (a task's 64 sigactions).</summary>
+    public static ReadOnlySpan<byte> SyscallBatch =>
+    [
+        0x48, 0x8B, 0x03,                   // loop: mov rax, [rbx]
+        0x48, 0x8B, 0x7B, 0x08,             // mov rdi, [rbx+8]
+        0x48, 0x8B, 0x73, 0x10,             // mov rsi, [rbx+16]
+        0x48, 0x8B, 0x53, 0x18,             // mov rdx, [rbx+24]
+        0x4C, 0x8B, 0x53, 0x20,             // mov r10, [rbx+32]
+        0x4C, 0x8B, 0x43, 0x28,             // mov r8, [rbx+40]
+        0x4C, 0x8B, 0x4B, 0x30,             // mov r9, [rbx+48]
+        0x0F, 0x05,                         // syscall
+        0x48, 0x89, 0x43, 0x38,             // mov [rbx+56], rax
+        0x48, 0x83, 0xC3, 0x40,             // add rbx, 64
+        0x49, 0xFF, 0xCC,                   // dec r12
+        0x75, 0xD6,                         // jnz loop
+        0xCC,                               // int3
+    ];
+
+    /// <summary>Bytes of one <see cref="SyscallBatch"/> table entry.</summary>
+    public const int SyscallBatchEntry = 64;
 
     /// <summary><see cref="SiblingSpawn"/>'s clone3(CLONE_PARENT|CLONE_VFORK) + execve, called as a C function.</summary>
     // x86-64, SysV call: rdi = clone_args*, rsi = size, rdx = path, rcx = argv, r8 = envp.
