@@ -20,8 +20,8 @@ namespace Crisp.Resources.Namespaces;
 /// as CRIU keeps them (<see cref="NetSysctls"/>). Restore: crisp holds the namespace the tree goes into —
 /// a new one it makes and fills in CRIU's order (links with their index, name, MTU, MAC and flags, a veth whose
 /// peer was outside getting it back in crisp's namespace under the name --veth-pair / --external veth[…] gives,
-/// the sysctls around them in CRIU's order; then addresses, routes, the nftables ruleset; with --empty-ns net only lo), one joined by --join-ns net:PATH,
-/// or the external one handed over with --inherit-fd fd[N]:KEY — and creates the tree's sockets in it; the root
+/// the sysctls around them in CRIU's order; then addresses, routes, the nftables ruleset; with --empty-ns net only
+/// lo), one joined by --join-ns net:PATH, or the external one handed over with --inherit-fd fd[N]:KEY — and creates the tree's sockets in it; the root
 /// puppet enters it by setns before it clones anyone.</summary>
 public sealed partial class NetNamespace : INamespaceContent
 {
