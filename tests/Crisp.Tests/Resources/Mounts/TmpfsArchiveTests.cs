@@ -92,7 +92,8 @@ public class TmpfsArchiveTests
     /// at its start, six data regions (more than the header's four pairs: an extension block follows the header)
     /// with holes between them, and a hole to its end; "few" has two regions and ends in data (no extension block);
     /// a plain file and a directory come after them, so the stream must stay in step. Read through crisp's reader
-    /// into another tmpfs, every file has the same bytes and the same data/hole layout (SEEK_DATA/SEEK_HOLE).</summary>
+    /// into another tmpfs, every file has the same bytes and the same data/hole layout (SEEK_DATA/SEEK_HOLE). A map
+    /// whose segments lie past the entry's real size is refused.</summary>
     [RootFact]
     public void GnuTarsOldSparseEntriesComeBackWithTheirHoles()
     {
@@ -139,6 +140,21 @@ public class TmpfsArchiveTests
             Assert.Equal("data 1048576-1056768 hole 1056768-3145728", string.Join(' ', Layout(Path.Combine(from, "many")).Split(' ').Skip(2).Take(4)));
             Assert.Equal(7, Layout(Path.Combine(to, "many")).Split(' ').Count(w => w == "hole"));   // start, five between, end
             Assert.EndsWith("data 3145728-3145828", Layout(Path.Combine(to, "few")));
+
+            // A map that does not fit its file (real size cut to 1 MiB, the header's checksum made again) is refused.
+            byte[] bad = raw.ToArray();
+            int at = Enumerable.Range(0, bad.Length / 512).Select(i => i * 512).First(o => bad[o + 156] == 'S' && bad[o + 482] == 1);
+            "00004000000\0"u8.CopyTo(bad.AsSpan(at + 483));
+            "        "u8.CopyTo(bad.AsSpan(at + 148));
+            System.Text.Encoding.ASCII.GetBytes(Convert.ToString(bad.AsSpan(at, 512).ToArray().Sum(b => (long)b), 8).PadLeft(6, '0') + "\0 ").CopyTo(bad, at + 148);
+            var badGz = new MemoryStream();
+            using (var gz = new GZipStream(badGz, CompressionLevel.Fastest, leaveOpen: true))
+                gz.Write(bad);
+            badGz.Position = 0;
+            string to2 = Path.Combine(mnt, "to2");
+            Directory.CreateDirectory(to2);
+            var e = Assert.Throws<CrispException>(() => TmpfsArchive.Extract(badGz, to2, "gnu archive"));
+            Assert.Contains("lies outside the file's 1048576 bytes", e.Message);
         }
         finally
         {
