@@ -22,7 +22,7 @@ public static class CriuOptions
         Same("irmap-scan-path", ArgKind.Required, "crisp needs no scan path to find watched inodes"),
         Same("pre-dump-mode", ArgKind.Required, "splice or read: crisp copies pages its own way"),
         .. Bool("ghost-fiemap", null, "accepted; how ghost file contents are read changes nothing crisp writes"),
-        .. Bool("weak-sysctls", null, "accepted; crisp sets no namespace sysctls yet"),
+        .. Bool("weak-sysctls", null, "restore: skip a network namespace sysctl this kernel lacks instead of failing"),
         .. Bool("deprecated", null, "accepted; crisp reads no deprecated image kinds"),
         .. Bool("allow-uprobes", null, "accepted; crisp dumps uprobe pages as ordinary mappings"),
         Same("ms", ArgKind.None, "check: crisp probes mainstream kernel features only"),

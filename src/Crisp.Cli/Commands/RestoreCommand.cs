@@ -43,6 +43,7 @@ public static class RestoreCommand
             VerifyKey = ctx.InWorkDir(ctx.Args.Get("verify-key")),
             EncryptKey = ctx.InWorkDir(ctx.Args.Get("encrypt-key")),
             EmptyNs = ctx.EmptyNs(),
+            WeakSysctls = ctx.Args.Has("weak-sysctls"),
             JoinNs = ctx.JoinNs(),
             VethPairs = ctx.VethPairs(),
             CgroupMode = ctx.CgroupMode(),

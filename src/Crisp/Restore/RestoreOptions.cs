@@ -48,6 +48,8 @@ public sealed record RestoreOptions
     public string? EncryptKey { get; init; }
     /// <summary>--empty-ns: CLONE_NEW* kinds made new and empty (net: only lo, up as it was).</summary>
     public ulong EmptyNs { get; init; }
+    /// <summary>--weak-sysctls: a namespace sysctl of the images this kernel lacks is skipped instead of failing the restore.</summary>
+    public bool WeakSysctls { get; init; }
 
     /// <summary>--veth-pair IN=OUT[@BRIDGE] and --external veth[IN]:OUT[@BRIDGE]: where the outside peers of the
     /// restored namespace's veth links are made.</summary>

@@ -92,6 +92,13 @@ public static class SparseTarFile
         for (long pad = (Block - consumed % Block) % Block; pad > 0; pad--)
             if (data.ReadByte() < 0)
                 throw new CrispException($"{what}: a sparse entry's map is cut short");
+        Write(data, path, realSize, segments, what);
+    }
+
+    /// <summary>Makes <paramref name="path"/> of <paramref name="realSize"/> bytes from <paramref name="data"/>, the
+    /// segments' bytes one after the other: each written at its offset, the rest left as holes.</summary>
+    public static void Write(Stream data, string path, long realSize, IReadOnlyList<(long Offset, long Length)> segments, string what)
+    {
         using var file = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write);
         var buffer = new byte[1 << 16];
         foreach (var (offset, length) in segments)

@@ -7,8 +7,8 @@ namespace Crisp.Resources.Mounts;
 /// ("./…", numeric owners, modes, modification times, device numbers, symlinks, hard links), written and read
 /// with .NET's tar and gzip. As `tar --one-file-system` (what CRIU runs), what lies on other mounts is left out;
 /// their mount points are made again at restore. Sockets are left out (tar skips them too); a file with holes is
-/// a GNU PAX sparse 1.0 entry (<see cref="SparseTarFile"/>; GNU tar's own 'S' entries, which CRIU's `tar --sparse`
-/// writes, are refused by name). Extended attributes go as GNU tar's --xattrs writes them (PAX "SCHILY.xattr.NAME" records); a value
+/// a GNU PAX sparse 1.0 entry (<see cref="SparseTarFile"/>); GNU tar's old 'S' entries, which CRIU's `tar --sparse`
+/// writes, are read too (<see cref="OldGnuSparseStream"/>). Extended attributes go as GNU tar's --xattrs writes them (PAX "SCHILY.xattr.NAME" records); a value
 /// that is not text cannot be a .NET PAX record and is refused at dump by name.</summary>
 public static class TmpfsArchive
 {
@@ -115,7 +115,8 @@ public static class TmpfsArchive
     public static int Extract(Stream input, string dir, string what)
     {
         using var gzip = new GZipStream(input, CompressionMode.Decompress, leaveOpen: true);
-        using var tar = new TarReader(gzip);
+        using var oldSparse = new OldGnuSparseStream(gzip, what);
+        using var tar = new TarReader(oldSparse);
         var dirs = new HashSet<string>(StringComparer.Ordinal) { "" };
         var files = new HashSet<string>(StringComparer.Ordinal);
         var times = new List<(string Path, DateTimeOffset Time)>();
@@ -125,7 +126,14 @@ public static class TmpfsArchive
         {
             string name = Normalize(entry.Name, what);
             long sparseSize = -1;
-            if (entry is PaxTarEntry pax && pax.ExtendedAttributes.Keys.Any(k => k.StartsWith("GNU.sparse", StringComparison.Ordinal)))
+            var segments = oldSparse.Sparse?.Segments;
+            if (oldSparse.Sparse is { } gnu)
+            {
+                if (gnu.Segments.Sum(g => g.Length) != entry.Length)
+                    throw new CrispException($"{what}: {entry.Name}: its sparse map holds {gnu.Segments.Sum(g => g.Length)} bytes of data, the entry {entry.Length}");
+                sparseSize = gnu.RealSize;
+            }
+            else if (entry is PaxTarEntry pax && pax.ExtendedAttributes.Keys.Any(k => k.StartsWith("GNU.sparse", StringComparison.Ordinal)))
             {
                 var x = pax.ExtendedAttributes;
                 if (x.GetValueOrDefault(SparseTarFile.Major) != "1" || x.GetValueOrDefault(SparseTarFile.Minor) != "0" || !x.TryGetValue(SparseTarFile.RealName, out var real)
@@ -149,7 +157,10 @@ public static class TmpfsArchive
                     dirs.Add(name);
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile when sparseSize >= 0:
-                    SparseTarFile.Extract(entry.DataStream ?? Stream.Null, path, sparseSize, what);
+                    if (segments is not null)
+                        SparseTarFile.Write(entry.DataStream ?? Stream.Null, path, sparseSize, segments, what);
+                    else
+                        SparseTarFile.Extract(entry.DataStream ?? Stream.Null, path, sparseSize, what);
                     files.Add(name);
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:

@@ -16,11 +16,12 @@ namespace Crisp.Resources.Namespaces;
 /// it external with --external net[INODE]:KEY), netdev-ID.img with its links (lo and veth ends; any other kind is
 /// refused by name unless --empty-ns net leaves them to the caller), ifaddr-ID.img and route[6]-ID.img as `ip
 /// addr/route save` write them (the main table; routes of other tables and policy rules other than the kernel's
-/// are refused), and nftables-ID.img (`nft list ruleset`). Restore: crisp holds the namespace the tree goes into —
+/// are refused), nftables-ID.img (`nft list ruleset`), and the namespace's and each link's sysctls in netns/netdev
+/// as CRIU keeps them (<see cref="NetSysctls"/>). Restore: crisp holds the namespace the tree goes into —
 /// a new one it makes and fills in CRIU's order (links with their index, name, MTU, MAC and flags, a veth whose
-/// peer was outside getting it back in crisp's namespace under the name --veth-pair / --external veth[…] gives;
-/// then addresses, routes, the nftables ruleset; with --empty-ns net only lo), one joined by --join-ns net:PATH,
-/// or the external one handed over with --inherit-fd fd[N]:KEY — and creates the tree's sockets in it; the root
+/// peer was outside getting it back in crisp's namespace under the name --veth-pair / --external veth[…] gives,
+/// the sysctls around them in CRIU's order; then addresses, routes, the nftables ruleset; with --empty-ns net only
+/// lo), one joined by --join-ns net:PATH, or the external one handed over with --inherit-fd fd[N]:KEY — and creates the tree's sockets in it; the root
 /// puppet enters it by setns before it clones anyone.</summary>
 public sealed partial class NetNamespace : INamespaceContent
 {
@@ -57,6 +58,10 @@ public sealed partial class NetNamespace : INamespaceContent
                 throw new CrispException($"task {root.Pid}'s network namespace has link {link.Name} ({link.KindName}{(link.Master != 0 ? $", enslaved to link {link.Master}" : "")}): " +
                     $"crisp dumps only lo and veth links (give the namespace as --external net[{inode}]:KEY, or --empty-ns net)");
         }
+        var netns = new netns_entry();
+        // As CRIU: the namespace's sysctls only when it is dumped whole (not with --empty-ns).
+        if (!empty)
+            NetNamespaces.Run(ns, () => { NetSysctls.Read(netns, devices); return 0; });
         ctx.Images.Write(ImageFile.Netdev(id), [.. devices]);
         if (!empty)
         {
@@ -69,7 +74,7 @@ public sealed partial class NetNamespace : INamespaceContent
             WriteRaw(ctx, ImageFile.Route6(id), IprouteSave.Write(IprouteSave.RouteMagic, MainRoutes(nl, AF_INET6, root.Pid)));
             WriteRaw(ctx, ImageFile.Nftables(id), NftRuleset.List(ns));
         }
-        ctx.Images.Write(ImageFile.Netns(id), new netns_entry());
+        ctx.Images.Write(ImageFile.Netns(id), netns);
         ctx.Log.Debug($"network namespace {id}: {string.Join(", ", devices.Select(d => $"{d.Name} ({d.Type}) flags 0x{d.Flags:x}"))}");
     }
 
@@ -144,16 +149,23 @@ public sealed partial class NetNamespace : INamespaceContent
         }
         state.Namespace = NetNamespaces.CreateEmpty();
         using var nl = RtNetlink.Open(state.Namespace);
+        // CRIU's order: the namespace's all/default sysctls first, so the links made next inherit the defaults;
+        // each link's own once it exists (lo's in full: it was there before the defaults were set).
+        string image = netnsFile.FileName;
+        bool weak = ctx.Options.WeakSysctls;
+        int sysctls = empty ? 0 : NetNamespaces.Run(state.Namespace, () => NetSysctls.WriteNamespace(netns, image, weak, ctx.Log));
         if (lo is not null)
             SetLoopback(nl, lo);
         links?.Create(nl, ctx.Log);
+        if (!empty)
+            sysctls += NetNamespaces.Run(state.Namespace, () => devices.Sum(d => NetSysctls.WriteLink(d, d.Type == nd_type.Loopback ? null : netns, image, weak, ctx.Log)));
         foreach (var a in addrs)
             Add(nl, RtNetlink.RTM_NEWADDR, a, "address");
         foreach (var r in routes)
             Add(nl, RtNetlink.RTM_NEWROUTE, RequestFlagsOnly(r), "route");
         NftRuleset.Load(state.Namespace, nftables);
         ctx.Log.Info($"network namespace {id}: new, lo {((lo?.Flags ?? 0) & IFF_UP) switch { 0 => "down", _ => "up" }}, {links?.Count ?? 0} other link(s), " +
-            $"{addrs.Count} address(es), {routes.Count} route(s), {nftables.Length} bytes of nftables{(empty ? " (--empty-ns net)" : "")}");
+            $"{addrs.Count} address(es), {routes.Count} route(s), {nftables.Length} bytes of nftables, {sysctls} sysctl(s) set{(empty ? " (--empty-ns net)" : "")}");
     }
 
     private const int RTA_GATEWAY = 5, RTA_MULTIPATH = 9, RTA_VIA = 18, RTNH_F_PERVASIVE = 2, RTNH_F_ONLINK = 4;

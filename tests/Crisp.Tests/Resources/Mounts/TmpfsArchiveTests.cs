@@ -88,6 +88,92 @@ public class TmpfsArchiveTests
         Assert.Contains("extended attribute user.bin holds binary data", e.Message);
     }
 
+    /// <summary>GNU tar's old sparse entries ('S'), what CRIU's `tar --sparse` writes: on a tmpfs, "many" has a hole
+    /// at its start, six data regions (more than the header's four pairs: an extension block follows the header)
+    /// with holes between them, and a hole to its end; "few" has two regions and ends in data (no extension block);
+    /// a plain file and a directory come after them, so the stream must stay in step. Read through crisp's reader
+    /// into another tmpfs, every file has the same bytes and the same data/hole layout (SEEK_DATA/SEEK_HOLE). A map
+    /// whose segments lie past the entry's real size is refused.</summary>
+    [RootFact]
+    public void GnuTarsOldSparseEntriesComeBackWithTheirHoles()
+    {
+        using var dir = new Live.TempDir();
+        string mnt = Path.Combine(dir.Path, "mnt");
+        Directory.CreateDirectory(mnt);
+        var m = Live.RunProcess("/usr/bin/mount", TimeSpan.FromSeconds(30), null, "-t", "tmpfs", "-o", "size=64m", "crisp-sparse", mnt);
+        Assert.True(m.ExitCode == 0, m.Stderr);
+        try
+        {
+            string from = Path.Combine(mnt, "from"), to = Path.Combine(mnt, "to"), tgz = Path.Combine(dir.Path, "gnu.tar.gz");
+            Directory.CreateDirectory(Path.Combine(from, "sub"));
+            Directory.CreateDirectory(to);
+            using (var f = File.OpenHandle(Path.Combine(from, "many"), FileMode.CreateNew, FileAccess.Write))
+            {
+                for (int i = 0; i < 6; i++)
+                    RandomAccess.Write(f, Enumerable.Range(0, 5000 + i * 4096).Select(b => (byte)(b * 7 + i)).ToArray(), (1 + 2L * i) << 20);
+                RandomAccess.SetLength(f, 16 << 20);
+            }
+            using (var f = File.OpenHandle(Path.Combine(from, "few"), FileMode.CreateNew, FileAccess.Write))
+            {
+                RandomAccess.Write(f, Enumerable.Repeat((byte)1, 4096).ToArray(), 0);
+                RandomAccess.Write(f, Enumerable.Repeat((byte)2, 100).ToArray(), 3 << 20);
+            }
+            File.WriteAllText(Path.Combine(from, "sub", "plain"), "after the sparse ones\n");
+            var tar = Live.RunProcess("/usr/bin/tar", TimeSpan.FromSeconds(60), null, "--sparse", "--format=gnu", "--numeric-owner", "-czf", tgz, "-C", from, ".");
+            Assert.True(tar.ExitCode == 0, tar.Stderr);
+            // The archive has what this test is about: 'S' headers (type at 156), one with isextended (482) set.
+            var raw = new MemoryStream();
+            using (var gz = new GZipStream(File.OpenRead(tgz), CompressionMode.Decompress))
+                gz.CopyTo(raw);
+            var headers = raw.ToArray().Chunk(512).Where(b => b.Length == 512 && b[156] == 'S' && b.AsSpan(257, 8).SequenceEqual("ustar  \0"u8)).ToList();
+            Assert.Equal(2, headers.Count);
+            Assert.Single(headers, b => b[482] == 1);
+
+            using (var input = File.OpenRead(tgz))
+                Assert.Equal(5, TmpfsArchive.Extract(input, to, "gnu archive"));
+
+            foreach (var name in new[] { "many", "few", "sub/plain" })
+            {
+                Assert.Equal(File.ReadAllBytes(Path.Combine(from, name)), File.ReadAllBytes(Path.Combine(to, name)));
+                Assert.Equal(Layout(Path.Combine(from, name)), Layout(Path.Combine(to, name)));
+            }
+            Assert.Equal("data 1048576-1056768 hole 1056768-3145728", string.Join(' ', Layout(Path.Combine(from, "many")).Split(' ').Skip(2).Take(4)));
+            Assert.Equal(7, Layout(Path.Combine(to, "many")).Split(' ').Count(w => w == "hole"));   // start, five between, end
+            Assert.EndsWith("data 3145728-3145828", Layout(Path.Combine(to, "few")));
+
+            // A map that does not fit its file (real size cut to 1 MiB, the header's checksum made again) is refused.
+            byte[] bad = raw.ToArray();
+            int at = Enumerable.Range(0, bad.Length / 512).Select(i => i * 512).First(o => bad[o + 156] == 'S' && bad[o + 482] == 1);
+            "00004000000\0"u8.CopyTo(bad.AsSpan(at + 483));
+            "        "u8.CopyTo(bad.AsSpan(at + 148));
+            System.Text.Encoding.ASCII.GetBytes(Convert.ToString(bad.AsSpan(at, 512).ToArray().Sum(b => (long)b), 8).PadLeft(6, '0') + "\0 ").CopyTo(bad, at + 148);
+            var badGz = new MemoryStream();
+            using (var gz = new GZipStream(badGz, CompressionLevel.Fastest, leaveOpen: true))
+                gz.Write(bad);
+            badGz.Position = 0;
+            string to2 = Path.Combine(mnt, "to2");
+            Directory.CreateDirectory(to2);
+            var e = Assert.Throws<CrispException>(() => TmpfsArchive.Extract(badGz, to2, "gnu archive"));
+            Assert.Contains("lies outside the file's 1048576 bytes", e.Message);
+        }
+        finally
+        {
+            Live.RunProcess("/usr/bin/umount", TimeSpan.FromSeconds(30), null, mnt);
+        }
+    }
+
+    /// <summary>"data A-B hole B-C …" from SEEK_DATA/SEEK_HOLE, to the file's size.</summary>
+    private static string Layout(string path)
+    {
+        var r = Live.RunProcess("/usr/bin/python3", TimeSpan.FromSeconds(30), null, "-c",
+            "import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY); size=os.fstat(fd).st_size; at=0; out=[]\n" +
+            "while at<size:\n try: d=os.lseek(fd,at,os.SEEK_DATA)\n except OSError: d=size\n" +
+            " if d>at: out.append(f'hole {at}-{d}')\n if d>=size: break\n h=os.lseek(fd,d,os.SEEK_HOLE); out.append(f'data {d}-{h}'); at=h\n" +
+            "print(' '.join(out))", path);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return r.Stdout.Trim();
+    }
+
     private static void SetXattr(string path, string name, string value)
     {
         var r = Live.RunProcess("/usr/bin/python3", TimeSpan.FromSeconds(30), null, "-c", $"import os; os.setxattr('{path}', '{name}', b'{value}')");
