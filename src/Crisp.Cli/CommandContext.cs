@@ -44,9 +44,10 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
     public WorkDirectory? WorkDir { get; init; }
 
     /// <summary>--external mnt[A]:B and --ext-mount-map A:B, as A → B (dump: mount point → key; restore: key →
-    /// host path). Other kinds of --external are refused by name.</summary>
+    /// host path). Other kinds of --external are refused by name; mnt[] and auto are <see cref="AutoExternalMounts"/>.</summary>
     public IReadOnlyDictionary<string, string> ExternalMounts()
     {
+        _ = AutoExternalMounts();
         var map = new Dictionary<string, string>(StringComparer.Ordinal);
         void Add(string a, string b, string given)
         {
@@ -57,7 +58,8 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         }
         foreach (string? v in Args.GetAll("external"))
         {
-            if (v?.StartsWith("net[", StringComparison.Ordinal) == true || v?.StartsWith("veth[", StringComparison.Ordinal) == true)
+            if (v?.StartsWith("net[", StringComparison.Ordinal) == true || v?.StartsWith("veth[", StringComparison.Ordinal) == true
+                || v?.StartsWith("mnt[]", StringComparison.Ordinal) == true)
                 continue;   // the network namespace's (DumpOptions.External) and veth peers' (VethPairs)
             var m = System.Text.RegularExpressions.Regex.Match(v ?? "", @"^mnt\[(.*)\]:(.*)$");
             if (!m.Success)
@@ -67,11 +69,34 @@ public sealed class CommandContext(ParsedArguments args, Log log, TextWriter std
         foreach (string? v in Args.GetAll("ext-mount-map"))
         {
             int colon = (v ?? "").IndexOf(':');
-            if (v == "auto" || colon < 0)
-                throw new UsageException($"--ext-mount-map '{v}': crisp takes A:B (auto is not supported)");
+            if (v == "auto")
+                continue;
+            if (colon < 0)
+                throw new UsageException($"--ext-mount-map '{v}': crisp takes A:B or auto");
             Add(v![..colon], v[(colon + 1)..], v);
         }
         return map;
+    }
+
+    /// <summary>CRIU's autodetection of external mounts: --external mnt[] (optional flags after a colon: m for
+    /// external masters, s for external sharing) or --ext-mount-map auto, with --enable-external-masters and
+    /// --enable-external-sharing; null when neither form is given (the two flags alone do nothing, as in CRIU).</summary>
+    public Crisp.Resources.Mounts.AutoExternalMounts? AutoExternalMounts()
+    {
+        bool auto = Args.GetAll("ext-mount-map").Contains("auto");
+        bool masters = Args.Has("enable-external-masters"), sharing = Args.Has("enable-external-sharing");
+        foreach (string? v in Args.GetAll("external"))
+        {
+            if (v?.StartsWith("mnt[]", StringComparison.Ordinal) != true)
+                continue;
+            string flags = v[5..];
+            if (flags.Length > 0 && (flags[0] != ':' || flags[1..].Any(c => c is not ('m' or 's'))))
+                throw new UsageException($"--external {v}: mnt[] takes the flags m (external masters) and s (external sharing), as mnt[]:ms");
+            auto = true;
+            masters |= flags.Contains('m');
+            sharing |= flags.Contains('s');
+        }
+        return auto ? new(masters, sharing) : null;
     }
 
     public string ImagesDir => ResolvedImagesDir ?? Args.Get("images-dir") ?? ".";

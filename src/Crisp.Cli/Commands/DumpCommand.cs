@@ -40,6 +40,7 @@ public static class DumpCommand
             ImagesDirHandle = ctx.ImagesDirHandle,
             ImagesDirCreated = ctx.CreatedImagesDir,
             ExternalMounts = ctx.ExternalMounts(),
+            AutoExternalMounts = ctx.AutoExternalMounts(),
             LeaveRunning = ctx.Args.Has("leave-running"),
             LeaveStopped = ctx.Args.Has("leave-stopped"),
             ShellJob = ctx.Args.Has("shell-job"),

@@ -25,6 +25,7 @@ public static class RestoreCommand
             ImagesDirHandle = ctx.ImagesDirHandle,
             Root = ctx.Args.Get("root") is { } root ? Path.GetFullPath(root, ctx.StartDirectory) : null,
             ExternalMounts = ctx.ExternalMounts(),
+            AutoExternalMounts = ctx.AutoExternalMounts(),
             Detached = detached,
             Sibling = sibling,
             PidFile = ctx.InWorkDir(ctx.Args.Get("pidfile")),

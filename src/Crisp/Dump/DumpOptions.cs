@@ -11,6 +11,9 @@ public sealed record DumpOptions
     public Linux.UnixFd? ImagesDirHandle { get; init; }
     /// <summary>--external mnt[PATH]:KEY: mounts of the tree's mount namespace (by mount point) the caller provides.</summary>
     public IReadOnlyDictionary<string, string> ExternalMounts { get; init; } = new Dictionary<string, string>();
+    /// <summary>--external mnt[]:FLAGS / --ext-mount-map auto: mounts bound from crisp's own namespace are found
+    /// external by themselves (with --enable-external-masters/-sharing); null: not asked for.</summary>
+    public Resources.Mounts.AutoExternalMounts? AutoExternalMounts { get; init; }
     /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>
     public ProgressMeter? Progress { get; init; }
     /// <summary>The caller made <see cref="ImagesDir"/> for this dump: a failed dump removes it again (when empty).</summary>

@@ -12,6 +12,9 @@ public sealed record RestoreOptions
     public string? Root { get; init; }
     /// <summary>--external mnt[KEY]:PATH: the host path bound where a mount dumped as external KEY was.</summary>
     public IReadOnlyDictionary<string, string> ExternalMounts { get; init; } = new Dictionary<string, string>();
+    /// <summary>--external mnt[] / --ext-mount-map auto: mounts found external at dump are bound again from the host
+    /// path written as their source; null: such images are refused.</summary>
+    public Resources.Mounts.AutoExternalMounts? AutoExternalMounts { get; init; }
     /// <summary>Where the stage and the page bytes moved are counted for a progress display; null: not counted.</summary>
     public ProgressMeter? Progress { get; init; }
     /// <summary>Return once the tree runs instead of waiting for the root to exit (-d).</summary>

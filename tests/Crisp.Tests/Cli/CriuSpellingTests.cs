@@ -109,8 +109,31 @@ public class CriuSpellingTests
         var ctx = new Crisp.Cli.CommandContext(Parse("restore", "--external", "mnt[key]:/host/a", "--ext-mount-map", "other:/host/b", "-r", "/root"), Crisp.Log.Null, TextWriter.Null);
         Assert.Equal(new Dictionary<string, string> { ["key"] = "/host/a", ["other"] = "/host/b" }, ctx.ExternalMounts());
         Assert.Equal("/root", ctx.Args.Get("root"));
-        foreach (var bad in new[] { new[] { "--external", "tty[123]:x" }, ["--ext-mount-map", "auto"], ["--external", "mnt[]:x"] })
+        foreach (var bad in new[] { new[] { "--external", "tty[123]:x" }, ["--external", "mnt[]:x"], ["--external", "mnt[]m"] })
             Assert.Throws<UsageException>(() => new Crisp.Cli.CommandContext(Parse(["restore", .. bad]), Crisp.Log.Null, TextWriter.Null).ExternalMounts());
+    }
+
+    [Theory]
+    [InlineData(new[] { "--ext-mount-map", "auto" }, false, false)]
+    [InlineData(new[] { "--external", "mnt[]" }, false, false)]
+    [InlineData(new[] { "--external", "mnt[]:" }, false, false)]
+    [InlineData(new[] { "--external", "mnt[]:m" }, true, false)]
+    [InlineData(new[] { "--external", "mnt[]:sm" }, true, true)]
+    [InlineData(new[] { "--ext-mount-map", "auto", "--enable-external-sharing" }, false, true)]
+    [InlineData(new[] { "--external", "mnt[]:s", "--enable-external-masters", "--external", "mnt[/a]:k" }, true, true)]
+    public void AutodetectedExternalMountsTakeTheirFlagsInBothSpellings(string[] args, bool masters, bool sharing)
+    {
+        var ctx = new Crisp.Cli.CommandContext(Parse(["dump", .. args]), Crisp.Log.Null, TextWriter.Null);
+        Assert.Equal(new Crisp.Resources.Mounts.AutoExternalMounts(masters, sharing), ctx.AutoExternalMounts());
+        Assert.DoesNotContain("", ctx.ExternalMounts().Keys);
+    }
+
+    [Fact]
+    public void TheExternalMountFlagsAloneAskForNoAutodetection()
+    {
+        var ctx = new Crisp.Cli.CommandContext(Parse("dump", "--enable-external-masters", "--enable-external-sharing", "--external", "mnt[/a]:k"), Crisp.Log.Null, TextWriter.Null);
+        Assert.Null(ctx.AutoExternalMounts());
+        Assert.Equal(new Dictionary<string, string> { ["/a"] = "k" }, ctx.ExternalMounts());
     }
 
     [Theory]
@@ -125,7 +148,8 @@ public class CriuSpellingTests
     [InlineData(new[] { "dump", "--manage-cgroups=bogus", "-t", "1", "-D", "/tmp" }, "crisp: --manage-cgroups=bogus: unknown cgroups mode (none, props, soft, full, strict or ignore)")]
     [InlineData(new[] { "restore", "--manage-cgroups=soft,full", "-D", "/tmp" }, "crisp: --manage-cgroups=soft,full: unknown cgroups mode (none, props, soft, full, strict or ignore)")]
     [InlineData(new[] { "dump", "--external", "tty[1]:x", "-t", "1", "-D", "/tmp" }, "crisp: --external tty[1]:x: crisp takes only mnt[PATH]:KEY and net[INODE]:KEY yet")]
-    [InlineData(new[] { "dump", "--external", "mnt[]:x", "-t", "1", "-D", "/tmp" }, "crisp: bad external mount 'mnt[]:x': both sides must be given (mnt[A]:B)")]
+    [InlineData(new[] { "dump", "--external", "mnt[]:x", "-t", "1", "-D", "/tmp" }, "crisp: --external mnt[]:x: mnt[] takes the flags m (external masters) and s (external sharing), as mnt[]:ms")]
+    [InlineData(new[] { "dump", "--external", "mnt[/a]:", "-t", "1", "-D", "/tmp" }, "crisp: bad external mount 'mnt[/a]:': both sides must be given (mnt[A]:B)")]
     [InlineData(new[] { "restore", "--empty-ns", "mnt", "-D", "/tmp" }, "crisp: --empty-ns mnt: only net can be made empty")]
     [InlineData(new[] { "restore", "--inherit-fd", "fd1:x", "-D", "/tmp" }, "crisp: bad --inherit-fd 'fd1:x': fd[N]:KEY, e.g. fd[3]:pipe:[12345]")]
     [InlineData(new[] { "dump", "--tre=5", "--bogus-option" }, "crisp: unknown option --bogus-option")]

@@ -24,6 +24,17 @@ public class CriuOptsWordsTests
     }
 
     [Fact]
+    public void AutodetectedExternalMountsAndTheirFlagsAreCarriedOut()
+    {
+        var opts = new criu_opts { ImagesDirFd = 3, Pid = 9, AutoExtMnt = true, ExtMasters = true, ExtSharing = true };
+        var words = CriuOptsWords.For(opts, criu_req_type.Dump, standalone: false).SelectMany(i => i.Words).ToList();
+        Assert.Equal(["--tree=9", "--ext-mount-map=auto", "--enable-external-sharing", "--enable-external-masters"], words);
+        var args = Crisp.Cli.CommandLine.ArgumentParser.Parse(["dump", .. words], Crisp.Cli.CommandLine.CriuOptions.All);
+        Assert.Equal(new Crisp.Resources.Mounts.AutoExternalMounts(Masters: true, Sharing: true),
+            new Crisp.Cli.CommandContext(args, Crisp.Log.Null, TextWriter.Null).AutoExternalMounts());
+    }
+
+    [Fact]
     public void FalseBooleansAreNotOptionsAndRefusalsNameTheFieldAndTheOption()
     {
         // runc sends every boolean, most of them false.

@@ -12,7 +12,7 @@ namespace Crisp.Resources.Mounts;
 /// as the puppet sees it (--root before the pivot, "" after); <paramref name="crispBase"/> the same place as crisp
 /// sees it (through /proc/PID/root), used to fill a tmpfs and to make a missing mount point on one.</summary>
 internal sealed class MountMaker(Puppet puppet, string basePath, string crispBase, ImageDirectory images,
-    IReadOnlyDictionary<string, string> externals, Log log)
+    Func<PlannedMount, string> externalSource, Log log)
 {
     /// <summary>Makes pty N of a devpts (given its ptmx, as crisp sees it) before a bind of /dev/pts/N (a container's
     /// /dev/console) can be made: the pty must exist first, and it is the very one the tree's fds will get.</summary>
@@ -46,7 +46,7 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
                 Mount($"bind {m.From!.Path}{m.SubPath} at {m.Path}", Join(basePath, m.From.Path, m.SubPath), target, null, MS_BIND, null);
                 break;
             case MountOrigin.External:
-                AttachExternal(e.ExtKey, externals[e.ExtKey], target);
+                AttachExternal(m, target);
                 break;
         }
         Mount($"flags of {m.Path}", null, target, null, MS_REMOUNT | MS_BIND | (e.Flags & PerMount), null);
@@ -59,6 +59,16 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
     private void SetPropagation(PlannedMount m, string target)
     {
         var e = m.Entry;
+        if (m.Origin == MountOrigin.External)
+        {
+            // The clone of the host's mount is in its peer group and has its master (CRIU binds it so). A slave of
+            // that group or master stays one; a peer leaves the group until everything below it is made (a mount
+            // made there now would reach the host), then joins it again (JoinHostGroup).
+            Mount(e.MasterId != 0 ? $"slave {m.Path}" : $"private {m.Path}", null, target, null, e.MasterId != 0 ? MS_SLAVE : MS_PRIVATE, null);
+            if (e.SharedId != 0 && !m.JoinsHostGroup)
+                Mount($"shared {m.Path}", null, target, null, MS_SHARED, null);
+            return;
+        }
         if (e.SharedId != 0 && m.From is { } from && from.Entry.SharedId == e.SharedId)
             return;
         if (e.MasterId != 0)
@@ -96,7 +106,7 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
             return;
         string? source = m.Origin switch
         {
-            MountOrigin.External => externals[m.Entry.ExtKey],
+            MountOrigin.External => externalSource(m),
             MountOrigin.Bind => Join(crispBase, m.From!.Path, m.SubPath),
             _ => null,
         };
@@ -115,20 +125,43 @@ internal sealed class MountMaker(Puppet puppet, string basePath, string crispBas
     /// crisp's own mount namespace, which the root puppet no longer sees after the pivot (runc's cgroup v1 binds
     /// sit below /sys, made late): crisp clones it with open_tree, the puppet receives that detached mount and
     /// attaches it with move_mount.</summary>
-    private void AttachExternal(string key, string source, string target)
+    private void AttachExternal(PlannedMount m, string target)
+    {
+        string source = externalSource(m);
+        long r = MoveMountFromHost(m, source, target, 0);
+        if (r < 0)
+            throw new CrispException($"mount (bind external {m.Entry.ExtKey} from {source} at {target}): {Errnos.Describe((int)-r)}");
+    }
+
+    /// <summary>Puts an external mount that was a peer of its host mount back in that mount's peer group
+    /// (move_mount MOVE_MOUNT_SET_GROUP from a fresh clone of it: Linux 5.15), or in a new one if that mount is not
+    /// shared (any more).</summary>
+    public void JoinHostGroup(PlannedMount m)
+    {
+        const int MOVE_MOUNT_SET_GROUP = 0x100;
+        string source = externalSource(m), target = Join(basePath, m.Path);
+        long r = MoveMountFromHost(m, source, target, MOVE_MOUNT_SET_GROUP);
+        if (r < 0)
+            throw new CrispException($"mount (put {m.Path} in the peer group of {source}): {Errnos.Describe((int)-r)}");
+        Mount($"shared {m.Path}", null, target, null, MS_SHARED, null);
+        log.Debug($"mounts: {m.Describe} is in the peer group of {source} again");
+    }
+
+    /// <summary>move_mount in the puppet from a clone (open_tree) crisp makes of <paramref name="source"/> in its own
+    /// namespace, which the puppet may no longer see (after the pivot); the clone has the host mount's propagation.</summary>
+    private long MoveMountFromHost(PlannedMount m, string source, string target, int flags)
     {
         const int MOVE_MOUNT_F_EMPTY_PATH = 4, InPuppet = 100;
         UnixFd clone;
         try { clone = PathCalls.CloneMount(source); }
-        catch (SyscallException e) { throw new CrispException($"external mount {key}: cannot open {source}: {e.Message}"); }
+        catch (SyscallException e) { throw new CrispException($"external mount {m.Entry.ExtKey} ({m.Path}): cannot open {source}: {e.Message}"); }
         using (clone)
             Compel.Puppets.FdInstaller.Add(puppet, [new(InPuppet, clone.Fd, true)]);
         var (buffer, at) = Strings("", target);
         ulong scratch = puppet.Remote.PutOnScratch(buffer);
-        long r = puppet.Remote.Syscall(Sysno.move_mount, InPuppet, (long)scratch + at[0], FileIo.AT_FDCWD, (long)scratch + at[1], MOVE_MOUNT_F_EMPTY_PATH);
+        long r = puppet.Remote.Syscall(Sysno.move_mount, InPuppet, (long)scratch + at[0], FileIo.AT_FDCWD, (long)scratch + at[1], MOVE_MOUNT_F_EMPTY_PATH | flags);
         puppet.Remote.Syscall(Sysno.close, InPuppet);
-        if (r < 0)
-            throw new CrispException($"mount (bind external {key} from {source} at {target}): {Errnos.Describe((int)-r)}");
+        return r;
     }
 
     /// <summary>umount2(MNT_DETACH) of what is mounted on top at <paramref name="path"/>.</summary>

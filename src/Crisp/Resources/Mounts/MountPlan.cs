@@ -25,6 +25,9 @@ public sealed record PlannedMount(mnt_entry Entry, MountOrigin Origin, PlannedMo
     public string FsName => Entry.HasFsname && Entry.Fsname.Length > 0 ? Entry.Fsname : MountFsTypes.Name(Entry.Fstype);
     /// <summary>Made a slave of <see cref="From"/>'s peer group.</summary>
     public bool Slave => Entry.MasterId != 0;
+    /// <summary>An external mount that was a peer of the host mount it is bound from (shared, no master, not
+    /// internal_sharing): kept private while the tree is made, then put in that mount's peer group again.</summary>
+    public bool JoinsHostGroup => Origin == MountOrigin.External && Entry.SharedId != 0 && Entry.MasterId == 0 && !Entry.InternalSharing;
 }
 
 /// <summary>The mount tree of a namespace as an ordered list of mounts to make: parents before children, a bind
@@ -118,6 +121,8 @@ public sealed class MountPlan
                 throw new CrispException($"{where}: {m.Describe} is covered by {early.Describe}, which is made before it: crisp cannot restore this overmount");
             if ((m.Entry.Flags & MountFlags.MS_UNBINDABLE) != 0)
                 throw new CrispException($"{where}: {m.Describe} is unbindable and covered by {covers[0].Describe}: not supported");
+            if (m.JoinsHostGroup)
+                throw new CrispException($"{where}: {m.Describe} is shared with a host mount and covered by {covers[0].Describe}: crisp cannot put it back in its peer group");
         }
     }
 

@@ -27,7 +27,7 @@ internal sealed class OvermountedReader : IDisposable
             string ns = Procfs.Host.Path(pid, "ns/mnt");
             ulong at = puppet.Remote.PutOnScratch(System.Text.Encoding.UTF8.GetBytes(ns + "\0"));
             int fd = (int)puppet.Call($"open({ns})", Sysno.openat, FileIo.AT_FDCWD, (long)at, FileIo.O_RDONLY | FileIo.O_CLOEXEC);
-            return new OvermountedReader(puppet, new MountMaker(puppet, "", "", ctx.Images, new Dictionary<string, string>(), ctx.Log), fd);
+            return new OvermountedReader(puppet, new MountMaker(puppet, "", "", ctx.Images, _ => throw new InvalidOperationException("no external mounts are made here"), ctx.Log), fd);
         }
         catch
         {
