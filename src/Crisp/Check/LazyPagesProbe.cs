@@ -51,7 +51,7 @@ public sealed unsafe class LazyPagesProbe : IFeatureProbe
             if (copied != Mman.PageSize)
                 return ProbeResult.Missing($"UFFDIO_COPY: {(copied < 0 ? Errnos.Describe((int)-copied) : $"{copied} bytes")}");
             return Marshal.ReadByte(page, 100) == 0x5a
-                ? ProbeResult.Supported("userfaultfd MODE_MISSING + UFFDIO_COPY, with the fork, unmap and remove events")
+                ? ProbeResult.Supported("userfaultfd MODE_MISSING + UFFDIO_COPY, with the fork, remap, unmap and remove events")
                 : ProbeResult.Missing("UFFDIO_COPY did not fill the page");
         }
     }
