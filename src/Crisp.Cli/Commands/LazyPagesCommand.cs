@@ -11,7 +11,8 @@ namespace Crisp.Cli.Commands;
 /// work dir defaults to DIR), serves one restore and exits 0 once every page is in; pages come from DIR's pages
 /// files and, with --page-server, the PE_LAZY ones from a `dump --lazy-pages` at A:P. A lost page server or a
 /// restore that ends before its tree runs: one line, exit 1, and the restored tree killed. --status-fd is
-/// signalled once the socket listens.</summary>
+/// signalled once the socket listens. Test hook: CRISP_LAZY_PUSH_PAUSE_MS=N paces the background push (N ms between
+/// 1 MiB pushes).</summary>
 public static class LazyPagesCommand
 {
     public static int Run(CommandContext ctx)
@@ -25,7 +26,8 @@ public static class LazyPagesCommand
             remote = new SocketPageSource(PageServerClient.Connect(address, port, TimeSpan.FromSeconds(10), PageServerCommand.Tls(ctx)));
         }
         string path = ctx.InWorkDir(LazyPagesSocket.Name)!;
-        using var daemon = new LazyPagesDaemon(images, remote, ctx.Log);
+        int.TryParse(Environment.GetEnvironmentVariable(LazyPagesDaemon.PushPauseVariable), out int pauseMs);
+        using var daemon = new LazyPagesDaemon(images, remote, ctx.Log) { PushPause = TimeSpan.FromMilliseconds(Math.Max(pauseMs, 0)) };
         using var listener = LazyPagesDaemon.Listen(path);
         try
         {
@@ -38,8 +40,9 @@ public static class LazyPagesCommand
             File.Delete(path);
         }
         ctx.Log.Info($"lazy pages: all {daemon.TotalPages} pages in: {daemon.FaultPages} on fault, {daemon.PushedPages} pushed, " +
-            $"{daemon.ZeroPages} zero pages; {daemon.CopiedWhenReleased} were in when the tree started running");
-        ctx.Out.WriteLine($"lazy pages: {daemon.TotalPages} pages, {daemon.FaultPages} on fault, {daemon.PushedPages} pushed, {daemon.CopiedWhenReleased} in when the tree started running");
+            $"{daemon.ZeroPages} zero pages; {daemon.CopiedWhenReleased} were in when the tree started running; {daemon.RemappedPages} moved by mremap before they were in");
+        ctx.Out.WriteLine($"lazy pages: {daemon.TotalPages} pages, {daemon.FaultPages} on fault, {daemon.PushedPages} pushed, {daemon.CopiedWhenReleased} in when the tree started running, " +
+            $"{daemon.RemappedPages} moved by mremap while pending");
         return 0;
     }
 

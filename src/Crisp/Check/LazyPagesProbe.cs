@@ -1,11 +1,12 @@
 using System.Runtime.InteropServices;
 using Crisp.Linux;
+using Crisp.Resources.Memory.Lazy;
 
 namespace Crisp.Check;
 
 /// <summary>lazy_pages (crisp's name; CRIU answers this through uffd/uffd-noncoop): what restore --lazy-pages and
 /// `crisp lazy-pages` do, on a page of crisp's own — a userfaultfd that also handles kernel-mode faults, with the
-/// fork, unmap and remove events, registered MODE_MISSING on an empty page, which UFFDIO_COPY then fills.</summary>
+/// fork, remap, unmap and remove events, registered MODE_MISSING on an empty page, which UFFDIO_COPY then fills.</summary>
 public sealed unsafe class LazyPagesProbe : IFeatureProbe
 {
     public string Name => "lazy_pages";
@@ -32,7 +33,7 @@ public sealed unsafe class LazyPagesProbe : IFeatureProbe
         UnixFd uffd;
         try
         {
-            (uffd, _) = Uffd.Open(Userfaultfd.FEATURE_EVENT_FORK | Userfaultfd.FEATURE_EVENT_REMOVE | Userfaultfd.FEATURE_EVENT_UNMAP);
+            (uffd, _) = Uffd.Open(LazyRegistration.Features);
         }
         catch (SyscallException e)
         {
@@ -50,7 +51,7 @@ public sealed unsafe class LazyPagesProbe : IFeatureProbe
             if (copied != Mman.PageSize)
                 return ProbeResult.Missing($"UFFDIO_COPY: {(copied < 0 ? Errnos.Describe((int)-copied) : $"{copied} bytes")}");
             return Marshal.ReadByte(page, 100) == 0x5a
-                ? ProbeResult.Supported("userfaultfd MODE_MISSING + UFFDIO_COPY, with the fork, unmap and remove events")
+                ? ProbeResult.Supported("userfaultfd MODE_MISSING + UFFDIO_COPY, with the fork, remap, unmap and remove events")
                 : ProbeResult.Missing("UFFDIO_COPY did not fill the page");
         }
     }

@@ -102,7 +102,8 @@ internal static unsafe class PagemapScan
 }
 
 /// <summary>mem_dirty_track: pages written since a point can be found, by soft-dirty bits (what CRIU
-/// checks) or by PAGEMAP_SCAN over userfaultfd async write-protection. The detail says which work.</summary>
+/// checks) or by PAGEMAP_SCAN over userfaultfd async write-protection. The detail says which work, and which one
+/// pre-dump --track-mem uses (<see cref="Resources.Memory.DirtyTracking.Choose"/>).</summary>
 public sealed class MemDirtyTrackProbe() : CriuProbe("mem_dirty_track")
 {
     protected override ProbeResult Check()
@@ -110,7 +111,9 @@ public sealed class MemDirtyTrackProbe() : CriuProbe("mem_dirty_track")
         var soft = FeatureCheck.Run(new SoftDirtyProbe()).Result;
         // In-process, cheap: checked even when soft-dirty works, so the detail tells both.
         var wp = WriteProtectScan();
-        string detail = $"soft-dirty: {(soft.Ok ? "yes" : "no")} ({soft.Detail}); PAGEMAP_SCAN write-protect: {(wp.Ok ? "yes" : "no")} ({wp.Detail})";
+        var used = Resources.Memory.DirtyTracking.Choose(wp.Ok, () => soft.Ok);
+        string detail = $"pre-dump --track-mem uses: {Resources.Memory.DirtyTracking.Describe(used)}; " +
+            $"soft-dirty: {(soft.Ok ? "yes" : "no")} ({soft.Detail}); PAGEMAP_SCAN write-protect: {(wp.Ok ? "yes" : "no")} ({wp.Detail})";
         return soft.Ok || wp.Ok ? ProbeResult.Supported(detail) : ProbeResult.Missing(detail);
     }
 

@@ -8,7 +8,7 @@ namespace Crisp.Linux;
 public static unsafe class Userfaultfd
 {
     public const ulong UFFD_API = 0xAA;
-    public const ulong FEATURE_EVENT_FORK = 1 << 1, FEATURE_EVENT_REMOVE = 1 << 3, FEATURE_EVENT_UNMAP = 1 << 6;
+    public const ulong FEATURE_EVENT_FORK = 1 << 1, FEATURE_EVENT_REMAP = 1 << 2, FEATURE_EVENT_REMOVE = 1 << 3, FEATURE_EVENT_UNMAP = 1 << 6;
     public const long UFFDIO_API = 0xC018AA3F;        // _IOWR(0xAA, 0x3F, struct uffdio_api)
     public const long UFFDIO_REGISTER = 0xC020AA00;   // _IOWR(0xAA, 0x00, struct uffdio_register)
     public const long UFFDIO_COPY = 0xC028AA03;       // _IOWR(0xAA, 0x03, struct uffdio_copy)
@@ -61,11 +61,13 @@ public static unsafe class Userfaultfd
         }
     }
 
-    /// <summary>One struct uffd_msg: the event, then (pagefault) flags and address, or (remove/unmap) start and end.</summary>
-    public readonly record struct Message(byte Event, ulong Arg0, ulong Arg1)
+    /// <summary>One struct uffd_msg: the event, then (pagefault) flags and address, (remove/unmap) start and end, or
+    /// (remap) from, to and len.</summary>
+    public readonly record struct Message(byte Event, ulong Arg0, ulong Arg1, ulong Arg2)
     {
         public static Message Read(ReadOnlySpan<byte> m) =>
-            new(m[0], BinaryPrimitives.ReadUInt64LittleEndian(m[8..]), BinaryPrimitives.ReadUInt64LittleEndian(m[16..]));
+            new(m[0], BinaryPrimitives.ReadUInt64LittleEndian(m[8..]), BinaryPrimitives.ReadUInt64LittleEndian(m[16..]),
+                BinaryPrimitives.ReadUInt64LittleEndian(m[24..]));
 
         /// <summary>The faulting address (EVENT_PAGEFAULT).</summary>
         public ulong Address => Arg1;

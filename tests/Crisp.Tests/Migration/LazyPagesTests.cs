@@ -26,10 +26,11 @@ public class LazyPagesTests(ITestOutputHelper output)
         private readonly int _unshare;
         private bool _reaped;
 
-        public LazyMem(int mib, bool fork = false)
+        public LazyMem(int mib, bool fork = false, string workload = "lazy_mem")
         {
-            Exe = Support.Workloads.Build("lazy_mem");
-            _unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", Exe, Dir, mib.ToString(), .. fork ? new[] { "fork" } : []],
+            Exe = Support.Workloads.Build(workload);
+            string[] args = workload == "lazy_mem" ? [Dir, mib.ToString(), .. fork ? new[] { "fork" } : []] : [Dir];
+            _unshare = Spawn.Start("/usr/bin/unshare", ["unshare", "--fork", "--pid", Exe, .. args],
                 new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
             Live.WaitFor(() => File.Exists(Path.Combine(Dir, "ready")) || Spawn.TryReap(_unshare) is not null, "lazy_mem to get ready", TimeSpan.FromSeconds(60));
             Assert.True(File.Exists(Path.Combine(Dir, "ready")), "lazy_mem exited before it was ready");
@@ -92,9 +93,15 @@ public class LazyPagesTests(ITestOutputHelper output)
         private readonly Process _p;
         private readonly StringBuilder _out = new(), _err = new();
 
-        public Background(params string[] args)
+        public Background(params string[] args) : this(null, args)
+        {
+        }
+
+        public Background(IReadOnlyDictionary<string, string>? env, params string[] args)
         {
             var psi = new ProcessStartInfo(CrispCli.Exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var (k, v) in env ?? new Dictionary<string, string>())
+                psi.Environment[k] = v;
             foreach (var a in args)
                 psi.ArgumentList.Add(a);
             _p = new Process { StartInfo = psi };
@@ -135,9 +142,11 @@ public class LazyPagesTests(ITestOutputHelper output)
     }
 
     /// <summary>`crisp lazy-pages` once its socket listens.</summary>
-    private static Background StartDaemon(LazyMem w, params string[] extra)
+    private static Background StartDaemon(LazyMem w, params string[] extra) => StartDaemon(w, null, extra);
+
+    private static Background StartDaemon(LazyMem w, IReadOnlyDictionary<string, string>? env, params string[] extra)
     {
-        var daemon = new Background(["lazy-pages", "-D", w.Images, .. extra]);
+        var daemon = new Background(env, ["lazy-pages", "-D", w.Images, .. extra]);
         string socket = Path.Combine(w.Images, "lazy-pages.socket");
         Live.WaitFor(() => daemon.HasExited || File.Exists(socket), "the lazy-pages socket", TimeSpan.FromSeconds(20));
         Assert.False(daemon.HasExited, $"lazy-pages exited: {daemon.Stderr}");
@@ -163,19 +172,20 @@ public class LazyPagesTests(ITestOutputHelper output)
         return r;
     }
 
-    /// <summary>The daemon's summary: (pages, on fault, pushed, in when the tree started running).</summary>
-    private static (long Total, long Fault, long Pushed, long AtRelease) Summary(string stdout)
+    /// <summary>The daemon's summary: (pages, on fault, pushed, in when the tree started running, pending pages
+    /// moved by mremap).</summary>
+    private static (long Total, long Fault, long Pushed, long AtRelease, long Remapped) Summary(string stdout)
     {
         var line = stdout.Split('\n').Single(l => l.StartsWith("lazy pages: ", StringComparison.Ordinal));
         var n = System.Text.RegularExpressions.Regex.Matches(line, @"\d+").Select(m => long.Parse(m.Value)).ToArray();
-        return (n[0], n[1], n[2], n[3]);
+        return (n[0], n[1], n[2], n[3], n[4]);
     }
 
     /// <summary>The tree ran before its last page was in: the daemon counted fewer pages in at release than in all,
     /// and a tick after the restore saw part of the buffer missing. Returns that tick.</summary>
     private (long Tick, long Resident, long Total) AssertRanBeforeTheLastPage(LazyMem w, string daemonOut, long ticksAtDump)
     {
-        var (total, fault, pushed, atRelease) = Summary(daemonOut);
+        var (total, fault, pushed, atRelease, _) = Summary(daemonOut);
         output.WriteLine($"daemon: {total} pages, {fault} on fault, {pushed} pushed, {atRelease} in at release");
         Assert.True(total >= w.Pages, $"the daemon filled {total} pages, the buffer alone has {w.Pages}");
         Assert.True(fault + pushed >= total, "the daemon copied fewer pages than it had to");   // more: a forked child's
@@ -246,6 +256,36 @@ public class LazyPagesTests(ITestOutputHelper output)
             AssertRanBeforeTheLastPage(w, daemon.Stdout, ticks);
             w.ExpectPass();
         }
+    }
+
+    /// <summary>Issue 17: mremap of lazy memory before its pages are in. tests/workloads/lazy_remap.c, restored lazily
+    /// with the background push paced (CRISP_LAZY_PUSH_PAUSE_MS), moves part of an area (MREMAP_FIXED), grows one
+    /// (it moves), shrinks one, moves one with MREMAP_DONTUNMAP and splits one with mprotect as soon as it sees pages
+    /// missing; it reports how many of the pages it moved were not in yet, the daemon how many pending pages it moved
+    /// along (the remap event). Every byte must then be right where it is now, and zeros where the program expects
+    /// fresh memory. Without the remap event the moved, grown and DONTUNMAP-moved pages read as zeros and D's old
+    /// range gets stale pages pushed; without the page-by-page retry after ENOENT a push across E's split drops pages
+    /// (checked once by hand).</summary>
+    [RootFact]
+    public void MremapOfLazyMemoryBeforeItsPagesAreInKeepsEveryByte()
+    {
+        using var w = new LazyMem(0, workload: "lazy_remap");
+        var dump = CrispCli.Run(Slow, "dump", "-t", w.Root.ToString(), "-D", w.Images);
+        Assert.True(dump.ExitCode == 0, dump.Stderr);
+        w.ReapSource();
+        using var daemon = StartDaemon(w, new Dictionary<string, string> { [Crisp.Resources.Memory.Lazy.LazyPagesDaemon.PushPauseVariable] = "20" });
+        Assert.Equal(0, Restore(w).ExitCode);
+        Assert.True(daemon.Wait() == 0, $"lazy-pages failed: {daemon.Stderr}");
+        var (total, fault, pushed, atRelease, remapped) = Summary(daemon.Stdout);
+        output.WriteLine($"daemon: {total} pages, {fault} on fault, {pushed} pushed, {atRelease} in at release, {remapped} moved by mremap while pending");
+        string movedFile = Path.Combine(w.Dir, "moved");
+        Live.WaitFor(() => File.Exists(movedFile), "lazy_remap to move its areas", TimeSpan.FromSeconds(30));
+        var moved = File.ReadAllLines(movedFile).Select(l => l.Split(' ')).ToDictionary(f => f[0], f => (Missing: long.Parse(f[1]), Of: long.Parse(f[2])));
+        output.WriteLine(string.Join(", ", moved.Select(kv => $"{kv.Key}: {kv.Value.Missing} of {kv.Value.Of} missing")));
+        foreach (var op in new[] { "move", "grow", "dontunmap" })
+            Assert.True(moved[op].Missing > 0, $"{op}: every page was in before the workload moved it");
+        w.ExpectPass();   // without the remap event: FAIL, the moved pages are zeros
+        Assert.True(remapped > 0, "the daemon moved no pending page along (no remap event)");
     }
 
     [RootFact]

@@ -243,6 +243,44 @@ public sealed unsafe partial class Pagemap : IDisposable
         }
     }
 
+    /// <summary>What <see cref="ScanRegions"/> (flags 0) reports, worked out from the pagemap entries, for kernels
+    /// without PAGEMAP_SCAN (before 6.7): the categories PRESENT, SWAPPED, FILE (bit 61: file or shared) and
+    /// SOFT_DIRTY (bit 55) only; a page is reported when, with <paramref name="inverted"/> flipped, it has every
+    /// category of <paramref name="mask"/> and one of <paramref name="anyOf"/> (none asked: any page); adjacent
+    /// pages with the same categories (of <paramref name="returnMask"/>) make one region, as the kernel's.</summary>
+    public IEnumerable<PageRegion> EntryRegions(ulong start, ulong end, ulong inverted, ulong mask, ulong anyOf, ulong returnMask)
+    {
+        ulong pages = (end - start) / PageSize;
+        var buffer = new ulong[Math.Min(pages, 1UL << 16)];
+        PageRegion pending = default;
+        for (ulong done = 0; done < pages;)
+        {
+            int n = (int)Math.Min(pages - done, (ulong)buffer.Length);
+            ulong at = start + done * PageSize;
+            ReadEntries(at, buffer.AsSpan(0, n));
+            for (int i = 0; i < n; i++)
+            {
+                var e = new PagemapEntry(buffer[i]);
+                ulong c = (e.Present ? PAGE_IS_PRESENT : 0) | (e.Swapped ? PAGE_IS_SWAPPED : 0)
+                    | (e.FileOrSharedAnon ? PAGE_IS_FILE : 0) | (e.SoftDirty ? PAGE_IS_SOFT_DIRTY : 0);
+                ulong x = c ^ inverted, page = at + (ulong)i * PageSize;
+                if ((x & mask) != mask || (anyOf != 0 && (x & anyOf) == 0))
+                    continue;
+                if (pending.End == page && pending.Categories == (c & returnMask))
+                {
+                    pending.End += PageSize;
+                    continue;
+                }
+                if (pending.End > pending.Start)
+                    yield return pending;
+                pending = new PageRegion { Start = page, End = page + PageSize, Categories = c & returnMask };
+            }
+            done += (ulong)n;
+        }
+        if (pending.End > pending.Start)
+            yield return pending;
+    }
+
     /// <summary>Write-protects every written page of [start, end) again (a range registered with an async
     /// write-protect userfaultfd): from now on a write shows as PAGE_IS_WRITTEN.</summary>
     public void ResetWritten(ulong start, ulong end)

@@ -81,7 +81,7 @@ public sealed class MemoryDump : IDumpStage
             ctx.Log.Info($"task {task.Pid}: the tracking of the previous dump is gone (fd {previous.Fd} closed, or another process): storing every page");
         var parent = chain.Parent is null ? null : ParentCoverage.Open(chain.Parent, task.VirtualPid);
         using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
-        var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), v => WriteTracker.TrackedSince(v, previous, held), parent);
+        var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), v => WriteTracker.TrackedSince(v, previous, held), parent, previous?.SoftDirty == true);
         pages.Dump(plan, taskRuns: false);
         if (ctx.Options.TrackMem && ctx.Options.LeaveRunning)
         {

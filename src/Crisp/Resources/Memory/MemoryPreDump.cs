@@ -34,7 +34,7 @@ public sealed class MemoryPreDump : IDumpStage
         using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
         // Only what is tracked from now on: the rest is stored whole by the final dump anyway.
         var tracked = vmas.Where(v => v.HasPrivatePages && armed.Covers(v.Start, v.End));
-        var plan = PagePlan.Make(pagemap, tracked, v => WriteTracker.TrackedSince(v, previous, held), parent);
+        var plan = PagePlan.Make(pagemap, tracked, v => WriteTracker.TrackedSince(v, previous, held), parent, previous?.SoftDirty == true);
         WriteTracker.Reset(pagemap, armed);
         plans.Planned.Add((task, plan));
     }
@@ -64,7 +64,7 @@ public sealed class MemoryPreDump : IDumpStage
 
     public void Release(DumpContext ctx, bool killed)
     {
-        foreach (var t in ctx.Memory.PreDump.Created)
+        foreach (var t in ctx.Memory.PreDump.Created.Where(t => !t.SoftDirty))
         {
             try { ctx.Tasks.First(x => x.Pid == t.Pid).Remote.Syscall(Linux.Sysno.close, t.Fd); }
             catch (Exception e) { ctx.Log.Error($"closing the tracking userfaultfd of {t.Pid}: {e.Message}"); }

@@ -69,25 +69,31 @@ public sealed class ParentCoverage
 }
 
 /// <summary>What a dump in a pre-dump chain stores of one task: in VMAs tracked without a break since the parent,
-/// the pages written since (PAGE_IS_WRITTEN) and those the parent lacks; the rest of their pages as PE_PARENT
+/// the pages written since (PAGE_IS_WRITTEN, or PAGE_IS_SOFT_DIRTY where soft-dirty bits track) and those the parent lacks; the rest of their pages as PE_PARENT
 /// runs; every other VMA whole (new or remapped since, or not trackable).</summary>
 public static class PagePlan
 {
     private const ulong Data = Pagemap.PAGE_IS_PRESENT | Pagemap.PAGE_IS_SWAPPED;
 
-    public static List<PlannedRun> Make(Pagemap pagemap, IEnumerable<DumpedVma> vmas, Func<DumpedVma, bool> trackedSince, ParentCoverage? parent)
+    /// <param name="softDirty">Writes are tracked by soft-dirty bits (<see cref="DirtyTrackingMethod.SoftDirty"/>),
+    /// not by async write-protection.</param>
+    public static List<PlannedRun> Make(Pagemap pagemap, IEnumerable<DumpedVma> vmas, Func<DumpedVma, bool> trackedSince, ParentCoverage? parent,
+        bool softDirty = false)
     {
         var plan = new List<PlannedRun>();
+        ulong written = softDirty ? Pagemap.PAGE_IS_SOFT_DIRTY : Pagemap.PAGE_IS_WRITTEN;
         foreach (var vma in vmas)
         {
             bool readable = vma.Maps.CanRead;
             bool anonOnly = vma.Is(VmaStatus.FilePrivate);
             ulong file = anonOnly ? Pagemap.PAGE_IS_FILE : 0;
             bool tracked = parent is not null && trackedSince(vma);
-            ulong returned = Data | file | (tracked ? Pagemap.PAGE_IS_WRITTEN : 0);
-            foreach (var region in pagemap.ScanRegions(vma.Start, vma.End, 0, file, file, Data, returned))
+            ulong returned = Data | file | (tracked ? written : 0);
+            var regions = pagemap.ScanSupported ? pagemap.ScanRegions(vma.Start, vma.End, 0, file, file, Data, returned)
+                : pagemap.EntryRegions(vma.Start, vma.End, file, file, Data, returned);
+            foreach (var region in regions)
             {
-                if (!tracked || (region.Categories & Pagemap.PAGE_IS_WRITTEN) != 0)
+                if (!tracked || (region.Categories & written) != 0)
                 {
                     Add(plan, new PlannedRun(region.Start, region.End - region.Start, false, readable));
                     continue;

@@ -7,9 +7,14 @@ using Crisp.Linux.Proc;
 namespace Crisp.Resources.Memory;
 
 /// <summary>One task's dirty tracking as a pre-dump (or a dump with --track-mem -R) left it: the userfaultfd it
-/// keeps open inside the task, and the address ranges registered with it for async write-protection.</summary>
+/// keeps open inside the task, and the address ranges registered with it for async write-protection; or, tracked
+/// by soft-dirty bits, no fd (<see cref="SoftDirtyFd"/>) and the ranges whose bits were cleared.</summary>
 public sealed record TrackedTask(int Pid, ulong StartTime, int Fd, IReadOnlyList<(ulong Start, ulong End)> Ranges)
 {
+    public const int SoftDirtyFd = -1;
+
+    public bool SoftDirty => Fd == SoftDirtyFd;
+
     public bool Covers(ulong start, ulong end) => Ranges.Any(r => r.Start <= start && end <= r.End);
 }
 
@@ -64,7 +69,10 @@ public static class TrackFile
 /// number (below RLIMIT_NOFILE, at most 1023), close-on-exec. The program can see it in /proc/self/fd; the final
 /// dump leaves it out of the images and closes it (the kernel then drops the registration and the wp bits).
 /// A write to a protected page clears its wp bit: PAGEMAP_SCAN reports it PAGE_IS_WRITTEN until the next
-/// PM_SCAN_WP_MATCHING scan protects it again.</summary>
+/// PM_SCAN_WP_MATCHING scan protects it again. Where that is missing and soft-dirty bits work
+/// (<see cref="DirtyTracking"/>), the same calls track by soft-dirty bits: nothing kept in the task, `4` written to
+/// /proc/PID/clear_refs to reset, pagemap bit 55 (PAGE_IS_SOFT_DIRTY) read by <see cref="PagePlan"/>; a VMA mapped
+/// anew is soft-dirty as a whole (VM_SOFTDIRTY), so every VMA of the ranges cleared last time is trusted.</summary>
 public static class WriteTracker
 {
     private const long UFFD_USER_MODE_ONLY = 1;
@@ -96,12 +104,13 @@ public static class WriteTracker
     /// <summary>Whether <paramref name="previous"/> still describes the task: same process (pid and start time) and
     /// its fd still a userfaultfd.</summary>
     public static bool StillHeld(DumpTask task, TrackedTask? previous) =>
-        previous is { } p && p.Pid == task.Pid && p.StartTime == task.Stat.StartTime && IsUserfaultfd(task.Pid, p.Fd);
+        previous is { } p && p.Pid == task.Pid && p.StartTime == task.Stat.StartTime
+        && (p.SoftDirty ? DirtyTracking.Current == DirtyTrackingMethod.SoftDirty : IsUserfaultfd(task.Pid, p.Fd));
 
     /// <summary>The VMA was tracked without a break since <paramref name="previous"/> was armed: registered now,
     /// and inside a range registered then (a VMA mapped anew at the same place is not registered).</summary>
     public static bool TrackedSince(DumpedVma vma, TrackedTask? previous, bool held) =>
-        held && previous is { } p && vma.WriteProtectRegistered && p.Covers(vma.Start, vma.End);
+        held && previous is { } p && (p.SoftDirty || vma.WriteProtectRegistered) && p.Covers(vma.Start, vma.End);
 
     /// <summary>Arms tracking in the seized task: the previous userfaultfd when it is still held, else a new one;
     /// every trackable VMA registered. Pages are not protected yet: <see cref="Reset"/> does that once the
@@ -109,6 +118,8 @@ public static class WriteTracker
     public static TrackedTask Arm(DumpTask task, IReadOnlyList<DumpedVma> vmas, TrackedTask? previous, Log log)
     {
         bool held = StillHeld(task, previous);
+        if (held ? previous!.SoftDirty : DirtyTracking.Current == DirtyTrackingMethod.SoftDirty)
+            return new TrackedTask(task.Pid, task.Stat.StartTime, TrackedTask.SoftDirtyFd, [.. vmas.Where(Trackable).Select(v => (v.Start, v.End))]);
         int fd = held ? previous!.Fd : Create(task);
         var ranges = new List<(ulong, ulong)>();
         foreach (var vma in vmas.Where(Trackable))
@@ -124,12 +135,34 @@ public static class WriteTracker
     /// <summary>Write-protects every page of the registered ranges: writes from now on are what the next dump stores.</summary>
     public static void Reset(Pagemap pagemap, TrackedTask tracked)
     {
+        if (tracked.SoftDirty)
+        {
+            ClearSoftDirty(tracked.Pid);
+            return;
+        }
         foreach (var (start, end) in tracked.Ranges)
             pagemap.ResetWritten(start, end);
     }
 
     /// <summary>Closes the task's tracking userfaultfd (the final dump): registration and wp bits go with it.</summary>
-    public static void Stop(DumpTask task, TrackedTask tracked) => task.Call("close(tracking userfaultfd)", Sysno.close, tracked.Fd);
+    public static void Stop(DumpTask task, TrackedTask tracked)
+    {
+        if (!tracked.SoftDirty)
+            task.Call("close(tracking userfaultfd)", Sysno.close, tracked.Fd);
+    }
+
+    /// <summary>clear_refs 4: every page of the task clean, write-protected so that its next write sets bit 55.</summary>
+    private static void ClearSoftDirty(int pid)
+    {
+        try
+        {
+            File.WriteAllText(Procfs.Host.Path(pid, "clear_refs"), "4");
+        }
+        catch (IOException e)
+        {
+            throw new CrispException($"task {pid}: clearing its soft-dirty bits (clear_refs 4) failed: {e.Message}");
+        }
+    }
 
     private static bool IsUserfaultfd(int pid, int fd)
     {

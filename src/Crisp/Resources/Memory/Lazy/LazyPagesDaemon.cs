@@ -14,7 +14,8 @@ namespace Crisp.Resources.Memory.Lazy;
 /// --lazy-pages, from its page server (<see cref="SocketPageSource"/>). One thread, one poll loop: no locking, and
 /// a fault waits at most for one chunk in flight. When the pages cannot come (the page server's connection lost,
 /// the restore gone before the tree ran) every task is killed through its pidfd before the userfaultfds are
-/// closed — closing them first would let the tree run on with zeros where pages were missing.</summary>
+/// closed — closing them first would let the tree run on with zeros where pages were missing. An mremap of lazy
+/// memory (the remap event) moves its pending pages along; they are still read at their dumped address.</summary>
 public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSource? remote, Log log) : IDisposable
 {
     private const ulong PushBytes = 1 << 20, FaultBytes = 16 * (ulong)Mman.PageSize;
@@ -31,6 +32,12 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
     public long FaultPages { get; private set; }
     public long PushedPages { get; private set; }
     public long ZeroPages { get; private set; }
+    /// <summary>Pages still pending when the program mremap()ed them elsewhere (copied in at their new address).</summary>
+    public long RemappedPages { get; private set; }
+    /// <summary>Test hook (<see cref="PushPauseVariable"/>): the least time between two background pushes, so a test
+    /// can see the program act on memory not in yet; faults are served at once all the same.</summary>
+    public TimeSpan PushPause { get; init; }
+    public const string PushPauseVariable = "CRISP_LAZY_PUSH_PAUSE_MS";
     /// <summary>Pages copied in by the time the restore said the tree runs (the rest came while it ran).</summary>
     public long CopiedWhenReleased { get; private set; } = -1;
     public long TotalPages => _tasks.Sum(t => t.TotalPages);
@@ -68,6 +75,7 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
     {
         bool restoreOpen = true;
         var fds = new List<(int Fd, LazyTask? Task)>();
+        var sincePush = System.Diagnostics.Stopwatch.StartNew();
         for (;;)
         {
             if (_finished && _tasks.All(t => t.Done))
@@ -78,13 +86,14 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
             foreach (var t in _tasks.Where(t => !t.Gone))
                 fds.Add((t.Uffd.Fd, t));
             bool pushing = _finished && _tasks.Any(t => !t.Done);
+            int wait = !pushing ? 1000 : (int)Math.Clamp((PushPause - sincePush.Elapsed).TotalMilliseconds, 0, 1000);
             if (_poll.Length < fds.Count)
                 _poll = GC.AllocateArray<long>(fds.Count * 2, pinned: true);
             for (int i = 0; i < fds.Count; i++)
                 _poll[i] = (uint)fds[i].Fd | (long)POLLIN << 32;   // struct pollfd: int fd, short events, short revents
             long n;
             fixed (long* poll = _poll)
-                n = RawSyscall.TryCall(Sysno.poll, (long)poll, fds.Count, pushing ? 0 : 1000);
+                n = RawSyscall.TryCall(Sysno.poll, (long)poll, fds.Count, wait);
             if (n < 0 && n != -Errnos.EINTR)
                 throw new SyscallException("poll", (int)-n);
             for (int i = 0; n > 0 && i < fds.Count; i++)
@@ -96,8 +105,11 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
                 else
                     restoreOpen = FromRestore(restore);
             }
-            if (_finished && _tasks.FirstOrDefault(t => !t.Done) is { } next)
+            if (_finished && sincePush.Elapsed >= PushPause && _tasks.FirstOrDefault(t => !t.Done) is { } next)
+            {
                 Push(next);
+                sincePush.Restart();
+            }
         }
     }
 
@@ -162,6 +174,11 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
                         _tasks.Add(child);
                         log.Debug($"lazy pages: task {task.Pid} forked; {child.PendingPages} pages still to copy into the child");
                         break;
+                    case Userfaultfd.EVENT_REMAP:
+                        long moved = task.Remap(m.Arg0, m.Arg1, m.Arg2);
+                        RemappedPages += moved;
+                        log.Debug($"lazy pages: task {task.Pid}: mremap 0x{m.Arg0:x} -> 0x{m.Arg1:x} ({m.Arg2} bytes): {moved} pending pages moved");
+                        break;
                     case Userfaultfd.EVENT_REMOVE:
                     case Userfaultfd.EVENT_UNMAP:
                         task.Remove(m.Arg0, m.Arg1);   // the program dropped them: never push stale pages there
@@ -216,13 +233,17 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
         int len = (int)(region.End - region.Start);
         var data = _buffer.AsSpan(0, len);
         if (region.Remote)
-            remote!.Read(task.Pid, region.Start, data);
+            remote!.Read(task.Pid, region.ImageStart, data);
         else
-            _local.Read(task.Pid, region.Start, data);
+            _local.Read(task.Pid, region.ImageStart, data);
         ulong at = 0;
+        bool pageByPage = false;
         while (at < (ulong)len)
         {
-            long r = Userfaultfd.Copy(task.Uffd.Fd, region.Start + at, data[(int)at..]);
+            var src = data[(int)at..];
+            if (pageByPage)
+                src = src[..Mman.PageSize];
+            long r = Userfaultfd.Copy(task.Uffd.Fd, region.Start + at, src);
             if (r > 0)
             {
                 task.Remove(region.Start + at, region.Start + at + (ulong)r);
@@ -240,6 +261,9 @@ public sealed unsafe class LazyPagesDaemon(ImageDirectory images, SocketPageSour
                     Userfaultfd.Wake(task.Uffd.Fd, page, (ulong)Mman.PageSize);
                     task.Remove(page, page + (ulong)Mman.PageSize);
                     at += (ulong)Mman.PageSize;
+                    break;
+                case Errnos.ENOENT when !pageByPage && (ulong)len - at > (ulong)Mman.PageSize:
+                    pageByPage = true;   // the range spans two VMAs now (an mprotect split it): one page at a time
                     break;
                 case Errnos.ENOENT:   // unmapped (the event may not be read yet)
                     task.Remove(page, page + (ulong)Mman.PageSize);

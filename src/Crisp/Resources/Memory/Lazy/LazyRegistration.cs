@@ -10,10 +10,16 @@ namespace Crisp.Resources.Memory.Lazy;
 /// too, not only user-mode ones), its lazy VMAs registered MODE_MISSING while still empty, then the fd copied into
 /// crisp (pidfd_getfd), sent over the lazy-pages socket with a pidfd of the task, and closed in the task — the
 /// program never sees it. Asks for the fork event (a child forked while pages are missing gets a userfaultfd of its
-/// own, which the daemon fills too) and the unmap and MADV_DONTNEED/REMOVE events (the daemon never pushes stale
-/// pages over memory the program dropped).</summary>
+/// own, which the daemon fills too), the unmap and MADV_DONTNEED/REMOVE events (the daemon never pushes stale
+/// pages over memory the program dropped) and the remap event: without it an mremap that moves a lazy area drops
+/// the moved VMA's registration and its pages not copied yet read as zeros; with it the registration moves along
+/// and the daemon moves its pending pages to the new addresses.</summary>
 public static class LazyRegistration
 {
+    /// <summary>The events asked for (the lazy_pages probe asks for the same).</summary>
+    public const ulong Features = Userfaultfd.FEATURE_EVENT_FORK | Userfaultfd.FEATURE_EVENT_REMAP
+        | Userfaultfd.FEATURE_EVENT_REMOVE | Userfaultfd.FEATURE_EVENT_UNMAP;
+
     /// <summary>Creates the userfaultfd in the task and registers <paramref name="vmas"/>; its fd in the task.</summary>
     public static int Register(RestoreTask task, IReadOnlyCollection<vma_entry> vmas)
     {
@@ -22,11 +28,11 @@ public static class LazyRegistration
             throw new CrispException($"task {task.Pid}: userfaultfd in the task failed ({Errnos.Describe((int)-fd)}): lazy restore needs it (crisp check --feature lazy_pages)");
         try
         {
-            Span<ulong> api = [Userfaultfd.UFFD_API, Userfaultfd.FEATURE_EVENT_FORK | Userfaultfd.FEATURE_EVENT_REMOVE | Userfaultfd.FEATURE_EVENT_UNMAP, 0];
+            Span<ulong> api = [Userfaultfd.UFFD_API, Features, 0];
             ulong at = task.Puppet.Remote.PutOnScratch(MemoryMarshal.AsBytes(api));
             long r = task.Puppet.Remote.Syscall(Sysno.ioctl, fd, Userfaultfd.UFFDIO_API, (long)at);
             if (r < 0)
-                throw new CrispException($"task {task.Pid}: UFFDIO_API with the fork, unmap and remove events failed ({Errnos.Describe((int)-r)})");
+                throw new CrispException($"task {task.Pid}: UFFDIO_API with the fork, remap, unmap and remove events failed ({Errnos.Describe((int)-r)})");
             foreach (var v in vmas)
             {
                 Span<ulong> reg = [v.Start, v.End - v.Start, Userfaultfd.REGISTER_MODE_MISSING, 0];

@@ -6,12 +6,19 @@ namespace Crisp.Resources.Memory.Lazy;
 
 /// <summary>One restored task as the lazy-pages daemon sees it: its userfaultfd and pidfd, and the pages not copied
 /// in yet — every pagemap run inside its lazy VMAs, cut at VMA ends (one UFFDIO_COPY never spans two VMAs), each
-/// marked whether its data is in the local pages files or only on the page server (PE_LAZY without PE_PRESENT).</summary>
+/// marked whether its data is in the local pages files or only on the page server (PE_LAZY without PE_PRESENT).
+/// Addresses are the task's as it runs now: an mremap that moved pending pages shifts them, and each region keeps
+/// how far it moved, so its data is still read at the address the images know it by.</summary>
 public sealed class LazyTask : IDisposable
 {
     private readonly List<Region> _pending;
 
-    public readonly record struct Region(ulong Start, ulong End, bool Remote);
+    /// <summary>[Start, End) as mapped now; <paramref name="Moved"/> is how far mremap moved it (now minus dumped
+    /// address, modulo 2^64): its pages are the images' at <see cref="ImageStart"/>.</summary>
+    public readonly record struct Region(ulong Start, ulong End, bool Remote, ulong Moved = 0)
+    {
+        public ulong ImageStart => Start - Moved;
+    }
 
     public LazyTask(int pid, UnixFd uffd, UnixFd? pidfd, mm_entry mm, PagemapReader pages)
     {
@@ -75,7 +82,7 @@ public sealed class LazyTask : IDisposable
         if (i < 0)
             return null;
         var r = _pending[i];
-        return new Region(address, Math.Min(r.End, address + maxBytes), r.Remote);
+        return r with { Start = address, End = Math.Min(r.End, address + maxBytes) };
     }
 
     /// <summary>[start, end) is in (copied), or dropped by the program (munmap, MADV_DONTNEED): no longer pending.</summary>
@@ -94,6 +101,26 @@ public sealed class LazyTask : IDisposable
                 _pending.Insert(at++, r with { Start = end });
             i = at - 1;
         }
+    }
+
+    /// <summary>The program moved [from, from+len) to [to, to+len) (mremap; the kernel moved the userfaultfd
+    /// registration along): the pending pages in it move too, and whatever was pending at the target is gone (the
+    /// kernel unmapped it first). Returns how many pending pages moved.</summary>
+    public long Remap(ulong from, ulong to, ulong len)
+    {
+        var moved = new List<Region>();
+        for (int i = 0; i < _pending.Count; i++)
+        {
+            var r = _pending[i];
+            ulong s = Math.Max(r.Start, from), e = Math.Min(r.End, from + len);
+            if (s < e)
+                moved.Add(r with { Start = s - from + to, End = e - from + to, Moved = r.Moved + (to - from) });
+        }
+        Remove(from, from + len);
+        Remove(to, to + len);
+        _pending.AddRange(moved);
+        _pending.Sort((a, b) => a.Start.CompareTo(b.Start));
+        return moved.Sum(r => (long)((r.End - r.Start) / Mman.PageSize));
     }
 
     /// <summary>SIGKILL through the pidfd (the tree cannot get its pages).</summary>
