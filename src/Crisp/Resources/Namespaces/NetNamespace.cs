@@ -153,7 +153,7 @@ public sealed partial class NetNamespace : INamespaceContent
         // each link's own once it exists (lo's in full: it was there before the defaults were set).
         string image = netnsFile.FileName;
         bool weak = ctx.Options.WeakSysctls;
-        int sysctls = empty ? 0 : NetNamespaces.Run(state.Namespace, () => NetSysctls.WriteNamespace(netns, image, weak, ctx.Log));
+        int sysctls = empty || netns is null ? 0 : NetNamespaces.Run(state.Namespace, () => NetSysctls.WriteNamespace(netns, image, weak, ctx.Log));
         if (lo is not null)
             SetLoopback(nl, lo);
         links?.Create(nl, ctx.Log);
