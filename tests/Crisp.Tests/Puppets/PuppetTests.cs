@@ -67,4 +67,35 @@ public class PuppetTests
             first.Kill();
         }
     }
+
+    /// <summary>A batch runs in the puppet in one stop: every call in turn whatever each returns, each result in its
+    /// place (a failure as -errno, later calls still run), the six arguments passed, and the registers left as they
+    /// were for the next single call.</summary>
+    [RootFact]
+    public void ASyscallBatchRunsEveryCallInOneStopWithItsOwnResult()
+    {
+        using var tracer = new Tracer();
+        var puppet = Puppet.Spawn(new Seizer(tracer));
+        try
+        {
+            var remote = puppet.Remote;
+            long before = remote.CallCount;
+            const ulong Where = 0x7f0000000000;
+            var results = remote.Syscalls([
+                new RemoteCall(Sysno.getpid),
+                new RemoteCall(Sysno.close, 987),                     // EBADF, and the batch goes on
+                new RemoteCall(Sysno.mmap, (long)Where, 3 * Mman.PageSize, Mman.PROT_READ, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | Mman.MAP_FIXED, -1, 0),
+                new RemoteCall(Sysno.getppid),
+            ]);
+            Assert.Equal([puppet.Pid, -Errnos.EBADF, (long)Where, Environment.ProcessId], results);
+            Assert.Equal(before + 4, remote.CallCount);
+            var area = ProcMaps.Read(puppet.Pid).Single(m => m.Start == Where);
+            Assert.Equal(Where + 3 * Mman.PageSize, area.End);   // length and flags (a5, a6 = -1, 0) arrived
+            Assert.Equal(puppet.Pid, remote.Getpid());            // a single call after the batch still works
+        }
+        finally
+        {
+            puppet.Kill();
+        }
+    }
 }

@@ -147,7 +147,24 @@ public sealed unsafe partial class Pagemap : IDisposable
     /// hundreds of thousands, which a dump need not hold all at once.</summary>
     public IEnumerable<PageRun> Scan(ulong start, ulong end, bool excludeFile = false)
     {
-        var vec = new PageRegion[ScanVecLength];
+        // One vector per open pagemap, taken while a scan runs: a dump scans every VMA, and 12 KiB of fresh heap
+        // per VMA costs a first-touch fault per page on this VM and wakes the GC in a small dump.
+        var vec = Interlocked.Exchange(ref _scanVec, null) ?? new PageRegion[ScanVecLength];
+        try
+        {
+            foreach (var run in Scan(start, end, excludeFile, vec))
+                yield return run;
+        }
+        finally
+        {
+            _scanVec = vec;
+        }
+    }
+
+    private PageRegion[]? _scanVec;
+
+    private IEnumerable<PageRun> Scan(ulong start, ulong end, bool excludeFile, PageRegion[] vec)
+    {
         PageRun? pending = null;
         ulong at = start;
         while (at < end)
