@@ -41,6 +41,7 @@ public static class MigrateCommand
             Iterations = iterations,
             UntilDirtyBelow = below,
             Lazy = ctx.Args.Has("lazy"),
+            Faults = FaultInjection.FromEnvironment(),
             Report = line =>
             {
                 ctx.Log.Info($"migrate: {line}");

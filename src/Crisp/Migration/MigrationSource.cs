@@ -22,6 +22,9 @@ public sealed record MigrationOptions
     public bool Lazy { get; init; }
     /// <summary>Where the local images of the iterations are kept meanwhile (null: the temp directory).</summary>
     public string? TempDir { get; init; }
+    /// <summary>CRISP_FAULT: "migrate:lazy-pages" fails the source once half of the lazy pages are sent (the tree
+    /// runs on the target by then: the pages are being pushed).</summary>
+    public FaultInjection Faults { get; init; } = FaultInjection.None;
     /// <summary>One line per iteration (the CLI prints them on stderr).</summary>
     public Action<string>? Report { get; init; }
 }
@@ -227,9 +230,15 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
         {
             pages.Send(MigrationFrame.Pages, []);
             var seized = new Resources.Memory.Lazy.SeizedPages(ctx.Memory.LazyRuns);
+            long half = ctx.Memory.LazyRuns.Values.Sum(t => t.Runs.Sum(r => (long)r.Length)) / Images.PagemapWriter.PageSize / 2;
             try
             {
-                server.ServeOn(pages.Stream, seized.Available, seized.Read);
+                server.ServeOn(pages.Stream, seized.Available, (pid, vaddr, into) =>
+                {
+                    if (server.PagesSent >= half)
+                        options.Faults.At("migrate:lazy-pages");
+                    seized.Read(pid, vaddr, into);
+                });
             }
             catch (CrispException) when (answer.Wait(TimeSpan.FromSeconds(5)) && answer.Result.Type == MigrationFrame.Failed)
             {

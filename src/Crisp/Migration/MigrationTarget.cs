@@ -187,7 +187,7 @@ public sealed class MigrationTarget(MigrationChannel channel, string dir, Securi
         {
             _log = log;
             Socket = Path.Combine(images, Resources.Memory.Lazy.LazyPagesSocket.Name);
-            var remote = new Images.Pages.SocketPageSource(new Images.PageServer.PageServerClient(pages.Stream, pages.Peer, owned: true));
+            var remote = new Images.Pages.SocketPageSource(new Images.PageServer.PageServerClient(pages.Stream, $"{pages.Peer.Replace("receive: ", "")} (migrate --lazy)", owned: true));
             _daemon = new Resources.Memory.Lazy.LazyPagesDaemon(Images.ImageDirectory.Open(images), remote, log);
             var listener = Resources.Memory.Lazy.LazyPagesDaemon.Listen(Socket);
             _thread = new Thread(() =>

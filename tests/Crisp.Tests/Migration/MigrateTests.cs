@@ -211,6 +211,39 @@ public class MigrateTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
     }
 
+    /// <summary>--lazy, the source failing half-way through the pages (CRISP_FAULT=migrate:lazy-pages; the tree runs on
+    /// the target by then): the target's daemon kills the restored tree, `crisp receive` fails in one line and leaves
+    /// nothing, and the source tree, never killed, runs on with every page right.</summary>
+    [RootFact]
+    public void ALazyMigrationWhoseSourceFailsHalfWayKillsTheRestoredTreeAndTheSourceRunsOn()
+    {
+        const int mib = 64;
+        string dir = _bench.Work;
+        string[] argv = ["lazy_mem", dir, mib.ToString(), "rewrite"];
+        int pid = _bench.Start(Support.Workloads.Build("lazy_mem"), argv);
+        Bench.WaitFor(() => File.Exists(Path.Combine(dir, "ready")), "lazy_mem to fill its memory", 60);
+        string images = ReceiveDir();
+        int port = PageServerTests.FreePort();
+        var receiver = _hosts.StartReceiver(images, port, []);
+        var r = CrispCli.Run(Slow, new Dictionary<string, string> { ["CRISP_FAULT"] = "migrate:lazy-pages" },
+            ["migrate", "-t", pid.ToString(), "--to", $"{_hosts.There}:{port}", "--lazy", "--iterations", "0"]);
+        output.WriteLine($"migrate: exit {r.ExitCode}\n{r.Stderr.Trim()}");
+        Assert.Equal(1, r.ExitCode);
+        AssertFailedWith(r.Stderr, "fault injected at migrate:lazy-pages");
+        Assert.Equal(1, receiver.Wait());
+        output.WriteLine($"receive: {receiver.Stderr.Trim()}");
+        FailureSafetyTests.AssertOneLine(receiver.Stderr, "the restored tree was killed");
+        Assert.Empty(Directory.GetFileSystemEntries(images));
+        Bench.WaitFor(() => Running(argv).SequenceEqual([pid]), "only the source tree to be left");
+        long last = Ticks(dir)[^1].Tick;
+        Bench.WaitFor(() => Ticks(dir)[^1].Tick >= last + 3, "the source tree to tick on");
+        Assert.All(Ticks(dir).TakeLast(3), t => Assert.Equal(t.Total, t.Resident));
+        Crisp.Linux.Signals.Kill(pid, Live.SIGUSR1);
+        string verdict = Path.Combine(dir, "verdict");
+        Bench.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "lazy_mem's verdict", 60);
+        Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+    }
+
     [RootFact]
     public void AReceiverKilledMidwayLeavesTheSourceCountingUntouched()
     {
