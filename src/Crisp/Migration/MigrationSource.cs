@@ -202,7 +202,8 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
         options.Report?.Invoke($"final dump: {pages} pages ({Mib(pages * 4096):F1} MiB), tree frozen {stats.Counters.Frozen.TotalMilliseconds:F0} ms " +
             $"(shipping {shipping.TotalMilliseconds:F0} ms, target restore {restoring.TotalMilliseconds:F0} ms); it runs on the target as pid {targetPid}");
         if (lazyPages >= 0)
-            options.Report?.Invoke($"lazy pages: {lazyPages} served from the stopped tree, {lazyAfterRunning} of them once it ran on the target");
+            options.Report?.Invoke($"lazy pages: {lazyPages} served from the stopped tree, {lazyAfterRunning} of them once it ran on the target " +
+                $"(it ran there {(shipping + restoring).TotalMilliseconds:F0} ms after the final dump's images were complete)");
         // As after any dump that killed its tree: the lock stays until the connections' address leads to their
         // new socket, here to the target. Lifted now, the peers' packets would meet a host without it: a reset.
         if (lockTable is not null)
