@@ -279,14 +279,18 @@ public class MigrateTests(ITestOutputHelper output) : IDisposable
         Bench.AssertContinuous(counter);
     }
 
-    [RootFact]
-    public void ARestoreThatFailsOnTheTargetLeavesTheSourceRunningAndNothingThere()
+    /// <summary>Also with --lazy: the target's daemon, still waiting for the restore, is woken and its pages
+    /// connection closed, and the source hears the target's line.</summary>
+    [RootTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ARestoreThatFailsOnTheTargetLeavesTheSourceRunningAndNothingThere(bool lazy)
     {
         var (pid, counter) = StartCounter();
         string images = ReceiveDir();
         int port = PageServerTests.FreePort();
         var receiver = _hosts.StartReceiver(images, port, [], env: "CRISP_FAULT=restore:puppets");
-        var r = Migrate(pid, port, "--iterations", "1");
+        var r = Migrate(pid, port, ["--iterations", "1", .. lazy ? new[] { "--lazy" } : []]);
         Assert.Equal(1, r.ExitCode);
         AssertFailedWith(r.Stderr, "the target could not restore the tree");
         Assert.Equal(1, receiver.Wait());
