@@ -188,8 +188,17 @@ public sealed class MigrationTarget(MigrationChannel channel, string dir, Securi
             _log = log;
             Socket = Path.Combine(images, Resources.Memory.Lazy.LazyPagesSocket.Name);
             var remote = new Images.Pages.SocketPageSource(new Images.PageServer.PageServerClient(pages.Stream, $"{pages.Peer.Replace("receive: ", "")} (migrate --lazy)", owned: true));
-            _daemon = new Resources.Memory.Lazy.LazyPagesDaemon(Images.ImageDirectory.Open(images), remote, log);
-            var listener = Resources.Memory.Lazy.LazyPagesDaemon.Listen(Socket);
+            Linux.UnixFd listener;
+            try
+            {
+                _daemon = new Resources.Memory.Lazy.LazyPagesDaemon(Images.ImageDirectory.Open(images), remote, log);
+                listener = Resources.Memory.Lazy.LazyPagesDaemon.Listen(Socket);
+            }
+            catch
+            {
+                remote.Dispose();   // the source's pages connection with it
+                throw;
+            }
             _thread = new Thread(() =>
             {
                 try { _daemon.Run(listener); }
