@@ -219,7 +219,7 @@ public static class Program
           crisp dump -t PID -D DIR [-R]       checkpoint the process tree rooted at PID
           crisp pre-dump -t PID -D DIR        copy the tree's memory while it runs on (a chain: --prev-images-dir)
           crisp page-server --port P -D DIR   receive one dump's pages (dump --page-server --address A --port P)
-          crisp migrate -t PID --to HOST[:PORT]   move a running tree to `crisp receive` on another host
+          crisp migrate -t PID --to HOST[:PORT] [--lazy]   move a running tree to `crisp receive` on another host
           crisp receive [--port P] [-D DIR]   take one migrated tree and run it here
           crisp restore -D DIR [-d]           restore a checkpoint (--lazy-pages: memory filled on fault by lazy-pages)
           crisp lazy-pages -D DIR [--page-server --address A --port P]   fill a --lazy-pages restore's memory

@@ -123,6 +123,7 @@ public static class CriuOptions
         Value("to", null, "migrate: the target, HOST[:PORT], where `crisp receive` listens"),
         Value("iterations", null, "migrate: at most N pre-dumps before the final dump (default 3)"),
         Value("until-dirty-below", null, "migrate: stop pre-dumping once one stores fewer than PAGES pages"),
+        Flag("lazy", null, "migrate: post-copy: the final dump leaves the pages written since the last pre-dump in the stopped tree; the target runs the restored tree while they come, and the tree here is killed once all are there"),
         // crisp's own, for `crisp install`.
         Flag("as-criu", null, "install: also as `criu` (a symlink to crisp), for runc, Podman and scripts"),
         Value("prefix", null, "install: under DIR/bin (default /usr/local)"),

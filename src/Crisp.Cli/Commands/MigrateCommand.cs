@@ -7,7 +7,7 @@ using Crisp.Restore;
 
 namespace Crisp.Cli.Commands;
 
-/// <summary>`crisp migrate -t PID --to HOST[:PORT] [--iterations N | --until-dirty-below PAGES] [--tls …]` on the
+/// <summary>`crisp migrate -t PID --to HOST[:PORT] [--iterations N | --until-dirty-below PAGES] [--lazy] [--tls …]` on the
 /// source and `crisp receive [--port P] [--address A] [-D DIR] [--tls …]` on the target: one tree moved over one
 /// connection of crisp's own (<see cref="MigrationChannel"/>), the source tree killed only once the target runs it.</summary>
 public static class MigrateCommand
@@ -40,6 +40,8 @@ public static class MigrateCommand
             Tls = tls,
             Iterations = iterations,
             UntilDirtyBelow = below,
+            Lazy = ctx.Args.Has("lazy"),
+            Faults = FaultInjection.FromEnvironment(),
             Report = line =>
             {
                 ctx.Log.Info($"migrate: {line}");
@@ -81,15 +83,35 @@ public static class MigrateCommand
         ctx.Log.Info($"receive: listening on {address}:{port}, images to {dir}");
         status?.Ready();
         var socket = listener.Accept();
-        socket.NoDelay = true;
-        string peer = $"receive: the source {socket.RemoteEndPoint}";
-        ctx.Log.Info($"{peer}: connected");
-        var tcp = new NetworkStream(socket, ownsSocket: true) { ReadTimeout = (int)TimeSpan.FromMinutes(10).TotalMilliseconds };
-        Stream stream = tls is null ? tcp : tls.Server(tcp, peer, HandshakeTimeout);
-        using var channel = new MigrationChannel(stream, peer);
-        int root = new MigrationTarget(channel, dir, modes, o => new Restorer(o, ctx.Log, FaultInjection.FromEnvironment()).Run(), ctx.Log).Run();
+        var source = ((IPEndPoint)socket.RemoteEndPoint!).Address;
+        using var channel = Open(socket, tls, ctx.Log);
+        // --lazy: the source's second connection, for the pages; from the same address, and soon.
+        MigrationChannel AcceptPages()
+        {
+            if (!listener.Poll(HandshakeTimeout, SelectMode.SelectRead))
+                throw new CrispException($"{channel.Peer}: no connection for the lazy pages within {HandshakeTimeout.TotalSeconds:F0} s");
+            var next = listener.Accept();
+            if (!((IPEndPoint)next.RemoteEndPoint!).Address.Equals(source))
+            {
+                next.Dispose();
+                throw new CrispException($"{channel.Peer}: the lazy pages connection came from {next.RemoteEndPoint}, not from the source");
+            }
+            return Open(next, tls, ctx.Log);
+        }
+        int root = new MigrationTarget(channel, dir, modes, o => new Restorer(o, ctx.Log, FaultInjection.FromEnvironment()).Run(), ctx.Log, AcceptPages).Run();
         ctx.Out.WriteLine(root);
         return 0;
+    }
+
+    /// <summary>An accepted connection of the source as a channel (TLS when --tls).</summary>
+    private static MigrationChannel Open(Socket socket, Crisp.Security.Tls.TlsSettings? tls, Log log)
+    {
+        socket.NoDelay = true;
+        string peer = $"receive: the source {socket.RemoteEndPoint}";
+        log.Info($"{peer}: connected");
+        var tcp = new NetworkStream(socket, ownsSocket: true) { ReadTimeout = (int)TimeSpan.FromMinutes(10).TotalMilliseconds };
+        Stream stream = tls is null ? tcp : tls.Server(tcp, peer, HandshakeTimeout);
+        return new MigrationChannel(stream, peer);
     }
 
     /// <summary>crisp receive's port when none is given.</summary>

@@ -87,6 +87,12 @@ public sealed record DumpOptions
     /// once the images are written, from the still-seized tree to a lazy-pages daemon (PS_IOV_GET) until it says
     /// PS_IOV_CLOSE; then the tree is killed. A transfer that fails lets the tree run on. null: a plain dump.</summary>
     public (string Address, int Port)? LazyPages { get; init; }
+    /// <summary>crisp migrate --lazy: private anonymous pages written since the parent (all of them without one) are
+    /// recorded PE_LAZY as with <see cref="LazyPages"/>, the rest PE_PARENT; the dump's Handoff serves them over the
+    /// migration's own connection (the lazy runs of the memory state). No listening socket of its own.</summary>
+    public bool LazyHandoff { get; init; }
+    /// <summary>Lazy runs are recorded (<see cref="LazyPages"/> or <see cref="LazyHandoff"/>).</summary>
+    public bool Lazy => LazyPages is not null || LazyHandoff;
     /// <summary>Called once the images are written and the lazy pages are being served (the endpoint).</summary>
     public Action<string>? LazyServing { get; init; }
 }

@@ -22,6 +22,9 @@ public enum MigrationFrame : uint
     Failed = 7,
     /// <summary>The source tree is gone: the restored one is the tree now.</summary>
     Done = 8,
+    /// <summary>First on a second connection of a --lazy migration: from here on it carries the lazy pages, in CRIU's
+    /// page server protocol (the target's lazy-pages daemon asks with PS_IOV_GET, the source answers).</summary>
+    Pages = 9,
 }
 
 /// <summary>What the target's restore needs to be told (the dump's options a restore must repeat).</summary>
@@ -30,6 +33,8 @@ public enum RestoreFlags : uint
 {
     None = 0,
     TcpEstablished = 1,
+    /// <summary>--lazy: restore with --lazy-pages; the pages come over a second connection (<see cref="MigrationFrame.Pages"/>).</summary>
+    Lazy = 2,
 }
 
 /// <summary>crisp migrate's own framing over one stream (TCP, or TLS over it): each frame is u32 type, u32 payload
@@ -47,6 +52,9 @@ public sealed class MigrationChannel(Stream stream, string peer) : IDisposable
 
     /// <summary>Who is at the other end, for messages ("migrate to 10.0.0.2:7000", "receive: 10.0.0.1:41000").</summary>
     public string Peer => peer;
+
+    /// <summary>The stream under the frames (a --lazy migration's pages connection goes on in another protocol).</summary>
+    public Stream Stream => stream;
 
     /// <summary>Bytes of file data sent or received so far.</summary>
     public long FileBytes { get; private set; }
@@ -118,7 +126,7 @@ public sealed class MigrationChannel(Stream stream, string peer) : IDisposable
             throw new CrispException($"{peer}: connection closed while waiting for {what}");
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(_header);
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(4));
-        if (type is 0 or > (uint)MigrationFrame.Done || length > MaxPayload)
+        if (type is 0 or > (uint)MigrationFrame.Pages || length > MaxPayload)
             throw new CrispException($"{peer}: not crisp's migration protocol (frame type {type}, {length} bytes)");
         var payload = new byte[length];
         ReadExactly(payload, what, allowEnd: false);

@@ -17,8 +17,14 @@ public sealed record MigrationOptions
     public int Iterations { get; init; } = 3;
     /// <summary>Stop pre-dumping once one stored fewer pages than this (null: always <see cref="Iterations"/>).</summary>
     public long? UntilDirtyBelow { get; init; }
+    /// <summary>--lazy: the final dump leaves the pages written since the last pre-dump in the stopped tree, and the
+    /// target's restore runs the tree while they are fetched (post-copy); the tree here is killed once every one is there.</summary>
+    public bool Lazy { get; init; }
     /// <summary>Where the local images of the iterations are kept meanwhile (null: the temp directory).</summary>
     public string? TempDir { get; init; }
+    /// <summary>CRISP_FAULT: "migrate:lazy-pages" fails the source once half of the lazy pages are sent (the tree
+    /// runs on the target by then: the pages are being pushed).</summary>
+    public FaultInjection Faults { get; init; } = FaultInjection.None;
     /// <summary>One line per iteration (the CLI prints them on stderr).</summary>
     public Action<string>? Report { get; init; }
 }
@@ -42,14 +48,9 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
         string work = MakeWorkDir();
         try
         {
-            var tcp = Images.PageServer.PageServerClient.TcpConnect(options.Host, options.Port, options.Dump.Timeout, peer);
-            tcp.ReadTimeout = (int)ReplyTimeout.TotalMilliseconds;
-            Stream stream = options.Tls is { } tls ? tls.Client(tcp, options.Host, peer, options.Dump.Timeout) : tcp;
-            using var channel = new MigrationChannel(stream, peer);
+            using var channel = Connect(peer);
             try
             {
-                channel.SendHello();
-                channel.ExpectHello();
                 string? last = PreDumps(channel, work, out int preDumps);
                 return Final(channel, work, last, preDumps);
             }
@@ -64,6 +65,26 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
             try { Directory.Delete(work, recursive: true); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { log.Warn($"migrate: cannot remove {work}: {e.Message}"); }
         }
+    }
+
+    /// <summary>A connection to `crisp receive`, hellos exchanged.</summary>
+    private MigrationChannel Connect(string peer)
+    {
+        var tcp = Images.PageServer.PageServerClient.TcpConnect(options.Host, options.Port, options.Dump.Timeout, peer);
+        tcp.ReadTimeout = (int)ReplyTimeout.TotalMilliseconds;
+        Stream stream = options.Tls is { } tls ? tls.Client(tcp, options.Host, peer, options.Dump.Timeout) : tcp;
+        var channel = new MigrationChannel(stream, peer);
+        try
+        {
+            channel.SendHello();
+            channel.ExpectHello();
+        }
+        catch
+        {
+            channel.Dispose();
+            throw;
+        }
+        return channel;
     }
 
     /// <summary>The last pre-dump that armed tracking in the tree (its directory name), until the final dump.</summary>
@@ -134,9 +155,11 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
     private Result Final(MigrationChannel channel, string work, string? last, int preDumps)
     {
         int targetPid = 0;
+        string? lockTable = null;
         long shipStart = 0;
         TimeSpan shipping = default, restoring = default;
-        var flags = options.Dump.TcpEstablished ? RestoreFlags.TcpEstablished : RestoreFlags.None;
+        long lazyPages = -1, lazyAfterRunning = 0;
+        var flags = (options.Dump.TcpEstablished ? RestoreFlags.TcpEstablished : RestoreFlags.None) | (options.Lazy ? RestoreFlags.Lazy : RestoreFlags.None);
         var dumper = new Dumper(options.Dump with
         {
             ImagesDir = Path.Combine(work, "final"),
@@ -146,10 +169,12 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
             LeaveStopped = false,
             TrackMem = false,
             PageServer = null,
+            LazyHandoff = options.Lazy,
         }, log)
         {
-            Handoff = _ =>
+            Handoff = ctx =>
             {
+                lockTable = ctx.Files.TcpRepaired.Lock is { Holds: true } held ? held.Table : null;
                 shipStart = Stopwatch.GetTimestamp();
                 Ship(channel, Path.Combine(work, "final"), "final");
                 shipping = Stopwatch.GetElapsedTime(shipStart);
@@ -157,8 +182,11 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
                 BinaryPrimitives.WriteUInt32LittleEndian(payload, (uint)flags);
                 Encoding.UTF8.GetBytes("final", payload.AsSpan(4));
                 channel.Send(MigrationFrame.Restore, payload);
-                var (type, answer) = channel.Receive("the target's restore");
-                restoring = Stopwatch.GetElapsedTime(shipStart) - shipping;
+                var (type, answer) = options.Lazy
+                    ? ServeLazyPages(ctx, channel, out lazyPages, out lazyAfterRunning, () => restoring = Stopwatch.GetElapsedTime(shipStart) - shipping)
+                    : channel.Receive("the target's restore");
+                if (!options.Lazy)
+                    restoring = Stopwatch.GetElapsedTime(shipStart) - shipping;
                 targetPid = type switch
                 {
                     MigrationFrame.Running when answer.Length == 4 => BinaryPrimitives.ReadInt32LittleEndian(answer),
@@ -173,7 +201,55 @@ public sealed class MigrationSource(MigrationOptions options, Log log)
         long pages = stats.Counters.PagesWritten;
         options.Report?.Invoke($"final dump: {pages} pages ({Mib(pages * 4096):F1} MiB), tree frozen {stats.Counters.Frozen.TotalMilliseconds:F0} ms " +
             $"(shipping {shipping.TotalMilliseconds:F0} ms, target restore {restoring.TotalMilliseconds:F0} ms); it runs on the target as pid {targetPid}");
+        if (lazyPages >= 0)
+            options.Report?.Invoke($"lazy pages: {lazyPages} served from the stopped tree, {lazyAfterRunning} of them once it ran on the target " +
+                $"(it ran there {(shipping + restoring).TotalMilliseconds:F0} ms after the final dump's images were complete)");
+        // As after any dump that killed its tree: the lock stays until the connections' address leads to their
+        // new socket, here to the target. Lifted now, the peers' packets would meet a host without it: a reset.
+        if (lockTable is not null)
+            options.Report?.Invoke($"the connections stay locked on this host until their address leads to the target; then: nft delete table inet {lockTable}");
         return new Result(targetPid, preDumps, pages, stats.Counters.Frozen);
+    }
+
+    /// <summary>--lazy, once the target was told to restore: a second connection carries the pages the final dump left
+    /// in the tree, served to the target's lazy-pages daemon until it has every one, while the first one brings the
+    /// target's answer (read on another thread: the restored tree runs, and faults, before the last page is sent).
+    /// Returns that answer once every page is served; a failed restore or a lost connection is an error, and the
+    /// tree here runs on (the target's daemon kills its restored copy when the pages stop).</summary>
+    private (MigrationFrame Type, byte[] Payload) ServeLazyPages(DumpContext ctx, MigrationChannel channel, out long served, out long afterRunning, Action ran)
+    {
+        var server = Images.PageServer.LazyPagesServer.ForConnection(channel.Peer);
+        long atAnswer = -1;
+        var answer = Task.Run(() =>
+        {
+            var a = channel.Receive("the target's restore");
+            atAnswer = server.PagesSent;
+            ran();
+            return a;
+        });
+        using (var pages = Connect($"{channel.Peer} (lazy pages)"))
+        {
+            pages.Send(MigrationFrame.Pages, []);
+            var seized = new Resources.Memory.Lazy.SeizedPages(ctx.Memory.LazyRuns);
+            long half = ctx.Memory.LazyRuns.Values.Sum(t => t.Runs.Sum(r => (long)r.Length)) / Images.PagemapWriter.PageSize / 2;
+            try
+            {
+                server.ServeOn(pages.Stream, seized.Available, (pid, vaddr, into) =>
+                {
+                    if (server.PagesSent >= half)
+                        options.Faults.At("migrate:lazy-pages");
+                    seized.Read(pid, vaddr, into);
+                });
+            }
+            catch (CrispException) when (answer.Wait(TimeSpan.FromSeconds(5)) && answer.Result.Type == MigrationFrame.Failed)
+            {
+                // The target's restore failed and it hung up the pages: its own line says why.
+            }
+        }
+        var result = answer.GetAwaiter().GetResult();
+        served = server.PagesSent;
+        afterRunning = result.Type == MigrationFrame.Running ? served - Interlocked.Read(ref atAnswer) : 0;
+        return result;
     }
 
     /// <summary>Every file of a checkpoint directory, and its `parent` link.</summary>

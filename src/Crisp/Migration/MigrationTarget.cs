@@ -10,7 +10,13 @@ namespace Crisp.Migration;
 /// counts only when the source then says its tree is gone: a connection that ends before — garbage, a source that
 /// died, a restore that failed — kills a tree restored here and removes every directory the session wrote, so no
 /// half-received checkpoint is left to restore from.</summary>
-public sealed class MigrationTarget(MigrationChannel channel, string dir, Security.ImageModes modes, Func<RestoreOptions, RestoredTree> restore, Log log)
+/// <remarks>--lazy: the source opens a second connection for the pages it left in its stopped tree
+/// (<paramref name="acceptPages"/> takes it); a lazy-pages daemon on a thread of this process fills the restored tree
+/// from it and from the pre-dumps received, and "running" goes back as soon as the tree runs; the session waits for
+/// the last page, then for the source's last word. Pages that stop coming kill the restored tree (the daemon's
+/// rule) and fail the session in one line.</remarks>
+public sealed class MigrationTarget(MigrationChannel channel, string dir, Security.ImageModes modes, Func<RestoreOptions, RestoredTree> restore, Log log,
+    Func<MigrationChannel>? acceptPages = null)
 {
     private readonly List<string> _made = [];
     private string? _current;
@@ -114,6 +120,10 @@ public sealed class MigrationTarget(MigrationChannel channel, string dir, Securi
         string images = Path.Combine(dir, name);
         if (!_made.Contains(images))
             throw new CrispException($"{channel.Peer}: asked to restore {name}, which it did not send");
+        if ((flags & ~(RestoreFlags.TcpEstablished | RestoreFlags.Lazy)) != 0)
+            throw new CrispException($"{channel.Peer}: restore flags 0x{(uint)flags:x} are not known here (a newer crisp at the source?)");
+        bool lazy = (flags & RestoreFlags.Lazy) != 0;
+        using var pages = lazy ? LazyPages(images) : null;
         try
         {
             _tree = restore(new RestoreOptions
@@ -121,6 +131,7 @@ public sealed class MigrationTarget(MigrationChannel channel, string dir, Securi
                 ImagesDir = images,
                 Detached = true,
                 TcpEstablished = (flags & RestoreFlags.TcpEstablished) != 0,
+                LazyPagesSocket = pages?.Socket,
             });
             if (!Alive(_tree.RootPid))
                 throw new CrispException($"receive: the restored tree (root {_tree.RootPid}) exited at once");
@@ -130,12 +141,108 @@ public sealed class MigrationTarget(MigrationChannel channel, string dir, Securi
             // The source must know, so that its tree runs on; then this session fails with the same line.
             try { channel.Send(MigrationFrame.Failed, e.Message); }
             catch (CrispException) { }
+            pages?.Abandon();
             throw;
         }
         var pid = new byte[4];
         BinaryPrimitives.WriteInt32LittleEndian(pid, _tree.RootPid);
         channel.Send(MigrationFrame.Running, pid);
+        if (pages is not null)
+        {
+            log.Info($"receive: the restored tree runs (root {_tree.RootPid}) while its pages come in");
+            pages.Wait();
+        }
         log.Info($"receive: the restored tree runs (root {_tree.RootPid}); waiting for the source to let its own go");
+    }
+
+    /// <summary>--lazy: the source's pages connection, and a lazy-pages daemon on it listening in the images.</summary>
+    private LazyDaemonThread LazyPages(string images)
+    {
+        var pages = (acceptPages ?? throw new CrispException($"{channel.Peer}: a lazy restore, but no second connection can be taken here"))();
+        try
+        {
+            pages.ExpectHello();
+            pages.SendHello();
+            var (type, _) = pages.Receive("the lazy pages connection's first frame");
+            if (type != MigrationFrame.Pages)
+                throw new CrispException($"{pages.Peer}: unexpected {type} frame on the lazy pages connection");
+        }
+        catch
+        {
+            pages.Dispose();
+            throw;
+        }
+        return new LazyDaemonThread(images, pages, log);
+    }
+
+    /// <summary>crisp lazy-pages, on a thread: fed from the images here and from the source's pages connection.</summary>
+    private sealed class LazyDaemonThread : IDisposable
+    {
+        private readonly Resources.Memory.Lazy.LazyPagesDaemon _daemon;
+        private readonly Thread _thread;
+        private readonly Log _log;
+        private Exception? _failed;
+
+        public LazyDaemonThread(string images, MigrationChannel pages, Log log)
+        {
+            _log = log;
+            Socket = Path.Combine(images, Resources.Memory.Lazy.LazyPagesSocket.Name);
+            var remote = new Images.Pages.SocketPageSource(new Images.PageServer.PageServerClient(pages.Stream, $"{pages.Peer.Replace("receive: ", "")} (migrate --lazy)", owned: true));
+            Linux.UnixFd listener;
+            try
+            {
+                _daemon = new Resources.Memory.Lazy.LazyPagesDaemon(Images.ImageDirectory.Open(images), remote, log);
+                listener = Resources.Memory.Lazy.LazyPagesDaemon.Listen(Socket);
+            }
+            catch
+            {
+                remote.Dispose();   // the source's pages connection with it
+                throw;
+            }
+            _thread = new Thread(() =>
+            {
+                try { _daemon.Run(listener); }
+                catch (Exception e) { _failed = e; }
+                finally
+                {
+                    listener.Dispose();
+                    File.Delete(Socket);
+                }
+            }) { Name = "lazy pages", IsBackground = true };
+            _thread.Start();
+        }
+
+        public string Socket { get; }
+
+        /// <summary>Every page is in (the daemon's error, with the restored tree killed, otherwise).</summary>
+        public void Wait()
+        {
+            _thread.Join();
+            if (_failed is not null)
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_failed).Throw();
+            _log.Info($"receive: all {_daemon.TotalPages} pages in: {_daemon.FaultPages} on fault, {_daemon.PushedPages} pushed, " +
+                $"{_daemon.CopiedWhenReleased} in when the tree started running");
+        }
+
+        /// <summary>The restore failed: a daemon still waiting for it is woken (it then kills whatever was handed to
+        /// it) and its connection to the source closed.</summary>
+        public void Abandon()
+        {
+            try
+            {
+                using var wake = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                wake.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(Socket));
+            }
+            catch (System.Net.Sockets.SocketException) { }   // it had its connection already
+            _thread.Join(TimeSpan.FromSeconds(30));
+        }
+
+        public void Dispose()
+        {
+            if (_thread.IsAlive)
+                Abandon();
+            _daemon.Dispose();
+        }
     }
 
     private static bool Alive(int pid)

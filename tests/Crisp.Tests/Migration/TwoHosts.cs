@@ -22,6 +22,7 @@ internal sealed class TwoHosts : IDisposable
         string there = $"crm{id}b";
         Here = $"10.233.{n}.1";
         There = $"10.233.{n}.2";
+        Service = $"10.233.{n}.9";
         try
         {
             Ip("netns", "add", Ns);
@@ -44,6 +45,27 @@ internal sealed class TwoHosts : IDisposable
     public string Here { get; }
     public string There { get; }
 
+    /// <summary>An address that moves with a migrated server, as a service address moves with its container: on
+    /// both hosts' loopback (<see cref="AddService"/>), where this host, which routes it to itself first, is the
+    /// one that answers, until <see cref="MoveServiceThere"/>.</summary>
+    public string Service { get; }
+    private bool _serviceHere;
+
+    public void AddService()
+    {
+        Ip("netns", "exec", Ns, "ip", "addr", "add", $"{Service}/32", "dev", "lo");
+        Ip("addr", "add", $"{Service}/32", "dev", "lo");
+        _serviceHere = true;
+    }
+
+    /// <summary>The service address leaves this host and is routed to the other one, where it already is.</summary>
+    public void MoveServiceThere()
+    {
+        Ip("addr", "del", $"{Service}/32", "dev", "lo");
+        _serviceHere = false;
+        Ip("route", "add", $"{Service}/32", "via", There);
+    }
+
     public Receiver StartReceiver(string dir, int port, string[] extra, string env = "")
     {
         var r = new Receiver(this, dir, port, extra, env);
@@ -55,8 +77,10 @@ internal sealed class TwoHosts : IDisposable
     {
         foreach (var r in _receivers)
             r.Kill();
+        if (_serviceHere)
+            TryIp("addr", "del", $"{Service}/32", "dev", "lo");
         TryIp("netns", "del", Ns);
-        TryIp("link", "del", _linkHere);
+        TryIp("link", "del", _linkHere);   // with the service's route through it
     }
 
     private static void Ip(params string[] args)

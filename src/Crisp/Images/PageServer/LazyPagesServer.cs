@@ -12,13 +12,13 @@ public sealed class LazyPagesServer : IDisposable
 {
     private const int MaxPagesPerAnswer = 256;
 
-    private readonly Socket _listener;
+    private readonly Socket? _listener;
     private readonly byte[] _iov = new byte[PageServerIov.Size];
     private readonly byte[] _pages = GC.AllocateUninitializedArray<byte>(MaxPagesPerAnswer * PagemapWriter.PageSize, pinned: true);
 
     private readonly Security.Tls.TlsSettings? _tls;
 
-    private LazyPagesServer(Socket listener, string endpoint, Security.Tls.TlsSettings? tls)
+    private LazyPagesServer(Socket? listener, string endpoint, Security.Tls.TlsSettings? tls)
     {
         _listener = listener;
         Endpoint = endpoint;
@@ -26,7 +26,13 @@ public sealed class LazyPagesServer : IDisposable
     }
 
     public string Endpoint { get; }
-    public long PagesSent { get; private set; }
+
+    /// <summary>Pages sent so far (read from another thread too: crisp migrate counts those sent once the target ran).</summary>
+    public long PagesSent { get => Interlocked.Read(ref _pagesSent); private set => Interlocked.Exchange(ref _pagesSent, value); }
+    private long _pagesSent;
+
+    /// <summary>crisp migrate --lazy: the pages go over a connection the caller opened (<see cref="ServeOn"/>).</summary>
+    public static LazyPagesServer ForConnection(string peer) => new(null, peer, null);
 
     /// <summary>Listens; with <paramref name="tls"/> (--tls) the daemon's connection is TLS as the page server's.</summary>
     public static LazyPagesServer Listen(string address, int port, Security.Tls.TlsSettings? tls = null)
@@ -43,10 +49,18 @@ public sealed class LazyPagesServer : IDisposable
     /// <param name="read">Reads pages of the seized task into the buffer.</param>
     public void Serve(Func<int, ulong, int, int> available, Action<int, ulong, Span<byte>> read)
     {
-        var accepted = _listener.Accept();
+        var accepted = (_listener ?? throw new InvalidOperationException("no listener")).Accept();
         accepted.NoDelay = true;
         Stream plain = new NetworkStream(accepted, ownsSocket: true);
         using var socket = _tls is null ? plain : _tls.Server(plain, $"lazy pages: the daemon's connection from {accepted.RemoteEndPoint}", TimeSpan.FromSeconds(30));
+        ServeOn(socket, available, read, drain: true);
+    }
+
+    /// <summary>Serves the daemon at the other end of <paramref name="socket"/> until PS_IOV_CLOSE. <paramref name="drain"/>:
+    /// then reads on until the daemon hangs up (CRIU's page server closes first); crisp migrate closes the connection
+    /// itself.</summary>
+    public void ServeOn(Stream socket, Func<int, ulong, int, int> available, Action<int, ulong, Span<byte>> read, bool drain = false)
+    {
         for (;;)
         {
             if (!ReadExactly(socket, _iov))
@@ -69,7 +83,8 @@ public sealed class LazyPagesServer : IDisposable
                 case PageServerIov.Close:
                 case PageServerIov.ForceClose:
                     SendAll(socket, BitConverter.GetBytes(0));
-                    try { while (socket.Read(_iov) > 0) { } } catch (IOException) { }
+                    if (drain)
+                        try { while (socket.Read(_iov) > 0) { } } catch (IOException) { }
                     return;
                 default:
                     throw new CrispException($"lazy pages: unknown command 0x{iov.Cmd:x} from the lazy-pages daemon; the tree runs on");
@@ -77,7 +92,7 @@ public sealed class LazyPagesServer : IDisposable
         }
     }
 
-    public void Dispose() => _listener.Dispose();
+    public void Dispose() => _listener?.Dispose();
 
     private void SendAll(Stream socket, ReadOnlySpan<byte> data)
     {

@@ -56,7 +56,7 @@ public sealed class MemoryDump : IDumpStage
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer, ctx.Memory.Batches);
-            if (ctx.Options.LazyPages is not null)
+            if (ctx.Options.Lazy && chain.Parent is null && !chain.Previous.ContainsKey(pid))
                 ctx.Memory.LazyRuns[task.VirtualPid] = (pid, pages.DumpLazy(vmas, v => Lazy.LazyVmas.CanBeLazy(v.Entry)));
             else if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
                 pages.Dump(vmas);
@@ -81,7 +81,24 @@ public sealed class MemoryDump : IDumpStage
             ctx.Log.Info($"task {task.Pid}: the tracking of the previous dump is gone (fd {previous.Fd} closed, or another process): storing every page");
         var parent = chain.Parent is null ? null : ParentCoverage.Open(chain.Parent, task.VirtualPid);
         using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
-        var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), v => WriteTracker.TrackedSince(v, previous, held), parent, previous?.SoftDirty == true);
+        Func<DumpedVma, bool> tracked = v => WriteTracker.TrackedSince(v, previous, held);
+        bool softDirty = previous?.SoftDirty == true;
+        List<PlannedRun> plan;
+        if (ctx.Options.Lazy)
+        {
+            // crisp migrate --lazy after pre-dumps: what the chain holds stays PE_PARENT (the target has it), what was
+            // written since in private anonymous memory is lazy, served from the seized tree. VMA by VMA: a plan
+            // merges runs across VMAs, and only some VMAs can be lazy.
+            plan = [];
+            foreach (var vma in vmas.Where(v => v.HasPrivatePages))
+            {
+                bool lazy = Lazy.LazyVmas.CanBeLazy(vma.Entry);
+                plan.AddRange(PagePlan.Make(pagemap, [vma], tracked, parent, softDirty).Select(r => lazy && !r.InParent ? r with { Lazy = true } : r));
+            }
+            ctx.Memory.LazyRuns[task.VirtualPid] = (task.Pid, plan.Where(r => r.Lazy).ToList());
+        }
+        else
+            plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), tracked, parent, softDirty);
         pages.Dump(plan, taskRuns: false);
         if (ctx.Options.TrackMem && ctx.Options.LeaveRunning)
         {

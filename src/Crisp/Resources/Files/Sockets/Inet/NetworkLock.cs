@@ -16,7 +16,11 @@ public enum NetworkLockMethod : uint { Iptables = 0, Nftables = 1, Skip = 2 }
 /// a killed tree's table stays until its restore removes it.</summary>
 public sealed class NetworkLock(NetworkLockMethod method, int rootPid, Log log)
 {
-    private string Table { get; } = $"crisp-{rootPid}";
+    /// <summary>The nftables table (family inet) that holds the lock.</summary>
+    public string Table { get; } = $"crisp-{rootPid}";
+
+    /// <summary>Whether a connection is locked now (nftables; skip never locks).</summary>
+    public bool Holds => method == NetworkLockMethod.Nftables && _locked.Count > 0;
     private bool? _existedBefore;
     private readonly HashSet<string> _locked = [];
 
