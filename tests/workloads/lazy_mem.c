@@ -4,7 +4,7 @@
 // yet is not). On SIGUSR1 it checks every page and writes DIR/verdict: PASS or FAIL with the first bad page; exit 0 = PASS.
 // With "fork": at the first tick that finds pages missing (only after a lazy restore) it forks a child that checks
 // every page itself (its copy of each missing page must be the dumped one too); the verdict includes the child's.
-// With "rewrite": every tick also writes 256 pages (round robin) again with their own contents, so most pages are
+// With "rewrite": every tick also writes 1024 pages (round robin) again with their own contents, so most pages are
 // written again while a migration pre-dumps them, and the final dump finds them dirty.
 // usage: lazy_mem DIR MIB [fork|rewrite]
 #define _GNU_SOURCE
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
             fprintf(f, "%ld %zu %zu\n", tick, resident, pages);
             fclose(f);
         }
-        for (int i = 0; rewrite && i < 256; i++, next_rewrite = (next_rewrite + 1) % pages)
+        for (int i = 0; rewrite && i < 1024; i++, next_rewrite = (next_rewrite + 1) % pages)
             fill_page((uint64_t *)(mem + next_rewrite * PAGE), next_rewrite);
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);

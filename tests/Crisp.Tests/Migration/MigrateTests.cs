@@ -179,7 +179,7 @@ public class MigrateTests(ITestOutputHelper output) : IDisposable
         [.. File.ReadAllLines(Path.Combine(dir, "ticks")).Select(l => l.Split(' ')).Where(f => f.Length == 3)
             .Select(f => (long.Parse(f[0]), long.Parse(f[1]), long.Parse(f[2])))];
 
-    /// <summary>--lazy (post-copy), over TLS (both connections): tests/workloads/lazy_mem.c, 128 MiB of pages filled from their index, writing 1 MiB of
+    /// <summary>--lazy (post-copy), over TLS (both connections): tests/workloads/lazy_mem.c, 128 MiB of pages filled from their index, writing 4 MiB of
     /// them again every 10 ms (so the pre-dump's copy is mostly stale by the final dump) and logging each 10 ms tick
     /// with how many of its pages are resident. The final dump leaves the pages written since the pre-dump in the
     /// stopped tree; the target runs the tree while its lazy-pages daemon fetches them: a tick there sees pages
