@@ -24,7 +24,9 @@ internal sealed class PagePipe : IDisposable
     private readonly Action<PageBatch> _fill, _drain;
     private Task? _drainer;
     private long _drainedInline;
-    private readonly PageBatch[] _batches;
+    // Taken from the pool as the pipe first needs them (a small task's pages fit one batch: allocating all four
+    // was most of a small restore's memory stage), given back on Dispose.
+    private readonly List<PageBatch> _batches = new(Depth);
     private PageBatch? _batch;
     private Exception? _drainError;
     private bool _disposed;
@@ -36,9 +38,6 @@ internal sealed class PagePipe : IDisposable
         _pool = pool;
         _fill = fill;
         _drain = drain;
-        _batches = pool.Take(Depth, BatchBytes);
-        foreach (var b in _batches)
-            _free.Add(b);
     }
 
     /// <summary>Data drained on the calling thread before the drain thread starts: a small task's pages (most
@@ -131,7 +130,7 @@ internal sealed class PagePipe : IDisposable
             _full.CompleteAdding();
         }
         try { _drainer?.Wait(); } catch (AggregateException) { }
-        _pool.Give(_batches);
+        _pool.Give([.. _batches]);
         _free.Dispose();
         _full.Dispose();
         _failed.Dispose();
@@ -142,7 +141,16 @@ internal sealed class PagePipe : IDisposable
     {
         try
         {
-            var batch = _free.Take(_failed.Token);
+            if (!_free.TryTake(out var batch))
+            {
+                if (_batches.Count < Depth)
+                {
+                    batch = _pool.Take(1, BatchBytes)[0];
+                    _batches.Add(batch);
+                }
+                else
+                    batch = _free.Take(_failed.Token);
+            }
             batch.Clear();
             return batch;
         }

@@ -106,6 +106,17 @@ public sealed class NamespacesRestore : IRestoreStage
 
     /// <summary>A field of task_kobj_ids_entry this crisp does not know would be a namespace kind added after it:
     /// refused rather than restored without it.</summary>
+    /// <summary>task_kobj_ids_entry's fields, spelled out: asking its descriptor builds protobuf's reflection for every
+    /// image message on first use (~10 ms of a small restore).</summary>
+    private static readonly HashSet<int> KnownIdsFields =
+    [
+        task_kobj_ids_entry.VmIdFieldNumber, task_kobj_ids_entry.FilesIdFieldNumber, task_kobj_ids_entry.FsIdFieldNumber,
+        task_kobj_ids_entry.SighandIdFieldNumber, task_kobj_ids_entry.PidNsIdFieldNumber, task_kobj_ids_entry.NetNsIdFieldNumber,
+        task_kobj_ids_entry.IpcNsIdFieldNumber, task_kobj_ids_entry.UtsNsIdFieldNumber, task_kobj_ids_entry.MntNsIdFieldNumber,
+        task_kobj_ids_entry.UserNsIdFieldNumber, task_kobj_ids_entry.CgroupNsIdFieldNumber, task_kobj_ids_entry.TimeNsIdFieldNumber,
+        task_kobj_ids_entry.PidForChildrenNsIdFieldNumber,
+    ];
+
     private static void RefuseUnknownKinds(task_kobj_ids_entry ids, string where)
     {
         var input = new CodedInputStream(ids.ToByteArray());
@@ -113,7 +124,7 @@ public sealed class NamespacesRestore : IRestoreStage
         while ((tag = input.ReadTag()) != 0)
         {
             int field = WireFormat.GetTagFieldNumber(tag);
-            if (task_kobj_ids_entry.Descriptor.FindFieldByNumber(field) is null)
+            if (!KnownIdsFields.Contains(field))
                 throw new CrispException($"{where}: the ids name a kind of namespace crisp does not know (task_kobj_ids_entry field {field})");
             input.SkipLastField();
         }
