@@ -52,5 +52,7 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     {
         Namespaces.Dispose();
         Files.Dispose();
+        foreach (var fd in _memory?.EndedTrackers ?? [])
+            fd.Dispose();   // the tree runs again by now: un-write-protecting its pages costs it no frozen time
     }
 }

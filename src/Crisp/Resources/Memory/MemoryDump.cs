@@ -108,7 +108,7 @@ public sealed class MemoryDump : IDumpStage
             chain.NoteTracker(armed);
         }
         else if (held)
-            WriteTracker.Stop(task, previous!);
+            WriteTracker.Stop(task, previous!, ctx.Memory.EndedTrackers);
     }
 
     private static string ExePath(int pid)

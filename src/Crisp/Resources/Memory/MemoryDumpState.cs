@@ -18,4 +18,7 @@ public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
     public Dictionary<int, (int HostPid, List<PlannedRun> Runs)> LazyRuns { get; } = [];
     /// <summary>A pre-dump's plans, from its collect to its finish (<see cref="MemoryPreDump"/>).</summary>
     public PreDumpPlans PreDump { get; } = new();
+    /// <summary>The final dump's copies of the tasks' tracking userfaultfds, closed with the context, after the
+    /// tree is let go (<see cref="WriteTracker.Stop"/>).</summary>
+    public List<Linux.UnixFd> EndedTrackers { get; } = [];
 }
