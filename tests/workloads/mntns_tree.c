@@ -31,28 +31,15 @@
 #include <time.h>
 #include <unistd.h>
 #include "workload.h"
+#include "failures.h"
 
 static const char *dir = "/ext";
 static volatile sig_atomic_t go;
 static sigset_t wait_mask;
-static char failures[4096];
 /* Shared between init and child: anonymous shared memory, and a memfd mapped shared. */
 static volatile long *shared_anon, *shared_memfd;
 
 static void on_usr1(int s) { (void)s; go = 1; }
-
-static void fail(const char *what, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *what, ...)
-{
-    va_list ap;
-    va_start(ap, what);
-    size_t n = strlen(failures);
-    if (n < sizeof failures - 2) {
-        vsnprintf(failures + n, sizeof failures - n - 1, what, ap);
-        strcat(failures, "; ");
-    }
-    va_end(ap);
-}
 
 static void copy_mountinfo(const char *name)
 {

@@ -22,30 +22,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "workload.h"
+#include "failures.h"
 
 static const char *dir;
 static volatile sig_atomic_t go;
 static sigset_t wait_mask;
-static char failures[2048];
 
 static volatile sig_atomic_t check_now;
 static int rounds;
 
 static void on_usr1(int s) { (void)s; go = 1; }
 static void on_usr2(int s) { (void)s; check_now = 1; }
-
-static void fail(const char *what, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *what, ...)
-{
-    va_list ap;
-    va_start(ap, what);
-    size_t n = strlen(failures);
-    if (n < sizeof failures - 2) {
-        vsnprintf(failures + n, sizeof failures - n - 1, what, ap);
-        strcat(failures, "; ");
-    }
-    va_end(ap);
-}
 
 /* NSpid of this task without its first (host-level) entry, as "1 5 2"; the count of levels in *levels. */
 static void own_nspid(char *out, size_t size, int *levels)
@@ -124,28 +111,6 @@ static void wait_for_usr1(const struct self *s, pid_t child1, pid_t child2)
     }
 }
 
-static void reap(const char *name, pid_t child)
-{
-    int status;
-    pid_t r;
-    while ((r = waitpid(child, &status, 0)) < 0 && errno == EINTR) { }
-    if (r != child)
-        fail("waitpid(%s %d) gave %d: %s", name, child, r, strerror(errno));
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail("%s %d ended with status 0x%x", name, child, status);
-}
-
-static void child_done(const char *name)
-{
-    if (failures[0]) {
-        char file[64];
-        snprintf(file, sizeof file, "fail-%s", name);
-        write_file(dir, file, failures);
-        _exit(1);
-    }
-    _exit(0);
-}
-
 static void report_ready(int fd, char c)
 {
     if (write(fd, &c, 1) != 1)
@@ -199,7 +164,7 @@ int main(int argc, char **argv)
                 check_self(&hs);
                 if (hs.ppid != 1)
                     fail("h: parent %d, not the nested namespace's init", hs.ppid);
-                child_done("h");
+                child_done(dir, "h");
             }
             report_ready(ready[1], 'g');
             wait_for_usr1(&gs, h, 0);
@@ -208,14 +173,14 @@ int main(int argc, char **argv)
                 fail("g: getppid() %d, not 0 (its parent is outside its namespace)", gs.ppid);
             kill(h, SIGUSR1);
             reap("h", h);
-            child_done("g");
+            child_done(dir, "g");
         }
         report_ready(ready[1], 'n');
         wait_for_usr1(&me, g, 0);
         check_self(&me);
         kill(g, SIGUSR1);
         reap("g", g);
-        child_done("n");
+        child_done(dir, "n");
     }
     pid_t u = fork();
     if (u == 0) {
@@ -249,7 +214,7 @@ int main(int argc, char **argv)
         else if (from_k[0])
             fail("%s", from_k);
         reap("k", k);
-        child_done("u");
+        child_done(dir, "u");
     }
     close(ready[1]);
     char got[4];

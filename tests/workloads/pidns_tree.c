@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "workload.h"
+#include "failures.h"
 
 #define HOSTNAME "crisp-pidns"
 #define DOMAINNAME "crisp.example"
@@ -32,7 +33,6 @@
 static const char *dir;
 static volatile sig_atomic_t go;
 static sigset_t wait_mask;
-static char failures[2048];
 
 static void on_usr1(int s) { (void)s; go = 1; }
 
@@ -49,19 +49,6 @@ static void *thread_main(void *arg)
     while (read(thread_pipe[0], &c, 1) < 0 && errno == EINTR) { }
     thread_same = gettid() == thread_tid;
     return NULL;
-}
-
-static void fail(const char *what, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *what, ...)
-{
-    va_list ap;
-    va_start(ap, what);
-    size_t n = strlen(failures);
-    if (n < sizeof failures - 2) {
-        vsnprintf(failures + n, sizeof failures - n - 1, what, ap);
-        strcat(failures, "; ");
-    }
-    va_end(ap);
 }
 
 /* What a task checks of itself after the restore. */
@@ -90,29 +77,6 @@ static void wait_for_usr1(void)
 {
     while (!go)
         sigsuspend(&wait_mask);
-}
-
-/* Waits for child CHILD (named NAME) and records a failure unless it exited 0. */
-static void reap(const char *name, pid_t child)
-{
-    int status;
-    pid_t r;
-    while ((r = waitpid(child, &status, 0)) < 0 && errno == EINTR) { }
-    if (r != child)
-        fail("waitpid(%s %d) gave %d: %s", name, child, r, strerror(errno));
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail("%s %d ended with status 0x%x", name, child, status);
-}
-
-static void child_done(const char *name)
-{
-    if (failures[0]) {
-        char file[64];
-        snprintf(file, sizeof file, "fail-%s", name);
-        write_file(dir, file, failures);
-        _exit(1);
-    }
-    _exit(0);
 }
 
 int main(int argc, char **argv)
@@ -144,7 +108,7 @@ int main(int argc, char **argv)
             close(ready[1]);
             wait_for_usr1();
             check_self("c", cme, cparent);
-            child_done("c");
+            child_done(dir, "c");
         }
         close(ready[0]);
         if (write(ready[1], "a", 1) != 1) _exit(3);
@@ -153,7 +117,7 @@ int main(int argc, char **argv)
         check_self("a", me, parent);
         kill(c, SIGUSR1);
         reap("c", c);
-        child_done("a");
+        child_done(dir, "a");
     }
     pid_t b = fork();
     if (b == 0) {
@@ -173,7 +137,7 @@ int main(int argc, char **argv)
             fail("b: could not wake its thread");
         else if (thread_same != 1)
             fail("b's thread: gettid() is not %d any more", tid);
-        child_done("b");
+        child_done(dir, "b");
     }
     pid_t z = fork();
     if (z == 0)
