@@ -84,6 +84,7 @@ public static class DumpCommand
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"{(pre ? "Pre-dumping" : "Dumping")} finished successfully ({stats.Total.TotalMilliseconds:F0} ms)");
+        ctx.Log.Debug($"crisp allocated {GC.GetTotalAllocatedBytes() >> 10} KiB, {GC.CollectionCount(0)} collection(s)");
         status?.Ready();
         return 0;
     }

@@ -62,6 +62,7 @@ public static class RestoreCommand
         if (ctx.Args.Has("display-stats"))
             ctx.Out.Write(StatsImage.Display(entry));
         ctx.Log.Info($"Restore finished successfully, root {tree.RootPid}");
+        ctx.Log.Debug($"crisp allocated {GC.GetTotalAllocatedBytes() >> 10} KiB, {GC.CollectionCount(0)} collection(s)");
         status?.Ready();
         ctx.OnRestored?.Invoke(tree);
         if (options.Detached)

@@ -199,10 +199,15 @@ internal static unsafe partial class Ptrace
     /// <summary>The whole XSAVE area (NT_X86_XSTATE, standard layout), exactly as long as the kernel says.</summary>
     public static byte[] GetXstate(int tid)
     {
-        var buffer = new byte[XstateProbeSize];
+        // One probe buffer per thread (ptrace runs on the tracer thread), never zeroed: the kernel writes only the
+        // first few KiB, and a fresh 64 KiB array would cost 16 page faults per call.
+        var buffer = _xstateProbe ??= GC.AllocateUninitializedArray<byte>(XstateProbeSize);
         int length = GetRegSet(tid, NtType.X86_XSTATE, buffer);
         return buffer.AsSpan(0, length).ToArray();
     }
+
+    [ThreadStatic]
+    private static byte[]? _xstateProbe;
 
     public static void SetXstate(int tid, ReadOnlySpan<byte> area) => SetRegSet(tid, NtType.X86_XSTATE, area);
 

@@ -195,7 +195,18 @@ public sealed class ImageDirectory : IDisposable
 
     public ImageReader OpenReader(ImageFile file) => ImageReader.Open(OpenRead(file.FileName), PathOf(file), file.Kind);
 
-    public ImageWriter CreateWriter(ImageFile file) => ImageWriter.Create(CreateStream(file.FileName), PathOf(file), file.Kind);
+    /// <summary>A protobuf image, buffered in one page: most are a few hundred bytes, and a larger buffer per image is
+    /// fresh memory to fault in for each of a dump's dozens of images. Hashed for the manifest as it is written, like
+    /// the pages: the manifest then need not open and read every image again at the end of a dump.</summary>
+    public ImageWriter CreateWriter(ImageFile file)
+    {
+        string name = file.FileName;
+        Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, Key is null ? 4096 : 0);
+        stream = new Manifest.HashingStream(stream, name, Written);
+        if (Key is { } key)
+            stream = new Security.Encryption.EncryptingStream(stream, key, name);
+        return ImageWriter.Create(stream, PathOf(file), file.Kind);
+    }
 
     /// <summary>Writes a whole image of <paramref name="entries"/>.</summary>
     public void Write(ImageFile file, params Google.Protobuf.IMessage[] entries)

@@ -27,7 +27,7 @@ public sealed class ImageWriter : IDisposable
 
     /// <summary>A new image file; private (0600) unless <paramref name="mode"/> says otherwise, whatever the umask.</summary>
     public static ImageWriter Create(string path, ImageKind kind, UnixFileMode? mode = null) =>
-        Create(Security.PrivateFile.Create(path, mode ?? Security.ImageModes.Private.File, 1 << 16), path, kind);
+        Create(Security.PrivateFile.Create(path, mode ?? Security.ImageModes.Private.File, 4096), path, kind);
 
     /// <summary>An image written to <paramref name="stream"/> (taken over): a new file, or an encrypting stream over one.</summary>
     public static ImageWriter Create(Stream stream, string path, ImageKind kind)

@@ -27,9 +27,10 @@ public static class CgroupLimits
         MemoryLimit? tightest = null;
         foreach (var (dir, name) in Levels(pid, "memory"))
         {
-            var level = File.Exists(Path.Combine(dir, "memory.limit_in_bytes")) ? MemoryV1(dir, name)
-                : File.Exists(Path.Combine(dir, "memory.max")) ? MemoryV2(dir, name) : null;
-            if (level is not null && level.Limit < Unlimited && (tightest is null || level.Headroom < tightest.Headroom))
+            // The limit first: the other files (memory.stat is ~40 lines) only matter at a level that has one.
+            var level = ReadNumber(Path.Combine(dir, "memory.limit_in_bytes")) is { } v1 ? (v1 < Unlimited ? MemoryV1(dir, name, v1) : null)
+                : ReadNumber(Path.Combine(dir, "memory.max")) is { } v2 && v2 < Unlimited ? MemoryV2(dir, name, v2) : null;
+            if (level is not null && (tightest is null || level.Headroom < tightest.Headroom))
                 tightest = level;
         }
         return tightest;
@@ -49,21 +50,20 @@ public static class CgroupLimits
         return tightest;
     }
 
-    private static MemoryLimit MemoryV1(string dir, string name)
+    private static MemoryLimit MemoryV1(string dir, string name, long limit)
     {
         var stat = Stat(Path.Combine(dir, "memory.stat"));
-        long limit = ReadNumber(Path.Combine(dir, "memory.limit_in_bytes")) ?? Unlimited;
         long memsw = ReadNumber(Path.Combine(dir, "memory.memsw.limit_in_bytes")) ?? limit;
         return new MemoryLimit(name, limit, ReadNumber(Path.Combine(dir, "memory.usage_in_bytes")) ?? 0,
             stat.GetValueOrDefault("total_inactive_file") + stat.GetValueOrDefault("total_active_file"),
             SwapOn() ? Math.Max(0, memsw - limit) : 0);
     }
 
-    private static MemoryLimit MemoryV2(string dir, string name)
+    private static MemoryLimit MemoryV2(string dir, string name, long limit)
     {
         var stat = Stat(Path.Combine(dir, "memory.stat"));
         long swapMax = ReadNumber(Path.Combine(dir, "memory.swap.max")) ?? 0;
-        return new MemoryLimit(name, ReadNumber(Path.Combine(dir, "memory.max")) ?? Unlimited,
+        return new MemoryLimit(name, limit,
             ReadNumber(Path.Combine(dir, "memory.current")) ?? 0,
             stat.GetValueOrDefault("inactive_file") + stat.GetValueOrDefault("active_file"),
             SwapOn() ? swapMax : 0);
