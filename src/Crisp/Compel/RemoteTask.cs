@@ -170,6 +170,8 @@ public sealed class RemoteTask : IDisposable
     {
         if (CanBatch(calls.Count))
             return RunBatch(calls);
+        if (CanBatchCrashSafe(calls.Count) && QuietSignal() is { Signal: > 0 } quiet)
+            return RunCrashSafeBatch(calls, quiet);
         var results = new long[calls.Count];
         for (int i = 0; i < calls.Count; i++)
         {
@@ -213,6 +215,143 @@ public sealed class RemoteTask : IDisposable
         for (int i = 0; i < calls.Count; i++)
             results[i] = table[i * words + words - 1];
         return results;
+    }
+
+    /// <summary>A crash-safe batch: a thread without a seccomp filter (the batch's own rt_sigprocmask and tgkill must
+    /// not be refused: a refused one would let the thread run on while crisp waits), a table that fits the batch
+    /// pages, and enough calls to pay for mapping them (three calls, the first time). Its calls must not change the
+    /// disposition of the signal <see cref="QuietSignal"/> picks (a task's sigactions are only read).</summary>
+    private bool CanBatchCrashSafe(int count) =>
+        IsCrashSafe && count > 3 && Thread.SeccompMode == 0
+        && (count + 2) * MachineCode.SyscallBatchEntry + sizeof(ulong) <= (SafeBatchPages - 1) * PageSize;
+
+    private const int SafeBatchPages = 3;
+    private ulong _safeBatch;   // crash-safe batches: page 0 the code (r-x), then the table (rw-); 0 until the first
+
+    /// <summary>A signal the thread ignores (SIG_IGN, or a default of ignore: SIGURG, SIGWINCH, SIGCHLD), does not
+    /// block itself and has not pending; 0 when there is none. Raised at the end of a crash-safe batch, its delivery
+    /// stops the traced thread; in an untraced one (crisp died) the kernel drops it at once. With it, the thread's
+    /// process and thread ids in its own pid namespace, as the batch's tgkill must name them.</summary>
+    private (int Signal, int Tgid, int Tid) QuietSignal()
+    {
+        var status = ProcStatus.ReadThread(Thread.Pid, Thread.Tid);
+        if (status.NStgid.Length == 0 || status.NSpid.Length == 0)
+            return default;
+        int tgid = status.NStgid[^1], tid = status.NSpid[^1];
+        ulong busy = status.SigPnd | status.ShdPnd | _savedSigMask;
+        static ulong Bit(int sig) => 1UL << (sig - 1);
+        foreach (int sig in (ReadOnlySpan<int>)[Signals.SIGURG, Signals.SIGWINCH, Signals.SIGCHLD])
+            if (((busy | status.SigCgt) & Bit(sig)) == 0)
+                return (sig, tgid, tid);
+        for (int sig = 1; sig <= 64; sig++)
+            if (sig is not (Signals.SIGKILL or Signals.SIGSTOP or Signals.SIGCONT) && (status.SigIgn & Bit(sig)) != 0 && (busy & Bit(sig)) == 0)
+                return (sig, tgid, tid);
+        return default;
+    }
+
+    /// <summary>The calls in one stop of a crash-safe thread (a dumped task's 62 sigactions: 124 stops one by one). The
+    /// table runs on <see cref="MachineCode.CrashSafeSyscallBatch"/> with rsp on the thread's sigreturn frame; its last
+    /// two entries unblock <paramref name="signal"/> and send it to the thread, whose delivery is the stop crisp waits
+    /// for (PTRACE_CONT: no syscall stops on the way). The thread is then parked again, its mask all blocked. A crisp
+    /// that dies meanwhile leaves a thread that finishes the table, has the ignored signal dropped, and runs
+    /// rt_sigreturn from its frame: its own registers and mask, as after a single call (the batch pages stay mapped,
+    /// as the scratch page does).</summary>
+    private long[] RunCrashSafeBatch(IReadOnlyList<RemoteCall> calls, (int Signal, int Tgid, int Tid) quiet)
+    {
+        int signal = quiet.Signal;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_gone)
+            throw new InvalidOperationException($"{Thread} is gone");
+        LastNewTask = 0;
+        if (_safeBatch == 0)
+            MapSafeBatch();
+        int tid = Thread.Tid, n = calls.Count + 2, words = MachineCode.SyscallBatchEntry / sizeof(long);
+        ulong tableAt = _safeBatch + PageSize, maskAt = tableAt + (ulong)(n * MachineCode.SyscallBatchEntry);
+        var table = new long[n * words + 1];
+        for (int i = 0; i < calls.Count; i++)
+        {
+            var c = calls[i];
+            (table[i * words], table[i * words + 1], table[i * words + 2], table[i * words + 3]) = (c.Nr, c.A1, c.A2, c.A3);
+            (table[i * words + 4], table[i * words + 5], table[i * words + 6]) = (c.A4, c.A5, c.A6);
+        }
+        const long SigSetmask = 2;
+        (table[(n - 2) * words], table[(n - 2) * words + 1], table[(n - 2) * words + 2], table[(n - 2) * words + 4]) =
+            (Sysno.rt_sigprocmask, SigSetmask, (long)maskAt, sizeof(ulong));
+        (table[(n - 1) * words], table[(n - 1) * words + 1], table[(n - 1) * words + 2], table[(n - 1) * words + 3]) =
+            (Sysno.tgkill, quiet.Tgid, quiet.Tid, signal);
+        table[n * words] = (long)~(1UL << (signal - 1));
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(table.AsSpan());
+        WriteMemory(tableAt, bytes);
+        var regs = SavedRegs.WithSyscall(_safeBatch, 0);
+        regs.Rsp = _frame!.Ucontext;
+        regs.Rbx = tableAt;
+        regs.R12 = (ulong)n;
+        Ptrace.SetRegs(tid, regs);
+        if (DetachInsideNextBatch)
+            DetachAtFirstCall(tid);
+        Ptrace.Cont(tid, 0);
+        ulong stopRip = _safeBatch + MachineCode.CrashSafeBatchAfterSyscall, lastEntry = tableAt + (ulong)((n - 1) * MachineCode.SyscallBatchEntry);
+        while (true)
+        {
+            var status = NextStop(tid);
+            if (!status.Stopped)
+                continue;
+            if (status.Event == 0 && status.StopSignal == signal)
+            {
+                var at = Ptrace.GetRegs(tid);
+                if (at.Rip == stopRip && at.Rbx == lastEntry)
+                    break;
+                if (at.Rip != stopRip)
+                    throw new InvalidOperationException($"syscall batch in {tid}: signal {signal} at rip 0x{at.Rip:x} (batch code 0x{_safeBatch:x})");
+                // Someone else's copy of the signal, delivered as the batch unblocked it: one the thread ignores,
+                // dropped here as the kernel would have dropped it. Ours follows.
+            }
+            else if (status.Event is PtraceEvent.Fork or PtraceEvent.Vfork or PtraceEvent.Clone)
+                LastNewTask = (int)Ptrace.GetEventMsg(tid);
+            else if (status.Event == 0)
+                _suppressedSignals.Add(status.StopSignal);   // SIGSTOP: re-sent on Dispose
+            Ptrace.Cont(tid, 0);
+        }
+        // Parked again, as after a call on the trampoline; the signal is dropped when the thread next resumes.
+        Ptrace.SetSigMask(tid, ~0UL);
+        var parked = SavedRegs;
+        parked.Rip = _trampoline + VdsoTrampoline.SigreturnOffset;
+        parked.Rsp = _frame.Ucontext;
+        parked.OrigRax = ulong.MaxValue;
+        Ptrace.SetRegs(tid, parked);
+        ReadMemory(tableAt, bytes);
+        CallCount += calls.Count;
+        var results = new long[calls.Count];
+        for (int i = 0; i < calls.Count; i++)
+            results[i] = table[i * words + words - 1];
+        return results;
+    }
+
+    /// <summary>Tests: the next crash-safe batch lets its thread go at its first call's syscall-entry stop, as the
+    /// kernel does with every tracee of a crisp that dies, and throws.</summary>
+    internal bool DetachInsideNextBatch { get; set; }
+
+    private void DetachAtFirstCall(int tid)
+    {
+        Ptrace.Syscall(tid, 0);
+        NextStop(tid);
+        Ptrace.Detach(tid);
+        Thread.IsDetached = true;
+        _gone = true;
+        throw new InvalidOperationException($"thread {tid} let go inside a syscall batch (test)");
+    }
+
+    /// <summary>The batch pages: mapped r-x (allowed under PR_SET_MDWE), the code written through /proc/PID/mem, the
+    /// table pages then made writable.</summary>
+    private void MapSafeBatch()
+    {
+        long addr = InvokeOnTrampoline(Sysno.mmap, 0, SafeBatchPages * PageSize, Mman.PROT_READ | Mman.PROT_EXEC,
+            Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0);
+        ThrowIfFailed(addr, $"remote mmap(syscall batch) in {Thread.Tid}");
+        _safeBatch = (ulong)addr;
+        WriteMemory(_safeBatch, MachineCode.CrashSafeSyscallBatch);
+        ThrowIfFailed(InvokeOnTrampoline(Sysno.mprotect, addr + PageSize, (SafeBatchPages - 1) * PageSize, Mman.PROT_READ | Mman.PROT_WRITE, 0, 0, 0),
+            $"remote mprotect(syscall batch) in {Thread.Tid}");
     }
 
     /// <summary>Runs syscall <paramref name="nr"/> and throws, naming <paramref name="name"/> and the thread,
@@ -285,6 +424,12 @@ public sealed class RemoteTask : IDisposable
         {
             try
             {
+                if (_safeBatch != 0 && !_gone)
+                {
+                    ThrowIfFailed(InvokeOnTrampoline(Sysno.munmap, (long)_safeBatch, SafeBatchPages * PageSize, 0, 0, 0, 0),
+                        $"remote munmap(0x{_safeBatch:x}) in {Thread.Tid}");
+                    _safeBatch = 0;
+                }
                 if (_scratch != 0 && !_gone)
                 {
                     // The gadget cannot unmap its own page and then trap on it: use the code at rip.

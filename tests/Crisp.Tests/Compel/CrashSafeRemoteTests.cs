@@ -56,6 +56,57 @@ public sealed class CrashSafeRemoteTests
         Assert.Equal(0, w.WaitExit().ExitCode);
     }
 
+    /// <summary>Calls for a crash-safe batch: the thread's pid and tid, eight times over.</summary>
+    private static RemoteCall[] PidCalls => [.. Enumerable.Range(0, 16).Select(i => new RemoteCall(i % 2 == 0 ? Sysno.getpid : Sysno.gettid))];
+
+    [RootFact]
+    public void ABatchOfCallsRunsCrashSafeAndPutsEverythingBack()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_loop", []);
+        w.ExpectByte('R');
+        var p = Seizer.SeizeProcess(w.Pid);
+        var regs = p.Leader.GetRegs();
+        var maps = ProcMaps.Read(w.Pid).Select(m => (m.Start, m.End)).ToList();
+        using (var remote = new RemoteTask(p.Leader))
+        {
+            Assert.True(remote.IsCrashSafe);
+            var results = remote.Syscalls(PidCalls);
+            Assert.Equal(Enumerable.Repeat((long)w.Pid, 16), results);   // a one-thread task: pid == tid
+            Assert.Equal(2 + 16, remote.CallCount);   // the batch pages (mmap, mprotect), then the table
+            // Parked on the trampoline again, and a plain call still works after the batch.
+            Assert.Equal(w.Pid, remote.Getpid());
+            w.Signal(SIGRT);   // pending while parked, delivered once the thread's own mask is back
+        }
+        Assert.Equal(regs, p.Leader.GetRegs());
+        Assert.Equal(maps, ProcMaps.Read(w.Pid).Select(m => (m.Start, m.End)).ToList());
+        p.Detach();
+        w.ExpectByte('p');
+        w.Signal(SIGUSR1);
+        Assert.EndsWith("c1;", w.ReadToEnd());
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
+    [RootFact]
+    public void ACrispDyingInsideABatchLeavesTheThreadRunningOnAsItWas()
+    {
+        using var w = new TracedWorkload(Tracer, "compel_loop", []);
+        w.ExpectByte('R');
+        var p = Seizer.SeizeProcess(w.Pid);
+        var remote = new RemoteTask(p.Leader);
+        Assert.True(remote.IsCrashSafe);
+        Assert.Equal(PidCalls.Length, remote.Syscalls(PidCalls).Length);   // the batch pages are mapped
+        w.Signal(SIGRT);
+        remote.DetachInsideNextBatch = true;
+        Assert.Throws<InvalidOperationException>(() => remote.Syscalls(PidCalls));
+        remote.Abandon();
+        // Untraced, the thread ran the rest of the table, its tgkill of an ignored signal was dropped, and
+        // rt_sigreturn gave it its registers and mask: the pending signal arrives, the register loop checks out.
+        w.ExpectByte('p');
+        w.Signal(SIGUSR1);
+        Assert.EndsWith("c1;", w.ReadToEnd());
+        Assert.Equal(0, w.WaitExit().ExitCode);
+    }
+
     [RootFact]
     public void NanosleepCompletesWithoutEintrWhenCrispDies()
     {
