@@ -6,21 +6,17 @@ namespace Crisp.Resources.TaskState;
 
 /// <summary>Remote syscalls in one particular thread of a dumped task: per-thread state (altstack,
 /// pdeath signal, securebits) is only answered for the calling thread. The leader reuses the task's
-/// open <see cref="DumpTask.Remote"/>; other threads get a RemoteTask of their own for the duration.</summary>
+/// open <see cref="DumpTask.Remote"/>; another thread's RemoteTask is opened once per dump and kept by the task
+/// (<see cref="DumpTask.RemoteOf"/>).</summary>
 public sealed class ThreadRemote : IDisposable
 {
-    private readonly RemoteTask? _owned;
-
     public RemoteTask Remote { get; }
     public int Tid { get; }
 
     public ThreadRemote(DumpContext ctx, DumpTask task, DumpThread thread)
     {
         Tid = thread.Tid;
-        if (thread.Tid == task.Pid)
-            Remote = task.Remote;
-        else
-            Remote = _owned = new RemoteTask(thread.Thread, log: ctx.Log);
+        Remote = task.RemoteOf(thread);
     }
 
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0)
@@ -37,5 +33,8 @@ public sealed class ThreadRemote : IDisposable
         return buffer;
     }
 
-    public void Dispose() => _owned?.Dispose();
+    /// <summary>Nothing: the task keeps its threads' remotes open until it is let go (<see cref="DumpTask.RemoteOf"/>).</summary>
+    public void Dispose()
+    {
+    }
 }
