@@ -99,6 +99,10 @@ public static class CgroupLimits
 
     private static long? ReadNumber(string file)
     {
+        // Most levels lack most of these files: a missing one is not an exception (each costs the native binary a
+        // stack unwind).
+        if (!File.Exists(file))
+            return null;
         try
         {
             string text = File.ReadAllText(file).Trim();

@@ -30,7 +30,14 @@ public sealed class Procfs(string root)
 
     /// <summary>The non-empty lines of a per-process file, read as they are parsed: maps and smaps of a task
     /// with many VMAs run to megabytes, which crisp should not hold as one string (issue 24).</summary>
-    public IEnumerable<string> ReadLines(int pid, string name) => File.ReadLines(Path(pid, name)).Where(l => l.Length > 0);
+    public IEnumerable<string> ReadLines(int pid, string name)
+    {
+        // A plain iterator, not LINQ's Where: a Select on LINQ's own iterators is a generic virtual call, which the
+        // native binary resolves through its type loader the first time (~2 ms of a small dump, first use included).
+        foreach (var line in File.ReadLines(Path(pid, name)))
+            if (line.Length > 0)
+                yield return line;
+    }
 
     public override string ToString() => Root;
 }

@@ -48,7 +48,9 @@ public sealed class MemoryDump : IDumpStage
         };
         mm.MmSavedAuxv.AddRange(SavedAuxv(pid));
         mm.Vmas.AddRange(vmas.Select(v => v.Entry));
-        mm.Aios.AddRange(vmas.Where(v => v.Is(VmaStatus.AioRing)).Select(v => Aio.AioRings.Dump(pid, v)));
+        foreach (var vma in vmas)   // not Where(..).Select(..): a generic virtual call on LINQ's iterator (Procfs.ReadLines)
+            if (vma.Is(VmaStatus.AioRing))
+                mm.Aios.Add(Aio.AioRings.Dump(pid, vma));
         ctx.Images.Write(ImageFile.Mm(task.VirtualPid), mm);
 
         var chain = ctx.Memory.Chain;
