@@ -48,9 +48,20 @@ public static class CheckpointLoader
             int depth = e.NsPids.Count;
             if (e.NsTids.Count != e.Threads.Count * depth)
                 throw new CrispException($"pstree.img: task {e.Pid} has {e.NsTids.Count} ns_tids for {e.Threads.Count} thread(s) at {depth} nested pid namespace level(s)");
-            var threads = e.Threads.Select((t, i) => (Tid: t, Nested: e.NsTids.Skip(i * depth).Take(depth).Select(n => (int)n).ToArray()))
-                .OrderBy(t => t.Tid == e.Pid ? 0 : 1)
-                .Select(t => new RestoreThread((int)t.Tid, ReadCore(images, (int)t.Tid)) { NestedTids = t.Nested }).ToList();
+            // Loops, not Skip/Take/OrderBy chains: a Select on LINQ's own iterators is a generic virtual call, resolved
+            // through the native binary's type loader the first time (~1 ms of a small restore).
+            var threads = new List<RestoreThread>(e.Threads.Count);
+            for (int i = 0; i < e.Threads.Count; i++)
+            {
+                var nested = new int[depth];
+                for (int k = 0; k < depth; k++)
+                    nested[k] = (int)e.NsTids[i * depth + k];
+                var thread = new RestoreThread((int)e.Threads[i], ReadCore(images, (int)e.Threads[i])) { NestedTids = nested };
+                if (e.Threads[i] == e.Pid)
+                    threads.Insert(0, thread);   // the leader first, the others in their order
+                else
+                    threads.Add(thread);
+            }
             if (threads[0].Core.Tc is null)
                 throw new CrispException($"{images.PathOf(ImageFile.Core(e.Pid))}: task core missing");
             // ids-PID.img (current CRIU, crisp) wins over core.ids (images of old CRIUs).

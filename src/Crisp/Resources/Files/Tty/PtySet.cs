@@ -267,8 +267,10 @@ public sealed class PtySet : IDisposable
         _infos = images.Exists(ImageFile.TtyInfo)
             ? images.ReadAll<tty_info_entry>(ImageFile.TtyInfo).ToDictionary(i => i.Id)
             : [];
-        _files = images.ReadAll<file_entry>(ImageFile.Files).Where(e => e.Type == fd_types.Tty && e.Tty is not null)
-            .Select(e => e.Tty).ToList();
+        _files = [];
+        foreach (var e in images.ReadAll<file_entry>(ImageFile.Files))   // not Where(..).Select(..): see CheckpointLoader.ReadTree
+            if (e.Type == fd_types.Tty && e.Tty is not null)
+                _files.Add(e.Tty);
         if (images.Exists(ImageFile.TtyData))
             foreach (var d in images.ReadAll<tty_data_entry>(ImageFile.TtyData))
             {
