@@ -82,7 +82,11 @@ public sealed class StreamedVerification
         /// <summary>Hashes the file from where the hash is up to <paramref name="until"/> (or its end).</summary>
         private void HashFile(SafeFileHandle handle, long until)
         {
-            byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(GapChunk);
+            // Usually nothing is left once the pages have streamed: no 1 MiB buffer for that.
+            until = Math.Min(until, RandomAccess.GetLength(handle));
+            if (_hashedTo >= until)
+                return;
+            byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min(GapChunk, until - _hashedTo));
             try
             {
                 while (_hashedTo < until)
