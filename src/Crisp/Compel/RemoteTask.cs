@@ -217,13 +217,34 @@ public sealed class RemoteTask : IDisposable
         return results;
     }
 
-    /// <summary>A crash-safe batch: a thread without a seccomp filter (the batch's own rt_sigprocmask and tgkill must
-    /// not be refused: a refused one would let the thread run on while crisp waits), a table that fits the batch
-    /// pages, and enough calls to pay for mapping them (three calls, the first time). Its calls must not change the
-    /// disposition of the signal <see cref="QuietSignal"/> picks (a task's sigactions are only read).</summary>
+    /// <summary>A crash-safe batch: a thread without seccomp or with filters (checked call by call in
+    /// <see cref="FiltersAllow"/>: crisp's seize suspends them, but a crisp that dies lets them apply to the rest of
+    /// the table), a table that fits the batch pages, and enough calls to pay for mapping them (three calls, the first
+    /// time). Its calls must not change the disposition of the signal <see cref="QuietSignal"/> picks (a task's
+    /// sigactions are only read).</summary>
     private bool CanBatchCrashSafe(int count) =>
-        IsCrashSafe && count > 3 && Thread.SeccompMode == 0
+        IsCrashSafe && count > 3 && Thread.SeccompMode is Seccomp.SECCOMP_MODE_DISABLED or Seccomp.SECCOMP_MODE_FILTER
         && (count + 2) * MachineCode.SyscallBatchEntry + sizeof(ulong) <= (SafeBatchPages - 1) * PageSize;
+
+    private List<byte[]>? _filters;   // the thread's seccomp filters, read on the first batch
+    private bool _safeBatchRefused;   // the batch pages could not be had: call by call from then on
+
+    /// <summary>Whether the thread's seccomp filters (none: yes) let <paramref name="call"/> through from
+    /// <paramref name="ip"/>: a filtered thread runs a batch only when each of its calls would be allowed, so that no
+    /// call fails or kills in the batch that would not have on the trampoline, and none leaves the thread running on.</summary>
+    private bool FiltersAllow(RemoteCall call, ulong ip)
+    {
+        if (Thread.SeccompMode == Seccomp.SECCOMP_MODE_DISABLED)
+            return true;
+        if (_filters is null)
+        {
+            _filters = [];
+            for (int i = 0; Ptrace.SeccompGetFilter(Thread.Tid, i) is { } filter; i++)
+                _filters.Insert(0, filter);   // index 0 is the newest; the order does not change the verdict
+        }
+        return SeccompFilterRun.Allows(_filters, (int)call.Nr, ip,
+            (ulong)call.A1, (ulong)call.A2, (ulong)call.A3, (ulong)call.A4, (ulong)call.A5, (ulong)call.A6);
+    }
 
     private const int SafeBatchPages = 3;
     private ulong _safeBatch;   // crash-safe batches: page 0 the code (r-x), then the table (rw-); 0 until the first
@@ -263,8 +284,11 @@ public sealed class RemoteTask : IDisposable
         if (_gone)
             throw new InvalidOperationException($"{Thread} is gone");
         LastNewTask = 0;
-        if (_safeBatch == 0)
-            MapSafeBatch();
+        if (_safeBatchRefused || _safeBatch == 0 && !MapSafeBatch())
+        {
+            _safeBatchRefused = true;
+            return OneByOne(calls);
+        }
         int tid = Thread.Tid, n = calls.Count + 2, words = MachineCode.SyscallBatchEntry / sizeof(long);
         ulong tableAt = _safeBatch + PageSize, maskAt = tableAt + (ulong)(n * MachineCode.SyscallBatchEntry);
         var table = new long[n * words + 1];
@@ -280,6 +304,11 @@ public sealed class RemoteTask : IDisposable
         (table[(n - 1) * words], table[(n - 1) * words + 1], table[(n - 1) * words + 2], table[(n - 1) * words + 3]) =
             (Sysno.tgkill, quiet.Tgid, quiet.Tid, signal);
         table[n * words] = (long)~(1UL << (signal - 1));
+        ulong ip = _safeBatch + MachineCode.CrashSafeBatchAfterSyscall;
+        for (int i = 0; i < n; i++)
+            if (!FiltersAllow(new RemoteCall(table[i * words], table[i * words + 1], table[i * words + 2], table[i * words + 3],
+                    table[i * words + 4], table[i * words + 5], table[i * words + 6]), ip))
+                return OneByOne(calls);
         var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(table.AsSpan());
         WriteMemory(tableAt, bytes);
         var regs = SavedRegs.WithSyscall(_safeBatch, 0);
@@ -343,15 +372,29 @@ public sealed class RemoteTask : IDisposable
 
     /// <summary>The batch pages: mapped r-x (allowed under PR_SET_MDWE), the code written through /proc/PID/mem, the
     /// table pages then made writable.</summary>
-    private void MapSafeBatch()
+    private bool MapSafeBatch()
     {
-        long addr = InvokeOnTrampoline(Sysno.mmap, 0, SafeBatchPages * PageSize, Mman.PROT_READ | Mman.PROT_EXEC,
-            Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0);
-        ThrowIfFailed(addr, $"remote mmap(syscall batch) in {Thread.Tid}");
+        ulong ip = _trampoline + VdsoTrampoline.SigreturnOffset;
+        var map = new RemoteCall(Sysno.mmap, 0, SafeBatchPages * PageSize, Mman.PROT_READ | Mman.PROT_EXEC, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS, -1, 0);
+        if (!FiltersAllow(map, ip))
+            return false;
+        long addr = InvokeOnTrampoline(map.Nr, map.A1, map.A2, map.A3, map.A4, map.A5, map.A6);
+        if (addr < 0 && addr > -4096)
+            return false;   // refused (a memory limit, MDWE in some form): call by call then
         _safeBatch = (ulong)addr;
         WriteMemory(_safeBatch, MachineCode.CrashSafeSyscallBatch);
-        ThrowIfFailed(InvokeOnTrampoline(Sysno.mprotect, addr + PageSize, (SafeBatchPages - 1) * PageSize, Mman.PROT_READ | Mman.PROT_WRITE, 0, 0, 0),
-            $"remote mprotect(syscall batch) in {Thread.Tid}");
+        var protect = new RemoteCall(Sysno.mprotect, addr + PageSize, (SafeBatchPages - 1) * PageSize, Mman.PROT_READ | Mman.PROT_WRITE);
+        // Pages that stay r-x are still unmapped on Dispose; no batch runs on them.
+        return FiltersAllow(protect, ip) && InvokeOnTrampoline(protect.Nr, protect.A1, protect.A2, protect.A3, 0, 0, 0) == 0;
+    }
+
+    /// <summary>The calls one by one on the trampoline (what a batch falls back to).</summary>
+    private long[] OneByOne(IReadOnlyList<RemoteCall> calls)
+    {
+        var results = new long[calls.Count];
+        for (int i = 0; i < calls.Count; i++)
+            results[i] = InvokeOnTrampoline(calls[i].Nr, calls[i].A1, calls[i].A2, calls[i].A3, calls[i].A4, calls[i].A5, calls[i].A6);
+        return results;
     }
 
     /// <summary>Runs syscall <paramref name="nr"/> and throws, naming <paramref name="name"/> and the thread,
