@@ -194,14 +194,7 @@ public sealed class RemoteTask : IDisposable
         if (_gone)
             throw new InvalidOperationException($"{Thread} is gone");
         LastNewTask = 0;
-        int words = MachineCode.SyscallBatchEntry / sizeof(long);
-        var table = new long[calls.Count * words];
-        for (int i = 0; i < calls.Count; i++)
-        {
-            var c = calls[i];
-            (table[i * words], table[i * words + 1], table[i * words + 2], table[i * words + 3]) = (c.Nr, c.A1, c.A2, c.A3);
-            (table[i * words + 4], table[i * words + 5], table[i * words + 6]) = (c.A4, c.A5, c.A6);
-        }
+        var table = BatchTable(calls, calls.Count, 0);
         var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(table.AsSpan());
         ulong at = _knownData + (ulong)(ScratchDataSize - bytes.Length);
         WriteMemory(at, bytes);
@@ -211,9 +204,36 @@ public sealed class RemoteTask : IDisposable
         RunToTrap(_knownBatch + (ulong)MachineCode.SyscallBatch.Length, regs, $"syscall batch of {calls.Count}");
         ReadMemory(at, bytes);
         CallCount += calls.Count;
-        var results = new long[calls.Count];
+        return BatchResults(table, calls.Count);
+    }
+
+    private const int BatchWords = MachineCode.SyscallBatchEntry / sizeof(long);
+
+    /// <summary>A batch table of <paramref name="entries"/> entries (nr, six arguments, result), the first ones
+    /// <paramref name="calls"/>, and <paramref name="extraWords"/> words after it.</summary>
+    private static long[] BatchTable(IReadOnlyList<RemoteCall> calls, int entries, int extraWords)
+    {
+        var table = new long[entries * BatchWords + extraWords];
         for (int i = 0; i < calls.Count; i++)
-            results[i] = table[i * words + words - 1];
+            PutEntry(table, i, calls[i]);
+        return table;
+    }
+
+    private static void PutEntry(long[] table, int i, RemoteCall c)
+    {
+        (table[i * BatchWords], table[i * BatchWords + 1], table[i * BatchWords + 2], table[i * BatchWords + 3]) = (c.Nr, c.A1, c.A2, c.A3);
+        (table[i * BatchWords + 4], table[i * BatchWords + 5], table[i * BatchWords + 6]) = (c.A4, c.A5, c.A6);
+    }
+
+    private static RemoteCall EntryAt(long[] table, int i) => new(table[i * BatchWords], table[i * BatchWords + 1],
+        table[i * BatchWords + 2], table[i * BatchWords + 3], table[i * BatchWords + 4], table[i * BatchWords + 5], table[i * BatchWords + 6]);
+
+    /// <summary>The results the batch code wrote back into the first <paramref name="count"/> entries.</summary>
+    private static long[] BatchResults(long[] table, int count)
+    {
+        var results = new long[count];
+        for (int i = 0; i < count; i++)
+            results[i] = table[i * BatchWords + BatchWords - 1];
         return results;
     }
 
@@ -289,25 +309,16 @@ public sealed class RemoteTask : IDisposable
             _safeBatchRefused = true;
             return OneByOne(calls);
         }
-        int tid = Thread.Tid, n = calls.Count + 2, words = MachineCode.SyscallBatchEntry / sizeof(long);
+        int tid = Thread.Tid, n = calls.Count + 2;
         ulong tableAt = _safeBatch + PageSize, maskAt = tableAt + (ulong)(n * MachineCode.SyscallBatchEntry);
-        var table = new long[n * words + 1];
-        for (int i = 0; i < calls.Count; i++)
-        {
-            var c = calls[i];
-            (table[i * words], table[i * words + 1], table[i * words + 2], table[i * words + 3]) = (c.Nr, c.A1, c.A2, c.A3);
-            (table[i * words + 4], table[i * words + 5], table[i * words + 6]) = (c.A4, c.A5, c.A6);
-        }
+        var table = BatchTable(calls, n, 1);
         const long SigSetmask = 2;
-        (table[(n - 2) * words], table[(n - 2) * words + 1], table[(n - 2) * words + 2], table[(n - 2) * words + 4]) =
-            (Sysno.rt_sigprocmask, SigSetmask, (long)maskAt, sizeof(ulong));
-        (table[(n - 1) * words], table[(n - 1) * words + 1], table[(n - 1) * words + 2], table[(n - 1) * words + 3]) =
-            (Sysno.tgkill, quiet.Tgid, quiet.Tid, signal);
-        table[n * words] = (long)~(1UL << (signal - 1));
+        PutEntry(table, n - 2, new RemoteCall(Sysno.rt_sigprocmask, SigSetmask, (long)maskAt, 0, sizeof(ulong)));
+        PutEntry(table, n - 1, new RemoteCall(Sysno.tgkill, quiet.Tgid, quiet.Tid, signal));
+        table[n * BatchWords] = (long)~(1UL << (signal - 1));
         ulong ip = _safeBatch + MachineCode.CrashSafeBatchAfterSyscall;
         for (int i = 0; i < n; i++)
-            if (!FiltersAllow(new RemoteCall(table[i * words], table[i * words + 1], table[i * words + 2], table[i * words + 3],
-                    table[i * words + 4], table[i * words + 5], table[i * words + 6]), ip))
+            if (!FiltersAllow(EntryAt(table, i), ip))
                 return OneByOne(calls);
         var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(table.AsSpan());
         WriteMemory(tableAt, bytes);
@@ -350,10 +361,7 @@ public sealed class RemoteTask : IDisposable
         Ptrace.SetRegs(tid, parked);
         ReadMemory(tableAt, bytes);
         CallCount += calls.Count;
-        var results = new long[calls.Count];
-        for (int i = 0; i < calls.Count; i++)
-            results[i] = table[i * words + words - 1];
-        return results;
+        return BatchResults(table, calls.Count);
     }
 
     /// <summary>Tests: the next crash-safe batch lets its thread go at its first call's syscall-entry stop, as the

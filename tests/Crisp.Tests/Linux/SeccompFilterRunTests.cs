@@ -35,15 +35,7 @@ public sealed class SeccompFilterRunTests
             (0x06, 0, 0, 0x7fff0000),                         // ret allow
         };
         // rt_sigprocmask with another how falls through to "ld M[3]; sub 100" (14 - 100 != 10): allowed too.
-        var bytes = new byte[p.Count * 8];
-        for (int i = 0; i < p.Count; i++)
-        {
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i * 8), p[i].Code);
-            bytes[i * 8 + 2] = p[i].Jt;
-            bytes[i * 8 + 3] = p[i].Jf;
-            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 8 + 4), p[i].K);
-        }
-        return bytes;
+        return Crisp.Tests.Images.SampleImages.Bpf([.. p]);
     }
 
     [Fact]

@@ -40,7 +40,12 @@ public static class MachineCode
 
     /// <summary>Runs r12 (at least 1) syscalls from a table at rbx, then traps: each entry is 8 words — nr, six
     /// arguments, and the raw result written back. One ptrace stop for many calls (a task's 64 sigactions).</summary>
-    public static ReadOnlySpan<byte> SyscallBatch =>
+    public static ReadOnlySpan<byte> SyscallBatch => s_syscallBatch;
+
+    private static readonly byte[] s_syscallBatch = [.. BatchLoop, 0xCC];   // int3
+
+    /// <summary>The table loop both batches share.</summary>
+    private static ReadOnlySpan<byte> BatchLoop =>
     [
         0x48, 0x8B, 0x03,                   // loop: mov rax, [rbx]
         0x48, 0x8B, 0x7B, 0x08,             // mov rdi, [rbx+8]
@@ -54,30 +59,15 @@ public static class MachineCode
         0x48, 0x83, 0xC3, 0x40,             // add rbx, 64
         0x49, 0xFF, 0xCC,                   // dec r12
         0x75, 0xD6,                         // jnz loop
-        0xCC,                               // int3
     ];
 
     /// <summary><see cref="SyscallBatch"/> for a dumped task's crash-safe thread: the same loop, then rt_sigreturn
     /// (mov eax, 15; syscall) from the sigreturn frame rsp points at, instead of int3. The table's last calls unblock
     /// and raise an ignored signal: crisp stops the thread at its delivery; a crisp that died meanwhile leaves a thread
     /// whose signal is dropped and which puts its own state back (RemoteTask).</summary>
-    public static ReadOnlySpan<byte> CrashSafeSyscallBatch =>
-    [
-        0x48, 0x8B, 0x03,                   // loop: mov rax, [rbx]
-        0x48, 0x8B, 0x7B, 0x08,             // mov rdi, [rbx+8]
-        0x48, 0x8B, 0x73, 0x10,             // mov rsi, [rbx+16]
-        0x48, 0x8B, 0x53, 0x18,             // mov rdx, [rbx+24]
-        0x4C, 0x8B, 0x53, 0x20,             // mov r10, [rbx+32]
-        0x4C, 0x8B, 0x43, 0x28,             // mov r8, [rbx+40]
-        0x4C, 0x8B, 0x4B, 0x30,             // mov r9, [rbx+48]
-        0x0F, 0x05,                         // syscall
-        0x48, 0x89, 0x43, 0x38,             // mov [rbx+56], rax
-        0x48, 0x83, 0xC3, 0x40,             // add rbx, 64
-        0x49, 0xFF, 0xCC,                   // dec r12
-        0x75, 0xD6,                         // jnz loop
-        0xB8, 0x0F, 0x00, 0x00, 0x00,       // mov eax, 15 (rt_sigreturn)
-        0x0F, 0x05,                         // syscall
-    ];
+    public static ReadOnlySpan<byte> CrashSafeSyscallBatch => s_crashSafeSyscallBatch;
+
+    private static readonly byte[] s_crashSafeSyscallBatch = [.. BatchLoop, 0xB8, 0x0F, 0x00, 0x00, 0x00, 0x0F, 0x05];
 
     /// <summary>Offset of the instruction after <see cref="CrashSafeSyscallBatch"/>'s syscall: where a thread stops
     /// when a signal is delivered on that syscall's return.</summary>
