@@ -45,10 +45,15 @@ public static class CgroupHeadroom
 
     /// <summary>Before anything is created: the restored tree is created in crisp's cgroups. Refused when its pages
     /// (or its tasks) alone exceed what the cgroup can still take; a warning when crisp's own share may not fit.</summary>
-    public static void BeforeRestore(long treeBytes, int treeTasks, Log log)
+    /// <param name="treeBytes">The tree's pages, counted only where a memory limit applies (it reads every pagemap).</param>
+    public static void BeforeRestore(Func<long> treeBytes, int treeTasks, Log log) =>
+        BeforeRestore(CgroupLimits.Memory() is { } m ? (m, treeBytes()) : null, treeTasks, log);
+
+    private static void BeforeRestore((MemoryLimit Limit, long TreeBytes)? memory, int treeTasks, Log log)
     {
-        if (CgroupLimits.Memory() is { } m)
+        if (memory is { } limited)
         {
+            var (m, treeBytes) = limited;
             if (m.Headroom + m.SwapAllowed < treeBytes)
                 throw new CrispException($"memory cgroup {m.Cgroup} has {MiB(m.Headroom)} MiB free of its {MiB(m.Limit)} MiB limit, " +
                     $"but the restored tree alone needs {MiB(treeBytes)} MiB (it is created in this cgroup): refusing to start a restore that would be OOM-killed");

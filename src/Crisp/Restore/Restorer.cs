@@ -46,7 +46,7 @@ public sealed class Restorer(RestoreOptions options, Log log, FaultInjection? fa
         // A tree with a pid namespace of its own gets a fresh one: its pids are free there by construction.
         if (!Resources.Namespaces.NamespacesRestore.HasOwnPidNamespace(inventory, tasks[0].Ids))
             CheckpointLoader.CheckPidsFree(tasks);
-        Footprint.CgroupHeadroom.BeforeRestore(Stats.PageCount.Present(images, tasks.Select(t => t.Pid)) * PagemapWriter.PageSize,
+        Footprint.CgroupHeadroom.BeforeRestore(() => Stats.PageCount.Present(images, tasks.Select(t => t.Pid)) * PagemapWriter.PageSize,
             tasks.Sum(t => t.Threads.Count + t.Zombies.Count), log);
         // CRIU's pre-restore: before anything is created, so a failing script leaves nothing behind.
         scripts.RunOrThrow(Scripts.ScriptAction.PreRestore);
