@@ -172,13 +172,7 @@ public sealed class RemoteTask : IDisposable
             return RunBatch(calls);
         if (CanBatchCrashSafe(calls.Count) && QuietSignal() is { Signal: > 0 } quiet)
             return RunCrashSafeBatch(calls, quiet);
-        var results = new long[calls.Count];
-        for (int i = 0; i < calls.Count; i++)
-        {
-            var c = calls[i];
-            results[i] = Syscall(c.Nr, c.A1, c.A2, c.A3, c.A4, c.A5, c.A6);
-        }
-        return results;
+        return OneByOne(calls);
     });
 
     /// <summary>A batch needs the puppet's batch code and room for its table in the half of the scratch data that
@@ -396,12 +390,12 @@ public sealed class RemoteTask : IDisposable
         return FiltersAllow(protect, ip) && InvokeOnTrampoline(protect.Nr, protect.A1, protect.A2, protect.A3, 0, 0, 0) == 0;
     }
 
-    /// <summary>The calls one by one on the trampoline (what a batch falls back to).</summary>
+    /// <summary>The calls one by one, a stop (or two) each: where no batch can run.</summary>
     private long[] OneByOne(IReadOnlyList<RemoteCall> calls)
     {
         var results = new long[calls.Count];
         for (int i = 0; i < calls.Count; i++)
-            results[i] = InvokeOnTrampoline(calls[i].Nr, calls[i].A1, calls[i].A2, calls[i].A3, calls[i].A4, calls[i].A5, calls[i].A6);
+            results[i] = Syscall(calls[i].Nr, calls[i].A1, calls[i].A2, calls[i].A3, calls[i].A4, calls[i].A5, calls[i].A6);
         return results;
     }
 
