@@ -80,6 +80,17 @@ public sealed class PagemapWriter : IDisposable
         Send(_runs.AsSpan(0, n), data);
     }
 
+    /// <summary>Whether the sink keeps pages in memory of its own (<see cref="TryTakeRoom"/> may give room).</summary>
+    public bool HoldsInMemory => _sink is IPageRoom;
+
+    /// <summary>Room in the sink's own memory to read a batch's <paramref name="length"/> bytes into, where the sink
+    /// holds pages in memory (<see cref="IPageRoom"/>, a `--leave-running` dump's spool); false otherwise.</summary>
+    public bool TryTakeRoom(int length, out nint at)
+    {
+        at = 0;
+        return _sink is IPageRoom room && room.TryTakeRoom(length, out at);
+    }
+
     /// <summary>Records a run whose data is not stored here (in the parent, or lazy).</summary>
     public void AddRun(ulong vaddr, uint nrPages, PagemapFlags flags)
     {

@@ -13,3 +13,13 @@ public interface IPageSink : IDisposable
     /// <summary>Every run is written: entries still held back (to merge with a next run) go out.</summary>
     void Complete();
 }
+
+/// <summary>A sink that holds page data in memory of its own (a <see cref="PageSpool"/>): the dump may read a batch
+/// straight into room taken here, and a <see cref="IPageSink.Write"/> of data lying in that room keeps it where it is
+/// instead of copying it (issue 18, freeze time: one copy of the tree's pages while it is frozen, not two).</summary>
+public interface IPageRoom
+{
+    /// <summary>Room for <paramref name="length"/> bytes (whole pages), or false: the batch goes through crisp's own
+    /// buffer as usual. Room taken must be handed back by a Write of exactly that memory, in batch order.</summary>
+    bool TryTakeRoom(int length, out nint at);
+}

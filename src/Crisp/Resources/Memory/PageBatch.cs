@@ -14,6 +14,7 @@ internal sealed class PageBatch
     public PageBatch(int capacity) => Buffer = GC.AllocateUninitializedArray<byte>(capacity, pinned: true);
 
     public byte[] Buffer { get; }
+    private nint _room;
     public int Bytes { get; private set; }
     public int Room => Buffer.Length - Bytes;
     public bool IsEmpty => Bytes == 0;
@@ -26,7 +27,15 @@ internal sealed class PageBatch
     /// later (PE_LAZY) —, each with the index of the range it comes before, so the pagemap keeps address order.</summary>
     public IReadOnlyList<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> ParentRuns => _parentRuns;
     public bool HasNothing => Bytes == 0 && _parentRuns.Count == 0;
-    public Span<byte> Data => Buffer.AsSpan(0, Bytes);
+    /// <summary>Filled by the pipe's own thread before it drains it (<see cref="PagePipe.FillOnBothSides"/>).</summary>
+    public bool FillOnDrain { get; set; }
+
+    /// <summary>The batch's bytes: in <see cref="Buffer"/>, or in the sink's room (<see cref="UseRoom"/>).</summary>
+    public unsafe Span<byte> Data => _room != 0 ? new Span<byte>((void*)_room, Bytes) : Buffer.AsSpan(0, Bytes);
+
+    /// <summary>Dump: the batch's bytes are read into <paramref name="at"/> (room the page sink holds, at least
+    /// <see cref="Bytes"/> long) instead of <see cref="Buffer"/>, until <see cref="Clear"/>.</summary>
+    public void UseRoom(nint at) => _room = at;
 
     /// <summary>Appends a range (at most <see cref="Room"/> bytes).</summary>
     public void Add(RemoteRange range)
@@ -46,5 +55,7 @@ internal sealed class PageBatch
         _ranges.Clear();
         Bytes = 0;
         Accessible = false;
+        _room = 0;
+        FillOnDrain = false;
     }
 }

@@ -40,6 +40,13 @@ internal sealed class PagePipe : IDisposable
         _drain = drain;
     }
 
+    /// <summary>Every other batch is filled on the pipe's thread, right before it drains it, while the caller fills
+    /// the next: for a sink that keeps the pages where they were read (dump -R's spool, <see cref="Images.Pages.IPageRoom"/>)
+    /// the drain has nothing to copy, and the frozen copy runs on both cores (issue 18, freeze time). The fill must
+    /// then be safe on two threads at once.</summary>
+    public bool FillOnBothSides { get; init; }
+    private long _flushes;
+
     /// <summary>Data drained on the calling thread before the drain thread starts: a small task's pages (most
     /// tasks of most trees) cost less to write in place than a thread start and its wake-ups (issue 18, small trees).</summary>
     public const long InlineBytes = 2 * BatchBytes;
@@ -80,9 +87,12 @@ internal sealed class PagePipe : IDisposable
     {
         if (_batch is not { HasNothing: false } batch)
             return;
-        _fill(batch);
         _batch = null;
-        if (_drainer is null && _drainedInline + batch.Bytes <= InlineBytes)
+        bool inline = _drainer is null && _drainedInline + batch.Bytes <= InlineBytes;
+        batch.FillOnDrain = !inline && FillOnBothSides && (_flushes++ & 1) == 1;
+        if (!batch.FillOnDrain)
+            _fill(batch);
+        if (inline)
         {
             _drainedInline += batch.Bytes;
             try
@@ -167,6 +177,8 @@ internal sealed class PagePipe : IDisposable
         {
             foreach (var batch in _full.GetConsumingEnumerable(_failed.Token))
             {
+                if (batch.FillOnDrain)
+                    _fill(batch);
                 _drain(batch);
                 _free.Add(batch);
             }

@@ -17,6 +17,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     private const ulong PresentOrSwapped = 3UL << 62, FilePage = 1UL << 61;
 
     private SafeFileHandle? _mem;
+    private readonly Lock _memLock = new();
     private bool _taskRuns;
 
     /// <summary>Pages stored so far (the count a stats counter reads).</summary>
@@ -26,7 +27,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     {
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data));
+        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data)) { FillOnBothSides = writer.HoldsInMemory };
         try
         {
             var list = vmas as IReadOnlyList<DumpedVma> ?? vmas.ToList();
@@ -71,7 +72,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         _taskRuns = taskRuns;
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns));
+        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns)) { FillOnBothSides = writer.HoldsInMemory };
         try
         {
             foreach (var run in plan)
@@ -246,9 +247,13 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     }
 
     /// <summary>Reads a batch out of the task (on the dumping thread, while the pipe's thread writes the batches
-    /// before it: two cores, one copies out of the task, one into the page sink).</summary>
+    /// before it: two cores, one copies out of the task, one into the page sink; or on both threads in turn when
+    /// the sink keeps pages in memory).</summary>
     private void Read(PageBatch batch)
     {
+        // A sink that holds pages in memory (dump -R's spool) gets them read straight into it: one copy while frozen.
+        if (batch.Bytes > 0 && writer.TryTakeRoom(batch.Bytes, out nint room))
+            batch.UseRoom(room);
         long done = batch.Accessible && batch.Bytes > 0 ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
         if (done < batch.Bytes)
             ReadThroughProcMem(batch, done);
@@ -258,7 +263,8 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     /// reads pages process_vm_readv refuses).</summary>
     private void ReadThroughProcMem(PageBatch batch, long from)
     {
-        _mem ??= File.OpenHandle(Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Read);
+        lock (_memLock)   // batches may be read on two threads (PagePipe.FillOnBothSides)
+            _mem ??= File.OpenHandle(Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Read);
         long offset = 0;
         foreach (var r in batch.Ranges)
         {
@@ -266,7 +272,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
             if (rEnd > from)
             {
                 long skip = Math.Max(0, from - offset);
-                var span = batch.Buffer.AsSpan((int)(offset + skip), (int)((long)r.Length - skip));
+                var span = batch.Data.Slice((int)(offset + skip), (int)((long)r.Length - skip));
                 long addr = (long)r.Address + skip;
                 int got = 0;
                 while (got < span.Length)

@@ -11,6 +11,40 @@ namespace Crisp.Tests.Resources.Memory;
 [Collection("compel")]
 public sealed class MemoryRestoreTests(ITestOutputHelper output)
 {
+    /// <summary>dump --leave-running reads the pages straight into its spool, on two threads in turn (issue 18, freeze
+    /// time): 16 MiB beside mem_check's heap, sparse, read-only and PROT_NONE pages (the last read through /proc/PID/mem
+    /// into the spool) must come back whole from the images the spool drained into.</summary>
+    [RootFact]
+    public void LeaveRunningDumpReadStraightIntoItsSpoolRestoresEveryPage()
+    {
+        using var w = MemWorkload.Start(bigMiB: 16);
+        string maps = MapsText.Normalized(w.Pid);
+        var logText = new StringWriter();
+        new Dumper(new DumpOptions { RootPid = w.Pid, ImagesDir = w.ImagesDir, LeaveRunning = true }, new Log(logText, 4)).Run();
+        Assert.Contains("page spool:", logText.ToString());
+        Assert.Contains("tree released after", logText.ToString());
+        Assert.True(Directory.Exists($"/proc/{w.Pid}"), "the workload runs on after dump -R");
+        int waits = w.WaitingCount;
+        RawSyscall.Call("kill", Sysno.kill, w.Pid, 9);
+        Spawn.Reap(w.Pid);
+        w.WaitGone();
+
+        var tree = new Restorer(new RestoreOptions { ImagesDir = w.ImagesDir, Detached = true }, Log.Null).Run();
+        try
+        {
+            Assert.Equal(maps, MapsText.Normalized(w.Pid));
+            w.WaitUntil(() => w.WaitingCount > waits, "waiting again after restore");
+        }
+        catch
+        {
+            RawSyscall.TryCall(Sysno.kill, tree.RootPid, 9);
+            Live.ExitCodeWithin(tree);
+            throw;
+        }
+        w.Signal(MemWorkload.SIGUSR1);
+        Assert.Equal(0, Live.ExitCodeWithin(tree));
+    }
+
     [RootFact]
     public void DumpThenRestoreGivesBackTheSameAddressSpaceAndTheWorkloadPasses()
     {
