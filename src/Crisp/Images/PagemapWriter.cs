@@ -20,6 +20,17 @@ public sealed class PagemapWriter : IDisposable
     {
         _sink = sink;
         _progress = progress;
+        _hashAhead = sink is IHashAheadSink { CanHashAhead: true } h ? h : null;
+    }
+
+    private readonly IHashAheadSink? _hashAhead;
+
+    /// <summary>Hashes a batch's data on the thread that read it, ahead of its <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte}, IReadOnlyList{ValueTuple{int, Linux.RemoteRange, PagemapFlags}}, bool)"/>
+    /// with hashedAhead (batches in the order they are added); nothing where the sink does not hash.</summary>
+    public void HashAhead(ReadOnlySpan<byte> data)
+    {
+        if (data.Length > 0)
+            _hashAhead?.HashAhead(data);
     }
 
     public long PagesWritten { get; private set; }
@@ -40,15 +51,16 @@ public sealed class PagemapWriter : IDisposable
             return;
         if (data.Length % PageSize != 0 || vaddr % PageSize != 0)
             throw new ArgumentException("page runs must be page-aligned and whole pages");
+        HashAhead(data);
         Send([new PageRun(vaddr, (uint)(data.Length / PageSize), PagemapFlags.Present)], data);
     }
 
     /// <summary>Stores a batch of runs whose pages lie back to back in <paramref name="data"/>, with one write.</summary>
-    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data) => AddBatch(runs, data, []);
+    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data, bool hashedAhead = false) => AddBatch(runs, data, [], hashedAhead);
 
     /// <summary>As <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte})"/>, with runs kept in the
     /// parent images (PE_PARENT) or lazy (PE_LAZY) placed before the data run of index Before (address order).</summary>
-    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data, IReadOnlyList<(int Before, Linux.RemoteRange Range, PagemapFlags Flags)> parentRuns)
+    public void AddBatch(ReadOnlySpan<Linux.RemoteRange> runs, ReadOnlySpan<byte> data, IReadOnlyList<(int Before, Linux.RemoteRange Range, PagemapFlags Flags)> parentRuns, bool hashedAhead = false)
     {
         long total = 0;
         foreach (var r in runs)
@@ -77,6 +89,8 @@ public sealed class PagemapWriter : IDisposable
             if (i < runs.Length)
                 _runs[n++] = new PageRun(runs[i].Address, (uint)(runs[i].Length / PageSize), PagemapFlags.Present);
         }
+        if (!hashedAhead)
+            HashAhead(data);
         Send(_runs.AsSpan(0, n), data);
     }
 

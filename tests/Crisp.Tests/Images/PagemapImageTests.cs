@@ -106,6 +106,40 @@ public class PagemapImageTests
         Assert.Throws<ArgumentOutOfRangeException>(() => r.ReadPages(0x13000, new byte[2 * P]));
     }
 
+    /// <summary>A dump's reader hashes each batch ahead of the writer (issue 18): the hash the manifest takes from the
+    /// writing is the pages file's own, and a write that is not what was hashed ahead is refused, never recorded.</summary>
+    [Fact]
+    public void BatchesHashedAheadOnAnotherThreadGiveTheFilesOwnHash()
+    {
+        using var tmp = new TempImageDir();
+        byte[][] batches = [Pattern(3, 5), Pattern(1, 6), Pattern(4, 7)];
+        using (var w = tmp.Dir.CreatePagemap(Pid, 4))
+        {
+            // All hashed first on another thread, written after: the order a pipe four batches deep can give.
+            var reader = new Thread(() => { foreach (var b in batches) w.HashAhead(b); });
+            reader.Start();
+            reader.Join();
+            ulong at = 0x40000;
+            foreach (var b in batches)
+            {
+                w.AddBatch([new Crisp.Linux.RemoteRange(at, (ulong)b.Length)], b, hashedAhead: true);
+                at += (ulong)b.Length + P;
+            }
+        }
+        string pages = tmp.Dir.PathOf(ImageFile.Pages(4));
+        var written = tmp.Dir.Written.Of(pages);
+        Assert.NotNull(written);
+        Assert.Equal(tmp.Dir.ManifestHash.OfFile(pages), written);
+
+        using var tmp2 = new TempImageDir();
+        var w2 = tmp2.Dir.CreatePagemap(Pid, 5);
+        w2.HashAhead(Pattern(2, 1));
+        var e = Assert.Throws<InvalidOperationException>(() => w2.AddBatch([new Crisp.Linux.RemoteRange(0x40000, P)], Pattern(1, 1), hashedAhead: true));
+        Assert.Contains("hashed ahead", e.Message);
+        try { w2.Dispose(); } catch (InvalidOperationException) { }
+        Assert.Null(tmp2.Dir.Written.Of(tmp2.Dir.PathOf(ImageFile.Pages(5))));
+    }
+
     [Fact]
     public void CritDecodesTheSameRuns()
     {

@@ -28,12 +28,29 @@ public sealed class WrittenHashes(ManifestHash algorithm)
 internal sealed class HashingStream(Stream file, string fileName, WrittenHashes hashes) : Stream
 {
     private readonly ManifestHash.Hasher _hasher = hashes.Algorithm.Start();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<int> _ahead = new();
+    private long _written;
     private bool _disposed;
+
+    /// <summary>Hashes the bytes the next write not yet hashed will carry (on another thread, ahead of it: see
+    /// <see cref="Pages.IHashAheadSink"/>).</summary>
+    public void HashAhead(ReadOnlySpan<byte> data)
+    {
+        _hasher.Append(data);
+        _ahead.Enqueue(data.Length);
+    }
 
     public override void Write(ReadOnlySpan<byte> data)
     {
         file.Write(data);
-        _hasher.Append(data);
+        if (_ahead.TryDequeue(out int hashed))
+        {
+            if (hashed != data.Length)
+                throw new InvalidOperationException($"{fileName}: {data.Length} bytes written where {hashed} were hashed ahead");
+        }
+        else
+            _hasher.Append(data);
+        _written += data.Length;
     }
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
@@ -44,7 +61,9 @@ internal sealed class HashingStream(Stream file, string fileName, WrittenHashes 
         {
             _disposed = true;
             file.Dispose();
-            hashes.Record(fileName, _hasher.Finish(), _hasher.Length);
+            // Hashed ahead but never written (a failed dump): no hash, the manifest would name bytes not in the file.
+            if (_ahead.IsEmpty)
+                hashes.Record(fileName, _hasher.Finish(), _hasher.Length);
         }
         base.Dispose(disposing);
     }
@@ -52,8 +71,8 @@ internal sealed class HashingStream(Stream file, string fileName, WrittenHashes 
     public override bool CanRead => false;
     public override bool CanSeek => false;
     public override bool CanWrite => !_disposed;
-    public override long Length => _hasher.Length;
-    public override long Position { get => _hasher.Length; set => throw new NotSupportedException(); }
+    public override long Length => _written;
+    public override long Position { get => _written; set => throw new NotSupportedException(); }
     public override void Flush() => file.Flush();
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();

@@ -14,6 +14,19 @@ public interface IPageSink : IDisposable
     void Complete();
 }
 
+/// <summary>A sink that hashes what it writes (for the manifest) and can be given a batch's hash ahead of the write, on
+/// the thread that read the batch while it is still in that core's cache: a dump's writing thread then only writes
+/// (issue 18, throughput: the hash was a tenth of the writer's time on the page cache).</summary>
+public interface IHashAheadSink
+{
+    /// <summary>False where the bytes written are not the bytes given (an encrypted pages file hashes ciphertext).</summary>
+    bool CanHashAhead { get; }
+
+    /// <summary>Hashes the data of the next <see cref="IPageSink.Write"/> not hashed yet: every data write must come
+    /// through here first, in the order of the writes.</summary>
+    void HashAhead(ReadOnlySpan<byte> data);
+}
+
 /// <summary>A sink that holds page data in memory of its own (a <see cref="PageSpool"/>): the dump may read a batch
 /// straight into room taken here, and a <see cref="IPageSink.Write"/> of data lying in that room keeps it where it is
 /// instead of copying it (issue 18, freeze time: one copy of the tree's pages while it is frozen, not two).</summary>

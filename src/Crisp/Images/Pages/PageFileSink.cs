@@ -5,7 +5,7 @@ namespace Crisp.Images.Pages;
 /// <summary>A pagemap into the images directory: pagemap-*.img (a pagemap_head, then one entry per run,
 /// adjacent runs merged) and the raw pages-N.img, one write per batch, encrypted and hashed as it streams
 /// (<see cref="ImageDirectory.CreatePages"/>).</summary>
-public sealed class PageFileSink : IPageSink
+public sealed class PageFileSink : IPageSink, IHashAheadSink
 {
     private readonly ImageWriter _map;
     private readonly Stream _pages;
@@ -33,6 +33,10 @@ public sealed class PageFileSink : IPageSink
         foreach (var r in runs)
             Add(r);
     }
+
+    public bool CanHashAhead => _pages is Manifest.HashingStream;
+
+    public void HashAhead(ReadOnlySpan<byte> data) => ((Manifest.HashingStream)_pages).HashAhead(data);
 
     public void Complete() => FlushPending();
 

@@ -27,7 +27,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     {
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data)) { FillOnBothSides = writer.HoldsInMemory };
+        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, hashedAhead: true)) { FillOnBothSides = writer.HoldsInMemory };
         try
         {
             var list = vmas as IReadOnlyList<DumpedVma> ?? vmas.ToList();
@@ -72,7 +72,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         _taskRuns = taskRuns;
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns)) { FillOnBothSides = writer.HoldsInMemory };
+        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns, hashedAhead: true)) { FillOnBothSides = writer.HoldsInMemory };
         try
         {
             foreach (var run in plan)
@@ -257,6 +257,9 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         long done = batch.Accessible && batch.Bytes > 0 ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
         if (done < batch.Bytes)
             ReadThroughProcMem(batch, done);
+        // Batches are read in the order they are written except on both threads at once, and then the sink keeps
+        // them in memory (it does not hash: the spool's own sink hashes when it drains).
+        writer.HashAhead(batch.Data);
     }
 
     /// <summary>The rest of the batch from byte <paramref name="from"/> on, through /proc/PID/mem (FOLL_FORCE
