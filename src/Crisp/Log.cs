@@ -47,9 +47,64 @@ public sealed class Log : IDisposable
     public void Info(string m) => Write(LogLevel.Info, m);
     public void Debug(string m) => Write(LogLevel.Debug, m);
 
+    // An interpolated Info or Debug line is formatted only when the log writes it: at the default verbosity a dump
+    // used to format (and allocate) every one of its debug lines only to drop them.
+    public void Info([System.Runtime.CompilerServices.InterpolatedStringHandlerArgument("")] ref LogMessage<InfoLevel> m)
+    {
+        if (m.Enabled)
+            Write(LogLevel.Info, m.ToStringAndClear());
+    }
+
+    public void Debug([System.Runtime.CompilerServices.InterpolatedStringHandlerArgument("")] ref LogMessage<DebugLevel> m)
+    {
+        if (m.Enabled)
+            Write(LogLevel.Debug, m.ToStringAndClear());
+    }
+
     public void Dispose()
     {
         if (_ownsWriter)
             _writer.Dispose();
     }
+}
+
+/// <summary>A level a <see cref="LogMessage{TLevel}"/> is for.</summary>
+public interface ILogLevel
+{
+    static abstract LogLevel Level { get; }
+}
+
+public readonly struct InfoLevel : ILogLevel
+{
+    public static LogLevel Level => LogLevel.Info;
+}
+
+public readonly struct DebugLevel : ILogLevel
+{
+    public static LogLevel Level => LogLevel.Debug;
+}
+
+/// <summary>An interpolated log line, built only when <see cref="Log"/> writes its level.</summary>
+[System.Runtime.CompilerServices.InterpolatedStringHandler]
+public ref struct LogMessage<TLevel> where TLevel : ILogLevel
+{
+    private System.Runtime.CompilerServices.DefaultInterpolatedStringHandler _text;
+
+    public LogMessage(int literalLength, int formattedCount, Log log, out bool enabled)
+    {
+        Enabled = enabled = log.Enabled(TLevel.Level);
+        _text = enabled ? new(literalLength, formattedCount) : default;
+    }
+
+    public bool Enabled { get; }
+
+    public void AppendLiteral(string value) => _text.AppendLiteral(value);
+    public void AppendFormatted<T>(T value) => _text.AppendFormatted(value);
+    public void AppendFormatted<T>(T value, string? format) => _text.AppendFormatted(value, format);
+    public void AppendFormatted<T>(T value, int alignment) => _text.AppendFormatted(value, alignment);
+    public void AppendFormatted<T>(T value, int alignment, string? format) => _text.AppendFormatted(value, alignment, format);
+    public void AppendFormatted(ReadOnlySpan<char> value) => _text.AppendFormatted(value);
+    public void AppendFormatted(string? value) => _text.AppendFormatted(value);
+
+    public string ToStringAndClear() => _text.ToStringAndClear();
 }
