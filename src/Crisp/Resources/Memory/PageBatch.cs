@@ -2,7 +2,7 @@ using Crisp.Linux;
 
 namespace Crisp.Resources.Memory;
 
-/// <summary>One batch of page data on its way between a task and an image file: a fixed pinned buffer and
+/// <summary>One batch of page data on its way between a task and an image file: a fixed buffer and
 /// the remote ranges it holds back to back.
 /// Batches are made once per process and go round (<see cref="PagePipe"/>), so the memory crisp moves pages
 /// through stays the same few MiB whatever the size of the tree.</summary>
@@ -11,12 +11,13 @@ internal sealed class PageBatch
     private readonly List<RemoteRange> _ranges = new(64);
     private readonly List<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> _parentRuns = [];
 
-    public PageBatch(int capacity) => Buffer = GC.AllocateUninitializedArray<byte>(capacity, pinned: true);
+    public PageBatch(int capacity) => _memory = new MappedPages(capacity);
 
-    public byte[] Buffer { get; }
+    /// <summary>The batch's own memory (outside the GC heap: see <see cref="MappedPages"/>).</summary>
+    private readonly MappedPages _memory;
     private nint _room;
     public int Bytes { get; private set; }
-    public int Room => Buffer.Length - Bytes;
+    public int Room => _memory.Length - Bytes;
     public bool IsEmpty => Bytes == 0;
     /// <summary>Restore: whether the ranges are writable by process_vm_writev (else /proc/PID/mem).
     /// Dump: whether they are readable by process_vm_readv.</summary>
@@ -30,11 +31,11 @@ internal sealed class PageBatch
     /// <summary>Filled by the pipe's own thread before it drains it (<see cref="PagePipe.FillOnBothSides"/>).</summary>
     public bool FillOnDrain { get; set; }
 
-    /// <summary>The batch's bytes: in <see cref="Buffer"/>, or in the sink's room (<see cref="UseRoom"/>).</summary>
-    public unsafe Span<byte> Data => _room != 0 ? new Span<byte>((void*)_room, Bytes) : Buffer.AsSpan(0, Bytes);
+    /// <summary>The batch's bytes: in its own memory, or in the sink's room (<see cref="UseRoom"/>).</summary>
+    public unsafe Span<byte> Data => _room != 0 ? new Span<byte>((void*)_room, Bytes) : _memory.Span(Bytes);
 
     /// <summary>Dump: the batch's bytes are read into <paramref name="at"/> (room the page sink holds, at least
-    /// <see cref="Bytes"/> long) instead of <see cref="Buffer"/>, until <see cref="Clear"/>.</summary>
+    /// <see cref="Bytes"/> long) instead of the batch's own memory, until <see cref="Clear"/>.</summary>
     public void UseRoom(nint at) => _room = at;
 
     /// <summary>Appends a range (at most <see cref="Room"/> bytes).</summary>
