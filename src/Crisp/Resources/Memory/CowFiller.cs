@@ -10,10 +10,11 @@ namespace Crisp.Resources.Memory;
 /// differs. The task's pages are read through /proc/PID/mem, not process_vm_readv: the latter pins them, and the
 /// kernel unshares (copies) a shared anonymous page it is asked to pin, which would undo the very sharing kept here; pages the task has none of in its images but the
 /// parent filled are dropped (MADV_DONTNEED), so they read as zero as they did (CRIU's restore_priv_vma_content).</summary>
-public sealed class CowFiller(RestoreTask task, PagemapReader pages)
+public sealed class CowFiller(RestoreTask task, PagemapReader pages, (MappedPages Image, MappedPages Current) buffers)
 {
     private const int PageSize = PagemapWriter.PageSize;
-    private const int Chunk = 1 << 20;
+    /// <summary>Bytes compared at a time: the size of each of the two buffers (the restore's, reused task after task).</summary>
+    public const int Chunk = 1 << 20;
 
     /// <summary>Pages compared, left shared, written, dropped.</summary>
     public long Compared { get; private set; }
@@ -24,8 +25,8 @@ public sealed class CowFiller(RestoreTask task, PagemapReader pages)
     /// <param name="parentPresent">The pages the parent's puppet held when the task was cloned (its own stored runs).</param>
     public void Fill(IEnumerable<vma_entry> vmas, IReadOnlyList<PagemapReader.Run> parentPresent)
     {
-        var image = new byte[Chunk];
-        var current = new byte[Chunk];
+        var image = buffers.Image.Span(Chunk);
+        var current = buffers.Current.Span(Chunk);
         int pid = task.Puppet.Pid;
         using var mem = File.OpenHandle(Linux.Proc.Procfs.Host.Path(pid, "mem"), FileMode.Open, FileAccess.Read);
         foreach (var v in vmas)
@@ -37,10 +38,10 @@ public sealed class CowFiller(RestoreTask task, PagemapReader pages)
                 for (ulong done = 0; done < length; done += Chunk)
                 {
                     int n = (int)Math.Min(Chunk, length - done);
-                    pages.ReadStored(image.AsSpan(0, n), offset + (long)done, source);
+                    pages.ReadStored(image[..n], offset + (long)done, source);
                     pages.Progress?.Add(n);
-                    ReadExactly(mem, vaddr + done, current.AsSpan(0, n));
-                    WriteDiffering(pid, vaddr + done, image.AsSpan(0, n), current.AsSpan(0, n));
+                    ReadExactly(mem, vaddr + done, current[..n]);
+                    WriteDiffering(pid, vaddr + done, image[..n], current[..n]);
                 }
                 covered = vaddr + length;
             }

@@ -42,10 +42,18 @@ public sealed class MemoryRestore : IRestoreStage
         public long CowWritten { get; set; }
         public long CowDropped { get; set; }
 
+        /// <summary>The two buffers every task's copy-on-write comparison reuses (<see cref="CowFiller"/>): two fresh
+        /// 1 MiB arrays per task were most of a forked child's restore (their first touch, and the collections they
+        /// started: 7 in a 10-task restore).</summary>
+        public (MappedPages Image, MappedPages Current) CowBuffers => _cowBuffers ??= (new(CowFiller.Chunk), new(CowFiller.Chunk));
+        private (MappedPages Image, MappedPages Current)? _cowBuffers;
+
         public void Dispose()
         {
             Shared.Dispose();
             Lazy?.Dispose();
+            _cowBuffers?.Image.Dispose();
+            _cowBuffers?.Current.Dispose();
         }
     }
 
@@ -122,7 +130,7 @@ public sealed class MemoryRestore : IRestoreStage
         if (inherited.Count == 0)
             return;
         var state = ctx.Memory;
-        var cow = new CowFiller(task, pages);
+        var cow = new CowFiller(task, pages, state.CowBuffers);
         cow.Fill(inherited, state.Premapped[task.Parent!.Pid]);
         state.BytesFilled += cow.Written * PagemapWriter.PageSize;
         state.CowCompared += cow.Compared;
