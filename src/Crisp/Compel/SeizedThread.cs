@@ -101,7 +101,7 @@ public sealed class SeizedThread
         try
         {
             var status = ProcStatus.ReadThread(pid, tid);
-            return status.Fields.ContainsKey("Seccomp") ? status.Seccomp : -1;
+            return status.HasSeccomp ? status.Seccomp : -1;
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or IOException or FormatException)
         {

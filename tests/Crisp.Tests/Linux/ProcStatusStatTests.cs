@@ -68,6 +68,8 @@ public class ProcStatusStatTests
         Assert.Equal(1UL, s.CapAmb);
         Assert.True(s.NoNewPrivs);
         Assert.Equal(2, s.Seccomp);
+        Assert.True(s.HasSeccomp);
+        Assert.False(ProcStatus.Parse("Name:\tx\nPid:\t1\n").HasSeccomp);
         Assert.Equal(3, s.SeccompFilters);
         Assert.Equal("vulnerable", s.SpeculationStoreBypass);
         Assert.Equal("0-1", s["Cpus_allowed_list"]);

@@ -1,10 +1,20 @@
 namespace Crisp.Linux.Proc;
 
-/// <summary>/proc/PID/status. Known keys are typed properties; every key (known or not) is in <see cref="Fields"/>.</summary>
+/// <summary>/proc/PID/status. Known keys are typed properties; every key (known or not) is in <see cref="Fields"/>.
+/// The typed ones are parsed from spans of the text (a dump reads two statuses per thread: a string per line and per
+/// key was most of a 100-thread dump's allocations, and its collections); <see cref="Fields"/> is made on first use.</summary>
 public sealed class ProcStatus
 {
+    private readonly string _text;
+    private Dictionary<string, string>? _fields;
+
+    private ProcStatus(string text) => _text = text;
+
     /// <summary>Every line's key → raw value (trimmed), in file order.</summary>
-    public Dictionary<string, string> Fields { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, string> Fields => _fields ??= AllFields(_text);
+
+    /// <summary>Whether the status has a "Seccomp:" line (kernels with CONFIG_SECCOMP).</summary>
+    public bool HasSeccomp { get; private set; }
 
     public string Name { get; private set; } = "";
     /// <summary>State letter (R, S, D, T, t, Z, X, I).</summary>
@@ -58,25 +68,36 @@ public sealed class ProcStatus
 
     public static ProcStatus Parse(string text)
     {
-        var s = new ProcStatus();
-        foreach (var line in ProcFiles.Lines(text))
+        var s = new ProcStatus(text);
+        for (var rest = text.AsSpan(); rest.Length > 0;)
         {
+            int nl = rest.IndexOf('\n');
+            var line = nl < 0 ? rest : rest[..nl];
+            rest = nl < 0 ? default : rest[(nl + 1)..];
             int colon = line.IndexOf(':');
-            if (colon < 0)
-                continue;
-            string key = line[..colon];
-            string value = line[(colon + 1)..].Trim();
-            s.Fields[key] = value;
-            s.Apply(key, value);
+            if (colon >= 0)
+                s.Apply(line[..colon], line[(colon + 1)..].Trim());
         }
         return s;
     }
 
-    private void Apply(string key, string v)
+    private static Dictionary<string, string> AllFields(string text)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in ProcFiles.Lines(text))
+        {
+            int colon = line.IndexOf(':');
+            if (colon >= 0)
+                fields[line[..colon]] = line[(colon + 1)..].Trim();
+        }
+        return fields;
+    }
+
+    private void Apply(ReadOnlySpan<char> key, ReadOnlySpan<char> v)
     {
         switch (key)
         {
-            case "Name": Name = v; break;
+            case "Name": Name = v.ToString(); break;
             case "State": State = v.Length > 0 ? v[0] : '?'; break;
             case "Tgid": Tgid = Int(v); break;
             case "Pid": Pid = Int(v); break;
@@ -93,7 +114,7 @@ public sealed class ProcStatus
             case "Threads": Threads = Int(v); break;
             case "SigQ":
                 int slash = v.IndexOf('/');
-                SigQ = (ProcFiles.UDec(v.AsSpan(0, slash)), ProcFiles.UDec(v.AsSpan(slash + 1)));
+                SigQ = (ProcFiles.UDec(v[..slash]), ProcFiles.UDec(v[(slash + 1)..]));
                 break;
             case "SigPnd": SigPnd = ProcFiles.Hex(v); break;
             case "ShdPnd": ShdPnd = ProcFiles.Hex(v); break;
@@ -106,16 +127,59 @@ public sealed class ProcStatus
             case "CapBnd": CapBnd = ProcFiles.Hex(v); break;
             case "CapAmb": CapAmb = ProcFiles.Hex(v); break;
             case "NoNewPrivs": NoNewPrivs = Int(v) != 0; break;
-            case "Seccomp": Seccomp = Int(v); break;
+            case "Seccomp": Seccomp = Int(v); HasSeccomp = true; break;
             case "Seccomp_filters": SeccompFilters = Int(v); break;
         }
     }
 
-    private static int Int(string v) => (int)ProcFiles.Dec(v);
+    private static int Int(ReadOnlySpan<char> v) => (int)ProcFiles.Dec(v);
 
-    private static int[] Ints(string v)
-        => Array.ConvertAll(v.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries), Int);
+    private static int[] Ints(ReadOnlySpan<char> v)
+    {
+        var values = new int[CountTokens(v)];
+        Tokens(v, values, t => (int)ProcFiles.Dec(t));
+        return values;
+    }
 
-    private static uint[] UInts(string v)
-        => Array.ConvertAll(v.Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries), x => (uint)ProcFiles.UDec(x));
+    private static uint[] UInts(ReadOnlySpan<char> v)
+    {
+        var values = new uint[CountTokens(v)];
+        Tokens(v, values, t => (uint)ProcFiles.UDec(t));
+        return values;
+    }
+
+    private delegate T TokenParser<T>(ReadOnlySpan<char> token);
+
+    /// <summary>Counts the blank-separated tokens of <paramref name="v"/>.</summary>
+    private static int CountTokens(ReadOnlySpan<char> v)
+    {
+        int n = 0;
+        for (int i = 0; i < v.Length;)
+        {
+            while (i < v.Length && v[i] is ' ' or '\t')
+                i++;
+            if (i == v.Length)
+                break;
+            n++;
+            while (i < v.Length && v[i] is not (' ' or '\t'))
+                i++;
+        }
+        return n;
+    }
+
+    /// <summary>Parses the blank-separated tokens of <paramref name="v"/> into <paramref name="into"/>.</summary>
+    private static void Tokens<T>(ReadOnlySpan<char> v, T[] into, TokenParser<T> parse)
+    {
+        int n = 0;
+        for (int i = 0; i < v.Length && n < into.Length;)
+        {
+            while (i < v.Length && v[i] is ' ' or '\t')
+                i++;
+            int start = i;
+            while (i < v.Length && v[i] is not (' ' or '\t'))
+                i++;
+            if (i > start)
+                into[n++] = parse(v[start..i]);
+        }
+    }
 }
