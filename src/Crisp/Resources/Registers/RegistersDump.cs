@@ -35,7 +35,8 @@ public sealed class RegistersDump : IDumpStage
             task.Call("prctl(PR_GET_TID_ADDRESS)", Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)at);
             return ReadU64(task.Remote, at);
         }
-        using var remote = new RemoteTask(thread.Thread, log: ctx.Log);
+        // The thread's remote stays parked for the later stages (DumpTask.RemoteOf): its registers are read above first.
+        var remote = task.RemoteOf(thread);
         ulong scratch = remote.PutOnScratch(new byte[8]);
         long r = remote.Syscall(Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)scratch);
         if (r < 0)
