@@ -27,7 +27,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     {
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, hashedAhead: true)) { FillOnBothSides = writer.HoldsInMemory };
+        var pipe = Pipe(b => writer.AddBatch(b.Ranges, b.Data, hashedAhead: true));
         try
         {
             var list = vmas as IReadOnlyList<DumpedVma> ?? vmas.ToList();
@@ -72,7 +72,7 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         _taskRuns = taskRuns;
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
-        var pipe = new PagePipe(batches, Read, b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns, hashedAhead: true)) { FillOnBothSides = writer.HoldsInMemory };
+        var pipe = Pipe(b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns, hashedAhead: true));
         try
         {
             foreach (var run in plan)
@@ -90,6 +90,10 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
             _mem?.Dispose();
         }
     }
+
+    /// <summary>A pipe whose batches are read out of the task (<see cref="Read"/>: hashed there, ahead of the write) and
+    /// drained into the writer; read on both threads in turn where the sink keeps them in memory.</summary>
+    private PagePipe Pipe(Action<PageBatch> drain) => new(batches, Read, drain) { FillOnBothSides = writer.HoldsInMemory };
 
     /// <summary>dump --lazy-pages: the pages of <paramref name="lazy"/> VMAs recorded as PE_LAZY runs without data (the
     /// seized task serves them later), every other VMA's stored. Returns the lazy runs.</summary>

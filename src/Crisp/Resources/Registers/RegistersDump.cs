@@ -21,26 +21,19 @@ public sealed class RegistersDump : IDumpStage
             {
                 Gpregs = GpregsCodec.Encode(regs),
                 Fpregs = FpregsCodec.Decode(xsave),
-                ClearTidAddr = ClearTidAddress(ctx, task, thread),
+                ClearTidAddr = ClearTidAddress(task, thread),
             };
         }
     }
 
     /// <summary>PR_GET_TID_ADDRESS only answers for the calling thread: ask it by a remote prctl.</summary>
-    private static ulong ClearTidAddress(DumpContext ctx, DumpTask task, DumpThread thread)
+    private static ulong ClearTidAddress(DumpTask task, DumpThread thread)
     {
-        if (thread.Tid == task.Pid)
-        {
-            ulong at = task.Remote.PutOnScratch(new byte[8]);
-            task.Call("prctl(PR_GET_TID_ADDRESS)", Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)at);
-            return ReadU64(task.Remote, at);
-        }
-        // The thread's remote stays parked for the later stages (DumpTask.RemoteOf): its registers are read above first.
+        // The leader's remote, or the thread's, which stays parked for the later stages (DumpTask.RemoteOf): its
+        // registers are read above first.
         var remote = task.RemoteOf(thread);
         ulong scratch = remote.PutOnScratch(new byte[8]);
-        long r = remote.Syscall(Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)scratch);
-        if (r < 0)
-            throw new SyscallException($"prctl(PR_GET_TID_ADDRESS) in thread {thread.Tid}", (int)-r);
+        remote.Call($"prctl(PR_GET_TID_ADDRESS) in thread {thread.Tid}", Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)scratch);
         return ReadU64(remote, scratch);
     }
 
