@@ -1,6 +1,7 @@
 /*
  * Pid namespaces nested inside the tree's, started by the test as `unshare --fork --pid pidns_nested DIR`: the
- * root (pid 1) takes its own session and forks n and u. n unshares CLONE_NEWPID and forks g, pid 1 of the nested
+ * root (pid 1) takes its own session and forks n and u (n waits for u's fork before its own: g takes a pid in the
+ * tree's namespace too, so n and u are always 2 and 3). n unshares CLONE_NEWPID and forks g, pid 1 of the nested
  * namespace, which forks h (pid 2 there). u unshares CLONE_NEWPID and forks nothing yet. Each task remembers its
  * getpid()/getppid() and its NSpid line (/proc/self/status, without the first, host-level entry). Once all
  * run, the root writes "ready 1 N U" (the tree's pids of n and u) to DIR/ready.
@@ -138,8 +139,8 @@ int main(int argc, char **argv)
         return 2;
     struct self root;
     remember(&root, "root");
-    int ready[2];
-    if (pipe(ready) != 0)
+    int ready[2], go[2];
+    if (pipe(ready) != 0 || pipe(go) != 0)
         return 2;
 
     pid_t n = fork();
@@ -147,6 +148,12 @@ int main(int argc, char **argv)
         struct self me;
         remember(&me, "n");
         close(ready[0]);
+        close(go[1]);
+        // g takes a pid in the tree's namespace too: only once u has its own, so that n and u are 2 and 3.
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(3);
+        close(go[0]);
         if (unshare(CLONE_NEWPID) != 0)
             _exit(3);
         pid_t g = fork();
@@ -182,11 +189,13 @@ int main(int argc, char **argv)
         reap("g", g);
         child_done(dir, "n");
     }
+    close(go[0]);
     pid_t u = fork();
     if (u == 0) {
         struct self me;
         remember(&me, "u");
         close(ready[0]);
+        close(go[1]);
         if (unshare(CLONE_NEWPID) != 0)
             _exit(3);
         report_ready(ready[1], 'u');
@@ -216,6 +225,9 @@ int main(int argc, char **argv)
         reap("k", k);
         child_done(dir, "u");
     }
+    if (write(go[1], "g", 1) != 1)
+        return 2;
+    close(go[1]);
     close(ready[1]);
     char got[4];
     size_t have = 0;
