@@ -33,6 +33,7 @@ public static class Program
 
     public static int Main(string[] argv)
     {
+        Crisp.Linux.HugeNursery.Back();
         ParsedArguments args;
         try
         {
@@ -117,7 +118,7 @@ public static class Program
             string line = OneLine(expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}");
             if (!ctx.Log.WritesTo(Console.Error))   // else the user would see the error twice
                 ctx.Log.Error(line);
-            ctx.Log.Debug(e.ToString());
+            ctx.Log.Debug($"{e}");   // formatted only at -v4: a stack trace costs milliseconds to resolve
             Console.Error.WriteLine($"crisp: error: {line}");
             return 1;
         }

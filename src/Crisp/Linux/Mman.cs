@@ -18,7 +18,7 @@ public static partial class Mman
         MADV_DONTNEED = 4, MADV_FREE = 8, MADV_REMOVE = 9, MADV_DONTFORK = 10, MADV_DOFORK = 11,
         MADV_MERGEABLE = 12, MADV_UNMERGEABLE = 13, MADV_HUGEPAGE = 14, MADV_NOHUGEPAGE = 15,
         MADV_DONTDUMP = 16, MADV_DODUMP = 17, MADV_WIPEONFORK = 18, MADV_KEEPONFORK = 19,
-        MADV_COLD = 20, MADV_PAGEOUT = 21, MADV_POPULATE_READ = 22, MADV_POPULATE_WRITE = 23;
+        MADV_COLD = 20, MADV_PAGEOUT = 21, MADV_POPULATE_READ = 22, MADV_POPULATE_WRITE = 23, MADV_COLLAPSE = 25;
 
     public const int PageSize = 4096;
 
@@ -45,4 +45,6 @@ public static partial class Mman
     public static void Unmap(nint address, ulong length) => SyscallException.Check(munmap(address, (nuint)length), "munmap");
     public static void Protect(nint address, ulong length, int prot) => SyscallException.Check(mprotect(address, (nuint)length, prot), "mprotect");
     public static void Advise(nint address, ulong length, int advice) => SyscallException.Check(madvise(address, (nuint)length, advice), $"madvise({advice})");
+    public static bool TryProtect(nint address, ulong length, int prot) => mprotect(address, (nuint)length, prot) == 0;
+    public static bool TryAdvise(nint address, ulong length, int advice) => madvise(address, (nuint)length, advice) == 0;
 }
