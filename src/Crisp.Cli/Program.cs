@@ -129,7 +129,7 @@ public static class Program
     {
         try
         {
-            string cmdline = File.ReadAllText("/proc/self/cmdline");
+            string cmdline = Crisp.Linux.Proc.ProcFiles.ReadText("/proc/self/cmdline");
             int end = cmdline.IndexOf('\0');
             return Path.GetFileName(end >= 0 ? cmdline[..end] : cmdline) == "criu";
         }
@@ -174,7 +174,7 @@ public static class Program
         int verbosity = Verbosity(args);
         string? file = logToFile ? args.Get("log-file") : null;
         if (file is null || file == "-")
-            return new Log(Console.Error, verbosity);
+            return Log.ToStderr(verbosity);
         file = workDir?.Resolve(file) ?? file;
         // Private as the images: a -v4 log names files, addresses and paths of the dumped process.
         var stream = Crisp.Security.PrivateFile.CreateLog(file, CommandContext.ImagesMode(args).File);

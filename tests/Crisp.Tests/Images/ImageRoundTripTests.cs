@@ -65,6 +65,26 @@ public class ImageRoundTripTests
         Assert.Equal("fdinfo-2.img", ImageFile.Fdinfo(2).FileName);
     }
 
+    /// <summary>The hand-written split of PREFIX[-ID].img against the regex it replaced (lazy prefix, optional hex id).</summary>
+    [Fact]
+    public void FileNamesSplitAsTheCriuNamePatternDoes()
+    {
+        var pattern = new System.Text.RegularExpressions.Regex(@"^(?<p>[a-z][a-z-]*?)(-(?<id>[0-9a-f]{1,18}))?\.img$");
+        string[] names =
+        [
+            "core-7.img", "pages-1.img", "inventory.img", "pipes-data.img", "posix-timers-3.img", "tty-info.img",
+            "tcp-stream-1a2b.img", "ids-a.img", "fs-007.img", "route6-1.img", "foo-.img", "-1.img", "a.img", ".img",
+            "core-7.IMG", "Core-7.img", "core-1234567890abcdef12.img", "core-1234567890abcdef123.img", "x--1.img",
+            "stats-dump", "core-7.img.tmp", "netns-4026531992.img", "a-b-c-d.img", "a-b-c-0.img", "core-7x.img",
+        ];
+        foreach (string name in names)
+        {
+            var m = pattern.Match(name);
+            (string, string?)? expected = m.Success ? (m.Groups["p"].Value, m.Groups["id"].Success ? m.Groups["id"].Value : null) : null;
+            Assert.True(expected == ImageKind.SplitFileName(name), $"{name}: expected {expected}, got {ImageKind.SplitFileName(name)}");
+        }
+    }
+
     [Fact]
     public void DirectoryListsItsImages()
     {
