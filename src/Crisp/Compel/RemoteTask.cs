@@ -170,6 +170,17 @@ public sealed class RemoteTask : IDisposable
     {
         if (CanBatch(calls.Count))
             return RunBatch(calls);
+        if (CanBatch(BatchCapacity) && calls.Count > BatchCapacity)
+        {
+            // More than one table holds: a batch per table's worth, still in order.
+            var results = new long[calls.Count];
+            for (int i = 0; i < calls.Count; i += BatchCapacity)
+            {
+                var chunk = calls.Skip(i).Take(BatchCapacity).ToList();
+                (chunk.Count > 1 ? RunBatch(chunk) : OneByOne(chunk)).CopyTo(results, i);
+            }
+            return results;
+        }
         if (CanBatchCrashSafe(calls.Count) && QuietSignal() is { Signal: > 0 } quiet)
             return RunCrashSafeBatch(calls, quiet);
         return OneByOne(calls);
@@ -179,6 +190,9 @@ public sealed class RemoteTask : IDisposable
     /// pointer arguments (<see cref="PutOnScratch"/>, from its start) leave free.</summary>
     private bool CanBatch(int count) =>
         _knownBatch != 0 && _knownData != 0 && count > 1 && count * MachineCode.SyscallBatchEntry <= ScratchDataSize / 2;
+
+    /// <summary>How many calls one batch table holds.</summary>
+    private int BatchCapacity => ScratchDataSize / 2 / MachineCode.SyscallBatchEntry;
 
     /// <summary>The calls as a table at the end of the scratch data, run by the batch code in one stop; each
     /// result is read back from its entry. The calls run in turn whatever each returns, as one by one.</summary>
