@@ -413,6 +413,17 @@ public sealed class RemoteTask : IDisposable
         return results;
     }
 
+    /// <summary>Runs the calls in one batch (<see cref="Syscalls(IReadOnlyList{RemoteCall})"/>) and then throws for the first
+    /// that returned an error, naming it and the thread. Every call runs whatever the ones before returned: for calls
+    /// where a failure fails the whole operation.</summary>
+    public long[] CallAll(IReadOnlyList<(string Name, RemoteCall Call)> calls)
+    {
+        var results = Syscalls(calls.Select(c => c.Call).ToList());
+        for (int i = 0; i < results.Length; i++)
+            ThrowIfFailed(results[i], $"{calls[i].Name} in thread {Thread.Tid}");
+        return results;
+    }
+
     /// <summary>Runs syscall <paramref name="nr"/> and throws, naming <paramref name="name"/> and the thread,
     /// when it returns an error.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)

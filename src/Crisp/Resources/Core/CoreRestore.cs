@@ -1,4 +1,5 @@
 using System.Text;
+using Crisp.Compel;
 using Crisp.Linux;
 using Crisp.Restore;
 
@@ -13,29 +14,32 @@ public sealed class CoreRestore : IRestoreStage
     public void Restore(RestoreContext ctx, RestoreTask task)
     {
         var tc = task.TaskCore;
-        SetPersonality(task.Puppet.Remote, task.Pid, tc.Personality);
-        foreach (var thread in task.OtherThreads)
-            SetPersonality(thread.Remote!, thread.Tid, tc.Personality);
         string comm = task.Leader.Core.ThreadCore?.Comm is { Length: > 0 } c ? c : tc.Comm;
-        SetName(task.Puppet.Remote, task.Pid, comm);
+        NameAndPersonality(task.Puppet.Remote, comm, tc.Personality);
         foreach (var thread in task.OtherThreads)
-            if (thread.Core.ThreadCore?.Comm is { Length: > 0 } name)
-                SetName(thread.Remote!, thread.Tid, name);
+            NameAndPersonality(thread.Remote!, thread.Core.ThreadCore?.Comm is { Length: > 0 } name ? name : null, tc.Personality);
     }
 
-    private static void SetPersonality(Compel.RemoteTask thread, int tid, uint personality)
+    /// <summary>The thread's name (prctl(PR_SET_NAME) names the calling thread only) and personality (per thread too),
+    /// in one batch: the personality is read along with the name's prctl and set only when it differs.</summary>
+    private static void NameAndPersonality(Compel.RemoteTask thread, string? comm, uint personality)
     {
-        if (thread.Call($"personality in {tid}", Sysno.personality, 0xffffffff) != personality)
-            thread.Call($"personality in {tid}", Sysno.personality, personality);
+        var calls = new List<(string, RemoteCall)> { ("personality", new RemoteCall(Sysno.personality, 0xffffffff)) };
+        if (comm is not null)
+            calls.Add(("prctl(PR_SET_NAME)", new RemoteCall(Sysno.prctl, Prctl.PR_SET_NAME, (long)thread.PutOnScratch(CommBytes(comm)))));
+        if (thread.CallAll(calls)[0] != personality)
+            thread.Call("personality", Sysno.personality, personality);
     }
 
-    /// <summary>prctl(PR_SET_NAME) names the calling thread only: run it in that thread.</summary>
-    public static void SetName(Compel.RemoteTask thread, int tid, string comm)
+    private static byte[] CommBytes(string comm)
     {
         var bytes = new byte[16];   // TASK_COMM_LEN, NUL-terminated
         byte[] name = Encoding.UTF8.GetBytes(comm);
         name.AsSpan(0, Math.Min(name.Length, 15)).CopyTo(bytes);
-        ulong at = thread.PutOnScratch(bytes);
-        thread.Call("prctl(PR_SET_NAME)", Sysno.prctl, Prctl.PR_SET_NAME, (long)at);
+        return bytes;
     }
+
+    /// <summary>prctl(PR_SET_NAME) names the calling thread only: run it in that thread.</summary>
+    public static void SetName(Compel.RemoteTask thread, int tid, string comm) =>
+        thread.Call("prctl(PR_SET_NAME)", Sysno.prctl, Prctl.PR_SET_NAME, (long)thread.PutOnScratch(CommBytes(comm)));
 }

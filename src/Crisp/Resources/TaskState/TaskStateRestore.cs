@@ -59,18 +59,17 @@ public sealed class TaskStateRestore : IRestoreStage
             ctx.Log.Warn($"task {task.Pid}: loginuid {loginuid} not restored (errno {-written}); it stays at the puppet's");
     }
 
-    /// <summary>Runs in the thread itself: both calls act on the calling thread only.</summary>
+    /// <summary>Runs in the thread itself (each call acts on the calling thread only), as one batch.</summary>
     public static void RestoreThread(RemoteTask thread, int tid, thread_core_entry tc)
     {
+        var calls = new List<(string, RemoteCall)>(3);
         if (tc.FutexRla != 0)
-            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.set_robust_list, (long)tc.FutexRla, tc.FutexRlaLen),
-                $"set_robust_list(0x{tc.FutexRla:x}, {tc.FutexRlaLen}) in thread {tid}");
+            calls.Add(($"set_robust_list(0x{tc.FutexRla:x}, {tc.FutexRlaLen})", new RemoteCall(Sysno.set_robust_list, (long)tc.FutexRla, tc.FutexRlaLen)));
         if (tc.HasTimerSlackNs && tc.TimerSlackNs != 0)
-            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.prctl, Prctl.PR_SET_TIMERSLACK, (long)tc.TimerSlackNs),
-                $"prctl(PR_SET_TIMERSLACK, {tc.TimerSlackNs}) in thread {tid}");
+            calls.Add(($"prctl(PR_SET_TIMERSLACK, {tc.TimerSlackNs})", new RemoteCall(Sysno.prctl, Prctl.PR_SET_TIMERSLACK, (long)tc.TimerSlackNs)));
         if (tc.HasPdeathSig && tc.PdeathSig != 0)
-            RemoteTask.ThrowIfFailed(thread.Syscall(Sysno.prctl, Prctl.PR_SET_PDEATHSIG, tc.PdeathSig),
-                $"prctl(PR_SET_PDEATHSIG, {tc.PdeathSig}) in thread {tid}");
+            calls.Add(($"prctl(PR_SET_PDEATHSIG, {tc.PdeathSig})", new RemoteCall(Sysno.prctl, Prctl.PR_SET_PDEATHSIG, tc.PdeathSig)));
+        thread.CallAll(calls);
     }
 
 }
