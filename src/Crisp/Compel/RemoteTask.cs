@@ -140,6 +140,9 @@ public sealed class RemoteTask : IDisposable
     /// <summary>The pages this object mapped in the task (gadget + data), or null: a dump must not save them.</summary>
     public (ulong Start, ulong Length)? OwnedScratch => _scratch == 0 ? null : (_scratch, ScratchLength);
 
+    /// <summary>The crash-safe batch pages this object mapped in the task, or null: a dump must not save them either.</summary>
+    public (ulong Start, ulong Length)? OwnedBatchPages => _safeBatch == 0 ? null : (_safeBatch, SafeBatchPages * PageSize);
+
     private ulong ScratchLength => IsCrashSafe ? PageSize : 2UL * PageSize;
 
     /// <summary>Runs syscall <paramref name="nr"/> in the thread and returns its raw result (-errno on failure).</summary>

@@ -95,6 +95,12 @@ public sealed class DumpTask : IDisposable
         return remote;
     }
 
+    /// <summary>Every range crisp mapped in the task for its remote calls (the leader's scratch, batch pages of the
+    /// leader and of each thread's remote): the memory stage leaves them out.</summary>
+    public IReadOnlyList<(ulong Start, ulong Length)> OwnedRanges =>
+        new[] { Remote.OwnedScratch, Remote.OwnedBatchPages }.Concat(_threadRemotes.Values.Select(r => r.OwnedBatchPages))
+            .OfType<(ulong Start, ulong Length)>().ToList();
+
     /// <summary>Runs a remote syscall in the leader; throws naming it when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
         => Remote.Call(name, nr, a1, a2, a3, a4, a5, a6);

@@ -22,7 +22,7 @@ public sealed class MemoryDump : IDumpStage
         bool thpDisabled = task.Call("prctl(PR_GET_THP_DISABLE)", Sysno.prctl, Prctl.PR_GET_THP_DISABLE) != 0;
         var files = ctx.Memory.MappedFiles;
         var memfds = ctx.Memory.Memfds;
-        var vmas = VmaCollector.Collect(pid, task.Remote.OwnedScratch, path => files.IdOf(ctx, path),
+        var vmas = VmaCollector.Collect(pid, task.OwnedRanges, path => files.IdOf(ctx, path),
             m => m.IsMemfd ? memfds.MappingFileIdOf(ctx, pid, m)
                 : m.IsSocket ? Files.Sockets.Packet.PacketRingMappings.FileIdOf(ctx, pid, m)
                 : ctx.Files.GhostReferences.MappingFileIdOf(ctx, pid, m));

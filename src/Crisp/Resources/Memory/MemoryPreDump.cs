@@ -22,7 +22,7 @@ public sealed class MemoryPreDump : IDumpStage
         chain.Load(ctx);
         // The scratch page first, so that the VMA list leaves it out.
         task.Remote.PutOnScratch(new byte[8]);
-        var vmas = VmaCollector.Collect(task.Pid, task.Remote.OwnedScratch, _ => 0, _ => 0);
+        var vmas = VmaCollector.Collect(task.Pid, task.OwnedRanges, _ => 0, _ => 0);
         chain.Previous.TryGetValue(task.Pid, out var previous);
         bool held = WriteTracker.StillHeld(task, previous);
         var armed = WriteTracker.Arm(task, vmas, held ? previous : null, ctx.Log);

@@ -10,13 +10,13 @@ public static class VmaCollector
 {
     /// <summary><paramref name="inodeFileId"/>: the file id of a VMA whose file has no path to open (a memfd, a
     /// deleted file, a socket's rings), reached through the mapping itself.</summary>
-    public static List<DumpedVma> Collect(int pid, (ulong Start, ulong Length)? scratch, Func<string, uint> fileId,
+    public static List<DumpedVma> Collect(int pid, IReadOnlyList<(ulong Start, ulong Length)> owned, Func<string, uint> fileId,
         Func<MapsEntry, uint> inodeFileId)
     {
         var list = new List<DumpedVma>();
         foreach (var smaps in ProcSmaps.Enumerate(pid))
         {
-            foreach (var maps in WithoutScratch(smaps.Vma, scratch))
+            foreach (var maps in WithoutOwned(smaps.Vma, owned))
             {
                 var entry = ToEntry(pid, maps, smaps, fileId, inodeFileId);
                 if (entry is null)
@@ -35,10 +35,19 @@ public static class VmaCollector
         return list;
     }
 
-    /// <summary>The scratch pages may have merged into a neighbouring VMA: cut them out of it.</summary>
-    private static IEnumerable<MapsEntry> WithoutScratch(MapsEntry vma, (ulong Start, ulong Length)? scratch)
+    /// <summary>Pages crisp mapped in the task (remote-syscall scratch, crash-safe batch pages) may have merged into
+    /// a neighbouring VMA: cut each range out of it.</summary>
+    private static IEnumerable<MapsEntry> WithoutOwned(MapsEntry vma, IReadOnlyList<(ulong Start, ulong Length)> owned)
     {
-        if (scratch is not { } s || s.Start >= vma.End || s.Start + s.Length <= vma.Start)
+        IEnumerable<MapsEntry> pieces = [vma];
+        foreach (var range in owned)
+            pieces = pieces.SelectMany(p => Without(p, range)).ToList();
+        return pieces;
+    }
+
+    private static IEnumerable<MapsEntry> Without(MapsEntry vma, (ulong Start, ulong Length) s)
+    {
+        if (s.Start >= vma.End || s.Start + s.Length <= vma.Start)
         {
             yield return vma;
             yield break;
