@@ -60,9 +60,11 @@ public sealed class RemoteTask : IDisposable
     /// <see cref="Syscalls"/> then runs its calls in one stop, their table at the end of the scratch data.</param>
     public RemoteTask(SeizedThread thread, bool useScratchPage = true, bool pinTracer = true,
         ulong gadgetAddress = 0, ulong scratchDataAddress = 0, int scratchDataSize = PageSize, Log? log = null,
-        ulong batchAddress = 0)
+        ulong batchAddress = 0, ulong crashSafeBatchPages = 0)
     {
         _knownBatch = batchAddress;
+        _safeBatch = crashSafeBatchPages;
+        _safeBatchBorrowed = crashSafeBatchPages != 0;
         _log = log ?? Log.Null;
         _knownData = scratchDataAddress;
         ScratchDataSize = scratchDataAddress != 0 ? scratchDataSize : PageSize;
@@ -141,7 +143,7 @@ public sealed class RemoteTask : IDisposable
     public (ulong Start, ulong Length)? OwnedScratch => _scratch == 0 ? null : (_scratch, ScratchLength);
 
     /// <summary>The crash-safe batch pages this object mapped in the task, or null: a dump must not save them either.</summary>
-    public (ulong Start, ulong Length)? OwnedBatchPages => _safeBatch == 0 ? null : (_safeBatch, SafeBatchPages * PageSize);
+    public (ulong Start, ulong Length)? OwnedBatchPages => _safeBatch == 0 || _safeBatchBorrowed ? null : (_safeBatch, SafeBatchPages * PageSize);
 
     private ulong ScratchLength => IsCrashSafe ? PageSize : 2UL * PageSize;
 
@@ -278,6 +280,17 @@ public sealed class RemoteTask : IDisposable
     }
 
     private const int SafeBatchPages = 3;
+    private readonly bool _safeBatchBorrowed;   // another thread's (the leader's) batch pages: it unmaps them
+
+    /// <summary>The crash-safe batch pages, mapped now if they are not yet (0 when the task refuses them): the threads
+    /// of a task share the leader's (one address space; crisp runs one batch at a time), so a thread's batch costs
+    /// no mapping of its own.</summary>
+    public ulong CrashSafeBatchPages() => _tracer.Run(() =>
+    {
+        if (_safeBatch == 0 && !_safeBatchRefused && IsCrashSafe && !MapSafeBatch())
+            _safeBatchRefused = true;
+        return _safeBatchRefused ? 0 : _safeBatch;
+    });
     private ulong _safeBatch;   // crash-safe batches: page 0 the code (r-x), then the table (rw-); 0 until the first
 
     /// <summary>A signal the thread ignores (SIG_IGN, or a default of ignore: SIGURG, SIGWINCH, SIGCHLD), does not
@@ -497,7 +510,7 @@ public sealed class RemoteTask : IDisposable
         {
             try
             {
-                if (_safeBatch != 0 && !_gone)
+                if (_safeBatch != 0 && !_gone && !_safeBatchBorrowed)
                 {
                     ThrowIfFailed(InvokeOnTrampoline(Sysno.munmap, (long)_safeBatch, SafeBatchPages * PageSize, 0, 0, 0, 0),
                         $"remote munmap(0x{_safeBatch:x}) in {Thread.Tid}");

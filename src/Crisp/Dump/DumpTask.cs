@@ -90,7 +90,7 @@ public sealed class DumpTask : IDisposable
         {
             ulong scratch = Remote.ScratchData != 0 ? Remote.ScratchData : Remote.PutOnScratch([]);
             _threadRemotes[thread.Tid] = remote = new RemoteTask(thread.Thread, log: _log,
-                scratchDataAddress: scratch, scratchDataSize: Remote.ScratchDataSize);
+                scratchDataAddress: scratch, scratchDataSize: Remote.ScratchDataSize, crashSafeBatchPages: Remote.CrashSafeBatchPages());
         }
         return remote;
     }
@@ -100,6 +100,17 @@ public sealed class DumpTask : IDisposable
     public IReadOnlyList<(ulong Start, ulong Length)> OwnedRanges =>
         new[] { Remote.OwnedScratch, Remote.OwnedBatchPages }.Concat(_threadRemotes.Values.Select(r => r.OwnedBatchPages))
             .OfType<(ulong Start, ulong Length)>().ToList();
+
+    private readonly Dictionary<int, Resources.TaskState.ThreadAnswers> _answers = [];
+
+    /// <summary>The thread's own answers (tid address, pdeath signal, timer slack, altstack), asked in one batch
+    /// through <see cref="RemoteOf"/> the first time a stage needs one (the tree is frozen: they do not change).</summary>
+    public Resources.TaskState.ThreadAnswers AnswersOf(DumpThread thread)
+    {
+        if (!_answers.TryGetValue(thread.Tid, out var answers))
+            _answers[thread.Tid] = answers = Resources.TaskState.ThreadAnswers.Ask(RemoteOf(thread), thread.Tid);
+        return answers;
+    }
 
     /// <summary>Runs a remote syscall in the leader; throws naming it when it fails.</summary>
     public long Call(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)

@@ -26,21 +26,12 @@ public sealed class RegistersDump : IDumpStage
         }
     }
 
-    /// <summary>PR_GET_TID_ADDRESS only answers for the calling thread: ask it by a remote prctl.</summary>
+    /// <summary>PR_GET_TID_ADDRESS only answers for the calling thread: asked by a remote prctl, with the thread's other
+    /// answers (<see cref="DumpTask.AnswersOf"/>; its registers are read above first).</summary>
     private static ulong ClearTidAddress(DumpTask task, DumpThread thread)
     {
-        // The leader's remote, or the thread's, which stays parked for the later stages (DumpTask.RemoteOf): its
-        // registers are read above first.
-        var remote = task.RemoteOf(thread);
-        ulong scratch = remote.PutOnScratch(new byte[8]);
-        remote.Call($"prctl(PR_GET_TID_ADDRESS) in thread {thread.Tid}", Sysno.prctl, Prctl.PR_GET_TID_ADDRESS, (long)scratch);
-        return ReadU64(remote, scratch);
-    }
-
-    private static ulong ReadU64(RemoteTask remote, ulong at)
-    {
-        Span<byte> b = stackalloc byte[8];
-        remote.ReadMemory(at, b);
-        return BitConverter.ToUInt64(b);
+        var answers = task.AnswersOf(thread);
+        answers.Checked(answers.TidAddressResult, "prctl(PR_GET_TID_ADDRESS)");
+        return answers.TidAddress;
     }
 }

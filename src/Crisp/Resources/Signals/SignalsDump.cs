@@ -19,13 +19,12 @@ public sealed class SignalsDump : IDumpStage
         {
             var tc = thread.Core.ThreadCore;
             tc.SignalsP = PendingSignals.Peek(thread.Thread, shared: false);
-            using var remote = new ThreadRemote(ctx, task, thread);
             // An open RemoteTask blocks every signal of its thread and keeps the thread's own mask, which
             // is not the one /proc shows while it sits in sigsuspend/ppoll/pselect/epoll_pwait.
-            tc.BlkSigset = remote.Remote.SavedSigMask;
-            byte[] ss = remote.CallForBytes(AltStack.Size,
-                at => remote.Call("sigaltstack", Sysno.sigaltstack, 0, (long)at));
-            tc.Sas = AltStack.Read(ss);
+            tc.BlkSigset = task.RemoteOf(thread).SavedSigMask;
+            var answers = task.AnswersOf(thread);
+            answers.Checked(answers.AltStackResult, "sigaltstack");
+            tc.Sas = AltStack.Read(answers.AltStackBytes);
         }
         task.TaskCore.BlkSigset = task.Leader.Core.ThreadCore.BlkSigset;
         task.TaskCore.SignalsS = PendingSignals.Peek(task.Leader.Thread, shared: true);

@@ -18,10 +18,10 @@ public sealed class TaskStateDump : IDumpStage
         {
             var tc = thread.Core.ThreadCore;
             (tc.FutexRla, tc.FutexRlaLen) = RobustList(thread.Tid);
-            using var remote = new ThreadRemote(ctx, task, thread);
-            byte[] sig = remote.CallForBytes(4, at => remote.Call("prctl(PR_GET_PDEATHSIG)", Sysno.prctl, Prctl.PR_GET_PDEATHSIG, (long)at));
-            tc.PdeathSig = BinaryPrimitives.ReadUInt32LittleEndian(sig);
-            tc.TimerSlackNs = (ulong)remote.Call("prctl(PR_GET_TIMERSLACK)", Sysno.prctl, Prctl.PR_GET_TIMERSLACK);
+            var answers = task.AnswersOf(thread);
+            answers.Checked(answers.PdeathResult, "prctl(PR_GET_PDEATHSIG)");
+            tc.PdeathSig = answers.Pdeath;
+            tc.TimerSlackNs = (ulong)answers.Checked(answers.TimerSlack, "prctl(PR_GET_TIMERSLACK)");
         }
         using (var leader = new ThreadRemote(ctx, task, task.Leader))
         {
