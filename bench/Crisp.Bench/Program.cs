@@ -184,8 +184,10 @@ namespace Crisp.Bench
                 using var row = System.Text.Json.JsonDocument.Parse(line);
                 var e = row.RootElement;
                 string what = e.GetProperty("case").GetString()!;
-                _rows.Add([$"{what}: CLI dump", "", e.GetProperty("dump_ms").GetDouble().ToString("F0"), "", "median (goal 30 ms)", MiB(e.GetProperty("dump_rss_kib").GetInt64())]);
-                _rows.Add([$"{what}: CLI restore -d", "", e.GetProperty("restore_ms").GetDouble().ToString("F0"), "", "median (goal 30 ms)", MiB(e.GetProperty("restore_rss_kib").GetInt64())]);
+                // Issue 18's goal is the bash loop's; the larger trees are reported beside it.
+                string note = what.StartsWith("bash", StringComparison.Ordinal) ? "median (goal 30 ms)" : "median";
+                _rows.Add([$"{what}: CLI dump", "", e.GetProperty("dump_ms").GetDouble().ToString("F0"), "", note, MiB(e.GetProperty("dump_rss_kib").GetInt64())]);
+                _rows.Add([$"{what}: CLI restore -d", "", e.GetProperty("restore_ms").GetDouble().ToString("F0"), "", note, MiB(e.GetProperty("restore_rss_kib").GetInt64())]);
             }
         }
 
