@@ -193,11 +193,13 @@ public sealed class RemoteTask : IDisposable
 
     /// <summary>A batch needs the puppet's batch code and room for its table in the half of the scratch data that
     /// pointer arguments (<see cref="PutOnScratch"/>, from its start) leave free.</summary>
-    private bool CanBatch(int count) =>
-        _knownBatch != 0 && _knownData != 0 && count > 1 && count * MachineCode.SyscallBatchEntry <= ScratchDataSize / 2;
+    private bool CanBatch(int count) => _knownBatch != 0 && _knownData != 0 && count > 1 && count <= BatchCapacity;
 
-    /// <summary>How many calls one batch table holds.</summary>
-    private int BatchCapacity => ScratchDataSize / 2 / MachineCode.SyscallBatchEntry;
+    /// <summary>How many calls one batch table holds: half the scratch data, less whatever the last
+    /// <see cref="PutOnScratch"/> put there beyond its first half (the calls' pointer arguments).</summary>
+    private int BatchCapacity => Math.Min(ScratchDataSize / 2, ScratchDataSize - _scratchInUse) / MachineCode.SyscallBatchEntry;
+
+    private int _scratchInUse;   // bytes from the start of the scratch data the last PutOnScratch wrote
 
     /// <summary>The calls as a table at the end of the scratch data, run by the batch code in one stop; each
     /// result is read back from its entry. The calls run in turn whatever each returns, as one by one.</summary>
@@ -280,6 +282,7 @@ public sealed class RemoteTask : IDisposable
     }
 
     private const int SafeBatchPages = 3;
+    private ulong _safeBatch;   // crash-safe batches: page 0 the code (r-x), then the table (rw-); 0 until the first
     private readonly bool _safeBatchBorrowed;   // another thread's (the leader's) batch pages: it unmaps them
 
     /// <summary>The crash-safe batch pages, mapped now if they are not yet (0 when the task refuses them): the threads
@@ -291,7 +294,6 @@ public sealed class RemoteTask : IDisposable
             _safeBatchRefused = true;
         return _safeBatchRefused ? 0 : _safeBatch;
     });
-    private ulong _safeBatch;   // crash-safe batches: page 0 the code (r-x), then the table (rw-); 0 until the first
 
     /// <summary>A signal the thread ignores (SIG_IGN, or a default of ignore: SIGURG, SIGWINCH, SIGCHLD), does not
     /// block itself and has not pending; 0 when there is none. Raised at the end of a crash-safe batch, its delivery
@@ -486,6 +488,7 @@ public sealed class RemoteTask : IDisposable
         if (ScratchData == 0)
             _tracer.Run(MapScratch);
         WriteMemory(ScratchData, data);
+        _scratchInUse = data.Length;
         return ScratchData;
     }
 

@@ -98,4 +98,31 @@ public class PuppetTests
             puppet.Kill();
         }
     }
+
+    /// <summary>A batch of more calls than one table holds runs as several, in order, each result in its place; and a
+    /// table never lands on the calls' own data: with 60 KiB put on the scratch data first, the batch tables fit in
+    /// what is left and the data reads back unchanged.</summary>
+    [RootFact]
+    public void ALongBatchRunsInPiecesBesideTheCallsData()
+    {
+        using var tracer = new Tracer();
+        var puppet = Puppet.Spawn(new Seizer(tracer));
+        try
+        {
+            var remote = puppet.Remote;
+            var data = new byte[60 << 10];
+            new Random(15).NextBytes(data);
+            ulong at = remote.PutOnScratch(data);
+            var calls = Enumerable.Range(0, 600).Select(i => i % 3 == 0 ? new RemoteCall(Sysno.getppid) : new RemoteCall(Sysno.getpid)).ToList();
+            var results = remote.Syscalls(calls);
+            Assert.Equal(calls.Select((c, i) => i % 3 == 0 ? (long)Environment.ProcessId : puppet.Pid), results);
+            var back = new byte[data.Length];
+            remote.ReadMemory(at, back);
+            Assert.True(data.AsSpan().SequenceEqual(back), "the batch tables overwrote the scratch data");
+        }
+        finally
+        {
+            puppet.Kill();
+        }
+    }
 }
