@@ -434,11 +434,16 @@ public sealed class RemoteTask : IDisposable
     /// <summary>Runs the calls in one batch (<see cref="Syscalls(IReadOnlyList{RemoteCall})"/>) and then throws for the first
     /// that returned an error, naming it and the thread. Every call runs whatever the ones before returned: for calls
     /// where a failure fails the whole operation.</summary>
-    public long[] CallAll(IReadOnlyList<(string Name, RemoteCall Call)> calls)
+    public long[] CallAll(IReadOnlyList<(string Name, RemoteCall Call)> calls) =>
+        CallAll(calls.Select(c => (c.Call, (Action<long>)(r => ThrowIfFailed(r, $"{c.Name} in thread {Thread.Tid}")))).ToList());
+
+    /// <summary>As <see cref="CallAll(IReadOnlyList{ValueTuple{string, RemoteCall}})"/>, each result handed to its
+    /// own check, in order (a check throws to fail the operation).</summary>
+    public long[] CallAll(IReadOnlyList<(RemoteCall Call, Action<long> Check)> calls)
     {
         var results = Syscalls(calls.Select(c => c.Call).ToList());
         for (int i = 0; i < results.Length; i++)
-            ThrowIfFailed(results[i], $"{calls[i].Name} in thread {Thread.Tid}");
+            calls[i].Check(results[i]);
         return results;
     }
 

@@ -149,31 +149,21 @@ public sealed class CredsRestore : IRestoreStage
             throw new SyscallException($"capset in thread {tid}", (int)-r);
     }
 
-    /// <summary>Remote calls of one thread gathered for one batch, each with its check: a named call fails the
-    /// restore with its name when it returned an error; the others with their own check. Checked in order.</summary>
+    /// <summary>Remote calls of one thread gathered for one batch (<see cref="RemoteTask.CallAll(IReadOnlyList{ValueTuple{RemoteCall, Action{long}}})"/>),
+    /// each with its check: a named call fails the restore with its name when it returned an error.</summary>
     private sealed class CallList(RemoteTask thread, int tid)
     {
-        private readonly List<RemoteCall> _calls = [];
-        private readonly List<Action<long>> _checks = [];
+        private readonly List<(RemoteCall, Action<long>)> _calls = [];
 
         public int Add(string name, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0) =>
             Add(r => RemoteTask.ThrowIfFailed(r, $"{name} in thread {tid}"), nr, a1, a2, a3, a4);
 
         public int Add(Action<long> check, long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0)
         {
-            _calls.Add(new RemoteCall(nr, a1, a2, a3, a4));
-            _checks.Add(check);
+            _calls.Add((new RemoteCall(nr, a1, a2, a3, a4), check));
             return _calls.Count - 1;
         }
 
-        public long[] Run()
-        {
-            if (_calls.Count == 0)
-                return [];
-            var r = thread.Syscalls(_calls);
-            for (int i = 0; i < r.Length; i++)
-                _checks[i](r[i]);
-            return r;
-        }
+        public long[] Run() => _calls.Count == 0 ? [] : thread.CallAll(_calls);
     }
 }
