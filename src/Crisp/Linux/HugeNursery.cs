@@ -11,16 +11,17 @@ namespace Crisp.Linux;
 public static class HugeNursery
 {
     private const ulong HugePage = 2UL << 20;
+    private const int HugePages = 2;   // a small dump allocates ~1.4 MiB from the first one
 
     /// <summary>Best effort: anything the kernel refuses (THP off, no MADV_COLLAPSE, memory not the GC's) leaves
     /// crisp on small pages as before.</summary>
-    public static unsafe void Back(int hugePages = 2)
+    public static unsafe void Back()
     {
         byte[] probe = new byte[1];
         ulong at;
         fixed (byte* p = probe)
             at = (ulong)p;
-        ulong start = at & ~(HugePage - 1), end = start + (ulong)hugePages * HugePage;
+        ulong start = at & ~(HugePage - 1), end = start + HugePages * HugePage;
         // The GC's reservation goes on for gigabytes past its first regions: asking for 64 MiB more than is opened
         // keeps this off any other anonymous mapping (a thread stack's guard page must stay PROT_NONE).
         if (!AnonymousThroughout(start, end + (64UL << 20)))

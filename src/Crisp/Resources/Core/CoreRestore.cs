@@ -22,7 +22,7 @@ public sealed class CoreRestore : IRestoreStage
 
     /// <summary>The thread's name (prctl(PR_SET_NAME) names the calling thread only) and personality (per thread too),
     /// in one batch: the personality is read along with the name's prctl and set only when it differs.</summary>
-    private static void NameAndPersonality(Compel.RemoteTask thread, string? comm, uint personality)
+    private static void NameAndPersonality(RemoteTask thread, string? comm, uint personality)
     {
         var calls = new List<(string, RemoteCall)> { ("personality", new RemoteCall(Sysno.personality, 0xffffffff)) };
         if (comm is not null)
@@ -40,6 +40,6 @@ public sealed class CoreRestore : IRestoreStage
     }
 
     /// <summary>prctl(PR_SET_NAME) names the calling thread only: run it in that thread.</summary>
-    public static void SetName(Compel.RemoteTask thread, int tid, string comm) =>
+    public static void SetName(RemoteTask thread, int tid, string comm) =>
         thread.Call("prctl(PR_SET_NAME)", Sysno.prctl, Prctl.PR_SET_NAME, (long)thread.PutOnScratch(CommBytes(comm)));
 }
