@@ -86,6 +86,10 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         bool earlyRelease = options.LeaveRunning && scripts.IsEmpty && ctx.Plugins.Active.Count == 0;
         using var spool = earlyRelease ? Images.Pages.PageSpool.Reserve(EstimatedTreeBytes(options.RootPid), log) : null;
         images.Spool = spool;
+        // A large tree's pages are copied while it runs, before the dump's own stop (design.md "Freeze time").
+        using var running = spool is not null && Resources.Memory.RunningCopy.Applies(options, (long)spool.Capacity)
+            ? Resources.Memory.RunningCopy.Take(options, log, images, tracer, spool, ctx.Memory.Batches) : null;
+        ctx.Memory.RunningCopy = running;
         bool released = false;
         try
         {
@@ -117,8 +121,9 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 ctx.Plugins.Exit(succeeded: true);
                 ReleaseRunning(ctx);
                 released = true;
-                counters.Frozen = clock.Elapsed - stats.FrozenAt;
-                ctx.Log.Info($"tree released after {counters.Frozen.TotalMilliseconds:F1} ms frozen; writing {spool.Used >> 20} MiB of held pages");
+                counters.Frozen = clock.Elapsed - stats.FrozenAt + (running?.Frozen ?? TimeSpan.Zero);
+                string stops = running is null ? "" : $" (two stops: {running.Frozen.TotalMilliseconds:F1} ms, then {(counters.Frozen - running.Frozen).TotalMilliseconds:F1} ms)";
+                ctx.Log.Info($"tree released after {counters.Frozen.TotalMilliseconds:F1} ms frozen{stops}; writing {spool.Used >> 20} MiB of held pages");
                 spool.Drain();
             }
             options.Progress?.Begin("writing images");

@@ -14,7 +14,7 @@ public static unsafe class Userfaultfd
     public const long UFFDIO_COPY = 0xC028AA03;       // _IOWR(0xAA, 0x03, struct uffdio_copy)
     public const long UFFDIO_ZEROPAGE = 0xC020AA04;   // _IOWR(0xAA, 0x04, struct uffdio_zeropage)
     public const long UFFDIO_WAKE = 0x8010AA02;       // _IOR(0xAA, 0x02, struct uffdio_range)
-    public const ulong REGISTER_MODE_MISSING = 1;
+    public const ulong REGISTER_MODE_MISSING = 1, REGISTER_MODE_WP = 2;
     public const byte EVENT_PAGEFAULT = 0x12, EVENT_FORK = 0x13, EVENT_REMAP = 0x14, EVENT_REMOVE = 0x15, EVENT_UNMAP = 0x16;
     public const int MsgSize = 32;
 
@@ -40,6 +40,14 @@ public static unsafe class Userfaultfd
         long r = RawSyscall.TryCall(Sysno.ioctl, uffd, UFFDIO_ZEROPAGE, (long)arg);
         long done = (long)arg[3];
         return r == 0 ? (long)len : done > 0 ? done : r;
+    }
+
+    /// <summary>UFFDIO_REGISTER of [start, start+len) for write-protection, from any process holding the fd (the ranges
+    /// are the fd's mm's): 0, or -errno (EBUSY: another userfaultfd has it; EINVAL: a kind of memory it cannot track).</summary>
+    public static long RegisterWriteProtect(int uffd, ulong start, ulong len)
+    {
+        ulong* arg = stackalloc ulong[4] { start, len, REGISTER_MODE_WP, 0 };
+        return RawSyscall.TryCall(Sysno.ioctl, uffd, UFFDIO_REGISTER, (long)arg);
     }
 
     /// <summary>UFFDIO_WAKE: wakes threads waiting on a page that became present meanwhile.</summary>

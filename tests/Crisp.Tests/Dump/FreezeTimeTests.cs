@@ -19,6 +19,15 @@ public class FreezeTimeTests(ITestOutputHelper output)
         Assert.True(r.ExitCode == 0, $"crisp {args[0]} failed: {r.Stderr}");
     }
 
+    /// <summary>No userfaultfd among the task's fds and no VMA registered for write-protection (smaps "uw").</summary>
+    private static void AssertNoTrackingLeft(int pid)
+    {
+        foreach (var fd in Directory.GetFiles($"/proc/{pid}/fd"))
+            Assert.NotEqual("anon_inode:[userfaultfd]", new FileInfo(fd).LinkTarget);
+        var flags = File.ReadAllLines($"/proc/{pid}/smaps").Where(l => l.StartsWith("VmFlags:", StringComparison.Ordinal));
+        Assert.DoesNotContain(flags, l => l.Split(' ').Contains("uw"));
+    }
+
     [RootFact]
     public void LeaveRunningReleasesTheTreeBeforeThePagesAreWrittenAndTheirSnapshotIsOneMoment()
     {
@@ -31,11 +40,27 @@ public class FreezeTimeTests(ITestOutputHelper output)
             Live.WaitFor(() => File.Exists(Path.Combine(dir, "ready")) || Spawn.TryReap(pid) is not null, "mem_wave to get ready", TimeSpan.FromSeconds(60));
             Assert.True(File.Exists(Path.Combine(dir, "ready")), "mem_wave exited before it was ready");
             string images = Path.Combine(dir, "images");
+            // A dump that fails after the copy made while the tree ran: the tree runs on with no tracking left in it.
+            var failed = CrispCli.Run(Slow, new Dictionary<string, string> { ["CRISP_FAULT"] = "dump:files" },
+                "dump", "-R", "-t", pid.ToString(), "-D", images + "-failed", "-v4");
+            Assert.NotEqual(0, failed.ExitCode);
+            Assert.Contains("copy while running", failed.Stderr);
+            AssertNoTrackingLeft(pid);
+            Assert.False(File.Exists(Path.Combine(dir, "verdict")), "mem_wave saw pages of two sweeps after the failed dump");
+
             Ok("dump", "-R", "-t", pid.ToString(), "-D", images, "-v4", "-o", "dump.log");
             var log = File.ReadAllLines(Path.Combine(images, "dump.log"));
             int released = Array.FindIndex(log, l => l.Contains("tree released after"));
             int manifest = Array.FindIndex(log, l => l.Contains("dump done"));
             Assert.True(released >= 0 && released < manifest, "the tree is released before the dump is done");
+            // 64 MiB: copied while the tree ran, between a first short stop and the dump's own; the pages mem_wave
+            // rewrote meanwhile were read again in the second (its sweep check below fails on a page of another sweep).
+            Assert.Contains(log, l => l.Contains("copy while running: first stop"));
+            Assert.Contains("(two stops:", log[released]);
+            var fromCopy = log.Select(l => System.Text.RegularExpressions.Regex.Match(l, @"memory of \d+: (\d+) pages from the copy made while it ran, (\d+) read now"))
+                .First(m => m.Success);
+            Assert.True(long.Parse(fromCopy.Groups[1].Value) > 0, fromCopy.Value);
+            AssertNoTrackingLeft(pid);
             char state = File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2][0];
             Assert.True(state is 'R' or 'S', $"mem_wave runs on after dump -R (state {state})");
             Assert.False(File.Exists(Path.Combine(dir, "verdict")), "mem_wave saw pages of two sweeps after the dump");

@@ -58,7 +58,9 @@ public sealed class MemoryDump : IDumpStage
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer, ctx.Memory.Batches);
-            if (ctx.Options.Lazy && chain.Parent is null && !chain.Previous.ContainsKey(pid))
+            if (ctx.Memory.RunningCopy?.Of(task) is { } copied)
+                DumpCopied(ctx, vmas, pages, copied);
+            else if (ctx.Options.Lazy && chain.Parent is null && !chain.Previous.ContainsKey(pid))
                 ctx.Memory.LazyRuns[task.VirtualPid] = (pid, pages.DumpLazy(vmas, v => Lazy.LazyVmas.CanBeLazy(v.Entry)));
             else if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
                 pages.Dump(vmas);
@@ -70,6 +72,22 @@ public sealed class MemoryDump : IDumpStage
         var shared = ctx.Memory.SharedAnon;
         foreach (var vma in vmas.Where(v => v.Is(VmaStatus.Regular | VmaStatus.AnonShared) && !v.Is(VmaStatus.SysvIpc)))
             shared.DumpOnce(ctx, pid, vma);
+    }
+
+    /// <summary>A dump after a copy made while the task ran (<see cref="RunningCopy"/>): the pages not written since
+    /// come from that copy, the rest are read now; then the tracking fd goes to be closed once the tree runs again
+    /// (un-write-protecting a GiB costs the kernel tens of ms).</summary>
+    private static void DumpCopied(DumpContext ctx, List<DumpedVma> vmas, PrivatePagesDump pages, CopiedTask copied)
+    {
+        using (var pagemap = Linux.Proc.Pagemap.Open(copied.Pid))
+        {
+            var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), copied.TrackedSince, copied.Coverage);
+            pages.Dump(plan, taskRuns: false, copied);
+            long held = plan.Where(r => r.InParent).Sum(r => (long)r.Length) / PagemapWriter.PageSize;
+            ctx.Log.Debug($"memory of {copied.Pid}: {held} pages from the copy made while it ran, {pages.Pages - held} read now");
+        }
+        if (copied.TakeTracker() is { } tracker)
+            ctx.Memory.EndedTrackers.Add(tracker);
     }
 
     /// <summary>A dump in a pre-dump chain: pages written since the parent (and those it lacks) are stored, the

@@ -21,4 +21,6 @@ public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
     /// <summary>The final dump's copies of the tasks' tracking userfaultfds, closed with the context, after the
     /// tree is let go (<see cref="WriteTracker.Stop"/>).</summary>
     public List<Linux.UnixFd> EndedTrackers { get; } = [];
+    /// <summary>dump --leave-running: the pages copied while the tree ran, before this dump's stop (null: none).</summary>
+    public RunningCopy? RunningCopy { get; set; }
 }

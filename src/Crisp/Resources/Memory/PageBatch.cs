@@ -17,7 +17,7 @@ internal sealed class PageBatch
     private readonly MappedPages _memory;
     private nint _room;
     public int Bytes { get; private set; }
-    public int Room => _memory.Length - Bytes;
+    public int Room => Held ? 0 : _memory.Length - Bytes;
     public bool IsEmpty => Bytes == 0;
     /// <summary>Restore: whether the ranges are writable by process_vm_writev (else /proc/PID/mem).
     /// Dump: whether they are readable by process_vm_readv.</summary>
@@ -37,6 +37,21 @@ internal sealed class PageBatch
     /// <summary>Dump: the batch's bytes are read into <paramref name="at"/> (room the page sink holds, at least
     /// <see cref="Bytes"/> long) instead of the batch's own memory, until <see cref="Clear"/>.</summary>
     public void UseRoom(nint at) => _room = at;
+
+    /// <summary>Dump: pages already held in memory at <paramref name="at"/> (a copy made while the tree ran,
+    /// <see cref="RunningCopy"/>): the batch is that one range, its data that memory, nothing to read.</summary>
+    public void Hold(RemoteRange range, nint at)
+    {
+        if (!IsEmpty || range.Length > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(range), "a held range is a batch of its own, under 2 GiB");
+        _ranges.Add(range);
+        Bytes = (int)range.Length;
+        _room = at;
+        Held = true;
+    }
+
+    /// <summary>The data is held already (<see cref="Hold"/>): the pipe does not fill the batch.</summary>
+    public bool Held { get; private set; }
 
     /// <summary>Appends a range (at most <see cref="Room"/> bytes).</summary>
     public void Add(RemoteRange range)
@@ -58,5 +73,6 @@ internal sealed class PageBatch
         Accessible = false;
         _room = 0;
         FillOnDrain = false;
+        Held = false;
     }
 }

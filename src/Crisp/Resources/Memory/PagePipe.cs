@@ -75,6 +75,26 @@ internal sealed class PagePipe : IDisposable
         }
     }
 
+    /// <summary>Dump: a run whose pages are held in memory at <paramref name="at"/> already (<see cref="RunningCopy"/>),
+    /// queued in address order as batches of their own, up to <see cref="HeldBytes"/> each: nothing is read.</summary>
+    public void AddHeld(RemoteRange run, nint at)
+    {
+        Flush();
+        while (run.Length > 0)
+        {
+            ulong take = Math.Min(run.Length, HeldBytes);
+            var batch = Rent();
+            batch.Hold(run with { Length = take }, at);
+            _batch = batch;
+            Flush();
+            run = new RemoteRange(run.Address + take, run.Length - take);
+            at += (nint)take;
+        }
+    }
+
+    /// <summary>The most bytes of one held batch (<see cref="AddHeld"/>).</summary>
+    public const ulong HeldBytes = 64 << 20;
+
     /// <summary>Dump: a run recorded without data (the parent images hold it, or it is lazy), kept in address order.</summary>
     public void AddParentRun(RemoteRange run, Images.PagemapFlags flags = Images.PagemapFlags.Parent)
     {
@@ -88,13 +108,14 @@ internal sealed class PagePipe : IDisposable
         if (_batch is not { HasNothing: false } batch)
             return;
         _batch = null;
-        bool inline = _drainer is null && _drainedInline + batch.Bytes <= InlineBytes;
-        batch.FillOnDrain = !inline && FillOnBothSides && (_flushes++ & 1) == 1;
-        if (!batch.FillOnDrain)
+        // A held batch drains without a copy: inline whatever its size, while no drain thread runs (order kept).
+        bool inline = _drainer is null && (batch.Held || _drainedInline + batch.Bytes <= InlineBytes);
+        batch.FillOnDrain = !inline && FillOnBothSides && !batch.Held && (_flushes++ & 1) == 1;
+        if (!batch.FillOnDrain && !batch.Held)
             _fill(batch);
         if (inline)
         {
-            _drainedInline += batch.Bytes;
+            _drainedInline += batch.Held ? 0 : batch.Bytes;
             try
             {
                 _drain(batch);

@@ -33,6 +33,20 @@ public sealed class ParentCoverage
         return new ParentCoverage([.. merged]);
     }
 
+    /// <summary>Coverage by runs given in address order (pages copied while the task ran, <see cref="RunningCopy"/>).</summary>
+    public static ParentCoverage Of(IEnumerable<(ulong Start, ulong Length)> runs)
+    {
+        var merged = new List<(ulong Start, ulong End)>();
+        foreach (var (start, length) in runs)
+        {
+            if (merged.Count > 0 && merged[^1].End >= start)
+                merged[^1] = (merged[^1].Start, Math.Max(merged[^1].End, start + length));
+            else
+                merged.Add((start, start + length));
+        }
+        return new ParentCoverage([.. merged]);
+    }
+
     /// <summary>[start, end) cut where the parent's coverage starts or stops.</summary>
     public IEnumerable<(ulong Start, ulong End, bool Covered)> Split(ulong start, ulong end)
     {

@@ -67,7 +67,9 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     /// only recorded. <paramref name="taskRuns"/>: the task was let go before its pages are copied (pre-dump),
     /// so a run unmapped meanwhile is stored as zeros — no later dump refers to it, as a VMA mapped anew is not
     /// tracked (<see cref="WriteTracker.TrackedSince"/>).</summary>
-    public void Dump(IReadOnlyList<PlannedRun> plan, bool taskRuns)
+    /// <param name="copied">The task's pages copied while it ran (<see cref="RunningCopy"/>): the plan's "in parent" runs
+    /// are those, stored from the copy, not recorded as PE_PARENT.</param>
+    public void Dump(IReadOnlyList<PlannedRun> plan, bool taskRuns, CopiedTask? copied = null)
     {
         _taskRuns = taskRuns;
         _windowPages = 0;
@@ -77,7 +79,12 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         {
             foreach (var run in plan)
             {
-                if (run.InParent || run.Lazy)
+                if (run.InParent && copied is not null)
+                {
+                    foreach (var (start, length, at) in copied.Pieces(run.Start, run.Length))
+                        pipe.AddHeld(new RemoteRange(start, length), at);
+                }
+                else if (run.InParent || run.Lazy)
                     pipe.AddParentRun(new RemoteRange(run.Start, run.Length), run.Lazy ? PagemapFlags.Lazy : PagemapFlags.Parent);
                 else
                     AddKeepingShared(pipe, pagemap, new RemoteRange(run.Start, run.Length), run.Readable);

@@ -191,16 +191,9 @@ public static class WriteTracker
 
     private static int Create(DumpTask task)
     {
-        long fd = task.Remote.Syscall(Sysno.userfaultfd, FileIo.O_CLOEXEC | FileIo.O_NONBLOCK | UFFD_USER_MODE_ONLY);
-        if (fd < 0)
-            throw new CrispException($"task {task.Pid}: userfaultfd in the task failed ({Errnos.Describe((int)-fd)}): memory tracking needs it (see crisp check --feature mem_dirty_track)");
+        int fd = Open(task);
         try
         {
-            Span<ulong> api = [UFFD_API, FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED, 0];
-            ulong at = task.Remote.PutOnScratch(MemoryMarshal.AsBytes(api));
-            long r = task.Remote.Syscall(Sysno.ioctl, fd, UFFDIO_API, (long)at);
-            if (r < 0)
-                throw new CrispException($"task {task.Pid}: UFFDIO_API with async write-protection failed ({Errnos.Describe((int)-r)}): this kernel cannot track memory this way");
             int high = FreeHighFd(task.Pid);
             task.Call("dup3(tracking userfaultfd)", Sysno.dup3, fd, high, FileIo.O_CLOEXEC);
             return high;
@@ -209,6 +202,40 @@ public static class WriteTracker
         {
             task.Remote.Syscall(Sysno.close, fd);
         }
+    }
+
+    /// <summary>A tracking userfaultfd for the task's memory that only crisp holds (<see cref="RunningCopy"/>): made in the
+    /// task, copied out (pidfd_getfd) and closed there before the task runs again. Its ranges are registered from crisp
+    /// (<see cref="Linux.Userfaultfd.RegisterWriteProtect"/>); tracking ends when crisp closes it or dies.</summary>
+    public static UnixFd CreateHeldByCrisp(DumpTask task)
+    {
+        int fd = Open(task);
+        try
+        {
+            using var pidfd = PidFd.Open(task.Pid);
+            return pidfd.GetFd(fd);
+        }
+        finally
+        {
+            task.Remote.Syscall(Sysno.close, fd);
+        }
+    }
+
+    /// <summary>A userfaultfd made in the task with the async write-protect features: the task's fd.</summary>
+    private static int Open(DumpTask task)
+    {
+        long fd = task.Remote.Syscall(Sysno.userfaultfd, FileIo.O_CLOEXEC | FileIo.O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        if (fd < 0)
+            throw new CrispException($"task {task.Pid}: userfaultfd in the task failed ({Errnos.Describe((int)-fd)}): memory tracking needs it (see crisp check --feature mem_dirty_track)");
+        Span<ulong> api = [UFFD_API, FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED, 0];
+        ulong at = task.Remote.PutOnScratch(MemoryMarshal.AsBytes(api));
+        long r = task.Remote.Syscall(Sysno.ioctl, fd, UFFDIO_API, (long)at);
+        if (r < 0)
+        {
+            task.Remote.Syscall(Sysno.close, fd);
+            throw new CrispException($"task {task.Pid}: UFFDIO_API with async write-protection failed ({Errnos.Describe((int)-r)}): this kernel cannot track memory this way");
+        }
+        return (int)fd;
     }
 
     /// <returns>null when registered, else why not.</returns>

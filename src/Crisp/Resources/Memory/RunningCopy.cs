@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using Crisp.Compel;
+using Crisp.Dump;
+using Crisp.Images;
+using Crisp.Images.Pages;
+using Crisp.Linux;
+using Crisp.Linux.Proc;
+
+namespace Crisp.Resources.Memory;
+
+/// <summary>`dump --leave-running` of a tree with much memory (issue 18, freeze time): its pages are copied while it
+/// runs. A first short stop only makes an async write-protect userfaultfd in every task, copied out and closed there
+/// (only crisp holds it), and lets the tree go; then, while it runs, crisp registers every trackable VMA with it,
+/// write-protects their pages and reads the present ones into the dump's spool. The dump's own stop stores from
+/// that copy every page not written since (PAGEMAP_SCAN: not PAGE_IS_WRITTEN, in a VMA still registered and inside a
+/// range registered then) and reads only the rest, so the tree is frozen for two collections of state and the pages
+/// it wrote meanwhile, not for a copy of all its memory. A page copied before the tree wrote it is written, so read
+/// again; a page unmapped and mapped anew is in a VMA that is not registered, so read again. The tracking ends when
+/// crisp closes the fds (after the dump's stop, once the tree runs) or dies: nothing of it is left in the tree.</summary>
+public sealed class RunningCopy : IDisposable
+{
+    /// <summary>Below this much memory a second stop of the tree costs more than copying while frozen saves.</summary>
+    public const long MinimumBytes = 32L << 20;
+
+    private readonly Dictionary<int, CopiedTask> _tasks = [];
+
+    /// <summary>How long the first stop held the tree.</summary>
+    public TimeSpan Frozen { get; private set; }
+
+    /// <summary>Whether a dump with these options, of a tree of <paramref name="treeBytes"/>, copies while it runs: not a
+    /// dump in a pre-dump chain or a lazy one (those track or serve pages themselves), not with a cgroup to freeze (the
+    /// runtime's freezer decides when the tree runs), and only where async write-protection tracks writes.</summary>
+    public static bool Applies(DumpOptions options, long treeBytes) =>
+        treeBytes >= MinimumBytes && options.FreezeCgroup is null && !options.Lazy && !options.TrackMem
+        && options.PrevImagesDir is null && DirtyTracking.Current == DirtyTrackingMethod.WriteProtect;
+
+    /// <summary>The first stop and the copy while the tree runs. Null when the first stop failed: the tree was let go as
+    /// it was, and the dump copies its pages while frozen as without this.</summary>
+    public static RunningCopy? Take(DumpOptions options, Log log, ImageDirectory images, Tracer tracer, PageSpool spool, PageBatchPool batches)
+    {
+        var copy = new RunningCopy();
+        var clock = Stopwatch.StartNew();
+        using (var ctx = new DumpContext(options, log, images, tracer, FaultInjection.None))
+        {
+            try
+            {
+                DumpPipeline.Seize(ctx);
+                long seized = Stopwatch.GetTimestamp();
+                tracer.Run(() =>
+                {
+                    foreach (var task in ctx.Tasks)
+                        copy.Arm(task);
+                });
+                TreeRelease.LetGo(ctx);
+                copy.Frozen = Stopwatch.GetElapsedTime(seized);
+            }
+            catch (Exception e)
+            {
+                TreeRelease.LetGo(ctx);
+                copy.Dispose();
+                log.Info($"copy while running: {e.Message}: the pages are copied while the tree is frozen");
+                return null;
+            }
+        }
+        long copied = copy.CopyAll(spool, batches, log);
+        log.Info($"copy while running: first stop {copy.Frozen.TotalMilliseconds:F1} ms, then {copied >> 20} MiB copied while the tree ran, in {clock.Elapsed.TotalMilliseconds:F0} ms");
+        return copy;
+    }
+
+    /// <summary>The copy of a task seized again by the dump: the same process (pid and start time), its tracking still
+    /// crisp's. Null for a task born since, or one whose copy failed.</summary>
+    public CopiedTask? Of(DumpTask task) =>
+        _tasks.TryGetValue(task.Pid, out var t) && t.StartTime == task.Stat.StartTime && t.Pages is not null ? t : null;
+
+    /// <summary>In the first stop, all that needs the task itself: its tracking userfaultfd made there and handed to crisp.</summary>
+    private void Arm(DumpTask task)
+    {
+        var tracker = WriteTracker.CreateHeldByCrisp(task);
+        _tasks[task.Pid] = new CopiedTask(task.Pid, task.Stat.StartTime, tracker);
+    }
+
+    /// <summary>Once the tree runs again: every trackable VMA registered and write-protected from crisp, then the pages to
+    /// copy chosen (every present page of them). Safe while the task runs: a page is copied only after it is protected,
+    /// so either it is not written between the copy and the dump's stop, or it shows as written there and is read again;
+    /// a VMA mapped anew meanwhile is not registered, so read whole then.</summary>
+    private static void Track(CopiedTask copied, Log log)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var vmas = VmaCollector.Collect(copied.Pid, [], _ => 0, _ => 0);
+        var registered = new List<DumpedVma>();
+        foreach (var vma in vmas.Where(WriteTracker.Trackable))
+        {
+            long r = Userfaultfd.RegisterWriteProtect(copied.Tracker, vma.Start, vma.End - vma.Start);
+            if (r < 0)
+                log.Debug($"task {copied.Pid}: {vma.Start:x}-{vma.End:x} not tracked ({Errnos.Describe((int)-r)}): read while frozen");
+            else
+                registered.Add(vma);
+        }
+        using var pagemap = Pagemap.Open(copied.Pid);
+        foreach (var vma in registered)
+            pagemap.ResetWritten(vma.Start, vma.End);
+        copied.Ranges.AddRange(registered.Select(v => (v.Start, v.End)));
+        copied.Plan = PagePlan.Make(pagemap, registered.Where(v => v.HasPrivatePages), _ => false, null);
+        log.Debug($"task {copied.Pid}: {registered.Count} VMAs tracked, {copied.Plan.Sum(r => (long)r.Length) >> 20} MiB to copy, in {Stopwatch.GetElapsedTime(start).TotalMilliseconds:F1} ms");
+    }
+
+    /// <summary>While the tree runs: each task's tracking armed (<see cref="Track"/>), then its pages read into the spool, up to the room it has left beyond a
+    /// sixteenth kept for the dump's own stop. Returns the bytes copied.</summary>
+    private long CopyAll(PageSpool spool, PageBatchPool batches, Log log)
+    {
+        long total = 0;
+        foreach (var task in _tasks.Values)
+        {
+            long room = ((long)(spool.Capacity - spool.Used) - (long)(spool.Capacity / 16)) & ~(long)(Mman.PageSize - 1);
+            var sink = new CopiedPages(spool);
+            try
+            {
+                Track(task, log);
+                var plan = Fit(task.Plan, room);
+                using (var writer = new PagemapWriter(sink, null))
+                    new PrivatePagesDump(task.Pid, writer, batches).Dump(plan, taskRuns: true);
+            }
+            catch (Exception e) when (e is SyscallException or IOException or CrispException)
+            {
+                log.Info($"copy while running: task {task.Pid}: {e.Message}: its pages are read while frozen");
+                continue;
+            }
+            task.Pages = sink.Runs;
+            total += sink.Runs.Sum(r => (long)r.Length);
+        }
+        return total;
+    }
+
+    /// <summary>The plan cut to <paramref name="room"/> bytes (the rest is read while frozen).</summary>
+    private static List<PlannedRun> Fit(List<PlannedRun> plan, long room)
+    {
+        var fit = new List<PlannedRun>();
+        foreach (var run in plan)
+        {
+            if (room <= 0)
+                break;
+            ulong take = Math.Min(run.Length, (ulong)room);
+            fit.Add(run with { Length = take });
+            room -= (long)take;
+        }
+        return fit;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _tasks.Values)
+            t.TakeTracker()?.Dispose();
+        _tasks.Clear();
+    }
+}
+
+/// <summary>One task's copy made while it ran: its tracking userfaultfd (crisp's), the ranges registered with it, and
+/// where in the spool each copied run of pages lies.</summary>
+public sealed class CopiedTask(int pid, ulong startTime, UnixFd tracker)
+{
+    private UnixFd? _tracker = tracker;
+
+    public int Pid { get; } = pid;
+    public ulong StartTime { get; } = startTime;
+    /// <summary>The tracking userfaultfd's number in crisp.</summary>
+    public int Tracker => _tracker?.Fd ?? throw new ObjectDisposedException(nameof(CopiedTask));
+    public List<(ulong Start, ulong End)> Ranges { get; } = [];
+    internal List<PlannedRun> Plan { get; set; } = [];
+    internal IReadOnlyList<(ulong Start, ulong Length, nint At)>? Pages { get; set; }
+
+    /// <summary>The VMA was tracked without a break since the first stop: registered now, and inside a range registered then.</summary>
+    public bool TrackedSince(DumpedVma vma) =>
+        vma.WriteProtectRegistered && Ranges.Any(r => r.Start <= vma.Start && vma.End <= r.End);
+
+    /// <summary>The ranges copied, for <see cref="PagePlan.Make"/> (its "in parent" runs are then pages of the copy).</summary>
+    public ParentCoverage Coverage => ParentCoverage.Of(Pages!.Select(p => (p.Start, p.Length)));
+
+    /// <summary>Where the copy of [start, start+length) lies: pieces in address order (the range is covered).</summary>
+    public IEnumerable<(ulong Start, ulong Length, nint At)> Pieces(ulong start, ulong length)
+    {
+        var pages = Pages!;
+        int lo = 0, hi = pages.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (pages[mid].Start + pages[mid].Length <= start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        ulong at = start, end = start + length;
+        for (int i = lo; i < pages.Count && at < end; i++)
+        {
+            var (s, l, data) = pages[i];
+            if (s > at)
+                throw new CrispException($"task {Pid}: no copy of {at:x}-{s:x} (internal error)");
+            ulong stop = Math.Min(s + l, end);
+            yield return (at, stop - at, data + (nint)(at - s));
+            at = stop;
+        }
+        if (at < end)
+            throw new CrispException($"task {Pid}: no copy of {at:x}-{end:x} (internal error)");
+    }
+
+    /// <summary>The tracking fd, handed to whoever closes it (the dump, once the tree runs again).</summary>
+    public UnixFd? TakeTracker()
+    {
+        var t = _tracker;
+        _tracker = null;
+        return t;
+    }
+}
