@@ -19,6 +19,48 @@ public class FreezeTimeTests(ITestOutputHelper output)
         Assert.True(r.ExitCode == 0, $"crisp {args[0]} failed: {r.Stderr}");
     }
 
+    /// <summary>The copy made while the tree runs, in a tree whose tasks come and go between the two stops: a shell
+    /// forking a short-lived child every ~10 ms beside mem_wave (48 MiB, rewritten without pause). Children seized in
+    /// the first stop are gone by the second, new ones have no copy; mem_wave's pages still come back as one sweep.</summary>
+    [RootFact]
+    public void ACopyMadeWhileTheTreeRunsSurvivesTasksThatComeAndGoBetweenItsStops()
+    {
+        string exe = Support.Workloads.Build("mem_wave");
+        string dir = $"/var/tmp/crisp-wave-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string loop = $"{exe} {dir} 48 & while :; do /bin/true; /bin/sleep 0.01; done";
+        int sh = Live.StartQuiet("/bin/sh", ["sh", "-c", loop]);
+        int wave = 0;
+        try
+        {
+            Live.WaitFor(() => File.Exists(Path.Combine(dir, "ready")), "mem_wave to get ready", TimeSpan.FromSeconds(60));
+            wave = File.ReadAllText($"/proc/{sh}/task/{sh}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                .Select(int.Parse).First(p => File.ResolveLinkTarget($"/proc/{p}/exe", false)?.FullName == exe);
+            string images = Path.Combine(dir, "images");
+            Ok("dump", "-R", "-t", sh.ToString(), "-D", images, "-v4", "-o", "dump.log");
+            var log = File.ReadAllLines(Path.Combine(images, "dump.log"));
+            Assert.Contains(log, l => l.Contains("copy while running: first stop"));
+            Assert.Contains(log, l => l.Contains($"memory of {wave}: ") && l.Contains("pages from the copy made while it ran"));
+            Assert.Contains(log, l => l.Contains("tree released after") && l.Contains("(two stops:"));
+            Assert.False(File.Exists(Path.Combine(dir, "verdict")), "mem_wave saw pages of two sweeps after the dump");
+            AssertNoTrackingLeft(wave);
+
+            Live.KillAll([sh, wave], sh);
+            Ok("restore", "-d", "-D", images);
+            Signals.Kill(wave, Live.SIGUSR1);
+            string verdict = Path.Combine(dir, "verdict");
+            Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
+            Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+        }
+        finally
+        {
+            foreach (int p in new[] { sh, wave }.Where(p => p != 0))
+                RawSyscall.TryCall(Sysno.kill, p, Live.SIGKILL);
+            Live.KillAll(new[] { sh, wave }.Where(p => p != 0), sh);
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
     /// <summary>No userfaultfd among the task's fds and no VMA registered for write-protection (smaps "uw").</summary>
     private static void AssertNoTrackingLeft(int pid)
     {

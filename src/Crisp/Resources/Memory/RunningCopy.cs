@@ -49,7 +49,14 @@ public sealed class RunningCopy : IDisposable
                 tracer.Run(() =>
                 {
                     foreach (var task in ctx.Tasks)
-                        copy.Arm(task);
+                    {
+                        // A task that cannot (one exiting, or mid-exec) is read whole by the dump's own stop.
+                        try { copy.Arm(task); }
+                        catch (Exception e) when (e is CrispException or SyscallException)
+                        {
+                            log.Debug($"copy while running: task {task.Pid}: {e.Message}: read while frozen");
+                        }
+                    }
                 });
                 TreeRelease.LetGo(ctx);
                 copy.Frozen = Stopwatch.GetElapsedTime(seized);
