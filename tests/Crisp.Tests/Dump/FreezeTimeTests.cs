@@ -61,6 +61,55 @@ public class FreezeTimeTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The problem crisp grew from, with the copy made while the tree runs: mem_wave as a hardened pod runs it
+    /// (UID 1000, no capabilities, no_new_privs, the runtime-default seccomp profile, which forbids userfaultfd). The
+    /// first stop's userfaultfd runs in the task with its filters suspended (PTRACE_O_SUSPEND_SECCOMP), so the task
+    /// neither sees EPERM nor is killed; credentials and filters are the same after the dump and after the restore
+    /// (PTRACE_SECCOMP_GET_FILTER, byte for byte), and the pages come back as one sweep.</summary>
+    [RootFact]
+    public void AHardenedTaskWhoseFiltersForbidUserfaultfdIsCopiedWhileItRuns()
+    {
+        string hardened = Support.Workloads.Build("hardened", "-lseccomp");
+        string exe = Support.Workloads.Build("mem_wave");
+        string dir = $"/var/tmp/crisp-wave-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(dir);
+        File.SetUnixFileMode(dir, (UnixFileMode)0x1FF);   // 0777: mem_wave runs as UID 1000 and writes its files there
+        int pid = Spawn.Start(hardened, [hardened, "--strict", "--", exe, dir, "40"], new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
+        try
+        {
+            Live.WaitFor(() => File.Exists(Path.Combine(dir, "ready")) || Spawn.TryReap(pid) is not null, "mem_wave to get ready", TimeSpan.FromSeconds(60));
+            Assert.True(File.Exists(Path.Combine(dir, "ready")), "hardened mem_wave exited before it was ready");
+            var before = Crisp.Tests.Hardened.Bench.Observe(pid);
+            Assert.Equal("1000", before.Status[pid]["Uid"].Split(' ')[0]);
+            Assert.Equal(2, before.Filters[pid].Count);
+
+            string images = Path.Combine(dir, "images");
+            Ok("dump", "-R", "-t", pid.ToString(), "-D", images, "-v4", "-o", "dump.log");
+            var log = File.ReadAllLines(Path.Combine(images, "dump.log"));
+            Assert.Contains(log, l => l.Contains($"memory of {pid}: ") && l.Contains("pages from the copy made while it ran"));
+            Assert.Contains(log, l => l.Contains("tree released after") && l.Contains("(two stops:"));
+            Crisp.Tests.Hardened.Bench.Observe(pid).AssertSameAs(before);
+            AssertNoTrackingLeft(pid);
+            Assert.False(File.Exists(Path.Combine(dir, "verdict")), "mem_wave saw pages of two sweeps after the dump");
+
+            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
+            Live.WaitPidsFree([pid], ourChild: pid);
+            Ok("restore", "-d", "-D", images);
+            Crisp.Tests.Hardened.Bench.Observe(pid).AssertSameAs(before);
+            Signals.Kill(pid, Live.SIGUSR1);
+            string verdict = Path.Combine(dir, "verdict");
+            Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
+            Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+            Live.WaitPidsFree([pid], ourChild: pid);
+        }
+        finally
+        {
+            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
+            Live.KillAll([pid], pid);
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
     /// <summary>No userfaultfd among the task's fds and no VMA registered for write-protection (smaps "uw").</summary>
     private static void AssertNoTrackingLeft(int pid)
     {
