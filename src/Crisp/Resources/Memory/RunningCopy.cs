@@ -175,9 +175,23 @@ public sealed class CopiedTask(int pid, ulong startTime, UnixFd tracker)
     internal List<PlannedRun> Plan { get; set; } = [];
     internal IReadOnlyList<(ulong Start, ulong Length, nint At)>? Pages { get; set; }
 
-    /// <summary>The VMA was tracked without a break since the first stop: registered now, and inside a range registered then.</summary>
-    public bool TrackedSince(DumpedVma vma) =>
-        vma.WriteProtectRegistered && Ranges.Any(r => r.Start <= vma.Start && vma.End <= r.End);
+    /// <summary>The VMA was tracked without a break since the first stop: registered now, and inside a range registered
+    /// then (ranges in address order, not overlapping: a binary search, as a task may have thousands).</summary>
+    public bool TrackedSince(DumpedVma vma)
+    {
+        if (!vma.WriteProtectRegistered)
+            return false;
+        int lo = 0, hi = Ranges.Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (Ranges[mid].End <= vma.Start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo < Ranges.Count && Ranges[lo].Start <= vma.Start && vma.End <= Ranges[lo].End;
+    }
 
     /// <summary>The ranges copied, for <see cref="PagePlan.Make"/> (its "in parent" runs are then pages of the copy).</summary>
     public ParentCoverage Coverage => ParentCoverage.Of(Pages!.Select(p => (p.Start, p.Length)));
