@@ -47,17 +47,11 @@ public class FreezeTimeTests(ITestOutputHelper output)
 
             Live.KillAll([sh, wave], sh);
             Ok("restore", "-d", "-D", images);
-            Signals.Kill(wave, Live.SIGUSR1);
-            string verdict = Path.Combine(dir, "verdict");
-            Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
-            Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+            AssertWavePasses(wave, dir);
         }
         finally
         {
-            foreach (int p in new[] { sh, wave }.Where(p => p != 0))
-                RawSyscall.TryCall(Sysno.kill, p, Live.SIGKILL);
-            Live.KillAll(new[] { sh, wave }.Where(p => p != 0), sh);
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            CleanUp([sh, wave], sh, dir);
         }
     }
 
@@ -96,18 +90,31 @@ public class FreezeTimeTests(ITestOutputHelper output)
             Live.WaitPidsFree([pid], ourChild: pid);
             Ok("restore", "-d", "-D", images);
             Crisp.Tests.Hardened.Bench.Observe(pid).AssertSameAs(before);
-            Signals.Kill(pid, Live.SIGUSR1);
-            string verdict = Path.Combine(dir, "verdict");
-            Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
-            Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+            AssertWavePasses(pid, dir);
             Live.WaitPidsFree([pid], ourChild: pid);
         }
         finally
         {
-            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
-            Live.KillAll([pid], pid);
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            CleanUp([pid], pid, dir);
         }
+    }
+
+    /// <summary>SIGUSR1 to mem_wave: it finishes its sweep and writes its verdict, which must be PASS.</summary>
+    private static void AssertWavePasses(int pid, string dir)
+    {
+        Signals.Kill(pid, Live.SIGUSR1);
+        string verdict = Path.Combine(dir, "verdict");
+        Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
+        Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+    }
+
+    private static void CleanUp(int[] pids, int child, string dir)
+    {
+        var started = pids.Where(p => p != 0).ToArray();
+        foreach (int p in started)
+            RawSyscall.TryCall(Sysno.kill, p, Live.SIGKILL);
+        Live.KillAll(started, child);
+        try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
     }
 
     /// <summary>No userfaultfd among the task's fds and no VMA registered for write-protection (smaps "uw").</summary>
@@ -160,17 +167,12 @@ public class FreezeTimeTests(ITestOutputHelper output)
             RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
             Live.WaitPidsFree([pid], ourChild: pid);
             Ok("restore", "-d", "-D", images);
-            Signals.Kill(pid, Live.SIGUSR1);
-            string verdict = Path.Combine(dir, "verdict");
-            Live.WaitFor(() => File.Exists(verdict) && File.ReadAllText(verdict).EndsWith('\n'), "mem_wave's verdict", TimeSpan.FromSeconds(60));
-            Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
+            AssertWavePasses(pid, dir);
             Live.WaitPidsFree([pid], ourChild: pid);
         }
         finally
         {
-            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
-            Live.KillAll([pid], pid);
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            CleanUp([pid], pid, dir);
         }
     }
 }
