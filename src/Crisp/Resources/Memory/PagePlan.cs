@@ -22,18 +22,12 @@ public sealed class ParentCoverage
         if (!parent.Exists(ImageFile.Pagemap(virtualPid)))
             return null;
         using var map = PagemapReader.Open(parent, ImageFile.Pagemap(virtualPid), throughParent: false);
-        var merged = new List<(ulong Start, ulong End)>();
-        foreach (var r in map.Runs.Where(r => (r.Flags & (PagemapFlags.Present | PagemapFlags.Parent)) != 0))
-        {
-            if (merged.Count > 0 && merged[^1].End >= r.Vaddr)
-                merged[^1] = (merged[^1].Start, Math.Max(merged[^1].End, r.End));
-            else
-                merged.Add((r.Vaddr, r.End));
-        }
-        return new ParentCoverage([.. merged]);
+        return Of(map.Runs.Where(r => (r.Flags & (PagemapFlags.Present | PagemapFlags.Parent)) != 0)
+            .Select(r => (r.Vaddr, r.End - r.Vaddr)));
     }
 
-    /// <summary>Coverage by runs given in address order (pages copied while the task ran, <see cref="RunningCopy"/>).</summary>
+    /// <summary>Coverage by runs given in address order (a parent's pagemap runs, or pages copied while the task ran,
+    /// <see cref="RunningCopy"/>), touching or overlapping runs merged.</summary>
     public static ParentCoverage Of(IEnumerable<(ulong Start, ulong Length)> runs)
     {
         var merged = new List<(ulong Start, ulong End)>();
