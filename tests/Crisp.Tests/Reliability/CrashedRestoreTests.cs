@@ -109,8 +109,13 @@ public class CrashedRestoreTests(ITestOutputHelper output)
                 var present = pids.Where(p => Directory.Exists($"/proc/{p}")).ToList();
                 if (present.Count == 0)
                     return (state = "nothing left") != "";
+                // Twice, 50 ms apart: a task on its way out can look running for a moment.
                 if (present.Count == pids.Count && present.All(Healthy))
-                    return (state = "whole tree running") != "";
+                {
+                    Thread.Sleep(50);
+                    if (pids.All(Healthy))
+                        return (state = "whole tree running") != "";
+                }
                 state = string.Join(", ", present.Select(Describe));
                 return false;
             }, "nothing or the whole tree", TimeSpan.FromSeconds(20));
@@ -145,7 +150,12 @@ public class CrashedRestoreTests(ITestOutputHelper output)
             // A puppet that EXITKILL has just hit is untraced and may still be running on its way out:
             // SIGKILL pending (bit 8 of SigPnd or ShdPnd) means it is dying, not running.
             bool killed = ((Convert.ToUInt64(Field("SigPnd"), 16) | Convert.ToUInt64(Field("ShdPnd"), 16)) & (1UL << (SIGKILL - 1))) != 0;
-            return Field("TracerPid") == "0" && Field("State")[0] is 'S' or 'R' && !killed;
+            // Once the SIGKILL is taken the task is exiting (PF_EXITING, 0x4 in stat's flags) with nothing
+            // pending; a puppet never seized is not a restored task either.
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            bool exiting = (ulong.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[6]) & 0x4) != 0;
+            bool puppet = File.ReadAllText($"/proc/{pid}/cmdline") == "crisp-puppet\0";
+            return Field("TracerPid") == "0" && Field("State")[0] is 'S' or 'R' && !killed && !exiting && !puppet;
         }
         catch (IOException) { return false; }
         catch (InvalidOperationException) { return false; }
