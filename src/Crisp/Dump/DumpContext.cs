@@ -34,7 +34,7 @@ public sealed class DumpContext(DumpOptions options, Log log, ImageDirectory ima
     public Resources.Ipc.IpcNamespaces Ipc { get; } = new();
     public Resources.Files.FilesDumpState Files { get; } = new();
     /// <summary>Built on the files' table and memfd inodes (mapped files are files.img entries).</summary>
-    public Resources.Memory.MemoryDumpState Memory => _memory ??= new(Files.Table, Files.Memfds);
+    public Resources.Memory.MemoryDumpState Memory => _memory ??= new(Files.Table, Files.Memfds, Log);
     public Resources.Seccomp.SeccompChains Seccomp { get; } = new();
 
     /// <summary>The images' number for host pid <paramref name="hostPid"/> (a task's, zombie's, group's or session's):

@@ -28,6 +28,16 @@ public static unsafe partial class Sched
             SyscallException.Check(sched_setaffinity(pid, (nuint)(mask.Length * 8), p), "sched_setaffinity");
     }
 
+    /// <summary>Gives the calling thread the CPUs of the process's main thread. A thread inherits the mask of the
+    /// thread that starts it, and the tracer thread is pinned to one CPU (Tracer.PinToCpuOf): a worker started
+    /// from it (the page pipe's drain, dump and restore stages run on the tracer) would share that CPU with it and
+    /// overlap nothing. Best effort: a mask that cannot be read or set leaves the thread as it is.</summary>
+    public static void UseProcessCpus()
+    {
+        try { SetAffinity(0, GetAffinity(Environment.ProcessId)); }
+        catch (SyscallException) { }
+    }
+
     /// <summary>CPU numbers set in a mask.</summary>
     public static List<int> Cpus(ReadOnlySpan<ulong> mask)
     {

@@ -32,7 +32,7 @@ public sealed class RestoreContext(RestoreOptions options, Log log, ImageDirecto
     /// <summary>SysV objects, and the segments' sizes the memory stage attaches them by.</summary>
     public Resources.Ipc.IpcRestoreState Ipc { get; } = new();
     /// <summary>Mms, mapped files, shared anonymous objects; memfd mappings come from <see cref="Files"/>.</summary>
-    public Resources.Memory.MemoryRestore.State Memory { get; } = new();
+    public Resources.Memory.MemoryRestore.State Memory { get; } = new(log);
     public Resources.Files.FilesRestoreState Files { get; } = new();
     public Resources.Fs.FsPaths Fs { get; } = new();
     public Resources.Seccomp.SeccompRestore.Loaded Seccomp { get; } = new();

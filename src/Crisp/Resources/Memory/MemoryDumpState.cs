@@ -5,14 +5,14 @@ namespace Crisp.Resources.Memory;
 
 /// <summary>Dump-wide memory state. Mapped files and memfd mappings are entries of the files' table, so both
 /// come from the files' state.</summary>
-public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds)
+public sealed class MemoryDumpState(FileTable files, MemfdInodesDump memfds, Log log)
 {
     public MappedFiles MappedFiles { get; } = new(files);
     public MemfdInodesDump Memfds { get; } = memfds;
     public SharedAnonDump SharedAnon { get; } = new();
     public MemoryChain Chain { get; } = new();
     /// <summary>The page batches every task's copy reuses (bounded memory, no per-batch allocation).</summary>
-    public PageBatchPool Batches { get; } = new();
+    public PageBatchPool Batches { get; } = new(log);
     /// <summary>dump --lazy-pages: each task's lazy runs by virtual pid, with its host pid (what the lazy pages are
     /// served from).</summary>
     public Dictionary<int, (int HostPid, List<PlannedRun> Runs)> LazyRuns { get; } = [];

@@ -20,14 +20,14 @@ public sealed class MemoryRestore : IRestoreStage
     public bool Lazy { get; init; }
 
     /// <summary>Restore-wide state: every task's mm entry, the mapped files, the shared objects.</summary>
-    public sealed class State : IDisposable
+    public sealed class State(Log log) : IDisposable
     {
         public Dictionary<int, mm_entry> Mms { get; } = [];
         public Dictionary<uint, string> Files { get; set; } = [];
         public SharedAnonObjects Shared { get; } = new();
         public long BytesFilled { get; set; }
         /// <summary>The page batches every task's fill reuses.</summary>
-        public PageBatchPool Batches { get; } = new();
+        public PageBatchPool Batches { get; } = new(log);
         public TimeSpan FillTime { get; set; }
         /// <summary>restore --lazy-pages: the connection to the lazy-pages daemon.</summary>
         public Lazy.LazyPagesClient? Lazy { get; set; }

@@ -3,9 +3,12 @@ namespace Crisp.Resources.Memory;
 /// <summary>The page batches of one dump or restore (<see cref="PagePipe"/>), kept from task to task: touching
 /// fresh memory costs more than the copy itself in this VM (docs/bench.md), so each pipe takes the batches the
 /// previous one gave back. Owned by the session, not the process: two sessions side by side share nothing.</summary>
-public sealed class PageBatchPool
+public sealed class PageBatchPool(Log? log = null)
 {
     private readonly Stack<PageBatch> _free = new();
+
+    /// <summary>The session's log, for the pipes that take batches from this pool.</summary>
+    internal Log Log { get; } = log ?? Log.Null;
 
     internal PageBatch[] Take(int count, int bytes)
     {

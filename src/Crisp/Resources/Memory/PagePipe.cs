@@ -194,6 +194,9 @@ internal sealed class PagePipe : IDisposable
 
     private void Drain()
     {
+        Crisp.Linux.Sched.UseProcessCpus();
+        if (_pool.Log.Enabled(LogLevel.Debug))
+            _pool.Log.Debug($"page pipe: drains on CPUs {string.Join(',', Crisp.Linux.Sched.Cpus(Crisp.Linux.Sched.GetAffinity(0)))}");
         try
         {
             foreach (var batch in _full.GetConsumingEnumerable(_failed.Token))

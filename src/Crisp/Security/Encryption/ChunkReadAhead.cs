@@ -101,6 +101,7 @@ internal sealed class ChunkReadAhead : IDisposable
 
     private void Run()
     {
+        Crisp.Linux.Sched.UseProcessCpus();
         while (true)
         {
             long chunk;
