@@ -82,9 +82,12 @@ public sealed class CheckpointExplorer
 
     public IReadOnlyList<pstree_entry> Tree => _tree;
 
-    /// <summary>A task's fds in order, then its cwd and root, each with crit's name for the file.</summary>
+    /// <summary>A task's fds in order, then its cwd and root, each with crit's name for the file; none for a zombie,
+    /// which has no files, mm or ids of its own in the images (crit stops at it; a shell's finished child often is one).</summary>
     public List<(string Fd, string File)> FilesOf(uint pid)
     {
+        if (IsDead(pid))
+            return [];
         var ids = _dir.Exists(ImageFile.Ids(pid)) ? _dir.ReadOne<task_kobj_ids_entry>(ImageFile.Ids(pid))
             : Core(pid).Ids ?? throw new CrispException($"task {pid}: no ids (neither ids-{pid}.img nor core ids)");
         var list = _dir.ReadAll<fdinfo_entry>(ImageFile.Fdinfo(ids.FilesId))
@@ -102,8 +105,10 @@ public sealed class CheckpointExplorer
         int Vid(ulong id) => shared.TryGetValue(id, out int v) ? v : shared[id] = shared.Count + 1;
         foreach (var t in _tree)
         {
-            var mm = _dir.ReadOne<mm_entry>(ImageFile.Mm(t.Pid));
             sb.Append(CultureInfo.InvariantCulture, $"{t.Pid}\n");
+            if (IsDead(t.Pid))
+                continue;
+            var mm = _dir.ReadOne<mm_entry>(ImageFile.Mm(t.Pid));
             sb.Append(CultureInfo.InvariantCulture, $"\t{"exe",-36}    {FileString(fd_types.Reg, mm.ExeFileId)}\n");
             foreach (var vma in mm.Vmas)
             {
@@ -147,8 +152,10 @@ public sealed class CheckpointExplorer
         var sb = new StringBuilder();
         foreach (var t in _tree)
         {
-            var vmas = _dir.ReadOne<mm_entry>(ImageFile.Mm(t.Pid)).Vmas;
             sb.Append(CultureInfo.InvariantCulture, $"{t.Pid}\n");
+            if (IsDead(t.Pid))
+                continue;
+            var vmas = _dir.ReadOne<mm_entry>(ImageFile.Mm(t.Pid)).Vmas;
             using var reader = _dir.OpenReader(ImageFile.Pagemap(t.Pid));
             reader.Read<pagemap_head>();
             int vmi = 0, pvmi = -1;
@@ -206,6 +213,8 @@ public sealed class CheckpointExplorer
     }
 
     private core_entry Core(uint pid) => _dir.ReadOne<core_entry>(ImageFile.Core(pid));
+
+    private bool IsDead(uint pid) => Core(pid).Tc?.TaskState is Resources.Core.TaskStates.Dead or Resources.Core.TaskStates.Zombie;
 
     private static Dictionary<uint, T> ById<T>(IEnumerable<T> items, Func<T, uint> id)
     {
