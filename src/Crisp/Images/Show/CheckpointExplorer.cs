@@ -212,7 +212,9 @@ public sealed class CheckpointExplorer
         }
     }
 
-    private core_entry Core(uint pid) => _dir.ReadOne<core_entry>(ImageFile.Core(pid));
+    // Read once per task: ps, the zombie check and the ids fallback all want it.
+    private readonly Dictionary<uint, core_entry> _cores = [];
+    private core_entry Core(uint pid) => _cores.TryGetValue(pid, out var core) ? core : _cores[pid] = _dir.ReadOne<core_entry>(ImageFile.Core(pid));
 
     private bool IsDead(uint pid) => Core(pid).Tc?.TaskState is Resources.Core.TaskStates.Dead or Resources.Core.TaskStates.Zombie;
 
