@@ -276,7 +276,7 @@ namespace Crisp.Bench
 
         /// <summary>The same cycle through the crisp CLI (--crisp), each run's peak resident memory in KiB from
         /// wait4: dump (killing), restore -d and, with <paramref name="leaveRunning"/>, dump -R of the restored tree.
-        /// Times come from the in-process cycles; this one is for memory only.</summary>
+        /// Also the wall time of the dump and the restore: the shipped binary's own figures beside the in-process rows.</summary>
         private (long Dump, long Restore, long DumpR, double DumpSeconds, double RestoreSeconds)? CliFootprint(string mode, long arg, bool leaveRunning)
         {
             if (opt.Crisp is not { } crisp)

@@ -134,12 +134,13 @@ public class CrashedRestoreTests(ITestOutputHelper output)
         {
             try
             {
-                // Its comm is the memfd's fd number; argv[0] names it.
-                return File.ReadAllText($"/proc/{p}/cmdline") == "crisp-puppet\0"
-                    && File.ReadAllLines($"/proc/{p}/status").Any(l => l == "PPid:\t1");
+                return IsPuppet(p) && File.ReadAllLines($"/proc/{p}/status").Any(l => l == "PPid:\t1");
             }
             catch (IOException) { return false; }
         }).ToList();
+
+    /// <summary>A crisp puppet: its comm is the memfd's fd number; argv[0] names it.</summary>
+    private static bool IsPuppet(int pid) => File.ReadAllText($"/proc/{pid}/cmdline") == "crisp-puppet\0";
 
     private static bool Healthy(int pid)
     {
@@ -152,10 +153,8 @@ public class CrashedRestoreTests(ITestOutputHelper output)
             bool killed = ((Convert.ToUInt64(Field("SigPnd"), 16) | Convert.ToUInt64(Field("ShdPnd"), 16)) & (1UL << (SIGKILL - 1))) != 0;
             // Once the SIGKILL is taken the task is exiting (PF_EXITING, 0x4 in stat's flags) with nothing
             // pending; a puppet never seized is not a restored task either.
-            string stat = File.ReadAllText($"/proc/{pid}/stat");
-            bool exiting = (ulong.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[6]) & 0x4) != 0;
-            bool puppet = File.ReadAllText($"/proc/{pid}/cmdline") == "crisp-puppet\0";
-            return Field("TracerPid") == "0" && Field("State")[0] is 'S' or 'R' && !killed && !exiting && !puppet;
+            bool exiting = (Crisp.Linux.Proc.ProcStat.Read(pid).Flags & 0x4) != 0;
+            return Field("TracerPid") == "0" && Field("State")[0] is 'S' or 'R' && !killed && !exiting && !IsPuppet(pid);
         }
         catch (IOException) { return false; }
         catch (InvalidOperationException) { return false; }
