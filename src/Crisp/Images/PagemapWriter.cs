@@ -25,6 +25,9 @@ public sealed class PagemapWriter : IDisposable
 
     private readonly IHashAheadSink? _hashAhead;
 
+    /// <summary>Whether the sink hashes the page data (<see cref="HashAhead"/> does something).</summary>
+    public bool Hashes => _hashAhead is not null;
+
     /// <summary>Hashes a batch's data on the thread that read it, ahead of its <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte}, IReadOnlyList{ValueTuple{int, Linux.RemoteRange, PagemapFlags}}, bool)"/>
     /// with hashedAhead (batches in the order they are added); nothing where the sink does not hash.</summary>
     public void HashAhead(ReadOnlySpan<byte> data)

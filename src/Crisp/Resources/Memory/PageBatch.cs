@@ -30,6 +30,8 @@ internal sealed class PageBatch
     public bool HasNothing => Bytes == 0 && _parentRuns.Count == 0;
     /// <summary>Filled by the pipe's own thread before it drains it (<see cref="PagePipe.FillOnBothSides"/>).</summary>
     public bool FillOnDrain { get; set; }
+    /// <summary>Through the pipe's ordered step (<see cref="PagePipe"/>'s inOrder).</summary>
+    public bool Stepped { get; set; }
 
     /// <summary>The batch's bytes: in its own memory, or in the sink's room (<see cref="UseRoom"/>).</summary>
     public unsafe Span<byte> Data => _room != 0 ? new Span<byte>((void*)_room, Bytes) : _memory.Span(Bytes);
@@ -73,6 +75,7 @@ internal sealed class PageBatch
         Accessible = false;
         _room = 0;
         FillOnDrain = false;
+        Stepped = false;
         Held = false;
     }
 }

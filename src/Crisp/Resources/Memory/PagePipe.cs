@@ -22,6 +22,12 @@ internal sealed class PagePipe : IDisposable
     private readonly CancellationTokenSource _failed = new();
     private readonly PageBatchPool _pool;
     private readonly Action<PageBatch> _fill, _drain;
+    private readonly Action<PageBatch>? _inOrder;
+    // The ordered step's turn: batches queued and not yet through it (oldest first), and whether one is in it now.
+    // Guarded by _turn, which is also pulsed when a batch comes back free (the filler may wait for either).
+    private readonly Queue<PageBatch> _unstepped = new(Depth);
+    private bool _stepping;
+    private readonly object _turn = new();
     private Task? _drainer;
     private long _drainedInline;
     // Taken from the pool as the pipe first needs them (a small task's pages fit one batch: allocating all four
@@ -33,11 +39,24 @@ internal sealed class PagePipe : IDisposable
 
     /// <param name="fill">Puts the batch's bytes in its buffer (its ranges are set); runs on the caller's thread.</param>
     /// <param name="drain">Takes a filled batch away; runs on the pipe's own thread, batches in order.</param>
-    public PagePipe(PageBatchPool pool, Action<PageBatch> fill, Action<PageBatch> drain)
+    /// <param name="inOrder">A step each filled batch goes through once, in batch order, before its drain (dump: the
+    /// page file's hash, one stream): on the filler's thread when it would otherwise wait for a free batch (the
+    /// drain is the slower side), else on the drain's right before it drains the batch. Either side may be the
+    /// longer one — reading out of a task and hashing against writing into the page cache, which turns with the
+    /// machine and the disk — and the step goes to whichever has time (issue 18, plain-dump throughput).</param>
+    public PagePipe(PageBatchPool pool, Action<PageBatch> fill, Action<PageBatch> drain, Action<PageBatch>? inOrder = null)
     {
         _pool = pool;
         _fill = fill;
         _drain = drain;
+        _inOrder = inOrder;
+        if (inOrder is not null)
+            // Whichever side fails, the other may be waiting for its turn or a free batch: wake it to see the failure.
+            _failed.Token.Register(() =>
+            {
+                lock (_turn)
+                    Monitor.PulseAll(_turn);
+            });
     }
 
     /// <summary>Every other batch is filled on the pipe's thread, right before it drains it, while the caller fills
@@ -110,7 +129,8 @@ internal sealed class PagePipe : IDisposable
         _batch = null;
         // A held batch drains without a copy: inline whatever its size, while no drain thread runs (order kept).
         bool inline = _drainer is null && (batch.Held || _drainedInline + batch.Bytes <= InlineBytes);
-        batch.FillOnDrain = !inline && FillOnBothSides && !batch.Held && (_flushes++ & 1) == 1;
+        // Not with an ordered step: the filler could take a batch for the step before the drain has filled it.
+        batch.FillOnDrain = !inline && FillOnBothSides && _inOrder is null && !batch.Held && (_flushes++ & 1) == 1;
         if (!batch.FillOnDrain && !batch.Held)
             _fill(batch);
         if (inline)
@@ -118,6 +138,11 @@ internal sealed class PagePipe : IDisposable
             _drainedInline += batch.Held ? 0 : batch.Bytes;
             try
             {
+                if (_inOrder is not null)
+                {
+                    _inOrder(batch);
+                    batch.Stepped = true;
+                }
                 _drain(batch);
             }
             finally
@@ -128,6 +153,9 @@ internal sealed class PagePipe : IDisposable
         }
         if (_drainer is null)
             StartDrainer();
+        if (_inOrder is not null)
+            lock (_turn)
+                _unstepped.Enqueue(batch);
         try
         {
             _full.Add(batch, _failed.Token);
@@ -180,7 +208,7 @@ internal sealed class PagePipe : IDisposable
                     _batches.Add(batch);
                 }
                 else
-                    batch = _free.Take(_failed.Token);
+                    batch = _inOrder is null ? _free.Take(_failed.Token) : TakeFreeStepping();
             }
             batch.Clear();
             return batch;
@@ -190,6 +218,85 @@ internal sealed class PagePipe : IDisposable
             ThrowDrainFailure();
             throw;
         }
+    }
+
+    /// <summary>Waits for a free batch, putting queued batches through the ordered step meanwhile: the drain is
+    /// behind, so the step is better done here than on its thread.</summary>
+    private PageBatch TakeFreeStepping()
+    {
+        while (true)
+        {
+            if (_free.TryTake(out var batch))
+                return batch;
+            if (TryStepNext())
+                continue;
+            lock (_turn)
+                if (_free.Count == 0 && !CanStepNext && !_failed.IsCancellationRequested)
+                    Monitor.Wait(_turn);
+            _failed.Token.ThrowIfCancellationRequested();
+        }
+    }
+
+    private bool CanStepNext => !_stepping && _unstepped.Count > 0;
+
+    /// <summary>Puts the oldest batch not yet through the ordered step through it, if none is in it now.</summary>
+    private bool TryStepNext()
+    {
+        PageBatch batch;
+        lock (_turn)
+        {
+            if (!CanStepNext)
+                return false;
+            batch = _unstepped.Dequeue();
+            _stepping = true;
+        }
+        Step(batch);
+        return true;
+    }
+
+    /// <summary>Runs the step; a batch whose step failed stays un-stepped, so the drain never takes it (the failure
+    /// stops the pipe: the filler's through Dispose, the drain's through its own catch).</summary>
+    private void Step(PageBatch batch)
+    {
+        bool done = false;
+        try
+        {
+            _inOrder!(batch);
+            done = true;
+        }
+        finally
+        {
+            lock (_turn)
+            {
+                batch.Stepped = done;
+                _stepping = false;
+                Monitor.PulseAll(_turn);
+            }
+        }
+    }
+
+    /// <summary>The drain's side of the ordered step: <paramref name="batch"/> goes through it here unless the filler
+    /// has taken it (then the drain waits for it). Every batch before it has been through already (the drain
+    /// takes them in order and each waited for its own).</summary>
+    private void StepBeforeDrain(PageBatch batch)
+    {
+        lock (_turn)
+        {
+            while (!batch.Stepped)
+            {
+                if (!_stepping && _unstepped.TryPeek(out var next) && next == batch)
+                {
+                    _unstepped.Dequeue();
+                    _stepping = true;
+                    break;
+                }
+                _failed.Token.ThrowIfCancellationRequested();
+                Monitor.Wait(_turn);
+            }
+            if (batch.Stepped)
+                return;
+        }
+        Step(batch);
     }
 
     private void Drain()
@@ -203,8 +310,13 @@ internal sealed class PagePipe : IDisposable
             {
                 if (batch.FillOnDrain)
                     _fill(batch);
+                if (_inOrder is not null)
+                    StepBeforeDrain(batch);
                 _drain(batch);
                 _free.Add(batch);
+                if (_inOrder is not null)
+                    lock (_turn)
+                        Monitor.PulseAll(_turn);   // a filler waiting for a free batch takes it
             }
         }
         catch (OperationCanceledException) when (_failed.IsCancellationRequested && _drainError is null)

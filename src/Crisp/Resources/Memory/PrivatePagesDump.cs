@@ -98,9 +98,12 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         }
     }
 
-    /// <summary>A pipe whose batches are read out of the task (<see cref="Read"/>: hashed there, ahead of the write) and
-    /// drained into the writer; read on both threads in turn where the sink keeps them in memory.</summary>
-    private PagePipe Pipe(Action<PageBatch> drain) => new(batches, Read, drain) { FillOnBothSides = writer.HoldsInMemory };
+    /// <summary>A pipe whose batches are read out of the task (<see cref="Read"/>) and drained into the writer, hashed
+    /// in between on whichever thread has time (the pipe's ordered step: one hash, in batch order, ahead of the
+    /// write); read on both threads in turn where the sink keeps them in memory (the spool's own sink hashes later).</summary>
+    private PagePipe Pipe(Action<PageBatch> drain) => writer.HoldsInMemory
+        ? new(batches, Read, drain) { FillOnBothSides = true }
+        : new(batches, Read, drain, writer.Hashes ? b => writer.HashAhead(b.Data) : null);
 
     /// <summary>dump --lazy-pages: the pages of <paramref name="lazy"/> VMAs recorded as PE_LAZY runs without data (the
     /// seized task serves them later), every other VMA's stored. Returns the lazy runs.</summary>
@@ -268,9 +271,6 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         long done = batch.Accessible && batch.Bytes > 0 ? ProcessVm.Read(pid, batch.Ranges, batch.Data) : 0;
         if (done < batch.Bytes)
             ReadThroughProcMem(batch, done);
-        // Batches are read in the order they are written except on both threads at once, and then the sink keeps
-        // them in memory (it does not hash: the spool's own sink hashes when it drains).
-        writer.HashAhead(batch.Data);
     }
 
     /// <summary>The rest of the batch from byte <paramref name="from"/> on, through /proc/PID/mem (FOLL_FORCE
