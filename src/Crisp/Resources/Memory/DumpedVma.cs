@@ -11,6 +11,10 @@ public sealed record DumpedVma(MapsEntry Maps, vma_entry Entry)
     public ulong End => Entry.End;
     /// <summary>Registered for userfaultfd write-protection (smaps VmFlags "uw"): crisp's dirty tracking.</summary>
     public bool WriteProtectRegistered { get; init; }
+    /// <summary>Every page of it mapped by this task alone when its smaps was read (no Shared_Clean/Shared_Dirty, no
+    /// swap, no KSM): the dump need not read pagemap's per-page exclusive bit to keep forked sharing (see
+    /// <see cref="PrivatePagesDump"/>).</summary>
+    public bool AllExclusive { get; init; }
 
     public bool Is(uint status) => VmaStatus.Is(Entry.Status, status);
 

@@ -47,7 +47,10 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
                 {
                     var vma = list[k];
                     foreach (var run in spanRuns?[k - i] ?? Runs(pagemap, vma.Start, vma.End, vma.Is(VmaStatus.FilePrivate)))
-                        AddKeepingShared(pipe, pagemap, run, vma.Maps.CanRead);
+                        if (vma.AllExclusive && vma.Maps.CanRead)
+                            pipe.Add(run, true);   // nothing shared: no pagemap entries to read (7.5 ms a GiB here)
+                        else
+                            AddKeepingShared(pipe, pagemap, run, vma.Maps.CanRead);
                     // Each VMA starts a batch: batches that ran on across VMAs (misaligned with a large VMA's pages) made
                     // 1 GiB dumps onto ext4 take 2-4x the kernel time (bench, 2026-12-04).
                     pipe.Flush();

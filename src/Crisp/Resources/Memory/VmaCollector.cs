@@ -29,7 +29,11 @@ public static class VmaCollector
                     list[^1] = prev with { Maps = prev.Maps with { End = entry.End } };
                     continue;
                 }
-                list.Add(new DumpedVma(maps, entry) { WriteProtectRegistered = smaps.HasFlag("uw") });
+                list.Add(new DumpedVma(maps, entry)
+                {
+                    WriteProtectRegistered = smaps.HasFlag("uw"),
+                    AllExclusive = smaps.SharedClean == 0 && smaps.SharedDirty == 0 && smaps.Swap == 0 && smaps.Get("KSM") == 0,
+                });
             }
         }
         return list;

@@ -33,5 +33,5 @@ public static partial class Sysno
         poll = 7, sendto = 44, recvfrom = 45, getsockname = 51, getpeername = 52, shmget = 29, shmat = 30,
         shmctl = 31, semget = 64, semctl = 66, shmdt = 67, msgget = 68, msgsnd = 69, msgrcv = 70, msgctl = 71,
         restart_syscall = 219, pselect6 = 270, ppoll = 271, tee = 276, epoll_pwait = 281, accept4 = 288,
-        fsopen = 430, fsconfig = 431, fsmount = 432, epoll_pwait2 = 441;
+        fsopen = 430, fsconfig = 431, fsmount = 432, epoll_pwait2 = 441, process_mrelease = 448;
 }
