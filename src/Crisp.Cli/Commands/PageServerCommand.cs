@@ -21,7 +21,8 @@ public static class PageServerCommand
         using var tls = Tls(ctx);
         // --encrypt-key: what arrives in the clear (CRIU's protocol carries plain pages) is encrypted as it is written.
         var key = ctx.Args.Get("encrypt-key") is { } k ? Crisp.Security.Encryption.ImageKey.Load(ctx.InWorkDir(k)!) : null;
-        using var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode(), key);
+        // No manifest is written here (the dump writes its own, with its other images): nothing to hash for.
+        using var dir = ImageDirectory.Create(ctx.RequireImagesDir(), ctx.ImagesMode(), key, hashesForManifest: false);
         using var listener = Crisp.Images.PageServer.TcpListenerSocket.Listen(ip, address, port, "page server");
         ctx.Log.Info($"page server: listening on {address}:{port}, images to {dir.Path}{(key is null ? "" : $" (encrypted, key id {key.IdText})")}");
         status?.Ready();

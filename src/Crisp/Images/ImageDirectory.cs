@@ -41,12 +41,13 @@ public sealed class ImageDirectory : IDisposable
 
     /// <summary>Opens a directory for writing, creating it when missing (0700 unless <paramref name="modes"/>
     /// say otherwise; an existing one keeps its mode).</summary>
-    public static ImageDirectory Create(string path, ImageModes? modes = null, Security.Encryption.ImageKey? key = null, UnixFd? handle = null)
+    public static ImageDirectory Create(string path, ImageModes? modes = null, Security.Encryption.ImageKey? key = null, UnixFd? handle = null,
+        bool hashesForManifest = true)
     {
         modes ??= ImageModes.Private;
         if (handle is null)
             PrivateFile.CreateDirectory(path, modes.Directory);
-        return new ImageDirectory(path, handle is null ? OpenHandle(path) : FileIo.DupCloexec(handle.Fd), modes, key);
+        return new ImageDirectory(path, handle is null ? OpenHandle(path) : FileIo.DupCloexec(handle.Fd), modes, key) { HashesForManifest = hashesForManifest };
     }
 
     /// <summary>The directory fd of <paramref name="path"/>; a missing directory is one line.</summary>
@@ -96,9 +97,15 @@ public sealed class ImageDirectory : IDisposable
     {
         string name = ImageFile.Pages(pagesId).FileName;
         Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, 0);
-        stream = new Manifest.HashingStream(stream, name, Written);
+        if (HashesForManifest)
+            stream = new Manifest.HashingStream(stream, name, Written);
         return Key is { } key ? new Security.Encryption.EncryptingStream(stream, key, name) : stream;
     }
+
+    /// <summary>Whether files written here are hashed as they go for a manifest (<see cref="Written"/>). Off where no
+    /// manifest is written — `crisp page-server`, whose pages join a dump's images elsewhere —: there the hash was a
+    /// pass over every page received for nothing, on the CPU the receive and the write need (issue 17).</summary>
+    public bool HashesForManifest { get; init; } = true;
 
     /// <summary>Hashes of the files hashed as they were written here (the pages), for the manifest; the
     /// algorithm is the one the manifest will name (SHA-256 for a signed checkpoint).</summary>
@@ -202,7 +209,8 @@ public sealed class ImageDirectory : IDisposable
     {
         string name = file.FileName;
         Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, Key is null ? 4096 : 0);
-        stream = new Manifest.HashingStream(stream, name, Written);
+        if (HashesForManifest)
+            stream = new Manifest.HashingStream(stream, name, Written);
         if (Key is { } key)
             stream = new Security.Encryption.EncryptingStream(stream, key, name);
         return ImageWriter.Create(stream, PathOf(file), file.Kind);

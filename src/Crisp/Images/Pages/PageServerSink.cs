@@ -3,7 +3,7 @@ using Crisp.Images.PageServer;
 namespace Crisp.Images.Pages;
 
 /// <summary>A pagemap sent to a page server (--page-server): PS_IOV_OPEN2 for the map, then each run as
-/// PS_IOV_ADD_F with its pages right after it. The server writes the files (and hashes them as they come).</summary>
+/// PS_IOV_ADD_F with its pages right after it. The server writes the files.</summary>
 public sealed class PageServerSink : IPageSink
 {
     private readonly PageServerClient _server;

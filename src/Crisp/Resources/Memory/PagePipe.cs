@@ -40,8 +40,9 @@ internal sealed class PagePipe : IDisposable
     /// <param name="fill">Puts the batch's bytes in its buffer (its ranges are set); runs on the caller's thread.</param>
     /// <param name="drain">Takes a filled batch away; runs on the pipe's own thread, batches in order.</param>
     /// <param name="inOrder">A step each filled batch goes through once, in batch order, before its drain (dump: the
-    /// page file's hash, one stream): on the filler's thread when it would otherwise wait for a free batch (the
-    /// drain is the slower side), else on the drain's right before it drains the batch. Either side may be the
+    /// page file's hash, one stream): on the filler's thread right after it fills the batch when the drain is the
+    /// slower side (batches wait for it: the bytes are still in the filler's cache) or while the filler waits for a
+    /// free batch, else on the drain's right before it drains the batch. Either side may be the
     /// longer one — reading out of a task and hashing against writing into the page cache, which turns with the
     /// machine and the disk — and the step goes to whichever has time (issue 18, plain-dump throughput).</param>
     public PagePipe(PageBatchPool pool, Action<PageBatch> fill, Action<PageBatch> drain, Action<PageBatch>? inOrder = null)
@@ -154,8 +155,7 @@ internal sealed class PagePipe : IDisposable
         if (_drainer is null)
             StartDrainer();
         if (_inOrder is not null)
-            lock (_turn)
-                _unstepped.Enqueue(batch);
+            StepOrQueue(batch);
         try
         {
             _full.Add(batch, _failed.Token);
@@ -238,6 +238,23 @@ internal sealed class PagePipe : IDisposable
     }
 
     private bool CanStepNext => !_stepping && _unstepped.Count > 0;
+
+    /// <summary>A batch just filled: stepped here at once while its bytes are in this core's cache, when the drain has
+    /// batches queued still (it is the slower side) and every batch before has been through the step; else queued
+    /// for the step — the drain's before it writes it, or this thread's while it waits for a free batch.</summary>
+    private void StepOrQueue(PageBatch batch)
+    {
+        lock (_turn)
+        {
+            if (_full.Count == 0 || _stepping || _unstepped.Count > 0)
+            {
+                _unstepped.Enqueue(batch);
+                return;
+            }
+            _stepping = true;
+        }
+        Step(batch);
+    }
 
     /// <summary>Puts the oldest batch not yet through the ordered step through it, if none is in it now.</summary>
     private bool TryStepNext()
