@@ -91,7 +91,7 @@ public sealed class ImageDirectory : IDisposable
     }
 
     /// <summary>A new pages-N.img: encrypted as it is written when the directory has a pages key, and hashed for
-    /// the manifest as it goes (what reaches the disk, ciphertext included). Unbuffered: page data comes in whole
+    /// the manifest as it goes (what reaches the disk, ciphertext included; not where <see cref="HashesForManifest"/> is off). Unbuffered: page data comes in whole
     /// batches (no per-file buffer to allocate for each task's pages).</summary>
     public Stream CreatePages(uint pagesId)
     {
