@@ -329,9 +329,16 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // anonymous memory is freed from here at the same time (process_mrelease), so it goes sooner (1 GiB: 32–52
         // → 23–28 ms on this VM). Best effort: an older kernel or a shared mm leaves it to the exit alone.
         int released = 0;
-        foreach (var task in ctx.Tasks)
-            if (task.Stat.Rss * Mman.PageSize >= ReleaseFromBytes && Linux.PidFd.TryReleaseMemory(task.Pid))
-                released++;
+        foreach (var task in ctx.Tasks.Where(t => t.Stat.Rss * Mman.PageSize >= ReleaseFromBytes))
+        {
+            try
+            {
+                using var pidfd = PidFd.Open(task.Pid);
+                if (pidfd.TryReleaseMemory())
+                    released++;
+            }
+            catch (SyscallException) { }   // gone already, or no pidfds: its exit frees it
+        }
         // Non-leader threads first: a traced zombie leader is not reported while its group still
         // has threads (delay_group_leader), so waiting for it first would block for ever. Children before
         // parents: the init of a pid namespace does not finish dying until every other task of it is reaped.

@@ -28,8 +28,9 @@ public sealed class PagemapWriter : IDisposable
     /// <summary>Whether the sink hashes the page data (<see cref="HashAhead"/> does something).</summary>
     public bool Hashes => _hashAhead is not null;
 
-    /// <summary>Hashes a batch's data on the thread that read it, ahead of its <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte}, IReadOnlyList{ValueTuple{int, Linux.RemoteRange, PagemapFlags}}, bool)"/>
-    /// with hashedAhead (batches in the order they are added); nothing where the sink does not hash.</summary>
+    /// <summary>Hashes a batch's data ahead of its <see cref="AddBatch(ReadOnlySpan{Linux.RemoteRange}, ReadOnlySpan{byte}, IReadOnlyList{ValueTuple{int, Linux.RemoteRange, PagemapFlags}}, bool)"/>
+    /// with hashedAhead, on whichever thread has time (the page pipe's ordered step; batches in the order they are
+    /// added); nothing where the sink does not hash.</summary>
     public void HashAhead(ReadOnlySpan<byte> data)
     {
         if (data.Length > 0)

@@ -28,22 +28,10 @@ public sealed class PidFd : UnixFd
     public static int GetFdRaw(int pidfd, int targetFd)
         => (int)RawSyscall.Call($"pidfd_getfd({targetFd})", Sysno.pidfd_getfd, pidfd, targetFd, 0);
 
-    /// <summary>process_mrelease(2) (5.15+): frees the anonymous memory of a process that has been sent SIGKILL from
-    /// this thread, while its own exit frees the rest. False where it could not (older kernel, not dying, shared mm).</summary>
-    public static bool TryReleaseMemory(int pid)
-    {
-        int fd = (int)RawSyscall.TryCall(Sysno.pidfd_open, pid, 0);
-        if (fd < 0)
-            return false;
-        try
-        {
-            return RawSyscall.TryCall(Sysno.process_mrelease, fd, 0) == 0;
-        }
-        finally
-        {
-            FileIo.Close(fd);
-        }
-    }
+    /// <summary>process_mrelease(2) (5.15+): frees the anonymous memory of this process, which has been sent SIGKILL,
+    /// from the calling thread while its own exit frees the rest. False where it could not (older kernel, not dying,
+    /// an mm shared with another process).</summary>
+    public bool TryReleaseMemory() => RawSyscall.TryCall(Sysno.process_mrelease, Fd, 0) == 0;
 
     public static void SendSignalRaw(int pidfd, int signal)
         => RawSyscall.Call($"pidfd_send_signal({signal})", Sysno.pidfd_send_signal, pidfd, signal, 0, 0);
