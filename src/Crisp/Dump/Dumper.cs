@@ -84,10 +84,17 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // pages are written after (design.md "Freeze time"). Not with a post-dump script or a plugin: CRIU runs
         // those while the tree is still frozen, and they may count on it.
         bool earlyRelease = options.LeaveRunning && scripts.IsEmpty && ctx.Plugins.Active.Count == 0;
-        using var spool = earlyRelease ? Images.Pages.PageSpool.Reserve(EstimatedTreeBytes(options.RootPid), log) : null;
+        var treePids = earlyRelease ? TreePids(options.RootPid) : [];
+        // In a pre-dump chain the dump holds what was written since the parent, not the whole tree.
+        var chainTracking = earlyRelease && options.PrevImagesDir is { } prev
+            ? Resources.Memory.ChainTracking.Find(prev, images.Path, treePids) : null;
+        using var spool = earlyRelease
+            ? Images.Pages.PageSpool.Reserve(chainTracking?.EstimatedBytes(treePids) ?? EstimatedTreeBytes(treePids), log) : null;
         images.Spool = spool;
         // A large tree's pages are copied while it runs, before the dump's own stop (design.md "Freeze time").
-        using var running = spool is not null && Resources.Memory.RunningCopy.Applies(options, (long)spool.Capacity)
+        using var running = spool is null ? null
+            : chainTracking is not null ? (Resources.Memory.RunningCopy.AppliesInChain(options) ? Resources.Memory.RunningCopy.TakeInChain(chainTracking, log, spool, ctx.Memory.Batches) : null)
+            : Resources.Memory.RunningCopy.Applies(options, (long)spool.Capacity)
             ? Resources.Memory.RunningCopy.Take(options, log, images, tracer, spool, ctx.Memory.Batches) : null;
         ctx.Memory.RunningCopy = running;
         bool released = false;
@@ -122,7 +129,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
                 ReleaseRunning(ctx);
                 released = true;
                 counters.Frozen = clock.Elapsed - stats.FrozenAt + (running?.Frozen ?? TimeSpan.Zero);
-                string stops = running is null ? "" : $" (two stops: {running.Frozen.TotalMilliseconds:F1} ms, then {(counters.Frozen - running.Frozen).TotalMilliseconds:F1} ms)";
+                string stops = running is null || running.Frozen == TimeSpan.Zero ? "" : $" (two stops: {running.Frozen.TotalMilliseconds:F1} ms, then {(counters.Frozen - running.Frozen).TotalMilliseconds:F1} ms)";
                 ctx.Log.Info($"tree released after {counters.Frozen.TotalMilliseconds:F1} ms frozen{stops}; writing {spool.Used >> 20} MiB of held pages");
                 spool.Drain();
             }
@@ -189,6 +196,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         // Last: the dump is complete and the tree where it should be; only now are its parents changed.
         if (options.AutoDedup && ctx.Memory.Chain.Parent is not null)
             Resources.Memory.AutoDedup.Run(ctx.Images, ctx.Log);
+        running?.Keep();
         stats.Total = clock.Elapsed;
         stats.Tasks = ctx.Tasks.Count;
         ctx.Log.Info($"dump done: {stats.Tasks} task(s) in {stats.Total.TotalMilliseconds:F1} ms");
@@ -208,9 +216,15 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
 
     /// <summary>Before the seize, for the page spool: the anonymous and shared resident bytes of the tree under
     /// <paramref name="root"/> (children read from /proc), with some room for what it adds before it is frozen.</summary>
-    private static long EstimatedTreeBytes(int root)
+    private static long EstimatedTreeBytes(IEnumerable<int> treePids)
     {
-        long bytes = 0;
+        long bytes = treePids.Sum(DumpOutput.ResidentBytes);
+        return bytes + bytes / 16 + (4L << 20);
+    }
+
+    /// <summary>The tree's pids as /proc shows it before the seize (children files).</summary>
+    private static HashSet<int> TreePids(int root)
+    {
         var todo = new Stack<int>();
         todo.Push(root);
         var seen = new HashSet<int>();
@@ -219,7 +233,6 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             int pid = todo.Pop();
             if (!seen.Add(pid))
                 continue;
-            bytes += DumpOutput.ResidentBytes(pid);
             try
             {
                 foreach (var dir in Directory.EnumerateDirectories(Linux.Proc.Procfs.Host.Path(pid, "task")))
@@ -228,7 +241,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
         }
-        return bytes + bytes / 16 + (4L << 20);
+        return seen;
     }
 
     /// <summary>The page server of --page-server, connected (null without one).</summary>

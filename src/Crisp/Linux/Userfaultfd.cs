@@ -14,6 +14,7 @@ public static unsafe class Userfaultfd
     public const long UFFDIO_COPY = 0xC028AA03;       // _IOWR(0xAA, 0x03, struct uffdio_copy)
     public const long UFFDIO_ZEROPAGE = 0xC020AA04;   // _IOWR(0xAA, 0x04, struct uffdio_zeropage)
     public const long UFFDIO_WAKE = 0x8010AA02;       // _IOR(0xAA, 0x02, struct uffdio_range)
+    public const long UFFDIO_WRITEPROTECT = 0xC018AA06;   // _IOWR(0xAA, 0x06, struct uffdio_writeprotect)
     public const ulong REGISTER_MODE_MISSING = 1, REGISTER_MODE_WP = 2;
     public const byte EVENT_PAGEFAULT = 0x12, EVENT_FORK = 0x13, EVENT_REMAP = 0x14, EVENT_REMOVE = 0x15, EVENT_UNMAP = 0x16;
     public const int MsgSize = 32;
@@ -48,6 +49,16 @@ public static unsafe class Userfaultfd
     {
         ulong* arg = stackalloc ulong[4] { start, len, REGISTER_MODE_WP, 0 };
         return RawSyscall.TryCall(Sysno.ioctl, uffd, UFFDIO_REGISTER, (long)arg);
+    }
+
+    /// <summary>UFFDIO_WRITEPROTECT of [start, start+len) off, without waking anyone (async write-protection has no
+    /// waiters): with async tracking, the pages then read as written (PAGE_IS_WRITTEN) again. 0, or -errno (ENOENT: a
+    /// part of the range is not registered any more).</summary>
+    public static long Unprotect(int uffd, ulong start, ulong len)
+    {
+        const ulong ModeDontWake = 2;
+        ulong* arg = stackalloc ulong[3] { start, len, ModeDontWake };
+        return RawSyscall.TryCall(Sysno.ioctl, uffd, UFFDIO_WRITEPROTECT, (long)arg);
     }
 
     /// <summary>UFFDIO_WAKE: wakes threads waiting on a page that became present meanwhile.</summary>

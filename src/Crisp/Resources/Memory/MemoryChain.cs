@@ -17,6 +17,10 @@ public sealed class MemoryChain
     public Dictionary<int, TrackedTask> Previous { get; private set; } = [];
     public List<TrackedTask> Armed { get; } = [];
 
+    /// <summary>The parent holds <see cref="ChainTracking.ResetMark"/> that this dump did not put there: a dump reset
+    /// its tracking and never finished, so no page's tracking is trusted (every page is stored).</summary>
+    public bool ResetUnfinished { get; private set; }
+
     /// <summary>Opens the parent once: a missing or foreign directory fails the dump before a page is stored.</summary>
     public void Load(DumpContext ctx)
     {
@@ -35,6 +39,11 @@ public sealed class MemoryChain
             AutoDedup.Check(ctx.Options, dir);
         Parent = dir;
         Previous = TrackFile.Read(full);
+        if (File.Exists(Path.Combine(full, ChainTracking.ResetMark)) && ctx.Memory.RunningCopy?.Chain?.Marked(full) != true)
+        {
+            ResetUnfinished = true;
+            ctx.Log.Info($"--prev-images-dir {prev}: a dump that reset its tracking did not finish ({ChainTracking.ResetMark} is there): every page is stored");
+        }
         foreach (var t in Previous.Values)
             _trackerFds.Add((t.Pid, t.Fd));
     }

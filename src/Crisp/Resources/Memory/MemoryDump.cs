@@ -58,14 +58,15 @@ public sealed class MemoryDump : IDumpStage
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer, ctx.Memory.Batches);
-            if (ctx.Memory.RunningCopy?.Of(task) is { } copied)
+            var copied = ctx.Memory.RunningCopy?.Of(task);
+            if (copied is { InChain: false })
                 DumpCopied(ctx, vmas, pages, copied);
             else if (ctx.Options.Lazy && chain.Parent is null && !chain.Previous.ContainsKey(pid))
                 ctx.Memory.LazyRuns[task.VirtualPid] = (pid, pages.DumpLazy(vmas, v => Lazy.LazyVmas.CanBeLazy(v.Entry)));
             else if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
                 pages.Dump(vmas);
             else
-                DumpIncremental(ctx, task, chain, vmas, pages);
+                DumpIncremental(ctx, task, chain, vmas, pages, copied);
             ctx.Counters.AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
@@ -81,9 +82,9 @@ public sealed class MemoryDump : IDumpStage
     {
         using (var pagemap = Linux.Proc.Pagemap.Open(copied.Pid))
         {
-            var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), copied.TrackedSince, copied.Coverage);
+            var plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), copied.TrackedSince, null, copy: copied.Coverage);
             pages.Dump(plan, taskRuns: false, copied);
-            long held = plan.Where(r => r.InParent).Sum(r => (long)r.Length) / PagemapWriter.PageSize;
+            long held = plan.Where(r => r.Copied).Sum(r => (long)r.Length) / PagemapWriter.PageSize;
             ctx.Log.Debug($"memory of {copied.Pid}: {held} pages from the copy made while it ran, {pages.Pages - held} read now");
         }
         if (copied.TakeTracker() is { } tracker)
@@ -91,17 +92,19 @@ public sealed class MemoryDump : IDumpStage
     }
 
     /// <summary>A dump in a pre-dump chain: pages written since the parent (and those it lacks) are stored, the
-    /// rest recorded as PE_PARENT runs. Then tracking is armed again for the next dump (--track-mem with
+    /// rest recorded as PE_PARENT runs; after a copy made while the tree ran (<see cref="RunningCopy.TakeInChain"/>),
+    /// those written before its reset come from that copy. Then tracking is armed again for the next dump (--track-mem with
     /// --leave-running) or its userfaultfd closed in the task: this dump is the chain's last.</summary>
-    private static void DumpIncremental(DumpContext ctx, DumpTask task, MemoryChain chain, List<DumpedVma> vmas, PrivatePagesDump pages)
+    private static void DumpIncremental(DumpContext ctx, DumpTask task, MemoryChain chain, List<DumpedVma> vmas, PrivatePagesDump pages, CopiedTask? copied)
     {
         chain.Previous.TryGetValue(task.Pid, out var previous);
         bool held = WriteTracker.StillHeld(task, previous);
         if (previous is not null && !held)
             ctx.Log.Info($"task {task.Pid}: the tracking of the previous dump is gone (fd {previous.Fd} closed, or another process): storing every page");
+        bool trusted = held && !chain.ResetUnfinished;
         var parent = chain.Parent is null ? null : ParentCoverage.Open(chain.Parent, task.VirtualPid);
         using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
-        Func<DumpedVma, bool> tracked = v => WriteTracker.TrackedSince(v, previous, held);
+        Func<DumpedVma, bool> tracked = v => WriteTracker.TrackedSince(v, previous, trusted);
         bool softDirty = previous?.SoftDirty == true;
         List<PlannedRun> plan;
         if (ctx.Options.Lazy)
@@ -118,8 +121,11 @@ public sealed class MemoryDump : IDumpStage
             ctx.Memory.LazyRuns[task.VirtualPid] = (task.Pid, plan.Where(r => r.Lazy).ToList());
         }
         else
-            plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), tracked, parent, softDirty);
-        pages.Dump(plan, taskRuns: false);
+            plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), tracked, parent, softDirty,
+                copied?.Coverage, copied?.WrittenBeforeCoverage);
+        pages.Dump(plan, taskRuns: false, copied);
+        if (copied is not null)
+            ctx.Log.Debug($"memory of {task.Pid}: {plan.Where(r => r.Copied).Sum(r => (long)r.Length) / PagemapWriter.PageSize} pages from the copy made while it ran, {plan.Where(r => !r.Copied && !r.InParent).Sum(r => (long)r.Length) / PagemapWriter.PageSize} read now");
         if (ctx.Options.TrackMem && ctx.Options.LeaveRunning)
         {
             var armed = WriteTracker.Arm(task, vmas, held ? previous : null, ctx.Log);

@@ -34,7 +34,8 @@ public sealed class MemoryPreDump : IDumpStage
         using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
         // Only what is tracked from now on: the rest is stored whole by the final dump anyway.
         var tracked = vmas.Where(v => v.HasPrivatePages && armed.Covers(v.Start, v.End));
-        var plan = PagePlan.Make(pagemap, tracked, v => WriteTracker.TrackedSince(v, previous, held), parent, previous?.SoftDirty == true);
+        bool trusted = held && !chain.ResetUnfinished;
+        var plan = PagePlan.Make(pagemap, tracked, v => WriteTracker.TrackedSince(v, previous, trusted), parent, previous?.SoftDirty == true);
         WriteTracker.Reset(pagemap, armed);
         plans.Planned.Add((task, plan));
     }

@@ -52,6 +52,18 @@ internal sealed class PageBatch
         Held = true;
     }
 
+    /// <summary>A further range whose data follows the held batch's in memory (at <see cref="HeldEnd"/>).</summary>
+    public void HoldMore(RemoteRange range)
+    {
+        if (!Held || (ulong)Bytes + range.Length > int.MaxValue)
+            throw new ArgumentOutOfRangeException(nameof(range), "only a held batch takes more held ranges, under 2 GiB");
+        _ranges.Add(range);
+        Bytes += (int)range.Length;
+    }
+
+    /// <summary>Where the held data ends: a range held from there joins the batch.</summary>
+    public nint HeldEnd => Held ? _room + Bytes : 0;
+
     /// <summary>The data is held already (<see cref="Hold"/>): the pipe does not fill the batch.</summary>
     public bool Held { get; private set; }
 

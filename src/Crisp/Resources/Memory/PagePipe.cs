@@ -96,17 +96,25 @@ internal sealed class PagePipe : IDisposable
     }
 
     /// <summary>Dump: a run whose pages are held in memory at <paramref name="at"/> already (<see cref="RunningCopy"/>),
-    /// queued in address order as batches of their own, up to <see cref="HeldBytes"/> each: nothing is read.</summary>
+    /// queued in address order as batches of their own, up to <see cref="HeldBytes"/> each: nothing is read. A run
+    /// whose data follows the open held batch's joins it: a copy of scattered pages (every tenth page written after a
+    /// pre-dump) lies back to back in memory, and a batch per page cost a hand-off each.</summary>
     public void AddHeld(RemoteRange run, nint at)
     {
+        if (_batch is { Held: true } open && open.HeldEnd == at && (ulong)open.Bytes + run.Length <= HeldBytes)
+        {
+            open.HoldMore(run);
+            return;
+        }
         Flush();
         while (run.Length > 0)
         {
             ulong take = Math.Min(run.Length, HeldBytes);
+            if (_batch is not null)
+                Flush();
             var batch = Rent();
             batch.Hold(run with { Length = take }, at);
-            _batch = batch;
-            Flush();
+            _batch = batch;   // left open: the next held run may join it
             run = new RemoteRange(run.Address + take, run.Length - take);
             at += (nint)take;
         }

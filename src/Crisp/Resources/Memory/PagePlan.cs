@@ -4,8 +4,9 @@ using Crisp.Linux.Proc;
 namespace Crisp.Resources.Memory;
 
 /// <summary>One run of pages a dump with a parent stores: copied from the task, or kept in the parent images
-/// (pagemap PE_PARENT); or (dump --lazy-pages) recorded lazy, served later from the seized task (PE_LAZY).</summary>
-public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable, bool Lazy = false);
+/// (pagemap PE_PARENT); or (dump --lazy-pages) recorded lazy, served later from the seized task (PE_LAZY); or
+/// <paramref name="Copied"/>: stored from the copy made while the task ran (<see cref="RunningCopy"/>).</summary>
+public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable, bool Lazy = false, bool Copied = false);
 
 /// <summary>The address ranges a parent checkpoint (a pre-dump) has pages for, in one task: every pagemap run,
 /// stored there or in its own parent (CRIU's check_pagehole_in_parent accepts either).</summary>
@@ -78,15 +79,20 @@ public sealed class ParentCoverage
 
 /// <summary>What a dump in a pre-dump chain stores of one task: in VMAs tracked without a break since the parent,
 /// the pages written since (PAGE_IS_WRITTEN, or PAGE_IS_SOFT_DIRTY where soft-dirty bits track) and those the parent lacks; the rest of their pages as PE_PARENT
-/// runs; every other VMA whole (new or remapped since, or not trackable).</summary>
+/// runs; every other VMA whole (new or remapped since, or not trackable). After a copy made while the task ran, the
+/// pages written before that copy's reset of the tracking (and not since) come from the copy, or are read.</summary>
 public static class PagePlan
 {
     private const ulong Data = Pagemap.PAGE_IS_PRESENT | Pagemap.PAGE_IS_SWAPPED;
 
+    /// <param name="parent">What the parent images hold (null: no parent, nothing is PE_PARENT).</param>
     /// <param name="softDirty">Writes are tracked by soft-dirty bits (<see cref="DirtyTrackingMethod.SoftDirty"/>),
     /// not by async write-protection.</param>
+    /// <param name="copy">Pages copied while the task ran, after the tracking was reset (<see cref="RunningCopy"/>): a
+    /// page not written since is stored from the copy.</param>
+    /// <param name="writtenBefore">Pages written before that reset: stored (from the copy, or read), never PE_PARENT.</param>
     public static List<PlannedRun> Make(Pagemap pagemap, IEnumerable<DumpedVma> vmas, Func<DumpedVma, bool> trackedSince, ParentCoverage? parent,
-        bool softDirty = false)
+        bool softDirty = false, ParentCoverage? copy = null, ParentCoverage? writtenBefore = null)
     {
         var plan = new List<PlannedRun>();
         ulong written = softDirty ? Pagemap.PAGE_IS_SOFT_DIRTY : Pagemap.PAGE_IS_WRITTEN;
@@ -95,27 +101,52 @@ public static class PagePlan
             bool readable = vma.Maps.CanRead;
             bool anonOnly = vma.Is(VmaStatus.FilePrivate);
             ulong file = anonOnly ? Pagemap.PAGE_IS_FILE : 0;
-            bool tracked = parent is not null && trackedSince(vma);
+            bool tracked = (parent is not null || copy is not null) && trackedSince(vma);
             ulong returned = Data | file | (tracked ? written : 0);
             var regions = pagemap.ScanSupported ? pagemap.ScanRegions(vma.Start, vma.End, 0, file, file, Data, returned)
                 : pagemap.EntryRegions(vma.Start, vma.End, file, file, Data, returned);
             foreach (var region in regions)
             {
                 if (!tracked || (region.Categories & written) != 0)
-                {
                     Add(plan, new PlannedRun(region.Start, region.End - region.Start, false, readable));
-                    continue;
-                }
-                foreach (var (s, e, covered) in parent!.Split(region.Start, region.End))
-                    Add(plan, new PlannedRun(s, e - s, covered, readable));
+                else
+                    AddUnwritten(plan, region.Start, region.End, readable, parent, copy, writtenBefore);
             }
         }
         return plan;
     }
 
+    /// <summary>Pages not written since the tracking's last reset: from the copy where it has them; else read where
+    /// written before that reset; else PE_PARENT where the parent has them; else read.</summary>
+    private static void AddUnwritten(List<PlannedRun> plan, ulong start, ulong end, bool readable, ParentCoverage? parent, ParentCoverage? copy,
+        ParentCoverage? writtenBefore)
+    {
+        foreach (var (s, e, copied) in Split(copy, start, end))
+        {
+            if (copied)
+            {
+                Add(plan, new PlannedRun(s, e - s, false, readable, Copied: true));
+                continue;
+            }
+            foreach (var (s2, e2, before) in Split(writtenBefore, s, e))
+            {
+                if (before)
+                {
+                    Add(plan, new PlannedRun(s2, e2 - s2, false, readable));
+                    continue;
+                }
+                foreach (var (s3, e3, held) in Split(parent, s2, e2))
+                    Add(plan, new PlannedRun(s3, e3 - s3, held, readable));
+            }
+        }
+    }
+
+    private static IEnumerable<(ulong Start, ulong End, bool Covered)> Split(ParentCoverage? coverage, ulong start, ulong end) =>
+        coverage?.Split(start, end) ?? [(start, end, false)];
+
     private static void Add(List<PlannedRun> plan, PlannedRun run)
     {
-        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Lazy == run.Lazy && last.Readable == run.Readable && last.Start + last.Length == run.Start)
+        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Lazy == run.Lazy && last.Copied == run.Copied && last.Readable == run.Readable && last.Start + last.Length == run.Start)
             plan[^1] = last with { Length = last.Length + run.Length };
         else
             plan.Add(run);

@@ -70,8 +70,8 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
     /// only recorded. <paramref name="taskRuns"/>: the task was let go before its pages are copied (pre-dump),
     /// so a run unmapped meanwhile is stored as zeros — no later dump refers to it, as a VMA mapped anew is not
     /// tracked (<see cref="WriteTracker.TrackedSince"/>).</summary>
-    /// <param name="copied">The task's pages copied while it ran (<see cref="RunningCopy"/>): the plan's "in parent" runs
-    /// are those, stored from the copy, not recorded as PE_PARENT.</param>
+    /// <param name="copied">The task's pages copied while it ran (<see cref="RunningCopy"/>): where the plan's
+    /// <see cref="PlannedRun.Copied"/> runs are stored from.</param>
     public void Dump(IReadOnlyList<PlannedRun> plan, bool taskRuns, CopiedTask? copied = null)
     {
         _taskRuns = taskRuns;
@@ -82,8 +82,10 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         {
             foreach (var run in plan)
             {
-                if (run.InParent && copied is not null)
+                if (run.Copied)
                 {
+                    if (copied is null)
+                        throw new CrispException($"task {pid}: a run planned from a copy without one (internal error)");
                     foreach (var (start, length, at) in copied.Pieces(run.Start, run.Length))
                         pipe.AddHeld(new RemoteRange(start, length), at);
                 }

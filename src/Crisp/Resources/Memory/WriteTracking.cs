@@ -103,9 +103,12 @@ public static class WriteTracker
 
     /// <summary>Whether <paramref name="previous"/> still describes the task: same process (pid and start time) and
     /// its fd still a userfaultfd.</summary>
-    public static bool StillHeld(DumpTask task, TrackedTask? previous) =>
-        previous is { } p && p.Pid == task.Pid && p.StartTime == task.Stat.StartTime
-        && (p.SoftDirty ? DirtyTracking.Current == DirtyTrackingMethod.SoftDirty : IsUserfaultfd(task.Pid, p.Fd));
+    public static bool StillHeld(DumpTask task, TrackedTask? previous) => StillHeld(task.Pid, task.Stat.StartTime, previous);
+
+    /// <summary>As <see cref="StillHeld(DumpTask, TrackedTask?)"/>, for a task not seized (its pid and start time).</summary>
+    public static bool StillHeld(int pid, ulong startTime, TrackedTask? previous) =>
+        previous is { } p && p.Pid == pid && p.StartTime == startTime
+        && (p.SoftDirty ? DirtyTracking.Current == DirtyTrackingMethod.SoftDirty : IsUserfaultfd(pid, p.Fd));
 
     /// <summary>The VMA was tracked without a break since <paramref name="previous"/> was armed: registered now,
     /// and inside a range registered then (a VMA mapped anew at the same place is not registered).</summary>
