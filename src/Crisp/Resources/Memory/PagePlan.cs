@@ -42,6 +42,33 @@ public sealed class ParentCoverage
         return new ParentCoverage([.. merged]);
     }
 
+    /// <summary>A forward-only walk over the coverage for ranges asked in address order (a plan's): each answer is the
+    /// piece from <c>at</c> to where coverage next starts or stops, without a search or an iterator per piece.</summary>
+    public struct Cursor(ParentCoverage? coverage)
+    {
+        private int _i;
+
+        /// <summary>Whether <paramref name="at"/> is covered, and where that answer ends (at most <paramref name="end"/>).</summary>
+        public bool Piece(ulong at, ulong end, out ulong pieceEnd)
+        {
+            var runs = coverage?._runs;
+            if (runs is null)
+            {
+                pieceEnd = end;
+                return false;
+            }
+            while (_i < runs.Length && runs[_i].End <= at)
+                _i++;
+            if (_i < runs.Length && runs[_i].Start <= at)
+            {
+                pieceEnd = Math.Min(runs[_i].End, end);
+                return true;
+            }
+            pieceEnd = _i < runs.Length ? Math.Min(runs[_i].Start, end) : end;
+            return false;
+        }
+    }
+
     /// <summary>[start, end) cut where the parent's coverage starts or stops.</summary>
     public IEnumerable<(ulong Start, ulong End, bool Covered)> Split(ulong start, ulong end)
     {
@@ -96,6 +123,7 @@ public static class PagePlan
     {
         var plan = new List<PlannedRun>();
         ulong written = softDirty ? Pagemap.PAGE_IS_SOFT_DIRTY : Pagemap.PAGE_IS_WRITTEN;
+        var cursors = new Cursors(parent, copy, writtenBefore);
         foreach (var vma in vmas)
         {
             bool readable = vma.Maps.CanRead;
@@ -110,39 +138,37 @@ public static class PagePlan
                 if (!tracked || (region.Categories & written) != 0)
                     Add(plan, new PlannedRun(region.Start, region.End - region.Start, false, readable));
                 else
-                    AddUnwritten(plan, region.Start, region.End, readable, parent, copy, writtenBefore);
+                    AddUnwritten(plan, region.Start, region.End, readable, ref cursors);
             }
         }
         return plan;
     }
 
-    /// <summary>Pages not written since the tracking's last reset: from the copy where it has them; else read where
-    /// written before that reset; else PE_PARENT where the parent has them; else read.</summary>
-    private static void AddUnwritten(List<PlannedRun> plan, ulong start, ulong end, bool readable, ParentCoverage? parent, ParentCoverage? copy,
-        ParentCoverage? writtenBefore)
+    /// <summary>The plan's walks over its three coverages (regions come in address order).</summary>
+    private struct Cursors(ParentCoverage? parent, ParentCoverage? copy, ParentCoverage? writtenBefore)
     {
-        foreach (var (s, e, copied) in Split(copy, start, end))
-        {
-            if (copied)
-            {
-                Add(plan, new PlannedRun(s, e - s, false, readable, Copied: true));
-                continue;
-            }
-            foreach (var (s2, e2, before) in Split(writtenBefore, s, e))
-            {
-                if (before)
-                {
-                    Add(plan, new PlannedRun(s2, e2 - s2, false, readable));
-                    continue;
-                }
-                foreach (var (s3, e3, held) in Split(parent, s2, e2))
-                    Add(plan, new PlannedRun(s3, e3 - s3, held, readable));
-            }
-        }
+        public ParentCoverage.Cursor Parent = new(parent), Copy = new(copy), WrittenBefore = new(writtenBefore);
     }
 
-    private static IEnumerable<(ulong Start, ulong End, bool Covered)> Split(ParentCoverage? coverage, ulong start, ulong end) =>
-        coverage?.Split(start, end) ?? [(start, end, false)];
+    /// <summary>Pages not written since the tracking's last reset: from the copy where it has them; else read where
+    /// written before that reset; else PE_PARENT where the parent has them; else read.</summary>
+    private static void AddUnwritten(List<PlannedRun> plan, ulong start, ulong end, bool readable, ref Cursors cursors)
+    {
+        for (ulong at = start; at < end;)
+        {
+            ulong stop;
+            if (cursors.Copy.Piece(at, end, out stop))
+                Add(plan, new PlannedRun(at, stop - at, false, readable, Copied: true));
+            else if (cursors.WrittenBefore.Piece(at, stop, out stop))
+                Add(plan, new PlannedRun(at, stop - at, false, readable));
+            else
+            {
+                bool held = cursors.Parent.Piece(at, stop, out stop);
+                Add(plan, new PlannedRun(at, stop - at, held, readable));
+            }
+            at = stop;
+        }
+    }
 
     private static void Add(List<PlannedRun> plan, PlannedRun run)
     {
