@@ -125,13 +125,21 @@ public static class WriteTracker
             return new TrackedTask(task.Pid, task.Stat.StartTime, TrackedTask.SoftDirtyFd, [.. vmas.Where(Trackable).Select(v => (v.Start, v.End))]);
         int fd = held ? previous!.Fd : Create(task);
         var ranges = new List<(ulong, ulong)>();
+        int busy = 0;
         foreach (var vma in vmas.Where(Trackable))
         {
             if (Register(task, fd, vma.Start, vma.End) is { } error)
+            {
                 log.Debug($"task {task.Pid}: {vma.Start:x}-{vma.End:x} not tracked ({error}): its pages are stored whole each time");
+                busy += error.Contains("EBUSY", StringComparison.Ordinal) ? 1 : 0;
+            }
             else
                 ranges.Add((vma.Start, vma.End));
         }
+        // Most likely the tracker of a chain that was never ended (a pre-dump not followed by a dump of its chain):
+        // crisp leaves it alone, as that chain may still go on.
+        if (busy > 0)
+            log.Warn($"task {task.Pid}: {busy} VMA(s) are tracked by another userfaultfd (a pre-dump chain not ended? a dump with its --prev-images-dir ends it): their pages are stored whole by every dump");
         return new TrackedTask(task.Pid, task.Stat.StartTime, fd, ranges);
     }
 
