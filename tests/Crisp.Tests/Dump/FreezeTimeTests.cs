@@ -100,7 +100,7 @@ public class FreezeTimeTests(ITestOutputHelper output)
     }
 
     /// <summary>SIGUSR1 to mem_wave: it finishes its sweep and writes its verdict, which must be PASS.</summary>
-    private static void AssertWavePasses(int pid, string dir)
+    internal static void AssertWavePasses(int pid, string dir)
     {
         Signals.Kill(pid, Live.SIGUSR1);
         string verdict = Path.Combine(dir, "verdict");
