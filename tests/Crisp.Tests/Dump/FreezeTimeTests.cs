@@ -108,7 +108,7 @@ public class FreezeTimeTests(ITestOutputHelper output)
         Assert.Equal("PASS", File.ReadAllText(verdict).Trim());
     }
 
-    private static void CleanUp(int[] pids, int child, string dir)
+    internal static void CleanUp(int[] pids, int child, string dir)
     {
         var started = pids.Where(p => p != 0).ToArray();
         foreach (int p in started)

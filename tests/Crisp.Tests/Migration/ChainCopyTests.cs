@@ -134,9 +134,7 @@ public class ChainCopyTests(ITestOutputHelper output)
         }
         finally
         {
-            RawSyscall.TryCall(Sysno.kill, pid, Live.SIGKILL);
-            Live.KillAll([pid], pid);
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            Dump.FreezeTimeTests.CleanUp([pid], pid, dir);
         }
     }
 }

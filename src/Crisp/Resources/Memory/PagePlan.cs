@@ -68,40 +68,6 @@ public sealed class ParentCoverage
             return false;
         }
     }
-
-    /// <summary>[start, end) cut where the parent's coverage starts or stops.</summary>
-    public IEnumerable<(ulong Start, ulong End, bool Covered)> Split(ulong start, ulong end)
-    {
-        int lo = 0, hi = _runs.Length;
-        while (lo < hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            if (_runs[mid].End <= start)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        ulong at = start;
-        for (int i = lo; i < _runs.Length && at < end; i++)
-        {
-            var (s, e) = _runs[i];
-            if (s >= end)
-                break;
-            if (s > at)
-            {
-                yield return (at, s, false);
-                at = s;
-            }
-            ulong stop = Math.Min(e, end);
-            if (stop > at)
-            {
-                yield return (at, stop, true);
-                at = stop;
-            }
-        }
-        if (at < end)
-            yield return (at, end, false);
-    }
 }
 
 /// <summary>What a dump in a pre-dump chain stores of one task: in VMAs tracked without a break since the parent,
