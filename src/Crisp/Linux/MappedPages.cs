@@ -7,10 +7,13 @@ namespace Crisp.Linux;
 /// full, compacting collection in the middle of a dump's memory stage (with `-R`, while the tree was frozen).</summary>
 public sealed class MappedPages : SafeHandle
 {
-    public MappedPages(int length) : base(0, ownsHandle: true)
+    /// <param name="populate">Backed at once (MAP_POPULATE): on this kind of VM a first touch costs ~10 µs a page and
+    /// populating costs under 1 µs, so memory that will be written anyway (a page batch) is cheaper populated.</param>
+    public MappedPages(int length, bool populate = false) : base(0, ownsHandle: true)
     {
         Length = length;
-        SetHandle(Mman.Map(0, (ulong)length, Mman.PROT_READ | Mman.PROT_WRITE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS));
+        SetHandle(Mman.Map(0, (ulong)length, Mman.PROT_READ | Mman.PROT_WRITE,
+            Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS | (populate ? Mman.MAP_POPULATE : 0)));
     }
 
     public int Length { get; }

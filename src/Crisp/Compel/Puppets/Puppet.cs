@@ -282,8 +282,8 @@ public sealed class Puppet : IDisposable
     private static void WaitUntilAtEntry(int pid)
     {
         string prefix = $"{PuppetElf.BaseAddress:x8}-";
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (DateTime.UtcNow < deadline)
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (var waited = TimeSpan.Zero; waited < TimeSpan.FromSeconds(5); waited = System.Diagnostics.Stopwatch.GetElapsedTime(started))
         {
             try
             {
@@ -291,7 +291,12 @@ public sealed class Puppet : IDisposable
                     return;
             }
             catch (IOException) { }
-            System.Threading.Thread.Sleep(1);
+            // posix_spawn returns once the child's exec has replaced its memory, before the program is mapped:
+            // it is mapped a fraction of a millisecond later, and a 1 ms sleep was a millisecond of every restore.
+            if (waited < TimeSpan.FromMilliseconds(5))
+                System.Threading.Thread.Yield();
+            else
+                System.Threading.Thread.Sleep(1);
         }
         throw new CrispException($"puppet {pid} did not start");
     }

@@ -1,3 +1,4 @@
+using Crisp.Compel;
 using System.Diagnostics;
 using Crisp.Images;
 using Crisp.Images.Pages;
@@ -27,7 +28,7 @@ public sealed class MemoryRestore : IRestoreStage
         public SharedAnonObjects Shared { get; } = new();
         public long BytesFilled { get; set; }
         /// <summary>The page batches every task's fill reuses.</summary>
-        public PageBatchPool Batches { get; } = new(log);
+        public PageBatchPool Batches { get; } = new(log, populate: true);
         public TimeSpan FillTime { get; set; }
         /// <summary>restore --lazy-pages: the connection to the lazy-pages daemon.</summary>
         public Lazy.LazyPagesClient? Lazy { get; set; }
@@ -179,15 +180,17 @@ public sealed class MemoryRestore : IRestoreStage
         space.Advise(ctx.Log);
         Aio.AioRings.Restore(task, mm, ctx.Log);
         MmMapInstaller.Install(task, mm, state.Files);
-        long brk = task.Call("brk", Sysno.brk, (long)mm.MmBrk);
-        if ((ulong)brk != mm.MmBrk)
-            throw new CrispException($"task {task.Pid}: brk is 0x{brk:x} after restore, not 0x{mm.MmBrk:x}");
+        // brk and the mm's flags in one stop.
+        var calls = new List<(string Name, RemoteCall Call)> { ("brk", new RemoteCall(Sysno.brk, (long)mm.MmBrk)) };
         // SUID_DUMP_ROOT (2) cannot be set by prctl; it only comes from exec of a setuid program.
         if (mm.HasDumpable && mm.Dumpable is 0 or 1)
-            task.Call("prctl(PR_SET_DUMPABLE)", Sysno.prctl, Prctl.PR_SET_DUMPABLE, mm.Dumpable);
+            calls.Add(("prctl(PR_SET_DUMPABLE)", new RemoteCall(Sysno.prctl, Prctl.PR_SET_DUMPABLE, mm.Dumpable)));
         // MMF_DISABLE_THP belongs to the mm (CRIU's thp_disabled): set for the process, not per VMA.
         if (mm.HasThpDisabled && mm.ThpDisabled)
-            task.Call("prctl(PR_SET_THP_DISABLE)", Sysno.prctl, Prctl.PR_SET_THP_DISABLE, 1);
+            calls.Add(("prctl(PR_SET_THP_DISABLE)", new RemoteCall(Sysno.prctl, Prctl.PR_SET_THP_DISABLE, 1)));
+        long brk = task.Puppet.Remote.CallAll(calls)[0];
+        if ((ulong)brk != mm.MmBrk)
+            throw new CrispException($"task {task.Pid}: brk is 0x{brk:x} after restore, not 0x{mm.MmBrk:x}");
         // Also the mm's: which mappings a core dump includes. Written from crisp, as a shell would.
         if (mm.HasCoredumpFilter)
             File.WriteAllText(Procfs.Host.Path(task.HostPid, "coredump_filter"), $"0x{mm.CoredumpFilter:x}");

@@ -39,7 +39,12 @@ public static class MmMapInstaller
             MemoryMarshal.Write(buffer, in map);
             MemoryMarshal.AsBytes(auxv.AsSpan()).CopyTo(buffer.AsSpan(sizeof(PrctlMmMap)));
             ulong at = task.Puppet.Remote.PutOnScratch(buffer);
-            task.Call("prctl(PR_SET_MM_MAP)", Sysno.prctl, Prctl.PR_SET_MM, Prctl.PR_SET_MM_MAP, (long)at, sizeof(PrctlMmMap));
+            // The exe's fd is closed in the same stop (a remote call is a ptrace round trip), whatever prctl returned.
+            var calls = new List<Compel.RemoteCall> { new(Sysno.prctl, Prctl.PR_SET_MM, Prctl.PR_SET_MM_MAP, (long)at, sizeof(PrctlMmMap)) };
+            if (exeFd >= 0)
+                calls.Add(new(Sysno.close, exeFd));
+            exeFd = -1;
+            Compel.RemoteTask.ThrowIfFailed(task.Puppet.Remote.Syscalls(calls)[0], $"prctl(PR_SET_MM_MAP) in thread {task.Puppet.Pid}");
         }
         finally
         {

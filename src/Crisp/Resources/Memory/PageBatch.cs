@@ -11,7 +11,7 @@ internal sealed class PageBatch
     private readonly List<RemoteRange> _ranges = new(64);
     private readonly List<(int Before, RemoteRange Range, Images.PagemapFlags Flags)> _parentRuns = [];
 
-    public PageBatch(int capacity) => _memory = new MappedPages(capacity);
+    public PageBatch(int capacity, bool populate = false) => _memory = new MappedPages(capacity, populate);
 
     /// <summary>The batch's own memory (outside the GC heap: see <see cref="MappedPages"/>).</summary>
     private readonly MappedPages _memory;

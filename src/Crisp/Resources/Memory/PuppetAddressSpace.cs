@@ -44,6 +44,7 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
     public void ClearLeftovers(IReadOnlyCollection<vma_entry>? keep = null)
     {
         var kept = (keep ?? []).Select(v => (v.Start, v.End)).OrderBy(r => r.Start).ToList();
+        var unmaps = new List<(string, RemoteCall)>();   // one stop for all: each call is a ptrace round trip
         foreach (var m in ProcMaps.Read(task.Puppet.Pid))
         {
             if (IsVdsoArea(m) || m.Kind == VmaKind.Vsyscall || m.Start >= PuppetElf.BaseAddress && m.End <= PuppetElf.End)
@@ -52,12 +53,13 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             foreach (var (start, end) in kept.Where(r => r.Start < m.End && r.End > m.Start))
             {
                 if (start > at)
-                    task.Call($"munmap({m.Path})", Sysno.munmap, (long)at, (long)(start - at));
+                    unmaps.Add(($"munmap({m.Path})", new RemoteCall(Sysno.munmap, (long)at, (long)(start - at))));
                 at = Math.Max(at, end);
             }
             if (at < m.End)
-                task.Call($"munmap({m.Path})", Sysno.munmap, (long)at, (long)(m.End - at));
+                unmaps.Add(($"munmap({m.Path})", new RemoteCall(Sysno.munmap, (long)at, (long)(m.End - at))));
         }
+        task.Puppet.Remote.CallAll(unmaps);
     }
 
     /// <summary>Moves [vvar], [vvar_vclock] and [vdso] to the dumped addresses (mremap keeps the kernel's
@@ -91,6 +93,7 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
 
         var from = moves.Select(mv => (Start: mv.From, mv.Length)).ToList();
         bool overlap = from.Any(f => wantedSpans.Any(w => f.Start < w.End && w.Start < f.Start + f.Length));
+        var remaps = new List<(string, RemoteCall)>();   // every address is known: one stop for all
         if (overlap)
         {
             ulong span = current[^1].End - current[0].Start;
@@ -98,12 +101,13 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
             for (int i = 0; i < from.Count; i++)
             {
                 ulong to = temp + (from[i].Start - current[0].Start);
-                Remap(from[i].Start, from[i].Length, to);
+                remaps.Add(Remap(from[i].Start, from[i].Length, to));
                 from[i] = (to, from[i].Length);
             }
         }
         for (int i = 0; i < from.Count; i++)
-            Remap(from[i].Start, from[i].Length, moves[i].To);
+            remaps.Add(Remap(from[i].Start, from[i].Length, moves[i].To));
+        task.Puppet.Remote.CallAll(remaps);
     }
 
     /// <summary>Private VMAs mapped writable for the fill and made read-only only afterwards.</summary>
@@ -229,9 +233,9 @@ public sealed class PuppetAddressSpace(RestoreTask task, mm_entry mm, IReadOnlyD
         return null;
     }
 
-    private void Remap(ulong from, ulong length, ulong to)
-        => task.Call($"mremap(0x{from:x} → 0x{to:x})", Sysno.mremap, (long)from, (long)length, (long)length,
-            MREMAP_MAYMOVE | MREMAP_FIXED, (long)to);
+    private static (string, RemoteCall) Remap(ulong from, ulong length, ulong to)
+        => ($"mremap(0x{from:x} → 0x{to:x})", new RemoteCall(Sysno.mremap, (long)from, (long)length, (long)length,
+            MREMAP_MAYMOVE | MREMAP_FIXED, (long)to));
 
     /// <summary>A page-aligned range of <paramref name="length"/> bytes clear of <paramref name="busy"/> and the puppet.</summary>
     private static ulong FreeSpot(ulong length, List<(ulong Start, ulong End)> busy)

@@ -77,4 +77,44 @@ public class FdInstallerTests
             locals.ForEach(l => l.Dispose());
         }
     }
+
+    [RootFact]
+    public void MoreFdsThanOneMessageGoInBatchesAndLeaveNothingElseOpen()
+    {
+        using var tracer = new Tracer();
+        var puppet = Puppet.Spawn(new Seizer(tracer));
+        var locals = Enumerable.Range(0, FdInstaller.BatchSize + 72).Select(_ => FileIo.Open("/dev/null", FileIo.O_RDONLY)).ToList();
+        try
+        {
+            // Sparse targets, highest first in the list: each message's fds arrive below their numbers.
+            var targets = Enumerable.Range(0, locals.Count).Select(i => 3 + 2 * (locals.Count - 1 - i)).ToList();
+            var fds = targets.Select((t, i) => new FdToInstall(t, locals[i].Fd, i % 3 == 0)).ToList();
+            Assert.NotNull(FdInstaller.Placement(fds[..FdInstaller.BatchSize], [.. Enumerable.Range(0, FdInstaller.BatchSize)]));
+            FdInstaller.Install(puppet, fds);
+            Assert.Equal(targets.Order(), ProcFds.Read(puppet.Pid).Select(f => f.Fd));   // no transport, nothing received left
+            for (int i = 0; i < targets.Count; i++)
+            {
+                Assert.True(Kcmp.SameFile(Environment.ProcessId, locals[i].Fd, puppet.Pid, targets[i]), $"fd {targets[i]}");
+                Assert.Equal(i % 3 == 0, (FdInfo.Read(puppet.Pid, targets[i]).Flags & FileIo.O_CLOEXEC) != 0);
+            }
+        }
+        finally
+        {
+            puppet.Kill();
+            locals.ForEach(l => l.Dispose());
+        }
+    }
+
+    [Fact]
+    public void PlacementIsKnownInAdvanceOnlyWhenNoMoveLandsOnAPendingFd()
+    {
+        FdToInstall At(int target) => new(target, -1, false);
+        // Received on 0 and 1 for targets 5 and 0: 5 first, then 0 (free once the first was moved).
+        var plan = FdInstaller.Placement([At(5), At(0)], [0, 1]);
+        Assert.NotNull(plan);
+        Assert.Equal([(Sysno.dup3, 0L, 5L), (Sysno.close, 0L, 0L), (Sysno.dup3, 1L, 0L), (Sysno.close, 1L, 0L)],
+            plan.Select(c => (c.Item2.Nr, c.Item2.A1, c.Item2.A2)));
+        // A swap cannot be planned without a spare number chosen by the kernel.
+        Assert.Null(FdInstaller.Placement([At(1), At(0)], [0, 1]));
+    }
 }
