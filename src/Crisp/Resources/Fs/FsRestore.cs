@@ -21,12 +21,28 @@ public sealed class FsRestore : IRestoreStage
         string cwd = PathOf(files, fs.CwdId, "cwd", task);
         string root = PathOf(files, fs.RootId, "root", task);
 
+        string? cwdGhost = Files.Ghost.GhostFile.HolderPath(ctx, fs.CwdId, cwd);
+        string? rootGhost = Files.Ghost.GhostFile.HolderPath(ctx, fs.RootId, root);
+        byte[] cwdBytes = Encoding.UTF8.GetBytes(cwd + "\0"), rootBytes = Encoding.UTF8.GetBytes(root + "\0");
+        if (cwdGhost is null && rootGhost is null && cwdBytes.Length + rootBytes.Length <= task.Puppet.Remote.ScratchDataSize / 2)
+        {
+            // The usual case in one stop (a remote call is a ptrace round trip): both paths on the data page at once,
+            // the other half left to the batch's table.
+            ulong at = task.Puppet.Remote.PutOnScratch([.. cwdBytes, .. rootBytes]);
+            var calls = new List<(string, Compel.RemoteCall)> { ($"chdir({cwd})", new(Sysno.chdir, (long)at)) };
+            if (root != "/")
+                calls.Add(($"chroot({root})", new(Sysno.chroot, (long)at + cwdBytes.Length)));
+            if (fs.HasUmask)
+                calls.Add(("umask", new(Sysno.umask, fs.Umask)));
+            task.Puppet.Remote.CallAll(calls);
+            return;
+        }
         // A deleted directory is entered through the ghost crisp re-created for it (it has no path).
-        if (Files.Ghost.GhostFile.HolderPath(ctx, fs.CwdId, cwd) is { } cwdGhost)
+        if (cwdGhost is not null)
             EnterGhost(task, cwdGhost, "cwd");
         else
             task.Call($"chdir({cwd})", Sysno.chdir, (long)PutPath(task, cwd));
-        if (Files.Ghost.GhostFile.HolderPath(ctx, fs.RootId, root) is { } rootGhost)
+        if (rootGhost is not null)
         {
             // chroot takes a path: enter the ghost, chroot("."), then go back to the cwd.
             int back = (int)task.Call("open(.)", Sysno.openat, FileIo.AT_FDCWD, (long)PutPath(task, "."), FileIo.O_RDONLY | FileIo.O_DIRECTORY | FileIo.O_CLOEXEC);
