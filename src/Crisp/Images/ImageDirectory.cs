@@ -81,11 +81,14 @@ public sealed class ImageDirectory : IDisposable
 
     /// <summary>An image's contents as a stream: decrypted and authenticated chunk by chunk when it is encrypted;
     /// an encrypted image without the key, or a plain one with a key, is one line naming it.</summary>
-    public Stream OpenRead(string name) => Security.Encryption.StoredFile.OpenStream(OpenRaw(name), PathOf(name), Key);
+    public Stream OpenRead(string name) => _checked.TryGetValue(name, out var bytes)
+        ? new MemoryStream(bytes, writable: false)
+        : Security.Encryption.StoredFile.OpenStream(OpenRaw(name), PathOf(name), Key);
 
     /// <summary>A new image with the directory's file mode, encrypted as it is written when the directory has a key.</summary>
     public Stream CreateStream(string name, int bufferSize = 1 << 16)
     {
+        ForgetChecked(name);
         Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, Key is null ? bufferSize : 0);
         return Key is { } key ? new Security.Encryption.EncryptingStream(stream, key, name) : stream;
     }
@@ -155,7 +158,7 @@ public sealed class ImageDirectory : IDisposable
     public bool Exists(ImageFile file) => Exists(file.FileName);
 
     /// <summary>Whether <paramref name="name"/> is a file here (through the handle).</summary>
-    public bool Exists(string name) => FileStatus.TryAt(Handle, name, followSymlink: true) is { IsDirectory: false };
+    public bool Exists(string name) => _checked.ContainsKey(name) || FileStatus.TryAt(Handle, name, followSymlink: true) is { IsDirectory: false };
 
     /// <summary>The names of the files here, read through the handle: /proc/self/fd/N is the directory it holds,
     /// whatever path it has now (the RPC passes only the fd).</summary>
@@ -184,6 +187,7 @@ public sealed class ImageDirectory : IDisposable
     /// (NAME.tmp, then renameat): a reader sees the old file or the new one.</summary>
     public void WriteRawReplacing(string name, ReadOnlySpan<byte> data)
     {
+        ForgetChecked(name);
         string tmp = name + ".tmp";
         using (var stream = PrivateFile.CreateAt(Handle, tmp, PathOf(tmp), Modes.File))
             stream.Write(data);
@@ -191,7 +195,11 @@ public sealed class ImageDirectory : IDisposable
     }
 
     /// <summary>Removes file <paramref name="name"/> when it is here.</summary>
-    public void Delete(string name) => FileIo.UnlinkAt(Handle.Fd, name);
+    public void Delete(string name)
+    {
+        ForgetChecked(name);
+        FileIo.UnlinkAt(Handle.Fd, name);
+    }
 
     /// <summary>The hash of file <paramref name="name"/> as stored (ciphertext when encrypted).</summary>
     public byte[] HashOf(string name, Manifest.ManifestHash algorithm)
@@ -199,6 +207,59 @@ public sealed class ImageDirectory : IDisposable
         using var handle = OpenRaw(name);
         return algorithm.OfHandle(handle);
     }
+
+    // Small plain images the manifest check read whole, by name: a restore then parses the very bytes that were
+    // checked (nothing can change them in between) and opens each image once, not three times (check, encryption
+    // probe, parse: ~12 syscalls an image, ~30 images in a small tree's checkpoint). Bounded, for crisp's footprint.
+    private readonly Dictionary<string, byte[]> _checked = new(StringComparer.Ordinal);
+    private long _checkedBytes;
+    private const int CheckedFileMax = 256 << 10;
+    private const long CheckedTotalMax = 8L << 20;
+
+    /// <summary>As <see cref="HashOf"/>, for the manifest check: a small plain image is read whole, hashed, and its
+    /// bytes kept for the reads that follow (<see cref="ForgetChecked"/> drops them when the hash does not match).</summary>
+    public byte[] HashKeeping(string name, Manifest.ManifestHash algorithm)
+    {
+        using var handle = OpenRaw(name);
+        long length = RandomAccess.GetLength(handle);
+        // Pages are read by offset as the restore asks (and checked as they stream where it does): never kept.
+        if (Key is not null || length > CheckedFileMax || _checkedBytes + length > CheckedTotalMax
+            || ImageKind.FromFileName(name) is { Kind: var kind } && kind == ImageKind.Pages)
+            return algorithm.OfHandle(handle);
+        var bytes = new byte[length];
+        int at = 0, n;
+        while (at < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(at), at)) > 0)
+            at += n;
+        if (at < bytes.Length || RandomAccess.Read(handle, stackalloc byte[1], at) > 0)
+            return algorithm.OfHandle(handle);   // changing under us: hashed as it is now, nothing kept
+        var hasher = algorithm.Start();
+        hasher.Append(bytes);
+        if (!Security.Encryption.EncryptedFileFormat.HasMagic(bytes.AsSpan(0, Math.Min(bytes.Length, Security.Encryption.EncryptedFileFormat.HeaderSize))))
+        {
+            ForgetChecked(name);
+            _checked[name] = bytes;
+            _checkedBytes += bytes.Length;
+        }
+        return hasher.Finish();
+    }
+
+    /// <summary>Drops the kept bytes of <paramref name="name"/> (its check failed, or it is written again).</summary>
+    public void ForgetChecked(string name)
+    {
+        if (_checked.Count > 0 && _checked.Remove(name, out var old))
+            _checkedBytes -= old.Length;
+    }
+
+    /// <summary>Drops every kept image: a new check of the whole directory starts from the files as they are now.</summary>
+    public void ForgetAllChecked()
+    {
+        _checked.Clear();
+        _checkedBytes = 0;
+    }
+
+    /// <summary>Whether <paramref name="name"/>'s bytes were checked against the manifest and are kept (plain, so
+    /// there is no encryption header to probe).</summary>
+    public bool IsKeptChecked(string name) => _checked.ContainsKey(name);
 
     public ImageReader OpenReader(ImageFile file) => ImageReader.Open(OpenRead(file.FileName), PathOf(file), file.Kind);
 
@@ -208,6 +269,7 @@ public sealed class ImageDirectory : IDisposable
     public ImageWriter CreateWriter(ImageFile file)
     {
         string name = file.FileName;
+        ForgetChecked(name);
         Stream stream = PrivateFile.CreateAt(Handle, name, PathOf(name), Modes.File, Key is null ? 4096 : 0);
         if (HashesForManifest)
             stream = new Manifest.HashingStream(stream, name, Written);

@@ -116,6 +116,7 @@ public static class ImageManifest
     {
         string manifestName = NameIn(dir);
         var expected = Parse(manifestText, dir.PathOf(manifestName));
+        dir.ForgetAllChecked();
         foreach (var (name, entry) in expected)
         {
             if (!dir.Exists(name))
@@ -155,8 +156,11 @@ public static class ImageManifest
     {
         if (streamed is not null && ImageKind.FromFileName(name) is { Kind: var kind } && kind == ImageKind.Pages)
             streamed.Expect(dir.PathOf(name), entry, manifestName);
-        else if (!CryptographicOperations.FixedTimeEquals(dir.HashOf(name, entry.Algorithm), entry.Hash))
+        else if (!CryptographicOperations.FixedTimeEquals(dir.HashKeeping(name, entry.Algorithm), entry.Hash))
+        {
+            dir.ForgetChecked(name);
             throw Mismatch(dir.PathOf(name), entry.Algorithm, manifestName);
+        }
     }
 
     internal static ImageVerifyException Mismatch(string path, ManifestHash algorithm, string manifestName) =>

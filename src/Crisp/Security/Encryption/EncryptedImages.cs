@@ -14,6 +14,8 @@ public static class EncryptedImages
     {
         foreach (var (name, file) in ImageFiles(dir))
         {
+            if (dir.IsKeptChecked(name))
+                continue;   // read whole by the manifest check: plain, and the bytes a restore parses
             using var stored = StoredFile.Open(dir.OpenRaw(name), dir.PathOf(name), dir.Key);
             if (stored is EncryptedFile enc)
             {

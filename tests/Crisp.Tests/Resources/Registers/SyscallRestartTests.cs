@@ -27,6 +27,11 @@ public class SyscallRestartTests(ITestOutputHelper output)
         var ids = w.WaitReady("pause_eintr", words => words.Length == 4)[1..].Select(int.Parse).ToArray();
         Assert.Equal(w.Pid, ids[0]);
         int pid = w.Pid, sleeper = ids[1], reader = ids[2];
+        // "ready" is written just before the leader's pause, and the threads' own calls are only likely to have
+        // begun by then: on a loaded machine a signal queued before its call runs the handler first, and the call
+        // then waits for ever, with or without crisp. Each thread is seen inside its call first.
+        Live.WaitFor(() => InSyscall(pid, pid, 34) && InSyscall(pid, sleeper, 230, 35) && InSyscall(pid, reader, 0),
+            "pause, the sleep and the read to have begun");
 
         Crisp.Linux.Signals.Kill(pid, SIGSTOP);
         Live.WaitFor(() => AllStopped(pid), "every thread to stop");
@@ -51,6 +56,10 @@ public class SyscallRestartTests(ITestOutputHelper output)
         Assert.True(rc == 0, $"exit {rc}: {w.Verdict}");
         Assert.Equal("PASS", w.Verdict.Trim());
     }
+
+    /// <summary>Thread <paramref name="tid"/> is blocked in one of <paramref name="numbers"/> (/proc/…/syscall's first field).</summary>
+    private static bool InSyscall(int pid, int tid, params int[] numbers) =>
+        int.TryParse(File.ReadAllText($"/proc/{pid}/task/{tid}/syscall").Split(' ')[0], out int nr) && numbers.Contains(nr);
 
     private static bool AllStopped(int pid) => Directory.GetDirectories($"/proc/{pid}/task")
         .All(d => File.ReadAllLines(Path.Combine(d, "status")).First(l => l.StartsWith("State:"))[6..].Trim().StartsWith('T'));
