@@ -177,10 +177,17 @@ public sealed class ImageDirectory : IDisposable
     {
         using var handle = OpenRaw(name);
         var bytes = new byte[RandomAccess.GetLength(handle)];
+        int at = ReadFromStart(handle, bytes);
+        return at == bytes.Length ? bytes : bytes[..at];
+    }
+
+    /// <summary>Fills <paramref name="bytes"/> from the file's start; returns how many it holds (fewer at its end).</summary>
+    private static int ReadFromStart(SafeFileHandle handle, byte[] bytes)
+    {
         int at = 0, n;
         while (at < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(at), at)) > 0)
             at += n;
-        return at == bytes.Length ? bytes : bytes[..at];
+        return at;
     }
 
     /// <summary>Writes file <paramref name="name"/> whole with the directory's file mode, replacing it atomically
@@ -227,9 +234,7 @@ public sealed class ImageDirectory : IDisposable
             || ImageKind.FromFileName(name) is { Kind: var kind } && kind == ImageKind.Pages)
             return algorithm.OfHandle(handle);
         var bytes = new byte[length];
-        int at = 0, n;
-        while (at < bytes.Length && (n = RandomAccess.Read(handle, bytes.AsSpan(at), at)) > 0)
-            at += n;
+        int at = ReadFromStart(handle, bytes);
         if (at < bytes.Length || RandomAccess.Read(handle, stackalloc byte[1], at) > 0)
             return algorithm.OfHandle(handle);   // changing under us: hashed as it is now, nothing kept
         var hasher = algorithm.Start();
