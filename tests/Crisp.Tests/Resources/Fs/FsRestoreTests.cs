@@ -45,6 +45,34 @@ public class FsRestoreTests
         }
     }
 
+    /// <summary>The cwd, root and umask go in one batch: a cwd gone since the dump still fails naming the call and path.</summary>
+    [RootFact]
+    public void ACwdGoneSinceTheDumpFailsNamingIt()
+    {
+        string dir = Directory.CreateTempSubdirectory("crisp-fs-img-").FullName;
+        string gone = Path.Combine(dir, "gone");
+        const int pid = 4244;
+        var images = ImageDirectory.Open(dir);
+        images.Write(ImageFile.Files, RegularFile.ForDirectory(1, gone, 0x41ed), RegularFile.ForDirectory(2, "/", 0x41ed));
+        images.Write(ImageFile.Fs(pid), new fs_entry { CwdId = 1, RootId = 2, Umask = 0x3f });
+        using var tracer = new Tracer();
+        var seizer = new Seizer(tracer);
+        var ctx = new RestoreContext(new RestoreOptions { ImagesDir = dir }, Log.Null, images, tracer, seizer,
+            FaultInjection.None, new inventory_entry());
+        var task = new RestoreTask(new pstree_entry { Pid = pid }, [], null) { Puppet = Puppet.Spawn(seizer) };
+        try
+        {
+            var e = Assert.Throws<Crisp.Linux.SyscallException>(() => new FsRestore().Restore(ctx, task));
+            Assert.Contains($"chdir({gone})", e.Message);
+            Assert.Contains("ENOENT", e.Message);
+        }
+        finally
+        {
+            task.Puppet.Kill();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [RootFact]
     public void MissingFsImageIsAClearError()
     {
