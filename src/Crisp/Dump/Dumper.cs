@@ -93,7 +93,7 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
         images.Spool = spool;
         // A large tree's pages are copied while it runs, before the dump's own stop (design.md "Freeze time").
         using var running = spool is null ? null
-            : chainTracking is not null ? (Resources.Memory.RunningCopy.AppliesInChain(options) ? Resources.Memory.RunningCopy.TakeInChain(chainTracking, log, spool, ctx.Memory.Batches) : null)
+            : chainTracking is not null ? (Resources.Memory.RunningCopy.AppliesInChain(options) ? Resources.Memory.RunningCopy.TakeInChain(chainTracking, log, tracer, spool, ctx.Memory.Batches) : null)
             : Resources.Memory.RunningCopy.Applies(options, (long)spool.Capacity)
             ? Resources.Memory.RunningCopy.Take(options, log, images, tracer, spool, ctx.Memory.Batches) : null;
         ctx.Memory.RunningCopy = running;

@@ -52,6 +52,10 @@ public class ChainCopyTests(ITestOutputHelper output)
         Assert.True(fromCopy >= written * 9 / 10, $"{fromCopy} pages from the copy, {readNow} read now, {written} written");
         Assert.True(MigDirty.StoredPages(w.Images("final")) >= written, "every page written since the pre-dump is stored");
         Assert.Contains(log, l => l.Contains("tree released after") && !l.Contains("two stops"));
+        // Asleep in sigsuspend after its round, the workload was let run once after the reset, before the stop
+        // (PageTableSettle), and the plan made beside the stop's smaps read was the one used (PlanAhead).
+        Assert.Contains(log, l => l.Contains("page tables of 1 task(s) settled before the stop"));
+        Assert.DoesNotContain(log, l => l.Contains("plan made beside smaps is not used"));
         Assert.False(File.Exists(Path.Combine(w.Images("pre1"), Mark)), "the mark stays after a dump that is done");
         Assert.Equal(0, MigDirty.UserfaultFds(w.Pid));
         Live.AssertCritDecodesAll(w.Images("final"));

@@ -20,6 +20,12 @@ public sealed class MemoryDump : IDumpStage
         ulong brk = (ulong)task.Call("brk(0)", Sysno.brk, 0);
         int dumpable = (int)task.Call("prctl(PR_GET_DUMPABLE)", Sysno.prctl, Prctl.PR_GET_DUMPABLE);
         bool thpDisabled = task.Call("prctl(PR_GET_THP_DISABLE)", Sysno.prctl, Prctl.PR_GET_THP_DISABLE) != 0;
+        var chain = ctx.Memory.Chain;
+        chain.Load(ctx);
+        var copied = ctx.Memory.RunningCopy?.Of(task);
+        // A chain's dump after a copy made while the tree ran: its plan is made beside the smaps read below.
+        var inputs = copied is { InChain: true } ? ChainPlanInputs.Of(task, chain) : null;
+        var ahead = inputs is not null && !ctx.Options.Lazy ? PlanAhead.Start(pid, inputs, copied!) : null;
         var files = ctx.Memory.MappedFiles;
         var memfds = ctx.Memory.Memfds;
         var vmas = VmaCollector.Collect(pid, task.OwnedRanges, path => files.IdOf(ctx, path),
@@ -53,12 +59,9 @@ public sealed class MemoryDump : IDumpStage
                 mm.Aios.Add(Aio.AioRings.Dump(pid, vma));
         ctx.Images.Write(ImageFile.Mm(task.VirtualPid), mm);
 
-        var chain = ctx.Memory.Chain;
-        chain.Load(ctx);
         using (var writer = ctx.Images.CreatePagemap(task.VirtualPid, ctx.NewId()))
         {
             var pages = new PrivatePagesDump(pid, writer, ctx.Memory.Batches);
-            var copied = ctx.Memory.RunningCopy?.Of(task);
             if (copied is { InChain: false })
                 DumpCopied(ctx, vmas, pages, copied);
             else if (ctx.Options.Lazy && chain.Parent is null && !chain.Previous.ContainsKey(pid))
@@ -66,7 +69,7 @@ public sealed class MemoryDump : IDumpStage
             else if (chain.Parent is null && !ctx.Options.TrackMem && !chain.Previous.ContainsKey(pid))
                 pages.Dump(vmas);
             else
-                DumpIncremental(ctx, task, chain, vmas, pages, copied);
+                DumpIncremental(ctx, task, chain, vmas, pages, copied, inputs, ahead);
             ctx.Counters.AddPrivate(vmas.Where(v => v.HasPrivatePages).Sum(v => (long)((v.End - v.Start) / PagemapWriter.PageSize)), writer);
             ctx.Log.Debug($"memory of {pid}: {vmas.Count} VMAs, {pages.Pages} private pages");
         }
@@ -95,18 +98,15 @@ public sealed class MemoryDump : IDumpStage
     /// rest recorded as PE_PARENT runs; after a copy made while the tree ran (<see cref="RunningCopy.TakeInChain"/>),
     /// those written before its reset come from that copy. Then tracking is armed again for the next dump (--track-mem with
     /// --leave-running) or its userfaultfd closed in the task: this dump is the chain's last.</summary>
-    private static void DumpIncremental(DumpContext ctx, DumpTask task, MemoryChain chain, List<DumpedVma> vmas, PrivatePagesDump pages, CopiedTask? copied)
+    private static void DumpIncremental(DumpContext ctx, DumpTask task, MemoryChain chain, List<DumpedVma> vmas, PrivatePagesDump pages, CopiedTask? copied,
+        ChainPlanInputs? inputs, PlanAhead? ahead)
     {
-        chain.Previous.TryGetValue(task.Pid, out var previous);
-        bool held = WriteTracker.StillHeld(task, previous);
+        inputs ??= ChainPlanInputs.Of(task, chain);
+        var (previous, held) = (inputs.Previous, inputs.Held);
         if (previous is not null && !held)
             ctx.Log.Info($"task {task.Pid}: the tracking of the previous dump is gone (fd {previous.Fd} closed, or another process): storing every page");
-        bool trusted = held && !chain.ResetUnfinished;
-        var parent = chain.Parent is null ? null : ParentCoverage.Open(chain.Parent, task.VirtualPid);
         using var pagemap = Linux.Proc.Pagemap.Open(task.Pid);
-        Func<DumpedVma, bool> tracked = v => WriteTracker.TrackedSince(v, previous, trusted);
-        bool softDirty = previous?.SoftDirty == true;
-        List<PlannedRun> plan;
+        List<PlannedRun>? plan;
         if (ctx.Options.Lazy)
         {
             // crisp migrate --lazy after pre-dumps: what the chain holds stays PE_PARENT (the target has it), what was
@@ -116,13 +116,18 @@ public sealed class MemoryDump : IDumpStage
             foreach (var vma in vmas.Where(v => v.HasPrivatePages))
             {
                 bool lazy = Lazy.LazyVmas.CanBeLazy(vma.Entry);
-                plan.AddRange(PagePlan.Make(pagemap, [vma], tracked, parent, softDirty).Select(r => lazy && !r.InParent ? r with { Lazy = true } : r));
+                plan.AddRange(inputs.Plan(pagemap, [vma], null).Select(r => lazy && !r.InParent ? r with { Lazy = true } : r));
             }
             ctx.Memory.LazyRuns[task.VirtualPid] = (task.Pid, plan.Where(r => r.Lazy).ToList());
         }
         else
-            plan = PagePlan.Make(pagemap, vmas.Where(v => v.HasPrivatePages), tracked, parent, softDirty,
-                copied?.Coverage, copied?.WrittenBeforeCoverage);
+        {
+            string? why = null;
+            plan = ahead?.Take(vmas, out why);
+            if (ahead is not null && plan is null)
+                ctx.Log.Debug($"memory of {task.Pid}: the plan made beside smaps is not used ({why}): made again");
+            plan ??= inputs.Plan(pagemap, vmas, copied);
+        }
         pages.Dump(plan, taskRuns: false, copied);
         if (copied is not null)
             ctx.Log.Debug($"memory of {task.Pid}: {plan.Where(r => r.Copied).Sum(r => (long)r.Length) / PagemapWriter.PageSize} pages from the copy made while it ran, {plan.Where(r => !r.Copied && !r.InParent).Sum(r => (long)r.Length) / PagemapWriter.PageSize} read now");

@@ -5,8 +5,10 @@ namespace Crisp.Resources.Memory;
 
 /// <summary>One run of pages a dump with a parent stores: copied from the task, or kept in the parent images
 /// (pagemap PE_PARENT); or (dump --lazy-pages) recorded lazy, served later from the seized task (PE_LAZY); or
-/// <paramref name="Copied"/>: stored from the copy made while the task ran (<see cref="RunningCopy"/>).</summary>
-public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable, bool Lazy = false, bool Copied = false);
+/// <paramref name="Copied"/>: stored from the copy made while the task ran (<see cref="RunningCopy"/>). <paramref name="Exclusive"/>:
+/// its VMA's pages were all mapped by this task alone (<see cref="DumpedVma.AllExclusive"/>), so reading it needs no
+/// look at pagemap's exclusive bits.</summary>
+public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable, bool Lazy = false, bool Copied = false, bool Exclusive = false);
 
 /// <summary>The address ranges a parent checkpoint (a pre-dump) has pages for, in one task: every pagemap run,
 /// stored there or in its own parent (CRIU's check_pagehole_in_parent accepts either).</summary>
@@ -92,7 +94,7 @@ public static class PagePlan
         var cursors = new Cursors(parent, copy, writtenBefore);
         foreach (var vma in vmas)
         {
-            bool readable = vma.Maps.CanRead;
+            bool readable = vma.Maps.CanRead, exclusive = vma.AllExclusive;
             bool anonOnly = vma.Is(VmaStatus.FilePrivate);
             ulong file = anonOnly ? Pagemap.PAGE_IS_FILE : 0;
             bool tracked = (parent is not null || copy is not null) && trackedSince(vma);
@@ -102,9 +104,9 @@ public static class PagePlan
             foreach (var region in regions)
             {
                 if (!tracked || (region.Categories & written) != 0)
-                    Add(plan, new PlannedRun(region.Start, region.End - region.Start, false, readable));
+                    Add(plan, new PlannedRun(region.Start, region.End - region.Start, false, readable, Exclusive: exclusive));
                 else
-                    AddUnwritten(plan, region.Start, region.End, readable, ref cursors);
+                    AddUnwritten(plan, region.Start, region.End, readable, exclusive, ref cursors);
             }
         }
         return plan;
@@ -118,7 +120,7 @@ public static class PagePlan
 
     /// <summary>Pages not written since the tracking's last reset: from the copy where it has them; else read where
     /// written before that reset; else PE_PARENT where the parent has them; else read.</summary>
-    private static void AddUnwritten(List<PlannedRun> plan, ulong start, ulong end, bool readable, ref Cursors cursors)
+    private static void AddUnwritten(List<PlannedRun> plan, ulong start, ulong end, bool readable, bool exclusive, ref Cursors cursors)
     {
         for (ulong at = start; at < end;)
         {
@@ -126,11 +128,11 @@ public static class PagePlan
             if (cursors.Copy.Piece(at, end, out stop))
                 Add(plan, new PlannedRun(at, stop - at, false, readable, Copied: true));
             else if (cursors.WrittenBefore.Piece(at, stop, out stop))
-                Add(plan, new PlannedRun(at, stop - at, false, readable));
+                Add(plan, new PlannedRun(at, stop - at, false, readable, Exclusive: exclusive));
             else
             {
                 bool held = cursors.Parent.Piece(at, stop, out stop);
-                Add(plan, new PlannedRun(at, stop - at, held, readable));
+                Add(plan, new PlannedRun(at, stop - at, held, readable, Exclusive: exclusive && !held));
             }
             at = stop;
         }
@@ -138,7 +140,7 @@ public static class PagePlan
 
     private static void Add(List<PlannedRun> plan, PlannedRun run)
     {
-        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Lazy == run.Lazy && last.Copied == run.Copied && last.Readable == run.Readable && last.Start + last.Length == run.Start)
+        if (plan.Count > 0 && plan[^1] is var last && last.InParent == run.InParent && last.Lazy == run.Lazy && last.Copied == run.Copied && last.Readable == run.Readable && last.Exclusive == run.Exclusive && last.Start + last.Length == run.Start)
             plan[^1] = last with { Length = last.Length + run.Length };
         else
             plan.Add(run);

@@ -78,19 +78,26 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
         _windowPages = 0;
         using var pagemap = Pagemap.Open(pid);
         var pipe = Pipe(b => writer.AddBatch(b.Ranges, b.Data, b.ParentRuns, hashedAhead: true));
+        var walk = copied?.Walk();
         try
         {
             foreach (var run in plan)
             {
                 if (run.Copied)
                 {
-                    if (copied is null)
+                    if (walk is null)
                         throw new CrispException($"task {pid}: a run planned from a copy without one (internal error)");
-                    foreach (var (start, length, at) in copied.Pieces(run.Start, run.Length))
-                        pipe.AddHeld(new RemoteRange(start, length), at);
+                    for (ulong at = run.Start, end = run.Start + run.Length; at < end;)
+                    {
+                        nint data = walk.Piece(at, end, out ulong stop);
+                        pipe.AddHeld(new RemoteRange(at, stop - at), data);
+                        at = stop;
+                    }
                 }
                 else if (run.InParent || run.Lazy)
                     pipe.AddParentRun(new RemoteRange(run.Start, run.Length), run.Lazy ? PagemapFlags.Lazy : PagemapFlags.Parent);
+                else if (run.Exclusive && run.Readable)
+                    pipe.Add(new RemoteRange(run.Start, run.Length), true);   // nothing shared: no pagemap entries to read
                 else
                     AddKeepingShared(pipe, pagemap, new RemoteRange(run.Start, run.Length), run.Readable);
             }

@@ -78,6 +78,7 @@ public sealed class RunningCopy : IDisposable
             }
         }
         long copied = copy.CopyAll(spool, batches, log);
+        PageTableSettle.Nudge(tracer, copy._tasks.Values.Where(t => t.Ranges.Count > 0).Select(t => t.Pid), log);
         log.Info($"copy while running: first stop {copy.Frozen.TotalMilliseconds:F1} ms, then {copied >> 20} MiB copied while the tree ran, in {clock.Elapsed.TotalMilliseconds:F0} ms");
         return copy;
     }
@@ -91,14 +92,14 @@ public sealed class RunningCopy : IDisposable
     /// done, <see cref="ChainTracking.ResetMark"/> in the parent says the tracking was reset; a dump that fails
     /// un-protects what its reset protected (with a copy of the task's tracker), so the pages read as written again
     /// and a retry stores them. Null when nothing is tracked or the mark cannot be written.</summary>
-    public static RunningCopy? TakeInChain(ChainTracking chain, Log log, PageSpool spool, PageBatchPool batches)
+    public static RunningCopy? TakeInChain(ChainTracking chain, Log log, Tracer tracer, PageSpool spool, PageBatchPool batches)
     {
         if (chain.Held.Count == 0 || !chain.Mark(log))
             return null;
         var copy = new RunningCopy { _chain = chain, _log = log };
         try
         {
-            return copy.CopyInChain(chain, log, spool, batches);
+            return copy.CopyInChain(chain, log, tracer, spool, batches);
         }
         catch
         {
@@ -107,7 +108,7 @@ public sealed class RunningCopy : IDisposable
         }
     }
 
-    private RunningCopy CopyInChain(ChainTracking chain, Log log, PageSpool spool, PageBatchPool batches)
+    private RunningCopy CopyInChain(ChainTracking chain, Log log, Tracer tracer, PageSpool spool, PageBatchPool batches)
     {
         var clock = Stopwatch.StartNew();
         foreach (var t in chain.Held)
@@ -129,6 +130,7 @@ public sealed class RunningCopy : IDisposable
         }
         long written = _tasks.Values.Sum(t => t.Plan.Sum(r => (long)r.Length));
         long copiedBytes = CopyAll(spool, batches, log);
+        PageTableSettle.Nudge(tracer, _tasks.Values.Where(t => t.WrittenBefore!.Count > 0).Select(t => t.Pid), log);
         log.Info($"copy while running: {written >> 20} MiB written since the parent, {copiedBytes >> 20} MiB of it copied while the tree ran, in {clock.Elapsed.TotalMilliseconds:F0} ms");
         return this;
     }
@@ -152,6 +154,7 @@ public sealed class RunningCopy : IDisposable
         {
             vmas = VmaCollector.Collect(copied.Pid, [], _ => 0, _ => 0);
             pagemap = Pagemap.Open(copied.Pid);
+            copied.VmasBefore = vmas;
         }
         catch (Exception e) when (e is IOException or SyscallException or CrispException or UnauthorizedAccessException)
         {
@@ -315,6 +318,9 @@ public sealed class CopiedTask(int pid, ulong startTime, UnixFd tracker)
 
     public bool InChain => WrittenBefore is not null;
 
+    /// <summary>A chain's copy: the task's VMAs as its reset saw them (<see cref="PlanAhead"/> plans from them).</summary>
+    internal List<DumpedVma>? VmasBefore { get; set; }
+
     /// <summary>The pages written between the parent and the reset (<see cref="PagePlan.Make"/>).</summary>
     public ParentCoverage WrittenBeforeCoverage => _writtenBefore ??= ParentCoverage.Of(WrittenBefore!.Select(r => (r.Start, r.End - r.Start)));
 
@@ -350,31 +356,27 @@ public sealed class CopiedTask(int pid, ulong startTime, UnixFd tracker)
     /// <summary>The ranges copied, for <see cref="PagePlan.Make"/> (its <see cref="PlannedRun.Copied"/> runs).</summary>
     public ParentCoverage Coverage => _coverage ??= ParentCoverage.Of(Pages!.Select(p => (p.Start, p.Length)));
 
-    /// <summary>Where the copy of [start, start+length) lies: pieces in address order (the range is covered).</summary>
-    public IEnumerable<(ulong Start, ulong Length, nint At)> Pieces(ulong start, ulong length)
+    /// <summary>A forward walk over the copy for ranges asked in address order (a plan's copied runs): no search and no
+    /// iterator per run (26,000 one-page runs searched one by one took ~1 ms of the stop).</summary>
+    public CopyWalk Walk() => new(this, [.. Pages!]);
+
+    /// <summary>See <see cref="Walk"/>.</summary>
+    public sealed class CopyWalk(CopiedTask task, (ulong Start, ulong Length, nint At)[] pages)
     {
-        var pages = Pages!;
-        int lo = 0, hi = pages.Count;
-        while (lo < hi)
+        private int _i;
+
+        /// <summary>Where the copy of the piece of [<paramref name="at"/>, <paramref name="end"/>) that starts at
+        /// <paramref name="at"/> lies, and where that piece ends (the copy must cover it).</summary>
+        public nint Piece(ulong at, ulong end, out ulong pieceEnd)
         {
-            int mid = (lo + hi) >>> 1;
-            if (pages[mid].Start + pages[mid].Length <= start)
-                lo = mid + 1;
-            else
-                hi = mid;
+            while (_i < pages.Length && pages[_i].Start + pages[_i].Length <= at)
+                _i++;
+            if (_i == pages.Length || pages[_i].Start > at)
+                throw new CrispException($"task {task.Pid}: no copy of the page at {at:x} (internal error)");
+            var (start, length, data) = pages[_i];
+            pieceEnd = Math.Min(start + length, end);
+            return data + (nint)(at - start);
         }
-        ulong at = start, end = start + length;
-        for (int i = lo; i < pages.Count && at < end; i++)
-        {
-            var (s, l, data) = pages[i];
-            if (s > at)
-                throw new CrispException($"task {Pid}: no copy of {at:x}-{s:x} (internal error)");
-            ulong stop = Math.Min(s + l, end);
-            yield return (at, stop - at, data + (nint)(at - s));
-            at = stop;
-        }
-        if (at < end)
-            throw new CrispException($"task {Pid}: no copy of {at:x}-{end:x} (internal error)");
     }
 
     /// <summary>The tracking fd, handed to whoever closes it (the dump, once the tree runs again).</summary>
