@@ -347,8 +347,11 @@ public sealed class Dumper(DumpOptions options, Log log, FaultInjection? faults 
             try
             {
                 using var pidfd = PidFd.Open(task.Pid);
-                if (pidfd.TryReleaseMemory())
+                long r = pidfd.TryReleaseMemory();
+                if (r == 0)
                     released++;
+                else
+                    ctx.Log.Debug($"process_mrelease({task.Pid}): {Errnos.Describe((int)-r)}: its exit frees it");
             }
             catch (SyscallException) { }   // gone already, or no pidfds: its exit frees it
         }

@@ -29,9 +29,9 @@ public sealed class PidFd : UnixFd
         => (int)RawSyscall.Call($"pidfd_getfd({targetFd})", Sysno.pidfd_getfd, pidfd, targetFd, 0);
 
     /// <summary>process_mrelease(2) (5.15+): frees the anonymous memory of this process, which has been sent SIGKILL,
-    /// from the calling thread while its own exit frees the rest. False where it could not (older kernel, not dying,
-    /// an mm shared with another process).</summary>
-    public bool TryReleaseMemory() => RawSyscall.TryCall(Sysno.process_mrelease, Fd, 0) == 0;
+    /// from the calling thread while its own exit frees the rest. 0, or -errno where it could not (older kernel, not
+    /// dying, an mm shared with another process).</summary>
+    public long TryReleaseMemory() => RawSyscall.TryCall(Sysno.process_mrelease, Fd, 0);
 
     public static void SendSignalRaw(int pidfd, int signal)
         => RawSyscall.Call($"pidfd_send_signal({signal})", Sysno.pidfd_send_signal, pidfd, signal, 0, 0);
