@@ -6,8 +6,8 @@ namespace Crisp.Resources.Memory;
 /// <summary>One run of pages a dump with a parent stores: copied from the task, or kept in the parent images
 /// (pagemap PE_PARENT); or (dump --lazy-pages) recorded lazy, served later from the seized task (PE_LAZY); or
 /// <paramref name="Copied"/>: stored from the copy made while the task ran (<see cref="RunningCopy"/>). <paramref name="Exclusive"/>:
-/// its VMA's pages were all mapped by this task alone (<see cref="DumpedVma.AllExclusive"/>), so reading it needs no
-/// look at pagemap's exclusive bits.</summary>
+/// its VMA's pages were all mapped by this task alone (<see cref="DumpedVma.AllExclusive"/>), so reading it while the task
+/// is still frozen needs no look at pagemap's exclusive bits (a running task may fork meanwhile: those look).</summary>
 public readonly record struct PlannedRun(ulong Start, ulong Length, bool InParent, bool Readable, bool Lazy = false, bool Copied = false, bool Exclusive = false);
 
 /// <summary>The address ranges a parent checkpoint (a pre-dump) has pages for, in one task: every pagemap run,

@@ -96,8 +96,8 @@ public sealed class PrivatePagesDump(int pid, PagemapWriter writer, PageBatchPoo
                 }
                 else if (run.InParent || run.Lazy)
                     pipe.AddParentRun(new RemoteRange(run.Start, run.Length), run.Lazy ? PagemapFlags.Lazy : PagemapFlags.Parent);
-                else if (run.Exclusive && run.Readable)
-                    pipe.Add(new RemoteRange(run.Start, run.Length), true);   // nothing shared: no pagemap entries to read
+                else if (run.Exclusive && run.Readable && !taskRuns)
+                    pipe.Add(new RemoteRange(run.Start, run.Length), true);   // nothing shared, and frozen since smaps said so
                 else
                     AddKeepingShared(pipe, pagemap, new RemoteRange(run.Start, run.Length), run.Readable);
             }
