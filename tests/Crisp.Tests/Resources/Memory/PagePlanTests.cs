@@ -1,4 +1,3 @@
-using Crisp.Linux;
 using Crisp.Linux.Proc;
 using Crisp.Resources.Memory;
 
@@ -10,45 +9,31 @@ namespace Crisp.Tests.Resources.Memory;
 /// Soft-dirty tracking is asked for on a kernel without soft-dirty bits, so no page shows as written since.</summary>
 public class PagePlanTests
 {
-    private const ulong Page = 4096;
+    private const ulong Page = GuardedPages.Page;
 
     [Fact]
     public void UnwrittenPagesComeFromTheCopyThenAreReadWhereWrittenBeforeThenAreParentRuns()
     {
-        // 64 present pages between two PROT_NONE guard pages: a VMA of their own.
-        nint at = Mman.Map(0, 66 * Page, Mman.PROT_NONE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
-        try
-        {
-            ulong start = (ulong)at + Page;
-            Mman.Protect((nint)start, 64 * Page, Mman.PROT_READ | Mman.PROT_WRITE);
-            unsafe
-            {
-                for (ulong p = 0; p < 64; p++)
-                    *(byte*)(start + p * Page) = 1;
-            }
-            var vma = VmaCollector.Collect(Environment.ProcessId, [], _ => 0, _ => 0).Single(v => v.Start == start);
-            Assert.Equal(start + 64 * Page, vma.End);
-            ParentCoverage Pages(params (int From, int To)[] runs) =>
-                ParentCoverage.Of(runs.Select(r => (start + (ulong)r.From * Page, (ulong)(r.To - r.From) * Page)));
+        using var pages = new GuardedPages(64);
+        ulong start = pages.Start;
+        var vma = pages.Vma;
+        Assert.Equal(start + 64 * Page, vma.End);
+        ParentCoverage Pages(params (int From, int To)[] runs) =>
+            ParentCoverage.Of(runs.Select(r => (start + (ulong)r.From * Page, (ulong)(r.To - r.From) * Page)));
 
-            using var pagemap = Pagemap.Open(Environment.ProcessId);
-            var plan = PagePlan.Make(pagemap, [vma], _ => true, parent: Pages((15, 40), (50, 52)), softDirty: true,
-                copy: Pages((0, 10), (30, 32)), writtenBefore: Pages((0, 20), (30, 32), (50, 51)));
+        using var pagemap = Pagemap.Open(Environment.ProcessId);
+        var plan = PagePlan.Make(pagemap, [vma], _ => true, parent: Pages((15, 40), (50, 52)), softDirty: true,
+            copy: Pages((0, 10), (30, 32)), writtenBefore: Pages((0, 20), (30, 32), (50, 51)));
 
-            var expected = new (int From, int To, string Kind)[]
-            {
-                (0, 10, "copy"), (10, 20, "read"), (20, 30, "parent"), (30, 32, "copy"), (32, 40, "parent"),
-                (40, 50, "read"), (50, 51, "read"), (51, 52, "parent"), (52, 64, "read"),
-            };
-            var actual = plan.Select(r => ((int)((r.Start - start) / Page), (int)((r.Start + r.Length - start) / Page),
-                r.Copied ? "copy" : r.InParent ? "parent" : "read")).ToArray();
-            // Touching runs of one kind are one run: (40, 50) and (50, 51) merge, as (52, 64) would with a read before it.
-            Assert.Equal(new[] { expected[0], expected[1], expected[2], expected[3], expected[4], (40, 51, "read"), expected[7], expected[8] }, actual);
-            Assert.All(plan, r => Assert.True(r.Readable));
-        }
-        finally
+        var expected = new (int From, int To, string Kind)[]
         {
-            Mman.Unmap(at, 66 * Page);
-        }
+            (0, 10, "copy"), (10, 20, "read"), (20, 30, "parent"), (30, 32, "copy"), (32, 40, "parent"),
+            (40, 50, "read"), (50, 51, "read"), (51, 52, "parent"), (52, 64, "read"),
+        };
+        var actual = plan.Select(r => ((int)((r.Start - start) / Page), (int)((r.Start + r.Length - start) / Page),
+            r.Copied ? "copy" : r.InParent ? "parent" : "read")).ToArray();
+        // Touching runs of one kind are one run: (40, 50) and (50, 51) merge, as (52, 64) would with a read before it.
+        Assert.Equal(new[] { expected[0], expected[1], expected[2], expected[3], expected[4], (40, 51, "read"), expected[7], expected[8] }, actual);
+        Assert.All(plan, r => Assert.True(r.Readable));
     }
 }

@@ -9,46 +9,32 @@ namespace Crisp.Tests.Resources.Memory;
 /// refused, naming why, when a VMA came, went or changed in a way a plan depends on.</summary>
 public class PlanAheadTests
 {
-    private const ulong Page = 4096;
+    private const ulong Page = GuardedPages.Page;
 
     [Fact]
     public void APlanMadeAheadIsTheStopsOwnWhenTheVmasPlanAlikeAndRefusedWhenOneChanged()
     {
-        // 32 written pages between two PROT_NONE guard pages: a VMA of their own, mapped by this process alone.
-        nint at = Mman.Map(0, 34 * Page, Mman.PROT_NONE, Mman.MAP_PRIVATE | Mman.MAP_ANONYMOUS);
-        try
-        {
-            ulong start = (ulong)at + Page;
-            Mman.Protect((nint)start, 32 * Page, Mman.PROT_READ | Mman.PROT_WRITE);
-            unsafe
-            {
-                for (ulong p = 0; p < 32; p++)
-                    *(byte*)(start + p * Page) = 1;
-            }
-            var vma = VmaCollector.Collect(Environment.ProcessId, [], _ => 0, _ => 0).Single(v => v.Start == start);
-            Assert.True(vma.AllExclusive);
-            // The copy holds pages 0-7 (their data is not read here); the parent holds 8-15.
-            var copied = new CopiedTask(Environment.ProcessId, 0, new UnixFd(-1)) { WrittenBefore = [], Pages = [(start, 8 * Page, 0x1000)] };
-            copied.Seal();
-            copied.VmasBefore = [vma];
-            var inputs = new ChainPlanInputs(null, false, false, ParentCoverage.Of([(start + 8 * Page, 8 * Page)]), false);
+        using var pages = new GuardedPages(32);
+        ulong start = pages.Start;
+        var vma = pages.Vma;
+        Assert.True(vma.AllExclusive);
+        // The copy holds pages 0-7 (their data is not read here); the parent holds 8-15.
+        var copied = new CopiedTask(Environment.ProcessId, 0, new UnixFd(-1)) { WrittenBefore = [], Pages = [(start, 8 * Page, 0x1000)] };
+        copied.Seal();
+        copied.VmasBefore = [vma];
+        var inputs = new ChainPlanInputs(null, false, false, ParentCoverage.Of([(start + 8 * Page, 8 * Page)]), false);
 
-            using var pagemap = Pagemap.Open(Environment.ProcessId);
-            var own = inputs.Plan(pagemap, [vma], copied);
-            var ahead = PlanAhead.Start(Environment.ProcessId, inputs, copied)!.Take([vma], out string? why);
-            Assert.Null(why);
-            Assert.Equal(own, ahead);
-            // Untracked (no previous dump's tracking): every present page is read, and needs no look at exclusive bits.
-            Assert.Equal([new PlannedRun(start, 32 * Page, false, true, Exclusive: true)], ahead);
+        using var pagemap = Pagemap.Open(Environment.ProcessId);
+        var own = inputs.Plan(pagemap, [vma], copied);
+        var ahead = PlanAhead.Start(Environment.ProcessId, inputs, copied)!.Take([vma], out string? why);
+        Assert.Null(why);
+        Assert.Equal(own, ahead);
+        // Untracked (no previous dump's tracking): every present page is read, and needs no look at exclusive bits.
+        Assert.Equal([new PlannedRun(start, 32 * Page, false, true, Exclusive: true)], ahead);
 
-            Assert.Null(PlanAhead.Start(Environment.ProcessId, inputs, copied)!.Take([vma with { AllExclusive = false }], out why));
-            Assert.Equal($"VMA {start:x}-{start + 32 * Page:x} changed since the copy", why);
-            Assert.Null(PlanAhead.Start(Environment.ProcessId, inputs, copied)!.Take([], out why));
-            Assert.Equal("a VMA came or went since the copy", why);
-        }
-        finally
-        {
-            Mman.Unmap(at, 34 * Page);
-        }
+        Assert.Null(PlanAhead.Start(Environment.ProcessId, inputs, copied)!.Take([vma with { AllExclusive = false }], out why));
+        Assert.Equal($"VMA {start:x}-{start + 32 * Page:x} changed since the copy", why);
+        Assert.Null(PlanAhead.Start(Environment.ProcessId, inputs, copied)!.Take([], out why));
+        Assert.Equal("a VMA came or went since the copy", why);
     }
 }
