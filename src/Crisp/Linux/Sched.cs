@@ -32,11 +32,7 @@ public static unsafe partial class Sched
     /// thread that starts it, and the tracer thread is pinned to one CPU (Tracer.PinToCpuOf): a worker started
     /// from it (the page pipe's drain, dump and restore stages run on the tracer) would share that CPU with it and
     /// overlap nothing. Best effort: a mask that cannot be read or set leaves the thread as it is.</summary>
-    public static void UseProcessCpus()
-    {
-        try { SetAffinity(0, GetAffinity(Environment.ProcessId)); }
-        catch (SyscallException) { }
-    }
+    public static void UseProcessCpus() => UseProcessCpusBut(-1);
 
     [LibraryImport("libc", EntryPoint = "sched_getcpu")]
     private static partial int sched_getcpu();
@@ -44,7 +40,7 @@ public static unsafe partial class Sched
     /// <summary>The CPU the calling thread runs on now (-1 when unknown).</summary>
     public static int CurrentCpu() => sched_getcpu();
 
-    /// <summary>As <see cref="UseProcessCpus"/>, less <paramref name="cpu"/> where that leaves one: a worker that must
+    /// <summary>As <see cref="UseProcessCpus"/>, less <paramref name="cpu"/> (-1: none) where that leaves one: a worker that must
     /// run beside a pinned thread (the tracer), not take turns with it. The scheduler alone moved such a worker off the
     /// busy CPU only after ~10 ms on this VM.</summary>
     public static void UseProcessCpusBut(int cpu)
