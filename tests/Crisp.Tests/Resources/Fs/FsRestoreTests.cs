@@ -12,6 +12,19 @@ namespace Crisp.Tests.Resources.Fs;
 
 public class FsRestoreTests
 {
+    /// <summary>Hand-written images in <paramref name="dir"/> (files and fs-PID: cwd, root, umask 077) and a puppet to
+    /// restore them into.</summary>
+    private static (RestoreContext Ctx, RestoreTask Task) PuppetWithFs(Tracer tracer, string dir, uint pid, string cwd, string root)
+    {
+        var images = ImageDirectory.Open(dir);
+        images.Write(ImageFile.Files, RegularFile.ForDirectory(1, cwd, 0x41ed), RegularFile.ForDirectory(2, root, 0x41ed));
+        images.Write(ImageFile.Fs(pid), new fs_entry { CwdId = 1, RootId = 2, Umask = 0x3f });
+        var seizer = new Seizer(tracer);
+        var ctx = new RestoreContext(new RestoreOptions { ImagesDir = dir }, Log.Null, images, tracer, seizer,
+            FaultInjection.None, new inventory_entry());
+        return (ctx, new RestoreTask(new pstree_entry { Pid = pid }, [], null) { Puppet = Puppet.Spawn(seizer) });
+    }
+
     /// <summary>From hand-written images: cwd inside a chroot, and the umask.</summary>
     [RootFact]
     public void RestoresCwdRootAndUmaskInAPuppet()
@@ -19,16 +32,8 @@ public class FsRestoreTests
         string root = Directory.CreateTempSubdirectory("crisp-fs-root-").FullName;
         string cwd = Directory.CreateDirectory(Path.Combine(root, "sub")).FullName;
         string dir = Directory.CreateTempSubdirectory("crisp-fs-img-").FullName;
-        const int pid = 4242;
-        var images = ImageDirectory.Open(dir);
-        images.Write(ImageFile.Files, RegularFile.ForDirectory(1, cwd, 0x41ed), RegularFile.ForDirectory(2, root, 0x41ed));
-        images.Write(ImageFile.Fs(pid), new fs_entry { CwdId = 1, RootId = 2, Umask = 0x3f });
-
         using var tracer = new Tracer();
-        var seizer = new Seizer(tracer);
-        var ctx = new RestoreContext(new RestoreOptions { ImagesDir = dir }, Log.Null, images, tracer, seizer,
-            FaultInjection.None, new inventory_entry());
-        var task = new RestoreTask(new pstree_entry { Pid = pid }, [], null) { Puppet = Puppet.Spawn(seizer) };
+        var (ctx, task) = PuppetWithFs(tracer, dir, 4242, cwd, root);
         try
         {
             new FsRestore().Restore(ctx, task);
@@ -51,15 +56,8 @@ public class FsRestoreTests
     {
         string dir = Directory.CreateTempSubdirectory("crisp-fs-img-").FullName;
         string gone = Path.Combine(dir, "gone");
-        const int pid = 4244;
-        var images = ImageDirectory.Open(dir);
-        images.Write(ImageFile.Files, RegularFile.ForDirectory(1, gone, 0x41ed), RegularFile.ForDirectory(2, "/", 0x41ed));
-        images.Write(ImageFile.Fs(pid), new fs_entry { CwdId = 1, RootId = 2, Umask = 0x3f });
         using var tracer = new Tracer();
-        var seizer = new Seizer(tracer);
-        var ctx = new RestoreContext(new RestoreOptions { ImagesDir = dir }, Log.Null, images, tracer, seizer,
-            FaultInjection.None, new inventory_entry());
-        var task = new RestoreTask(new pstree_entry { Pid = pid }, [], null) { Puppet = Puppet.Spawn(seizer) };
+        var (ctx, task) = PuppetWithFs(tracer, dir, 4244, gone, "/");
         try
         {
             var e = Assert.Throws<Crisp.Linux.SyscallException>(() => new FsRestore().Restore(ctx, task));
