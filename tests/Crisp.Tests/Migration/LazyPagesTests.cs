@@ -216,10 +216,11 @@ public class LazyPagesTests(ITestOutputHelper output)
         w.ExpectPass();
     }
 
+    /// <summary>The lazy test: the 256 MiB workload, its pages served by the source's dump.</summary>
     [RootFact]
     public void ALazyMigrationThroughThePageServerRunsBeforeItsLastPageAndEndsWithEveryPage()
     {
-        using var w = new LazyMem(128);
+        using var w = new LazyMem(256);
         string port = FreePort().ToString();
         using var dump = StartLazyDump(w, int.Parse(port));
         // The lazy pages are not in the images: only the non-lazy ones (a few pages) are stored.
