@@ -24,12 +24,17 @@ internal sealed class MigDirty : IDisposable
     /// <summary>A directory for images under <see cref="Dir"/> (made 0700 by the dump: it does not exist yet).</summary>
     public string Images(string name) => Path.Combine(Dir, name);
 
-    public static MigDirty Start(int mib, int percent)
+    /// <summary>Started here, or in a network namespace (`ip netns exec`, which becomes the workload: same pid,
+    /// still our child).</summary>
+    public static MigDirty Start(int mib, int percent, string? netns = null)
     {
         string exe = Support.Workloads.Build("mig_dirty");
         string dir = $"/var/tmp/crisp-mig-{Guid.NewGuid():N}";
         Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        int pid = Spawn.Start(exe, [exe, dir, mib.ToString(), percent.ToString()], new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
+        string[] argv = [exe, dir, mib.ToString(), percent.ToString()];
+        int pid = netns is null
+            ? Spawn.Start(exe, argv, new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio })
+            : Spawn.Start("/usr/sbin/ip", ["ip", "netns", "exec", netns, .. argv], new SpawnOptions { NewSession = true, Opens = Live.DevNullStdio });
         var w = new MigDirty(dir, pid);
         Live.WaitFor(() => File.Exists(Path.Combine(dir, "ready")) || Spawn.TryReap(pid) is not null, "mig_dirty to get ready", TimeSpan.FromSeconds(60));
         Assert.True(File.Exists(Path.Combine(dir, "ready")), "mig_dirty exited before it was ready");

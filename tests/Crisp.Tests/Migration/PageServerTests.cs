@@ -23,26 +23,35 @@ public class PageServerTests(ITestOutputHelper output)
         return port;
     }
 
-    /// <summary>`crisp page-server` as a child process, once it listens (seen in /proc/net/tcp).</summary>
+    /// <summary>`crisp page-server` as a child process, once it listens (seen in its own /proc/PID/net/tcp): on
+    /// 127.0.0.1, or on an address of a network namespace it runs in (`ip netns exec`, which becomes crisp).</summary>
     internal sealed class Server : IDisposable
     {
         private readonly Process _p;
         public int Port { get; }
         public string Dir { get; }
 
-        public Server(string dir, int port, params string[] extra)
+        public Server(string dir, int port, params string[] extra) : this(null, "127.0.0.1", dir, port, extra) { }
+
+        public Server(string? netns, string address, string dir, int port, string[] extra)
         {
             Dir = dir;
             Port = port;
-            var psi = new ProcessStartInfo(CrispCli.Exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-            foreach (var a in new[] { "page-server", "--address", "127.0.0.1", "--port", port.ToString(), "-D", dir }.Concat(extra))
+            string[] prefix = netns is null ? [] : ["netns", "exec", netns, CrispCli.Exe];
+            var psi = new ProcessStartInfo(netns is null ? CrispCli.Exe : "/usr/sbin/ip") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (var a in prefix.Concat(["page-server", "--address", address, "--port", port.ToString(), "-D", dir]).Concat(extra))
                 psi.ArgumentList.Add(a);
             _p = Process.Start(psi)!;
             string hexPort = $":{port:X4} ";
-            Live.WaitFor(() => _p.HasExited || File.ReadLines("/proc/net/tcp").Any(l => l.Contains(hexPort) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "0A"),
-                "the page server to listen", TimeSpan.FromSeconds(20));
+            Live.WaitFor(() => _p.HasExited || Listens($"/proc/{_p.Id}/net/tcp", hexPort), "the page server to listen", TimeSpan.FromSeconds(20));
             if (_p.HasExited)
                 Assert.Fail($"page-server exited: {_p.StandardError.ReadToEnd()}");
+        }
+
+        private static bool Listens(string table, string hexPort)
+        {
+            try { return File.ReadLines(table).Any(l => l.Contains(hexPort) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3] == "0A"); }
+            catch (IOException) { return false; }   // gone meanwhile: HasExited says so next
         }
 
         public (int ExitCode, string Stderr) Wait()

@@ -75,6 +75,57 @@ public class TlsPageServerTests(ITestOutputHelper output) : IDisposable
         w.ExpectPass();
     }
 
+    /// <summary>"Two hosts" (<see cref="TwoHosts"/>), TLS on, both ways: a tree here is dumped to a page server
+    /// there and restored there; then a tree running there is dumped from inside its namespaces (nsenter) to a page
+    /// server here and restored here. Each server listens only on its own side of the veth pair, so the pages cross
+    /// it; each restored tree checks every page.</summary>
+    [RootFact]
+    public void TlsPagesCrossTheVethPairBothWaysAndTheReceivingHostRestoresTheTree()
+    {
+        using var hosts = new TwoHosts();
+        using var certs = new TestCerts(hosts.Here, hosts.There);   // the addresses each server is reached at
+        string ours = NetNs(Environment.ProcessId);
+        using (var w = MigDirty.Start(32, 10))
+        {
+            string remote = SendPages(w, certs, hosts.Ns, hosts.There, []);
+            var r = Live.RunProcess("/usr/sbin/ip", Slow, null, "netns", "exec", hosts.Ns, CrispCli.Exe, "restore", "-d", "-D", remote, "--skip-image-verify");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.NotEqual(ours, NetNs(w.Pid));   // restored on the other host
+            w.ExpectPass();
+        }
+        using (var w = MigDirty.Start(32, 10, hosts.Ns))
+        {
+            Assert.NotEqual(ours, NetNs(w.Pid));
+            string remote = SendPages(w, certs, null, hosts.Here, ["/usr/bin/nsenter", "-t", w.Pid.ToString(), "-n", "-m"]);
+            var r = CrispCli.Run(Slow, "restore", "-d", "-D", remote, "--skip-image-verify");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(ours, NetNs(w.Pid));   // restored here
+            w.ExpectPass();
+        }
+    }
+
+    private static string NetNs(int pid) => new FileInfo($"/proc/{pid}/ns/net").LinkTarget!;
+
+    /// <summary>A TLS page server on ADDRESS (in NETNS, or here), a dump of the workload to it (run through
+    /// WRAP: the dump's side's namespaces), and the dump's other images put beside the pages, as a copy would.</summary>
+    private string SendPages(MigDirty w, TestCerts certs, string? netns, string address, string[] wrap)
+    {
+        string remote = w.Images("remote"), local = w.Images("local");
+        using var server = new PageServerTests.Server(netns, address, remote, PageServerTests.FreePort(), certs.Options("server"));
+        string[] dump = [CrispCli.Exe, "dump", "-t", w.Pid.ToString(), "-D", local, "--page-server", "--address", address, "--port", server.Port.ToString(), .. certs.Options("client")];
+        string[] argv = [.. wrap, .. dump];
+        var r = Live.RunProcess(argv[0], Slow, null, argv[1..]);
+        output.WriteLine($"dump to {address}: exit {r.ExitCode} {r.Stderr.Trim()}");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var (rc, err) = server.Wait();
+        Assert.True(rc == 0, $"page-server failed: {err}");
+        Assert.True(MigDirty.StoredPages(remote) >= 32 * 256, "the page server holds the buffer's pages");
+        foreach (var f in Directory.GetFiles(local, "*.img"))
+            File.Copy(f, Path.Combine(remote, Path.GetFileName(f)));
+        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        return remote;
+    }
+
     [RootFact]
     public void GarbageOnATlsPortFailsTheServerInOneLineAndLeavesNoFiles()
     {
