@@ -28,15 +28,7 @@ public class TlsPageServerTests(ITestOutputHelper output) : IDisposable
     public void ADumpOverTlsRestoresFromTheServersDirectory()
     {
         using var w = MigDirty.Start(32, 10);
-        string remote = w.Images("remote"), local = w.Images("local");
-        using var server = new PageServerTests.Server(remote, PageServerTests.FreePort(), _certs.Options("server"));
-        Assert.Equal(0, Dump(w, local, server.Port, _certs.Options("client")).ExitCode);
-        var (rc, err) = server.Wait();
-        Assert.True(rc == 0, $"page-server failed: {err}");
-        Assert.True(MigDirty.StoredPages(remote) >= 32 * 256, "the server holds the buffer's pages");
-        foreach (var f in Directory.GetFiles(local, "*.img"))
-            File.Copy(f, Path.Combine(remote, Path.GetFileName(f)));
-        Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
+        string remote = SendPages(w, _certs, null, "127.0.0.1", []);
         var r = CrispCli.Run(Slow, "restore", "-d", "-D", remote, "--skip-image-verify");
         Assert.True(r.ExitCode == 0, r.Stderr);
         w.ExpectPass();
