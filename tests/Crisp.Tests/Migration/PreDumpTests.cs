@@ -51,7 +51,6 @@ public class PreDumpTests(ITestOutputHelper output)
         AssertNear(written3, MigDirty.StoredPages(w.Images("final")), "final dump");
         foreach (var d in new[] { "pre1", "pre2", "pre3", "final" })
             Live.AssertCritDecodesAll(w.Images(d));
-        var stats = Crisp("show", Path.Combine(w.Images("final"), "stats-dump"));
         Live.WaitPidsFree([w.Pid], ourChild: w.Pid);
 
         Ok("restore", "-d", "-D", w.Images("final"));
